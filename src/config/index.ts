@@ -1,0 +1,57 @@
+import { z } from "zod";
+import { ConfigError } from "../core/errors";
+import { crossChecks, SECRET_KEYS, SECTIONS, type RawStackConfig, type StackConfig } from "./schema";
+
+export * from "./schema";
+
+type ZodIssue = z.core.$ZodIssue;
+
+/** Formats one problem as `key.path: rule`, the way the user's `Pulumi.<stack>.yaml` names it. */
+export function formatIssue(prefix: string[], issue: ZodIssue): string[] {
+  const path = [...prefix, ...issue.path.map(String)];
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((k) => `${[...path, k].join(".")}: unknown key (check its spelling)`);
+  }
+  if (issue.code === "invalid_union" && "discriminator" in issue) {
+    return [`${[...path, String(issue.discriminator)].join(".")}: ${issue.message}`];
+  }
+  return [`${path.join(".") || "(config)"}: ${issue.message}`];
+}
+
+/**
+ * Validates a stack's raw config (plain objects) and applies defaults. Throws ONE `ConfigError` listing
+ * every problem by key path with the rule broken, so a user fixes them all in one pass.
+ */
+export function parseStackConfig(raw: unknown, stack = "<stack>"): StackConfig {
+  const input = (raw ?? {}) as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof input !== "object" || Array.isArray(input)) {
+    throw new ConfigError(`Stack config of "${stack}" must be an object of sections`, [
+      "(config): not an object",
+    ]);
+  }
+  const secretsSet = z.array(z.enum(SECRET_KEYS)).default([]).safeParse(input.secretsSet);
+  if (!secretsSet.success)
+    problems.push(...secretsSet.error.issues.flatMap((i) => formatIssue(["secretsSet"], i)));
+  const known = new Set([...Object.keys(SECTIONS), "secretsSet"]);
+  for (const k of Object.keys(input)) {
+    if (!known.has(k)) problems.push(`${k}: unknown key (known: ${Object.keys(SECTIONS).join(", ")})`);
+  }
+  const parsed: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(SECTIONS)) {
+    const r = (schema as z.ZodType).safeParse(input[key]);
+    if (r.success) parsed[key] = r.data;
+    else problems.push(...r.error.issues.flatMap((i) => formatIssue([key], i)));
+  }
+  for (const i of crossChecks(parsed, secretsSet.data ?? []))
+    problems.push(`${i.path.join(".")}: ${i.message}`);
+  if (problems.length === 0) return { ...parsed, secretsSet: secretsSet.data } as StackConfig;
+  throw new ConfigError(
+    `Stack config of "${stack}" is invalid (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n` +
+      problems.map((p) => `  - ${p}`).join("\n") +
+      `\nFix them in Pulumi.${stack}.yaml (keys under "safe-deploy:") and run again.`,
+    problems,
+  );
+}
+
+export type { RawStackConfig, StackConfig };

@@ -1,0 +1,254 @@
+import { z } from "zod";
+
+// Defaults follow the users' own scripts (shared/seeds): 3 health retries 10 s apart, 7 days of backups.
+const port = z.number().int().min(1).max(65535);
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
+const duration = (min: number, max: number) => z.number().min(min).max(max);
+
+/** The app container(s) the stack deploys. */
+export const AppSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,40}$/, "lower-case letters, digits and '-'")
+      .default("app"),
+    image: z
+      .string({ error: "is required: the app image, e.g. `ghcr.io/acme/web:1.4.2` or a local tag" })
+      .min(1, "must not be empty"),
+    port: port.default(3000),
+    hostPort: port.default(8080),
+    bindAddress: z.string().default("127.0.0.1"),
+    environment: z.record(envName, z.string()).default({}),
+  })
+  .strict();
+
+/** A managed PostgreSQL container with its volume, or an external database reached by `databaseUrl`. */
+export const DatabaseSchema = z
+  .discriminatedUnion("mode", [
+    z
+      .object({
+        mode: z.literal("container"),
+        image: z.string().min(1).default("postgres:15"),
+        name: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a PostgreSQL identifier")
+          .default("app"),
+        user: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a PostgreSQL identifier")
+          .default("app"),
+        hostPort: port.default(5432),
+        bindAddress: z.string().default("127.0.0.1"),
+      })
+      .strict(),
+    z.object({ mode: z.literal("external") }).strict(),
+  ])
+  .default({
+    mode: "container",
+    image: "postgres:15",
+    name: "app",
+    user: "app",
+    hostPort: 5432,
+    bindAddress: "127.0.0.1",
+  });
+
+/** Optional Redis beside the app. */
+export const RedisSchema = z
+  .object({ enabled: z.boolean().default(false), image: z.string().min(1).default("redis:7") })
+  .strict()
+  .default({ enabled: false, image: "redis:7" });
+
+/** Optional off-site copy of each backup. */
+export const S3Schema = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be an S3 bucket name"),
+    region: z.string().default("us-east-1"),
+    endpoint: z.url().optional(),
+    prefix: z.string().default("safe-deploy/"),
+    forcePathStyle: z.boolean().default(false),
+    manageBucket: z.boolean().default(false),
+  })
+  .strict();
+
+/** Pre-deploy backups. */
+export const BackupSchema = z
+  .object({
+    dir: z.string().min(1).default("./backups"),
+    retentionDays: z.number().int().min(1).max(3650).default(7),
+    minKeep: z.number().int().min(1).max(1000).default(3),
+    compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),
+    runIn: z.enum(["local", "container"]).default("local"),
+    s3: S3Schema.optional(),
+  })
+  .strict()
+  .default({ dir: "./backups", retentionDays: 7, minKeep: 3, compression: "zstd", runIn: "local" });
+
+/** The migration tool and where its migrations live. */
+export const MigrationsSchema = z
+  .object({
+    tool: z.enum(["node-pg-migrate", "prisma", "alembic", "command"]).default("node-pg-migrate"),
+    dir: z.string().min(1).default("examples/app/migrations"),
+    command: z.string().min(1).optional(),
+    workDir: z.string().min(1).default("."),
+    runIn: z.enum(["local", "container"]).default("local"),
+    timeoutSeconds: z.number().int().min(1).max(86400).default(600),
+  })
+  .strict()
+  .default({
+    tool: "node-pg-migrate",
+    dir: "examples/app/migrations",
+    workDir: ".",
+    runIn: "local",
+    timeoutSeconds: 600,
+  })
+  .superRefine((m, ctx) => {
+    if (m.tool === "command" && !m.command) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["command"],
+        message: 'is required when `tool` is "command": the shell command that applies pending migrations',
+      });
+    }
+  });
+
+/** The health gate every release must pass. */
+export const HealthSchema = z
+  .object({
+    path: z.string().startsWith("/", "must start with '/'").default("/health"),
+    url: z.url().optional(),
+    retries: z.number().int().min(1).max(1000).default(3),
+    delaySeconds: duration(0, 3600).default(10),
+    timeoutSeconds: duration(0.1, 600).default(5),
+    expectStatus: z.array(z.number().int().min(100).max(599)).min(1).default([200]),
+  })
+  .strict()
+  .default({ path: "/health", retries: 3, delaySeconds: 10, timeoutSeconds: 5, expectStatus: [200] });
+
+/** Who hears about deploys; the webhook URLs and SMTP credentials are separate secret keys. */
+export const NotificationsSchema = z
+  .object({
+    email: z
+      .object({ to: z.array(z.email()).min(1), from: z.email() })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .default({});
+
+/** Where the containers run: this machine's Docker or a remote host over SSH. */
+export const DockerSchema = z
+  .object({
+    host: z
+      .string()
+      .regex(
+        /^(unix:\/\/\/.+|ssh:\/\/[^@\s]+@[^:\s]+(:\d+)?|tcp:\/\/[^\s]+)$/,
+        "must be `unix:///var/run/docker.sock` or `ssh://user@host[:port]`",
+      )
+      .default("unix:///var/run/docker.sock"),
+    network: z.string().optional(),
+  })
+  .strict()
+  .default({ host: "unix:///var/run/docker.sock" });
+
+/** What a rollback does by itself. */
+export const RollbackSchema = z
+  .object({ auto: z.boolean().default(true) })
+  .strict()
+  .default({ auto: true });
+
+/** Names of the stack's secret keys (set with `pulumi config set --secret`). */
+export const SECRET_KEYS = [
+  "dbPassword",
+  "databaseUrl",
+  "appSecrets",
+  "slackWebhookUrl",
+  "webhookUrl",
+  "webhookSecret",
+  "smtpUrl",
+  "backupEncryptionKey",
+] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/** The plain (non-secret) keys of a stack's config, under the `safe-deploy:` namespace. */
+export const PLAIN_KEYS = [
+  "app",
+  "database",
+  "redis",
+  "backup",
+  "migrations",
+  "health",
+  "notifications",
+  "docker",
+  "rollback",
+] as const;
+
+/** Every section of a stack's config with its schema; the key is the `safe-deploy:` config key. */
+export const SECTIONS = {
+  app: AppSchema,
+  database: DatabaseSchema,
+  redis: RedisSchema,
+  backup: BackupSchema,
+  migrations: MigrationsSchema,
+  health: HealthSchema,
+  notifications: NotificationsSchema,
+  docker: DockerSchema,
+  rollback: RollbackSchema,
+} as const;
+
+/** The whole stack config, plus which secret keys are set (their values never pass through here). */
+export const StackConfigSchema = z
+  .object({ ...SECTIONS, secretsSet: z.array(z.enum(SECRET_KEYS)).default([]) })
+  .strict();
+
+type Sections = { [K in keyof typeof SECTIONS]: z.infer<(typeof SECTIONS)[K]> };
+/** One cross-key problem: the key path and the rule broken. */
+export interface CrossIssue {
+  path: string[];
+  message: string;
+}
+
+/**
+ * Rules that span sections. Each runs only when the sections it reads are valid, so a config with
+ * problems in several places still gets every applicable rule checked in one pass.
+ */
+export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[]): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const need = (k: SecretKey, why: string) => {
+    if (!secretsSet.includes(k)) {
+      issues.push({
+        path: [k],
+        message: `secret is required ${why}: run \`pulumi config set --secret ${k} <value>\``,
+      });
+    }
+  };
+  if (c.database?.mode === "container") need("dbPassword", 'when `database.mode` is "container"');
+  if (c.database?.mode === "external") need("databaseUrl", 'when `database.mode` is "external"');
+  if (c.app && c.database?.mode === "container" && c.app.hostPort === c.database.hostPort) {
+    issues.push({
+      path: ["app", "hostPort"],
+      message: `is the same as \`database.hostPort\` (${c.app.hostPort}): pick another port`,
+    });
+  }
+  const remote = c.docker?.host.startsWith("ssh://") ?? false;
+  if (remote && c.health && !c.health.url) {
+    issues.push({
+      path: ["health", "url"],
+      message:
+        "is required when `docker.host` is remote: the URL this machine polls, e.g. https://app.example.com/health",
+    });
+  }
+  const remoteDb = remote && c.database?.mode === "container";
+  const mustRunInContainer =
+    'must be "container" when the database container runs on a remote `docker.host` (this machine cannot reach its port)';
+  if (remoteDb && c.backup?.runIn === "local")
+    issues.push({ path: ["backup", "runIn"], message: mustRunInContainer });
+  if (remoteDb && c.migrations?.runIn === "local") {
+    issues.push({ path: ["migrations", "runIn"], message: mustRunInContainer });
+  }
+  return issues;
+}
+
+/** A stack's config after defaults. */
+export type StackConfig = z.infer<typeof StackConfigSchema>;
+/** Raw input to `parseStackConfig`: plain objects as Pulumi's config holds them. */
+export type RawStackConfig = z.input<typeof StackConfigSchema>;

@@ -1,0 +1,13 @@
+/** Replaces the password of every `scheme://user:password@` URL with `***`. */
+export function redactUrls(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]+)@/gi, "$1***@");
+}
+
+/** Redacts URL passwords and every literal secret given (longest first, so overlaps don't leak a tail). */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = redactUrls(text);
+  for (const s of [...secrets].filter((x) => x.length >= 4).sort((a, b) => b.length - a.length)) {
+    out = out.split(s).join("***");
+  }
+  return out;
+}
