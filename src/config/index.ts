@@ -12,9 +12,6 @@ export function formatIssue(prefix: string[], issue: ZodIssue): string[] {
   if (issue.code === "unrecognized_keys") {
     return issue.keys.map((k) => `${[...path, k].join(".")}: unknown key (check its spelling)`);
   }
-  if (issue.code === "invalid_union" && "discriminator" in issue) {
-    return [`${[...path, String(issue.discriminator)].join(".")}: ${issue.message}`];
-  }
   return [`${path.join(".") || "(config)"}: ${issue.message}`];
 }
 
@@ -39,11 +36,15 @@ export function parseStackConfig(raw: unknown, stack = "<stack>"): StackConfig {
   }
   const parsed: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(SECTIONS)) {
-    const r = (schema as z.ZodType).safeParse(input[key]);
+    // `app` has no default: an absent section reports its required keys rather than "expected object".
+    const r = (schema as z.ZodType).safeParse(key === "app" ? (input[key] ?? {}) : input[key]);
     if (r.success) parsed[key] = r.data;
     else problems.push(...r.error.issues.flatMap((i) => formatIssue([key], i)));
   }
-  for (const i of crossChecks(parsed, secretsSet.data ?? []))
+  const namesSet = Array.isArray(input.secretsSet)
+    ? input.secretsSet.filter((k) => typeof k === "string")
+    : [];
+  for (const i of crossChecks(parsed, secretsSet.data ?? namesSet))
     problems.push(`${i.path.join(".")}: ${i.message}`);
   if (problems.length === 0) return { ...parsed, secretsSet: secretsSet.data } as StackConfig;
   throw new ConfigError(

@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import type * as P from "@pulumi/pulumi";
 import assert from "node:assert/strict";
 import { setupMocks, plaintextPart } from "./mocks";
 import { callSerializedProvider } from "./provider";
@@ -6,14 +7,19 @@ import { callSerializedProvider } from "./provider";
 test("mocks record wire inputs and dependencies; a serialized provider runs in a plain node host", async () => {
   const rec = await setupMocks({ config: { app: { image: "x" } }, secretKeys: [] });
   const pulumi = await import("@pulumi/pulumi");
-  const provider: pulumi.dynamic.ResourceProvider = {
+  const provider: P.dynamic.ResourceProvider = {
     async create(inputs: any) {
       const { createHash } = require("node:crypto");
       return { id: createHash("sha256").update(inputs.word).digest("hex").slice(0, 8), outs: inputs };
     },
   };
-  const a = new pulumi.dynamic.Resource(provider, "first", { word: pulumi.secret("hunter22") }, {});
-  new pulumi.dynamic.Resource(provider, "second", { word: "plain" }, { dependsOn: [a] });
+  class Word extends pulumi.dynamic.Resource {
+    constructor(name: string, props: Record<string, unknown>, opts?: P.CustomResourceOptions) {
+      super(provider, name, props, opts);
+    }
+  }
+  const a = new Word("first", { word: pulumi.secret("hunter22") });
+  new Word("second", { word: "plain" }, { dependsOn: [a] });
   await new Promise((r) => setTimeout(r, 1500));
   const first = rec.byName("first");
   const second = rec.byName("second");

@@ -6,7 +6,7 @@ export interface RecordedResource {
   name: string;
   urn: string;
   parent: string;
-  /** Deserialized inputs (secrets unwrapped), as the mocks' `newResource` sees them. */
+  /** Deserialized inputs with secret wrappers removed, as the provider would see them. */
   inputs: Record<string, any>;
   /** Inputs as serialized on the wire: secrets still wrapped, so tests can check they stay secret. */
   wireInputs: Record<string, any>;
@@ -28,6 +28,17 @@ export function plaintextPart(value: unknown): unknown {
     const o = value as Record<string, unknown>;
     if (o[SIG_KEY] === SECRET_SIG) return "[secret]";
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, plaintextPart(v)]));
+  }
+  return value;
+}
+
+/** Returns the value with every secret wrapper replaced by the value it wraps. */
+export function unwrapSecrets(value: unknown): any {
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (o[SIG_KEY] === SECRET_SIG) return unwrapSecrets(o.value);
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, unwrapSecrets(v)]));
   }
   return value;
 }
@@ -70,7 +81,7 @@ export async function setupMocks(opts: {
     {
       newResource: (args) => {
         const rec = [...resources].reverse().find((r) => r.type === args.type && r.name === args.name);
-        if (rec) rec.inputs = args.inputs;
+        if (rec) rec.inputs = unwrapSecrets(args.inputs);
         const extra = opts.state?.({ type: args.type, name: args.name, inputs: args.inputs }) ?? {};
         return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
       },

@@ -1,0 +1,91 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+
+/** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
+export type DatabaseArgs =
+  | {
+      mode: "container";
+      image: string;
+      name: string;
+      user: string;
+      hostPort: number;
+      bindAddress: string;
+      password: pulumi.Input<string>;
+      network: pulumi.Input<string>;
+      /** The alias the app uses to reach the database on the stack's network. */
+      alias?: string;
+    }
+  | { mode: "external"; databaseUrl: pulumi.Input<string> };
+
+/** The database every stage talks to, with its URLs as secrets for each point of view. */
+export class Database extends pulumi.ComponentResource {
+  /** URL from the stack's Docker network (what the app uses). Secret. */
+  public readonly networkUrl: pulumi.Output<string>;
+  /** URL from this machine, through the port published on the bind address. Secret. */
+  public readonly hostUrl: pulumi.Output<string>;
+  /** URL from inside the database container (for `docker exec pg_dump`). Secret. */
+  public readonly containerUrl: pulumi.Output<string>;
+  /** Name of the database container, when managed. */
+  public readonly containerName?: pulumi.Output<string>;
+  /** The container resource (the backup depends on it being up). */
+  public readonly container?: docker.Container;
+
+  constructor(name: string, args: DatabaseArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("safe-deploy:database:Database", name, {}, opts);
+    if (args.mode === "external") {
+      const url = pulumi.secret(args.databaseUrl);
+      this.networkUrl = url;
+      this.hostUrl = url;
+      this.containerUrl = url;
+      this.registerOutputs({});
+      return;
+    }
+    if (!args.name || !args.user) throw new Error("`name` and `user` are required for a managed database");
+    const alias = args.alias ?? "db";
+    const image = new docker.RemoteImage(
+      `${name}-image`,
+      { name: args.image, keepLocally: true },
+      { parent: this },
+    );
+    const volume = new docker.Volume(`${name}-data`, {}, { parent: this, protect: false });
+    const urlFor = (host: pulumi.Input<string>, port: pulumi.Input<number>) =>
+      pulumi.secret(
+        pulumi.interpolate`postgres://${encodeURIComponent(args.user)}:${pulumi
+          .output(args.password)
+          .apply(encodeURIComponent)}@${host}:${port}/${args.name}`,
+      );
+    this.container = new docker.Container(
+      `${name}-db`,
+      {
+        image: image.imageId,
+        envs: [
+          `POSTGRES_USER=${args.user}`,
+          `POSTGRES_DB=${args.name}`,
+          pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`,
+        ],
+        volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+        ports: [{ internal: 5432, external: args.hostPort, ip: args.bindAddress }],
+        networksAdvanced: [{ name: args.network, aliases: [alias] }],
+        healthcheck: {
+          tests: ["CMD-SHELL", `pg_isready -U ${args.user} -d ${args.name} -h 127.0.0.1`],
+          interval: "2s",
+          timeout: "5s",
+          retries: 30,
+          startPeriod: "5s",
+        },
+        wait: true,
+        waitTimeout: 120,
+        restart: "unless-stopped",
+        mustRun: true,
+        destroyGraceSeconds: 30,
+      },
+      // A fixed host port means the old container must go before the new one binds it.
+      { parent: this, deleteBeforeReplace: true, additionalSecretOutputs: ["envs"] },
+    );
+    this.containerName = this.container.name;
+    this.networkUrl = urlFor(alias, 5432);
+    this.hostUrl = urlFor(args.bindAddress === "0.0.0.0" ? "127.0.0.1" : args.bindAddress, args.hostPort);
+    this.containerUrl = urlFor("127.0.0.1", 5432);
+    this.registerOutputs({ containerName: this.containerName });
+  }
+}

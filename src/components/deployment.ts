@@ -1,0 +1,153 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { isAbsolute, join, resolve } from "node:path";
+import type { StackConfig } from "../config";
+import { checksumDir, releaseKey } from "../core/checksum";
+import { Backup } from "../providers/backup";
+import { HealthGate } from "../providers/healthgate";
+import { App } from "./app";
+import { Database } from "./database";
+import { Migration } from "./migration";
+import { Redis } from "./redis";
+
+/** Secret config values, as Pulumi secrets; only the keys the stack set are present. */
+export interface DeploymentSecrets {
+  dbPassword?: pulumi.Output<string>;
+  databaseUrl?: pulumi.Output<string>;
+  appSecrets?: pulumi.Output<Record<string, string>>;
+}
+
+/** Arguments of the whole guarded deploy. */
+export interface DeploymentArgs {
+  config: StackConfig;
+  secrets: DeploymentSecrets;
+  /** Directory relative paths in the config are resolved against (the project root). */
+  projectDir: string;
+}
+
+/**
+ * The guarded deploy of DESIGN.md as one resource graph:
+ * db -> Backup -> Migration -> App -> HealthGate -> outputs. `pulumi up` fails at the first stage that
+ * fails and runs nothing after it, so an unhealthy release never reports success.
+ */
+export class Deployment extends pulumi.ComponentResource {
+  /** The app's URL, known only once the gate passed. */
+  public readonly url: pulumi.Output<string>;
+  /** What identifies this release (image id + migrations checksum). */
+  public readonly releaseKey: pulumi.Output<string>;
+  /** The pre-deploy backup file, known only once the gate passed. */
+  public readonly backupFile: pulumi.Output<string>;
+  /** sha256 of the migration files this release applied. */
+  public readonly migrationsChecksum: string;
+  /** When the gate last passed. */
+  public readonly healthCheckedAt: pulumi.Output<string>;
+
+  constructor(name: string, args: DeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("safe-deploy:deployment:Deployment", name, {}, opts);
+    const { config: c, secrets } = args;
+    const abs = (p: string) => (isAbsolute(p) ? p : resolve(args.projectDir, p));
+    const provider = new docker.Provider(`${name}-docker`, { host: c.docker.host }, { parent: this });
+    const child = (extra: pulumi.CustomResourceOptions = {}) => ({ parent: this, provider, ...extra });
+    const remote = c.docker.host.startsWith("ssh://");
+
+    const network = new docker.Network(
+      `${name}-net`,
+      {
+        name: c.docker.network,
+        driver: "bridge",
+        labels: [{ label: "safe-deploy.stack", value: pulumi.getStack() }],
+      },
+      child(),
+    );
+
+    const db = new Database(
+      `${name}-database`,
+      c.database.mode === "container"
+        ? { ...c.database, password: secrets.dbPassword!, network: network.name }
+        : { mode: "external", databaseUrl: secrets.databaseUrl! },
+      { parent: this, providers: { docker: provider } },
+    );
+    const redis = c.redis.enabled
+      ? new Redis(
+          `${name}-redis`,
+          { image: c.redis.image, network: network.name },
+          { parent: this, providers: { docker: provider } },
+        )
+      : undefined;
+
+    // The image is resolved before anything else runs, so a bad image fails the deploy before the backup.
+    const appImage = new docker.RemoteImage(
+      `${name}-app-image`,
+      { name: c.app.image, keepLocally: true },
+      child(),
+    );
+    this.migrationsChecksum = checksumDir(join(abs(c.migrations.workDir), c.migrations.dir));
+    this.releaseKey = appImage.imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
+
+    const backupInContainer = c.backup.runIn === "container" && c.database.mode === "container";
+    const backup = new Backup(
+      `${name}-backup`,
+      {
+        releaseKey: this.releaseKey,
+        databaseUrl: backupInContainer ? db.containerUrl : db.hostUrl,
+        dir: abs(c.backup.dir),
+        label: "pre-deploy",
+        compression: c.backup.compression,
+        runIn: c.backup.runIn,
+        container: backupInContainer ? db.containerName : undefined,
+        dockerHost: c.docker.host,
+        retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
+        s3: c.backup.s3,
+      },
+      { parent: this, dependsOn: [appImage, ...(db.container ? [db.container] : [])] },
+    );
+
+    const migration = new Migration(
+      `${name}-migration`,
+      {
+        ...c.migrations,
+        workDir: c.migrations.runIn === "local" ? abs(c.migrations.workDir) : c.migrations.workDir,
+        databaseUrl: c.migrations.runIn === "container" ? db.networkUrl : db.hostUrl,
+        migrationsChecksum: this.migrationsChecksum,
+        backupId: backup.id,
+        image: appImage.imageId,
+        network: network.name,
+        dockerHost: remote ? c.docker.host : undefined,
+      },
+      { parent: this, dependsOn: [backup] },
+    );
+
+    const app = new App(
+      `${name}-app`,
+      {
+        ...c.app,
+        imageId: appImage.imageId,
+        network: network.name,
+        databaseUrl: db.networkUrl,
+        secretEnvironment: secrets.appSecrets,
+        redisUrl: redis?.url,
+        version: this.releaseKey,
+      },
+      { parent: this, providers: { docker: provider }, dependsOn: [migration.command, appImage] },
+    );
+
+    const gate = new HealthGate(
+      `${name}-health`,
+      {
+        url: c.health.url ?? app.localUrl.apply((u) => `${u}${c.health.path}`),
+        expectStatus: c.health.expectStatus,
+        retries: c.health.retries,
+        delaySeconds: c.health.delaySeconds,
+        timeoutSeconds: c.health.timeoutSeconds,
+        triggers: { containerId: app.container.id, imageId: app.imageId },
+      },
+      { parent: this, dependsOn: [app.container] },
+    );
+
+    // Outputs exist only once the gate passed: a failed gate leaves no "success" to read.
+    this.healthCheckedAt = gate.checkedAt;
+    this.url = pulumi.all([gate.checkedAt, app.localUrl]).apply(([, u]) => c.health.url ?? u);
+    this.backupFile = pulumi.all([gate.checkedAt, backup.file]).apply(([, f]) => f);
+    this.registerOutputs({ url: this.url, releaseKey: this.releaseKey, backupFile: this.backupFile });
+  }
+}

@@ -1,0 +1,39 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Arguments of the optional Redis container. */
+export interface RedisArgs {
+  image: string;
+  network: pulumi.Input<string>;
+  alias?: string;
+}
+
+/** Redis on the stack's network, reachable by the app at `redis://redis:6379`. */
+export class Redis extends pulumi.ComponentResource {
+  /** URL from the stack's network. */
+  public readonly url: pulumi.Output<string>;
+  /** The container resource. */
+  public readonly container: docker.Container;
+
+  constructor(name: string, args: RedisArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("safe-deploy:redis:Redis", name, {}, opts);
+    const alias = args.alias ?? "redis";
+    const image = new docker.RemoteImage(
+      `${name}-image`,
+      { name: args.image, keepLocally: true },
+      { parent: this },
+    );
+    this.container = new docker.Container(
+      `${name}-redis`,
+      {
+        image: image.imageId,
+        networksAdvanced: [{ name: args.network, aliases: [alias] }],
+        restart: "unless-stopped",
+        mustRun: true,
+      },
+      { parent: this },
+    );
+    this.url = pulumi.output(`redis://${alias}:6379`);
+    this.registerOutputs({ url: this.url });
+  }
+}

@@ -1,0 +1,46 @@
+// Pulumi entry point: the only place that reads pulumi.Config (STYLE.md point 6).
+import * as pulumi from "@pulumi/pulumi";
+import { resolve } from "node:path";
+import { PLAIN_KEYS, parseStackConfig, SECRET_KEYS, type SecretKey } from "./config";
+import { Deployment } from "./components/deployment";
+
+const cfg = new pulumi.Config("safe-deploy");
+const stack = pulumi.getStack();
+
+const raw: Record<string, unknown> = {};
+for (const key of PLAIN_KEYS) {
+  const value = cfg.getObject<unknown>(key);
+  if (value !== undefined) raw[key] = value;
+}
+const keys = Object.keys(pulumi.runtime.allConfig())
+  .filter((k) => k.startsWith("safe-deploy:"))
+  .map((k) => k.slice("safe-deploy:".length));
+// Only the names of the secrets set reach the validator; their values stay Pulumi secrets.
+raw.secretsSet = SECRET_KEYS.filter((k) => keys.includes(k));
+const unknown = keys.filter(
+  (k) => !(PLAIN_KEYS as readonly string[]).includes(k) && !(SECRET_KEYS as readonly string[]).includes(k),
+);
+for (const k of unknown) raw[k] = true;
+const config = parseStackConfig(raw, stack);
+
+const secret = (k: SecretKey) => cfg.getSecret(k);
+const deployment = new Deployment(stack, {
+  config,
+  projectDir: resolve(__dirname, ".."),
+  secrets: {
+    dbPassword: secret("dbPassword"),
+    databaseUrl: secret("databaseUrl"),
+    appSecrets: cfg.getSecretObject<Record<string, string>>("appSecrets"),
+  },
+});
+
+/** The app's URL, set only when the health gate passed. */
+export const url = deployment.url;
+/** The release key (image id + migrations checksum). */
+export const releaseKey = deployment.releaseKey;
+/** The pre-deploy backup of this release. */
+export const backupFile = deployment.backupFile;
+/** sha256 of the migrations this release applied. */
+export const migrationsChecksum = deployment.migrationsChecksum;
+/** When the health gate last passed. */
+export const healthCheckedAt = deployment.healthCheckedAt;

@@ -1,0 +1,70 @@
+import { before, test } from "node:test";
+import assert from "node:assert/strict";
+import { plaintextPart, type RecordedResource } from "../helpers/mocks";
+import { loadProgram, valueOf } from "../helpers/program";
+
+const DB_PASSWORD = "prod-Pa55-w0rd";
+let resources: RecordedResource[];
+let byName: (n: string) => RecordedResource;
+let program: typeof import("../../src/index");
+
+// The shape of Pulumi.production.yaml: a remote Docker host, so dumps and migrations run in containers.
+before(async () => {
+  const loaded = await loadProgram({
+    stack: "production",
+    config: {
+      docker: { host: "ssh://deploy@app.example.com" },
+      app: { image: "ghcr.io/example/web:1.2.3" },
+      redis: { enabled: true },
+      backup: { runIn: "container", s3: { bucket: "example-app-backups", region: "eu-west-1" } },
+      migrations: { runIn: "container", workDir: "/app", dir: "migrations" },
+      health: { url: "https://app.example.com/health", retries: 5 },
+    },
+    secrets: { dbPassword: DB_PASSWORD },
+  });
+  ({ resources, byName } = loaded.rec);
+  program = loaded.program;
+});
+
+test("the Docker provider points at the SSH host and Redis joins the graph", () => {
+  assert.equal(byName("production-docker").inputs.host, "ssh://deploy@app.example.com");
+  assert.ok(byName("production-redis-redis").type === "docker:index/container:Container");
+  const envs: string[] = byName("production-app-app").inputs.envs;
+  assert.ok(envs.includes("REDIS_URL=redis://redis:6379"));
+});
+
+test("the backup runs inside the database container with the container's own URL", () => {
+  const b = byName("production-backup").inputs;
+  assert.equal(b.runIn, "container");
+  assert.equal(b.container, byName("production-database-db").inputs.name ?? "production-database-db-1234567");
+  assert.match(b.databaseUrl, /@127\.0\.0\.1:5432\/app$/);
+  assert.equal(b.dockerHost, "ssh://deploy@app.example.com");
+  assert.equal(b.s3.bucket, "example-app-backups");
+});
+
+test("migrations run in a one-off container of the new image; the URL only in the environment", () => {
+  const m = byName("production-migration-migrate").inputs;
+  assert.match(
+    m.create,
+    /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -w \/app "\$SAFE_DEPLOY_IMAGE"/,
+  );
+  assert.ok(!m.create.includes("postgres://"));
+  assert.equal(m.environment.DOCKER_HOST, "ssh://deploy@app.example.com");
+  assert.equal(m.environment.SAFE_DEPLOY_IMAGE, byName("production-app-app").inputs.image);
+  assert.match(m.environment.DATABASE_URL, /^postgres:\/\/app:.+@db:5432\/app$/);
+  assert.equal(m.dir, undefined);
+});
+
+test("the gate polls the public URL with the stack's retries", async () => {
+  const g = byName("production-health").inputs;
+  assert.equal(g.url, "https://app.example.com/health");
+  assert.equal(g.retries, 5);
+  assert.equal(await valueOf(program.url), "https://app.example.com/health");
+});
+
+test("no plaintext secret in any input", () => {
+  for (const r of resources) {
+    const plain = JSON.stringify(plaintextPart(r.wireInputs));
+    assert.ok(!plain.includes(DB_PASSWORD) && !plain.includes(encodeURIComponent(DB_PASSWORD)), r.name);
+  }
+});
