@@ -7,7 +7,7 @@
 ALTER TABLE notes ADD COLUMN title text;
 
 UPDATE notes
-SET title = left(coalesce(nullif(btrim(split_part(body, E'\n', 1)), ''), 'Untitled'), 80)
+SET title = left(coalesce(nullif(btrim(split_part(body, E'\n', 1), E' \t\r'), ''), 'Untitled'), 80)
 WHERE title IS NULL;
 
 ALTER TABLE notes ALTER COLUMN title SET DEFAULT 'Untitled';
