@@ -214,7 +214,8 @@ function createServer(options) {
         server.listen(port, host, () => {
           server.off("error", reject);
           const addr = /** @type {import("node:net").AddressInfo} */ (server.address());
-          log({ level: "info", msg: "listening", port: addr.port, version });
+          // The URL says which database this release talks to; the logger masks its password.
+          log({ level: "info", msg: "listening", port: addr.port, version, database: options.databaseUrl });
           resolve({ port: addr.port, url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${addr.port}` });
         });
       }),
