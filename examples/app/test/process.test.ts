@@ -25,6 +25,16 @@ interface Running {
   exited: Promise<number | null>;
 }
 
+/** Exit code of the Docker HEALTHCHECK probe pointed at `port`. */
+async function probe(port: number): Promise<number | null> {
+  const child = spawn(process.execPath, [join(APP_DIR, "src", "healthcheck.js")], {
+    env: { PATH: process.env.PATH ?? "", PORT: String(port) },
+    stdio: "ignore",
+  });
+  children.push(child);
+  return new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+}
+
 function startApp(env: Record<string, string>): Running {
   const child = spawn(process.execPath, [join(APP_DIR, "src", "server.js")], {
     cwd: APP_DIR,
@@ -68,6 +78,7 @@ test("runs from the environment, reports APP_VERSION, and exits 0 on SIGTERM aft
     body: JSON.stringify({ body: "from a real process" }),
   });
   assert.equal(created.status, 201);
+  assert.equal(await probe(port), 0, "HEALTHCHECK probe on a healthy app");
 
   app.child.kill("SIGTERM");
   assert.equal(await app.exited, 0);
@@ -76,9 +87,18 @@ test("runs from the environment, reports APP_VERSION, and exits 0 on SIGTERM aft
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l).msg);
-  assert.deepEqual(msgs, ["listening", "database up", "request", "request", "shutting down", "stopped"]);
+  assert.deepEqual(msgs, [
+    "listening",
+    "database up",
+    "request",
+    "request",
+    "request",
+    "shutting down",
+    "stopped",
+  ]);
   assert.ok(!app.out().includes(pg.password), "the password reached stdout");
   await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+  assert.equal(await probe(port), 1, "HEALTHCHECK probe with nothing listening");
 });
 
 test("a missing DATABASE_URL or a bad PORT exits 2 with a message naming the variable", async () => {
@@ -104,6 +124,7 @@ test("with a wrong password it still starts, answers 503, and never prints the p
   const res = await fetch(`http://127.0.0.1:${port}/health`);
   assert.equal(res.status, 503);
   const body = await res.text();
+  assert.equal(await probe(port), 1, "HEALTHCHECK probe on a 503 app");
   app.child.kill("SIGTERM");
   assert.equal(await app.exited, 0);
   assert.match(app.out(), /password authentication failed/);
