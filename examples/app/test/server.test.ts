@@ -221,7 +221,7 @@ test("/health answers 503 instead of hanging when the database accepts connectio
   try {
     const res = await fetch(url + "/health");
     assert.equal(res.status, 503);
-    assert.equal((await res.json()).database, "down");
+    assert.equal(((await res.json()) as { database: string }).database, "down");
     assert.ok(sockets.length >= 1, "the app never tried the silent server");
   } finally {
     for (const s of sockets) s.destroy();
