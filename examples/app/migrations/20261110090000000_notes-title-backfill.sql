@@ -1,9 +1,11 @@
 -- Up Migration
--- Expand, backfill, then tighten, so no step holds a long exclusive lock on a big table:
--- adding a nullable column without a volatile default is instant; the NOT NULL comes from a
--- validated CHECK (PostgreSQL 12+ then skips the full-table scan in SET NOT NULL).
+-- Expand, backfill, then tighten, each step in its cheap form: adding a nullable column without a
+-- volatile default rewrites nothing; NOT NULL comes from a validated CHECK, so SET NOT NULL skips
+-- its full-table scan (PostgreSQL 12+). node-pg-migrate runs this file in one transaction, so the
+-- lock taken by ADD COLUMN lasts until the backfill commits: fine at the demo's size; on a big table,
+-- move the UPDATE into batches in a migration of its own.
 -- The DEFAULT keeps the previous release, which inserts without a title, working during a rollout
--- or after rolling back the app alone; the app itself derives titles exactly like this backfill.
+-- or after rolling back the app alone; the app derives titles for new notes exactly like this UPDATE.
 ALTER TABLE notes ADD COLUMN title text;
 
 UPDATE notes

@@ -170,23 +170,31 @@ function createServer(options) {
 
   const server = http.createServer((req, res) => {
     const started = process.hrtime.bigint();
-    // Only the path is logged: query strings are where people put tokens.
-    const url = new URL(req.url ?? "/", "http://localhost");
+    /** @type {URL | undefined} */
+    let url;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      // An absolute-form target with a bad port, say: the HTTP parser accepted it, URL does not.
+    }
     res.on("finish", () => {
       log({
         level: "info",
         msg: "request",
         method: req.method,
-        path: url.pathname,
+        // Only the path is logged: query strings are where people put tokens.
+        path: url?.pathname ?? "(invalid)",
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
       });
     });
-    route(req, res, url).catch((err) => {
+    if (!url) return sendJson(res, 400, { error: "the request target is not a valid URL" });
+    const target = url;
+    route(req, res, target).catch((err) => {
       if (res.headersSent) return res.destroy();
       if (err instanceof HttpError) {
         const allow =
-          err.status === 405 ? { allow: /^\/notes\/?$/.test(url.pathname) ? "GET, POST" : "GET" } : {};
+          err.status === 405 ? { allow: /^\/notes\/?$/.test(target.pathname) ? "GET, POST" : "GET" } : {};
         return sendJson(
           res,
           err.status,
@@ -195,10 +203,15 @@ function createServer(options) {
         );
       }
       if (isUnavailable(err)) {
-        log({ level: "error", msg: "database unavailable", path: url.pathname, error: err.message });
+        log({ level: "error", msg: "database unavailable", path: target.pathname, error: err.message });
         return sendJson(res, 503, { error: "the database is unavailable, try again shortly" });
       }
-      log({ level: "error", msg: "unhandled error", path: url.pathname, error: String(err?.stack ?? err) });
+      log({
+        level: "error",
+        msg: "unhandled error",
+        path: target.pathname,
+        error: String(err?.stack ?? err),
+      });
       return sendJson(res, 500, { error: "internal error" });
     });
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { connect, createServer as createTcpServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { startPostgres, type TestPostgres } from "../../../test/helpers/postgres";
 import { createServer } from "../src/server.js";
@@ -204,4 +205,42 @@ test("close() stops accepting connections and ends the pool", async () => {
   assert.equal(other.server.listening, false);
   assert.equal(other.pool.totalCount, 0);
   await assert.rejects(fetch(url + "/health"));
+});
+
+test("/health answers 503 instead of hanging when the database accepts connections but never replies", async () => {
+  const sockets: Socket[] = [];
+  const silent = createTcpServer((s) => sockets.push(s));
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const port = (silent.address() as { port: number }).port;
+  const app2 = createServer({
+    databaseUrl: `postgres://u:pw@127.0.0.1:${port}/db`,
+    healthTimeoutMs: 300,
+    write: () => {},
+  });
+  const { url } = await app2.listen(0, "127.0.0.1");
+  try {
+    const res = await fetch(url + "/health");
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { database: string }).database, "down");
+    assert.ok(sockets.length >= 1, "the app never tried the silent server");
+  } finally {
+    for (const s of sockets) s.destroy();
+    await app2.close();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
+test("a request target that is not a valid URL gets 400, not a crash", async () => {
+  const { port } = app.server.address() as { port: number };
+  const reply = await new Promise<string>((resolve, reject) => {
+    const sock = connect(port, "127.0.0.1", () => {
+      sock.end("GET http://example.invalid:99999/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    });
+    let data = "";
+    sock.on("data", (d) => (data += d));
+    sock.on("end", () => resolve(data));
+    sock.on("error", reject);
+  });
+  assert.match(reply, /^HTTP\/1\.1 400 /);
+  assert.equal((await call("GET", "/health")).status, 200);
 });

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 
@@ -23,6 +23,11 @@ export async function migrate(
   ...args: string[]
 ): Promise<{ stdout: string; stderr: string }> {
   const bin = join(APP_DIR, "node_modules", ".bin", "node-pg-migrate");
+  if (!existsSync(bin)) {
+    throw new Error(
+      `${bin} is missing: the demo app has its own packages, run \`npm ci --prefix examples/app\``,
+    );
+  }
   try {
     return await run(bin, [...args, "-m", "migrations"], {
       cwd: APP_DIR,
