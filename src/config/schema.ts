@@ -28,7 +28,7 @@ export const BuildSchema = z
       .default([]),
     repository: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9._\/:-]*$/, "must be an image repository like `ghcr.io/acme/web` (no tag)")
+      .regex(/^[a-z0-9][a-z0-9._/:-]*$/, "must be an image repository like `ghcr.io/acme/web` (no tag)")
       .optional(),
     push: z.boolean().default(false),
   })
