@@ -11,7 +11,9 @@ export const GATE_INPUT_KEYS = [
   "deadlineSeconds",
   "successThreshold",
   "json",
-  "checks",
+  "tcp",
+  "postgresUrl",
+  "container",
 ] as const;
 
 function stable(v: unknown): string {
