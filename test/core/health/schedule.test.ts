@@ -67,6 +67,27 @@ test("decisions after each attempt", () => {
       { attempt: 1, passed: false, streak: 0, elapsedMs: 3_000 },
       { action: "fail", reason: "overall deadline of 12000 ms reached after 1 attempt(s)" },
     ],
+    [
+      "soak: a failure when every remaining attempt must pass",
+      { ...base, retries: 15, successThreshold: 15 },
+      { attempt: 4, passed: false, streak: 0, elapsedMs: 10 },
+      {
+        action: "fail",
+        reason: "15 consecutive healthy answers are out of reach with 11 attempt(s) left (retries 15)",
+      },
+    ],
+    [
+      "soak: still on track",
+      { ...base, retries: 15, successThreshold: 15 },
+      { attempt: 4, passed: true, streak: 4, elapsedMs: 10 },
+      { action: "retry", waitMs: 10_000, timeoutMs: 5_000 },
+    ],
+    [
+      "streak of 2 out of 5: one failure still leaves room",
+      { ...base, retries: 5, successThreshold: 2 },
+      { attempt: 3, passed: false, streak: 0, elapsedMs: 10 },
+      { action: "retry", waitMs: 10_000, timeoutMs: 5_000 },
+    ],
   ];
   for (const [name, policy, state, want] of cases) assert.deepEqual(decide(policy, state), want, name);
 });
