@@ -43,7 +43,10 @@ export function policyOf(spec: Omit<GateSpec, "url">): PollPolicy {
 export function combineResults(results: ProbeResult[]): ProbeResult {
   const failed = results.filter((r) => !r.ok);
   const status = results[0]?.status;
-  if (failed.length === 0) return { ok: true, status };
+  if (failed.length === 0) {
+    const notes = results.map((r) => r.detail).filter((d): d is string => !!d);
+    return notes.length ? { ok: true, status, detail: notes.join("; ") } : { ok: true, status };
+  }
   return { ok: false, status, detail: failed.map((r) => r.detail ?? "failed").join("; ") };
 }
 
