@@ -45,6 +45,10 @@ test("bad flags are ConfigErrors (exit 2) naming the flag", async () => {
     [{ url: "http://127.0.0.1:1/", expectStatus: ["200,abc"] }, /`--expect-status` takes HTTP status codes/],
     [{ url: "http://127.0.0.1:1/", soak: "-1" }, /`--soak` must be an integer >= 1/],
     [{ url: "http://127.0.0.1:1/", expectJson: "nothing" }, /`--expect-json` takes PATH=VALUE/],
+    [
+      { url: "https://127.0.0.1:1/", ca: "/nonexistent/ca.pem" },
+      /`--ca` file \/nonexistent\/ca.pem cannot be read/,
+    ],
   ];
   for (const [opts, msg] of cases) {
     await assert.rejects(runHealth(opts, out), (e: Error) => e instanceof ConfigError && msg.test(e.message));

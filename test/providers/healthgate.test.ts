@@ -121,3 +121,20 @@ test("an unreachable database fails the gate without leaking its password", asyn
     },
   );
 });
+
+test("the container and TCP checks run inside the provider host too", async () => {
+  await assert.rejects(
+    callSerializedProvider(provider(), "create", [
+      inputs({
+        retries: 1,
+        container: { name: "safe-deploy-test-no-such-container", logPatterns: [] },
+        tcp: [{ host: "127.0.0.1", port: 1 }],
+      }),
+    ]),
+    (e: Error) => {
+      assert.match(e.message, /container safe-deploy-test-no-such-container: no such container/);
+      assert.match(e.message, /tcp 127\.0\.0\.1:1 ECONNREFUSED/);
+      return true;
+    },
+  );
+});

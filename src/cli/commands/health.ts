@@ -11,6 +11,8 @@ export interface HealthOpts {
   soak?: boolean | string | number;
   /** JSON body assertion `PATH=VALUE`, VALUE parsed as JSON when it can be. */
   expectJson?: string;
+  /** PEM file of a CA to trust for an https:// URL. */
+  ca?: string;
 }
 
 /** The users' "up to 15 times" (shared/seeds): the soak's default attempts. */
@@ -86,6 +88,12 @@ export async function runHealth(
     json = { path: o.expectJson.slice(0, i), equals };
   }
 
+  let ca: string | undefined;
+  if (o.ca !== undefined) {
+    const { readFile } = await import("node:fs/promises");
+    ca = await readFile(o.ca, "utf8").catch(() => configError(`\`--ca\` file ${o.ca} cannot be read`));
+  }
+
   const { runGate } = await import("../../core/health/run");
   const { CheckFailedError } = await import("../../core/errors");
   const { redactUrls } = await import("../../core/log/redact");
@@ -97,6 +105,7 @@ export async function runHealth(
     delaySeconds,
     timeoutSeconds,
     json,
+    ca,
   };
   const progress = (label: string) => ({
     onAttempt: (a: { ok: boolean; status?: number; detail?: string }, n: number) =>
@@ -137,6 +146,7 @@ export function register(program: Command): void {
       ),
     )
     .option("--expect-json <path=value>", 'assert a JSON body value, e.g. checks.db="ok"')
+    .option("--ca <file>", "PEM CA certificate to trust for an https:// URL")
     .action(async (o: HealthOpts) => {
       await runHealth(o);
     });

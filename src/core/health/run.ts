@@ -18,6 +18,8 @@ export interface GateSpec {
   deadlineSeconds?: number;
   successThreshold?: number;
   json?: JsonAssertion;
+  /** PEM CA certificate(s) to trust for an https:// URL. */
+  ca?: string;
   /** Ports that must accept connections. */
   tcp?: { host: string; port: number }[];
   /** A database the release must reach: `SELECT 1` (a secret URL). */
@@ -53,7 +55,7 @@ export function combineResults(results: ProbeResult[]): ProbeResult {
 /** One probe running every check of the spec in parallel; an attempt passes only if all pass. */
 export function probeOf(spec: GateSpec): Probe {
   const probes: Probe[] = [
-    (t) => httpProbe({ url: spec.url, expectStatus: spec.expectStatus, json: spec.json }, t),
+    (t) => httpProbe({ url: spec.url, expectStatus: spec.expectStatus, json: spec.json, ca: spec.ca }, t),
   ];
   for (const target of spec.tcp ?? []) probes.push((t) => tcpProbe(target, t));
   const pg = spec.postgresUrl;

@@ -11,6 +11,7 @@ export const GATE_INPUT_KEYS = [
   "deadlineSeconds",
   "successThreshold",
   "json",
+  "ca",
   "tcp",
   "postgresUrl",
   "container",

@@ -28,6 +28,8 @@ export interface HealthGateArgs {
   successThreshold?: pulumi.Input<number>;
   /** Assertion on the JSON body, e.g. { path: "db", equals: "ok" }. */
   json?: pulumi.Input<JsonAssertion>;
+  /** PEM CA certificate(s) to trust for an https:// URL. */
+  ca?: pulumi.Input<string>;
   /** Ports that must accept TCP connections, e.g. [{ host: "127.0.0.1", port: 5432 }]. */
   tcp?: pulumi.Input<{ host: string; port: number }[]>;
   /** A database the release must reach with `SELECT 1`; stored as a secret. */
@@ -48,6 +50,7 @@ interface Inputs {
   deadlineSeconds?: number;
   successThreshold?: number;
   json?: JsonAssertion;
+  ca?: string;
   tcp?: { host: string; port: number }[];
   postgresUrl?: string;
   container?: ContainerCheck;

@@ -1,4 +1,10 @@
 import { after, before, test } from "node:test";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as https from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { runGate, type GateSpec } from "../../../src/core/health/run";
 import { httpProbe } from "../../../src/core/health/http";
@@ -131,5 +137,53 @@ test("PostgreSQL: SELECT 1 passes; a wrong password fails without showing it; do
     assert.ok(!msg.includes(pg.password), "the password never reaches the message");
   } finally {
     await pg.start();
+  }
+});
+
+test("HTTPS: a self-signed certificate is refused unless its CA is given", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-health-tls-"));
+  try {
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+    const server = https.createServer({ key: readFileSync(join(dir, "key.pem")), cert }, (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: "ok" }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+    try {
+      const refused = await httpProbe({ url }, 2000);
+      assert.equal(refused.ok, false);
+      assert.match(refused.detail ?? "", /SELF_SIGNED/);
+      assert.deepEqual(await httpProbe({ url, ca: cert, json: { path: "status", equals: "ok" } }, 2000), {
+        ok: true,
+        status: 200,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
