@@ -2,7 +2,10 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
-import * as health from "./commands/health";
+import { register as backup } from "./commands/backup";
+import { register as health } from "./commands/health";
+import { register as lint } from "./commands/lint";
+import { register as migrate } from "./commands/migrate";
 
 /**
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
@@ -15,7 +18,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
-  const registrars: Array<(p: Command) => void> = [health.register];
+  const registrars: Array<(p: Command) => void> = [backup, health, lint, migrate];
   for (const register of registrars) register(program);
   return program;
 }

@@ -24,6 +24,30 @@ export interface HistoryEntry {
   config: ConfigMap;
 }
 
+/** One resource step of an update, as the deploy needs to know it. */
+export interface StepEvent {
+  kind: "done" | "failed";
+  /** create, update, replace, same, delete, ... */
+  op: string;
+  type: string;
+  urn: string;
+  /** Outputs of a finished step (secret values arrive as "[secret]"). */
+  outputs?: Record<string, unknown>;
+}
+
+/** Picks the step events out of the engine's event stream. */
+export function toStepEvent(e: auto.EngineEvent): StepEvent | undefined {
+  if (e.resOutputsEvent) {
+    const m = e.resOutputsEvent.metadata;
+    return { kind: "done", op: m.op, type: m.type, urn: m.urn, outputs: m.new?.outputs };
+  }
+  if (e.resOpFailedEvent) {
+    const m = e.resOpFailedEvent.metadata;
+    return { kind: "failed", op: m.op, type: m.type, urn: m.urn };
+  }
+  return undefined;
+}
+
 /** What the deploy and rollback need of a stack, and nothing more. */
 export interface StackAccess {
   readonly name: string;
@@ -34,12 +58,22 @@ export interface StackAccess {
   /** `pulumi stack import`: for recovering broken state, always followed by `refresh`; never a rollback. */
   importState(state: unknown): Promise<void>;
   /** `pulumi up` of the program in `workDir` (default: the project), streaming the engine's output. */
-  up(opts?: { onOutput?: (line: string) => void; workDir?: string }): Promise<{ outputs: ConfigMap }>;
+  up(opts?: UpOptions): Promise<{ outputs: ConfigMap }>;
   refresh(opts?: { onOutput?: (line: string) => void }): Promise<void>;
   history(): Promise<HistoryEntry[]>;
   outputs(): Promise<ConfigMap>;
   /** Cancels an update in progress (removes a file-backend lock). */
   cancel(): Promise<void>;
+}
+
+/** Options of one `up`. */
+export interface UpOptions {
+  onOutput?: (line: string) => void;
+  onEvent?: (e: StepEvent) => void;
+  /** Run the program in this directory (a worktree of an older commit) instead of the project's. */
+  workDir?: string;
+  /** Extra environment for the program (e.g. SAFE_DEPLOY_COMMIT). */
+  env?: Record<string, string>;
 }
 
 /** How to reach the stack's state and secrets. */
@@ -127,11 +161,24 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
     setAllConfig: guard(async (config: ConfigMap) => stack.setAllConfig(config)),
     exportState: guard(async () => stack.exportStack()),
     importState: guard(async (state: unknown) => stack.importStack(state as auto.Deployment)),
-    up: guard(async (o: { onOutput?: (line: string) => void; workDir?: string } = {}) => {
-      const target = o.workDir
-        ? await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: o.workDir }, wsOpts)
-        : stack;
-      const res = await target.up({ onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined });
+    up: guard(async (o: UpOptions = {}) => {
+      const ws = { ...wsOpts, envVars: { ...envVars, ...o.env } };
+      const target =
+        o.workDir || o.env
+          ? await LocalWorkspace.selectStack(
+              { stackName: opts.stack, workDir: o.workDir ?? opts.projectDir },
+              ws,
+            )
+          : stack;
+      const res = await target.up({
+        onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined,
+        onEvent: o.onEvent
+          ? (e) => {
+              const step = toStepEvent(e);
+              if (step) o.onEvent!(step);
+            }
+          : undefined,
+      });
       return { outputs: toConfigMap(res.outputs) };
     }),
     refresh: guard(async (o: { onOutput?: (line: string) => void } = {}) => {

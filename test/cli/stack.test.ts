@@ -3,12 +3,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { CommandResult } from "@pulumi/pulumi/automation/cmd";
 import { ConcurrentUpdateError, StackNotFoundError } from "@pulumi/pulumi/automation";
 import { engineEnv, mapPulumiError, openStack } from "../../src/cli/stack";
 import { CannotRunError, ConfigError } from "../../src/core/errors";
 
 const root = resolve(__dirname, "..", "..");
+// Not in the package's type declarations, but it is what the Automation API builds its errors from.
+const { CommandResult } = require("@pulumi/pulumi/automation/cmd");
 
 test("without the Pulumi CLI, opening a stack fails with exit 3 and says how to install it", async () => {
   const saved = process.env.PATH;
