@@ -40,8 +40,8 @@ test("a proxy container owns the host port and routes to every healthy container
   assert.deepEqual(proxy.inputs.ports, [{ internal: 3000, external: 8080, ip: "127.0.0.1" }]);
   assert.equal(proxy.deleteBeforeReplace, true);
   const cfg = proxy.inputs.uploads.find((u: any) => u.file === "/usr/local/etc/haproxy/haproxy.cfg").content;
-  assert.match(cfg, /^  server-template app 1-4 app:3000$/m);
-  assert.match(cfg, /^  option httpchk GET \/health$/m);
+  assert.match(cfg, /^ {2}server-template app 1-4 app:3000$/m);
+  assert.match(cfg, /^ {2}option httpchk GET \/health$/m);
   assert.match(cfg, /http-check expect rstatus \^\(200\|204\)\$/);
   assert.ok(byName("staging-app-app").dependencies.includes(proxy.urn), "the proxy is up before the app");
   assert.equal(byName("staging-app-proxy-image").inputs.name, "haproxy:2.8");
