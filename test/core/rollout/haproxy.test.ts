@@ -79,6 +79,27 @@ const app = async (color: string, healthy: boolean) => {
   return id;
 };
 
+/** Runs Debian's HAProxy on the test network with the config in `cfgDir`; returns its host port. */
+async function startProxy(name: string, cfgDir: string): Promise<{ proxy: string; port: number }> {
+  const proxy = await runContainer([
+    "--name",
+    name,
+    "--network",
+    network,
+    "-p",
+    "127.0.0.1::8080",
+    "-v",
+    `${cfgDir}:/etc/haproxy:ro`,
+    proxyImage,
+    "haproxy",
+    "-db",
+    "-f",
+    "/etc/haproxy/haproxy.cfg",
+  ]);
+  ids.push(proxy);
+  return { proxy, port: await publishedPort(proxy, 8080) };
+}
+
 async function get(port: number): Promise<{ status: number; body: string }> {
   try {
     const r = await fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(2000) });
@@ -111,23 +132,7 @@ test("a real HAProxy routes only to healthy containers through the cutover, and 
     haproxyConfig({ listenPort: 8080, healthPath: "/health", backends }),
   );
   await writeFile(join(dir, "maintenance.html"), MAINTENANCE_PAGE);
-  const proxy = await runContainer([
-    "--name",
-    `proxy-${suffix}`,
-    "--network",
-    network,
-    "-p",
-    "127.0.0.1::8080",
-    "-v",
-    `${dir}:/etc/haproxy:ro`,
-    proxyImage,
-    "haproxy",
-    "-db",
-    "-f",
-    "/etc/haproxy/haproxy.cfg",
-  ]);
-  ids.push(proxy);
-  const port = await publishedPort(proxy, 8080);
+  const { proxy, port } = await startProxy(`proxy-${suffix}`, dir);
 
   // Green is up but unhealthy (no /health): it must get no traffic.
   const onlyBlue = await until(port, (b) => b.every((x) => x === "blue"), "blue only");
@@ -191,23 +196,7 @@ test("the graph's proxy (server-template on one alias) follows releases by Docke
   );
   await writeFile(join(tdir, "maintenance.html"), MAINTENANCE_PAGE);
   const old = await release("old");
-  const proxy = await runContainer([
-    "--name",
-    `tproxy-${suffix}`,
-    "--network",
-    network,
-    "-p",
-    "127.0.0.1::8080",
-    "-v",
-    `${tdir}:/etc/haproxy:ro`,
-    proxyImage,
-    "haproxy",
-    "-db",
-    "-f",
-    "/etc/haproxy/haproxy.cfg",
-  ]);
-  ids.push(proxy);
-  const port = await publishedPort(proxy, 8080);
+  const { proxy, port } = await startProxy(`tproxy-${suffix}`, tdir);
   await until(port, (b) => b.every((x) => x === "old"), "old release served");
   // The new release joins the alias: discovered and health-checked, then in rotation.
   await release("new");
