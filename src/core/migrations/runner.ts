@@ -136,6 +136,36 @@ async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: strin
 }
 
 /**
+ * node-pg-migrate's `up NAME` runs only that file; safe-deploy's `up REV` means "up to and including
+ * REV" and `down REV` "down until REV is the latest", as in Alembic, so REV becomes a count.
+ */
+async function revisionToCount(
+  client: Client,
+  dir: string,
+  action: "up" | "down",
+  rev: string,
+): Promise<number> {
+  const applied = (await appliedNodePgMigrate(client)).map((a) => a.name);
+  if (action === "down") {
+    const i = applied.indexOf(rev);
+    if (i < 0)
+      throw new ConfigError(
+        `\`down ${rev}\`: no applied migration is named ${rev} (see \`safe-deploy migrate history\`)`,
+      );
+    return applied.length - 1 - i;
+  }
+  const pending = (await migrationFiles(dir)).filter((f) => !applied.includes(f));
+  const i = pending.indexOf(rev);
+  if (i < 0) {
+    if (applied.includes(rev)) return 0;
+    throw new ConfigError(
+      `\`up ${rev}\`: no migration named ${rev} in ${dir} (see \`safe-deploy migrate history\`)`,
+    );
+  }
+  return i + 1;
+}
+
+/**
  * `safe-deploy migrate ACTION`: checks the database answers and the backup exists, takes the advisory
  * lock, records the version before and after, and runs the tool with lock_timeout/statement_timeout
  * in PGOPTIONS. A failed tool throws CheckFailedError (exit 1) with its redacted output.
@@ -154,17 +184,22 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     PGOPTIONS: pgOptions(opts.lockTimeout, opts.statementTimeout),
     PGAPPNAME: "safe-deploy migrate tool",
   };
-  let cmd: string | undefined;
-  try {
-    cmd = toolCommand(opts.tool, opts.action, { dir: opts.dir, target: opts.target, custom: opts.custom });
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
   try {
     const mutating = opts.action === "up" || opts.action === "down";
     if (mutating) await acquireMigrateLock(client, opts.lockWaitSeconds);
     const before = await schemaVersion(client, opts.tool);
+    let target = opts.target;
+    if (opts.tool === "node-pg-migrate" && target && !/^\d+$/.test(target) && mutating)
+      target = String(await revisionToCount(client, join(cwd, opts.dir), opts.action as "up", target));
+    // node-pg-migrate reads `up 0` as "all": nothing to do must not run anything.
+    if (mutating && target === "0") return { before, after: before, output: "nothing to do" };
+    let cmd: string | undefined;
+    try {
+      cmd = toolCommand(opts.tool, opts.action, { dir: opts.dir, target, custom: opts.custom });
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     if (!cmd) {
       // node-pg-migrate has no read-only verbs: answer from its table and the directory.
       const applied = await appliedNodePgMigrate(client);

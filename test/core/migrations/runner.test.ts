@@ -139,3 +139,30 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     assert.ok(!err.message.includes("s3cretpw"));
   });
 });
+
+describe("up REV / down REV with node-pg-migrate", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("up REV applies up to and including REV; down REV leaves REV as the latest", async () => {
+    const url = await pg.createDatabase("rev");
+    const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
+    assert.equal(
+      (await migrate({ ...o, action: "up", target: "1700000002000_create-orders" })).after,
+      "1700000002000_create-orders",
+    );
+    assert.equal(
+      (await migrate({ ...o, action: "up", target: "1700000002000_create-orders" })).output,
+      "nothing to do",
+    );
+    assert.equal((await migrate({ ...o, action: "up" })).after, "1700000003000_users-name");
+    assert.equal(
+      (await migrate({ ...o, action: "down", target: "1700000001000_create-users" })).after,
+      "1700000001000_create-users",
+    );
+    await assert.rejects(migrate({ ...o, action: "up", target: "nope" }), /no migration named nope/);
+  });
+});
