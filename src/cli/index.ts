@@ -5,6 +5,7 @@ import { redact } from "../core/log/redact";
 import { register as drift } from "./commands/drift";
 import { register as lint } from "./commands/lint";
 import { register as migrate } from "./commands/migrate";
+import { register as rehearse } from "./commands/rehearse";
 
 /**
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
-  const registrars: Array<(p: Command) => void> = [drift, lint, migrate];
+  const registrars: Array<(p: Command) => void> = [drift, lint, migrate, rehearse];
   for (const register of registrars) register(program);
   return program;
 }
