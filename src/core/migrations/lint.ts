@@ -1,5 +1,7 @@
+import { execFile } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 /** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
 export type Severity = "error" | "warning";
@@ -378,10 +380,44 @@ export async function sqlFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
-/** Lints every SQL file under `paths`. */
+/**
+ * Offline SQL of each Alembic revision (`alembic upgrade PREV:REV --sql`), so Python migrations are
+ * linted as the SQL they will run. Offline mode never connects; a placeholder URL only picks the dialect.
+ */
+export async function alembicRevisionSql(workDir: string): Promise<Array<{ label: string; sql: string }>> {
+  const run = promisify(execFile);
+  const env = {
+    ...process.env,
+    DATABASE_URL: process.env.DATABASE_URL ?? "postgresql://offline@127.0.0.1/offline",
+  };
+  const alembic = (args: string[]) =>
+    run("alembic", args, { cwd: workDir, env, maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await alembic(["history"]);
+  const out: Array<{ label: string; sql: string }> = [];
+  for (const line of stdout.split("\n").reverse()) {
+    const m = /^(\S+) -> (\w+)/.exec(line.trim());
+    if (!m || m[1].includes(",")) continue;
+    const range = m[1] === "<base>" ? m[2] : `${m[1]}:${m[2]}`;
+    const sql = (await alembic(["upgrade", range, "--sql"])).stdout;
+    out.push({ label: `${workDir} [alembic ${m[1]} -> ${m[2]}]`, sql });
+  }
+  return out;
+}
+
+/** Lints every SQL file under `paths`; a directory holding alembic.ini is linted through offline SQL. */
 export async function lintPaths(paths: string[]): Promise<LintFinding[]> {
   const out: LintFinding[] = [];
-  for (const f of await sqlFiles(paths)) out.push(...(await lintSql(await readFile(f, "utf8"), f)));
+  const sqlPaths: string[] = [];
+  for (const p of paths) {
+    const isAlembic =
+      (await stat(p)).isDirectory() && (await stat(join(p, "alembic.ini")).catch(() => undefined));
+    if (!isAlembic) {
+      sqlPaths.push(p);
+      continue;
+    }
+    for (const r of await alembicRevisionSql(p)) out.push(...(await lintSql(r.sql, r.label)));
+  }
+  for (const f of await sqlFiles(sqlPaths)) out.push(...(await lintSql(await readFile(f, "utf8"), f)));
   return out;
 }
 
