@@ -67,7 +67,8 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
   "concurrently-in-transaction": {
     severity: "error",
     why: "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block; the migration fails",
-    instead: "run it in its own migration without a transaction",
+    instead:
+      "run it in its own migration without a transaction (node-pg-migrate: a .js migration calling pgm.noTransaction())",
   },
   "constraint-missing-not-valid": {
     severity: "error",
@@ -319,7 +320,9 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     return [finding(pos ? lineAt(pos) : 1, "parse-error", String(err.message ?? e))];
   }
   const out: LintFinding[] = [];
-  const ctx = { inTransaction: false, createdTables: new Set<string>() };
+  // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
+  const implicitTx = /^--\s*Up Migration\b/im.test(sql);
+  const ctx = { inTransaction: implicitTx, createdTables: new Set<string>() };
   let lockTimeoutSet = false;
   let lockWarned = false;
   let prevEnd = 0;
@@ -345,7 +348,7 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     if (kind === "TransactionStmt") {
       const k = s.kind as string;
       if (k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START") ctx.inTransaction = true;
-      if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = false;
+      if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = implicitTx;
     }
     if (kind === "VariableSetStmt" && s.name === "lock_timeout") lockTimeoutSet = true;
     for (const f of checkStatement(raw.stmt, ctx)) {
