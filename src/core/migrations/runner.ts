@@ -116,6 +116,18 @@ export async function runShell(
   });
 }
 
+/**
+ * Indexes left INVALID, typically by CREATE INDEX CONCURRENTLY cut short by a timeout: they cost
+ * writes, serve no reads, and block re-running the migration.
+ */
+export async function invalidIndexes(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT n.nspname || '.' || c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid ORDER BY 1`,
+  );
+  return rows.map((r) => r.name);
+}
+
 /** Migration names found in a node-pg-migrate directory, in the order the tool runs them. */
 export async function migrationFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
@@ -217,6 +229,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         const unknown = applied.filter((a) => !files.includes(a.name)).map((a) => a.name);
         output = `${pending.length} pending${pending.length ? ": " + pending.join(", ") : ""}`;
         if (unknown.length) output += `\napplied but missing from ${opts.dir}: ${unknown.join(", ")}`;
+        const invalid = await invalidIndexes(client);
+        if (invalid.length) output += `\ninvalid indexes: ${invalid.join(", ")}`;
+        if (unknown.length || invalid.length)
+          throw new CheckFailedError(
+            `${output}\nfix: restore the missing migration files; DROP INDEX CONCURRENTLY each invalid index and re-run its migration`,
+          );
       }
       return { before, after: before, output };
     }
@@ -232,6 +250,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `${opts.tool} ${opts.action} failed (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}`,
       );
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
+    const invalid = await invalidIndexes(client);
+    if (invalid.length)
+      throw new CheckFailedError(
+        `${opts.tool} ${opts.action} left invalid indexes: ${invalid.join(", ")} (a CONCURRENTLY build was cut short); DROP INDEX CONCURRENTLY them and re-run`,
+      );
     const result: MigrateResult = { before, after, output };
     if (countsBefore && opts.integrity) {
       const countsAfter = await countRows(client);

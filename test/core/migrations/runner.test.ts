@@ -166,3 +166,28 @@ describe("up REV / down REV with node-pg-migrate", () => {
     await assert.rejects(migrate({ ...o, action: "up", target: "nope" }), /no migration named nope/);
   });
 });
+
+describe("check", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("fails on an INVALID index and on a missing backup file", async () => {
+    const url = await pg.createDatabase("inv");
+    const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
+    await migrate({ ...o, action: "up" });
+    assert.equal((await migrate({ ...o, action: "check" })).output, "0 pending");
+    // A unique index built CONCURRENTLY over duplicates fails and stays behind INVALID.
+    await pg.query("INSERT INTO users (email) VALUES ('dup@x'), ('dup@x')", [], "inv");
+    await assert.rejects(
+      pg.query("CREATE UNIQUE INDEX CONCURRENTLY users_email_uq ON users (email)", [], "inv"),
+    );
+    await assert.rejects(migrate({ ...o, action: "check" }), /invalid indexes: public\.users_email_uq/);
+    await assert.rejects(
+      migrate({ ...o, action: "up", backupFile: "/nonexistent/pre-deploy.dump" }),
+      /backup \/nonexistent\/pre-deploy\.dump does not exist/,
+    );
+  });
+});
