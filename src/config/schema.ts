@@ -28,7 +28,7 @@ export const BuildSchema = z
       .default([]),
     repository: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9._\/:-]*$/, "must be an image repository like `ghcr.io/acme/web` (no tag)")
+      .regex(/^[a-z0-9][a-z0-9._/:-]*$/, "must be an image repository like `ghcr.io/acme/web` (no tag)")
       .optional(),
     push: z.boolean().default(false),
   })
@@ -192,6 +192,14 @@ export const MigrationsSchema = z
     workDir: z.string().min(1).default("."),
     runIn: z.enum(["local", "container"]).default("local"),
     timeoutSeconds: z.number().int().min(1).max(86400).default(600),
+    lockTimeout: z
+      .string()
+      .regex(/^\d+(ms|s|min|h)$/, "must look like 5s, 500ms or 10min")
+      .default("5s"),
+    statementTimeout: z
+      .string()
+      .regex(/^\d+(ms|s|min|h)$/, "must look like 5s, 500ms or 10min")
+      .default("15min"),
   })
   .strict()
   .default({
@@ -200,6 +208,8 @@ export const MigrationsSchema = z
     workDir: ".",
     runIn: "local",
     timeoutSeconds: 600,
+    lockTimeout: "5s",
+    statementTimeout: "15min",
   })
   .superRefine((m, ctx) => {
     if (m.tool === "command" && !m.command) {

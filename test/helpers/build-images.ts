@@ -1,0 +1,21 @@
+// `npm run images`: starts dockerd when needed and builds every test image, so test runs start warm.
+// Tests call the same ensure* functions, so they still work when this was never run.
+import { demoAppImage } from "./app-image";
+import { ALL_IMAGES, ensureDocker, ensureImage, imageTag } from "./docker";
+
+async function main(): Promise<void> {
+  await ensureDocker();
+  for (const spec of ALL_IMAGES) {
+    const started = Date.now();
+    const tag = await ensureImage(spec);
+    console.log(`${tag}  ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  const started = Date.now();
+  console.log(`${await demoAppImage()}  ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`images: ${e instanceof Error ? e.message : String(e)}`);
+  console.error(`images wanted: ${ALL_IMAGES.map(imageTag).join(", ")}`);
+  process.exitCode = 1;
+});
