@@ -176,10 +176,26 @@ function relName(rel: unknown): string {
   return [r.schemaname, r.relname].filter(Boolean).join(".");
 }
 
+/** The column of a `col IS NOT NULL` expression, else undefined. */
+function notNullColumn(expr: unknown): string | undefined {
+  const t = (expr as Node | undefined)?.NullTest as Node | undefined;
+  if (!t || t.nulltesttype !== "IS_NOT_NULL") return undefined;
+  const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
+  const last = fields[fields.length - 1]?.String as Node | undefined;
+  return last ? String(last.sval) : undefined;
+}
+
 /** Findings (rule ids and messages) of one parsed statement; pure, so table tests cover each rule. */
 export function checkStatement(
   stmt: Node,
-  ctx: { inTransaction: boolean; createdTables: Set<string> },
+  ctx: {
+    inTransaction: boolean;
+    createdTables: Set<string>;
+    /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
+    provenNotNull?: Set<string>;
+    /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
+    notNullChecks?: Map<string, string>;
+  },
 ): Array<{ rule: string; message: string }> {
   const out: Array<{ rule: string; message: string }> = [];
   const u = unwrap(stmt);
@@ -226,7 +242,11 @@ export function checkStatement(
         if (isNew(rel)) continue;
         if (sub === "AT_AlterColumnType")
           out.push({ rule: "change-column-type", message: `ALTER COLUMN ${col} TYPE on ${name}` });
-        if (sub === "AT_SetNotNull")
+        if (sub === "AT_ValidateConstraint") {
+          const proven = ctx.notNullChecks?.get(`${name}.${col}`);
+          if (proven) ctx.provenNotNull?.add(proven);
+        }
+        if (sub === "AT_SetNotNull" && !ctx.provenNotNull?.has(`${name}.${col}`))
           out.push({ rule: "set-not-null", message: `SET NOT NULL on ${name}.${col}` });
         if (sub === "AT_AddColumn") {
           const def = ((cmd.def as Node)?.ColumnDef as Node) ?? {};
@@ -244,6 +264,10 @@ export function checkStatement(
         if (sub === "AT_AddConstraint") {
           const con = ((cmd.def as Node)?.Constraint as Node) ?? {};
           const t = con.contype as string;
+          const checked = t === "CONSTR_CHECK" ? notNullColumn(con.raw_expr) : undefined;
+          if (checked && con.conname)
+            ctx.notNullChecks?.set(`${name}.${String(con.conname)}`, `${name}.${checked}`);
+          if (checked && !con.skip_validation) ctx.provenNotNull?.add(`${name}.${checked}`);
           if ((t === "CONSTR_FOREIGN" || t === "CONSTR_CHECK") && !con.skip_validation)
             out.push({
               rule: "constraint-missing-not-valid",
@@ -322,7 +346,12 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
   const out: LintFinding[] = [];
   // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
   const implicitTx = /^--\s*Up Migration\b/im.test(sql);
-  const ctx = { inTransaction: implicitTx, createdTables: new Set<string>() };
+  const ctx = {
+    inTransaction: implicitTx,
+    createdTables: new Set<string>(),
+    provenNotNull: new Set<string>(),
+    notNullChecks: new Map<string, string>(),
+  };
   let lockTimeoutSet = false;
   let lockWarned = false;
   let prevEnd = 0;
