@@ -125,3 +125,46 @@ describe("migrationCommand executed against real PostgreSQL", () => {
     assert.equal(stdout.trim(), "2s");
   });
 });
+
+describe("migrationCommand with guard: the runner inside the deploy step", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("a row-loss migration fails the step's command (exit 1) after migrating; no secret in the command", async () => {
+    const url = await pg.createDatabase("guard");
+    const run = (c: { create: string; dir: string; environment: Record<string, string> }) =>
+      promisify(execFile)("/bin/sh", ["-c", c.create], {
+        cwd: c.dir,
+        env: { ...process.env, ...c.environment, DATABASE_URL: url },
+      });
+    const args = {
+      tool: "node-pg-migrate" as const,
+      dir: "test/fixtures/migrations/npm",
+      workDir: ROOT,
+      runIn: "local" as const,
+    };
+    const first = migrationCommand({ ...args, guard: { criticalTables: ["orders"] } });
+    assert.match(
+      first.create,
+      /bin\/safe-deploy migrate up --tool node-pg-migrate --dir test\/fixtures\/migrations\/npm --work-dir \. .*--critical-tables orders$/,
+    );
+    assert.ok(!first.create.includes(pg.password));
+    const ok = await run(first);
+    assert.match(ok.stdout, /schema version: \(none\) -> 1700000003000_users-name/);
+    const loss = migrationCommand({
+      ...args,
+      dir: "test/fixtures/migrations/npm-loss",
+      guard: { criticalTables: ["orders"] },
+    });
+    const err = await run(loss).then(
+      () => assert.fail("must fail"),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /integrity check failed: public\.orders lost 20\.0% of its rows \(50 -> 40\)/);
+    assert.ok(!err.stderr.includes(pg.password));
+  });
+});
