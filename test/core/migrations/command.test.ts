@@ -14,7 +14,7 @@ describe("migrationCommand (table)", () => {
     [
       "node-pg-migrate local",
       { tool: "node-pg-migrate", dir: "migrations", workDir: "/app", runIn: "local" },
-      /^npx --no-install node-pg-migrate up -m migrations --single-transaction/,
+      /^PATH="\$PWD\/node_modules\/.bin:\$PATH" node-pg-migrate up -m migrations --single-transaction/,
     ],
     [
       "alembic local",
@@ -24,7 +24,7 @@ describe("migrationCommand (table)", () => {
     [
       "prisma local",
       { tool: "prisma", dir: "prisma/migrations", workDir: "/srv", runIn: "local" },
-      /^npx --no-install prisma migrate deploy --schema prisma\/migrations\/..\/schema.prisma$/,
+      /^PATH="\$PWD\/node_modules\/.bin:\$PATH" prisma migrate deploy --schema prisma\/migrations\/..\/schema.prisma$/,
     ],
     [
       "command override",
@@ -42,7 +42,7 @@ describe("migrationCommand (table)", () => {
         network: "net1",
         dockerHost: "ssh://u@h",
       },
-      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'npx --no-install node-pg-migrate up -m '\\''my migrations'\\''/,
+      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'PATH="\$PWD\/node_modules\/.bin:\$PATH" node-pg-migrate up -m '\\''my migrations'\\''/,
     ],
   ];
   for (const [name, args, re] of cases) {
