@@ -25,6 +25,12 @@ export interface MigrateOptions {
   statementTimeout?: string;
   /** How long a second run waits for the first to finish (default 60 s). */
   lockWaitSeconds?: number;
+  /**
+   * Re-runs after a `lock_timeout` cancel this many times (default 0), waiting 2 s more each time: a
+   * short lock_timeout with retries beats a long wait that queues the live app behind the migration.
+   * Only safe when the tool runs each attempt in a transaction (node-pg-migrate, Alembic on PostgreSQL).
+   */
+  lockRetries?: number;
   /** If set, this release's backup file must exist before anything runs. */
   backupFile?: string;
   integrity?: { criticalTables: string[]; maxRowLossPercent?: number };
@@ -126,6 +132,11 @@ export async function invalidIndexes(client: Client): Promise<string[]> {
      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid ORDER BY 1`,
   );
   return rows.map((r) => r.name);
+}
+
+/** Whether a tool's output says PostgreSQL cancelled a statement for `lock_timeout`. */
+export function isLockTimeout(output: string): boolean {
+  return /canceling statement due to lock timeout|\block timeout\b|LockNotAvailable/i.test(output);
 }
 
 /** Migration names found in a node-pg-migrate directory, in the order the tool runs them. */
@@ -243,7 +254,18 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     log(
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
-    const { code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] });
+    let { code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] });
+    for (
+      let attempt = 1;
+      code !== 0 && attempt <= (opts.lockRetries ?? 0) && isLockTimeout(output);
+      attempt++
+    ) {
+      log(
+        `migrate ${opts.action}: lock_timeout hit, retry ${attempt}/${opts.lockRetries} in ${2 * attempt} s`,
+      );
+      await new Promise((r) => setTimeout(r, 2000 * attempt));
+      ({ code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] }));
+    }
     const after = await schemaVersion(client, opts.tool);
     if (code !== 0)
       throw new CheckFailedError(

@@ -113,6 +113,34 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     assert.equal((await migrate({ ...o, action: "up" })).after, "1700000003000_users-name");
   });
 
+  it("with lockRetries, a migration cancelled by lock_timeout runs again once the lock is gone", async () => {
+    const url = await pg.createDatabase("retry");
+    const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
+    await migrate({ ...o, action: "up", target: "2" });
+    const app = new Client({ connectionString: url });
+    await app.connect();
+    await app.query("BEGIN");
+    await app.query("LOCK TABLE users IN ACCESS SHARE MODE");
+    const lines: string[] = [];
+    const run = migrate({
+      ...o,
+      action: "up",
+      lockTimeout: "300ms",
+      lockRetries: 5,
+      log: (l) => lines.push(l),
+    });
+    // Release the lock only once the first attempt has been cancelled.
+    const deadline = Date.now() + 60_000;
+    while (!lines.some((l) => /lock_timeout hit, retry 1\/5/.test(l))) {
+      if (Date.now() > deadline) assert.fail(`no retry logged in 60 s: ${lines.join(" | ")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    await app.query("ROLLBACK");
+    await app.end();
+    assert.equal((await run).after, "1700000003000_users-name");
+  });
+
   it("integrity: a migration that deletes rows of a critical table fails the run", async () => {
     const url = await pg.createDatabase("loss");
     const o = { ...base, dir: `${FIX}/npm-loss`, databaseUrl: url };
