@@ -31,6 +31,19 @@ describe("alembic preset with real PostgreSQL", () => {
       "10",
     );
   });
+
+  it("drift with alembic: none at the live revision, then a manual index shows up", async () => {
+    const { checkDrift } = await import("../../../src/core/migrations/drift");
+    const url = await pg.createDatabase("alembic_drift");
+    const o = { tool: "alembic" as const, dir: ".", workDir: WORK, databaseUrl: url };
+    await migrate({ ...o, action: "up", target: "a1" });
+    assert.deepEqual((await checkDrift(o)).items, []);
+    await pg.query("CREATE INDEX manual ON accounts (email)", [], "alembic_drift");
+    assert.deepEqual(
+      (await checkDrift(o)).items.map((d) => `${d.category} ${d.key}`),
+      ["index public.manual"],
+    );
+  });
 });
 
 describe("lint of Alembic migrations through offline SQL", () => {
