@@ -11,8 +11,8 @@ export interface Target {
 /** Behaviour per request number: [status, body] to answer, "hang" never to answer, "reset" to drop the socket. */
 export type Reply = [number, string?] | "hang" | "reset";
 
-/** Starts a target on 127.0.0.1 with a random port; `reply(n)` decides request n's answer. */
-export async function startTarget(reply: (n: number) => Reply): Promise<Target> {
+/** Starts a target on 127.0.0.1 (random port unless given); `reply(n)` decides request n's answer. */
+export async function startTarget(reply: (n: number) => Reply, port = 0): Promise<Target> {
   let n = 0;
   const server = http.createServer((req, res) => {
     const r = reply(++n);
@@ -24,10 +24,10 @@ export async function startTarget(reply: (n: number) => Reply): Promise<Target> 
     res.writeHead(r[0], { "content-type": "application/json" });
     res.end(r[1] ?? JSON.stringify({ status: r[0] === 200 ? "ok" : "down" }));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}/health`,
+    url: `http://127.0.0.1:${bound}/health`,
     hits: () => n,
     close: () =>
       new Promise<void>((resolve) => {
@@ -35,13 +35,4 @@ export async function startTarget(reply: (n: number) => Reply): Promise<Target> 
         server.close(() => resolve());
       }),
   };
-}
-
-/** A loopback port nobody listens on (bound, then released). */
-export async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }

@@ -1,6 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { setupMocks, type RecordedResource } from "../helpers/mocks";
+import { plaintextPart, setupMocks, type RecordedResource } from "../helpers/mocks";
 import { callSerializedProvider } from "../helpers/provider";
 import { startTarget, type Target } from "../helpers/http-targets";
 
@@ -8,6 +8,7 @@ let healthy: Target;
 let flaky: Target;
 let never: Target;
 let gate: RecordedResource;
+let withDb: RecordedResource;
 
 before(async () => {
   healthy = await startTarget(() => [200]);
@@ -22,8 +23,14 @@ before(async () => {
     timeoutSeconds: 2,
     triggers: { containerId: "c1", imageId: "sha256:aaa" },
   });
+  new HealthGate("db-health", {
+    url: healthy.url,
+    postgresUrl: "postgres://app:s3cret-pw@127.0.0.1:1/app",
+    triggers: { containerId: "c1" },
+  });
   await new Promise((r) => setTimeout(r, 1500));
   gate = rec.byName("web-health");
+  withDb = rec.byName("db-health");
 });
 
 after(async () => {
@@ -94,5 +101,40 @@ test("a trigger change is an update that re-runs the gate; unchanged inputs are 
   await assert.rejects(
     callSerializedProvider(provider(), "update", ["id", olds, { ...next, url: never.url, retries: 2 }]),
     /failed: no healthy result after 2 attempt/,
+  );
+});
+
+test("the database URL is stored only as a secret", () => {
+  assert.equal(withDb.inputs.postgresUrl, "postgres://app:s3cret-pw@127.0.0.1:1/app");
+  assert.ok(!JSON.stringify(plaintextPart(withDb.wireInputs)).includes("s3cret-pw"));
+  assert.ok(withDb.additionalSecretOutputs.includes("postgresUrl"));
+});
+
+test("an unreachable database fails the gate without leaking its password", async () => {
+  const { __provider: text, checkedAt: _c, attempts: _a, ...ins } = withDb.inputs;
+  await assert.rejects(
+    callSerializedProvider(text, "create", [{ ...ins, retries: 1, timeoutSeconds: 1 }]),
+    (e: Error) => {
+      assert.match(e.message, /postgres: ECONNREFUSED/);
+      assert.ok(!e.message.includes("s3cret-pw"));
+      return true;
+    },
+  );
+});
+
+test("the container and TCP checks run inside the provider host too", async () => {
+  await assert.rejects(
+    callSerializedProvider(provider(), "create", [
+      inputs({
+        retries: 1,
+        container: { name: "safe-deploy-test-no-such-container", logPatterns: [] },
+        tcp: [{ host: "127.0.0.1", port: 1 }],
+      }),
+    ]),
+    (e: Error) => {
+      assert.match(e.message, /container safe-deploy-test-no-such-container: no such container/);
+      assert.match(e.message, /tcp 127\.0\.0\.1:1 ECONNREFUSED/);
+      return true;
+    },
   );
 });

@@ -10,16 +10,21 @@ import type { Attempt, Probe } from "./types";
 export type GateResult =
   { ok: true; checkedAt: string; attempts: Attempt[] } | { ok: false; message: string; attempts: Attempt[] };
 
-/** One line per attempt: `#2 12:00:05.120Z status 503 (status 503, expected 200) 12 ms`. */
+/** What to call back as the gate runs (progress lines for the CLI). */
+export interface GateHooks {
+  onAttempt?: (a: Attempt, n: number) => void;
+}
+
+/** Pure: one line per attempt, e.g. `#2 2026-01-01T12:00:05.120Z FAILED status 503, expected 200 (12 ms)`. */
 export function summarizeAttempts(attempts: Attempt[]): string {
   return attempts
     .map((a, i) => {
-      const what = a.status !== undefined ? `status ${a.status}` : "no response";
-      const detail =
-        a.detail && !(a.status !== undefined && a.detail.startsWith(`status ${a.status}`))
-          ? `: ${a.detail}`
-          : "";
-      return `  #${i + 1} ${a.at} ${a.ok ? "ok" : "FAILED"} ${what}${detail} (${a.ms} ms)`;
+      const parts: string[] = [];
+      if (a.status !== undefined && !a.detail?.startsWith(`status ${a.status}`))
+        parts.push(`status ${a.status}`);
+      if (a.detail) parts.push(a.detail);
+      if (parts.length === 0) parts.push(a.ok ? "ok" : "no response");
+      return `  #${i + 1} ${a.at} ${a.ok ? "ok" : "FAILED"} ${parts.join(", ")} (${a.ms} ms)`;
     })
     .join("\n");
 }
@@ -32,7 +37,7 @@ export async function pollUntilHealthy(
   target: string,
   probe: Probe,
   policy: PollPolicy,
-  hooks: { onAttempt?: (a: Attempt, n: number) => void } = {},
+  hooks: GateHooks = {},
 ): Promise<GateResult> {
   const attempts: Attempt[] = [];
   const start = Date.now();

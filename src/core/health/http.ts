@@ -17,6 +17,8 @@ export interface HttpCheck {
   json?: JsonAssertion;
   /** Extra request headers. */
   headers?: Record<string, string>;
+  /** PEM CA certificate(s) to trust for HTTPS (a private CA or a self-signed staging certificate). */
+  ca?: string;
 }
 
 const MAX_BODY = 256 * 1024;
@@ -74,6 +76,7 @@ export function httpProbe(check: HttpCheck, timeoutMs: number): Promise<ProbeRes
       method: "GET",
       agent: false,
       headers: { ...check.headers, connection: "close" },
+      ...(check.ca ? { ca: check.ca } : {}),
     });
     timer = setTimeout(() => finish({ ok: false, detail: `timed out after ${timeoutMs} ms` }), timeoutMs);
     req.on("error", (e: NodeJS.ErrnoException) => finish({ ok: false, detail: e.code ?? e.message }));

@@ -51,6 +51,14 @@ export function decide(
   const need = policy.successThreshold ?? 1;
   if (s.passed && s.streak >= need) return { action: "pass" };
   // Passing streaks continue at the plain delay; backoff only stretches waits after failures.
+  const left = policy.retries - s.attempt;
+  if (need > 1 && left < need - (s.passed ? s.streak : 0)) {
+    // A soak needs `need` passes in a row: once that is out of reach, stop instead of polling on.
+    return {
+      action: "fail",
+      reason: `${need} consecutive healthy answers are out of reach with ${left} attempt(s) left (retries ${policy.retries})`,
+    };
+  }
   if (s.attempt >= policy.retries) {
     return {
       action: "fail",

@@ -5,7 +5,7 @@ import writeFileAtomic from "write-file-atomic";
 import { CheckFailedError, ConfigError } from "../errors";
 
 /** Stages of a guarded deploy, in order; `soak` is the watch after cutover. */
-export const STAGES = ["preflight", "backup", "migration", "containers", "health", "soak"] as const;
+export const STAGES = ["preflight", "image", "backup", "migration", "hooks", "containers", "health", "soak"] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** How a release ended. `pending` while it runs (or if the tool died mid-deploy). */
@@ -36,6 +36,10 @@ export interface ReleaseRecord {
   error?: string;
   /** For a rollback: the release it re-applied. */
   rolledBackTo?: string;
+  /** Raw `Pulumi.<stack>.yaml` of the deploy (secrets as ciphertext): what a rollback re-applies. */
+  configFile?: string;
+  /** Warnings of a good release (failed postDeploy hooks). */
+  warnings?: string[];
 }
 
 /** What a new record needs; id, time and result are filled in. */

@@ -1,43 +1,9 @@
 // The guarded deploy and its rollback (issue 6, DESIGN.md "Rollback: re-apply the previous release").
 // Pulumi-free: every outside part is a port, so the CLI wires the real engines and tests wire real
 // PostgreSQL/HTTP behind the same ports with a recording fake of the stack.
-import type { ConfigMap, StackAccess, StepEvent } from "../../cli/stack";
-
-/** The stages of a deploy, in order; a failure names the first one that failed. */
-export const STAGES = [
-  "preflight",
-  "image",
-  "backup",
-  "migration",
-  "hooks",
-  "containers",
-  "health",
-  "soak",
-] as const;
-/** One stage. */
-export type Stage = (typeof STAGES)[number];
-
-/** One deploy, as the ledger keeps it. */
-export interface Release {
-  id: string;
-  stack: string;
-  startedAt: string;
-  finishedAt?: string;
-  durationMs?: number;
-  commit: string;
-  config: ConfigMap;
-  imageId?: string;
-  schemaVersionBefore?: string;
-  schemaVersion?: string;
-  /** Path of the exported checkpoint taken before the update. */
-  checkpoint?: string;
-  /** The pre-deploy backup this release took. */
-  backupFile?: string;
-  result: "running" | "good" | "bad" | "rolled-back" | "rollback-failed";
-  failedStage?: Stage;
-  error?: string;
-  warnings: string[];
-}
+import type { StackAccess, StepEvent } from "../../cli/stack";
+import type { Ledger, ReleaseRecord, Stage } from "./ledger";
+import { describeStep, rollbackPlan } from "./plan";
 
 /** Notification types of the users' scripts. */
 export type NotifyType = "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK_SUCCESS" | "ROLLBACK_FAILED";
@@ -45,7 +11,9 @@ export type NotifyType = "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK_SU
 /** Everything the orchestrator needs from outside. */
 export interface DeployPorts {
   stack: StackAccess;
-  releases: { save(r: Release): Promise<void>; lastGood(stack: string): Promise<Release | undefined> };
+  releases: Pick<Ledger, "create" | "update" | "markResult" | "lastGood">;
+  /** The stack's `Pulumi.<stack>.yaml`: recorded with each release, written back to re-apply one. */
+  config: { read(): Promise<string>; write(text: string, dir?: string): Promise<void> };
   /** Takes the per-stack deploy lock; resolves with its release function, rejects naming the holder. */
   lock(stack: string, command: string): Promise<() => Promise<void>>;
   /** Checks before anything changes (config, clean tree, lint, database reachable, disk room): problems. */
@@ -117,44 +85,6 @@ export function factsFromEvents(events: readonly StepEvent[]): UpdateFacts {
   return facts;
 }
 
-/** One step of a rollback, in order. */
-export type RollbackStep =
-  | { do: "safety-backup" }
-  | { do: "restore"; file: string }
-  | { do: "clear-pending" }
-  | { do: "reapply"; release: Release }
-  | { do: "verify" };
-
-/**
- * The rollback plan (pure): before any migration ran, no database restore; once one ran or the schema
- * version moved, a safety backup and then the pre-deploy backup restored; then the previous good
- * release re-applied and verified. Refuses (returns a reason) rather than start an old image against a
- * schema it does not know.
- */
-export function rollbackPlan(args: {
-  failed: Release;
-  previous?: Release;
-  migrationRan: boolean;
-  schemaMoved: boolean;
-}): { steps: RollbackStep[] } | { refuse: string } {
-  const { failed, previous } = args;
-  if (!previous) {
-    return { refuse: `no earlier good release of stack "${failed.stack}" to roll back to` };
-  }
-  const restoreDb = args.migrationRan || args.schemaMoved;
-  if (restoreDb && !failed.backupFile) {
-    return {
-      refuse:
-        "the schema may have changed but this release has no pre-deploy backup to restore; " +
-        `starting release ${previous.id}'s image against an unknown schema is refused`,
-    };
-  }
-  const steps: RollbackStep[] = [];
-  if (restoreDb) steps.push({ do: "safety-backup" }, { do: "restore", file: failed.backupFile! });
-  steps.push({ do: "clear-pending" }, { do: "reapply", release: previous }, { do: "verify" });
-  return { steps };
-}
-
 /** Removes pending operations an interrupted update left in an exported checkpoint. Pure. */
 export function withoutPendingOperations(state: unknown): { state: unknown; cleared: number } {
   const s = state as { deployment?: { pending_operations?: unknown[] } };
@@ -166,16 +96,10 @@ export function withoutPendingOperations(state: unknown): { state: unknown; clea
   };
 }
 
-/** A release id: UTC time plus the short commit, sortable. */
-export function releaseId(at: Date, commit: string): string {
-  const t = at.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
-  return `${t}-${commit.slice(0, 7)}`;
-}
-
 /** The outcome of `deploy`; `exitCode` follows the command-line contract. */
 export interface DeployOutcome {
   exitCode: 0 | 1;
-  release: Release;
+  release: ReleaseRecord;
 }
 
 function message(e: unknown): string {
@@ -191,60 +115,55 @@ export async function deploy(
   ports: DeployPorts,
 ): Promise<DeployOutcome> {
   const now = ports.now ?? (() => new Date());
-  const problems = await ports.preflight();
-  const commit = await ports.git.head();
   const started = now();
-  const release: Release = {
-    id: releaseId(started, commit),
-    stack: opts.stack,
-    startedAt: started.toISOString(),
-    commit,
-    config: {},
-    result: "running",
-    warnings: [],
-  };
+  const durationMs = () => now().getTime() - started.getTime();
+  const commit = await ports.git.head();
+  const problems = await ports.preflight();
   if (problems.length) {
-    release.result = "bad";
-    release.failedStage = "preflight";
-    release.error = problems.join("; ");
     ports.log.error(`preflight failed:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    const r = await ports.releases.create({ stack: opts.stack, commit, config: {}, time: started });
+    const release = await ports.releases.markResult(r.id, "bad", {
+      failedStage: "preflight",
+      error: problems.join("; "),
+      durationMs: durationMs(),
+    });
     return { exitCode: 1, release };
   }
   const unlock = await ports.lock(opts.stack, "up");
-  const finish = async (result: Release["result"]) => {
-    release.result = result;
-    const end = now();
-    release.finishedAt = end.toISOString();
-    release.durationMs = end.getTime() - started.getTime();
-    await ports.releases.save(release);
-  };
   try {
-    ports.log.step(`release ${release.id} of stack ${opts.stack} (commit ${commit.slice(0, 12)})`);
-    release.config = await ports.stack.getAllConfig();
-    release.schemaVersionBefore = await ports.database.schemaVersion();
-    release.checkpoint = await ports.archiveCheckpoint(release.id, await ports.stack.exportState());
-    await ports.releases.save(release);
-    await ports.notify("INFO", `Deploy of ${opts.stack} started`, { release: release.id, commit });
+    let release = await ports.releases.create({
+      stack: opts.stack,
+      commit,
+      config: {},
+      configFile: await ports.config.read(),
+      schemaVersionBefore: await ports.database.schemaVersion(),
+      time: started,
+    });
+    const id = release.id;
+    ports.log.step(`release ${id} of stack ${opts.stack} (commit ${commit.slice(0, 12)})`);
+    release = await ports.releases.update(id, {
+      checkpoint: await ports.archiveCheckpoint(id, await ports.stack.exportState()),
+    });
+    await ports.notify("INFO", `Deploy of ${opts.stack} started`, { release: id, commit });
 
     const events: StepEvent[] = [];
     let url: string | undefined;
+    let warnings: string[] = [];
     let failure: unknown;
     try {
-      ports.log.step("pulumi up: backup, migration, containers, health gate");
+      ports.log.step("pulumi up: image, backup, migration, containers, health gate");
       const { outputs } = await ports.stack.up({
         env: { SAFE_DEPLOY_COMMIT: commit },
         onEvent: (e) => events.push(e),
         onOutput: (line) => ports.log.info(line.trimEnd()),
       });
       url = outputs.url?.value;
-      const warnings = outputs.postDeployWarnings?.value;
-      if (warnings) release.warnings.push(...(JSON.parse(warnings) as string[]));
+      if (outputs.postDeployWarnings?.value)
+        warnings = JSON.parse(outputs.postDeployWarnings.value) as string[];
     } catch (e) {
       failure = e;
     }
     const facts = factsFromEvents(events);
-    release.backupFile = facts.backupFile;
-    release.imageId = facts.imageId;
     if (!failure && opts.soak && url) {
       try {
         ports.log.step(`soak: verifying ${url}`);
@@ -254,26 +173,33 @@ export async function deploy(
         facts.failedStage = "soak";
       }
     }
-    release.schemaVersion = await ports.database.schemaVersion().catch(() => undefined);
+    release = await ports.releases.update(id, {
+      backupFile: facts.backupFile,
+      imageDigest: facts.imageId,
+      schemaVersion: await ports.database.schemaVersion().catch(() => undefined),
+      warnings,
+    });
     if (!failure) {
-      await finish("good");
-      ports.log.info(`release ${release.id} is good`);
-      await ports.notify("SUCCESS", `Deploy of ${opts.stack} succeeded`, { release: release.id, commit });
-      for (const w of release.warnings) await ports.notify("WARNING", w, { release: release.id, commit });
+      release = await ports.releases.markResult(id, "good", { durationMs: durationMs() });
+      ports.log.info(`release ${id} is good`);
+      await ports.notify("SUCCESS", `Deploy of ${opts.stack} succeeded`, { release: id, commit });
+      for (const w of warnings) await ports.notify("WARNING", w, { release: id, commit });
       return { exitCode: 0, release };
     }
-    release.failedStage = facts.failedStage ?? "containers";
-    release.error = message(failure);
-    ports.log.error(`deploy failed at ${release.failedStage}: ${release.error}`);
-    await finish("bad");
-    await ports.notify("ERROR", `Deploy of ${opts.stack} failed at ${release.failedStage}`, {
-      release: release.id,
+    const failedStage = facts.failedStage ?? "containers";
+    const error = message(failure).split("\n")[0];
+    ports.log.error(`deploy failed at ${failedStage}: ${message(failure)}`);
+    release = await ports.releases.markResult(id, "bad", { failedStage, error, durationMs: durationMs() });
+    await ports.notify("ERROR", `Deploy of ${opts.stack} failed at ${failedStage}`, {
+      release: id,
       commit,
-      error: release.error.split("\n")[0],
+      error,
     });
     if (opts.autoRollback) {
-      const ok = await rollbackAfterFailure(release, facts.migrationRan, ports);
-      await finish(ok ? "rolled-back" : "rollback-failed");
+      const back = await rollbackAfterFailure(release, facts.migrationRan, ports);
+      release = back
+        ? await ports.releases.markResult(id, "rolled-back", { rolledBackTo: back, durationMs: durationMs() })
+        : await ports.releases.update(id, { error: `${error}; automatic rollback failed` });
     }
     return { exitCode: 1, release };
   } finally {
@@ -281,71 +207,70 @@ export async function deploy(
   }
 }
 
-/** Runs a rollback plan step by step; returns true when the previous release is back and healthy. */
+/**
+ * Runs the rollback plan of plan.ts step by step. Returns the id of the release running again, or
+ * undefined when it stopped (ROLLBACK_FAILED, with everything a person needs to finish by hand).
+ */
 export async function rollbackAfterFailure(
-  failed: Release,
+  failed: ReleaseRecord,
   migrationRan: boolean,
   ports: DeployPorts,
-): Promise<boolean> {
-  const previous = await ports.releases.lastGood(failed.stack);
-  const schemaMoved =
-    failed.schemaVersionBefore !== undefined && failed.schemaVersion !== failed.schemaVersionBefore;
-  const plan = rollbackPlan({ failed, previous, migrationRan, schemaMoved });
+): Promise<string | undefined> {
+  const previous = await ports.releases.lastGood(failed.id);
+  const pending = withoutPendingOperations(await ports.stack.exportState());
+  const plan = rollbackPlan({
+    failedStage: failed.failedStage ?? "containers",
+    migrationRan,
+    schemaMoved: failed.schemaVersionBefore !== failed.schemaVersion,
+    backupFile: failed.backupFile,
+    previous: previous && { id: previous.id, commit: previous.commit },
+    currentCommit: failed.commit,
+    pendingOperations: pending.cleared > 0,
+  });
+  ports.log.step(`rollback plan:\n${plan.steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`);
   const fields = { release: failed.id, commit: failed.commit, backup: failed.backupFile ?? "none" };
-  if ("refuse" in plan) {
-    ports.log.error(`rollback refused: ${plan.refuse}`);
-    await ports.notify("ROLLBACK_FAILED", `Rollback of ${failed.stack} refused: ${plan.refuse}`, {
-      ...fields,
-      next: `restore by hand: safe-deploy rollback --stack ${failed.stack}`,
-    });
-    return false;
-  }
   let safety: string | undefined;
+  let worktree: { dir: string; remove(): Promise<void> } | undefined;
   try {
     for (const step of plan.steps) {
-      switch (step.do) {
+      switch (step.kind) {
+        case "clear-pending-operations":
+          ports.log.warn(
+            `rollback: clearing ${pending.cleared} pending operation(s) left by the failed update`,
+          );
+          await ports.stack.importState(pending.state);
+          await ports.stack.refresh();
+          break;
         case "safety-backup":
           ports.log.step("rollback: safety backup of the current database");
           safety = await ports.database.safetyBackup();
           break;
-        case "restore":
+        case "restore-backup":
           ports.log.step(`rollback: restoring the pre-deploy backup ${step.file}`);
           await ports.database.restore(step.file);
           break;
-        case "clear-pending": {
-          const { state, cleared } = withoutPendingOperations(await ports.stack.exportState());
-          if (cleared) {
-            ports.log.warn(`rollback: clearing ${cleared} pending operation(s) left by the failed update`);
-            await ports.stack.importState(state);
-            await ports.stack.refresh();
-          }
+        case "checkout-commit":
+          ports.log.step(`rollback: checking out ${step.commit.slice(0, 12)} in a temporary worktree`);
+          worktree = await ports.git.checkout(step.commit);
           break;
-        }
-        case "reapply": {
-          ports.log.step(
-            `rollback: re-applying release ${step.release.id} (commit ${step.release.commit.slice(0, 12)})`,
-          );
-          await ports.stack.setAllConfig(step.release.config);
-          const head = await ports.git.head();
-          const checkout =
-            step.release.commit !== head ? await ports.git.checkout(step.release.commit) : undefined;
-          try {
-            await ports.stack.up({
-              workDir: checkout?.dir,
-              env: { SAFE_DEPLOY_COMMIT: step.release.commit },
-              onOutput: (line) => ports.log.info(line.trimEnd()),
-            });
-          } finally {
-            await checkout?.remove();
-          }
+        case "reapply-release":
+          ports.log.step(`rollback: re-applying release ${step.release} against the current state`);
+          if (previous!.configFile) await ports.config.write(previous!.configFile, worktree?.dir);
+          await ports.stack.up({
+            workDir: worktree?.dir,
+            env: { SAFE_DEPLOY_COMMIT: previous!.commit },
+            onOutput: (line) => ports.log.info(line.trimEnd()),
+          });
           break;
-        }
-        case "verify": {
-          const outputs = await ports.stack.outputs();
-          const url = outputs.url?.value;
+        case "verify-health": {
+          const url = (await ports.stack.outputs()).url?.value;
           if (url) await ports.verify(url);
           break;
         }
+        case "manual":
+          throw new Error(step.reason);
+        case "notify":
+          break;
       }
     }
   } catch (e) {
@@ -361,12 +286,14 @@ export async function rollbackAfterFailure(
           `run 'safe-deploy rollback --stack ${failed.stack} --status' and finish by hand`,
       },
     );
-    return false;
+    return undefined;
+  } finally {
+    await worktree?.remove();
   }
   ports.log.info(`rollback to release ${previous!.id} succeeded`);
   await ports.notify("ROLLBACK_SUCCESS", `Rolled ${failed.stack} back to release ${previous!.id}`, {
     ...fields,
     safetyBackup: safety ?? "none",
   });
-  return true;
+  return previous!.id;
 }

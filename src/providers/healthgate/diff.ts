@@ -11,7 +11,10 @@ export const GATE_INPUT_KEYS = [
   "deadlineSeconds",
   "successThreshold",
   "json",
-  "checks",
+  "ca",
+  "tcp",
+  "postgresUrl",
+  "container",
 ] as const;
 
 function stable(v: unknown): string {

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { ContainerCheck } from "../../core/health/container";
 import type { JsonAssertion } from "../../core/health/http";
 import { runGate } from "../../core/health/run";
 import { diffHealthGate } from "./diff";
@@ -27,6 +28,14 @@ export interface HealthGateArgs {
   successThreshold?: pulumi.Input<number>;
   /** Assertion on the JSON body, e.g. { path: "db", equals: "ok" }. */
   json?: pulumi.Input<JsonAssertion>;
+  /** PEM CA certificate(s) to trust for an https:// URL. */
+  ca?: pulumi.Input<string>;
+  /** Ports that must accept TCP connections, e.g. [{ host: "127.0.0.1", port: 5432 }]. */
+  tcp?: pulumi.Input<{ host: string; port: number }[]>;
+  /** A database the release must reach with `SELECT 1`; stored as a secret. */
+  postgresUrl?: pulumi.Input<string>;
+  /** The container to watch: running, Docker health `healthy`, restarts not rising, no critical log lines. */
+  container?: pulumi.Input<ContainerCheck>;
 }
 
 interface Inputs {
@@ -41,6 +50,10 @@ interface Inputs {
   deadlineSeconds?: number;
   successThreshold?: number;
   json?: JsonAssertion;
+  ca?: string;
+  tcp?: { host: string; port: number }[];
+  postgresUrl?: string;
+  container?: ContainerCheck;
 }
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -128,11 +141,17 @@ export class HealthGate extends pulumi.dynamic.Resource {
   declare readonly attempts: pulumi.Output<number>;
 
   constructor(name: string, args: HealthGateArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = {
+      ...args,
+      postgresUrl: args.postgresUrl === undefined ? undefined : pulumi.secret(args.postgresUrl),
+      checkedAt: undefined,
+      attempts: undefined,
+    };
     super(
       provider,
       name,
-      { ...args, checkedAt: undefined, attempts: undefined },
-      opts,
+      props,
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["postgresUrl"] }),
       "safe-deploy",
       "HealthGate",
     );

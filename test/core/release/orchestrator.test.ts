@@ -7,16 +7,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
-import type { ConfigMap, StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import { Ledger } from "../../../src/core/release/ledger";
 import {
   deploy,
   factsFromEvents,
-  rollbackPlan,
   stageOf,
   withoutPendingOperations,
   type DeployPorts,
   type NotifyType,
-  type Release,
 } from "../../../src/core/release/orchestrator";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 
@@ -95,16 +94,13 @@ const DESTRUCTIVE = async () => {
 };
 
 function makeStack(s: Scenario, calls: string[]): StackAccess {
-  let config: ConfigMap = { "safe-deploy:app": { value: '{"image":"web:new"}', secret: false } };
   let ups = 0;
   const urn = (type: string, name: string) => `urn:pulumi:staging::safe-deploy::${type}::${name}`;
   return {
     name: "staging",
-    getAllConfig: async () => config,
-    setAllConfig: async (c) => {
-      calls.push(`setAllConfig ${c["safe-deploy:app"]?.value}`);
-      config = c;
-    },
+    // Config travels as the stack's file (ciphertext secrets), never through these.
+    getAllConfig: async () => assert.fail("getAllConfig would decrypt secrets"),
+    setAllConfig: async () => assert.fail("setAllConfig is not how a release is re-applied"),
     exportState: async () => {
       calls.push("exportState");
       return {
@@ -152,26 +148,28 @@ const CONTAINER = "docker:index/container:Container";
 const GATE = "pulumi-nodejs:dynamic/safe-deploy:HealthGate";
 const IMAGE = "docker:index/remoteImage:RemoteImage";
 
-function ports(s: Scenario) {
+async function ports(s: Scenario) {
   const calls: string[] = [];
   const notes: Array<{ type: NotifyType; message: string; fields: Record<string, string> }> = [];
-  const saved: Release[] = [];
   let locked = false;
   let preDeployBackup = "";
-  const previous: Release = {
-    id: "20261122-120000-aaaaaaa",
+  // A real ledger on disk, with the previous good release in it.
+  const ledger = new Ledger(await mkdtemp(join(dir, "state-")), "staging");
+  const prev = await ledger.create({
     stack: "staging",
-    startedAt: "2026-11-22T12:00:00Z",
     commit: "aaaaaaa0000000000000000000000000000000000",
-    config: { "safe-deploy:app": { value: '{"image":"web:old"}', secret: false } },
-    result: "good",
-    warnings: [],
-  };
+    config: {},
+    configFile: "config:\n  safe-deploy:app:\n    image: web:old\n",
+    time: new Date("2026-11-22T12:00:00Z"),
+  });
+  await ledger.markResult(prev.id, "good");
   const p: DeployPorts = {
     stack: makeStack(s, calls),
-    releases: {
-      save: async (r) => void saved.push(structuredClone(r)),
-      lastGood: async () => previous,
+    releases: ledger,
+    config: {
+      read: async () => "config:\n  safe-deploy:app:\n    image: web:new\n",
+      write: async (text, where) =>
+        void calls.push(`writeConfig ${where} ${/web:old/.test(text) ? "old" : "?"}`),
     },
     lock: async () => {
       assert.equal(locked, false, "lock taken twice");
@@ -235,7 +233,7 @@ function ports(s: Scenario) {
       };
     }
   }
-  return { p, calls, notes, saved, isLocked: () => locked };
+  return { p, calls, notes, ledger, prev, isLocked: () => locked };
 }
 
 const okSteps = (): Scenario["steps"] => [
@@ -247,13 +245,13 @@ const okSteps = (): Scenario["steps"] => [
 ];
 
 test("a good deploy: one up, soak verified, release good, lock released, INFO then SUCCESS", async () => {
-  const { p, calls, notes, saved, isLocked } = ports({ steps: okSteps() });
+  const { p, calls, notes, ledger, isLocked } = await ports({ steps: okSteps() });
   const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
   assert.equal(out.exitCode, 0);
   assert.equal(out.release.result, "good");
   assert.equal(out.release.schemaVersionBefore, "002");
   assert.equal(out.release.schemaVersion, "003");
-  assert.equal(out.release.imageId, "sha256:new");
+  assert.equal(out.release.imageDigest, "sha256:new");
   assert.match(out.release.backupFile!, /pre-deploy-/);
   assert.deepEqual(calls, [
     "lock",
@@ -266,7 +264,8 @@ test("a good deploy: one up, soak verified, release good, lock released, INFO th
     notes.map((n) => n.type),
     ["INFO", "SUCCESS"],
   );
-  assert.equal(saved.at(-1)!.result, "good");
+  assert.equal((await ledger.get(out.release.id)).result, "good");
+  assert.match((await ledger.get(out.release.id)).configFile!, /web:new/);
   assert.equal(isLocked(), false);
 });
 
@@ -314,19 +313,19 @@ const rollbackCases: Array<[string, Scenario["steps"], boolean]> = [
 for (const [stage, steps, restores] of rollbackCases) {
   test(`a failure at ${stage} rolls back with exactly the right steps, and the data is as before`, async () => {
     const before = await snapshot();
-    const { p, calls, notes, saved, isLocked } = ports({ steps });
+    const { p, calls, notes, ledger, prev, isLocked } = await ports({ steps });
     const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
     assert.equal(out.exitCode, 1);
     assert.equal(out.release.failedStage, stage.split(" ")[0]);
     assert.equal(out.release.result, "rolled-back");
     const rollback = [
-      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
       "exportState",
-      'setAllConfig {"image":"web:old"}',
+      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
       "checkout aaaaaaa",
+      "writeConfig /tmp/worktree-aaaaaaa old",
       "up workDir=/tmp/worktree-aaaaaaa commit=aaaaaaa0000000000000000000000000000000000",
-      "worktree removed",
       "verify 200",
+      "worktree removed",
     ];
     assert.deepEqual(calls, [
       "lock",
@@ -340,14 +339,16 @@ for (const [stage, steps, restores] of rollbackCases) {
       ["INFO", "ERROR", "ROLLBACK_SUCCESS"],
     );
     assert.equal(await snapshot(), before);
-    assert.equal(saved.at(-1)!.result, "rolled-back");
+    const record = await ledger.get(out.release.id);
+    assert.equal(record.result, "rolled-back");
+    assert.equal(record.rolledBackTo, prev.id);
     assert.equal(isLocked(), false);
   });
 }
 
 test("soak checks failing after cutover still roll back, database included", async () => {
   const before = await snapshot();
-  const { p, calls, notes } = ports({ steps: okSteps() });
+  const { p, calls, notes } = await ports({ steps: okSteps() });
   appHealthy = false;
   const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
   assert.equal(out.exitCode, 1);
@@ -362,10 +363,11 @@ test("soak checks failing after cutover still roll back, database included", asy
 
 test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exit 1, nothing lost", async () => {
   const before = await snapshot();
-  const { p, notes, saved, isLocked } = ports({ steps: rollbackCases[3][1], reapplyFails: true });
+  const { p, notes, ledger, isLocked } = await ports({ steps: rollbackCases[3][1], reapplyFails: true });
   const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
   assert.equal(out.exitCode, 1);
-  assert.equal(out.release.result, "rollback-failed");
+  assert.equal(out.release.result, "bad");
+  assert.match(out.release.error!, /automatic rollback failed/);
   const last = notes.at(-1)!;
   assert.equal(last.type, "ROLLBACK_FAILED");
   assert.match(last.message, /port is already allocated/);
@@ -375,19 +377,19 @@ test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exi
   );
   // the database restore happened before the failing re-apply: data as before, and the safety copy kept
   assert.equal(await snapshot(), before);
-  assert.equal(saved.at(-1)!.result, "rollback-failed");
+  assert.equal((await ledger.get(out.release.id)).result, "bad");
   assert.equal(isLocked(), false);
 });
 
 test("pending operations left by the failed update are cleared through export/import, then refresh", async () => {
-  const { p, calls } = ports({ steps: rollbackCases[0][1], pending: 2 });
+  const { p, calls } = await ports({ steps: rollbackCases[0][1], pending: 2 });
   await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
   const i = calls.indexOf("importState pending=0");
-  assert.ok(i > 0 && calls[i + 1] === "refresh" && calls[i + 2].startsWith("setAllConfig"), calls.join("\n"));
+  assert.ok(i > 0 && calls[i + 1] === "refresh" && calls[i + 2].startsWith("checkout"), calls.join("\n"));
 });
 
 test("auto rollback off: the failed release is recorded and nothing else is touched", async () => {
-  const { p, calls, notes } = ports({ steps: rollbackCases[2][1] });
+  const { p, calls, notes } = await ports({ steps: rollbackCases[2][1] });
   const out = await deploy({ stack: "staging", autoRollback: false, soak: true }, p);
   assert.equal(out.release.result, "bad");
   assert.deepEqual(calls, [
@@ -426,44 +428,6 @@ test("factsFromEvents: an unchanged migration did not run; a failed one may have
   assert.equal(
     factsFromEvents([e(CMD, "same"), e(CONTAINER, "replace", "failed")]).failedStage,
     "containers",
-  );
-});
-
-test("rollbackPlan refuses an old image against an unknown schema, and with no earlier release", () => {
-  const failed = {
-    id: "r2",
-    stack: "s",
-    commit: "c",
-    config: {},
-    result: "bad",
-    warnings: [],
-    startedAt: "",
-  } as Release;
-  const previous = { ...failed, id: "r1", result: "good" } as Release;
-  assert.match(
-    (rollbackPlan({ failed, previous, migrationRan: true, schemaMoved: false }) as any).refuse,
-    /refused/,
-  );
-  assert.match(
-    (rollbackPlan({ failed, migrationRan: false, schemaMoved: false }) as any).refuse,
-    /no earlier good release/,
-  );
-  assert.deepEqual(
-    (rollbackPlan({ failed, previous, migrationRan: false, schemaMoved: false }) as any).steps.map(
-      (s: any) => s.do,
-    ),
-    ["clear-pending", "reapply", "verify"],
-  );
-  assert.deepEqual(
-    (
-      rollbackPlan({
-        failed: { ...failed, backupFile: "/b" },
-        previous,
-        migrationRan: false,
-        schemaMoved: true,
-      }) as any
-    ).steps.map((s: any) => s.do),
-    ["safety-backup", "restore", "clear-pending", "reapply", "verify"],
   );
 });
 
