@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { access } from "node:fs/promises";
 import { promisify } from "node:util";
 import { CannotRunError, CheckFailedError } from "../errors";
 import { redact } from "../log/redact";
@@ -19,10 +20,25 @@ export function splitPassword(url: string): { url: string; env: Record<string, s
 }
 
 /**
- * Restores a `pg_dump -Fc` file into an empty database. Kept small and separate so it can later be
- * pointed at the backup engine (src/core/backup), which knows compressed and encrypted files.
+ * Restores a backup into an empty database. A safe-deploy backup (with its `FILE.json` manifest) goes
+ * through the backup engine, which checks the sha256 and decompresses zstd/gzip; any other file is
+ * taken as a plain `pg_dump -Fc` archive.
  */
 export async function restoreBackup(file: string, databaseUrl: string): Promise<void> {
+  if (
+    await access(`${file}.json`).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    const { verifyBackup, restoreStream } = await import("../backup/verify");
+    const { parseDatabaseUrl } = await import("../backup/runner");
+    const { manifest } = await verifyBackup(file);
+    const conn = parseDatabaseUrl(databaseUrl);
+    const args = ["--no-owner", "--no-acl", "--exit-on-error", "-d", conn.database];
+    await restoreStream(file, manifest, { runIn: "local" }, conn, args, "rehearsal restore");
+    return;
+  }
   const { url, env } = splitPassword(databaseUrl);
   try {
     await promisify(execFile)(

@@ -65,6 +65,24 @@ describe("rehearse --backup", () => {
     assert.deepEqual(left, [], "scratch database dropped");
   });
 
+  it("a safe-deploy backup (zstd, with its manifest) is restored through the backup engine", async () => {
+    const { createBackup } = await import("../../../src/core/backup/create");
+    const b = await createBackup({
+      databaseUrl: pg.url("prod"),
+      dir: join(tmp, "engine"),
+      compression: "zstd",
+    });
+    const lines: string[] = [];
+    await runRehearse({
+      backup: b.file,
+      migrations: DIR,
+      workDir: ROOT,
+      databaseUrl: pg.url("postgres"),
+      out: (t) => lines.push(t),
+    });
+    assert.match(lines.join("\n"), /public\.orders: 50 -> 40 \(-10\)/);
+  });
+
   it("a critical table losing rows fails with exit 1", async () => {
     const lines: string[] = [];
     await assert.rejects(
