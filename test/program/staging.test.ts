@@ -60,7 +60,7 @@ test("the migration re-runs per release: triggers are the migrations checksum an
   const m = byName("staging-migration-migrate").inputs;
   assert.equal(
     m.create,
-    "npx --no-install node-pg-migrate up -m migrations --single-transaction --no-verbose",
+    'PATH="$PWD/node_modules/.bin:$PATH" node-pg-migrate up -m migrations --single-transaction --no-verbose',
   );
   assert.equal(m.environment.PGOPTIONS, "-c lock_timeout=5s -c statement_timeout=15min");
   assert.match(m.dir, /examples\/app$/);

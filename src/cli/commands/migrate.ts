@@ -12,6 +12,7 @@ export interface MigrateCliOptions {
   lockTimeout?: string;
   statementTimeout?: string;
   lockWait?: string;
+  lockRetries?: string;
   backup?: string;
   criticalTables?: string;
   maxRowLossPercent?: string;
@@ -53,6 +54,7 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
     lockTimeout: opts.lockTimeout,
     statementTimeout: opts.statementTimeout,
     lockWaitSeconds: num("--lock-wait", opts.lockWait),
+    lockRetries: num("--lock-retries", opts.lockRetries),
     backupFile: opts.backup,
     integrity: opts.criticalTables
       ? {
@@ -89,6 +91,7 @@ export function register(program: Command): void {
     .option("--lock-timeout <t>", "PostgreSQL lock_timeout for the tool", "5s")
     .option("--statement-timeout <t>", "PostgreSQL statement_timeout for the tool", "15min")
     .option("--lock-wait <seconds>", "how long to wait for another run's migration lock", "60")
+    .option("--lock-retries <n>", "re-run after a lock_timeout cancel this many times", "2")
     .option("--backup <file>", "this release's backup; refuse to run if it does not exist")
     .option("--critical-tables <list>", "comma-separated tables whose rows must not be lost (integrity)")
     .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { shellQuote, toolCommand, type Tool } from "./presets";
 
 /** Inputs of {@link migrationCommand}: the plain values the Migration component knows. */
@@ -19,6 +20,11 @@ export interface MigrationCommandArgs {
   lockTimeout?: string;
   /** PostgreSQL `statement_timeout` (default 15min). */
   statementTimeout?: string;
+  /**
+   * Local mode only: run the tool through `safe-deploy migrate up`, which adds the advisory lock,
+   * version records and the integrity check (row loss in critical tables fails the step).
+   */
+  guard?: { criticalTables?: string[]; maxRowLossPercent?: number; lockWaitSeconds?: number; bin?: string };
 }
 
 /** What a `command.local.Command` needs; DATABASE_URL is added by the caller, as a secret, to `environment`. */
@@ -54,7 +60,23 @@ export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
     PGOPTIONS: pgOptions(args.lockTimeout, args.statementTimeout),
     PGAPPNAME: "safe-deploy migrate",
   };
-  if (args.runIn === "local") return { create: tool, dir: args.workDir, environment };
+  if (args.runIn === "local") {
+    if (!args.guard) return { create: tool, dir: args.workDir, environment };
+    const g = args.guard;
+    const argv = [g.bin ?? join(__dirname, "../../../bin/safe-deploy"), "migrate", "up", "--tool", args.tool];
+    argv.push("--dir", args.dir, "--work-dir", ".");
+    if (args.command) argv.push("--command", args.command);
+    argv.push(
+      "--lock-timeout",
+      args.lockTimeout ?? "5s",
+      "--statement-timeout",
+      args.statementTimeout ?? "15min",
+    );
+    if (g.lockWaitSeconds !== undefined) argv.push("--lock-wait", String(g.lockWaitSeconds));
+    if (g.criticalTables?.length) argv.push("--critical-tables", g.criticalTables.join(","));
+    if (g.maxRowLossPercent !== undefined) argv.push("--max-row-loss-percent", String(g.maxRowLossPercent));
+    return { create: argv.map(shellQuote).join(" "), dir: args.workDir, environment };
+  }
   if (args.image) environment.SAFE_DEPLOY_IMAGE = args.image;
   if (args.network) environment.SAFE_DEPLOY_NETWORK = args.network;
   if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;

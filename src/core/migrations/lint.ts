@@ -1,5 +1,7 @@
+import { execFile } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 /** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
 export type Severity = "error" | "warning";
@@ -65,7 +67,8 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
   "concurrently-in-transaction": {
     severity: "error",
     why: "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block; the migration fails",
-    instead: "run it in its own migration without a transaction",
+    instead:
+      "run it in its own migration without a transaction (node-pg-migrate: a .js migration calling pgm.noTransaction())",
   },
   "constraint-missing-not-valid": {
     severity: "error",
@@ -173,10 +176,26 @@ function relName(rel: unknown): string {
   return [r.schemaname, r.relname].filter(Boolean).join(".");
 }
 
+/** The column of a `col IS NOT NULL` expression, else undefined. */
+function notNullColumn(expr: unknown): string | undefined {
+  const t = (expr as Node | undefined)?.NullTest as Node | undefined;
+  if (!t || t.nulltesttype !== "IS_NOT_NULL") return undefined;
+  const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
+  const last = fields[fields.length - 1]?.String as Node | undefined;
+  return last ? String(last.sval) : undefined;
+}
+
 /** Findings (rule ids and messages) of one parsed statement; pure, so table tests cover each rule. */
 export function checkStatement(
   stmt: Node,
-  ctx: { inTransaction: boolean; createdTables: Set<string> },
+  ctx: {
+    inTransaction: boolean;
+    createdTables: Set<string>;
+    /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
+    provenNotNull?: Set<string>;
+    /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
+    notNullChecks?: Map<string, string>;
+  },
 ): Array<{ rule: string; message: string }> {
   const out: Array<{ rule: string; message: string }> = [];
   const u = unwrap(stmt);
@@ -223,7 +242,11 @@ export function checkStatement(
         if (isNew(rel)) continue;
         if (sub === "AT_AlterColumnType")
           out.push({ rule: "change-column-type", message: `ALTER COLUMN ${col} TYPE on ${name}` });
-        if (sub === "AT_SetNotNull")
+        if (sub === "AT_ValidateConstraint") {
+          const proven = ctx.notNullChecks?.get(`${name}.${col}`);
+          if (proven) ctx.provenNotNull?.add(proven);
+        }
+        if (sub === "AT_SetNotNull" && !ctx.provenNotNull?.has(`${name}.${col}`))
           out.push({ rule: "set-not-null", message: `SET NOT NULL on ${name}.${col}` });
         if (sub === "AT_AddColumn") {
           const def = ((cmd.def as Node)?.ColumnDef as Node) ?? {};
@@ -241,6 +264,10 @@ export function checkStatement(
         if (sub === "AT_AddConstraint") {
           const con = ((cmd.def as Node)?.Constraint as Node) ?? {};
           const t = con.contype as string;
+          const checked = t === "CONSTR_CHECK" ? notNullColumn(con.raw_expr) : undefined;
+          if (checked && con.conname)
+            ctx.notNullChecks?.set(`${name}.${String(con.conname)}`, `${name}.${checked}`);
+          if (checked && !con.skip_validation) ctx.provenNotNull?.add(`${name}.${checked}`);
           if ((t === "CONSTR_FOREIGN" || t === "CONSTR_CHECK") && !con.skip_validation)
             out.push({
               rule: "constraint-missing-not-valid",
@@ -317,7 +344,14 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     return [finding(pos ? lineAt(pos) : 1, "parse-error", String(err.message ?? e))];
   }
   const out: LintFinding[] = [];
-  const ctx = { inTransaction: false, createdTables: new Set<string>() };
+  // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
+  const implicitTx = /^--\s*Up Migration\b/im.test(sql);
+  const ctx = {
+    inTransaction: implicitTx,
+    createdTables: new Set<string>(),
+    provenNotNull: new Set<string>(),
+    notNullChecks: new Map<string, string>(),
+  };
   let lockTimeoutSet = false;
   let lockWarned = false;
   let prevEnd = 0;
@@ -343,7 +377,7 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     if (kind === "TransactionStmt") {
       const k = s.kind as string;
       if (k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START") ctx.inTransaction = true;
-      if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = false;
+      if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = implicitTx;
     }
     if (kind === "VariableSetStmt" && s.name === "lock_timeout") lockTimeoutSet = true;
     for (const f of checkStatement(raw.stmt, ctx)) {
@@ -378,10 +412,44 @@ export async function sqlFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
-/** Lints every SQL file under `paths`. */
+/**
+ * Offline SQL of each Alembic revision (`alembic upgrade PREV:REV --sql`), so Python migrations are
+ * linted as the SQL they will run. Offline mode never connects; a placeholder URL only picks the dialect.
+ */
+export async function alembicRevisionSql(workDir: string): Promise<Array<{ label: string; sql: string }>> {
+  const run = promisify(execFile);
+  const env = {
+    ...process.env,
+    DATABASE_URL: process.env.DATABASE_URL ?? "postgresql://offline@127.0.0.1/offline",
+  };
+  const alembic = (args: string[]) =>
+    run("alembic", args, { cwd: workDir, env, maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await alembic(["history"]);
+  const out: Array<{ label: string; sql: string }> = [];
+  for (const line of stdout.split("\n").reverse()) {
+    const m = /^(\S+) -> (\w+)/.exec(line.trim());
+    if (!m || m[1].includes(",")) continue;
+    const range = m[1] === "<base>" ? m[2] : `${m[1]}:${m[2]}`;
+    const sql = (await alembic(["upgrade", range, "--sql"])).stdout;
+    out.push({ label: `${workDir} [alembic ${m[1]} -> ${m[2]}]`, sql });
+  }
+  return out;
+}
+
+/** Lints every SQL file under `paths`; a directory holding alembic.ini is linted through offline SQL. */
 export async function lintPaths(paths: string[]): Promise<LintFinding[]> {
   const out: LintFinding[] = [];
-  for (const f of await sqlFiles(paths)) out.push(...(await lintSql(await readFile(f, "utf8"), f)));
+  const sqlPaths: string[] = [];
+  for (const p of paths) {
+    const isAlembic =
+      (await stat(p)).isDirectory() && (await stat(join(p, "alembic.ini")).catch(() => undefined));
+    if (!isAlembic) {
+      sqlPaths.push(p);
+      continue;
+    }
+    for (const r of await alembicRevisionSql(p)) out.push(...(await lintSql(r.sql, r.label)));
+  }
+  for (const f of await sqlFiles(sqlPaths)) out.push(...(await lintSql(await readFile(f, "utf8"), f)));
   return out;
 }
 

@@ -9,6 +9,12 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The project's own tool first, without npx: slim images (and Debian's nodejs) ship node without npm.
+ * Single-quoted inside `docker run ... sh -c`, so $PWD is the working directory where it runs.
+ */
+export const LOCAL_BIN = 'PATH="$PWD/node_modules/.bin:$PATH"';
+
 /** Custom command set for `tool: "command"`; `{target}` in a command is replaced by the quoted target. */
 export interface CustomCommands {
   up: string;
@@ -32,7 +38,7 @@ export function toolCommand(
   const q = (s: string) => shellQuote(s);
   switch (tool) {
     case "node-pg-migrate": {
-      const base = `npx --no-install node-pg-migrate`;
+      const base = `${LOCAL_BIN} node-pg-migrate`;
       const flags = `-m ${q(opts.dir)} --single-transaction --no-verbose`;
       if (action === "up") return `${base} up ${t ? q(t) + " " : ""}${flags}`;
       if (action === "down") return `${base} down ${t ? q(t) : "1"} ${flags}`;
@@ -52,11 +58,11 @@ export function toolCommand(
           throw new Error(
             "prisma applies every pending migration: `up` takes no N or REV with `--tool prisma`",
           );
-        return `npx --no-install prisma migrate deploy ${schema}`;
+        return `${LOCAL_BIN} prisma migrate deploy ${schema}`;
       }
       if (action === "down")
         throw new Error("prisma has no down migrations: restore the pre-deploy backup instead");
-      return `npx --no-install prisma migrate status ${schema}`;
+      return `${LOCAL_BIN} prisma migrate status ${schema}`;
     }
     case "command": {
       const c = opts.custom?.[action];

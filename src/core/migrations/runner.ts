@@ -25,6 +25,12 @@ export interface MigrateOptions {
   statementTimeout?: string;
   /** How long a second run waits for the first to finish (default 60 s). */
   lockWaitSeconds?: number;
+  /**
+   * Re-runs after a `lock_timeout` cancel this many times (default 0), waiting 2 s more each time: a
+   * short lock_timeout with retries beats a long wait that queues the live app behind the migration.
+   * Only safe when the tool runs each attempt in a transaction (node-pg-migrate, Alembic on PostgreSQL).
+   */
+  lockRetries?: number;
   /** If set, this release's backup file must exist before anything runs. */
   backupFile?: string;
   integrity?: { criticalTables: string[]; maxRowLossPercent?: number };
@@ -116,6 +122,23 @@ export async function runShell(
   });
 }
 
+/**
+ * Indexes left INVALID, typically by CREATE INDEX CONCURRENTLY cut short by a timeout: they cost
+ * writes, serve no reads, and block re-running the migration.
+ */
+export async function invalidIndexes(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT n.nspname || '.' || c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid ORDER BY 1`,
+  );
+  return rows.map((r) => r.name);
+}
+
+/** Whether a tool's output says PostgreSQL cancelled a statement for `lock_timeout`. */
+export function isLockTimeout(output: string): boolean {
+  return /canceling statement due to lock timeout|\block timeout\b|LockNotAvailable/i.test(output);
+}
+
 /** Migration names found in a node-pg-migrate directory, in the order the tool runs them. */
 export async function migrationFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
@@ -133,6 +156,36 @@ async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: strin
       "SELECT name, run_on::text FROM pgmigrations ORDER BY run_on, id",
     )
   ).rows;
+}
+
+/**
+ * node-pg-migrate's `up NAME` runs only that file; safe-deploy's `up REV` means "up to and including
+ * REV" and `down REV` "down until REV is the latest", as in Alembic, so REV becomes a count.
+ */
+async function revisionToCount(
+  client: Client,
+  dir: string,
+  action: "up" | "down",
+  rev: string,
+): Promise<number> {
+  const applied = (await appliedNodePgMigrate(client)).map((a) => a.name);
+  if (action === "down") {
+    const i = applied.indexOf(rev);
+    if (i < 0)
+      throw new ConfigError(
+        `\`down ${rev}\`: no applied migration is named ${rev} (see \`safe-deploy migrate history\`)`,
+      );
+    return applied.length - 1 - i;
+  }
+  const pending = (await migrationFiles(dir)).filter((f) => !applied.includes(f));
+  const i = pending.indexOf(rev);
+  if (i < 0) {
+    if (applied.includes(rev)) return 0;
+    throw new ConfigError(
+      `\`up ${rev}\`: no migration named ${rev} in ${dir} (see \`safe-deploy migrate history\`)`,
+    );
+  }
+  return i + 1;
 }
 
 /**
@@ -154,17 +207,22 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     PGOPTIONS: pgOptions(opts.lockTimeout, opts.statementTimeout),
     PGAPPNAME: "safe-deploy migrate tool",
   };
-  let cmd: string | undefined;
-  try {
-    cmd = toolCommand(opts.tool, opts.action, { dir: opts.dir, target: opts.target, custom: opts.custom });
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
   try {
     const mutating = opts.action === "up" || opts.action === "down";
     if (mutating) await acquireMigrateLock(client, opts.lockWaitSeconds);
     const before = await schemaVersion(client, opts.tool);
+    let target = opts.target;
+    if (opts.tool === "node-pg-migrate" && target && !/^\d+$/.test(target) && mutating)
+      target = String(await revisionToCount(client, join(cwd, opts.dir), opts.action as "up", target));
+    // node-pg-migrate reads `up 0` as "all": nothing to do must not run anything.
+    if (mutating && target === "0") return { before, after: before, output: "nothing to do" };
+    let cmd: string | undefined;
+    try {
+      cmd = toolCommand(opts.tool, opts.action, { dir: opts.dir, target, custom: opts.custom });
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     if (!cmd) {
       // node-pg-migrate has no read-only verbs: answer from its table and the directory.
       const applied = await appliedNodePgMigrate(client);
@@ -182,6 +240,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         const unknown = applied.filter((a) => !files.includes(a.name)).map((a) => a.name);
         output = `${pending.length} pending${pending.length ? ": " + pending.join(", ") : ""}`;
         if (unknown.length) output += `\napplied but missing from ${opts.dir}: ${unknown.join(", ")}`;
+        const invalid = await invalidIndexes(client);
+        if (invalid.length) output += `\ninvalid indexes: ${invalid.join(", ")}`;
+        if (unknown.length || invalid.length)
+          throw new CheckFailedError(
+            `${output}\nfix: restore the missing migration files; DROP INDEX CONCURRENTLY each invalid index and re-run its migration`,
+          );
       }
       return { before, after: before, output };
     }
@@ -190,13 +254,29 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     log(
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
-    const { code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] });
+    let { code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] });
+    for (
+      let attempt = 1;
+      code !== 0 && attempt <= (opts.lockRetries ?? 0) && isLockTimeout(output);
+      attempt++
+    ) {
+      log(
+        `migrate ${opts.action}: lock_timeout hit, retry ${attempt}/${opts.lockRetries} in ${2 * attempt} s`,
+      );
+      await new Promise((r) => setTimeout(r, 2000 * attempt));
+      ({ code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] }));
+    }
     const after = await schemaVersion(client, opts.tool);
     if (code !== 0)
       throw new CheckFailedError(
         `${opts.tool} ${opts.action} failed (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}`,
       );
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
+    const invalid = await invalidIndexes(client);
+    if (invalid.length)
+      throw new CheckFailedError(
+        `${opts.tool} ${opts.action} left invalid indexes: ${invalid.join(", ")} (a CONCURRENTLY build was cut short); DROP INDEX CONCURRENTLY them and re-run`,
+      );
     const result: MigrateResult = { before, after, output };
     if (countsBefore && opts.integrity) {
       const countsAfter = await countRows(client);

@@ -14,7 +14,7 @@ describe("migrationCommand (table)", () => {
     [
       "node-pg-migrate local",
       { tool: "node-pg-migrate", dir: "migrations", workDir: "/app", runIn: "local" },
-      /^npx --no-install node-pg-migrate up -m migrations --single-transaction/,
+      /^PATH="\$PWD\/node_modules\/.bin:\$PATH" node-pg-migrate up -m migrations --single-transaction/,
     ],
     [
       "alembic local",
@@ -24,7 +24,7 @@ describe("migrationCommand (table)", () => {
     [
       "prisma local",
       { tool: "prisma", dir: "prisma/migrations", workDir: "/srv", runIn: "local" },
-      /^npx --no-install prisma migrate deploy --schema prisma\/migrations\/..\/schema.prisma$/,
+      /^PATH="\$PWD\/node_modules\/.bin:\$PATH" prisma migrate deploy --schema prisma\/migrations\/..\/schema.prisma$/,
     ],
     [
       "command override",
@@ -42,7 +42,7 @@ describe("migrationCommand (table)", () => {
         network: "net1",
         dockerHost: "ssh://u@h",
       },
-      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'npx --no-install node-pg-migrate up -m '\\''my migrations'\\''/,
+      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'PATH="\$PWD\/node_modules\/.bin:\$PATH" node-pg-migrate up -m '\\''my migrations'\\''/,
     ],
   ];
   for (const [name, args, re] of cases) {
@@ -123,5 +123,48 @@ describe("migrationCommand executed against real PostgreSQL", () => {
       { env: { ...process.env, ...c.environment } },
     );
     assert.equal(stdout.trim(), "2s");
+  });
+});
+
+describe("migrationCommand with guard: the runner inside the deploy step", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("a row-loss migration fails the step's command (exit 1) after migrating; no secret in the command", async () => {
+    const url = await pg.createDatabase("guard");
+    const run = (c: { create: string; dir: string; environment: Record<string, string> }) =>
+      promisify(execFile)("/bin/sh", ["-c", c.create], {
+        cwd: c.dir,
+        env: { ...process.env, ...c.environment, DATABASE_URL: url },
+      });
+    const args = {
+      tool: "node-pg-migrate" as const,
+      dir: "test/fixtures/migrations/npm",
+      workDir: ROOT,
+      runIn: "local" as const,
+    };
+    const first = migrationCommand({ ...args, guard: { criticalTables: ["orders"] } });
+    assert.match(
+      first.create,
+      /bin\/safe-deploy migrate up --tool node-pg-migrate --dir test\/fixtures\/migrations\/npm --work-dir \. .*--critical-tables orders$/,
+    );
+    assert.ok(!first.create.includes(pg.password));
+    const ok = await run(first);
+    assert.match(ok.stdout, /schema version: \(none\) -> 1700000003000_users-name/);
+    const loss = migrationCommand({
+      ...args,
+      dir: "test/fixtures/migrations/npm-loss",
+      guard: { criticalTables: ["orders"] },
+    });
+    const err = await run(loss).then(
+      () => assert.fail("must fail"),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /integrity check failed: public\.orders lost 20\.0% of its rows \(50 -> 40\)/);
+    assert.ok(!err.stderr.includes(pg.password));
   });
 });

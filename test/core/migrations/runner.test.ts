@@ -113,6 +113,34 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     assert.equal((await migrate({ ...o, action: "up" })).after, "1700000003000_users-name");
   });
 
+  it("with lockRetries, a migration cancelled by lock_timeout runs again once the lock is gone", async () => {
+    const url = await pg.createDatabase("retry");
+    const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
+    await migrate({ ...o, action: "up", target: "2" });
+    const app = new Client({ connectionString: url });
+    await app.connect();
+    await app.query("BEGIN");
+    await app.query("LOCK TABLE users IN ACCESS SHARE MODE");
+    const lines: string[] = [];
+    const run = migrate({
+      ...o,
+      action: "up",
+      lockTimeout: "300ms",
+      lockRetries: 5,
+      log: (l) => lines.push(l),
+    });
+    // Release the lock only once the first attempt has been cancelled.
+    const deadline = Date.now() + 60_000;
+    while (!lines.some((l) => /lock_timeout hit, retry 1\/5/.test(l))) {
+      if (Date.now() > deadline) assert.fail(`no retry logged in 60 s: ${lines.join(" | ")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    await app.query("ROLLBACK");
+    await app.end();
+    assert.equal((await run).after, "1700000003000_users-name");
+  });
+
   it("integrity: a migration that deletes rows of a critical table fails the run", async () => {
     const url = await pg.createDatabase("loss");
     const o = { ...base, dir: `${FIX}/npm-loss`, databaseUrl: url };
@@ -137,5 +165,57 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     }).catch((e) => e);
     assert.equal(err.exitCode, 3);
     assert.ok(!err.message.includes("s3cretpw"));
+  });
+});
+
+describe("up REV / down REV with node-pg-migrate", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("up REV applies up to and including REV; down REV leaves REV as the latest", async () => {
+    const url = await pg.createDatabase("rev");
+    const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
+    assert.equal(
+      (await migrate({ ...o, action: "up", target: "1700000002000_create-orders" })).after,
+      "1700000002000_create-orders",
+    );
+    assert.equal(
+      (await migrate({ ...o, action: "up", target: "1700000002000_create-orders" })).output,
+      "nothing to do",
+    );
+    assert.equal((await migrate({ ...o, action: "up" })).after, "1700000003000_users-name");
+    assert.equal(
+      (await migrate({ ...o, action: "down", target: "1700000001000_create-users" })).after,
+      "1700000001000_create-users",
+    );
+    await assert.rejects(migrate({ ...o, action: "up", target: "nope" }), /no migration named nope/);
+  });
+});
+
+describe("check", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("fails on an INVALID index and on a missing backup file", async () => {
+    const url = await pg.createDatabase("inv");
+    const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
+    await migrate({ ...o, action: "up" });
+    assert.equal((await migrate({ ...o, action: "check" })).output, "0 pending");
+    // A unique index built CONCURRENTLY over duplicates fails and stays behind INVALID.
+    await pg.query("INSERT INTO users (email) VALUES ('dup@x'), ('dup@x')", [], "inv");
+    await assert.rejects(
+      pg.query("CREATE UNIQUE INDEX CONCURRENTLY users_email_uq ON users (email)", [], "inv"),
+    );
+    await assert.rejects(migrate({ ...o, action: "check" }), /invalid indexes: public\.users_email_uq/);
+    await assert.rejects(
+      migrate({ ...o, action: "up", backupFile: "/nonexistent/pre-deploy.dump" }),
+      /backup \/nonexistent\/pre-deploy\.dump does not exist/,
+    );
   });
 });

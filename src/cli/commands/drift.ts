@@ -1,0 +1,55 @@
+import type { Command } from "commander";
+
+/** Options of `safe-deploy drift`. */
+export interface DriftCliOptions {
+  migrations: string;
+  tool?: string;
+  workDir?: string;
+  databaseUrl?: string;
+  scratchUrl?: string;
+  out?: (text: string) => void;
+}
+
+/** Compares the live schema with what the migrations build; CheckFailedError (exit 1) on drift. */
+export async function runDrift(opts: DriftCliOptions): Promise<void> {
+  const { ConfigError, CheckFailedError } = await import("../../core/errors");
+  const out = opts.out ?? ((t: string) => process.stdout.write(t + "\n"));
+  const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
+  if (!databaseUrl) throw new ConfigError("no database: pass `--database-url` or set DATABASE_URL");
+  const tool = opts.tool ?? "node-pg-migrate";
+  if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
+    throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic for drift, got "${tool}"`);
+  const { checkDrift, formatDrift } = await import("../../core/migrations/drift");
+  const { version, items } = await checkDrift({
+    databaseUrl,
+    tool: tool as "node-pg-migrate",
+    dir: opts.migrations,
+    workDir: opts.workDir,
+    scratchUrl: opts.scratchUrl,
+  });
+  const at = `at version ${version ?? "(none)"}`;
+  if (items.length === 0) {
+    out(`no drift: the live schema matches the migrations ${at}`);
+    return;
+  }
+  out(formatDrift(items));
+  throw new CheckFailedError(
+    `schema drift: ${items.length} difference(s) between the live database and the migrations ${at}; turn manual changes into a migration or revert them`,
+  );
+}
+
+/** Registers `drift --migrations DIR`. */
+export function register(program: Command): void {
+  program
+    .command("drift")
+    .description("Compare the live schema with the one the migrations build in a scratch database")
+    .requiredOption("--migrations <dir>", "migrations directory, relative to --work-dir")
+    .option("--tool <tool>", "node-pg-migrate|prisma|alembic", "node-pg-migrate")
+    .option("--work-dir <dir>", "where the tool runs", ".")
+    .option("--database-url <url>", "defaults to $DATABASE_URL")
+    .option(
+      "--scratch-url <url>",
+      "an empty database to build the expected schema in (default: a temporary one on the live server)",
+    )
+    .action(async (o: DriftCliOptions) => runDrift(o));
+}

@@ -1,0 +1,65 @@
+import type { Command } from "commander";
+
+/** Options of `safe-deploy rehearse`. */
+export interface RehearseCliOptions {
+  backup: string;
+  migrations?: string;
+  tool?: string;
+  workDir?: string;
+  databaseUrl?: string;
+  criticalTables?: string;
+  maxRowLossPercent?: string;
+  out?: (text: string) => void;
+}
+
+/** Rehearses pending migrations on a restored backup; exit 1 on a failed migration or critical row loss. */
+export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
+  const { ConfigError } = await import("../../core/errors");
+  const out = opts.out ?? ((t: string) => process.stdout.write(t + "\n"));
+  const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
+  if (!databaseUrl)
+    throw new ConfigError("no server for the scratch database: pass `--database-url` or set DATABASE_URL");
+  const tool = opts.tool ?? "node-pg-migrate";
+  if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
+    throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic, got "${tool}"`);
+  const { access } = await import("node:fs/promises");
+  await access(opts.backup).catch(() => {
+    throw new ConfigError(`\`--backup\`: no such file ${opts.backup}`);
+  });
+  const max = opts.maxRowLossPercent === undefined ? 0 : Number(opts.maxRowLossPercent);
+  if (!Number.isFinite(max) || max < 0)
+    throw new ConfigError("`--max-row-loss-percent` must be a non-negative number");
+  const { rehearseOrFail } = await import("../../core/migrations/rehearsal");
+  await rehearseOrFail(
+    {
+      backupFile: opts.backup,
+      databaseUrl,
+      tool: tool as "node-pg-migrate",
+      dir: opts.migrations ?? "migrations",
+      workDir: opts.workDir,
+      criticalTables: opts.criticalTables
+        ?.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+      maxRowLossPercent: max,
+    },
+    out,
+  );
+}
+
+/** Registers `rehearse --backup FILE`. */
+export function register(program: Command): void {
+  program
+    .command("rehearse")
+    .description(
+      "Restore a backup into a scratch database and apply pending migrations, reporting time, locks and row changes",
+    )
+    .requiredOption("--backup <file>", "a pg_dump -Fc file")
+    .option("--migrations <dir>", "migrations directory, relative to --work-dir", "migrations")
+    .option("--tool <tool>", "node-pg-migrate|prisma|alembic", "node-pg-migrate")
+    .option("--work-dir <dir>", "where the tool runs", ".")
+    .option("--database-url <url>", "server for the scratch database; defaults to $DATABASE_URL")
+    .option("--critical-tables <list>", "comma-separated tables that must not lose rows")
+    .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")
+    .action(async (o: RehearseCliOptions) => runRehearse(o));
+}

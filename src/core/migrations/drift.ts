@@ -1,0 +1,160 @@
+import { randomBytes } from "node:crypto";
+import type { Client } from "pg";
+import type { CustomCommands, Tool } from "./presets";
+import { connect, migrate, schemaVersion } from "./runner";
+
+/** A schema flattened to `category -> object key -> definition`, so two schemas compare as maps. */
+export type SchemaSnapshot = Record<string, Record<string, string>>;
+
+const USER_SCHEMAS = `NOT IN ('pg_catalog', 'information_schema') AND %s NOT LIKE 'pg_toast%%' AND %s NOT LIKE 'pg_temp%%'`;
+const userSchema = (col: string) => `${col} ${USER_SCHEMAS.replace(/%s/g, col).replace(/%%/g, "%")}`;
+
+/** Catalog queries, each returning rows of (k, v). Extension-owned objects are left out. */
+const QUERIES: Record<string, string> = {
+  extension: `SELECT extname AS k, '' AS v FROM pg_extension WHERE extname <> 'plpgsql'`,
+  enum: `SELECT n.nspname || '.' || t.typname AS k, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) AS v
+    FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace GROUP BY 1`,
+  table: `SELECT n.nspname || '.' || c.relname AS k, CASE c.relkind WHEN 'p' THEN 'partitioned' ELSE '' END AS v
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND ${userSchema("n.nspname")}`,
+  column: `SELECT n.nspname || '.' || c.relname || '.' || a.attname AS k,
+      format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE ' NULL' END
+      || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '') AS v
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${userSchema("n.nspname")}`,
+  index: `SELECT n.nspname || '.' || ic.relname AS k, pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' (INVALID)' END AS v
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE ${userSchema("n.nspname")}`,
+  constraint: `SELECT n.nspname || '.' || c.relname || '.' || con.conname AS k, pg_get_constraintdef(con.oid) AS v
+    FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${userSchema("n.nspname")}`,
+  view: `SELECT n.nspname || '.' || c.relname AS k, pg_get_viewdef(c.oid) AS v
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ${userSchema("n.nspname")}`,
+  function: `SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS k,
+      pg_get_function_result(p.oid) || ' ' || md5(p.prosrc) AS v
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE ${userSchema("n.nspname")} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')`,
+  sequence: `SELECT n.nspname || '.' || c.relname AS k,
+      format_type(s.seqtypid, NULL) || ' increment ' || s.seqincrement || ' min ' || s.seqmin || ' max ' || s.seqmax AS v
+    FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${userSchema("n.nspname")}`,
+};
+
+/** Reads the catalog of the database `client` is connected to. */
+export async function snapshotSchema(client: Client): Promise<SchemaSnapshot> {
+  const out: SchemaSnapshot = {};
+  for (const [cat, sql] of Object.entries(QUERIES)) {
+    const { rows } = await client.query<{ k: string; v: string }>(sql);
+    out[cat] = Object.fromEntries(rows.map((r) => [r.k, r.v ?? ""]));
+  }
+  return out;
+}
+
+/** One difference between the schema the migrations build and the live one. */
+export interface DriftItem {
+  category: string;
+  key: string;
+  expected?: string;
+  live?: string;
+}
+
+/** Differences, sorted by category and key; empty when the schemas match. */
+export function diffSchemas(expected: SchemaSnapshot, live: SchemaSnapshot): DriftItem[] {
+  const out: DriftItem[] = [];
+  for (const cat of Object.keys(QUERIES)) {
+    const e = expected[cat] ?? {};
+    const l = live[cat] ?? {};
+    for (const key of [...new Set([...Object.keys(e), ...Object.keys(l)])].sort()) {
+      if (e[key] !== l[key]) out.push({ category: cat, key, expected: e[key], live: l[key] });
+    }
+  }
+  return out;
+}
+
+/** `- missing in live`, `+ only in live`, `~ differs` lines a person can read. */
+export function formatDrift(items: DriftItem[]): string {
+  return items
+    .map((d) => {
+      const def = (v?: string) => (v ? `: ${v}` : "");
+      if (d.live === undefined)
+        return `- ${d.category} ${d.key}${def(d.expected)} (the migrations create it; live lacks it)`;
+      if (d.expected === undefined)
+        return `+ ${d.category} ${d.key}${def(d.live)} (only in live; no migration creates it)`;
+      return `~ ${d.category} ${d.key}\n    migrations: ${d.expected}\n    live:       ${d.live}`;
+    })
+    .join("\n");
+}
+
+/** A throwaway database on the same server as `databaseUrl`, dropped by `drop()`. */
+export async function createScratchDatabase(
+  databaseUrl: string,
+  prefix = "safe_deploy_scratch",
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString("hex")}`;
+  const admin = await connect(databaseUrl, "safe-deploy scratch");
+  try {
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE template0`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(databaseUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const c = await connect(databaseUrl, "safe-deploy scratch");
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** Options of {@link checkDrift}. */
+export interface DriftOptions {
+  databaseUrl: string;
+  tool: Tool;
+  dir: string;
+  workDir?: string;
+  custom?: Partial<CustomCommands>;
+  /** An empty database to build the expected schema in; default: a scratch database on the live server. */
+  scratchUrl?: string;
+}
+
+/**
+ * Builds the expected schema by applying the migrations to a scratch database (up to the live
+ * database's version, so pending migrations are not drift) and compares catalogs with the live one.
+ */
+export async function checkDrift(opts: DriftOptions): Promise<{ version?: string; items: DriftItem[] }> {
+  const live = await connect(opts.databaseUrl, "safe-deploy drift");
+  let liveSnap: SchemaSnapshot;
+  let version: string | undefined;
+  try {
+    version = await schemaVersion(live, opts.tool);
+    liveSnap = await snapshotSchema(live);
+  } finally {
+    await live.end();
+  }
+  const scratch = opts.scratchUrl
+    ? { url: opts.scratchUrl, drop: async () => {} }
+    : await createScratchDatabase(opts.databaseUrl);
+  try {
+    const target = version && opts.tool !== "prisma" ? version : undefined;
+    await migrate({
+      action: "up",
+      target,
+      tool: opts.tool,
+      dir: opts.dir,
+      workDir: opts.workDir,
+      custom: opts.custom,
+      databaseUrl: scratch.url,
+    });
+    const c = await connect(scratch.url, "safe-deploy drift");
+    try {
+      return { version, items: diffSchemas(await snapshotSchema(c), liveSnap) };
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await scratch.drop();
+  }
+}
