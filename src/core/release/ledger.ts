@@ -5,7 +5,16 @@ import writeFileAtomic from "write-file-atomic";
 import { CheckFailedError, ConfigError } from "../errors";
 
 /** Stages of a guarded deploy, in order; `soak` is the watch after cutover. */
-export const STAGES = ["preflight", "image", "backup", "migration", "hooks", "containers", "health", "soak"] as const;
+export const STAGES = [
+  "preflight",
+  "image",
+  "backup",
+  "migration",
+  "hooks",
+  "containers",
+  "health",
+  "soak",
+] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** How a release ended. `pending` while it runs (or if the tool died mid-deploy). */
