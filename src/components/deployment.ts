@@ -131,6 +131,7 @@ export class Deployment extends pulumi.ComponentResource {
         workDir: c.migrations.runIn === "local" ? abs(c.migrations.workDir) : c.migrations.workDir,
         databaseUrl: c.migrations.runIn === "container" ? db.networkUrl : db.hostUrl,
         migrationsChecksum: this.migrationsChecksum,
+        integrity: c.integrity,
         backupId: backup.id,
         image: imageId,
         network: network.name,

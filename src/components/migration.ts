@@ -22,6 +22,8 @@ export interface MigrationArgs {
   /** PostgreSQL lock_timeout / statement_timeout for the tool's sessions, so DDL never stalls the app. */
   lockTimeout?: string;
   statementTimeout?: string;
+  /** Local mode: row counts of these tables before/after; a loss above the limit fails the step. */
+  integrity?: { criticalTables: string[]; maxRowLossPercent: number };
   /** Container mode: the new app image (id) to run the tool from. */
   image?: pulumi.Input<string>;
   /** Container mode: the Docker network on which the database answers. */
@@ -42,7 +44,9 @@ export class Migration extends pulumi.ComponentResource {
     }
     // Image and network are Outputs: the command names them as $SAFE_DEPLOY_IMAGE/$SAFE_DEPLOY_NETWORK and
     // they are filled into the environment here.
-    const cmd = migrationCommand({ ...args, image: undefined, network: undefined });
+    // Local mode goes through `safe-deploy migrate up`: advisory lock, versions and the integrity check.
+    const guard = args.runIn === "local" ? { ...args.integrity } : undefined;
+    const cmd = migrationCommand({ ...args, image: undefined, network: undefined, guard });
     const environment: Record<string, pulumi.Input<string>> = {
       ...cmd.environment,
       DATABASE_URL: pulumi.secret(args.databaseUrl),

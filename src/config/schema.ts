@@ -280,6 +280,21 @@ export const DockerSchema = z
   .strict()
   .default({ host: "unix:///var/run/docker.sock" });
 
+/** Tables whose rows a migration must not lose (issue 4): counted before and after migrating. */
+export const IntegritySchema = z
+  .object({
+    criticalTables: z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, "must be `table` or `schema.table`"),
+      )
+      .default([]),
+    maxRowLossPercent: z.number().min(0).max(100).default(0),
+  })
+  .strict()
+  .default({ criticalTables: [], maxRowLossPercent: 0 });
+
 /** What a rollback does by itself. */
 export const RollbackSchema = z
   .object({ auto: z.boolean().default(true) })
@@ -312,6 +327,7 @@ export const PLAIN_KEYS = [
   "docker",
   "rollback",
   "hooks",
+  "integrity",
 ] as const;
 
 /** Every section of a stack's config with its schema; the key is the `safe-deploy:` config key. */
@@ -326,6 +342,7 @@ export const SECTIONS = {
   docker: DockerSchema,
   rollback: RollbackSchema,
   hooks: HooksSchema,
+  integrity: IntegritySchema,
 } as const;
 
 /** The whole stack config, plus which secret keys are set (their values never pass through here). */

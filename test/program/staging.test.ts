@@ -16,6 +16,7 @@ before(async () => {
       database: { mode: "container", image: "postgres:15", hostPort: 55432 },
       backup: { dir: "./backups/staging" },
       migrations: { tool: "node-pg-migrate", workDir: "examples/app", dir: "migrations" },
+      integrity: { criticalTables: ["notes"] },
     },
     secrets: { dbPassword: DB_PASSWORD, appSecrets: JSON.stringify({ JWT_SECRET_KEY: JWT }) },
   });
@@ -58,9 +59,10 @@ test("order: database -> backup -> migration -> app -> health gate", () => {
 
 test("the migration re-runs per release: triggers are the migrations checksum and the backup id", () => {
   const m = byName("staging-migration-migrate").inputs;
-  assert.equal(
+  // Local mode runs the tool through `safe-deploy migrate up`: lock, versions, integrity check.
+  assert.match(
     m.create,
-    'PATH="$PWD/node_modules/.bin:$PATH" node-pg-migrate up -m migrations --single-transaction --no-verbose',
+    /^\/.*\/bin\/safe-deploy migrate up --tool node-pg-migrate --dir migrations --work-dir \. --lock-timeout 5s --statement-timeout 15min --critical-tables notes --max-row-loss-percent 0$/,
   );
   assert.equal(m.environment.PGOPTIONS, "-c lock_timeout=5s -c statement_timeout=15min");
   assert.match(m.dir, /examples\/app$/);
