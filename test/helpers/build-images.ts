@@ -1,9 +1,11 @@
 // `npm run images`: starts dockerd when needed and builds every test image, so test runs start warm.
 // Tests call the same ensure* functions, so they still work when this was never run.
-import { ALL_IMAGES, ensureDocker, ensureImage, imageTag } from "./docker";
+import { ALL_IMAGES, ensureDocker, ensureImage, imageTag, sweepDeadRuns } from "./docker";
 
 async function main(): Promise<void> {
   await ensureDocker();
+  const swept = await sweepDeadRuns();
+  if (swept) console.log(`removed ${swept} container(s)/network(s)/volume(s) left by dead test runs`);
   for (const spec of ALL_IMAGES) {
     const started = Date.now();
     const tag = await ensureImage(spec);
