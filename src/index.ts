@@ -1,5 +1,6 @@
 // Pulumi entry point: the only place that reads pulumi.Config (STYLE.md point 6).
 import * as pulumi from "@pulumi/pulumi";
+import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { PLAIN_KEYS, parseStackConfig, SECRET_KEYS, type SecretKey } from "./config";
 import { Deployment } from "./components/deployment";
@@ -23,14 +24,27 @@ const unknown = keys.filter(
 for (const k of unknown) raw[k] = true;
 const config = parseStackConfig(raw, stack);
 
+const projectDir = resolve(__dirname, "..");
+/** The commit being deployed: `SAFE_DEPLOY_COMMIT` (set by `safe-deploy up`), else the checkout's HEAD. */
+function currentCommit(): string {
+  if (process.env.SAFE_DEPLOY_COMMIT) return process.env.SAFE_DEPLOY_COMMIT;
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: projectDir, encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
 const secret = (k: SecretKey) => cfg.getSecret(k);
 const deployment = new Deployment(stack, {
   config,
-  projectDir: resolve(__dirname, ".."),
+  projectDir,
+  commit: currentCommit(),
   secrets: {
     dbPassword: secret("dbPassword"),
     databaseUrl: secret("databaseUrl"),
     appSecrets: cfg.getSecretObject<Record<string, string>>("appSecrets"),
+    hookSecrets: cfg.getSecretObject<Record<string, string>>("hookSecrets"),
   },
 });
 
@@ -44,3 +58,5 @@ export const backupFile = deployment.backupFile;
 export const migrationsChecksum = deployment.migrationsChecksum;
 /** When the health gate last passed. */
 export const healthCheckedAt = deployment.healthCheckedAt;
+/** One line per failed postDeploy hook: a warning for the release, never a rollback. */
+export const postDeployWarnings = deployment.postDeployWarnings;

@@ -2,6 +2,11 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
+import { register as backup } from "./commands/backup";
+import { register as health } from "./commands/health";
+import { register as history } from "./commands/history";
+import { register as lint } from "./commands/lint";
+import { register as migrate } from "./commands/migrate";
 
 /**
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
@@ -14,7 +19,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
-  const registrars: Array<(p: Command) => void> = [];
+  const registrars: Array<(p: Command) => void> = [backup, health, history, lint, migrate];
   for (const register of registrars) register(program);
   return program;
 }

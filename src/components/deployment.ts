@@ -7,6 +7,8 @@ import { Backup } from "../providers/backup";
 import { HealthGate } from "../providers/healthgate";
 import { App } from "./app";
 import { Database } from "./database";
+import { failedHookLines, hookCommands, type HookContext } from "./hooks";
+import { appImage } from "./image";
 import { Migration } from "./migration";
 import { Redis } from "./redis";
 
@@ -15,6 +17,7 @@ export interface DeploymentSecrets {
   dbPassword?: pulumi.Output<string>;
   databaseUrl?: pulumi.Output<string>;
   appSecrets?: pulumi.Output<Record<string, string>>;
+  hookSecrets?: pulumi.Output<Record<string, string>>;
 }
 
 /** Arguments of the whole guarded deploy. */
@@ -23,6 +26,8 @@ export interface DeploymentArgs {
   secrets: DeploymentSecrets;
   /** Directory relative paths in the config are resolved against (the project root). */
   projectDir: string;
+  /** The git commit being deployed (tags built images, recorded on the release). */
+  commit: string;
 }
 
 /**
@@ -41,6 +46,8 @@ export class Deployment extends pulumi.ComponentResource {
   public readonly migrationsChecksum: string;
   /** When the gate last passed. */
   public readonly healthCheckedAt: pulumi.Output<string>;
+  /** One line per failed postDeploy hook (they warn, never roll back). */
+  public readonly postDeployWarnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: DeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:deployment:Deployment", name, {}, opts);
@@ -75,14 +82,29 @@ export class Deployment extends pulumi.ComponentResource {
         )
       : undefined;
 
-    // The image is resolved before anything else runs, so a bad image fails the deploy before the backup.
-    const appImage = new docker.RemoteImage(
-      `${name}-app-image`,
-      { name: c.app.image, keepLocally: true },
+    // The image is resolved (pulled or built) before anything else runs, so a bad image or a failed build
+    // fails the deploy before the backup.
+    const { image: appImageResource, imageId } = appImage(
+      name,
+      { ...c.app, appName: c.app.name, commit: args.commit, projectDir: args.projectDir },
       child(),
     );
     this.migrationsChecksum = checksumDir(join(abs(c.migrations.workDir), c.migrations.dir));
-    this.releaseKey = appImage.imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
+    this.releaseKey = imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
+
+    const hookCtx: HookContext = {
+      stack: pulumi.getStack(),
+      projectDir: args.projectDir,
+      releaseKey: this.releaseKey,
+      image: imageId,
+      network: network.name,
+      dockerHost: remote ? c.docker.host : undefined,
+      databaseUrls: { local: db.hostUrl, container: db.networkUrl },
+      secretEnvironment: secrets.hookSecrets,
+    };
+    const hooks = (point: keyof StackConfig["hooks"], after: pulumi.Resource[]) =>
+      hookCommands(name, point, c.hooks[point], hookCtx, after, { parent: this });
+    const preBackup = hooks("preBackup", [appImageResource, ...(db.container ? [db.container] : [])]);
 
     const backupInContainer = c.backup.runIn === "container" && c.database.mode === "container";
     const backup = new Backup(
@@ -99,7 +121,7 @@ export class Deployment extends pulumi.ComponentResource {
         retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
         s3: c.backup.s3,
       },
-      { parent: this, dependsOn: [appImage, ...(db.container ? [db.container] : [])] },
+      { parent: this, dependsOn: [...preBackup, appImageResource, ...(db.container ? [db.container] : [])] },
     );
 
     const migration = new Migration(
@@ -110,25 +132,28 @@ export class Deployment extends pulumi.ComponentResource {
         databaseUrl: c.migrations.runIn === "container" ? db.networkUrl : db.hostUrl,
         migrationsChecksum: this.migrationsChecksum,
         backupId: backup.id,
-        image: appImage.imageId,
+        image: imageId,
         network: network.name,
         dockerHost: remote ? c.docker.host : undefined,
       },
       { parent: this, dependsOn: [backup] },
     );
 
+    const postMigrate = hooks("postMigrate", [migration.command]);
+    const preCutover = hooks("preCutover", [migration.command, ...postMigrate]);
+
     const app = new App(
       `${name}-app`,
       {
         ...c.app,
-        imageId: appImage.imageId,
+        imageId,
         network: network.name,
         databaseUrl: db.networkUrl,
         secretEnvironment: secrets.appSecrets,
         redisUrl: redis?.url,
         version: this.releaseKey,
       },
-      { parent: this, providers: { docker: provider }, dependsOn: [migration.command, appImage] },
+      { parent: this, providers: { docker: provider }, dependsOn: [migration.command, ...preCutover] },
     );
 
     const gate = new HealthGate(
@@ -142,6 +167,15 @@ export class Deployment extends pulumi.ComponentResource {
         triggers: { containerId: app.container.id, imageId: app.imageId },
       },
       { parent: this, dependsOn: [app.container] },
+    );
+
+    const postDeploy = hooks("postDeploy", [gate]);
+    // A failing postDeploy hook only warns: its wrapper reports on stdout (secret), from which only the
+    // "failed" status lines are taken out for the release record.
+    this.postDeployWarnings = pulumi.unsecret(
+      pulumi
+        .all(postDeploy.map((h) => h.stdout))
+        .apply((outs) => outs.flatMap((o) => failedHookLines(o ?? ""))),
     );
 
     // Outputs exist only once the gate passed: a failed gate leaves no "success" to read.

@@ -1,5 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { migrationCommand } from "../core/migrations/command";
 
 /** Arguments of the migration step (see DESIGN.md: it runs after the backup, before the new app). */
 export interface MigrationArgs {
@@ -18,47 +19,14 @@ export interface MigrationArgs {
   /** The release's backup id: a new backup means a new release, so the step runs again. */
   backupId: pulumi.Input<string>;
   timeoutSeconds: number;
+  /** PostgreSQL lock_timeout / statement_timeout for the tool's sessions, so DDL never stalls the app. */
+  lockTimeout?: string;
+  statementTimeout?: string;
   /** Container mode: the new app image (id) to run the tool from. */
   image?: pulumi.Input<string>;
   /** Container mode: the Docker network on which the database answers. */
   network?: pulumi.Input<string>;
   dockerHost?: string;
-}
-
-/** Quotes a value for `/bin/sh`. */
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The preset command that applies every pending migration; never contains a secret. */
-export function presetCommand(tool: MigrationArgs["tool"], dir: string, override?: string): string {
-  if (override) return override;
-  switch (tool) {
-    case "node-pg-migrate":
-      return `npx --no-install node-pg-migrate up -m ${shellQuote(dir)}`;
-    case "prisma":
-      return "npx --no-install prisma migrate deploy";
-    case "alembic":
-      return "alembic upgrade head";
-    case "command":
-      throw new Error('`migrations.command` is required when `migrations.tool` is "command"');
-  }
-}
-
-/**
- * The shell command the step runs. In container mode it starts a one-off container of the new image
- * on the stack's network (like `docker compose --profile migration up migrate`); `-e DATABASE_URL`
- * without a value copies it from the environment, so the URL is never part of the command line.
- */
-export function migrationShellCommand(
-  args: Pick<MigrationArgs, "tool" | "dir" | "command" | "runIn" | "workDir">,
-) {
-  const tool = presetCommand(args.tool, args.dir, args.command);
-  if (args.runIn === "local") return tool;
-  return [
-    'docker run --rm --label safe-deploy.role=migration --network "$SAFE_DEPLOY_NETWORK"',
-    `-e DATABASE_URL -w ${shellQuote(args.workDir)} "$SAFE_DEPLOY_IMAGE" /bin/sh -c ${shellQuote(tool)}`,
-  ].join(" ");
 }
 
 /** Applies pending migrations once per release, after the backup; output kept secret and out of logs. */
@@ -72,19 +40,22 @@ export class Migration extends pulumi.ComponentResource {
     if (args.runIn === "container" && (!args.image || !args.network)) {
       throw new Error('`image` and `network` are required when `runIn` is "container"');
     }
+    // Image and network are Outputs: the command names them as $SAFE_DEPLOY_IMAGE/$SAFE_DEPLOY_NETWORK and
+    // they are filled into the environment here.
+    const cmd = migrationCommand({ ...args, image: undefined, network: undefined });
     const environment: Record<string, pulumi.Input<string>> = {
+      ...cmd.environment,
       DATABASE_URL: pulumi.secret(args.databaseUrl),
     };
     if (args.runIn === "container") {
       environment.SAFE_DEPLOY_IMAGE = args.image!;
       environment.SAFE_DEPLOY_NETWORK = args.network!;
-      if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
     }
     this.command = new command.local.Command(
       `${name}-migrate`,
       {
-        create: migrationShellCommand(args),
-        dir: args.runIn === "local" ? args.workDir : undefined,
+        create: cmd.create,
+        dir: args.runIn === "local" ? cmd.dir : undefined,
         environment,
         triggers: [args.migrationsChecksum, args.backupId],
         // The tool's output can echo connection details; it stays secret and out of the engine's log.

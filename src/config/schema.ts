@@ -5,6 +5,35 @@ const port = z.number().int().min(1).max(65535);
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 const duration = (min: number, max: number) => z.number().min(min).max(max);
 
+/** Building the app image from source in the deploy (issue 8); secrets go in as build secrets only. */
+export const BuildSchema = z
+  .object({
+    context: z.string().min(1),
+    dockerfile: z.string().min(1).optional(),
+    target: z.string().min(1).optional(),
+    platform: z
+      .string()
+      .regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/, "must look like `linux/amd64`")
+      .optional(),
+    args: z.record(z.string(), z.string()).default({}),
+    secrets: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-'"),
+            env: envName,
+          })
+          .strict(),
+      )
+      .default([]),
+    repository: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._/:-]*$/, "must be an image repository like `ghcr.io/acme/web` (no tag)")
+      .optional(),
+    push: z.boolean().default(false),
+  })
+  .strict();
+
 /** The app container(s) the stack deploys. */
 export const AppSchema = z
   .object({
@@ -12,15 +41,86 @@ export const AppSchema = z
       .string()
       .regex(/^[a-z][a-z0-9-]{0,40}$/, "lower-case letters, digits and '-'")
       .default("app"),
-    image: z
-      .string({ error: "is required: the app image, e.g. `ghcr.io/acme/web:1.4.2` or a local tag" })
-      .min(1, "must not be empty"),
+    image: z.string().min(1, "must not be empty").optional(),
+    build: BuildSchema.optional(),
+    keepImages: z.number().int().min(1).max(100).default(5),
     port: port.default(3000),
     hostPort: port.default(8080),
     bindAddress: z.string().default("127.0.0.1"),
     environment: z.record(envName, z.string()).default({}),
   })
+  .strict()
+  .superRefine(
+    (a, ctx) => {
+      if (!a.image && !a.build) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["image"],
+          message:
+            "is required (or `app.build`): the app image, e.g. `ghcr.io/acme/web:1.4.2` or a local tag",
+        });
+      }
+      if (a.image && a.build) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["build"],
+          message: "conflicts with `app.image`: set one of them",
+        });
+      }
+      if (a.build?.push && !a.build.repository) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["build", "repository"],
+          message: "is required when `app.build.push` is true: the registry repository to push to",
+        });
+      }
+      // Runs even when other app keys are invalid, so a missing image is reported in the same pass.
+    },
+    { when: (p) => typeof p.value === "object" && p.value !== null },
+  );
+
+/** One user command run at a named point of the deploy (issue 8). */
+export const HookSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, "lower-case letters, digits and '-'"),
+    command: z.string().min(1),
+    runIn: z.enum(["local", "container"]).default("local"),
+    timeoutSeconds: z.number().int().min(1).max(86400).default(300),
+    environment: z.record(envName, z.string()).default({}),
+  })
   .strict();
+
+/** Hook points, in deploy order. */
+export const HOOK_POINTS = ["preBackup", "postMigrate", "preCutover", "postDeploy"] as const;
+/** A hook point's name. */
+export type HookPoint = (typeof HOOK_POINTS)[number];
+
+/** User commands per hook point. */
+export const HooksSchema = z
+  .object({
+    preBackup: z.array(HookSchema).default([]),
+    postMigrate: z.array(HookSchema).default([]),
+    preCutover: z.array(HookSchema).default([]),
+    postDeploy: z.array(HookSchema).default([]),
+  })
+  .strict()
+  .superRefine((h, ctx) => {
+    const seen = new Map<string, string>();
+    for (const point of HOOK_POINTS) {
+      h[point].forEach((hook, i) => {
+        const prev = seen.get(hook.name);
+        if (prev) {
+          ctx.addIssue({
+            code: "custom",
+            path: [point, i, "name"],
+            message: `"${hook.name}" is already used by a ${prev} hook: hook names must be unique`,
+          });
+        }
+        seen.set(hook.name, point);
+      });
+    }
+  })
+  .default({ preBackup: [], postMigrate: [], preCutover: [], postDeploy: [] });
 
 /** A managed PostgreSQL container with its volume, or an external database reached by `databaseUrl`. */
 export const DatabaseSchema = z
@@ -92,6 +192,14 @@ export const MigrationsSchema = z
     workDir: z.string().min(1).default("."),
     runIn: z.enum(["local", "container"]).default("local"),
     timeoutSeconds: z.number().int().min(1).max(86400).default(600),
+    lockTimeout: z
+      .string()
+      .regex(/^\d+(ms|s|min|h)$/, "must look like 5s, 500ms or 10min")
+      .default("5s"),
+    statementTimeout: z
+      .string()
+      .regex(/^\d+(ms|s|min|h)$/, "must look like 5s, 500ms or 10min")
+      .default("15min"),
   })
   .strict()
   .default({
@@ -100,6 +208,8 @@ export const MigrationsSchema = z
     workDir: ".",
     runIn: "local",
     timeoutSeconds: 600,
+    lockTimeout: "5s",
+    statementTimeout: "15min",
   })
   .superRefine((m, ctx) => {
     if (m.tool === "command" && !m.command) {
@@ -166,6 +276,7 @@ export const SECRET_KEYS = [
   "webhookSecret",
   "smtpUrl",
   "backupEncryptionKey",
+  "hookSecrets",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
@@ -180,6 +291,7 @@ export const PLAIN_KEYS = [
   "notifications",
   "docker",
   "rollback",
+  "hooks",
 ] as const;
 
 /** Every section of a stack's config with its schema; the key is the `safe-deploy:` config key. */
@@ -193,6 +305,7 @@ export const SECTIONS = {
   notifications: NotificationsSchema,
   docker: DockerSchema,
   rollback: RollbackSchema,
+  hooks: HooksSchema,
 } as const;
 
 /** The whole stack config, plus which secret keys are set (their values never pass through here). */

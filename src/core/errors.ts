@@ -8,7 +8,10 @@ export class SafeDeployError extends Error {
     readonly exitCode: number,
   ) {
     super(message);
-    this.name = new.target.name;
+    // A dynamic provider serializes these classes into plain functions: `super` then no longer sets
+    // the message, and new.target is undefined.
+    this.message = message;
+    this.name = new.target?.name ?? "SafeDeployError";
   }
 }
 

@@ -1,5 +1,6 @@
 // `npm run images`: starts dockerd when needed and builds every test image, so test runs start warm.
 // Tests call the same ensure* functions, so they still work when this was never run.
+import { demoAppImage } from "./app-image";
 import { ALL_IMAGES, ensureDocker, ensureImage, imageTag, sweepDeadRuns } from "./docker";
 
 async function main(): Promise<void> {
@@ -11,6 +12,8 @@ async function main(): Promise<void> {
     const tag = await ensureImage(spec);
     console.log(`${tag}  ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
+  const started = Date.now();
+  console.log(`${await demoAppImage()}  ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 main().catch((e: unknown) => {

@@ -15,7 +15,7 @@ test("a bad stack config stops the program with ONE error naming every key, befo
     assert.match(e.message, /Stack config of "staging" is invalid \(5 problems\)/);
     assert.deepEqual(
       e.problems.map((p) => p.split(":")[0]),
-      ["helth", "app.image", "app.port", "health.retries", "dbPassword"],
+      ["helth", "app.port", "app.image", "health.retries", "dbPassword"],
     );
     assert.match(e.message, /pulumi config set --secret dbPassword/);
     return true;

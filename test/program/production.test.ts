@@ -46,7 +46,7 @@ test("migrations run in a one-off container of the new image; the URL only in th
   const m = byName("production-migration-migrate").inputs;
   assert.match(
     m.create,
-    /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -w \/app "\$SAFE_DEPLOY_IMAGE"/,
+    /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE"/,
   );
   assert.ok(!m.create.includes("postgres://"));
   assert.equal(m.environment.DOCKER_HOST, "ssh://deploy@app.example.com");

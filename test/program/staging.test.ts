@@ -58,7 +58,11 @@ test("order: database -> backup -> migration -> app -> health gate", () => {
 
 test("the migration re-runs per release: triggers are the migrations checksum and the backup id", () => {
   const m = byName("staging-migration-migrate").inputs;
-  assert.equal(m.create, "npx --no-install node-pg-migrate up -m migrations");
+  assert.equal(
+    m.create,
+    "npx --no-install node-pg-migrate up -m migrations --single-transaction --no-verbose",
+  );
+  assert.equal(m.environment.PGOPTIONS, "-c lock_timeout=5s -c statement_timeout=15min");
   assert.match(m.dir, /examples\/app$/);
   assert.equal(m.logging, "none");
   assert.deepEqual(m.triggers, [program.migrationsChecksum, "staging-backup-id"]);

@@ -1,0 +1,181 @@
+import { Command, Option } from "commander";
+
+/** Flags shared by commands that talk to a database. */
+interface DbOpts {
+  databaseUrl?: string;
+  runIn?: "local" | "container";
+  container?: string;
+  dockerHost?: string;
+}
+
+/** Options of `backup create`. */
+export interface CreateCmdOpts extends DbOpts {
+  dir: string;
+  label?: string;
+  compression?: "zstd" | "gzip" | "none";
+}
+
+type Out = (line: string) => void;
+const stdout: Out = (l) => process.stdout.write(l + "\n");
+
+async function requireUrl(o: DbOpts): Promise<string> {
+  const url = o.databaseUrl ?? process.env.DATABASE_URL;
+  if (!url) {
+    const { ConfigError } = await import("../../core/errors");
+    throw new ConfigError("no database: pass `--database-url` or set DATABASE_URL");
+  }
+  return url;
+}
+
+const target = (o: DbOpts) =>
+  ({ runIn: o.runIn ?? "local", container: o.container, dockerHost: o.dockerHost }) as const;
+
+/** `backup create`: prints progress, then the backup's path as the last line. */
+export async function runBackupCreate(o: CreateCmdOpts, out: Out = stdout): Promise<string> {
+  const { createBackup } = await import("../../core/backup");
+  const r = await createBackup({
+    databaseUrl: await requireUrl(o),
+    dir: o.dir,
+    label: o.label,
+    compression: o.compression ?? "zstd",
+    target: target(o),
+  });
+  const m = r.manifest;
+  const tables = Object.keys(m.rowCounts).length;
+  out(
+    `backup of "${m.database}" (PostgreSQL ${m.serverVersion}): ${m.sizeBytes} bytes, ${tables} tables, sha256 ${m.sha256}`,
+  );
+  out(r.file);
+  return r.file;
+}
+
+/** `backup list`: newest first, as a table or JSON. */
+export async function runBackupList(o: { dir: string; json?: boolean }, out: Out = stdout): Promise<void> {
+  const { listBackups } = await import("../../core/backup");
+  const list = await listBackups(o.dir);
+  if (o.json) return out(JSON.stringify(list, null, 2));
+  if (!list.length) return out(`no backups in ${o.dir}`);
+  for (const e of list) {
+    const size = e.sizeBytes === undefined ? "?" : String(e.sizeBytes);
+    out(
+      `${e.createdAt}  ${(e.label ?? "-").padEnd(10)}  ${size.padStart(12)}  ${e.name}${e.hasManifest ? "" : "  (no manifest)"}`,
+    );
+  }
+}
+
+/** `backup verify`: exit 0 when sound, 1 when corrupt. */
+export async function runBackupVerify(
+  o: DbOpts & { file: string; restoreTest?: boolean },
+  out: Out = stdout,
+): Promise<void> {
+  const { verifyBackup } = await import("../../core/backup");
+  const r = await verifyBackup(o.file, {
+    restoreTest: o.restoreTest,
+    databaseUrl: o.restoreTest ? await requireUrl(o) : undefined,
+    target: target(o),
+  });
+  out(`OK ${o.file}: sha256 matches, archive readable`);
+  if (r.restoredRowCounts)
+    out(`OK restore test: ${Object.keys(r.restoredRowCounts).length} tables, row counts match`);
+}
+
+/** `backup prune`: retention (never the newest, never safety, keep-min). */
+export async function runBackupPrune(
+  o: { dir: string; keepDays?: number; keepMin?: number; dryRun?: boolean },
+  out: Out = stdout,
+): Promise<void> {
+  const { pruneBackups } = await import("../../core/backup");
+  const r = await pruneBackups(
+    o.dir,
+    { keepDays: o.keepDays ?? 7, keepMin: o.keepMin ?? 3 },
+    { dryRun: o.dryRun },
+  );
+  const verb = o.dryRun ? "would remove" : "removed";
+  for (const e of r.remove) out(`${verb} ${e.file}`);
+  out(`${verb} ${r.remove.length}, kept ${r.keep.length}`);
+}
+
+/** `backup restore`: asks first unless `--yes`; refuses without a terminal and without `--yes`. */
+export async function runBackupRestore(
+  o: DbOpts & { file: string; yes?: boolean; dir?: string },
+  out: Out = stdout,
+): Promise<void> {
+  const url = await requireUrl(o);
+  const { ConfigError } = await import("../../core/errors");
+  const { restoreBackup, parseDatabaseUrl } = await import("../../core/backup");
+  const db = parseDatabaseUrl(url).database;
+  if (!o.yes) {
+    if (!process.stdin.isTTY)
+      throw new ConfigError(`restoring replaces database "${db}": pass \`--yes\` to confirm`);
+    const { createInterface } = await import("node:readline/promises");
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    const answer = await rl.question(`Replace database "${db}" with ${o.file}? Type the database name: `);
+    rl.close();
+    if (answer.trim() !== db) throw new ConfigError("restore cancelled");
+  }
+  const r = await restoreBackup(o.file, { databaseUrl: url, target: target(o), safetyDir: o.dir });
+  out(`safety backup: ${r.safety.file}`);
+  out(`restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`);
+}
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number`);
+  return n;
+};
+
+function dbFlags(c: Command): Command {
+  return c
+    .option("--database-url <url>", "PostgreSQL URL (default $DATABASE_URL)")
+    .addOption(
+      new Option("--run-in <where>", "where pg tools run").choices(["local", "container"]).default("local"),
+    )
+    .option("--container <name>", "database container, with --run-in container")
+    .option("--docker-host <host>", "DOCKER_HOST for --run-in container");
+}
+
+/** Registers `backup create|list|verify|prune|restore`. */
+export function register(program: Command): void {
+  const backup = program.command("backup").description("Take, list, verify, prune and restore backups");
+  dbFlags(
+    backup
+      .command("create")
+      .description("Take a backup; prints its path as the last line")
+      .requiredOption("--dir <dir>", "backup directory")
+      .addOption(new Option("--label <label>", "label").choices(["pre-deploy", "manual", "safety"]))
+      .addOption(
+        new Option("--compression <c>", "compression").choices(["zstd", "gzip", "none"]).default("zstd"),
+      ),
+  ).action(async (o: CreateCmdOpts) => {
+    await runBackupCreate(o);
+  });
+  backup
+    .command("list")
+    .description("List backups, newest first")
+    .requiredOption("--dir <dir>", "backup directory")
+    .option("--json", "JSON output")
+    .action(async (o) => runBackupList(o));
+  dbFlags(
+    backup
+      .command("verify")
+      .description("Check checksum and readability; --restore-test restores into a scratch database")
+      .argument("<file>", "backup file")
+      .option("--restore-test", "restore into a scratch database and compare row counts"),
+  ).action(async (file: string, o) => runBackupVerify({ ...o, file }));
+  backup
+    .command("prune")
+    .description("Apply retention")
+    .requiredOption("--dir <dir>", "backup directory")
+    .option("--keep-days <n>", "keep backups younger than this", int("--keep-days"), 7)
+    .option("--keep-min <n>", "never keep fewer than this", int("--keep-min"), 3)
+    .option("--dry-run", "only show what would be removed")
+    .action(async (o) => runBackupPrune(o));
+  dbFlags(
+    backup
+      .command("restore")
+      .description("Restore a backup (safety backup first; the old database is kept)")
+      .argument("<file>", "backup file")
+      .option("--yes", "do not ask")
+      .option("--dir <dir>", "where the safety backup goes (default: the backup's directory)"),
+  ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
+}

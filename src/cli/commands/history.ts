@@ -1,0 +1,67 @@
+import { Command } from "commander";
+import { basename } from "node:path";
+
+/** Options of `history`. */
+export interface HistoryOpts {
+  stack: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+type Out = (line: string) => void;
+const stdout: Out = (l) => process.stdout.write(l + "\n");
+
+/** `1m 05s` style, for a human scanning a table. */
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return "-";
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+}
+
+/** `history --stack S`: every release of the stack, newest first (id, time, commit, image, schema, backup, result, duration). */
+export async function runHistory(o: HistoryOpts, out: Out = stdout): Promise<void> {
+  const { Ledger } = await import("../../core/release/ledger");
+  const list = await new Ledger(o.stateDir ?? ".safe-deploy", o.stack).list();
+  if (o.json)
+    return out(
+      JSON.stringify(
+        list.map(({ configFile: _c, ...r }) => r),
+        null,
+        2,
+      ),
+    );
+  if (!list.length)
+    return out(`no releases of stack "${o.stack}" yet: deploy with 'safe-deploy up --stack ${o.stack}'`);
+  const rows = list.map((r) => [
+    r.id,
+    r.time.replace("T", " ").slice(0, 19),
+    r.commit.slice(0, 12),
+    r.imageDigest ? r.imageDigest.replace(/^sha256:/, "").slice(0, 12) : "-",
+    r.schemaVersion ?? r.schemaVersionBefore ?? "-",
+    r.backupFile ? basename(r.backupFile) : "-",
+    r.result + (r.failedStage ? ` (${r.failedStage})` : "") + (r.rolledBackTo ? ` -> ${r.rolledBackTo}` : ""),
+    formatDuration(r.durationMs),
+  ]);
+  const head = ["RELEASE", "TIME (UTC)", "COMMIT", "IMAGE", "SCHEMA", "BACKUP", "RESULT", "DURATION"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const r of [head, ...rows])
+    out(
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd(),
+    );
+}
+
+/** Registers `history`. */
+export function register(program: Command): void {
+  program
+    .command("history")
+    .description(
+      "list the stack's releases: id, time, commit, image, schema version, backup, result, duration",
+    )
+    .requiredOption("--stack <name>", "the stack")
+    .option("--state-dir <dir>", "where releases and locks are kept", ".safe-deploy")
+    .option("--json", "one JSON array, for machines")
+    .action(async (o: HistoryOpts) => runHistory(o));
+}

@@ -1,0 +1,200 @@
+// The only user of the Automation API (DESIGN.md, STYLE.md point 7). Everything else talks to a stack
+// through the small `StackAccess` interface, so the orchestrator is tested with a recording fake.
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type * as auto from "@pulumi/pulumi/automation";
+import { CannotRunError, ConfigError, SafeDeployError } from "../core/errors";
+import { redact } from "../core/log/redact";
+
+/** A config value as the stack holds it. */
+export interface ConfigEntry {
+  value: string;
+  secret: boolean;
+}
+/** All config of a stack, keys namespaced (`safe-deploy:app`). */
+export type ConfigMap = Record<string, ConfigEntry>;
+
+/** One past update of the stack, as `pulumi stack history` reports it. */
+export interface HistoryEntry {
+  version: number;
+  kind: string;
+  result: string;
+  startTime: string;
+  endTime?: string;
+  config: ConfigMap;
+}
+
+/** One resource step of an update, as the deploy needs to know it. */
+export interface StepEvent {
+  kind: "done" | "failed";
+  /** create, update, replace, same, delete, ... */
+  op: string;
+  type: string;
+  urn: string;
+  /** Outputs of a finished step (secret values arrive as "[secret]"). */
+  outputs?: Record<string, unknown>;
+}
+
+/** Picks the step events out of the engine's event stream. */
+export function toStepEvent(e: auto.EngineEvent): StepEvent | undefined {
+  if (e.resOutputsEvent) {
+    const m = e.resOutputsEvent.metadata;
+    return { kind: "done", op: m.op, type: m.type, urn: m.urn, outputs: m.new?.outputs };
+  }
+  if (e.resOpFailedEvent) {
+    const m = e.resOpFailedEvent.metadata;
+    return { kind: "failed", op: m.op, type: m.type, urn: m.urn };
+  }
+  return undefined;
+}
+
+/** What the deploy and rollback need of a stack, and nothing more. */
+export interface StackAccess {
+  readonly name: string;
+  getAllConfig(): Promise<ConfigMap>;
+  setAllConfig(config: ConfigMap): Promise<void>;
+  /** `pulumi stack export`: the checkpoint, to archive with the release. */
+  exportState(): Promise<unknown>;
+  /** `pulumi stack import`: for recovering broken state, always followed by `refresh`; never a rollback. */
+  importState(state: unknown): Promise<void>;
+  /** `pulumi up` of the program in `workDir` (default: the project), streaming the engine's output. */
+  up(opts?: UpOptions): Promise<{ outputs: ConfigMap }>;
+  refresh(opts?: { onOutput?: (line: string) => void }): Promise<void>;
+  history(): Promise<HistoryEntry[]>;
+  outputs(): Promise<ConfigMap>;
+  /** Cancels an update in progress (removes a file-backend lock). */
+  cancel(): Promise<void>;
+}
+
+/** Options of one `up`. */
+export interface UpOptions {
+  onOutput?: (line: string) => void;
+  onEvent?: (e: StepEvent) => void;
+  /** Run the program in this directory (a worktree of an older commit) instead of the project's. */
+  workDir?: string;
+  /** Extra environment for the program (e.g. SAFE_DEPLOY_COMMIT). */
+  env?: Record<string, string>;
+}
+
+/** How to reach the stack's state and secrets. */
+export interface StackOptions {
+  stack: string;
+  /** The Pulumi project directory (holds Pulumi.yaml). */
+  projectDir: string;
+  create?: boolean;
+  /** Extra environment for the engine; by default the caller's environment decides. */
+  env?: Record<string, string>;
+}
+
+const INSTALL_HINT =
+  "Install the Pulumi CLI ('curl -fsSL https://get.pulumi.com | sh', https://www.pulumi.com/docs/install/) and run again.";
+
+/**
+ * The engine's environment: the user's own backend and passphrase when set; otherwise the project's
+ * `file://` backend in `.pulumi-state`, so staging needs no cloud account.
+ */
+export function engineEnv(projectDir: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!env.PULUMI_BACKEND_URL) out.PULUMI_BACKEND_URL = `file://${join(projectDir, ".pulumi-state")}`;
+  return out;
+}
+
+/** Turns the Automation API's errors into sentences that name the stack and the next step. */
+export function mapPulumiError(e: unknown, stack: string): SafeDeployError {
+  if (e instanceof SafeDeployError) return e;
+  const name = (e as { constructor?: { name?: string } })?.constructor?.name ?? "";
+  const text = redact(e instanceof Error ? e.message : String(e));
+  if (/ENOENT: pulumi|spawn pulumi ENOENT/.test(text)) {
+    return new CannotRunError(
+      `the Pulumi CLI is not installed (needed for stack "${stack}"). ${INSTALL_HINT}`,
+    );
+  }
+  if (name === "ConcurrentUpdateError" || /conflict: Another update is currently in progress/.test(text)) {
+    return new CannotRunError(
+      `stack "${stack}" is being updated by another process. Wait for it, or if it died, run ` +
+        `'safe-deploy lock status --stack ${stack}' and 'pulumi cancel --stack ${stack}'.`,
+    );
+  }
+  if (name === "StackNotFoundError" || /no stack named/.test(text)) {
+    return new ConfigError(
+      `stack "${stack}" does not exist in this backend. Create it with 'pulumi stack init ${stack}' ` +
+        `(or run with --create).`,
+    );
+  }
+  const firstLines = text.split("\n").slice(0, 12).join("\n");
+  return new CannotRunError(`pulumi failed on stack "${stack}": ${firstLines}`);
+}
+
+function toConfigMap(m: auto.ConfigMap | auto.OutputMap): ConfigMap {
+  return Object.fromEntries(
+    Object.entries(m).map(([k, v]) => [
+      k,
+      { value: typeof v.value === "string" ? v.value : JSON.stringify(v.value), secret: !!v.secret },
+    ]),
+  );
+}
+
+/** Opens (or creates) a stack of the local program in `projectDir` through the Automation API. */
+export async function openStack(opts: StackOptions): Promise<StackAccess> {
+  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
+  const envVars = { ...engineEnv(opts.projectDir), ...opts.env };
+  if (envVars.PULUMI_BACKEND_URL?.startsWith("file://")) {
+    const dir = envVars.PULUMI_BACKEND_URL.slice("file://".length);
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+  }
+  const args = { stackName: opts.stack, workDir: opts.projectDir };
+  const wsOpts = { envVars, secretsProvider: process.env.PULUMI_SECRETS_PROVIDER ?? "passphrase" };
+  const stack = await (
+    opts.create ? LocalWorkspace.createOrSelectStack(args, wsOpts) : LocalWorkspace.selectStack(args, wsOpts)
+  ).catch((e: unknown) => {
+    throw mapPulumiError(e, opts.stack);
+  });
+  const guard =
+    <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
+    (...a: A): Promise<R> =>
+      f(...a).catch((e: unknown) => {
+        throw mapPulumiError(e, opts.stack);
+      });
+  return {
+    name: opts.stack,
+    getAllConfig: guard(async () => toConfigMap(await stack.getAllConfig())),
+    setAllConfig: guard(async (config: ConfigMap) => stack.setAllConfig(config)),
+    exportState: guard(async () => stack.exportStack()),
+    importState: guard(async (state: unknown) => stack.importStack(state as auto.Deployment)),
+    up: guard(async (o: UpOptions = {}) => {
+      const ws = { ...wsOpts, envVars: { ...envVars, ...o.env } };
+      const target =
+        o.workDir || o.env
+          ? await LocalWorkspace.selectStack(
+              { stackName: opts.stack, workDir: o.workDir ?? opts.projectDir },
+              ws,
+            )
+          : stack;
+      const res = await target.up({
+        onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined,
+        onEvent: o.onEvent
+          ? (e) => {
+              const step = toStepEvent(e);
+              if (step) o.onEvent!(step);
+            }
+          : undefined,
+      });
+      return { outputs: toConfigMap(res.outputs) };
+    }),
+    refresh: guard(async (o: { onOutput?: (line: string) => void } = {}) => {
+      await stack.refresh({ onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined });
+    }),
+    history: guard(async () =>
+      (await stack.history()).map((h) => ({
+        version: h.version,
+        kind: h.kind,
+        result: h.result,
+        startTime: String(h.startTime),
+        endTime: h.endTime ? String(h.endTime) : undefined,
+        config: toConfigMap(h.config ?? {}),
+      })),
+    ),
+    outputs: guard(async () => toConfigMap(await stack.outputs())),
+    cancel: guard(async () => stack.cancel()),
+  };
+}

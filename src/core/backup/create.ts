@@ -1,0 +1,161 @@
+import { randomBytes } from "node:crypto";
+import { chmod, link, mkdir, open, rename, unlink } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { CannotRunError } from "../errors";
+import { manifestPath, type Manifest } from "./manifest";
+import { backupFileName, checkLabel, type Compression } from "./names";
+import { pgFailure, localPgBin, parseDatabaseUrl, spawnPg, watch, type RunTarget } from "./runner";
+import { openSnapshot } from "./session";
+import { compressor, fileSink, hasher } from "./streams";
+import { execFileSync } from "node:child_process";
+
+/** Options of one backup. */
+export interface CreateOptions {
+  databaseUrl: string;
+  dir: string;
+  label?: string;
+  compression?: Compression;
+  target?: RunTarget;
+  /** Clock for the name (tests). */
+  now?: Date;
+}
+
+/** A finished backup: the file, its manifest path and the manifest. */
+export interface BackupResult {
+  file: string;
+  manifestFile: string;
+  manifest: Manifest;
+}
+
+/** Major version of a `pg_dump --version` line, e.g. "pg_dump (PostgreSQL) 15.8 (Debian...)" -> 15. */
+export function toolMajor(versionLine: string): number {
+  const m = /\)\s+(\d+)(?:\.(\d+))?/.exec(versionLine);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** The version line of the pg_dump that runs for `target`. */
+function pgDumpVersion(target: RunTarget): string {
+  if (target.runIn === "container") return "";
+  const bin = localPgBin();
+  try {
+    return execFileSync(bin ? `${bin}/pg_dump` : "pg_dump", ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    throw new CannotRunError("pg_dump not found on this machine; install postgresql-client or set PG_BIN");
+  }
+}
+
+/** Writes `path` atomically: temp file, fsync, rename (0600). */
+async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const tmp = join(resolve(path, ".."), `.${basename(path)}.tmp-${randomBytes(4).toString("hex")}`);
+  const fh = await open(tmp, "wx", 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/**
+ * Takes one backup: pg_dump (custom format, from a snapshot whose exact row counts go in the manifest)
+ * -> compression -> sha256 -> a temp file in `dir` -> fsync -> atomic rename; then `NAME.json`.
+ * Nothing is held in memory; on any failure the temp file is removed, so no half-written backup exists.
+ */
+export async function createBackup(o: CreateOptions): Promise<BackupResult> {
+  const target: RunTarget = o.target ?? { runIn: "local" };
+  const compression = o.compression ?? "zstd";
+  const label = o.label === undefined ? undefined : checkLabel(o.label);
+  const conn = parseDatabaseUrl(o.databaseUrl);
+  const dir = resolve(o.dir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+
+  const dumpVersion = pgDumpVersion(target);
+  const snap = await openSnapshot(target, conn);
+  let tmp: string | undefined;
+  try {
+    const serverMajor = Math.floor(snap.serverVersionNum / 10000);
+    if (target.runIn === "local" && toolMajor(dumpVersion) < serverMajor) {
+      throw new CannotRunError(
+        `local ${dumpVersion} is older than the server (PostgreSQL ${snap.serverVersion}) and cannot dump it; ` +
+          'run pg_dump inside the database container instead (`runIn: "container"` / `--run-in container`), ' +
+          `or install PostgreSQL ${serverMajor} client tools`,
+      );
+    }
+    const now = o.now ?? new Date();
+    const name = backupFileName(now, compression, label);
+    const file = join(dir, name);
+    tmp = join(dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
+    const fh = await open(tmp, "wx", 0o600);
+    const h = hasher();
+    const dump = spawnPg(target, "pg_dump", ["-Fc", "-Z0", `--snapshot=${snap.snapshot}`, "--no-sync"], conn);
+    const dw = watch(dump);
+    dump.stdin!.end();
+    const comp = compressor(compression);
+    try {
+      await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
+      await comp.done;
+      const code = await dw.done;
+      if (code !== 0) throw pgFailure("pg_dump", dw.stderr() || `pg_dump exited with ${code}`, conn, target);
+    } catch (e) {
+      dump.kill("SIGKILL");
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === "ENOSPC") {
+        throw new CannotRunError(
+          `no space left in ${dir} while writing the backup; free space or use another \`--dir\``,
+        );
+      }
+      if (err instanceof CannotRunError) throw err;
+      const code = await dw.done;
+      if (code !== 0) throw pgFailure("pg_dump", dw.stderr() || `pg_dump exited with ${code}`, conn, target);
+      throw new CannotRunError(`writing the backup to ${dir} failed: ${err.message}`);
+    } finally {
+      await fh.close().catch(() => {});
+    }
+    try {
+      // link, not rename: never replaces an existing backup of the same second and label
+      await link(tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
+        throw new CannotRunError(`${file} already exists; wait a second or use another \`--label\``);
+      }
+      throw e;
+    }
+    await unlink(tmp);
+    tmp = undefined;
+    await fsyncDir(dir);
+    const manifest: Manifest = {
+      version: 1,
+      file: name,
+      sha256: h.hash.digest("hex"),
+      sizeBytes: h.bytes(),
+      createdAt: now.toISOString(),
+      database: conn.database,
+      serverVersion: snap.serverVersion,
+      serverVersionNum: snap.serverVersionNum,
+      pgDumpVersion: dumpVersion,
+      format: "custom",
+      compression,
+      ...(label ? { label } : {}),
+      rowCounts: snap.rowCounts,
+    };
+    const mf = manifestPath(file);
+    await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");
+    await fsyncDir(dir);
+    return { file, manifestFile: mf, manifest };
+  } finally {
+    if (tmp) await unlink(tmp).catch(() => {});
+    await snap.close();
+  }
+}

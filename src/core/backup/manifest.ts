@@ -1,0 +1,27 @@
+import type { Compression } from "./names";
+
+/** The JSON manifest written beside each backup as `NAME.json` (DESIGN.md's command-line contract). */
+export interface Manifest {
+  /** Manifest format version. */
+  version: 1;
+  file: string;
+  sha256: string;
+  sizeBytes: number;
+  createdAt: string;
+  database: string;
+  serverVersion: string;
+  serverVersionNum: number;
+  pgDumpVersion: string;
+  /** pg_dump archive format: always "custom" (-Fc, internal compression off). */
+  format: "custom";
+  compression: Compression;
+  label?: string;
+  /** Exact row count of every table, by `schema.table`, from the same snapshot as the dump. */
+  rowCounts: Record<string, number>;
+  encryption?: { algorithm: "aes-256-gcm" };
+}
+
+/** Path of the manifest that belongs to `file`. */
+export function manifestPath(file: string): string {
+  return `${file}.json`;
+}

@@ -1,0 +1,145 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { CannotRunError, ConfigError } from "../errors";
+import { redact } from "../log/redact";
+
+/** Where the PostgreSQL client tools run. */
+export interface RunTarget {
+  /** "local": this machine's binaries; "container": `docker exec` in the database container. */
+  runIn: "local" | "container";
+  container?: string;
+  /** DOCKER_HOST for the docker CLI, e.g. unix:///var/run/docker.sock or ssh://user@host. */
+  dockerHost?: string;
+}
+
+/** Libpq connection settings, passed only through the environment so no secret is in a command line. */
+export interface Conn {
+  env: Record<string, string>;
+  database: string;
+  user: string;
+  host: string;
+  password: string;
+}
+
+/** Parses a postgres:// URL into libpq environment variables; throws ConfigError naming the flag. */
+export function parseDatabaseUrl(url: string): Conn {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigError(`\`--database-url\` / DATABASE_URL is not a URL: ${redact(url)}`);
+  }
+  if (!/^postgres(ql)?:$/.test(u.protocol)) {
+    throw new ConfigError(`\`--database-url\` must start with postgres:// (got ${u.protocol}//)`);
+  }
+  const database = decodeURIComponent(u.pathname.replace(/^\//, "")) || "postgres";
+  const user = decodeURIComponent(u.username) || "postgres";
+  const password = decodeURIComponent(u.password);
+  const host = u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1";
+  const env: Record<string, string> = {
+    PGHOST: host,
+    PGPORT: u.port || "5432",
+    PGUSER: user,
+    PGDATABASE: database,
+    PGCONNECT_TIMEOUT: "10",
+    PGAPPNAME: "safe-deploy-backup",
+  };
+  if (password) env.PGPASSWORD = password;
+  const sslmode = u.searchParams.get("sslmode");
+  if (sslmode) env.PGSSLMODE = sslmode;
+  return { env, database, user, host, password };
+}
+
+/** The same connection pointed at another database on that server. */
+export function withDatabase(conn: Conn, database: string): Conn {
+  return { ...conn, database, env: { ...conn.env, PGDATABASE: database } };
+}
+
+/** Directory of the newest local PostgreSQL client binaries (`PG_BIN` overrides). */
+export function localPgBin(): string | undefined {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => /^\d+$/.test(v) && existsSync(`${root}/${v}/bin/pg_dump`))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions.length ? `${root}/${versions[0]}/bin` : undefined;
+}
+
+/** Spawns a PostgreSQL client tool (`pg_dump`, `pg_restore`, `psql`) where the target says. */
+export function spawnPg(
+  target: RunTarget,
+  tool: "pg_dump" | "pg_restore" | "psql",
+  args: string[],
+  conn: Conn,
+): ChildProcess {
+  if (target.runIn === "container") {
+    if (!target.container) throw new ConfigError('`container` is required when `runIn` is "container"');
+    const envFlags = Object.keys(conn.env).flatMap((k) => ["-e", k]);
+    const env: NodeJS.ProcessEnv = { ...process.env, ...conn.env };
+    if (target.dockerHost) env.DOCKER_HOST = target.dockerHost;
+    return spawn("docker", ["exec", "-i", ...envFlags, target.container, tool, ...args], {
+      env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+  }
+  const bin = localPgBin();
+  return spawn(bin ? `${bin}/${tool}` : tool, args, {
+    env: { ...process.env, ...conn.env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
+/** Resolves with the exit code (or signal) once `child` has exited; collects stderr (capped). */
+export function watch(child: ChildProcess): { done: Promise<number>; stderr: () => string } {
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    if (err.length < 64_000) err += d.toString();
+  });
+  const done = new Promise<number>((resolve) => {
+    child.on("error", (e) => {
+      err += String(e);
+      resolve(127);
+    });
+    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  return { done, stderr: () => err };
+}
+
+/** Turns a client tool's failure into an error with the right exit code, the password never echoed. */
+export function pgFailure(what: string, stderr: string, conn: Conn, target: RunTarget): Error {
+  const text = redact(stderr.trim().split("\n").slice(-6).join("\n"), [conn.password]);
+  const where = `database "${conn.database}" on ${conn.host}:${conn.env.PGPORT} as "${conn.user}"`;
+  if (/password authentication failed|no password supplied|authentication failed/i.test(stderr)) {
+    return new CannotRunError(
+      `${what}: could not log in to ${where}: password authentication failed. ` +
+        "Check the user and password in `--database-url` / DATABASE_URL.",
+    );
+  }
+  if (/database ".*" does not exist/.test(stderr)) {
+    return new CannotRunError(
+      `${what}: ${where} does not exist. Check the database name in \`--database-url\`.`,
+    );
+  }
+  if (
+    /could not connect|connection refused|could not translate host|timeout expired|Connection timed out/i.test(
+      stderr,
+    )
+  ) {
+    return new CannotRunError(
+      `${what}: cannot reach ${where}: ${text}. Is the server running and the host/port in \`--database-url\` right?`,
+    );
+  }
+  if (
+    target.runIn === "container" &&
+    /No such container|Cannot connect to the Docker daemon|error during connect/i.test(stderr)
+  ) {
+    return new CannotRunError(`${what}: docker exec in container "${target.container}" failed: ${text}`);
+  }
+  if (/ENOENT|not found/i.test(stderr) && target.runIn === "local") {
+    return new CannotRunError(
+      `${what}: PostgreSQL client tools not found (${text}); install them or set PG_BIN`,
+    );
+  }
+  return new CannotRunError(`${what} failed: ${text}`);
+}

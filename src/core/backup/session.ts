@@ -1,0 +1,114 @@
+import { CannotRunError } from "../errors";
+import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "./runner";
+
+/** What a snapshot session learned before the dump starts. */
+export interface SnapshotInfo {
+  snapshot: string;
+  serverVersion: string;
+  serverVersionNum: number;
+  rowCounts: Record<string, number>;
+  /** Ends the transaction and the session (releasing the lock). */
+  close(): Promise<void>;
+}
+
+/** Exact row count of every ordinary and partitioned table, as one JSON line. */
+export const ROW_COUNTS_SQL = `SELECT 'ROWS:' || coalesce(json_object_agg(k, n), '{}')::text FROM (
+  SELECT n.nspname || '.' || c.relname AS k,
+    (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', n.nspname, c.relname),
+      false, true, '')))[1]::text::bigint AS n
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  ORDER BY 1) t;`;
+
+/**
+ * Opens a psql session that takes the per-database backup lock, starts a repeatable-read transaction,
+ * exports its snapshot and counts rows in it, then stays open so `pg_dump --snapshot` sees exactly the
+ * same data the manifest's row counts describe. A second backup of the same database fails clearly.
+ */
+export async function openSnapshot(target: RunTarget, conn: Conn): Promise<SnapshotInfo> {
+  const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
+  const w = watch(psql);
+  let out = "";
+  const ready = new Promise<string>((resolve, reject) => {
+    psql.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("__END__\n")) resolve(out);
+    });
+    w.done.then((code) =>
+      reject(pgFailure("backup", w.stderr() || `psql exited with ${code}`, conn, target)),
+    );
+  });
+  psql.stdin!.on("error", () => {});
+  psql.stdin!.write(
+    [
+      "SELECT 'LOCK:' || pg_try_advisory_lock(hashtext('safe-deploy:backup:' || current_database()));",
+      "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
+      "SELECT 'SNAP:' || pg_export_snapshot();",
+      "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
+      ROW_COUNTS_SQL,
+      "\\echo __END__",
+      "",
+    ].join("\n"),
+  );
+  const text = await ready;
+  const line = (p: string) =>
+    text
+      .split("\n")
+      .find((l) => l.startsWith(p))
+      ?.slice(p.length) ?? "";
+  const close = async () => {
+    psql.stdin!.end("COMMIT;\n");
+    await w.done;
+  };
+  if (line("LOCK:") !== "true") {
+    await close();
+    throw new CannotRunError(
+      `another backup of database "${conn.database}" is running right now; wait for it to finish and retry`,
+    );
+  }
+  const [num, ...ver] = line("VER:").split(":");
+  const rows = JSON.parse(line("ROWS:") || "{}") as Record<string, number>;
+  return {
+    snapshot: line("SNAP:"),
+    serverVersionNum: Number(num),
+    serverVersion: ver.join(":"),
+    rowCounts: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, Number(v)])),
+    close,
+  };
+}
+
+/** Row counts of every table of a database, outside any snapshot (used to check a restore). */
+export async function countRows(target: RunTarget, conn: Conn): Promise<Record<string, number>> {
+  const psql = spawnPg(
+    target,
+    "psql",
+    ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", ROW_COUNTS_SQL],
+    conn,
+  );
+  const w = watch(psql);
+  psql.stdin!.end();
+  let out = "";
+  psql.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  if ((await w.done) !== 0) throw pgFailure("counting rows", w.stderr(), conn, target);
+  const line =
+    out
+      .split("\n")
+      .find((l) => l.startsWith("ROWS:"))
+      ?.slice(5) ?? "{}";
+  return Object.fromEntries(
+    Object.entries(JSON.parse(line) as Record<string, number>).map(([k, v]) => [k, Number(v)]),
+  );
+}
+
+/** Runs SQL with psql (ON_ERROR_STOP) and returns stdout; throws CannotRunError on failure. */
+export async function runSql(target: RunTarget, conn: Conn, sql: string, what: string): Promise<string> {
+  const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
+  const w = watch(psql);
+  let out = "";
+  psql.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  psql.stdin!.on("error", () => {});
+  psql.stdin!.end(sql + "\n");
+  if ((await w.done) !== 0) throw pgFailure(what, w.stderr(), conn, target);
+  return out;
+}

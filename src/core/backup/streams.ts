@@ -1,0 +1,75 @@
+import { spawn } from "node:child_process";
+import { createHash, type Hash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+import { Duplex, PassThrough, Transform, Writable } from "node:stream";
+import { createGunzip, createGzip } from "node:zlib";
+import type { Compression } from "./names";
+
+/** A compressing or decompressing stage and a promise of its success. */
+export interface Stage {
+  stream: Duplex;
+  done: Promise<void>;
+}
+
+function zstdStage(args: string[]): Stage {
+  const child = spawn("zstd", ["-q", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const done = new Promise<void>((resolve, reject) => {
+    child.on("error", (e) => reject(new Error(`zstd could not run (${e.message}); install zstd`)));
+    child.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`zstd failed: ${err.trim() || code}`)),
+    );
+  });
+  done.catch(() => {});
+  return { stream: Duplex.from({ writable: child.stdin, readable: child.stdout }), done };
+}
+
+/**
+ * The compressor for a new backup. zstd runs as its own process (multi-threaded, outside node's heap);
+ * `--long` finds the repeats across a big table's rows that a 128 KiB window misses.
+ */
+export function compressor(c: Compression): Stage {
+  if (c === "zstd") return zstdStage(["-3", "-T0", "--long=27", "-c"]);
+  if (c === "gzip") return { stream: createGzip({ level: 6 }), done: Promise.resolve() };
+  return { stream: new PassThrough(), done: Promise.resolve() };
+}
+
+/** The matching decompressor (zstd's own integrity check fails a damaged frame). */
+export function decompressor(c: Compression): Stage {
+  if (c === "zstd") return zstdStage(["-d", "--long=27", "-c"]);
+  if (c === "gzip") return { stream: createGunzip(), done: Promise.resolve() };
+  return { stream: new PassThrough(), done: Promise.resolve() };
+}
+
+/** A pass-through that hashes and counts what flows through it. */
+export function hasher(): { stream: Transform; hash: Hash; bytes: () => number } {
+  const hash = createHash("sha256");
+  let n = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      n += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { stream, hash, bytes: () => n };
+}
+
+/** Writes into an open file and fsyncs it before finishing, so "done" means on disk. */
+export function fileSink(fh: FileHandle): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      fh.write(chunk).then(
+        () => cb(),
+        (e: Error) => cb(e),
+      );
+    },
+    final(cb) {
+      fh.sync().then(
+        () => cb(),
+        (e: Error) => cb(e),
+      );
+    },
+  });
+}

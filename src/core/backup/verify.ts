@@ -1,0 +1,176 @@
+import { createReadStream } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import { randomBytes } from "node:crypto";
+import { CheckFailedError, ConfigError } from "../errors";
+import { manifestPath, type Manifest } from "./manifest";
+import {
+  parseDatabaseUrl,
+  spawnPg,
+  watch,
+  withDatabase,
+  type Conn,
+  type RunTarget,
+  pgFailure,
+} from "./runner";
+import { countRows, runSql } from "./session";
+import { decompressor, hasher } from "./streams";
+
+/** What `verify` checked. */
+export interface VerifyResult {
+  file: string;
+  manifest: Manifest;
+  /** Set by a restore test: row counts of the scratch restore (equal to the manifest's). */
+  restoredRowCounts?: Record<string, number>;
+}
+
+/** Reads and sanity-checks `FILE.json`; a missing or malformed manifest is a failed check. */
+export async function readManifest(file: string): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(manifestPath(file), "utf8");
+  } catch {
+    throw new CheckFailedError(
+      `${basename(file)}: its manifest ${basename(manifestPath(file))} is missing, so the checksum cannot be ` +
+        "checked; this is not a complete safe-deploy backup",
+    );
+  }
+  let m: Manifest;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    throw new CheckFailedError(`${basename(manifestPath(file))} is not valid JSON`);
+  }
+  if (m?.version !== 1 || typeof m.sha256 !== "string" || typeof m.compression !== "string" || !m.rowCounts) {
+    throw new CheckFailedError(`${basename(manifestPath(file))} is not a safe-deploy backup manifest`);
+  }
+  return m;
+}
+
+/** Streams `file` through sha256 and compares it with the manifest. */
+export async function checkChecksum(file: string, m: Manifest): Promise<void> {
+  const h = hasher();
+  await pipeline(createReadStream(file), h.stream, new Writable({ write: (_c, _e, cb) => cb() }));
+  const sha = h.hash.digest("hex");
+  if (h.bytes() !== m.sizeBytes) {
+    throw new CheckFailedError(
+      `${basename(file)} is ${h.bytes()} bytes but its manifest says ${m.sizeBytes}: the file is truncated or damaged`,
+    );
+  }
+  if (sha !== m.sha256) {
+    throw new CheckFailedError(
+      `${basename(file)}: sha256 ${sha} does not match the manifest's ${m.sha256}: corrupt`,
+    );
+  }
+}
+
+/**
+ * Feeds the decompressed archive to `pg_restore` with `args` (to a database, or `-f /dev/null` to read
+ * every block); resolves when both sides succeeded.
+ */
+export async function restoreStream(
+  file: string,
+  m: Manifest,
+  target: RunTarget,
+  conn: Conn,
+  args: string[],
+  what: string,
+): Promise<void> {
+  const dec = decompressor(m.compression);
+  const pr = spawnPg(target, "pg_restore", args, conn);
+  const w = watch(pr);
+  pr.stdout!.resume();
+  let streamErr: unknown;
+  await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch((e) => (streamErr = e));
+  const decErr = await dec.done.then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  const code = await w.done;
+  if (decErr) throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
+  if (code !== 0) {
+    const err = w.stderr();
+    if (
+      /input file does not appear to be a valid archive|could not read input file|unexpected end of file|did not find magic string|corrupt/i.test(
+        err,
+      )
+    ) {
+      throw new CheckFailedError(
+        `${basename(file)} is not a readable pg_dump archive: ${err.trim().split("\n")[0]}`,
+      );
+    }
+    throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
+  }
+  if (streamErr)
+    throw new CheckFailedError(`${basename(file)}: reading failed: ${(streamErr as Error).message}`);
+}
+
+/** Options of `verify`. */
+export interface VerifyOptions {
+  restoreTest?: boolean;
+  /** Server for the restore test (a scratch database is created there and dropped). */
+  databaseUrl?: string;
+  target?: RunTarget;
+}
+
+/** Compares two row-count maps; returns one line per difference. */
+export function rowCountDifferences(
+  expected: Record<string, number>,
+  actual: Record<string, number>,
+): string[] {
+  const keys = [...new Set([...Object.keys(expected), ...Object.keys(actual)])].sort();
+  return keys
+    .filter((k) => expected[k] !== actual[k])
+    .map((k) => `${k}: backup had ${expected[k] ?? "no table"}, restore has ${actual[k] ?? "no table"}`);
+}
+
+/**
+ * Verifies a backup: the manifest is there, the sha256 and size match, the archive decompresses and
+ * every block is readable by pg_restore; with `restoreTest`, restores it into a scratch database and
+ * compares every table's row count with the manifest, then drops the scratch database.
+ */
+export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise<VerifyResult> {
+  try {
+    if (!(await stat(file)).isFile()) throw new Error();
+  } catch {
+    throw new ConfigError(`backup file ${file} does not exist (check the FILE argument)`);
+  }
+  const m = await readManifest(file);
+  await checkChecksum(file, m);
+  const local: RunTarget = { runIn: "local" };
+  const none = parseDatabaseUrl("postgres://verify@127.0.0.1/verify");
+  await restoreStream(file, m, local, none, ["-f", "/dev/null"], "reading the archive");
+  if (!o.restoreTest) return { file, manifest: m };
+  if (!o.databaseUrl) {
+    throw new ConfigError("`--restore-test` needs a server: pass `--database-url` or set DATABASE_URL");
+  }
+  const target = o.target ?? local;
+  const admin = withDatabase(parseDatabaseUrl(o.databaseUrl), "postgres");
+  const scratch = `safe_deploy_verify_${randomBytes(4).toString("hex")}`;
+  await runSql(target, admin, `CREATE DATABASE "${scratch}";`, "creating the scratch database");
+  try {
+    const conn = withDatabase(admin, scratch);
+    await restoreStream(
+      file,
+      m,
+      target,
+      conn,
+      ["--exit-on-error", "--no-owner", "--no-acl", "-d", scratch],
+      "restore test",
+    );
+    const counts = await countRows(target, conn);
+    const diff = rowCountDifferences(m.rowCounts, counts);
+    if (diff.length)
+      throw new CheckFailedError(`restore test of ${basename(file)} lost rows:\n  ${diff.join("\n  ")}`);
+    return { file, manifest: m, restoredRowCounts: counts };
+  } finally {
+    await runSql(
+      target,
+      admin,
+      `DROP DATABASE IF EXISTS "${scratch}" WITH (FORCE);`,
+      "dropping the scratch database",
+    );
+  }
+}

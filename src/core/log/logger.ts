@@ -1,0 +1,103 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { redact } from "./redact";
+
+/** Levels of the users' log format (`[YYYY-MM-DD HH:MM:SS] LEVEL: message`); notifications add their types. */
+export type LogLevel = "STEP" | "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK" | (string & {});
+
+/** Extra machine-readable fields of a log entry (shown in `--json` mode only). */
+export type LogFields = Record<string, string | number | boolean | null | undefined>;
+
+/** The logger every engine function takes; redaction happens here, never at call sites (STYLE.md 9). */
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: LogFields): void;
+  step(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  success(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  /** Registers a literal secret: it is masked in every later line, message and field. */
+  addSecret(secret: string | undefined): void;
+  /** Masks every registered secret and URL password in `text` (for error messages leaving the tool). */
+  redact(text: string): string;
+}
+
+/** Where and how a logger writes. */
+export interface LoggerOptions {
+  /** File the users' format is appended to, e.g. `logs/update.log`; its directory is created. */
+  file?: string;
+  /** Stream for console output (e.g. process.stderr); omitted means no console output. */
+  console?: { write(chunk: string): unknown };
+  /** Console output as one JSON object per line (`--json`); the file keeps the users' format. */
+  json?: boolean;
+  secrets?: readonly (string | undefined)[];
+  /** Injected clock, so tests can pin the time. */
+  now?: () => Date;
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+
+/** `YYYY-MM-DD HH:MM:SS` in local time, as the users' shell scripts printed with `date`. */
+export function formatTimestamp(d: Date): string {
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  );
+}
+
+/** The users' line format; a multi-line message becomes one prefixed line each, so `grep LEVEL` sees all. */
+export function formatLine(time: Date, level: LogLevel, message: string): string {
+  const lines = message.replace(/\r\n/g, "\n").replace(/\n+$/, "").split("\n");
+  const prefix = `[${formatTimestamp(time)}] ${level}: `;
+  return lines.map((l) => prefix + l).join("\n") + "\n";
+}
+
+/** One JSON object per entry (`--json`): time in ISO-8601 UTC, level, message, then the fields. */
+export function formatJsonLine(time: Date, level: LogLevel, message: string, fields: LogFields = {}): string {
+  const extra = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  return JSON.stringify({ ...extra, time: time.toISOString(), level, message }) + "\n";
+}
+
+function redactFields(fields: LogFields | undefined, secrets: readonly string[]): LogFields | undefined {
+  if (!fields) return undefined;
+  return Object.fromEntries(
+    Object.entries(fields).map(([k, v]) => [k, typeof v === "string" ? redact(v, secrets) : v]),
+  );
+}
+
+/** Creates a logger writing the users' format to a file and, optionally, to a console stream. */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const secrets: string[] = [];
+  const now = opts.now ?? (() => new Date());
+  if (opts.file) fs.mkdirSync(path.dirname(path.resolve(opts.file)), { recursive: true });
+  const logger: Logger = {
+    log(level, message, fields) {
+      const time = now();
+      const text = redact(message, secrets);
+      const clean = redactFields(fields, secrets);
+      // Synchronous append: lines land in order and survive a crash or SIGINT right after.
+      if (opts.file) fs.appendFileSync(opts.file, formatLine(time, level, text));
+      if (opts.console) {
+        opts.console.write(
+          opts.json ? formatJsonLine(time, level, text, clean) : formatLine(time, level, text),
+        );
+      }
+    },
+    step: (m, f) => logger.log("STEP", m, f),
+    info: (m, f) => logger.log("INFO", m, f),
+    success: (m, f) => logger.log("SUCCESS", m, f),
+    warn: (m, f) => logger.log("WARNING", m, f),
+    error: (m, f) => logger.log("ERROR", m, f),
+    addSecret(secret) {
+      if (secret && !secrets.includes(secret)) secrets.push(secret);
+    },
+    redact: (text) => redact(text, secrets),
+  };
+  for (const s of opts.secrets ?? []) logger.addSecret(s);
+  return logger;
+}
+
+/** A logger that drops everything but still redacts: the default when a caller passes none. */
+export function silentLogger(): Logger {
+  return createLogger({});
+}

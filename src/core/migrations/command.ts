@@ -1,0 +1,67 @@
+import { shellQuote, toolCommand, type Tool } from "./presets";
+
+/** Inputs of {@link migrationCommand}: the plain values the Migration component knows. */
+export interface MigrationCommandArgs {
+  tool: Tool;
+  /** Migrations directory, relative to `workDir`. */
+  dir: string;
+  /** Where the tool runs: a local directory, or the working directory inside the image. */
+  workDir: string;
+  /** Replaces the preset's `up` command. */
+  command?: string;
+  runIn: "local" | "container";
+  /** Container mode: the image to run; goes to `$SAFE_DEPLOY_IMAGE` so Outputs can fill it in later. */
+  image?: string;
+  /** Container mode: the Docker network the database answers on (`$SAFE_DEPLOY_NETWORK`). */
+  network?: string;
+  dockerHost?: string;
+  /** PostgreSQL `lock_timeout` for the tool's sessions (default 5s): DDL never queues the app for long. */
+  lockTimeout?: string;
+  /** PostgreSQL `statement_timeout` (default 15min). */
+  statementTimeout?: string;
+}
+
+/** What a `command.local.Command` needs; DATABASE_URL is added by the caller, as a secret, to `environment`. */
+export interface MigrationCommand {
+  create: string;
+  dir: string;
+  environment: Record<string, string>;
+}
+
+/** PGOPTIONS value setting the timeouts in every session the tool opens (libpq and node-postgres read it). */
+export function pgOptions(lockTimeout = "5s", statementTimeout = "15min"): string {
+  for (const [k, v] of [
+    ["lockTimeout", lockTimeout],
+    ["statementTimeout", statementTimeout],
+  ])
+    if (!/^\d+\s*(ms|s|min|h)?$/.test(v))
+      throw new Error(`\`${k}\` must look like 5s, 500ms or 10min, got "${v}"`);
+  return `-c lock_timeout=${lockTimeout.replace(/\s/g, "")} -c statement_timeout=${statementTimeout.replace(/\s/g, "")}`;
+}
+
+/**
+ * The shell command that applies every pending migration, and its non-secret environment. The command
+ * never contains a secret: the tool reads DATABASE_URL from the environment, and in container mode
+ * `-e DATABASE_URL` copies it from there too (like `docker compose --profile migration up migrate`).
+ */
+export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
+  if (!args.dir) throw new Error("`dir` is required (the migrations directory, relative to `workDir`)");
+  if (!args.workDir) throw new Error("`workDir` is required");
+  if (args.tool === "command" && !args.command)
+    throw new Error('`command` is required when `tool` is "command"');
+  const tool = args.command ?? toolCommand(args.tool, "up", { dir: args.dir })!;
+  const environment: Record<string, string> = {
+    PGOPTIONS: pgOptions(args.lockTimeout, args.statementTimeout),
+    PGAPPNAME: "safe-deploy migrate",
+  };
+  if (args.runIn === "local") return { create: tool, dir: args.workDir, environment };
+  if (args.image) environment.SAFE_DEPLOY_IMAGE = args.image;
+  if (args.network) environment.SAFE_DEPLOY_NETWORK = args.network;
+  if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
+  const create = [
+    'docker run --rm --label safe-deploy.role=migration --network "$SAFE_DEPLOY_NETWORK"',
+    `-e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w ${shellQuote(args.workDir)}`,
+    `"$SAFE_DEPLOY_IMAGE" /bin/sh -c ${shellQuote(tool)}`,
+  ].join(" ");
+  return { create, dir: ".", environment };
+}

@@ -1,0 +1,396 @@
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+
+/** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
+export type Severity = "error" | "warning";
+
+/** One problem found in a migration file. */
+export interface LintFinding {
+  file: string;
+  line: number;
+  rule: string;
+  severity: Severity;
+  message: string;
+  why: string;
+  instead: string;
+}
+
+/** What each rule reports: why it hurts a live database and what to do instead (squawk's rule set, issue 4). */
+export const RULES: Record<string, { severity: Severity; why: string; instead: string }> = {
+  "drop-table": {
+    severity: "error",
+    why: "the data is gone for good and the running release still reads the table",
+    instead: "stop using the table in one release, drop it in a later one after a backup",
+  },
+  "drop-column": {
+    severity: "error",
+    why: "the data is gone and the running release may still select or insert the column",
+    instead: "stop using the column in one release, drop it in a later one",
+  },
+  "rename-column": {
+    severity: "error",
+    why: "the running release still uses the old name and fails until the new one is deployed",
+    instead: "add the new column, write to both, backfill, switch reads, then drop the old one",
+  },
+  "rename-table": {
+    severity: "error",
+    why: "the running release still uses the old name and fails until the new one is deployed",
+    instead: "create the new table (or a view under the old name) and migrate in steps",
+  },
+  "change-column-type": {
+    severity: "error",
+    why: "most type changes rewrite the whole table under an ACCESS EXCLUSIVE lock, blocking reads and writes",
+    instead: "add a new column of the new type, backfill in batches, switch, then drop the old column",
+  },
+  "set-not-null": {
+    severity: "error",
+    why: "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
+    instead: "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
+  },
+  "add-column-not-null-without-default": {
+    severity: "error",
+    why: "fails on a table with rows, and inserts from the running release that omit the column fail",
+    instead: "add the column nullable or with a DEFAULT, backfill, then enforce NOT NULL",
+  },
+  "create-index-without-concurrently": {
+    severity: "error",
+    why: "CREATE INDEX blocks every write to the table until the index is built",
+    instead: "CREATE INDEX CONCURRENTLY, outside a transaction",
+  },
+  "drop-index-without-concurrently": {
+    severity: "warning",
+    why: "DROP INDEX takes an ACCESS EXCLUSIVE lock on the table",
+    instead: "DROP INDEX CONCURRENTLY, outside a transaction",
+  },
+  "concurrently-in-transaction": {
+    severity: "error",
+    why: "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block; the migration fails",
+    instead: "run it in its own migration without a transaction",
+  },
+  "constraint-missing-not-valid": {
+    severity: "error",
+    why: "adding a CHECK or FOREIGN KEY validates every row while holding a lock that blocks writes",
+    instead: "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a separate statement",
+  },
+  "add-unique-constraint": {
+    severity: "warning",
+    why: "a UNIQUE or PRIMARY KEY constraint builds its index while blocking writes",
+    instead: "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX",
+  },
+  truncate: {
+    severity: "error",
+    why: "TRUNCATE deletes every row and takes an ACCESS EXCLUSIVE lock",
+    instead: "delete the rows you mean in batches, or allow it on purpose",
+  },
+  "update-without-where": {
+    severity: "error",
+    why: "rewrites every row of the table in one transaction, locking all of them",
+    instead: "add a WHERE clause, and backfill large tables in batches",
+  },
+  "delete-without-where": {
+    severity: "error",
+    why: "deletes every row of the table",
+    instead: "add a WHERE clause, or use an explicit allow comment if you mean it",
+  },
+  "drop-schema": {
+    severity: "error",
+    why: "drops every object in the schema with its data",
+    instead: "drop objects one by one in a later release, after a backup",
+  },
+  "drop-database": {
+    severity: "error",
+    why: "drops the whole database",
+    instead: "never in a migration",
+  },
+  "vacuum-full": {
+    severity: "error",
+    why: "VACUUM FULL / CLUSTER rewrite the table under an ACCESS EXCLUSIVE lock",
+    instead: "plain VACUUM, or pg_repack outside the deploy",
+  },
+  "require-lock-timeout": {
+    severity: "warning",
+    why: "a DDL statement waiting for a lock blocks every query queued behind it; without lock_timeout it waits forever",
+    instead: "SET lock_timeout = '5s' at the top of the file (the runner also sets one through PGOPTIONS)",
+  },
+  "parse-error": {
+    severity: "error",
+    why: "PostgreSQL's parser rejects the file, so the migration would fail",
+    instead: "fix the syntax",
+  },
+};
+
+type Node = Record<string, unknown>;
+interface RawStmt {
+  stmt: Node;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+let parser: Promise<typeof import("libpg-query")> | undefined;
+/** libpg_query compiled to WASM: PostgreSQL's own grammar without native binaries. */
+async function loadParser(): Promise<typeof import("libpg-query")> {
+  parser ??= import("libpg-query").then(async (m) => {
+    await m.loadModule();
+    return m;
+  });
+  return parser;
+}
+
+/**
+ * node-pg-migrate SQL files hold both directions; only `-- Up Migration` runs on deploy, so only it
+ * is linted. Text is cut, not removed, so line numbers stay true.
+ */
+export function upPart(sql: string): string {
+  const up = /^--\s*Up Migration\b.*$/im.exec(sql);
+  const down = /^--\s*Down Migration\b.*$/im.exec(sql);
+  if (!up && !down) return sql;
+  const start = up ? up.index : 0;
+  const end = down && down.index > start ? down.index : sql.length;
+  return sql.slice(0, start).replace(/[^\n]/g, " ") + sql.slice(start, end);
+}
+
+/** Rule ids allowed by `-- safe-deploy: allow RULE` comments in `text`. */
+export function allowedRules(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/safe-deploy:\s*allow\s+([a-z0-9-]+)/gi)) out.add(m[1].toLowerCase());
+  return out;
+}
+
+function unwrap(n: unknown): [string, Node] | undefined {
+  if (!n || typeof n !== "object") return undefined;
+  const key = Object.keys(n)[0];
+  return key ? [key, (n as Node)[key] as Node] : undefined;
+}
+
+function constraints(colDef: Node): Node[] {
+  const list = (colDef.constraints as unknown[] | undefined) ?? [];
+  return list.map((c) => (c as Node).Constraint as Node).filter(Boolean);
+}
+
+function relName(rel: unknown): string {
+  const r = rel as Node | undefined;
+  if (!r) return "";
+  return [r.schemaname, r.relname].filter(Boolean).join(".");
+}
+
+/** Findings (rule ids and messages) of one parsed statement; pure, so table tests cover each rule. */
+export function checkStatement(
+  stmt: Node,
+  ctx: { inTransaction: boolean; createdTables: Set<string> },
+): Array<{ rule: string; message: string }> {
+  const out: Array<{ rule: string; message: string }> = [];
+  const u = unwrap(stmt);
+  if (!u) return out;
+  const [kind, s] = u;
+  const isNew = (rel: unknown): boolean => ctx.createdTables.has(relName(rel));
+  switch (kind) {
+    case "DropStmt": {
+      const t = s.removeType as string;
+      if (t === "OBJECT_TABLE") out.push({ rule: "drop-table", message: "DROP TABLE" });
+      if (t === "OBJECT_SCHEMA") out.push({ rule: "drop-schema", message: "DROP SCHEMA" });
+      if (t === "OBJECT_INDEX") {
+        if (s.concurrent && ctx.inTransaction)
+          out.push({ rule: "concurrently-in-transaction", message: "DROP INDEX CONCURRENTLY inside BEGIN" });
+        if (!s.concurrent)
+          out.push({ rule: "drop-index-without-concurrently", message: "DROP INDEX without CONCURRENTLY" });
+      }
+      break;
+    }
+    case "DropdbStmt":
+      out.push({ rule: "drop-database", message: "DROP DATABASE" });
+      break;
+    case "RenameStmt": {
+      const t = s.renameType as string;
+      if (t === "OBJECT_COLUMN")
+        out.push({
+          rule: "rename-column",
+          message: `RENAME COLUMN ${String(s.subname)} on ${relName(s.relation)}`,
+        });
+      if (t === "OBJECT_TABLE")
+        out.push({ rule: "rename-table", message: `RENAME TABLE ${relName(s.relation)}` });
+      break;
+    }
+    case "AlterTableStmt": {
+      const rel = s.relation;
+      const name = relName(rel);
+      for (const c of (s.cmds as unknown[]) ?? []) {
+        const cmd = (c as Node).AlterTableCmd as Node | undefined;
+        if (!cmd) continue;
+        const sub = cmd.subtype as string;
+        const col = String(cmd.name ?? "");
+        if (sub === "AT_DropColumn")
+          out.push({ rule: "drop-column", message: `DROP COLUMN ${col} on ${name}` });
+        if (isNew(rel)) continue;
+        if (sub === "AT_AlterColumnType")
+          out.push({ rule: "change-column-type", message: `ALTER COLUMN ${col} TYPE on ${name}` });
+        if (sub === "AT_SetNotNull")
+          out.push({ rule: "set-not-null", message: `SET NOT NULL on ${name}.${col}` });
+        if (sub === "AT_AddColumn") {
+          const def = ((cmd.def as Node)?.ColumnDef as Node) ?? {};
+          const cs = constraints(def);
+          const notNull = cs.some((x) => x.contype === "CONSTR_NOTNULL" || x.contype === "CONSTR_PRIMARY");
+          const hasDefault = cs.some(
+            (x) => x.contype === "CONSTR_DEFAULT" || x.contype === "CONSTR_IDENTITY",
+          );
+          if (notNull && !hasDefault)
+            out.push({
+              rule: "add-column-not-null-without-default",
+              message: `ADD COLUMN ${String(def.colname)} NOT NULL without DEFAULT on ${name}`,
+            });
+        }
+        if (sub === "AT_AddConstraint") {
+          const con = ((cmd.def as Node)?.Constraint as Node) ?? {};
+          const t = con.contype as string;
+          if ((t === "CONSTR_FOREIGN" || t === "CONSTR_CHECK") && !con.skip_validation)
+            out.push({
+              rule: "constraint-missing-not-valid",
+              message: `ADD CONSTRAINT ${String(con.conname ?? "")} without NOT VALID on ${name}`.replace(
+                "  ",
+                " ",
+              ),
+            });
+          if ((t === "CONSTR_UNIQUE" || t === "CONSTR_PRIMARY") && !con.indexname)
+            out.push({ rule: "add-unique-constraint", message: `ADD ${t.slice(7)} constraint on ${name}` });
+        }
+      }
+      break;
+    }
+    case "IndexStmt": {
+      if (s.concurrent && ctx.inTransaction)
+        out.push({ rule: "concurrently-in-transaction", message: "CREATE INDEX CONCURRENTLY inside BEGIN" });
+      if (!s.concurrent && !isNew(s.relation))
+        out.push({
+          rule: "create-index-without-concurrently",
+          message: `CREATE INDEX ${String(s.idxname ?? "")} on ${relName(s.relation)} without CONCURRENTLY`,
+        });
+      break;
+    }
+    case "TruncateStmt":
+      out.push({ rule: "truncate", message: "TRUNCATE" });
+      break;
+    case "UpdateStmt":
+      if (!s.whereClause)
+        out.push({ rule: "update-without-where", message: `UPDATE ${relName(s.relation)} without WHERE` });
+      break;
+    case "DeleteStmt":
+      if (!s.whereClause)
+        out.push({
+          rule: "delete-without-where",
+          message: `DELETE FROM ${relName(s.relation)} without WHERE`,
+        });
+      break;
+    case "VacuumStmt": {
+      const full = ((s.options as unknown[]) ?? []).some(
+        (o) => ((o as Node).DefElem as Node)?.defname === "full",
+      );
+      if (full) out.push({ rule: "vacuum-full", message: "VACUUM FULL" });
+      break;
+    }
+    case "ClusterStmt":
+      out.push({ rule: "vacuum-full", message: "CLUSTER" });
+      break;
+  }
+  return out;
+}
+
+const LOCKING = new Set(["AlterTableStmt", "IndexStmt", "RenameStmt", "DropStmt", "TruncateStmt"]);
+
+/** Lints the SQL text of one file; `file` is only used in findings. */
+export async function lintSql(sql: string, file: string): Promise<LintFinding[]> {
+  const { parseSync } = await loadParser();
+  const text = upPart(sql);
+  const buf = Buffer.from(text, "utf8");
+  const lineAt = (byte: number): number => buf.subarray(0, byte).toString("utf8").split("\n").length;
+  const finding = (line: number, rule: string, message: string): LintFinding => ({
+    file,
+    line,
+    rule,
+    ...RULES[rule],
+    message,
+  });
+  let stmts: RawStmt[];
+  try {
+    stmts = ((parseSync(text) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
+  } catch (e) {
+    const err = e as { message?: string; sqlDetails?: { cursorPosition?: number } };
+    const pos = err.sqlDetails?.cursorPosition;
+    return [finding(pos ? lineAt(pos) : 1, "parse-error", String(err.message ?? e))];
+  }
+  const out: LintFinding[] = [];
+  const ctx = { inTransaction: false, createdTables: new Set<string>() };
+  let lockTimeoutSet = false;
+  let lockWarned = false;
+  let prevEnd = 0;
+  for (const raw of stmts) {
+    const start = raw.stmt_location ?? 0;
+    const end = raw.stmt_len ? start + raw.stmt_len : buf.length;
+    // The leading span holds this statement's comments, minus a trailing comment of the previous line.
+    let leadStart = start;
+    if (prevEnd > 0 && !buf.subarray(prevEnd, start).includes(10)) {
+      const nl = buf.indexOf(10, start);
+      leadStart = nl < 0 || nl >= end ? start : nl + 1;
+    }
+    const lead = buf.subarray(leadStart, end).toString("utf8");
+    const afterEnd = buf.indexOf(10, end);
+    const trailing = buf.subarray(end, afterEnd < 0 ? buf.length : afterEnd).toString("utf8");
+    const allow = allowedRules(lead + "\n" + trailing);
+    const prefix = /^(\s|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/.exec(lead)?.[0] ?? "";
+    const line = lineAt(leadStart + Buffer.byteLength(prefix));
+    prevEnd = end;
+    const u = unwrap(raw.stmt);
+    if (!u) continue;
+    const [kind, s] = u;
+    if (kind === "TransactionStmt") {
+      const k = s.kind as string;
+      if (k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START") ctx.inTransaction = true;
+      if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = false;
+    }
+    if (kind === "VariableSetStmt" && s.name === "lock_timeout") lockTimeoutSet = true;
+    for (const f of checkStatement(raw.stmt, ctx)) {
+      if (!allow.has(f.rule)) out.push(finding(line, f.rule, f.message));
+    }
+    const touchesExisting =
+      LOCKING.has(kind) &&
+      !(kind === "IndexStmt" && s.concurrent) &&
+      !ctx.createdTables.has(relName(s.relation));
+    if (touchesExisting && !lockTimeoutSet && !lockWarned && !allow.has("require-lock-timeout")) {
+      lockWarned = true;
+      out.push(
+        finding(line, "require-lock-timeout", `${kind.replace(/Stmt$/, "")} before any SET lock_timeout`),
+      );
+    }
+    if (kind === "CreateStmt") ctx.createdTables.add(relName(s.relation));
+  }
+  return out;
+}
+
+/** `.sql` files under each path (a file is taken as is), sorted so reports are stable. */
+export async function sqlFiles(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const st = await stat(p);
+    if (st.isFile()) out.push(p);
+    else {
+      const names = (await readdir(p, { recursive: true })) as string[];
+      for (const n of names.sort()) if (n.endsWith(".sql")) out.push(join(p, n));
+    }
+  }
+  return out;
+}
+
+/** Lints every SQL file under `paths`. */
+export async function lintPaths(paths: string[]): Promise<LintFinding[]> {
+  const out: LintFinding[] = [];
+  for (const f of await sqlFiles(paths)) out.push(...(await lintSql(await readFile(f, "utf8"), f)));
+  return out;
+}
+
+/** `file:line: severity [rule] message` plus why and instead, one finding per block. */
+export function formatFindings(findings: LintFinding[]): string {
+  return findings
+    .map(
+      (f) =>
+        `${f.file}:${f.line}: ${f.severity} [${f.rule}] ${f.message}\n  why: ${f.why}\n  instead: ${f.instead}`,
+    )
+    .join("\n");
+}

@@ -1,0 +1,87 @@
+/** Migration tools safe-deploy knows how to drive. */
+export type Tool = "node-pg-migrate" | "prisma" | "alembic" | "command";
+
+/** The five verbs of `safe-deploy migrate`. */
+export type Action = "check" | "current" | "history" | "up" | "down";
+
+/** Quotes a value for `/bin/sh`. */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Custom command set for `tool: "command"`; `{target}` in a command is replaced by the quoted target. */
+export interface CustomCommands {
+  up: string;
+  down?: string;
+  current?: string;
+  history?: string;
+  check?: string;
+}
+
+/**
+ * The shell command a tool runs for one action, or undefined when safe-deploy answers it itself from the
+ * tool's table (node-pg-migrate has no `current`/`history`/`check`). Never holds a secret: every tool
+ * reads DATABASE_URL from the environment.
+ */
+export function toolCommand(
+  tool: Tool,
+  action: Action,
+  opts: { dir: string; target?: string; custom?: Partial<CustomCommands> },
+): string | undefined {
+  const t = opts.target;
+  const q = (s: string) => shellQuote(s);
+  switch (tool) {
+    case "node-pg-migrate": {
+      const base = `npx --no-install node-pg-migrate`;
+      const flags = `-m ${q(opts.dir)} --single-transaction --no-verbose`;
+      if (action === "up") return `${base} up ${t ? q(t) + " " : ""}${flags}`;
+      if (action === "down") return `${base} down ${t ? q(t) : "1"} ${flags}`;
+      return undefined;
+    }
+    case "alembic": {
+      if (action === "up") return `alembic upgrade ${t ? (/^\d+$/.test(t) ? `+${t}` : q(t)) : "head"}`;
+      if (action === "down") return `alembic downgrade ${t ? (/^\d+$/.test(t) ? `-${t}` : q(t)) : "-1"}`;
+      if (action === "current") return "alembic current";
+      if (action === "history") return "alembic history";
+      return "alembic check";
+    }
+    case "prisma": {
+      const schema = `--schema ${q(opts.dir.replace(/\/$/, "") + "/../schema.prisma")}`;
+      if (action === "up") {
+        if (t)
+          throw new Error(
+            "prisma applies every pending migration: `up` takes no N or REV with `--tool prisma`",
+          );
+        return `npx --no-install prisma migrate deploy ${schema}`;
+      }
+      if (action === "down")
+        throw new Error("prisma has no down migrations: restore the pre-deploy backup instead");
+      return `npx --no-install prisma migrate status ${schema}`;
+    }
+    case "command": {
+      const c = opts.custom?.[action];
+      if (!c) throw new Error(`no \`${action}\` command configured for \`--tool command\``);
+      return c.replace(/\{target\}/g, t ? q(t) : "");
+    }
+  }
+}
+
+/** SQL returning the tool's latest applied migration (one row, column `version`), or undefined. */
+export function versionQuery(tool: Tool): { table: string; sql: string } | undefined {
+  switch (tool) {
+    case "node-pg-migrate":
+      return {
+        table: "pgmigrations",
+        sql: "SELECT name AS version FROM pgmigrations ORDER BY run_on DESC, id DESC LIMIT 1",
+      };
+    case "alembic":
+      return { table: "alembic_version", sql: "SELECT version_num AS version FROM alembic_version LIMIT 1" };
+    case "prisma":
+      return {
+        table: "_prisma_migrations",
+        sql: "SELECT migration_name AS version FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY finished_at DESC LIMIT 1",
+      };
+    case "command":
+      return undefined;
+  }
+}

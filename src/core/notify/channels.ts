@@ -1,0 +1,191 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { formatLine } from "../log/logger";
+import { colorFor, PermanentNotifyError, summaryLine, type NotificationEvent, type Notifier } from "./types";
+
+/** Appends `[YYYY-MM-DD HH:MM:SS] TYPE: message` to `logs/notifications.log` (the users' record of every notification). */
+export function fileNotifier(file: string): Notifier {
+  return {
+    name: "log",
+    secrets: [],
+    async send(e) {
+      await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+      const where = [
+        `stack=${e.stack}`,
+        e.release && `release=${e.release}`,
+        e.commit && `commit=${e.commit}`,
+      ];
+      const extra = Object.entries(e.details ?? {}).map(([k, v]) => `${k}: ${v}`);
+      const text = [`${e.message} (${where.filter(Boolean).join(" ")})`, ...extra].join("\n");
+      await fs.promises.appendFile(file, formatLine(e.time, e.type, text));
+    },
+  };
+}
+
+/** The Slack incoming-webhook payload: one attachment coloured by type with commit, stack, release and time. */
+export function slackPayload(e: NotificationEvent): object {
+  const fields = [
+    { title: "Stack", value: e.stack, short: true },
+    { title: "Commit", value: e.commit ?? "-", short: true },
+    { title: "Release", value: e.release ?? "-", short: true },
+    { title: "Time", value: e.time.toISOString(), short: true },
+    ...Object.entries(e.details ?? {}).map(([title, value]) => ({ title, value, short: false })),
+  ];
+  return {
+    text: summaryLine(e),
+    attachments: [
+      {
+        color: colorFor(e.type),
+        fallback: summaryLine(e),
+        title: `${e.type}: ${e.stack}`,
+        text: e.message,
+        fields,
+        ts: Math.floor(e.time.getTime() / 1000),
+      },
+    ],
+  };
+}
+
+/** The generic webhook's JSON body. */
+export function webhookPayload(e: NotificationEvent): object {
+  return {
+    type: e.type,
+    message: e.message,
+    stack: e.stack,
+    commit: e.commit ?? null,
+    release: e.release ?? null,
+    time: e.time.toISOString(),
+    details: e.details ?? {},
+  };
+}
+
+/** `sha256=<hex>` HMAC of the raw body, as in the `X-Safe-Deploy-Signature` header. */
+export function signBody(secret: string, body: string): string {
+  return "sha256=" + createHmac("sha256", secret).update(body, "utf8").digest("hex");
+}
+
+/** Constant-time check of an `X-Safe-Deploy-Signature` header, for receivers written in Node. */
+export function verifySignature(secret: string, body: string, header: string | undefined): boolean {
+  if (!header) return false;
+  const want = Buffer.from(signBody(secret, body));
+  const got = Buffer.from(header);
+  return want.length === got.length && timingSafeEqual(want, got);
+}
+
+async function postJson(url: string, body: string, headers: Record<string, string>, signal: AbortSignal) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "user-agent": "safe-deploy", ...headers },
+    body,
+    signal,
+  });
+  const text = (await res.text()).slice(0, 200);
+  if (res.ok) return;
+  // 408/429 and 5xx may pass on a later attempt; other 4xx mean the URL or payload is wrong.
+  const msg = `HTTP ${res.status}${text ? `: ${text}` : ""}`;
+  if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Error(msg);
+  throw new PermanentNotifyError(msg);
+}
+
+/** A webhook URL's path is its credential (Slack's `/services/T../B../xxx`), so it is masked on its own too. */
+function urlSecrets(url: string): string[] {
+  const p = new URL(url).pathname;
+  return p.length >= 12 ? [url, p] : [url];
+}
+
+/** Slack incoming webhook; the URL is a secret (it is the credential). */
+export function slackNotifier(webhookUrl: string): Notifier {
+  return {
+    name: "slack",
+    secrets: urlSecrets(webhookUrl),
+    send: (e, signal) => postJson(webhookUrl, JSON.stringify(slackPayload(e)), {}, signal),
+  };
+}
+
+/** Generic JSON webhook; with a secret, signs the raw body (`X-Safe-Deploy-Signature: sha256=<hex>`). */
+export function webhookNotifier(url: string, secret?: string, now: () => Date = () => new Date()): Notifier {
+  return {
+    name: "webhook",
+    secrets: [...urlSecrets(url), ...(secret ? [secret] : [])],
+    send(e, signal) {
+      const body = JSON.stringify(webhookPayload(e));
+      const headers: Record<string, string> = {
+        "x-safe-deploy-timestamp": String(Math.floor(now().getTime() / 1000)),
+        "x-safe-deploy-event": e.type,
+      };
+      if (secret) headers["x-safe-deploy-signature"] = signBody(secret, body);
+      return postJson(url, body, headers, signal);
+    },
+  };
+}
+
+/** Email settings: `smtpUrl` (a secret, e.g. `smtp://user:pass@host:587`) plus config's `notifications.email`. */
+export interface EmailOptions {
+  smtpUrl: string;
+  from: string;
+  to: string[];
+  /** Per-connection timeout in ms; the notify deadline still bounds the whole send. */
+  timeoutMs?: number;
+}
+
+/** Plain-text email body: the message, then every field a person needs. */
+export function emailText(e: NotificationEvent): string {
+  const rows: Array<[string, string | undefined]> = [
+    ["Type", e.type],
+    ["Stack", e.stack],
+    ["Commit", e.commit],
+    ["Release", e.release],
+    ["Time", e.time.toISOString()],
+    ...Object.entries(e.details ?? {}),
+  ];
+  return `${e.message}\n\n${rows
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join("\n")}\n`;
+}
+
+/** Email over SMTP with nodemailer; the SMTP URL (with its password) is a secret. */
+export function emailNotifier(opts: EmailOptions): Notifier {
+  let password: string | undefined;
+  try {
+    password = decodeURIComponent(new URL(opts.smtpUrl).password) || undefined;
+  } catch {
+    password = undefined;
+  }
+  return {
+    name: "email",
+    secrets: [opts.smtpUrl, ...(password ? [password] : [])],
+    async send(e, signal) {
+      const nodemailer: typeof import("nodemailer") = require("nodemailer");
+      const t = opts.timeoutMs ?? 10_000;
+      const transport = nodemailer.createTransport({
+        url: opts.smtpUrl,
+        connectionTimeout: t,
+        greetingTimeout: t,
+        socketTimeout: t,
+      });
+      // nodemailer takes no AbortSignal: closing the transport ends the socket when the deadline hits.
+      const onAbort = () => transport.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        signal.throwIfAborted();
+        await transport.sendMail({
+          from: opts.from,
+          to: opts.to,
+          subject: summaryLine(e),
+          text: emailText(e),
+        });
+      } catch (err) {
+        // A refused login or address won't pass on a retry.
+        const code = (err as { code?: string }).code;
+        if (code === "EAUTH" || code === "EENVELOPE") throw new PermanentNotifyError((err as Error).message);
+        throw err;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        transport.close();
+      }
+      signal.throwIfAborted();
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/** One app container behind the proxy, addressed on the Docker network by name or IP. */
+export interface ProxyBackend {
+  name: string;
+  host: string;
+  port: number;
+}
+
+/** What the blue-green proxy routes: only backends whose health endpoint passes get traffic. */
+export interface ProxyConfigInput {
+  /** Port the proxy listens on inside its container. */
+  listenPort: number;
+  backends: ProxyBackend[];
+  /** Health endpoint HAProxy polls on each backend, e.g. "/health". */
+  healthPath: string;
+  /** Accepted statuses, default [200]. */
+  expectStatus?: number[];
+  /** Health poll interval, default 1000 ms. */
+  checkIntervalMs?: number;
+  /** Failed checks before a backend leaves rotation (default 2) and passes before it joins (default 1). */
+  fall?: number;
+  rise?: number;
+  /** Serve the maintenance page to every request (while migrations run). */
+  maintenance?: boolean;
+  /** Path of the maintenance page inside the proxy container. */
+  maintenancePage?: string;
+}
+
+const NAME = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * Pure: the haproxy.cfg for a blue-green cutover. Backends failing their health check get no traffic;
+ * with none healthy, or in maintenance mode, every request gets the maintenance page with a 503.
+ */
+export function haproxyConfig(i: ProxyConfigInput): string {
+  if (!Number.isInteger(i.listenPort) || i.listenPort < 1 || i.listenPort > 65535) {
+    throw new Error(`\`listenPort\` must be a TCP port, got ${i.listenPort}`);
+  }
+  if (!i.healthPath.startsWith("/") || /\s/.test(i.healthPath)) {
+    throw new Error(
+      `\`healthPath\` must start with "/" and contain no spaces, got ${JSON.stringify(i.healthPath)}`,
+    );
+  }
+  for (const b of i.backends) {
+    if (!NAME.test(b.name) || !NAME.test(b.host)) {
+      throw new Error(`backend \`${b.name}\`: name and host may hold only letters, digits, '.', '_' and '-'`);
+    }
+  }
+  const expect = i.expectStatus?.length ? i.expectStatus : [200];
+  const page = i.maintenancePage ?? "/etc/haproxy/maintenance.html";
+  const maintenance = `http-request return status 503 content-type "text/html; charset=utf-8" file ${page}`;
+  return [
+    "global",
+    "  log stdout format raw local0",
+    "",
+    "defaults",
+    "  mode http",
+    "  log global",
+    "  option httplog",
+    "  timeout connect 2s",
+    "  timeout client 30s",
+    "  timeout server 30s",
+    "",
+    // Docker's embedded DNS: backends may start after the proxy, so names resolve at runtime.
+    "resolvers docker",
+    "  nameserver dns 127.0.0.11:53",
+    "  hold valid 1s",
+    "",
+    "frontend web",
+    `  bind *:${i.listenPort}`,
+    i.maintenance ? `  ${maintenance}` : `  ${maintenance} if { nbsrv(app) lt 1 }`,
+    "  default_backend app",
+    "",
+    "backend app",
+    "  balance roundrobin",
+    `  option httpchk GET ${i.healthPath}`,
+    expect.length === 1
+      ? `  http-check expect status ${expect[0]}`
+      : `  http-check expect rstatus ^(${expect.join("|")})$`,
+    `  default-server check inter ${i.checkIntervalMs ?? 1000}ms fall ${i.fall ?? 2} rise ${i.rise ?? 1} resolvers docker init-addr libc,none`,
+    ...i.backends.map((b) => `  server ${b.name} ${b.host}:${b.port}`),
+    "",
+  ].join("\n");
+}
+
+/** The default maintenance page. */
+export const MAINTENANCE_PAGE =
+  '<!doctype html><html><head><meta charset="utf-8"><title>Maintenance</title></head>' +
+  "<body><h1>Down for maintenance</h1><p>A new release is being deployed. Please retry in a minute.</p></body></html>\n";

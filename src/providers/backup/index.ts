@@ -1,0 +1,132 @@
+import * as pulumi from "@pulumi/pulumi";
+import { createBackup } from "../../core/backup/create";
+import { diffBackup } from "./diff";
+
+/** Inputs of a Backup (see /work/brief/INTERFACES.md). */
+export interface BackupArgs {
+  /** Image digest + migrations checksum; a change runs a new backup. */
+  releaseKey: pulumi.Input<string>;
+  /** Always a Pulumi secret; for runIn "container" the URL as seen inside the db container. */
+  databaseUrl: pulumi.Input<string>;
+  /** Local directory for backup files. */
+  dir: pulumi.Input<string>;
+  /** Default "pre-deploy". */
+  label?: pulumi.Input<string>;
+  /** Default zstd. */
+  compression?: pulumi.Input<"zstd" | "gzip" | "none">;
+  /** Default local. */
+  runIn?: pulumi.Input<"local" | "container">;
+  /** The db container's name, when runIn is "container". */
+  container?: pulumi.Input<string>;
+  /** e.g. unix:///var/run/docker.sock or ssh://user@host. */
+  dockerHost?: pulumi.Input<string>;
+  retention?: pulumi.Input<{ days: number; minKeep: number }>;
+  s3?: pulumi.Input<{
+    bucket: string;
+    region: string;
+    endpoint?: string;
+    prefix: string;
+    forcePathStyle: boolean;
+  }>;
+}
+
+interface Inputs {
+  releaseKey: string;
+  databaseUrl: string;
+  dir: string;
+  label?: string;
+  compression?: "zstd" | "gzip" | "none";
+  runIn?: "local" | "container";
+  container?: string;
+  dockerHost?: string;
+  retention?: { days: number; minKeep: number };
+  s3?: { bucket: string; region: string; endpoint?: string; prefix: string; forcePathStyle: boolean };
+}
+
+/** Serialized engine errors are no longer `instanceof Error`; hosts print a plain Error's message. */
+function plainError(e: unknown): never {
+  const m = e && typeof e === "object" && "message" in e ? String((e as Error).message) : String(e);
+  throw new Error(`backup failed: ${m}`);
+}
+
+// Methods require() nothing at module scope and call engine functions, which Pulumi copies by value
+// into `__provider`; the provider host then runs them in a plain node process.
+const provider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: Inputs, news: Inputs) {
+    const failures: { property: string; reason: string }[] = [];
+    for (const k of ["releaseKey", "databaseUrl", "dir"] as const) {
+      if (typeof news[k] !== "string" || news[k] === "")
+        failures.push({ property: k, reason: `\`${k}\` is required` });
+    }
+    if (news.runIn === "container" && !news.container) {
+      failures.push({ property: "container", reason: '`container` is required when `runIn` is "container"' });
+    }
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: Inputs, news: Inputs) {
+    return diffBackup(olds, news);
+  },
+
+  async create(inputs: Inputs) {
+    const r = await createBackup({
+      databaseUrl: inputs.databaseUrl,
+      dir: inputs.dir,
+      label: inputs.label ?? "pre-deploy",
+      compression: inputs.compression ?? "zstd",
+      target: { runIn: inputs.runIn ?? "local", container: inputs.container, dockerHost: inputs.dockerHost },
+    }).catch(plainError);
+    const { databaseUrl: _secret, ...settings } = inputs;
+    return {
+      id: r.manifest.file,
+      outs: {
+        ...settings,
+        file: r.file,
+        sha256: r.manifest.sha256,
+        sizeBytes: r.manifest.sizeBytes,
+        createdAt: r.manifest.createdAt,
+        s3Key: undefined,
+      },
+    };
+  },
+
+  async update(_id: string, olds: Record<string, unknown>, news: Inputs) {
+    // Only settings changed: they apply to the next backup; this one stays as it is.
+    const { databaseUrl: _secret, ...settings } = news;
+    return { outs: { ...olds, ...settings } };
+  },
+
+  async delete() {
+    // Never deletes a backup file: removing the resource only forgets it. Retention prunes files.
+  },
+};
+
+/** The pre-deploy backup: runs the engine whenever the release key changes; delete keeps the file. */
+export class Backup extends pulumi.dynamic.Resource {
+  /** Absolute path of the backup file. */
+  declare readonly file: pulumi.Output<string>;
+  declare readonly sha256: pulumi.Output<string>;
+  declare readonly sizeBytes: pulumi.Output<number>;
+  /** ISO time. */
+  declare readonly createdAt: pulumi.Output<string>;
+  declare readonly s3Key: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: BackupArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      provider,
+      name,
+      {
+        ...args,
+        databaseUrl: pulumi.secret(args.databaseUrl),
+        file: undefined,
+        sha256: undefined,
+        sizeBytes: undefined,
+        createdAt: undefined,
+        s3Key: undefined,
+      },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["databaseUrl"] }),
+      "safe-deploy",
+      "Backup",
+    );
+  }
+}

@@ -1,0 +1,101 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPostgres, type TestPostgres } from "../helpers/postgres";
+
+const BIN = join(__dirname, "..", "..", "bin", "safe-deploy");
+let pg: TestPostgres;
+let dir: string;
+
+before(async () => {
+  pg = await startPostgres();
+  await pg.createDatabase("app");
+  await pg.query("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 30)", [], "app");
+  dir = mkdtempSync(join(tmpdir(), "sd-bk-cli-"));
+});
+after(async () => {
+  await pg?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(BIN, args, {
+    encoding: "utf8",
+    env: { ...process.env, DATABASE_URL: "", ...env },
+    timeout: 120_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("create prints the path last; list, verify, prune, restore; exit codes 0/1/2/3", () => {
+  const env = { DATABASE_URL: pg.url("app") };
+  const c = cli(["backup", "create", "--dir", dir, "--label", "manual"], env);
+  assert.equal(c.code, 0, c.err);
+  const file = c.out.trim().split("\n").pop()!;
+  assert.match(file, /^\/.*backup_\d{8}_\d{6}_manual\.pgdump\.zst$/);
+  assert.ok(existsSync(file) && existsSync(file + ".json"));
+  assert.ok(!c.out.includes(pg.password) && !c.err.includes(pg.password));
+
+  const l = cli(["backup", "list", "--dir", dir, "--json"]);
+  assert.equal(l.code, 0);
+  assert.equal(JSON.parse(l.out)[0].file, file);
+
+  assert.equal(cli(["backup", "verify", file]).code, 0);
+  const rt = cli(["backup", "verify", file, "--restore-test"], env);
+  assert.equal(rt.code, 0, rt.err);
+  assert.match(rt.out, /row counts match/);
+
+  const p = cli(["backup", "prune", "--dir", dir, "--dry-run"]);
+  assert.equal(p.code, 0);
+  assert.match(p.out, /would remove 0, kept 1/);
+
+  const noYes = cli(["backup", "restore", file], env);
+  assert.equal(noYes.code, 2);
+  assert.match(noYes.err, /`--yes`/);
+  const r = cli(["backup", "restore", file, "--yes"], env);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /previous database is kept as "app_before_restore_\d{14}"/);
+
+  const b = Buffer.from(readFileSync(file));
+  b[b.length - 10] ^= 0xff;
+  writeFileSync(file, b);
+  const bad = cli(["backup", "verify", file]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /does not match the manifest/);
+});
+
+test("usage and reachability errors: 2 names the flag, 3 for a dead server, password never echoed", () => {
+  const noUrl = cli(["backup", "create", "--dir", dir]);
+  assert.equal(noUrl.code, 2);
+  assert.match(noUrl.err, /`--database-url`/);
+  assert.equal(cli(["backup", "create"]).code, 2, "--dir is required");
+  assert.equal(
+    cli(["backup", "create", "--dir", dir, "--compression", "lzma"], { DATABASE_URL: pg.url("app") }).code,
+    2,
+  );
+  const dead = cli([
+    "backup",
+    "create",
+    "--dir",
+    dir,
+    "--database-url",
+    "postgres://u:Hunter2Secret@127.0.0.1:1/app",
+  ]);
+  assert.equal(dead.code, 3);
+  assert.ok(!dead.err.includes("Hunter2Secret"));
+  const wrong = cli([
+    "backup",
+    "create",
+    "--dir",
+    dir,
+    "--database-url",
+    `postgres://${pg.user}:Hunter2Secret@127.0.0.1:${pg.port}/app`,
+  ]);
+  assert.equal(wrong.code, 3);
+  assert.match(wrong.err, /password authentication failed/);
+  assert.ok(!wrong.err.includes("Hunter2Secret"));
+  assert.equal(cli(["backup", "list", "--dir", join(dir, "missing")]).code, 2);
+});

@@ -1,0 +1,108 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { runHealth, DEFAULT_SOAK } from "../../src/cli/commands/health";
+import { CheckFailedError, ConfigError } from "../../src/core/errors";
+import { startTarget, type Target } from "../helpers/http-targets";
+
+const started: Target[] = [];
+const target = async (...a: Parameters<typeof startTarget>) => {
+  const t = await startTarget(...a);
+  started.push(t);
+  return t;
+};
+after(async () => {
+  await Promise.all(started.map((t) => t.close()));
+});
+const lines: string[] = [];
+const out = (l: string) => lines.push(l);
+const fast = { delay: "0.02", timeout: "1" };
+
+test("passes on a healthy URL and reports the attempts", async () => {
+  const t = await target((n) => (n === 1 ? [503] : [200]));
+  const r = await runHealth({ url: t.url, retries: "3", ...fast }, out);
+  assert.deepEqual(r, { attempts: 2, soaked: 0 });
+  assert.match(lines.join("\n"), /attempt 1: failed \(503\)/);
+});
+
+test("an unhealthy URL is a CheckFailedError (exit 1) listing every attempt", async () => {
+  const t = await target(() => [500]);
+  await assert.rejects(runHealth({ url: t.url, retries: "2", ...fast }, out), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError);
+    assert.equal((e as CheckFailedError).exitCode, 1);
+    assert.equal(e.message.match(/FAILED status 500/g)?.length, 2);
+    return true;
+  });
+});
+
+test("bad flags are ConfigErrors (exit 2) naming the flag", async () => {
+  const cases: [Parameters<typeof runHealth>[0], RegExp][] = [
+    [{}, /`--url` is required/],
+    [{ url: "ftp://x" }, /`--url` must be an http/],
+    [{ url: "http://127.0.0.1:1/", retries: "0" }, /`--retries` must be an integer >= 1/],
+    [{ url: "http://127.0.0.1:1/", delay: "soon" }, /`--delay` must be a number/],
+    [{ url: "http://127.0.0.1:1/", expectStatus: ["200,abc"] }, /`--expect-status` takes HTTP status codes/],
+    [{ url: "http://127.0.0.1:1/", soak: "-1" }, /`--soak` must be an integer >= 1/],
+    [{ url: "http://127.0.0.1:1/", expectJson: "nothing" }, /`--expect-json` takes PATH=VALUE/],
+    [
+      { url: "https://127.0.0.1:1/", ca: "/nonexistent/ca.pem" },
+      /`--ca` file \/nonexistent\/ca.pem cannot be read/,
+    ],
+  ];
+  for (const [opts, msg] of cases) {
+    await assert.rejects(runHealth(opts, out), (e: Error) => e instanceof ConfigError && msg.test(e.message));
+  }
+});
+
+test("expected statuses and JSON body flags", async () => {
+  const t = await target(() => [204, ""]);
+  await assert.rejects(runHealth({ url: t.url, retries: "1", ...fast }, out), CheckFailedError);
+  assert.equal(
+    (await runHealth({ url: t.url, retries: "1", expectStatus: ["200,204"], ...fast }, out)).attempts,
+    1,
+  );
+  const j = await target(() => [200, JSON.stringify({ db: { ok: true } })]);
+  assert.equal(
+    (await runHealth({ url: j.url, retries: "1", expectJson: "db.ok=true", ...fast }, out)).attempts,
+    1,
+  );
+  await assert.rejects(
+    runHealth({ url: j.url, retries: "1", expectJson: "db.ok=false", ...fast }, out),
+    /body db\.ok is true, expected false/,
+  );
+});
+
+test("soak: default 15 healthy answers in a row; one failure during the soak fails", async () => {
+  const steady = await target(() => [200]);
+  const r = await runHealth({ url: steady.url, soak: true, ...fast }, out);
+  assert.deepEqual(r, { attempts: 1, soaked: DEFAULT_SOAK });
+  assert.equal(steady.hits(), 1 + DEFAULT_SOAK);
+  const dips = await target((n) => (n === 5 ? [502] : [200]));
+  await assert.rejects(runHealth({ url: dips.url, soak: "10", ...fast }, out), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError);
+    assert.match(e.message, /^soak after cutover failed: .*10 consecutive healthy answers are out of reach/);
+    assert.match(e.message, /#4 \S+ FAILED status 502/);
+    return true;
+  });
+  assert.equal(dips.hits(), 5, "the soak stops at the first failure");
+});
+
+test("bin/safe-deploy health exits 0 when healthy, 1 when not, 2 on a bad flag", async () => {
+  const ok = await target(() => [200]);
+  const bad = await target(() => [503]);
+  const bin = join(__dirname, "..", "..", "bin", "safe-deploy");
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(bin, ["health", ...args], (e, _o, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? -1) : 0, stderr }),
+      ),
+    );
+  assert.equal((await run(["--url", ok.url, "--retries", "1"])).code, 0);
+  const failed = await run(["--url", bad.url, "--retries", "2", "--delay", "0.05", "--timeout", "1"]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /safe-deploy: health check of .* failed/);
+  const usage = await run(["--url", ok.url, "--retries", "zero"]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--retries/);
+});

@@ -1,0 +1,88 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { formatDuration, runHistory } from "../../src/cli/commands/history";
+import { Ledger } from "../../src/core/release/ledger";
+
+const run = promisify(execFile);
+const bin = resolve(__dirname, "..", "..", "bin", "safe-deploy");
+let state: string;
+
+before(async () => {
+  state = await mkdtemp(join(tmpdir(), "sd-history-"));
+  const ledger = new Ledger(state, "staging");
+  const good = await ledger.create({
+    stack: "staging",
+    commit: "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    config: {},
+    time: new Date("2026-11-20T10:00:00Z"),
+    imageDigest: "sha256:abcdef0123456789abcdef",
+    schemaVersion: "20261110090000000_notes-title-backfill",
+    backupFile: "/srv/backups/backup_20261120_100000_pre-deploy.dump.zst",
+  });
+  await ledger.markResult(good.id, "good", { durationMs: 65_000 });
+  const bad = await ledger.create({
+    stack: "staging",
+    commit: "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    config: {},
+    time: new Date("2026-11-21T09:30:00Z"),
+  });
+  await ledger.markResult(bad.id, "rolled-back", {
+    failedStage: "health",
+    rolledBackTo: good.id,
+    durationMs: 9_000,
+  });
+});
+after(async () => rm(state, { recursive: true, force: true }));
+
+test("history lists releases newest first with every column the users look for", async () => {
+  const lines: string[] = [];
+  await runHistory({ stack: "staging", stateDir: state }, (l) => lines.push(l));
+  assert.equal(lines.length, 3);
+  assert.match(lines[0], /^RELEASE\s+TIME \(UTC\)\s+COMMIT\s+IMAGE\s+SCHEMA\s+BACKUP\s+RESULT\s+DURATION$/);
+  assert.match(
+    lines[1],
+    /^r-20261121-093000-2222222-\w+\s+2026-11-21 09:30:00\s+2222222bbbbb\s+-\s+-\s+-\s+rolled-back \(health\) -> r-20261120-100000-1111111-\w+\s+9s$/,
+  );
+  assert.match(
+    lines[2],
+    /abcdef012345\s+20261110090000000_notes-title-backfill\s+backup_20261120_100000_pre-deploy\.dump\.zst\s+good\s+1m 05s$/,
+  );
+});
+
+test("history --json is machine-readable and leaves out the config file", async () => {
+  const lines: string[] = [];
+  await runHistory({ stack: "staging", stateDir: state, json: true }, (l) => lines.push(l));
+  const list = JSON.parse(lines.join("\n"));
+  assert.deepEqual(
+    list.map((r: any) => r.result),
+    ["rolled-back", "good"],
+  );
+  assert.ok(list.every((r: any) => !("configFile" in r)));
+});
+
+test("an empty stack says how to make its first release; a missing --stack is a usage error (exit 2)", async () => {
+  const lines: string[] = [];
+  await runHistory({ stack: "production", stateDir: state }, (l) => lines.push(l));
+  assert.deepEqual(lines, [
+    `no releases of stack "production" yet: deploy with 'safe-deploy up --stack production'`,
+  ]);
+  const err = await run(bin, ["history"]).catch((e) => e);
+  assert.equal(err.code, 2);
+  assert.match(err.stderr, /required option '--stack <name>'/);
+});
+
+test("durations read like a person writes them", () => {
+  assert.deepEqual([0, 9_400, 60_000, 65_000, 3_725_000, undefined].map(formatDuration), [
+    "0s",
+    "9s",
+    "1m 00s",
+    "1m 05s",
+    "62m 05s",
+    "-",
+  ]);
+});

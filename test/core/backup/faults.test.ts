@@ -1,0 +1,214 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "pg";
+import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { createBackup, verifyBackup } from "../../../src/core/backup";
+import { CannotRunError, CheckFailedError, ConfigError } from "../../../src/core/errors";
+
+let pg: TestPostgres;
+let dir: string;
+let good: string;
+
+before(async () => {
+  pg = await startPostgres();
+  await pg.createDatabase("app");
+  await pg.query(
+    "CREATE TABLE t (id int, s text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g",
+    [],
+    "app",
+  );
+  dir = mkdtempSync(join(tmpdir(), "sd-bk-f-"));
+  good = (await createBackup({ databaseUrl: pg.url("app"), dir: join(dir, "good"), label: "manual" })).file;
+});
+after(async () => {
+  await pg?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const noFiles = (d: string) =>
+  assert.deepEqual(existsSync(d) ? readdirSync(d) : [], [], `nothing left in ${d}`);
+const copy = (name: string) => {
+  const f = join(dir, name);
+  writeFileSync(f, readFileSync(good));
+  writeFileSync(f + ".json", readFileSync(good + ".json"));
+  return f;
+};
+
+test("unreachable database: CannotRunError (exit 3), no file", async () => {
+  const d = join(dir, "unreachable");
+  await assert.rejects(
+    createBackup({ databaseUrl: `postgres://tester:x@127.0.0.1:1/app`, dir: d }),
+    (e: Error) => {
+      assert.ok(e instanceof CannotRunError);
+      assert.match(e.message, /cannot reach database "app" on 127\.0\.0\.1:1/);
+      return true;
+    },
+  );
+  noFiles(d);
+});
+
+test("wrong password: says so, never echoes it, exit 3, no file", async () => {
+  const d = join(dir, "badpw");
+  const url = `postgres://${pg.user}:Sup3rSecretWrong@127.0.0.1:${pg.port}/app`;
+  await assert.rejects(createBackup({ databaseUrl: url, dir: d }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError);
+    assert.match(e.message, /password authentication failed/);
+    assert.ok(!e.message.includes("Sup3rSecretWrong"));
+    return true;
+  });
+  noFiles(d);
+});
+
+test("a second backup of the same database while one runs fails clearly", async () => {
+  const holder = new Client({ connectionString: pg.url("app") });
+  await holder.connect();
+  try {
+    await holder.query("SELECT pg_advisory_lock(hashtext('safe-deploy:backup:app'))");
+    const d = join(dir, "busy");
+    await assert.rejects(
+      createBackup({ databaseUrl: pg.url("app"), dir: d }),
+      /another backup of database "app" is running/,
+    );
+    noFiles(d);
+  } finally {
+    await holder.end();
+  }
+  // Two real backups at once: one wins, the other fails with the clear message or both succeed in turn.
+  const d2 = join(dir, "race");
+  const rs = await Promise.allSettled([
+    createBackup({ databaseUrl: pg.url("app"), dir: d2, label: "manual" }),
+    createBackup({ databaseUrl: pg.url("app"), dir: d2, label: "pre-deploy" }),
+  ]);
+  for (const r of rs) {
+    if (r.status === "rejected")
+      assert.match(String(r.reason.message), /another backup of database "app" is running/);
+  }
+  assert.ok(rs.some((r) => r.status === "fulfilled"));
+});
+
+test("the server kills the dump half-way: no half-written file", async () => {
+  await pg.createDatabase("big");
+  await pg.query(
+    "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS s FROM generate_series(1, 600000) g",
+    [],
+    "big",
+  );
+  const d = join(dir, "killed");
+  const p = createBackup({ databaseUrl: pg.url("big"), dir: d, compression: "none" });
+  let killed = 0;
+  for (let i = 0; i < 2000 && !killed; i++) {
+    const rows = await pg.query<{ n: string }>(
+      "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = 'big' AND query LIKE 'COPY %'",
+    );
+    killed = Number(rows[0].n);
+    if (!killed) await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(killed > 0, "caught the dump's COPY");
+  await assert.rejects(p, (e: Error) => {
+    assert.ok(e instanceof CannotRunError);
+    assert.match(e.message, /pg_dump/);
+    return true;
+  });
+  noFiles(d);
+});
+
+test("a full disk: clear message, exit 3, no half-written file", async (t) => {
+  const mnt = join(dir, "tiny");
+  mkdirSync(mnt);
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt]);
+  } catch (e) {
+    t.skip(`cannot mount a tmpfs here (${(e as Error).message.split("\n")[0]})`);
+    return;
+  }
+  try {
+    await assert.rejects(
+      createBackup({ databaseUrl: pg.url("big"), dir: mnt, compression: "none" }),
+      (e: Error) => {
+        assert.ok(e instanceof CannotRunError);
+        assert.match(e.message, /no space left in .*tiny/);
+        return true;
+      },
+    );
+    noFiles(mnt);
+  } finally {
+    execFileSync("umount", [mnt]);
+  }
+});
+
+test("one flipped byte: checksum mismatch, exit 1", async () => {
+  const f = copy("flipped.pgdump.zst");
+  const b = readFileSync(f);
+  b[Math.floor(b.length / 2)] ^= 0x01;
+  writeFileSync(f, b);
+  await assert.rejects(verifyBackup(f), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError);
+    assert.match(e.message, /sha256 .* does not match the manifest/);
+    return true;
+  });
+});
+
+test("a flipped byte the manifest agrees with is still caught by reading the archive", async () => {
+  const f = copy("flipped2.pgdump.zst");
+  const b = readFileSync(f);
+  b[Math.floor(b.length / 2)] ^= 0x40;
+  writeFileSync(f, b);
+  const m = JSON.parse(readFileSync(f + ".json", "utf8"));
+  m.sha256 = (await import("node:crypto")).createHash("sha256").update(b).digest("hex");
+  writeFileSync(f + ".json", JSON.stringify(m));
+  await assert.rejects(verifyBackup(f), CheckFailedError);
+});
+
+test("a truncated file: size mismatch, exit 1", async () => {
+  const f = copy("trunc.pgdump.zst");
+  truncateSync(f, 100);
+  await assert.rejects(verifyBackup(f), /truncated or damaged/);
+});
+
+test("a file that is not a backup, with a manifest that matches it: not a readable archive", async () => {
+  const f = join(dir, "notabackup.pgdump");
+  const data = Buffer.from("hello, I am a text file\n".repeat(50));
+  writeFileSync(f, data);
+  const sha = (await import("node:crypto")).createHash("sha256").update(data).digest("hex");
+  const m = {
+    ...JSON.parse(readFileSync(good + ".json", "utf8")),
+    sha256: sha,
+    sizeBytes: data.length,
+    compression: "none",
+  };
+  writeFileSync(f + ".json", JSON.stringify(m));
+  await assert.rejects(verifyBackup(f), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError);
+    assert.match(e.message, /not a readable pg_dump archive/);
+    return true;
+  });
+});
+
+test("a missing manifest: exit 1, says which file; a missing file: exit 2", async () => {
+  const f = join(dir, "lonely.pgdump.zst");
+  writeFileSync(f, readFileSync(good));
+  await assert.rejects(verifyBackup(f), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError);
+    assert.match(e.message, /lonely\.pgdump\.zst\.json is missing/);
+    return true;
+  });
+  await assert.rejects(verifyBackup(join(dir, "nope")), ConfigError);
+});
+
+test("the good backup verifies", async () => {
+  const r = await verifyBackup(good);
+  assert.equal(r.manifest.rowCounts["public.t"], 2000);
+});

@@ -1,0 +1,82 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { choosePrune, pruneBackups } from "../../../src/core/backup/retention";
+import { backupFileName, parseBackupFileName } from "../../../src/core/backup/names";
+
+const now = new Date("2026-11-23T12:00:00Z");
+const ago = (days: number, label?: string) => ({
+  name: `${days}${label ?? ""}`,
+  createdAt: new Date(now.getTime() - days * 86_400_000).toISOString(),
+  label,
+});
+const names = (xs: { name: string }[]) => xs.map((x) => x.name).sort();
+
+test("names: UTC stamp, label, extension per compression; parse inverts", () => {
+  const d = new Date("2026-01-02T03:04:05Z");
+  assert.equal(backupFileName(d, "zstd", "pre-deploy"), "backup_20260102_030405_pre-deploy.pgdump.zst");
+  assert.equal(backupFileName(d, "gzip"), "backup_20260102_030405.pgdump.gz");
+  assert.equal(backupFileName(d, "none", "manual"), "backup_20260102_030405_manual.pgdump");
+  assert.deepEqual(parseBackupFileName("backup_20260102_030405_safety.pgdump.zst"), {
+    createdAt: d,
+    label: "safety",
+    compression: "zstd",
+  });
+  assert.equal(parseBackupFileName(".backup_20260102_030405.pgdump.zst.tmp-ab"), undefined);
+  assert.throws(() => backupFileName(d, "zstd", "../x"), /`--label`/);
+});
+
+const cases: Array<[string, ReturnType<typeof ago>[], { keepDays: number; keepMin: number }, string[]]> = [
+  [
+    "old ones go, young ones stay",
+    [ago(1), ago(2), ago(3), ago(8), ago(9)],
+    { keepDays: 7, keepMin: 3 },
+    ["8", "9"],
+  ],
+  ["never fewer than keep-min", [ago(10), ago(11), ago(12), ago(13)], { keepDays: 7, keepMin: 3 }, ["13"]],
+  ["never the newest, even when old", [ago(30)], { keepDays: 7, keepMin: 1 }, []],
+  [
+    "never a safety backup",
+    [ago(1), ago(2), ago(3), ago(40, "safety"), ago(41)],
+    { keepDays: 7, keepMin: 3 },
+    ["41"],
+  ],
+  [
+    "safety backups don't count toward keep-min",
+    [ago(20, "safety"), ago(21), ago(22), ago(23)],
+    { keepDays: 7, keepMin: 2 },
+    ["23"],
+  ],
+  ["keep-days 0 keeps only keep-min", [ago(1), ago(2), ago(3)], { keepDays: 0, keepMin: 1 }, ["2", "3"]],
+];
+for (const [what, entries, policy, removed] of cases) {
+  test(`retention: ${what}`, () => {
+    assert.deepEqual(names(choosePrune(entries, policy, now).remove), removed);
+  });
+}
+
+test("prune on a directory: --dry-run removes nothing; a real run removes file and manifest", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-bk-prune-"));
+  try {
+    const made = [1, 2, 3, 9, 10].map((d) => {
+      const f = backupFileName(new Date(now.getTime() - d * 86_400_000), "zstd", "pre-deploy");
+      writeFileSync(join(dir, f), "x");
+      writeFileSync(join(dir, f + ".json"), "{}");
+      return f;
+    });
+    writeFileSync(join(dir, "notes.txt"), "keep me");
+    const dry = await pruneBackups(dir, { keepDays: 7, keepMin: 3 }, { dryRun: true, now });
+    assert.deepEqual(dry.remove.map((e) => e.name).sort(), [made[3], made[4]].sort());
+    assert.equal(readdirSync(dir).length, 11);
+    await pruneBackups(dir, { keepDays: 7, keepMin: 3 }, { now });
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      [...made.slice(0, 3).flatMap((f) => [f, f + ".json"]), "notes.txt"].sort(),
+    );
+    await assert.rejects(pruneBackups(dir, { keepDays: 7, keepMin: 0 }), /`--keep-min`/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,101 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger, formatJsonLine, formatLine, formatTimestamp } from "../../../src/core/log/logger";
+
+// Local time, as the users' `date '+%Y-%m-%d %H:%M:%S'` printed it.
+const t = new Date(2025, 0, 9, 12, 0, 5);
+
+test("formatTimestamp and formatLine follow the users' format", () => {
+  const cases: Array<[Date, string, string, string]> = [
+    [
+      t,
+      "STEP",
+      "Iniciando proceso de actualización",
+      "[2025-01-09 12:00:05] STEP: Iniciando proceso de actualización\n",
+    ],
+    [new Date(2025, 11, 31, 23, 59, 59), "ERROR", "x", "[2025-12-31 23:59:59] ERROR: x\n"],
+    [
+      t,
+      "ROLLBACK_FAILED",
+      "a\nb\n",
+      "[2025-01-09 12:00:05] ROLLBACK_FAILED: a\n[2025-01-09 12:00:05] ROLLBACK_FAILED: b\n",
+    ],
+    [t, "INFO", "a\r\nb", "[2025-01-09 12:00:05] INFO: a\n[2025-01-09 12:00:05] INFO: b\n"],
+    [t, "INFO", "", "[2025-01-09 12:00:05] INFO: \n"],
+  ];
+  for (const [time, level, message, want] of cases) assert.equal(formatLine(time, level, message), want);
+  assert.equal(formatTimestamp(new Date(2026, 1, 3, 4, 5, 6)), "2026-02-03 04:05:06");
+});
+
+test("formatJsonLine is one object per line with ISO time, dropping undefined fields", () => {
+  const line = formatJsonLine(t, "SUCCESS", "done", { stack: "prod", n: 3, gone: undefined });
+  assert.ok(line.endsWith("\n"));
+  assert.equal(line.trim().split("\n").length, 1);
+  assert.deepEqual(JSON.parse(line), {
+    stack: "prod",
+    n: 3,
+    time: t.toISOString(),
+    level: "SUCCESS",
+    message: "done",
+  });
+  // A field can't overwrite the entry's own keys.
+  assert.equal(JSON.parse(formatJsonLine(t, "INFO", "real", { message: "fake" })).message, "real");
+});
+
+test("the logger redacts registered secrets and URL passwords in file, console and JSON fields", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-log-"));
+  try {
+    const file = join(dir, "logs", "update.log");
+    const out: string[] = [];
+    const log = createLogger({
+      file,
+      console: { write: (s: string) => out.push(s) },
+      json: true,
+      now: () => t,
+    });
+    log.addSecret("hunter2-token");
+    log.addSecret(undefined);
+    log.addSecret("");
+    const cases: Array<[string, string]> = [
+      ["token is hunter2-token here", "token is *** here"],
+      ["db postgres://app:s3cr%40t@db:5432/x", "db postgres://app:***@db:5432/x"],
+      ["https://hooks.example/services/hunter2-token", "https://hooks.example/services/***"],
+      ["nothing secret", "nothing secret"],
+    ];
+    for (const [message] of cases) log.info(message, { url: message });
+    const fileLines = readFileSync(file, "utf8").trim().split("\n");
+    assert.deepEqual(
+      fileLines,
+      cases.map(([, want]) => `[2025-01-09 12:00:05] INFO: ${want}`),
+    );
+    const json = out.map((l) => JSON.parse(l));
+    assert.deepEqual(
+      json.map((j) => [j.message, j.url]),
+      cases.map(([, want]) => [want, want]),
+    );
+    assert.equal(log.redact("x hunter2-token y"), "x *** y");
+    assert.doesNotMatch(readFileSync(file, "utf8") + out.join(""), /hunter2|s3cr/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("console output uses the users' format unless json, and the level helpers map to levels", () => {
+  const out: string[] = [];
+  const log = createLogger({ console: { write: (s: string) => out.push(s) }, now: () => t });
+  log.step("a");
+  log.success("b");
+  log.warn("c");
+  log.error("d");
+  log.log("ROLLBACK", "e");
+  assert.deepEqual(out, [
+    "[2025-01-09 12:00:05] STEP: a\n",
+    "[2025-01-09 12:00:05] SUCCESS: b\n",
+    "[2025-01-09 12:00:05] WARNING: c\n",
+    "[2025-01-09 12:00:05] ERROR: d\n",
+    "[2025-01-09 12:00:05] ROLLBACK: e\n",
+  ]);
+});

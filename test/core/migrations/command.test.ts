@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { migrationCommand, pgOptions } from "../../../src/core/migrations/command";
+import { toolCommand } from "../../../src/core/migrations/presets";
+import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+
+const ROOT = join(__dirname, "../../..");
+
+describe("migrationCommand (table)", () => {
+  const cases: Array<[string, Parameters<typeof migrationCommand>[0], RegExp]> = [
+    [
+      "node-pg-migrate local",
+      { tool: "node-pg-migrate", dir: "migrations", workDir: "/app", runIn: "local" },
+      /^npx --no-install node-pg-migrate up -m migrations --single-transaction/,
+    ],
+    [
+      "alembic local",
+      { tool: "alembic", dir: "alembic", workDir: "/srv", runIn: "local" },
+      /^alembic upgrade head$/,
+    ],
+    [
+      "prisma local",
+      { tool: "prisma", dir: "prisma/migrations", workDir: "/srv", runIn: "local" },
+      /^npx --no-install prisma migrate deploy --schema prisma\/migrations\/..\/schema.prisma$/,
+    ],
+    [
+      "command override",
+      { tool: "command", dir: "m", workDir: "/srv", runIn: "local", command: "make migrate" },
+      /^make migrate$/,
+    ],
+    [
+      "container",
+      {
+        tool: "node-pg-migrate",
+        dir: "my migrations",
+        workDir: "/app",
+        runIn: "container",
+        image: "sha256:abc",
+        network: "net1",
+        dockerHost: "ssh://u@h",
+      },
+      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'npx --no-install node-pg-migrate up -m '\\''my migrations'\\''/,
+    ],
+  ];
+  for (const [name, args, re] of cases) {
+    it(name, () => {
+      const c = migrationCommand(args);
+      assert.match(c.create, re);
+      assert.ok(!c.create.includes("postgres://"));
+      assert.ok(!("DATABASE_URL" in c.environment), "the caller adds DATABASE_URL as a secret");
+      assert.equal(c.environment.PGOPTIONS, "-c lock_timeout=5s -c statement_timeout=15min");
+    });
+  }
+
+  it("container mode puts image, network and docker host in the environment; local mode runs in workDir", () => {
+    const c = migrationCommand({
+      tool: "node-pg-migrate",
+      dir: "m",
+      workDir: "/app",
+      runIn: "container",
+      image: "img",
+      network: "n",
+      dockerHost: "unix:///x.sock",
+    });
+    assert.deepEqual(
+      [c.environment.SAFE_DEPLOY_IMAGE, c.environment.SAFE_DEPLOY_NETWORK, c.environment.DOCKER_HOST],
+      ["img", "n", "unix:///x.sock"],
+    );
+    assert.equal(migrationCommand({ tool: "alembic", dir: "a", workDir: "/w", runIn: "local" }).dir, "/w");
+  });
+
+  it("rejects what cannot work, naming the argument", () => {
+    assert.throws(
+      () => migrationCommand({ tool: "command", dir: "m", workDir: "/w", runIn: "local" }),
+      /`command` is required/,
+    );
+    assert.throws(() => pgOptions("5 seconds"), /`lockTimeout`/);
+    assert.throws(() => toolCommand("prisma", "down", { dir: "p" }), /no down migrations/);
+  });
+
+  it("presets map N and REV", () => {
+    assert.equal(toolCommand("alembic", "up", { dir: "a", target: "2" }), "alembic upgrade +2");
+    assert.equal(toolCommand("alembic", "down", { dir: "a", target: "ae10" }), "alembic downgrade ae10");
+    assert.match(toolCommand("node-pg-migrate", "down", { dir: "m" })!, /down 1 -m m/);
+    assert.equal(toolCommand("node-pg-migrate", "current", { dir: "m" }), undefined);
+  });
+});
+
+describe("migrationCommand executed against real PostgreSQL", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("the local node-pg-migrate command applies the fixture migrations with DATABASE_URL from the environment only", async () => {
+    const url = await pg.createDatabase("cmd");
+    const c = migrationCommand({
+      tool: "node-pg-migrate",
+      dir: "test/fixtures/migrations/npm",
+      workDir: ROOT,
+      runIn: "local",
+      lockTimeout: "2s",
+    });
+    assert.ok(!c.create.includes(pg.password));
+    await promisify(execFile)("/bin/sh", ["-c", c.create], {
+      cwd: c.dir,
+      env: { ...process.env, ...c.environment, DATABASE_URL: url },
+    });
+    const names = await pg.query<{ name: string }>("SELECT name FROM pgmigrations ORDER BY id", [], "cmd");
+    assert.deepEqual(
+      names.map((r) => r.name),
+      ["1700000001000_create-users", "1700000002000_create-orders", "1700000003000_users-name"],
+    );
+    assert.equal((await pg.query<{ n: string }>("SELECT count(*) AS n FROM orders", [], "cmd"))[0].n, "50");
+    // PGOPTIONS reached the tool's sessions: a probe through the same environment sees the timeout.
+    const { stdout } = await promisify(execFile)(
+      "/usr/lib/postgresql/15/bin/psql",
+      [url, "-Atc", "SHOW lock_timeout"],
+      { env: { ...process.env, ...c.environment } },
+    );
+    assert.equal(stdout.trim(), "2s");
+  });
+});

@@ -1,0 +1,441 @@
+import { after, before, beforeEach, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Client } from "pg";
+import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import { Ledger } from "../../../src/core/release/ledger";
+import {
+  deploy,
+  factsFromEvents,
+  stageOf,
+  withoutPendingOperations,
+  type DeployPorts,
+  type NotifyType,
+} from "../../../src/core/release/orchestrator";
+import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+
+const run = promisify(execFile);
+
+// Real parts: a PostgreSQL server the "migrations" really change, real pg_dump/pg_restore backups, a
+// real HTTP app for the soak checks. Fake: only the Pulumi engine (a recording StackAccess).
+let pg: TestPostgres;
+let dir: string;
+let app: Server;
+let appHealthy = true;
+let appUrl: string;
+
+before(async () => {
+  pg = await startPostgres();
+  dir = await mkdtemp(join(tmpdir(), "sd-orch-"));
+  app = createServer((_req, res) => {
+    res.statusCode = appHealthy ? 200 : 503;
+    res.end(appHealthy ? "ok" : "down");
+  });
+  await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
+  const addr = app.address();
+  appUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}/health`;
+});
+after(async () => {
+  await new Promise((r) => app.close(r));
+  await pg?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const sql = async (q: string) => {
+  const c = new Client({ connectionString: pg.url("app") });
+  await c.connect();
+  try {
+    return (await c.query(q)).rows;
+  } finally {
+    await c.end();
+  }
+};
+/** Everything a user would call "the database's content": schema and rows. */
+const snapshot = async () => {
+  const { stdout } = await run(join(PG_BIN, "pg_dump"), ["--no-owner", "-d", pg.url("app")]);
+  // Comments and pg_dump's per-run `\restrict <random key>` lines differ between two dumps of one database.
+  return stdout.replace(/^--.*$/gm, "").replace(/^\\(un)?restrict .*$/gm, "");
+};
+
+beforeEach(async () => {
+  await pg.query("DROP DATABASE IF EXISTS app WITH (FORCE)");
+  await pg.query("CREATE DATABASE app");
+  await sql(`CREATE TABLE schema_version (v text); INSERT INTO schema_version VALUES ('002');
+             CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL);
+             INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g;`);
+  appHealthy = true;
+});
+
+type Scenario = {
+  /** What the new release's update does, in order; `fail` throws after the step's side effects. */
+  steps: Array<{
+    type: string;
+    name: string;
+    op?: string;
+    outputs?: Record<string, unknown>;
+    fail?: boolean;
+    effect?: () => Promise<void>;
+  }>;
+  /** The rollback's own `up` fails. */
+  reapplyFails?: boolean;
+  pending?: number;
+};
+
+const MIGRATE = async () => {
+  await sql("ALTER TABLE notes ADD COLUMN title text; UPDATE schema_version SET v = '003'");
+};
+const DESTRUCTIVE = async () => {
+  await sql("DELETE FROM notes WHERE id > 10; UPDATE schema_version SET v = '003'");
+};
+
+function makeStack(s: Scenario, calls: string[]): StackAccess {
+  let ups = 0;
+  const urn = (type: string, name: string) => `urn:pulumi:staging::safe-deploy::${type}::${name}`;
+  return {
+    name: "staging",
+    // Config travels as the stack's file (ciphertext secrets), never through these.
+    getAllConfig: async () => assert.fail("getAllConfig would decrypt secrets"),
+    setAllConfig: async () => assert.fail("setAllConfig is not how a release is re-applied"),
+    exportState: async () => {
+      calls.push("exportState");
+      return {
+        version: 3,
+        deployment: { resources: [], pending_operations: Array(s.pending ?? 0).fill({ type: "creating" }) },
+      };
+    },
+    importState: async (st: any) => {
+      calls.push(`importState pending=${st.deployment.pending_operations.length}`);
+    },
+    refresh: async () => {
+      calls.push("refresh");
+    },
+    up: async (o: UpOptions = {}) => {
+      ups += 1;
+      calls.push(`up${o.workDir ? ` workDir=${o.workDir}` : ""} commit=${o.env?.SAFE_DEPLOY_COMMIT}`);
+      if (ups === 1) {
+        for (const st of s.steps) {
+          await st.effect?.();
+          const e: StepEvent = {
+            kind: st.fail ? "failed" : "done",
+            op: st.op ?? "create",
+            type: st.type,
+            urn: urn(st.type, st.name),
+            outputs: st.outputs,
+          };
+          o.onEvent?.(e);
+          if (st.fail) throw new Error(`update failed at ${st.name}: simulated`);
+        }
+        return { outputs: { url: { value: appUrl, secret: false } } };
+      }
+      if (s.reapplyFails) throw new Error("docker: port is already allocated");
+      appHealthy = true;
+      return { outputs: { url: { value: appUrl, secret: false } } };
+    },
+    history: async () => [],
+    outputs: async () => ({ url: { value: appUrl, secret: false } }),
+    cancel: async () => undefined,
+  };
+}
+
+const BACKUP = "pulumi-nodejs:dynamic/safe-deploy:Backup";
+const CMD = "command:local:Command";
+const CONTAINER = "docker:index/container:Container";
+const GATE = "pulumi-nodejs:dynamic/safe-deploy:HealthGate";
+const IMAGE = "docker:index/remoteImage:RemoteImage";
+
+async function ports(s: Scenario) {
+  const calls: string[] = [];
+  const notes: Array<{ type: NotifyType; message: string; fields: Record<string, string> }> = [];
+  let locked = false;
+  let preDeployBackup = "";
+  // A real ledger on disk, with the previous good release in it.
+  const ledger = new Ledger(await mkdtemp(join(dir, "state-")), "staging");
+  const prev = await ledger.create({
+    stack: "staging",
+    commit: "aaaaaaa0000000000000000000000000000000000",
+    config: {},
+    configFile: "config:\n  safe-deploy:app:\n    image: web:old\n",
+    time: new Date("2026-11-22T12:00:00Z"),
+  });
+  await ledger.markResult(prev.id, "good");
+  const p: DeployPorts = {
+    stack: makeStack(s, calls),
+    releases: ledger,
+    config: {
+      read: async () => "config:\n  safe-deploy:app:\n    image: web:new\n",
+      write: async (text, where) =>
+        void calls.push(`writeConfig ${where} ${/web:old/.test(text) ? "old" : "?"}`),
+    },
+    lock: async () => {
+      assert.equal(locked, false, "lock taken twice");
+      locked = true;
+      calls.push("lock");
+      return async () => {
+        locked = false;
+        calls.push("unlock");
+      };
+    },
+    preflight: async () => [],
+    database: {
+      schemaVersion: async () => (await sql("SELECT v FROM schema_version"))[0]?.v,
+      safetyBackup: async () => {
+        const file = join(dir, `safety-${Date.now()}.dump`);
+        await run(join(PG_BIN, "pg_dump"), ["-Fc", "-f", file, "-d", pg.url("app")]);
+        calls.push("safetyBackup");
+        return file;
+      },
+      restore: async (file) => {
+        await run(join(PG_BIN, "pg_restore"), [
+          "--clean",
+          "--if-exists",
+          "--single-transaction",
+          "-d",
+          pg.url("app"),
+          file,
+        ]);
+        calls.push(`restore ${file === preDeployBackup ? "pre-deploy" : file}`);
+      },
+    },
+    verify: async (url) => {
+      const res = await fetch(url);
+      calls.push(`verify ${res.status}`);
+      if (res.status !== 200) throw new Error(`unhealthy: ${url} answered ${res.status}`);
+    },
+    notify: async (type, message, fields) => void notes.push({ type, message, fields }),
+    git: {
+      head: async () => "bbbbbbb0000000000000000000000000000000000",
+      checkout: async (commit) => {
+        calls.push(`checkout ${commit.slice(0, 7)}`);
+        return {
+          dir: `/tmp/worktree-${commit.slice(0, 7)}`,
+          remove: async () => void calls.push("worktree removed"),
+        };
+      },
+    },
+    archiveCheckpoint: async (id) => join(dir, `${id}.checkpoint.json`),
+    log: { step: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+  };
+  // The Backup step of each scenario takes a real pre-deploy dump before the "migration" runs.
+  for (const st of s.steps) {
+    if (st.type === BACKUP) {
+      const file = join(dir, `pre-deploy-${Math.random().toString(36).slice(2)}.dump`);
+      preDeployBackup = file;
+      st.outputs = { file };
+      const effect = st.effect;
+      st.effect = async () => {
+        await run(join(PG_BIN, "pg_dump"), ["-Fc", "-f", file, "-d", pg.url("app")]);
+        await effect?.();
+      };
+    }
+  }
+  return { p, calls, notes, ledger, prev, isLocked: () => locked };
+}
+
+const okSteps = (): Scenario["steps"] => [
+  { type: IMAGE, name: "staging-app-image", outputs: { imageId: "sha256:new" } },
+  { type: BACKUP, name: "staging-backup" },
+  { type: CMD, name: "staging-migration-migrate", effect: MIGRATE },
+  { type: CONTAINER, name: "staging-app-app", op: "replace" },
+  { type: GATE, name: "staging-health" },
+];
+
+test("a good deploy: one up, soak verified, release good, lock released, INFO then SUCCESS", async () => {
+  const { p, calls, notes, ledger, isLocked } = await ports({ steps: okSteps() });
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 0);
+  assert.equal(out.release.result, "good");
+  assert.equal(out.release.schemaVersionBefore, "002");
+  assert.equal(out.release.schemaVersion, "003");
+  assert.equal(out.release.imageDigest, "sha256:new");
+  assert.match(out.release.backupFile!, /pre-deploy-/);
+  assert.deepEqual(calls, [
+    "lock",
+    "exportState",
+    "up commit=bbbbbbb0000000000000000000000000000000000",
+    "verify 200",
+    "unlock",
+  ]);
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["INFO", "SUCCESS"],
+  );
+  assert.equal((await ledger.get(out.release.id)).result, "good");
+  assert.match((await ledger.get(out.release.id)).configFile!, /web:new/);
+  assert.equal(isLocked(), false);
+});
+
+const rollbackCases: Array<[string, Scenario["steps"], boolean]> = [
+  [
+    "backup",
+    [
+      { type: IMAGE, name: "staging-app-image" },
+      { type: BACKUP, name: "staging-backup", fail: true },
+    ],
+    false,
+  ],
+  [
+    "migration (half-applied)",
+    [
+      { type: IMAGE, name: "staging-app-image" },
+      { type: BACKUP, name: "staging-backup" },
+      { type: CMD, name: "staging-migration-migrate", fail: true, effect: DESTRUCTIVE },
+    ],
+    true,
+  ],
+  [
+    "containers",
+    [
+      { type: IMAGE, name: "staging-app-image" },
+      { type: BACKUP, name: "staging-backup" },
+      { type: CMD, name: "staging-migration-migrate", effect: MIGRATE },
+      { type: CONTAINER, name: "staging-app-app", fail: true },
+    ],
+    true,
+  ],
+  [
+    "health",
+    [
+      { type: IMAGE, name: "staging-app-image" },
+      { type: BACKUP, name: "staging-backup" },
+      { type: CMD, name: "staging-migration-migrate", effect: DESTRUCTIVE },
+      { type: CONTAINER, name: "staging-app-app" },
+      { type: GATE, name: "staging-health", fail: true },
+    ],
+    true,
+  ],
+];
+
+for (const [stage, steps, restores] of rollbackCases) {
+  test(`a failure at ${stage} rolls back with exactly the right steps, and the data is as before`, async () => {
+    const before = await snapshot();
+    const { p, calls, notes, ledger, prev, isLocked } = await ports({ steps });
+    const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+    assert.equal(out.exitCode, 1);
+    assert.equal(out.release.failedStage, stage.split(" ")[0]);
+    assert.equal(out.release.result, "rolled-back");
+    const rollback = [
+      "exportState",
+      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
+      "checkout aaaaaaa",
+      "writeConfig /tmp/worktree-aaaaaaa old",
+      "up workDir=/tmp/worktree-aaaaaaa commit=aaaaaaa0000000000000000000000000000000000",
+      "verify 200",
+      "worktree removed",
+    ];
+    assert.deepEqual(calls, [
+      "lock",
+      "exportState",
+      "up commit=bbbbbbb0000000000000000000000000000000000",
+      ...rollback,
+      "unlock",
+    ]);
+    assert.deepEqual(
+      notes.map((n) => n.type),
+      ["INFO", "ERROR", "ROLLBACK_SUCCESS"],
+    );
+    assert.equal(await snapshot(), before);
+    const record = await ledger.get(out.release.id);
+    assert.equal(record.result, "rolled-back");
+    assert.equal(record.rolledBackTo, prev.id);
+    assert.equal(isLocked(), false);
+  });
+}
+
+test("soak checks failing after cutover still roll back, database included", async () => {
+  const before = await snapshot();
+  const { p, calls, notes } = await ports({ steps: okSteps() });
+  appHealthy = false;
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 1);
+  assert.equal(out.release.failedStage, "soak");
+  assert.ok(calls.includes("verify 503") && calls.includes("restore pre-deploy"));
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["INFO", "ERROR", "ROLLBACK_SUCCESS"],
+  );
+  assert.equal(await snapshot(), before);
+});
+
+test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exit 1, nothing lost", async () => {
+  const before = await snapshot();
+  const { p, notes, ledger, isLocked } = await ports({ steps: rollbackCases[3][1], reapplyFails: true });
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 1);
+  assert.equal(out.release.result, "bad");
+  assert.match(out.release.error!, /automatic rollback failed/);
+  const last = notes.at(-1)!;
+  assert.equal(last.type, "ROLLBACK_FAILED");
+  assert.match(last.message, /port is already allocated/);
+  assert.match(
+    last.fields.next,
+    /pre-deploy backup is .*pre-deploy-.*\.dump; the safety backup is .*safety-/,
+  );
+  // the database restore happened before the failing re-apply: data as before, and the safety copy kept
+  assert.equal(await snapshot(), before);
+  assert.equal((await ledger.get(out.release.id)).result, "bad");
+  assert.equal(isLocked(), false);
+});
+
+test("pending operations left by the failed update are cleared through export/import, then refresh", async () => {
+  const { p, calls } = await ports({ steps: rollbackCases[0][1], pending: 2 });
+  await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  const i = calls.indexOf("importState pending=0");
+  assert.ok(i > 0 && calls[i + 1] === "refresh" && calls[i + 2].startsWith("checkout"), calls.join("\n"));
+});
+
+test("auto rollback off: the failed release is recorded and nothing else is touched", async () => {
+  const { p, calls, notes } = await ports({ steps: rollbackCases[2][1] });
+  const out = await deploy({ stack: "staging", autoRollback: false, soak: true }, p);
+  assert.equal(out.release.result, "bad");
+  assert.deepEqual(calls, [
+    "lock",
+    "exportState",
+    "up commit=bbbbbbb0000000000000000000000000000000000",
+    "unlock",
+  ]);
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["INFO", "ERROR"],
+  );
+});
+
+// Pure decisions, table-tested.
+test("stageOf maps resources to stages", () => {
+  const u = (name: string) => `urn:pulumi:s::p::t::${name}`;
+  assert.equal(stageOf(BACKUP, u("x-backup")), "backup");
+  assert.equal(stageOf(CMD, u("x-migration-migrate")), "migration");
+  assert.equal(stageOf(CMD, u("x-hook-collectstatic")), "hooks");
+  assert.equal(stageOf(IMAGE, u("x-app-image")), "image");
+  assert.equal(stageOf(CONTAINER, u("x-app-app")), "containers");
+  assert.equal(stageOf(GATE, u("x-health")), "health");
+});
+
+test("factsFromEvents: an unchanged migration did not run; a failed one may have", () => {
+  const e = (type: string, op: string, kind: "done" | "failed" = "done"): StepEvent => ({
+    kind,
+    op,
+    type,
+    urn: "u::n-migrate",
+  });
+  assert.equal(factsFromEvents([e(CMD, "same")]).migrationRan, false);
+  assert.equal(factsFromEvents([e(CMD, "replace")]).migrationRan, true);
+  assert.equal(factsFromEvents([e(CMD, "create", "failed")]).migrationRan, true);
+  assert.equal(
+    factsFromEvents([e(CMD, "same"), e(CONTAINER, "replace", "failed")]).failedStage,
+    "containers",
+  );
+});
+
+test("withoutPendingOperations strips only pending operations", () => {
+  const st = { version: 3, deployment: { resources: [1], pending_operations: [{ a: 1 }] } };
+  assert.deepEqual(withoutPendingOperations(st), {
+    state: { version: 3, deployment: { resources: [1], pending_operations: [] } },
+    cleared: 1,
+  });
+  assert.equal(withoutPendingOperations({ deployment: {} }).cleared, 0);
+});

@@ -1,0 +1,163 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { haproxyConfig, MAINTENANCE_PAGE } from "../../../src/core/rollout/haproxy";
+import {
+  ensureBusyboxImage,
+  ensureHaproxyImage,
+  publishedPort,
+  removeContainers,
+  runContainer,
+} from "../../helpers/health-image";
+
+const run = promisify(execFile);
+const suffix = Math.random().toString(36).slice(2, 8);
+const network = `sd-health-rollout-${suffix}`;
+const ids: string[] = [];
+let dir = "";
+
+const base = {
+  listenPort: 8080,
+  healthPath: "/health",
+  backends: [{ name: "blue", host: "app-blue", port: 8080 }],
+};
+
+test("config: health-checked backends, status sets, maintenance mode, argument checks", () => {
+  const c = haproxyConfig({
+    ...base,
+    backends: [...base.backends, { name: "green", host: "app-green", port: 8080 }],
+  });
+  assert.match(c, /bind \*:8080/);
+  assert.match(c, /option httpchk GET \/health\n {2}http-check expect status 200\n/);
+  assert.match(c, /server blue app-blue:8080\n {2}server green app-green:8080\n/);
+  assert.match(c, /file \/etc\/haproxy\/maintenance.html if \{ nbsrv\(app\) lt 1 \}/);
+  assert.match(
+    haproxyConfig({ ...base, expectStatus: [200, 204] }),
+    /http-check expect rstatus \^\(200\|204\)\$/,
+  );
+  assert.match(haproxyConfig({ ...base, maintenance: true }), /maintenance.html\n {2}default_backend/);
+  assert.throws(() => haproxyConfig({ ...base, listenPort: 0 }), /`listenPort`/);
+  assert.throws(() => haproxyConfig({ ...base, healthPath: "health" }), /`healthPath`/);
+  assert.throws(
+    () => haproxyConfig({ ...base, backends: [{ name: "x", host: "a b\n  server evil", port: 1 }] }),
+    /backend `x`/,
+  );
+});
+
+let image = "";
+let proxyImage = "";
+before(async () => {
+  [image, proxyImage] = await Promise.all([ensureBusyboxImage(), ensureHaproxyImage()]);
+  await run("docker", ["network", "create", "--label", "safe-deploy-test=health", network]);
+  dir = await mkdtemp(join(tmpdir(), "sd-haproxy-"));
+});
+after(async () => {
+  await removeContainers(ids);
+  await run("docker", ["network", "rm", network]).catch(() => undefined);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const app = async (color: string, healthy: boolean) => {
+  const health = healthy ? "echo ok > /www/health && " : "";
+  const id = await runContainer([
+    "--name",
+    `app-${color}-${suffix}`,
+    "--network",
+    network,
+    "--network-alias",
+    `app-${color}`,
+    image,
+    "sh",
+    "-c",
+    `mkdir -p /www && echo ${color} > /www/index.html && ${health}exec httpd -f -p 8080 -h /www`,
+  ]);
+  ids.push(id);
+  return id;
+};
+
+async function get(port: number): Promise<{ status: number; body: string }> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(2000) });
+    return { status: r.status, body: (await r.text()).trim() };
+  } catch (e) {
+    return { status: 0, body: String(e) };
+  }
+}
+
+async function until(port: number, ok: (bodies: string[]) => boolean, what: string): Promise<string[]> {
+  let last: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    last = [];
+    for (let j = 0; j < 6; j++) last.push((await get(port)).body);
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${what}: last answers ${JSON.stringify(last)}`);
+}
+
+test("a real HAProxy routes only to healthy containers through the cutover, and serves maintenance", async () => {
+  const blue = await app("blue", true);
+  const green = await app("green", false);
+  const backends = [
+    { name: "blue", host: "app-blue", port: 8080 },
+    { name: "green", host: "app-green", port: 8080 },
+  ];
+  await writeFile(
+    join(dir, "haproxy.cfg"),
+    haproxyConfig({ listenPort: 8080, healthPath: "/health", backends }),
+  );
+  await writeFile(join(dir, "maintenance.html"), MAINTENANCE_PAGE);
+  const proxy = await runContainer([
+    "--name",
+    `proxy-${suffix}`,
+    "--network",
+    network,
+    "-p",
+    "127.0.0.1::8080",
+    "-v",
+    `${dir}:/etc/haproxy:ro`,
+    proxyImage,
+    "haproxy",
+    "-db",
+    "-f",
+    "/etc/haproxy/haproxy.cfg",
+  ]);
+  ids.push(proxy);
+  const port = await publishedPort(proxy, 8080);
+
+  // Green is up but unhealthy (no /health): it must get no traffic.
+  const onlyBlue = await until(port, (b) => b.every((x) => x === "blue"), "blue only");
+  assert.deepEqual(onlyBlue, Array(6).fill("blue"));
+
+  // Green turns healthy: both in rotation.
+  await run("docker", ["exec", green, "sh", "-c", "echo ok > /www/health"]);
+  await until(port, (b) => b.includes("green") && b.includes("blue"), "blue and green");
+
+  // Blue fails its health check (old release drained): only green.
+  await run("docker", ["exec", blue, "rm", "/www/health"]);
+  await until(port, (b) => b.every((x) => x === "green"), "green only");
+
+  // Nothing healthy: the maintenance page, with a 503.
+  await run("docker", ["exec", green, "rm", "/www/health"]);
+  await until(
+    port,
+    (b) => b.every((x) => x.includes("Down for maintenance")),
+    "maintenance when none healthy",
+  );
+  assert.equal((await get(port)).status, 503);
+
+  // Maintenance mode while migrations run, even with a healthy backend.
+  await run("docker", ["exec", green, "sh", "-c", "echo ok > /www/health"]);
+  await until(port, (b) => b.every((x) => x === "green"), "green back");
+  await writeFile(
+    join(dir, "haproxy.cfg"),
+    haproxyConfig({ listenPort: 8080, healthPath: "/health", backends, maintenance: true }),
+  );
+  await run("docker", ["restart", "-t", "1", proxy]);
+  const port2 = await publishedPort(proxy, 8080);
+  await until(port2, (b) => b.every((x) => x.includes("Down for maintenance")), "maintenance mode");
+});

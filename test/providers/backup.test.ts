@@ -1,0 +1,119 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setupMocks, plaintextPart } from "../helpers/mocks";
+import { callSerializedProvider } from "../helpers/provider";
+import { startPostgres, type TestPostgres } from "../helpers/postgres";
+import { diffBackup } from "../../src/providers/backup/diff";
+
+let pg: TestPostgres;
+let dir: string;
+let providerText: string;
+let wire: Record<string, any>;
+let dbUrl: string;
+
+before(async () => {
+  pg = await startPostgres();
+  dbUrl = await pg.createDatabase("shop");
+  await pg.query(
+    "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 250) g;" +
+      "CREATE SCHEMA audit; CREATE TABLE audit.log (at timestamptz DEFAULT now()); INSERT INTO audit.log DEFAULT VALUES;",
+    [],
+    "shop",
+  );
+  dir = mkdtempSync(join(tmpdir(), "sd-bk-"));
+  const rec = await setupMocks({});
+  const pulumi = await import("@pulumi/pulumi");
+  const { Backup } = await import("../../src/providers/backup");
+  new Backup("pre", {
+    releaseKey: "k1",
+    databaseUrl: pulumi.secret(dbUrl),
+    dir: join(dir, "backups"),
+    compression: "zstd",
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  const r = rec.byName("pre");
+  assert.equal(r.type, "pulumi-nodejs:dynamic/safe-deploy:Backup");
+  providerText = r.inputs.__provider;
+  wire = r.wireInputs;
+});
+
+after(async () => {
+  await pg?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("the database URL never reaches state in plaintext; it is marked a secret output", () => {
+  assert.ok(!JSON.stringify(plaintextPart(wire)).includes(pg.password));
+  assert.ok(!JSON.stringify(providerText).includes(pg.password));
+});
+
+test("diff: only a new release key replaces (new backup); settings update in place", () => {
+  const base = { releaseKey: "a", dir: "/b", compression: "zstd" };
+  assert.deepEqual(diffBackup(base, { ...base }), {
+    changes: false,
+    replaces: [],
+    deleteBeforeReplace: false,
+  });
+  assert.deepEqual(diffBackup(base, { ...base, releaseKey: "b" }).replaces, ["releaseKey"]);
+  const d = diffBackup(base, { ...base, compression: "gzip" });
+  assert.deepEqual(d, { changes: true, replaces: [], deleteBeforeReplace: false });
+});
+
+test("serialized provider: check, diff, create a real backup, delete keeps the file", async () => {
+  const inputs = { releaseKey: "k1", databaseUrl: dbUrl, dir: join(dir, "backups"), compression: "zstd" };
+  const checked = await callSerializedProvider(providerText, "check", [{}, inputs]);
+  assert.deepEqual(checked.failures, []);
+  const bad = await callSerializedProvider(providerText, "check", [{}, { ...inputs, dir: "" }]);
+  assert.equal(bad.failures[0].property, "dir");
+
+  const created = await callSerializedProvider(providerText, "create", [inputs]);
+  const outs = created.outs;
+  assert.match(created.id, /^backup_\d{8}_\d{6}_pre-deploy\.pgdump\.zst$/);
+  assert.equal(outs.file, join(dir, "backups", created.id));
+  assert.ok(!JSON.stringify(created).includes(pg.password), "no secret in the outputs");
+  const bytes = readFileSync(outs.file);
+  assert.equal(outs.sha256, createHash("sha256").update(bytes).digest("hex"));
+  assert.equal(outs.sizeBytes, bytes.length);
+  assert.equal(bytes.readUInt32LE(0), 0xfd2fb528, "a zstd frame");
+  assert.equal(statSync(outs.file).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, "backups")).mode & 0o777, 0o700);
+  const manifest = JSON.parse(readFileSync(outs.file + ".json", "utf8"));
+  assert.equal(manifest.sha256, outs.sha256);
+  assert.equal(manifest.database, "shop");
+  assert.equal(manifest.format, "custom");
+  assert.equal(manifest.compression, "zstd");
+  assert.equal(manifest.label, "pre-deploy");
+  assert.match(manifest.serverVersion, /^15\./);
+  assert.deepEqual(manifest.rowCounts, { "audit.log": 1, "public.items": 250 });
+
+  const same = await callSerializedProvider(providerText, "diff", [created.id, outs, inputs]);
+  assert.equal(same.changes, false);
+  const next = await callSerializedProvider(providerText, "diff", [
+    created.id,
+    outs,
+    { ...inputs, releaseKey: "k2" },
+  ]);
+  assert.deepEqual(next.replaces, ["releaseKey"]);
+
+  await callSerializedProvider(providerText, "delete", [created.id, outs]);
+  assert.ok(existsSync(outs.file), "delete never removes a backup");
+  assert.ok(existsSync(outs.file + ".json"));
+});
+
+test("serialized provider: an unreachable database fails clearly, with no file and no password", async () => {
+  const d = join(dir, "unreachable");
+  const url = `postgres://tester:${pg.password}@127.0.0.1:1/shop`;
+  await assert.rejects(
+    callSerializedProvider(providerText, "create", [{ releaseKey: "k", databaseUrl: url, dir: d }]),
+    (e: Error) => {
+      assert.match(e.message, /cannot reach database "shop"/);
+      assert.ok(!e.message.includes(pg.password));
+      return true;
+    },
+  );
+  assert.deepEqual(existsSync(d) ? readdirSync(d) : [], [], "no file left behind");
+});
