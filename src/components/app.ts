@@ -1,5 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { haproxyConfig, MAINTENANCE_PAGE } from "../core/rollout/haproxy";
+import { rolloutPlan, type RolloutStrategy } from "../core/rollout/plan";
 
 /** Arguments of the app container. */
 export interface AppArgs {
@@ -17,7 +19,25 @@ export interface AppArgs {
   redisUrl?: pulumi.Input<string>;
   /** Written to APP_VERSION so /health can report which release answers. */
   version?: pulumi.Input<string>;
+  /** `recreate` (default) or `blue-green` (behind a proxy; needs `healthcheck`). */
+  rollout?: RolloutStrategy;
+  /** Docker healthcheck of the app container; with it Pulumi waits for `healthy`. */
+  healthcheck?: {
+    command: string[];
+    intervalSeconds: number;
+    timeoutSeconds: number;
+    retries: number;
+    startPeriodSeconds: number;
+  };
+  /** Blue-green: the reverse proxy's image (HAProxy 2.x). */
+  proxyImage?: string;
+  /** Blue-green: the path the proxy health-checks on each app container. */
+  healthPath?: string;
+  expectStatus?: number[];
 }
+
+/** The network alias every app container of the stack answers on (blue-green: the proxy's target). */
+export const APP_ALIAS = "app";
 
 /** Builds the container's env list; plain pure function so the env contract is table-tested. */
 export function appEnvs(
@@ -38,7 +58,10 @@ export function appEnvs(
 /**
  * The app container, pinned to the image's content id (a new image always replaces it). Strategy
  * `recreate`: fixed name and host port, so the old container is deleted before the new one starts —
- * a brief downtime, which the HealthGate then bounds.
+ * a brief downtime, which the HealthGate then bounds. `blue-green`: the new container joins the network
+ * under the alias `app` with no fixed name or host port, Pulumi waits for it to be healthy, a reverse
+ * proxy (which owns the host port) routes only to healthy containers of that alias, and the old
+ * container is deleted only after the new one is up.
  */
 export class App extends pulumi.ComponentResource {
   /** The image content id the container runs. */
@@ -47,6 +70,8 @@ export class App extends pulumi.ComponentResource {
   public readonly container: docker.Container;
   /** URL of the app from this machine. */
   public readonly localUrl: pulumi.Output<string>;
+  /** Blue-green only: the proxy container. */
+  public readonly proxy?: docker.Container;
 
   constructor(name: string, args: AppArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:app:App", name, {}, opts);
@@ -57,28 +82,87 @@ export class App extends pulumi.ComponentResource {
       .apply(([url, secrets, redis, version]) =>
         appEnvs(args.port, args.environment, url, secrets, redis, version),
       );
+    const plan = rolloutPlan(args.rollout ?? "recreate", { hasHealthcheck: !!args.healthcheck });
+    const hc = args.healthcheck;
+    const published = [{ internal: args.port, external: args.hostPort, ip: args.bindAddress }];
+    if (plan.proxy) {
+      this.proxy = this.makeProxy(name, args, published);
+    }
     this.container = new docker.Container(
       `${name}-app`,
       {
         image: this.imageId,
         envs: pulumi.secret(envs),
-        ports: [{ internal: args.port, external: args.hostPort, ip: args.bindAddress }],
-        networksAdvanced: [{ name: args.network }],
+        ports: plan.publishHostPort ? published : undefined,
+        networksAdvanced: [{ name: args.network, aliases: [APP_ALIAS] }],
+        healthcheck: hc && {
+          tests: hc.command,
+          interval: `${hc.intervalSeconds}s`,
+          timeout: `${hc.timeoutSeconds}s`,
+          retries: hc.retries,
+          startPeriod: `${hc.startPeriodSeconds}s`,
+        },
+        wait: plan.waitHealthy,
+        waitTimeout: hc
+          ? hc.startPeriodSeconds + hc.retries * (hc.intervalSeconds + hc.timeoutSeconds) + 30
+          : undefined,
         restart: "unless-stopped",
         mustRun: true,
         destroyGraceSeconds: 30,
-        labels: [{ label: "safe-deploy.role", value: "app" }],
+        labels: [
+          { label: "safe-deploy.role", value: "app" },
+          { label: "safe-deploy.rollout", value: plan.strategy },
+        ],
       },
-      // Children don't inherit a component's dependsOn: the container itself waits for the migration.
       {
         parent: this,
-        dependsOn: opts.dependsOn,
-        deleteBeforeReplace: true,
+        // Children don't inherit a component's dependsOn: the container itself waits for the migration.
+        dependsOn: [
+          ...([] as pulumi.Resource[]).concat((opts.dependsOn as pulumi.Resource[]) ?? []),
+          ...(this.proxy ? [this.proxy] : []),
+        ],
+        deleteBeforeReplace: plan.deleteBeforeReplace,
         additionalSecretOutputs: ["envs"],
       },
     );
     const host = args.bindAddress === "0.0.0.0" ? "127.0.0.1" : args.bindAddress;
     this.localUrl = pulumi.output(`http://${host}:${args.hostPort}`);
     this.registerOutputs({ imageId: this.imageId });
+  }
+
+  /** The blue-green proxy: owns the host port, routes only to healthy containers of the `app` alias. */
+  private makeProxy(
+    name: string,
+    args: AppArgs,
+    published: Array<{ internal: number; external: number; ip: string }>,
+  ): docker.Container {
+    const image = new docker.RemoteImage(
+      `${name}-proxy-image`,
+      { name: args.proxyImage ?? "haproxy:2.8", keepLocally: true },
+      { parent: this },
+    );
+    const cfg = haproxyConfig({
+      listenPort: args.port,
+      backends: [{ name: "app", host: APP_ALIAS, port: args.port, count: 4 }],
+      healthPath: args.healthPath ?? "/health",
+      expectStatus: args.expectStatus,
+    });
+    return new docker.Container(
+      `${name}-proxy`,
+      {
+        image: image.imageId,
+        ports: published,
+        networksAdvanced: [{ name: args.network }],
+        uploads: [
+          { file: "/usr/local/etc/haproxy/haproxy.cfg", content: cfg },
+          { file: "/etc/haproxy/maintenance.html", content: MAINTENANCE_PAGE },
+        ],
+        restart: "unless-stopped",
+        mustRun: true,
+        labels: [{ label: "safe-deploy.role", value: "proxy" }],
+      },
+      // It owns the fixed host port: a changed proxy must free it before its successor binds it.
+      { parent: this, deleteBeforeReplace: true },
+    );
   }
 }

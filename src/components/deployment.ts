@@ -152,6 +152,11 @@ export class Deployment extends pulumi.ComponentResource {
         secretEnvironment: secrets.appSecrets,
         redisUrl: redis?.url,
         version: this.releaseKey,
+        rollout: c.app.rollout,
+        healthcheck: c.app.healthcheck,
+        proxyImage: c.app.proxyImage,
+        healthPath: c.health.path,
+        expectStatus: c.health.expectStatus,
       },
       { parent: this, providers: { docker: provider }, dependsOn: [migration.command, ...preCutover] },
     );
@@ -165,6 +170,12 @@ export class Deployment extends pulumi.ComponentResource {
         delaySeconds: c.health.delaySeconds,
         timeoutSeconds: c.health.timeoutSeconds,
         triggers: { containerId: app.container.id, imageId: app.imageId },
+        // The new container itself must be running and healthy: behind a blue-green proxy the URL
+        // alone could still be answered by the old one.
+        container: pulumi.output(app.container.name).apply((n) => ({
+          name: n,
+          dockerHost: c.docker.host,
+        })),
       },
       { parent: this, dependsOn: [app.container] },
     );

@@ -44,6 +44,18 @@ export const AppSchema = z
     image: z.string().min(1, "must not be empty").optional(),
     build: BuildSchema.optional(),
     keepImages: z.number().int().min(1).max(100).default(5),
+    rollout: z.enum(["recreate", "blue-green"]).default("recreate"),
+    healthcheck: z
+      .object({
+        command: z.array(z.string().min(1)).min(1),
+        intervalSeconds: z.number().int().min(1).max(3600).default(5),
+        timeoutSeconds: z.number().int().min(1).max(600).default(5),
+        retries: z.number().int().min(1).max(100).default(3),
+        startPeriodSeconds: z.number().int().min(0).max(3600).default(10),
+      })
+      .strict()
+      .optional(),
+    proxyImage: z.string().min(1).default("haproxy:2.8"),
     port: port.default(3000),
     hostPort: port.default(8080),
     bindAddress: z.string().default("127.0.0.1"),
@@ -65,6 +77,14 @@ export const AppSchema = z
           code: "custom",
           path: ["build"],
           message: "conflicts with `app.image`: set one of them",
+        });
+      }
+      if (a.rollout === "blue-green" && !a.healthcheck) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["healthcheck"],
+          message:
+            'is required when `app.rollout` is "blue-green": the proxy and the cutover wait on it, e.g. { command: ["CMD", "node", "src/healthcheck.js"] }',
         });
       }
       if (a.build?.push && !a.build.repository) {

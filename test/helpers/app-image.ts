@@ -17,7 +17,18 @@ export async function dockerBuild(context: string, tag: string, extra: string[] 
     // --network none: a build here must never reach out; a context without node_modules then fails.
     const { stdout, stderr } = await run(
       "docker",
-      ["build", "--force-rm", "--network", "none", "--build-arg", `NODE_IMAGE=${base}`, "-t", tag, ...extra, context],
+      [
+        "build",
+        "--force-rm",
+        "--network",
+        "none",
+        "--build-arg",
+        `NODE_IMAGE=${base}`,
+        "-t",
+        tag,
+        ...extra,
+        context,
+      ],
       { maxBuffer: 64 << 20, timeout: 600_000 },
     );
     return stdout + stderr;

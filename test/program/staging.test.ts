@@ -80,6 +80,9 @@ test("containers: fixed names replaced delete-first, app pinned to the image id,
   assert.deepEqual(db.inputs.ports, [{ internal: 5432, external: 55432, ip: "127.0.0.1" }]);
   assert.deepEqual(db.inputs.networksAdvanced[0].aliases, ["db"]);
   assert.equal(db.inputs.wait, true);
+  // recreate without a configured healthcheck: no wait, the HealthGate decides
+  assert.equal(app.inputs.wait, false);
+  assert.equal(app.inputs.labels.find((l: any) => l.label === "safe-deploy.rollout").value, "recreate");
   const envs: string[] = app.inputs.envs;
   assert.ok(envs.includes("NODE_ENV=production") && envs.includes("PORT=3000"));
   assert.ok(envs.some((e) => e.startsWith("DATABASE_URL=postgres://app:") && e.endsWith("@db:5432/app")));
@@ -97,6 +100,7 @@ test("backup and gate get the right inputs; the gate re-runs whenever the contai
   assert.equal(g.retries, 3);
   assert.equal(g.delaySeconds, 10);
   assert.deepEqual(Object.keys(g.triggers).sort(), ["containerId", "imageId"]);
+  assert.equal(g.container.name, byName("staging-app-app").inputs.name ?? "staging-app-app-1234567");
 });
 
 test("stack outputs are only known once the health gate passed", async () => {

@@ -3,6 +3,11 @@ export interface ProxyBackend {
   name: string;
   host: string;
   port: number;
+  /**
+   * Up to this many servers discovered from `host` by Docker DNS (`server-template`): every container
+   * sharing the network alias `host`, old and new release alike, so the proxy never needs a reload.
+   */
+  count?: number;
 }
 
 /** What the blue-green proxy routes: only backends whose health endpoint passes get traffic. */
@@ -77,7 +82,11 @@ export function haproxyConfig(i: ProxyConfigInput): string {
       ? `  http-check expect status ${expect[0]}`
       : `  http-check expect rstatus ^(${expect.join("|")})$`,
     `  default-server check inter ${i.checkIntervalMs ?? 1000}ms fall ${i.fall ?? 2} rise ${i.rise ?? 1} resolvers docker init-addr libc,none`,
-    ...i.backends.map((b) => `  server ${b.name} ${b.host}:${b.port}`),
+    ...i.backends.map((b) =>
+      b.count
+        ? `  server-template ${b.name} 1-${b.count} ${b.host}:${b.port}`
+        : `  server ${b.name} ${b.host}:${b.port}`,
+    ),
     "",
   ].join("\n");
 }

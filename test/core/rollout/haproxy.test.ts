@@ -161,3 +161,59 @@ test("a real HAProxy routes only to healthy containers through the cutover, and 
   const port2 = await publishedPort(proxy, 8080);
   await until(port2, (b) => b.every((x) => x.includes("Down for maintenance")), "maintenance mode");
 });
+
+test("the graph's proxy (server-template on one alias) follows releases by Docker DNS with no reload", async () => {
+  const alias = `app-shared-${suffix}`;
+  const release = async (color: string) => {
+    const id = await runContainer([
+      "--name",
+      `rel-${color}-${suffix}`,
+      "--network",
+      network,
+      "--network-alias",
+      alias,
+      image,
+      "sh",
+      "-c",
+      `mkdir -p /www && echo ${color} > /www/index.html && echo ok > /www/health && exec httpd -f -p 8080 -h /www`,
+    ]);
+    ids.push(id);
+    return id;
+  };
+  const tdir = await mkdtemp(join(dir, "tpl-"));
+  await writeFile(
+    join(tdir, "haproxy.cfg"),
+    haproxyConfig({
+      listenPort: 8080,
+      healthPath: "/health",
+      backends: [{ name: "app", host: alias, port: 8080, count: 4 }],
+    }),
+  );
+  await writeFile(join(tdir, "maintenance.html"), MAINTENANCE_PAGE);
+  const old = await release("old");
+  const proxy = await runContainer([
+    "--name",
+    `tproxy-${suffix}`,
+    "--network",
+    network,
+    "-p",
+    "127.0.0.1::8080",
+    "-v",
+    `${tdir}:/etc/haproxy:ro`,
+    proxyImage,
+    "haproxy",
+    "-db",
+    "-f",
+    "/etc/haproxy/haproxy.cfg",
+  ]);
+  ids.push(proxy);
+  const port = await publishedPort(proxy, 8080);
+  await until(port, (b) => b.every((x) => x === "old"), "old release served");
+  // The new release joins the alias: discovered and health-checked, then in rotation.
+  await release("new");
+  await until(port, (b) => b.includes("new") && b.includes("old"), "both releases");
+  // The old container is removed after cutover: only the new one answers, the proxy never restarted.
+  await run("docker", ["rm", "-f", old]);
+  await until(port, (b) => b.every((x) => x === "new"), "new release only");
+  assert.equal((await run("docker", ["inspect", "-f", "{{.RestartCount}}", proxy])).stdout.trim(), "0");
+});
