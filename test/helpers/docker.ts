@@ -398,6 +398,35 @@ export async function cleanupDocker(): Promise<void> {
   if (volumes.length) await run("docker", ["volume", "rm", "-f", ...volumes]).catch(() => {});
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes what test processes that died without cleaning up left behind (their pid is in the label). */
+export async function sweepDeadRuns(): Promise<number> {
+  const label = `${TEST_LABEL}.run`;
+  const format = `{{.ID}} {{.Label "${label}"}}`;
+  const listed = async (args: string[], fmt = format) =>
+    (await docker([...args, "--filter", `label=${label}`, "--format", fmt]))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split(" "))
+      .filter(([, run]) => !processAlive(Number(run?.split("-")[0])))
+      .map(([id]) => id);
+  const containers = await listed(["ps", "-a"]);
+  if (containers.length) await run("docker", ["rm", "-f", "-v", ...containers]).catch(() => {});
+  const networks = await listed(["network", "ls"]);
+  if (networks.length) await run("docker", ["network", "rm", ...networks]).catch(() => {});
+  const volumes = await listed(["volume", "ls"], `{{.Name}} {{.Label "${label}"}}`);
+  if (volumes.length) await run("docker", ["volume", "rm", "-f", ...volumes]).catch(() => {});
+  return containers.length + networks.length + volumes.length;
+}
+
 /** A container's output so far, stdout and stderr together (PostgreSQL logs to stderr). */
 export async function containerLogs(id: string): Promise<string> {
   const { stdout, stderr } = await run("docker", ["logs", id], { maxBuffer: 64 << 20 });
