@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
+import { register as registerLock } from "./commands/lock";
 
 /**
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
@@ -14,7 +15,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
-  const registrars: Array<(p: Command) => void> = [];
+  const registrars: Array<(p: Command) => void> = [registerLock];
   for (const register of registrars) register(program);
   return program;
 }
