@@ -8,6 +8,7 @@ import { register as health } from "./commands/health";
 import { register as history } from "./commands/history";
 import { register as lint } from "./commands/lint";
 import { register as migrate } from "./commands/migrate";
+import { register as lock } from "./commands/lock";
 import { register as rehearse } from "./commands/rehearse";
 
 /**
@@ -21,7 +22,16 @@ export function buildProgram(): Command {
     .exitOverride();
   // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
-  const registrars: Array<(p: Command) => void> = [backup, drift, health, history, lint, migrate, rehearse];
+  const registrars: Array<(p: Command) => void> = [
+    backup,
+    drift,
+    health,
+    history,
+    lint,
+    lock,
+    migrate,
+    rehearse,
+  ];
   for (const register of registrars) register(program);
   return program;
 }

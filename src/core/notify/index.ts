@@ -105,11 +105,19 @@ export async function notifyAll(
   const policy = { ...DEFAULT_RETRY, ...opts.retry };
   const deadlineMs = opts.deadlineMs ?? 30_000;
   for (const n of notifiers) for (const s of n.secrets) opts.logger?.addSecret(s);
+  const all = notifiers.flatMap((n) => n.secrets);
+  const mask = (t: string) => (opts.logger ? opts.logger.redact(redact(t, all)) : redact(t, all));
+  // A message may quote an error that quoted a DATABASE_URL: no channel may carry it (STYLE.md 9).
+  const clean: NotificationEvent = {
+    ...event,
+    message: mask(event.message),
+    details: event.details && Object.fromEntries(Object.entries(event.details).map(([k, v]) => [k, mask(v)])),
+  };
   const ctl = new AbortController();
   const results: Array<NotifyResult | undefined> = notifiers.map(() => undefined);
   const runs = notifiers.map(async (n, i) => {
     try {
-      results[i] = await sendWithRetry(n, event, policy, ctl.signal);
+      results[i] = await sendWithRetry(n, clean, policy, ctl.signal);
     } catch (e) {
       results[i] = { name: n.name, ok: false, attempts: 1, error: redact(reason(e), n.secrets) };
     }

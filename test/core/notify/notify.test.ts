@@ -302,3 +302,43 @@ test("secrets (webhook URLs, HMAC secret, SMTP password) never reach the log fil
     await notFound.close();
   }
 });
+
+test("a database URL or registered secret inside the message never reaches any channel", async () => {
+  const http = await startHttpReceiver();
+  const smtp = await startSmtpReceiver("u", "smtp-secret-pw");
+  try {
+    const logsDir = join(dir, "masked");
+    const logger = createLogger({ secrets: ["app-api-key-123"] });
+    const notifiers = notifiersFrom({
+      logsDir,
+      slackWebhookUrl: http.url("/services/T1/B2/tokentokentoken"),
+      webhookUrl: http.url("/w"),
+      smtpUrl: `smtp://u:smtp-secret-pw@127.0.0.1:${smtp.port}`,
+      email: { from: "a@example.com", to: ["b@example.com"] },
+    });
+    const e = event({
+      type: "ROLLBACK_FAILED",
+      message: "migration failed: could not connect to postgres://app:db-pa55@db:5432/shop",
+      details: { "Next step": "curl -H 'key: app-api-key-123' http://x", smtp: "smtp-secret-pw" },
+    });
+    const results = await bounded(notifyAll(notifiers, e, { retry: fast, logger }));
+    assert.ok(
+      results.every((r) => r.ok),
+      JSON.stringify(results),
+    );
+    const seen = [
+      readFileSync(join(logsDir, "notifications.log"), "utf8"),
+      ...http.received.map((r) => r.body),
+      ...smtp.mails.map((m) => m.raw),
+    ];
+    assert.equal(seen.length, 4);
+    for (const text of seen) {
+      assert.match(text, /postgres:\/\/app:\*\*\*@db:5432\/shop/);
+      for (const s of ["db-pa55", "app-api-key-123", "smtp-secret-pw"])
+        assert.ok(!text.includes(s), `${s} in ${text}`);
+    }
+  } finally {
+    await http.close();
+    await smtp.close();
+  }
+});

@@ -1,0 +1,66 @@
+import type { Command } from "commander";
+
+/** Options of `safe-deploy lock status|release`. */
+export interface LockCommandOptions {
+  action: "status" | "release";
+  stack: string;
+  /** The tool's state directory (locks, releases); default `.safe-deploy`. */
+  stateDir?: string;
+  json?: boolean;
+  force?: boolean;
+  out?: { write(chunk: string): unknown };
+}
+
+/** Shows or releases a stack's deploy lock; returns what it printed as data (for tests and `--json`). */
+export async function runLock(opts: LockCommandOptions): Promise<Record<string, unknown>> {
+  const { lockStatus, releaseLock, describeHolder } = await import("../../core/release/lock");
+  const { ConfigError } = await import("../../core/errors");
+  if (!opts.stack)
+    throw new ConfigError("`--stack` is required: the stack whose deploy lock to show or release");
+  const out = opts.out ?? process.stdout;
+  const base = { stateDir: opts.stateDir ?? ".safe-deploy", stack: opts.stack };
+  if (opts.action === "status") {
+    const st = await lockStatus(base);
+    const result = { stack: opts.stack, ...st };
+    if (opts.json) out.write(JSON.stringify(result) + "\n");
+    else if (st.state === "free") out.write(`stack "${opts.stack}" is not locked\n`);
+    else if (st.state === "held")
+      out.write(`stack "${opts.stack}" is locked by ${describeHolder(st.info)}\n`);
+    else {
+      out.write(
+        `stack "${opts.stack}" has a stale lock (${st.reason}) from ${describeHolder(st.info)}; the next ` +
+          `deploy takes it over, or remove it with \`safe-deploy lock release --stack ${opts.stack}\`\n`,
+      );
+    }
+    return result;
+  }
+  const released = await releaseLock({ ...base, force: opts.force });
+  const result = { stack: opts.stack, released: released ?? null };
+  if (opts.json) out.write(JSON.stringify(result) + "\n");
+  else if (!released) out.write(`stack "${opts.stack}" was not locked\n`);
+  else out.write(`released the deploy lock of stack "${opts.stack}" held by ${describeHolder(released)}\n`);
+  return result;
+}
+
+/** Registers `lock status|release --stack S [--force] [--json] [--state-dir D]`. */
+export function register(program: Command): void {
+  const lock = program.command("lock").description("Show or release a stack's deploy lock");
+  const common = (c: Command) =>
+    c
+      .requiredOption("--stack <name>", "the stack")
+      .option("--state-dir <dir>", "where safe-deploy keeps locks and releases", ".safe-deploy")
+      .option("--json", "print one JSON object");
+  common(lock.command("status").description("Who holds the deploy lock, since and until when")).action(
+    async (o: { stack: string; stateDir: string; json?: boolean }) => {
+      await runLock({ action: "status", ...o });
+    },
+  );
+  common(
+    lock
+      .command("release")
+      .description("Remove the deploy lock (yours, a stale one, or anyone's with --force)")
+      .option("--force", "release a live lock held by another user or host (make sure that deploy is dead)"),
+  ).action(async (o: { stack: string; stateDir: string; json?: boolean; force?: boolean }) => {
+    await runLock({ action: "release", ...o });
+  });
+}
