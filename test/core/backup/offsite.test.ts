@@ -99,7 +99,7 @@ test("AES-256-GCM stream: a flipped ciphertext byte fails authentication", async
   const key = randomBytes(32);
   const plain = randomBytes(100_000);
   const chunks: Buffer[] = [];
-  await pipeline(Readable.from([plain]), encryptStream(key), async function* (src) {
+  await pipeline(Readable.from([plain]), encryptStream(key), async function (src) {
     for await (const c of src) chunks.push(c as Buffer);
   });
   const ct = Buffer.concat(chunks);
@@ -108,7 +108,7 @@ test("AES-256-GCM stream: a flipped ciphertext byte fails authentication", async
     await pipeline(
       Readable.from([buf.subarray(0, 777), buf.subarray(777)]),
       decryptStream(key),
-      async function* (src) {
+      async function (src) {
         for await (const c of src) out.push(c as Buffer);
       },
     );
