@@ -126,9 +126,10 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     const dump = spawnPg(target, "pg_dump", ["-Fc", "-Z0", `--snapshot=${snap.snapshot}`, "--no-sync"], conn);
     const dw = watch(dump);
     dump.stdin!.end();
-    const comp = compressor(compression);
+    const comp = compressor(compression, dump.stdout!);
     try {
-      await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
+      if (comp.output) await pipeline(comp.output, h.stream, fileSink(fh));
+      else await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
       await comp.done;
       const code = await dw.done;
       if (code !== 0) throw pgFailure("pg_dump", dw.stderr() || `pg_dump exited with ${code}`, conn, target);
