@@ -117,3 +117,55 @@ test("serialized provider: an unreachable database fails clearly, with no file a
   );
   assert.deepEqual(existsSync(d) ? readdirSync(d) : [], [], "no file left behind");
 });
+
+test("serialized provider: off-site copy (encrypted) and retention run after the backup", async () => {
+  const S3rver = require("s3rver");
+  const s3dir = join(dir, "s3");
+  const server = new S3rver({
+    address: "127.0.0.1",
+    port: 0,
+    silent: true,
+    directory: s3dir,
+    configureBuckets: [{ name: "bk" }],
+  });
+  const { port } = await server.run();
+  try {
+    const d = join(dir, "offsite");
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    mkdirSync(d, { recursive: true });
+    for (const day of [20, 21, 22, 23]) {
+      const f = join(d, `backup_202601${day}_000000_pre-deploy.pgdump.zst`);
+      writeFileSync(f, "old");
+      writeFileSync(f + ".json", "{}");
+    }
+    const inputs = {
+      releaseKey: "k9",
+      databaseUrl: dbUrl,
+      dir: d,
+      retention: { days: 7, minKeep: 3 },
+      s3: {
+        bucket: "bk",
+        region: "us-east-1",
+        endpoint: `http://127.0.0.1:${port}`,
+        prefix: "prod",
+        forcePathStyle: true,
+      },
+      encryptionKey: "ab".repeat(32),
+    };
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
+    const created = await callSerializedProvider(providerText, "create", [inputs], { env });
+    assert.equal(created.outs.s3Key, `prod/${created.id}.enc`);
+    assert.ok(!JSON.stringify(created.outs).includes("abab"), "the key is not in the outputs");
+    const left = readdirSync(d).filter((f) => !f.endsWith(".json"));
+    assert.deepEqual(
+      left.sort(),
+      [
+        created.id,
+        "backup_20260122_000000_pre-deploy.pgdump.zst",
+        "backup_20260123_000000_pre-deploy.pgdump.zst",
+      ].sort(),
+    );
+  } finally {
+    await server.close();
+  }
+});

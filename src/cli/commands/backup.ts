@@ -6,6 +6,7 @@ interface DbOpts {
   runIn?: "local" | "container";
   container?: string;
   dockerHost?: string;
+  image?: string;
 }
 
 /** Options of `backup create`. */
@@ -131,7 +132,11 @@ function dbFlags(c: Command): Command {
       new Option("--run-in <where>", "where pg tools run").choices(["local", "container"]).default("local"),
     )
     .option("--container <name>", "database container, with --run-in container")
-    .option("--docker-host <host>", "DOCKER_HOST for --run-in container");
+    .option("--docker-host <host>", "DOCKER_HOST for --run-in container")
+    .option(
+      "--image <image>",
+      "with --run-in container and no --container: a throwaway container of this image",
+    );
 }
 
 /** Registers `backup create|list|verify|prune|restore`. */

@@ -5,7 +5,16 @@ import { pipeline } from "node:stream/promises";
 import { CannotRunError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
 import { backupFileName, checkLabel, type Compression } from "./names";
-import { pgFailure, localPgBin, parseDatabaseUrl, spawnPg, watch, type RunTarget } from "./runner";
+import {
+  dockerArgs,
+  dockerEnv,
+  pgFailure,
+  localPgBin,
+  parseDatabaseUrl,
+  spawnPg,
+  watch,
+  type RunTarget,
+} from "./runner";
 import { openSnapshot } from "./session";
 import { compressor, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
@@ -36,7 +45,21 @@ export function toolMajor(versionLine: string): number {
 
 /** The version line of the pg_dump that runs for `target`. */
 function pgDumpVersion(target: RunTarget): string {
-  if (target.runIn === "container") return "";
+  if (target.runIn === "container") {
+    try {
+      return execFileSync("docker", dockerArgs(target, [], "pg_dump", ["--version"]), {
+        encoding: "utf8",
+        env: dockerEnv(target),
+        stdio: ["ignore", "pipe", "pipe"],
+      }).trim();
+    } catch (e) {
+      const err = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
+      const where = target.container ? `container "${target.container}"` : `image "${target.image}"`;
+      throw new CannotRunError(
+        `cannot run pg_dump in ${where}${target.dockerHost ? ` on ${target.dockerHost}` : ""}: ${err}`,
+      );
+    }
+  }
   const bin = localPgBin();
   try {
     return execFileSync(bin ? `${bin}/pg_dump` : "pg_dump", ["--version"], { encoding: "utf8" }).trim();
@@ -86,10 +109,11 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   let tmp: string | undefined;
   try {
     const serverMajor = Math.floor(snap.serverVersionNum / 10000);
-    if (target.runIn === "local" && toolMajor(dumpVersion) < serverMajor) {
+    if (toolMajor(dumpVersion) < serverMajor) {
       throw new CannotRunError(
         `local ${dumpVersion} is older than the server (PostgreSQL ${snap.serverVersion}) and cannot dump it; ` +
-          'run pg_dump inside the database container instead (`runIn: "container"` / `--run-in container`), ' +
+          'run pg_dump inside the database container (`runIn: "container"` / `--run-in container --container NAME`) ' +
+          `or, for an external database, in a throwaway container of its version (\`--run-in container --image postgres:${serverMajor}\`), ` +
           `or install PostgreSQL ${serverMajor} client tools`,
       );
     }
@@ -102,9 +126,10 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     const dump = spawnPg(target, "pg_dump", ["-Fc", "-Z0", `--snapshot=${snap.snapshot}`, "--no-sync"], conn);
     const dw = watch(dump);
     dump.stdin!.end();
-    const comp = compressor(compression);
+    const comp = compressor(compression, dump.stdout!);
     try {
-      await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
+      if (comp.output) await pipeline(comp.output, h.stream, fileSink(fh));
+      else await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
       await comp.done;
       const code = await dw.done;
       if (code !== 0) throw pgFailure("pg_dump", dw.stderr() || `pg_dump exited with ${code}`, conn, target);

@@ -10,6 +10,43 @@ export interface RunTarget {
   container?: string;
   /** DOCKER_HOST for the docker CLI, e.g. unix:///var/run/docker.sock or ssh://user@host. */
   dockerHost?: string;
+  /**
+   * For an external database: with runIn "container" and no `container`, the tools run in a throwaway
+   * `docker run --rm` of this image (use one of the server's major version, e.g. postgres:16).
+   */
+  image?: string;
+  /** Docker network of the throwaway container (default "host", so it reaches what this machine reaches). */
+  network?: string;
+}
+
+/** The docker CLI's environment for `target`. */
+export function dockerEnv(target: RunTarget, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (target.dockerHost) env.DOCKER_HOST = target.dockerHost;
+  return env;
+}
+
+/** docker CLI arguments that run `tool` for `target` (values of `envNames` come from the CLI's env). */
+export function dockerArgs(target: RunTarget, envNames: string[], tool: string, args: string[]): string[] {
+  const envFlags = envNames.flatMap((k) => ["-e", k]);
+  if (target.container) return ["exec", "-i", ...envFlags, target.container, tool, ...args];
+  if (target.image) {
+    return [
+      "run",
+      "--rm",
+      "-i",
+      "--network",
+      target.network ?? "host",
+      ...envFlags,
+      "--entrypoint",
+      tool,
+      target.image,
+      ...args,
+    ];
+  }
+  throw new ConfigError(
+    '`container` (or `image` for an external database) is required when `runIn` is "container"',
+  );
 }
 
 /** Libpq connection settings, passed only through the environment so no secret is in a command line. */
@@ -74,12 +111,8 @@ export function spawnPg(
   conn: Conn,
 ): ChildProcess {
   if (target.runIn === "container") {
-    if (!target.container) throw new ConfigError('`container` is required when `runIn` is "container"');
-    const envFlags = Object.keys(conn.env).flatMap((k) => ["-e", k]);
-    const env: NodeJS.ProcessEnv = { ...process.env, ...conn.env };
-    if (target.dockerHost) env.DOCKER_HOST = target.dockerHost;
-    return spawn("docker", ["exec", "-i", ...envFlags, target.container, tool, ...args], {
-      env,
+    return spawn("docker", dockerArgs(target, Object.keys(conn.env), tool, args), {
+      env: dockerEnv(target, conn.env),
       stdio: ["pipe", "pipe", "pipe"],
     });
   }

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
-import { Duplex, PassThrough, Transform, Writable } from "node:stream";
+import { Duplex, PassThrough, Transform, Writable, type Readable } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 import type { Compression } from "./names";
 
@@ -9,12 +9,17 @@ import type { Compression } from "./names";
 export interface Stage {
   stream: Duplex;
   done: Promise<void>;
+  /** Set when the stage reads its input itself: its output (and `stream` is unused). */
+  output?: Readable;
 }
 
-function zstdStage(args: string[]): Stage {
-  const child = spawn("zstd", ["-q", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+function zstdStage(args: string[], input?: Readable): Stage {
+  // Given the producer's pipe, zstd reads it directly: the uncompressed dump never passes through node.
+  const child = spawn("zstd", ["-q", ...args], { stdio: [input ?? "pipe", "pipe", "pipe"] });
+  // zstd holds its own copy of the pipe; ours must close, or the producer's "close" never comes.
+  input?.destroy();
   let err = "";
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<void>((resolve, reject) => {
     child.on("error", (e) => reject(new Error(`zstd could not run (${e.message}); install zstd`)));
     child.on("close", (code) =>
@@ -22,15 +27,16 @@ function zstdStage(args: string[]): Stage {
     );
   });
   done.catch(() => {});
-  return { stream: Duplex.from({ writable: child.stdin, readable: child.stdout }), done };
+  if (input) return { stream: new PassThrough(), output: child.stdout!, done };
+  return { stream: Duplex.from({ writable: child.stdin!, readable: child.stdout! }), done };
 }
 
 /**
  * The compressor for a new backup. zstd runs as its own process (multi-threaded, outside node's heap);
  * `--long` finds the repeats across a big table's rows that a 128 KiB window misses.
  */
-export function compressor(c: Compression): Stage {
-  if (c === "zstd") return zstdStage(["-3", "-T0", "--long=27", "-c"]);
+export function compressor(c: Compression, input?: Readable): Stage {
+  if (c === "zstd") return zstdStage(["-3", "-T0", "--long=27", "-c"], input);
   if (c === "gzip") return { stream: createGzip({ level: 6 }), done: Promise.resolve() };
   return { stream: new PassThrough(), done: Promise.resolve() };
 }

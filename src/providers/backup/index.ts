@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createBackup } from "../../core/backup/create";
+import { parseKey, uploadBackup } from "../../core/backup/offsite";
+import { pruneBackups } from "../../core/backup/retention";
 import { diffBackup } from "./diff";
 
 /** Inputs of a Backup (see /work/brief/INTERFACES.md). */
@@ -28,6 +30,8 @@ export interface BackupArgs {
     prefix: string;
     forcePathStyle: boolean;
   }>;
+  /** AES-256-GCM key (64 hex chars or base64) for the off-site copy; default $SAFE_DEPLOY_BACKUP_KEY. Secret. */
+  encryptionKey?: pulumi.Input<string>;
 }
 
 interface Inputs {
@@ -41,6 +45,7 @@ interface Inputs {
   dockerHost?: string;
   retention?: { days: number; minKeep: number };
   s3?: { bucket: string; region: string; endpoint?: string; prefix: string; forcePathStyle: boolean };
+  encryptionKey?: string;
 }
 
 /** Serialized engine errors are no longer `instanceof Error`; hosts print a plain Error's message. */
@@ -76,7 +81,19 @@ const provider: pulumi.dynamic.ResourceProvider = {
       compression: inputs.compression ?? "zstd",
       target: { runIn: inputs.runIn ?? "local", container: inputs.container, dockerHost: inputs.dockerHost },
     }).catch(plainError);
-    const { databaseUrl: _secret, ...settings } = inputs;
+    let s3Key: string | undefined;
+    if (inputs.s3) {
+      const keyText = inputs.encryptionKey ?? process.env.SAFE_DEPLOY_BACKUP_KEY;
+      const encryptionKey = keyText ? parseKey(keyText, "encryptionKey") : undefined;
+      s3Key = (await uploadBackup(r.file, r.manifest, inputs.s3, { encryptionKey }).catch(plainError)).key;
+    }
+    if (inputs.retention) {
+      await pruneBackups(inputs.dir, {
+        keepDays: inputs.retention.days,
+        keepMin: inputs.retention.minKeep,
+      }).catch(plainError);
+    }
+    const { databaseUrl: _secret, encryptionKey: _key, ...settings } = inputs;
     return {
       id: r.manifest.file,
       outs: {
@@ -85,14 +102,14 @@ const provider: pulumi.dynamic.ResourceProvider = {
         sha256: r.manifest.sha256,
         sizeBytes: r.manifest.sizeBytes,
         createdAt: r.manifest.createdAt,
-        s3Key: undefined,
+        s3Key,
       },
     };
   },
 
   async update(_id: string, olds: Record<string, unknown>, news: Inputs) {
     // Only settings changed: they apply to the next backup; this one stays as it is.
-    const { databaseUrl: _secret, ...settings } = news;
+    const { databaseUrl: _secret, encryptionKey: _key, ...settings } = news;
     return { outs: { ...olds, ...settings } };
   },
 
@@ -118,13 +135,14 @@ export class Backup extends pulumi.dynamic.Resource {
       {
         ...args,
         databaseUrl: pulumi.secret(args.databaseUrl),
+        encryptionKey: args.encryptionKey === undefined ? undefined : pulumi.secret(args.encryptionKey),
         file: undefined,
         sha256: undefined,
         sizeBytes: undefined,
         createdAt: undefined,
         s3Key: undefined,
       },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["databaseUrl"] }),
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["databaseUrl", "encryptionKey"] }),
       "safe-deploy",
       "Backup",
     );

@@ -1,0 +1,91 @@
+// `npm run bench:backup`: safe-deploy's backup and restore against bare pg_dump/pg_restore on one
+// pgbench database (scale from BENCH_SCALE, default 50 ≈ 750 MB) on a throwaway server. Prints ratios.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PG_BIN, startPostgres } from "../test/helpers/postgres";
+
+const BIN = join(__dirname, "..", "bin", "safe-deploy");
+const scale = Number(process.env.BENCH_SCALE ?? 50);
+
+function timed(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { seconds: number; out: string; maxRssKb: number } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync("/usr/bin/time", ["-f", "MAXRSS %M", cmd, ...args], {
+    env,
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+  });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
+  const m = /MAXRSS (\d+)/.exec(r.stderr);
+  return { seconds, out: r.stdout, maxRssKb: m ? Number(m[1]) : NaN };
+}
+
+async function main() {
+  const pg = await startPostgres();
+  const dir = mkdtempSync(join(tmpdir(), "sd-bench-"));
+  try {
+    const url = await pg.createDatabase("bench");
+    const env = {
+      ...process.env,
+      PGPASSWORD: pg.password,
+      PGHOST: "127.0.0.1",
+      PGPORT: String(pg.port),
+      PGUSER: pg.user,
+    };
+    console.log(`pgbench -i -s ${scale} ...`);
+    execFileSync(join(PG_BIN, "pgbench"), ["-i", "-q", "-s", String(scale), "bench"], {
+      env,
+      stdio: "ignore",
+    });
+    const [sz] = await pg.query<{ s: string }>("SELECT pg_size_pretty(pg_database_size('bench')) AS s");
+    console.log(`database size ${sz.s}`);
+
+    const bare = timed(join(PG_BIN, "pg_dump"), ["-Fc", "-Z0", "-f", join(dir, "bare.dump"), "bench"], env);
+    const def = timed(join(PG_BIN, "pg_dump"), ["-Fc", "-f", join(dir, "default.dump"), "bench"], env);
+    const gz = spawnSync("bash", ["-c", `"${PG_BIN}/pg_dump" bench | gzip -6 > "${dir}/plain.sql.gz"`], {
+      env,
+    });
+    if (gz.status !== 0) throw new Error("pg_dump | gzip failed");
+    const gzSize = statSync(join(dir, "plain.sql.gz")).size;
+
+    const sdEnv = { ...process.env, DATABASE_URL: url };
+    const ours = timed(BIN, ["backup", "create", "--dir", join(dir, "sd"), "--label", "manual"], sdEnv);
+    const file = ours.out.trim().split("\n").pop()!;
+    const ourSize = statSync(file).size;
+
+    execFileSync(join(PG_BIN, "createdb"), ["restored"], { env });
+    const pgr = timed(join(PG_BIN, "pg_restore"), ["-j2", "-d", "restored", join(dir, "bare.dump")], env);
+    const safety = timed(BIN, ["backup", "create", "--dir", join(dir, "safety"), "--label", "safety"], sdEnv);
+    const restore = timed(BIN, ["backup", "restore", file, "--yes", "--dir", join(dir, "safety2")], sdEnv);
+    const restoreOnly = restore.seconds - safety.seconds;
+
+    const r = (x: number) => x.toFixed(2);
+    console.log(
+      `bare pg_dump -Fc -Z0: ${r(bare.seconds)} s; pg_dump -Fc: ${r(def.seconds)} s, ${statSync(join(dir, "default.dump")).size} B`,
+    );
+    console.log(
+      `pg_dump | gzip -6: ${gzSize} B; safe-deploy backup create: ${r(ours.seconds)} s, ${ourSize} B, peak RSS ${(ours.maxRssKb / 1024).toFixed(0)} MB`,
+    );
+    console.log(`create / bare -Z0        = ${r(ours.seconds / bare.seconds)}  (target <= 1.2)`);
+    console.log(`create / pg_dump -Fc     = ${r(ours.seconds / def.seconds)}  (target <= 0.8)`);
+    console.log(`size / (pg_dump|gzip -6) = ${r(ourSize / gzSize)}  (target <= 0.5)`);
+    console.log(`peak RSS of create       = ${(ours.maxRssKb / 1024).toFixed(0)} MB  (target <= 150)`);
+    console.log(
+      `restore (${r(restore.seconds)} s) - its safety backup (${r(safety.seconds)} s) = ${r(restoreOnly)} s; ` +
+        `pg_restore -j2 ${r(pgr.seconds)} s; ratio = ${r(restoreOnly / pgr.seconds)}  (target <= 1.2); peak RSS ${(restore.maxRssKb / 1024).toFixed(0)} MB`,
+    );
+  } finally {
+    await pg.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
