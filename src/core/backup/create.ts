@@ -118,8 +118,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       );
     }
     const now = o.now ?? new Date();
-    const name = backupFileName(now, compression, label);
-    const file = join(dir, name);
+    let name = backupFileName(now, compression, label);
+    let file = join(dir, name);
     tmp = join(dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
     const fh = await open(tmp, "wx", 0o600);
     const h = hasher();
@@ -148,14 +148,19 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     } finally {
       await fh.close().catch(() => {});
     }
-    try {
-      // link, not rename: never replaces an existing backup of the same second and label
-      await link(tmp, file);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new CannotRunError(`${file} already exists; wait a second or use another \`--label\``);
+    // link, not rename: never replaces an existing backup. Two backups in one second with one label
+    // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
+    for (let n = 2; ; n++) {
+      try {
+        await link(tmp, file);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        if (n > 20)
+          throw new CannotRunError(`${file} already exists; wait a second or use another \`--label\``);
+        name = backupFileName(now, compression, label ? `${label.slice(0, 36)}-${n}` : String(n));
+        file = join(dir, name);
       }
-      throw e;
     }
     await unlink(tmp);
     tmp = undefined;

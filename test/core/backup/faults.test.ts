@@ -212,3 +212,20 @@ test("the good backup verifies", async () => {
   const r = await verifyBackup(good);
   assert.equal(r.manifest.rowCounts["public.t"], 2000);
 });
+
+test("two backups of one label in the same second: the second gets its own name, the first is untouched", async () => {
+  const d = join(dir, "same-second");
+  const now = new Date("2026-11-23T03:45:00Z");
+  const a = await createBackup({ databaseUrl: pg.url("app"), dir: d, label: "safety", now });
+  const before = readFileSync(a.file);
+  const b = await createBackup({ databaseUrl: pg.url("app"), dir: d, label: "safety", now });
+  const c = await createBackup({ databaseUrl: pg.url("app"), dir: d, now });
+  const d2 = await createBackup({ databaseUrl: pg.url("app"), dir: d, now });
+  assert.match(a.file, /backup_20261123_034500_safety\.pgdump\.zst$/);
+  assert.match(b.file, /backup_20261123_034500_safety-2\.pgdump\.zst$/);
+  assert.match(c.file, /backup_20261123_034500\.pgdump\.zst$/);
+  assert.match(d2.file, /backup_20261123_034500_2\.pgdump\.zst$/);
+  assert.deepEqual(readFileSync(a.file), before);
+  assert.equal((await verifyBackup(b.file)).file, b.file); // throws when it does not verify
+  assert.equal(JSON.parse(readFileSync(b.file + ".json", "utf8")).file, b.file.split("/").pop());
+});
