@@ -45,6 +45,7 @@ const deployment = new Deployment(stack, {
     databaseUrl: secret("databaseUrl"),
     appSecrets: cfg.getSecretObject<Record<string, string>>("appSecrets"),
     hookSecrets: cfg.getSecretObject<Record<string, string>>("hookSecrets"),
+    backupEncryptionKey: secret("backupEncryptionKey"),
   },
 });
 

@@ -9,6 +9,8 @@ import { App } from "./app";
 import { Database } from "./database";
 import { failedHookLines, hookCommands, type HookContext } from "./hooks";
 import { appImage } from "./image";
+import * as aws from "@pulumi/aws";
+import { offsiteBucket } from "./backupBucket";
 import { Migration } from "./migration";
 import { Redis } from "./redis";
 
@@ -18,6 +20,7 @@ export interface DeploymentSecrets {
   databaseUrl?: pulumi.Output<string>;
   appSecrets?: pulumi.Output<Record<string, string>>;
   hookSecrets?: pulumi.Output<Record<string, string>>;
+  backupEncryptionKey?: pulumi.Output<string>;
 }
 
 /** Arguments of the whole guarded deploy. */
@@ -106,6 +109,18 @@ export class Deployment extends pulumi.ComponentResource {
       hookCommands(name, point, c.hooks[point], hookCtx, after, { parent: this });
     const preBackup = hooks("preBackup", [appImageResource, ...(db.container ? [db.container] : [])]);
 
+    // Production declares its own off-site bucket (versioned, encrypted, private, 30-day expiry).
+    const s3 = c.backup.s3;
+    const offsite = s3?.manageBucket
+      ? offsiteBucket(
+          `${name}-backups`,
+          { bucketName: s3.bucket },
+          {
+            parent: this,
+            provider: new aws.Provider(`${name}-aws`, { region: s3.region as aws.Region }, { parent: this }),
+          },
+        )
+      : undefined;
     const backupInContainer = c.backup.runIn === "container" && c.database.mode === "container";
     const backup = new Backup(
       `${name}-backup`,
@@ -119,9 +134,20 @@ export class Deployment extends pulumi.ComponentResource {
         container: backupInContainer ? db.containerName : undefined,
         dockerHost: c.docker.host,
         retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
-        s3: c.backup.s3,
+        s3: s3 && offsite ? offsite.bucket.bucket.apply((bucket) => ({ ...s3, bucket })) : s3,
+        encryptionKey: secrets.backupEncryptionKey,
       },
-      { parent: this, dependsOn: [...preBackup, appImageResource, ...(db.container ? [db.container] : [])] },
+      {
+        parent: this,
+        dependsOn: [
+          ...(offsite
+            ? [offsite.versioning, offsite.encryption, offsite.publicAccessBlock, offsite.lifecycle]
+            : []),
+          ...preBackup,
+          appImageResource,
+          ...(db.container ? [db.container] : []),
+        ],
+      },
     );
 
     const migration = new Migration(

@@ -19,6 +19,8 @@ export function mockState(r: {
     case "docker:index/network:Network":
     case "docker:index/volume:Volume":
       return { name: r.inputs.name ?? `${r.name}-1234567` };
+    case "aws:s3/bucket:Bucket":
+      return { bucket: r.inputs.bucket ?? `${r.name}-abc123` };
     case "pulumi-nodejs:dynamic/safe-deploy:Backup":
       return { file: `/backups/backup_20261123_000000_pre-deploy.dump.zst`, sha256: h(r.name), sizeBytes: 1 };
     case "pulumi-nodejs:dynamic/safe-deploy:HealthGate":

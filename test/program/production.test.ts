@@ -16,11 +16,14 @@ before(async () => {
       docker: { host: "ssh://deploy@app.example.com" },
       app: { image: "ghcr.io/example/web:1.2.3" },
       redis: { enabled: true },
-      backup: { runIn: "container", s3: { bucket: "example-app-backups", region: "eu-west-1" } },
+      backup: {
+        runIn: "container",
+        s3: { bucket: "example-app-backups", region: "eu-west-1", manageBucket: true },
+      },
       migrations: { runIn: "container", workDir: "/app", dir: "migrations" },
       health: { url: "https://app.example.com/health", retries: 5 },
     },
-    secrets: { dbPassword: DB_PASSWORD },
+    secrets: { dbPassword: DB_PASSWORD, backupEncryptionKey: "k".repeat(64) },
   });
   ({ resources, byName } = loaded.rec);
   program = loaded.program;
@@ -40,6 +43,32 @@ test("the backup runs inside the database container with the container's own URL
   assert.match(b.databaseUrl, /@127\.0\.0\.1:5432\/app$/);
   assert.equal(b.dockerHost, "ssh://deploy@app.example.com");
   assert.equal(b.s3.bucket, "example-app-backups");
+});
+
+test("the production stack declares its off-site bucket: versioned, encrypted, private, 30-day expiry", () => {
+  const bucket = byName("production-backups");
+  assert.equal(bucket.type, "aws:s3/bucket:Bucket");
+  assert.equal(bucket.inputs.bucket, "example-app-backups");
+  const byType = (t: string) => resources.filter((r) => r.type === t);
+  assert.equal(
+    byType("aws:s3/bucketVersioning:BucketVersioning")[0].inputs.versioningConfiguration.status,
+    "Enabled",
+  );
+  assert.equal(
+    byType("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")[0].inputs.blockPublicAcls,
+    true,
+  );
+  assert.equal(
+    byType("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").length,
+    1,
+  );
+  const lifecycle = byType("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[0];
+  assert.match(JSON.stringify(lifecycle.inputs.rules), /"days":30/);
+  assert.equal(byName("production-aws").inputs.region, "eu-west-1");
+  const backup = byName("production-backup");
+  assert.ok(backup.dependencies.includes(lifecycle.urn), "backups only once the bucket is set up");
+  assert.equal(backup.inputs.s3.bucket, "example-app-backups");
+  assert.equal(backup.inputs.encryptionKey, "k".repeat(64));
 });
 
 test("migrations run in a one-off container of the new image; the URL only in the environment", () => {
@@ -66,5 +95,6 @@ test("no plaintext secret in any input", () => {
   for (const r of resources) {
     const plain = JSON.stringify(plaintextPart(r.wireInputs));
     assert.ok(!plain.includes(DB_PASSWORD) && !plain.includes(encodeURIComponent(DB_PASSWORD)), r.name);
+    assert.ok(!plain.includes("k".repeat(64)), `${r.name} holds the backup encryption key`);
   }
 });
