@@ -10,6 +10,9 @@ import { register as lint } from "./commands/lint";
 import { register as migrate } from "./commands/migrate";
 import { register as lock } from "./commands/lock";
 import { register as rehearse } from "./commands/rehearse";
+import { register as rollback } from "./commands/rollback";
+import { register as status } from "./commands/status";
+import { register as up } from "./commands/up";
 
 /**
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
@@ -31,6 +34,9 @@ export function buildProgram(): Command {
     lock,
     migrate,
     rehearse,
+    rollback,
+    status,
+    up,
   ];
   for (const register of registrars) register(program);
   return program;

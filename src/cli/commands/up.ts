@@ -1,0 +1,41 @@
+import type { Command } from "commander";
+
+/** Options of `safe-deploy up` (flags as commander parses them). */
+export interface UpOpts {
+  stack: string;
+  /** The Pulumi project (holds Pulumi.yaml); default the current directory. */
+  projectDir?: string;
+  /** Where releases, locks and checkpoints are kept; default `<projectDir>/.safe-deploy`. */
+  stateDir?: string;
+  allowDirty?: boolean;
+  /** `--no-rollback` sets this false: leave a failed release as it is for a person to look at. */
+  rollback?: boolean;
+  /** `--no-soak` sets this false: skip the post-cutover watch. */
+  soak?: boolean;
+  /** Create the stack when it does not exist yet. */
+  create?: boolean;
+}
+
+/** Registers `up --stack S`. */
+export function register(program: Command): void {
+  program
+    .command("up")
+    .description(
+      "guarded deploy: preflight, lock, release record, pulumi up (image, backup, migration, containers, " +
+        "health gate), soak, automatic rollback on failure, notifications",
+    )
+    .requiredOption("--stack <name>", "the stack to deploy (staging, production)")
+    .option("--project-dir <dir>", "the Pulumi project directory", ".")
+    .option(
+      "--state-dir <dir>",
+      "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
+    )
+    .option("--allow-dirty", "deploy even with uncommitted changes in the git tree")
+    .option("--no-rollback", "do not roll back automatically when the deploy fails (overrides rollback.auto)")
+    .option("--no-soak", "skip the post-cutover soak checks")
+    .option("--create", "create the stack if it does not exist")
+    .action(async (o: UpOpts) => {
+      const { runUp } = await import("../release-commands");
+      await runUp(o);
+    });
+}
