@@ -61,3 +61,5 @@ export const migrationsChecksum = deployment.migrationsChecksum;
 export const healthCheckedAt = deployment.healthCheckedAt;
 /** One line per failed postDeploy hook: a warning for the release, never a rollback. */
 export const postDeployWarnings = deployment.postDeployWarnings;
+/** Names of the stack's containers (database, app, proxy, redis), for `safe-deploy status`. */
+export const containers = deployment.containers;

@@ -51,6 +51,8 @@ export class Deployment extends pulumi.ComponentResource {
   public readonly healthCheckedAt: pulumi.Output<string>;
   /** One line per failed postDeploy hook (they warn, never roll back). */
   public readonly postDeployWarnings: pulumi.Output<string[]>;
+  /** Names of the stack's containers, for `safe-deploy status` and the CLI's database access. */
+  public readonly containers: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: DeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:deployment:Deployment", name, {}, opts);
@@ -220,6 +222,14 @@ export class Deployment extends pulumi.ComponentResource {
     this.healthCheckedAt = gate.checkedAt;
     this.url = pulumi.all([gate.checkedAt, app.localUrl]).apply(([, u]) => c.health.url ?? u);
     this.backupFile = pulumi.all([gate.checkedAt, backup.file]).apply(([, f]) => f);
+    this.containers = pulumi
+      .all({
+        database: db.containerName ?? pulumi.output(""),
+        app: app.container.name,
+        proxy: app.proxy?.name ?? pulumi.output(""),
+        redis: redis?.container.name ?? pulumi.output(""),
+      })
+      .apply((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v)));
     this.registerOutputs({ url: this.url, releaseKey: this.releaseKey, backupFile: this.backupFile });
   }
 }

@@ -111,6 +111,13 @@ test("stack outputs are only known once the health gate passed", async () => {
   assert.match(await valueOf(program.backupFile), /pre-deploy/);
 });
 
+test("the containers output names the database and app containers (status and rollback find them)", async () => {
+  const names = await valueOf(program.containers);
+  assert.deepEqual(Object.keys(names).sort(), ["app", "database"]);
+  assert.match(names.database, /^staging-database-db/);
+  assert.match(names.app, /app/);
+});
+
 test("no secret reaches any resource input in plaintext (state, __provider text, command strings)", () => {
   const encoded = encodeURIComponent(DB_PASSWORD);
   for (const r of resources) {

@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { decompressor } from "./streams";
 import { CheckFailedError } from "../errors";
 import { createBackup, type BackupResult } from "./create";
+import { manifestPath } from "./manifest";
 import { parseDatabaseUrl, pgFailure, spawnPg, watch, withDatabase, type RunTarget } from "./runner";
 import { countRows, runSql } from "./session";
 import { restoreStream, rowCountDifferences, verifyBackup } from "./verify";
@@ -17,6 +18,8 @@ export interface RestoreOptions {
   safetyDir?: string;
   target?: RunTarget;
   now?: Date;
+  /** A safety backup of this database taken moments ago (a rollback's): verified and used instead of a new one. */
+  safetyFile?: string;
 }
 
 /** What a restore did. */
@@ -49,13 +52,19 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
   const conn = parseDatabaseUrl(o.databaseUrl);
   const db = conn.database;
   const { manifest } = await verifyBackup(file);
-  const safety = await createBackup({
-    databaseUrl: o.databaseUrl,
-    dir: o.safetyDir ?? dirname(file),
-    label: "safety",
-    compression: "zstd",
-    target,
-  });
+  const safety = o.safetyFile
+    ? {
+        file: o.safetyFile,
+        manifestFile: manifestPath(o.safetyFile),
+        manifest: (await verifyBackup(o.safetyFile)).manifest,
+      }
+    : await createBackup({
+        databaseUrl: o.databaseUrl,
+        dir: o.safetyDir ?? dirname(file),
+        label: "safety",
+        compression: "zstd",
+        target,
+      });
   const admin = withDatabase(conn, "postgres");
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);

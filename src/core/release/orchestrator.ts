@@ -3,7 +3,7 @@
 // PostgreSQL/HTTP behind the same ports with a recording fake of the stack.
 import type { StackAccess, StepEvent } from "../../cli/stack";
 import type { Ledger, ReleaseRecord, Stage } from "./ledger";
-import { describeStep, rollbackPlan } from "./plan";
+import { describeStep, rollbackPlan, type RollbackStep } from "./plan";
 
 /** Notification types of the users' scripts. */
 export type NotifyType = "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK_SUCCESS" | "ROLLBACK_FAILED";
@@ -13,7 +13,12 @@ export interface DeployPorts {
   stack: StackAccess;
   releases: Pick<Ledger, "create" | "update" | "markResult" | "lastGood">;
   /** The stack's `Pulumi.<stack>.yaml`: recorded with each release, written back to re-apply one. */
-  config: { read(): Promise<string>; write(text: string, dir?: string): Promise<void> };
+  config: {
+    read(): Promise<string>;
+    write(text: string, dir?: string): Promise<void>;
+    /** Saves the project's own file; the function returned puts it back (after a re-apply in place). */
+    snapshot?(): Promise<() => Promise<void>>;
+  };
   /** Takes the per-stack deploy lock; resolves with its release function, rejects naming the holder. */
   lock(stack: string, command: string): Promise<() => Promise<void>>;
   /** Checks before anything changes (config, clean tree, lint, database reachable, disk room): problems. */
@@ -22,8 +27,11 @@ export interface DeployPorts {
     schemaVersion(): Promise<string | undefined>;
     /** Takes a `safety` backup and returns its path. */
     safetyBackup(): Promise<string>;
-    /** Restores a backup (itself safe: restore into new db, verify, swap). */
-    restore(file: string): Promise<void>;
+    /**
+     * Restores a backup (itself safe: restore into new db, verify, swap). `safety` is the safety backup
+     * just taken, so the restore need not take a second one.
+     */
+    restore(file: string, safety?: string): Promise<void>;
   };
   /** Post-cutover verification (soak); throws with every attempt summarised. */
   verify(url: string): Promise<void>;
@@ -207,6 +215,83 @@ export async function deploy(
   }
 }
 
+/** What the steps of a rollback act on. */
+interface StepContext {
+  /** The release (or commit) re-applied by `reapply-release`. */
+  reapply?: { commit: string; configFile?: string };
+  /** The exported state without its pending operations, for `clear-pending-operations`. */
+  pending?: { state: unknown; cleared: number };
+}
+
+/**
+ * Runs rollback steps in order; throws at the first that fails (a `manual` step always does). The
+ * user's own `Pulumi.<stack>.yaml` is put back afterwards: the re-applied config is the release's,
+ * the file in the checkout stays the user's. Returns the safety backup taken, if any.
+ */
+async function runSteps(
+  steps: readonly RollbackStep[],
+  ctx: StepContext,
+  ports: DeployPorts,
+  taken: { safety?: string },
+): Promise<void> {
+  let worktree: { dir: string; remove(): Promise<void> } | undefined;
+  let restoreConfig: (() => Promise<void>) | undefined;
+  try {
+    for (const step of steps) {
+      switch (step.kind) {
+        case "clear-pending-operations":
+          ports.log.warn(
+            `rollback: clearing ${ctx.pending?.cleared ?? 0} pending operation(s) left by the failed update`,
+          );
+          await ports.stack.importState(ctx.pending?.state);
+          await ports.stack.refresh();
+          break;
+        case "safety-backup":
+          ports.log.step("rollback: safety backup of the current database");
+          taken.safety = await ports.database.safetyBackup();
+          break;
+        case "restore-backup":
+          ports.log.step(`rollback: restoring the backup ${step.file}`);
+          await ports.database.restore(step.file, taken.safety);
+          break;
+        case "checkout-commit":
+          ports.log.step(`rollback: checking out ${step.commit.slice(0, 12)} in a temporary worktree`);
+          worktree = await ports.git.checkout(step.commit);
+          break;
+        case "reapply-release": {
+          ports.log.step(`rollback: re-applying ${step.release} against the current state`);
+          const target = ctx.reapply!;
+          if (target.configFile) {
+            if (!worktree && ports.config.snapshot) restoreConfig = await ports.config.snapshot();
+            await ports.config.write(target.configFile, worktree?.dir);
+          }
+          await ports.stack.up({
+            workDir: worktree?.dir,
+            env: { SAFE_DEPLOY_COMMIT: target.commit },
+            onOutput: (line) => ports.log.info(line.trimEnd()),
+          });
+          break;
+        }
+        case "verify-health": {
+          const url = (await ports.stack.outputs()).url?.value;
+          if (url) {
+            ports.log.step(`rollback: verifying ${url}`);
+            await ports.verify(url);
+          }
+          break;
+        }
+        case "manual":
+          throw new Error(step.reason);
+        case "notify":
+          break;
+      }
+    }
+  } finally {
+    await restoreConfig?.();
+    await worktree?.remove();
+  }
+}
+
 /**
  * Runs the rollback plan of plan.ts step by step. Returns the id of the release running again, or
  * undefined when it stopped (ROLLBACK_FAILED, with everything a person needs to finish by hand).
@@ -229,50 +314,9 @@ export async function rollbackAfterFailure(
   });
   ports.log.step(`rollback plan:\n${plan.steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`);
   const fields = { release: failed.id, commit: failed.commit, backup: failed.backupFile ?? "none" };
-  let safety: string | undefined;
-  let worktree: { dir: string; remove(): Promise<void> } | undefined;
+  const taken: { safety?: string } = {};
   try {
-    for (const step of plan.steps) {
-      switch (step.kind) {
-        case "clear-pending-operations":
-          ports.log.warn(
-            `rollback: clearing ${pending.cleared} pending operation(s) left by the failed update`,
-          );
-          await ports.stack.importState(pending.state);
-          await ports.stack.refresh();
-          break;
-        case "safety-backup":
-          ports.log.step("rollback: safety backup of the current database");
-          safety = await ports.database.safetyBackup();
-          break;
-        case "restore-backup":
-          ports.log.step(`rollback: restoring the pre-deploy backup ${step.file}`);
-          await ports.database.restore(step.file);
-          break;
-        case "checkout-commit":
-          ports.log.step(`rollback: checking out ${step.commit.slice(0, 12)} in a temporary worktree`);
-          worktree = await ports.git.checkout(step.commit);
-          break;
-        case "reapply-release":
-          ports.log.step(`rollback: re-applying release ${step.release} against the current state`);
-          if (previous!.configFile) await ports.config.write(previous!.configFile, worktree?.dir);
-          await ports.stack.up({
-            workDir: worktree?.dir,
-            env: { SAFE_DEPLOY_COMMIT: previous!.commit },
-            onOutput: (line) => ports.log.info(line.trimEnd()),
-          });
-          break;
-        case "verify-health": {
-          const url = (await ports.stack.outputs()).url?.value;
-          if (url) await ports.verify(url);
-          break;
-        }
-        case "manual":
-          throw new Error(step.reason);
-        case "notify":
-          break;
-      }
-    }
+    await runSteps(plan.steps, { reapply: previous, pending }, ports, taken);
   } catch (e) {
     ports.log.error(`rollback failed: ${message(e)}`);
     await ports.notify(
@@ -280,20 +324,116 @@ export async function rollbackAfterFailure(
       `Rollback of ${failed.stack} failed: ${message(e).split("\n")[0]}`,
       {
         ...fields,
-        safetyBackup: safety ?? "none",
+        safetyBackup: taken.safety ?? "none",
         next:
-          `the pre-deploy backup is ${failed.backupFile ?? "missing"}; the safety backup is ${safety ?? "not taken"}; ` +
+          `the pre-deploy backup is ${failed.backupFile ?? "missing"}; the safety backup is ${taken.safety ?? "not taken"}; ` +
           `run 'safe-deploy rollback --stack ${failed.stack} --status' and finish by hand`,
       },
     );
     return undefined;
-  } finally {
-    await worktree?.remove();
   }
   ports.log.info(`rollback to release ${previous!.id} succeeded`);
   await ports.notify("ROLLBACK_SUCCESS", `Rolled ${failed.stack} back to release ${previous!.id}`, {
     ...fields,
-    safetyBackup: safety ?? "none",
+    safetyBackup: taken.safety ?? "none",
   });
   return previous!.id;
+}
+
+/** A rollback a person asked for, already planned by `manualRollbackPlan`. */
+export interface ManualRollback {
+  stack: string;
+  steps: readonly RollbackStep[];
+  /** The release re-applied, if any. */
+  target?: ReleaseRecord;
+  /** A commit re-applied with the current config (no release recorded it). */
+  commit?: string;
+  backupFile?: string;
+}
+
+/**
+ * Runs a person's rollback under the deploy lock and records it as a new release (rolledBackTo = the
+ * target) so `history` shows it and the next rollback starts from it. A database-only restore records
+ * nothing but is notified like any rollback. Exit 0 when the stack is healthy again, 1 otherwise.
+ */
+export async function rollbackTo(
+  r: ManualRollback,
+  ports: DeployPorts,
+): Promise<{ exitCode: 0 | 1; release?: ReleaseRecord }> {
+  const now = ports.now ?? (() => new Date());
+  const started = now();
+  const unlock = await ports.lock(r.stack, "rollback");
+  const reapply = r.target
+    ? { commit: r.target.commit, configFile: r.target.configFile }
+    : r.commit
+      ? { commit: r.commit, configFile: undefined }
+      : undefined;
+  const what = r.target
+    ? `release ${r.target.id}`
+    : r.commit
+      ? `commit ${r.commit.slice(0, 12)}`
+      : "the database";
+  const fields = { to: what, backup: r.backupFile ?? "none" };
+  const taken: { safety?: string } = {};
+  try {
+    let release = reapply
+      ? await ports.releases.create({
+          stack: r.stack,
+          commit: reapply.commit,
+          config: {},
+          configFile: reapply.configFile ?? (await ports.config.read()),
+          imageDigest: r.target?.imageDigest,
+          schemaVersionBefore: await ports.database.schemaVersion().catch(() => undefined),
+          rolledBackTo: r.target?.id,
+          time: started,
+        })
+      : undefined;
+    ports.log.step(
+      `rollback of ${r.stack} to ${what}:\n${r.steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`,
+    );
+    await ports.notify("INFO", `Rollback of ${r.stack} to ${what} started`, fields);
+    try {
+      await runSteps(
+        r.steps,
+        { reapply: reapply && { ...reapply, configFile: release?.configFile } },
+        ports,
+        taken,
+      );
+    } catch (e) {
+      const error = message(e).split("\n")[0];
+      ports.log.error(`rollback failed: ${message(e)}`);
+      if (release)
+        release = await ports.releases.markResult(release.id, "bad", {
+          error,
+          failedStage: "containers",
+          durationMs: now().getTime() - started.getTime(),
+        });
+      await ports.notify("ROLLBACK_FAILED", `Rollback of ${r.stack} to ${what} failed: ${error}`, {
+        ...fields,
+        safetyBackup: taken.safety ?? "none",
+        next:
+          `the safety backup is ${taken.safety ?? "not taken"}; ` +
+          `run 'safe-deploy rollback --stack ${r.stack} --status' and finish by hand`,
+      });
+      return { exitCode: 1, release };
+    }
+    if (release) {
+      release = await ports.releases.update(release.id, {
+        backupFile: r.backupFile,
+        schemaVersion: await ports.database.schemaVersion().catch(() => undefined),
+      });
+      release = await ports.releases.markResult(release.id, "good", {
+        rolledBackTo: r.target?.id,
+        durationMs: now().getTime() - started.getTime(),
+      });
+    }
+    ports.log.info(`rollback of ${r.stack} to ${what} succeeded`);
+    await ports.notify("ROLLBACK_SUCCESS", `Rolled ${r.stack} back to ${what}`, {
+      ...fields,
+      safetyBackup: taken.safety ?? "none",
+    });
+    return { exitCode: 0, release };
+  } finally {
+    await unlock();
+  }
 }

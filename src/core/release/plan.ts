@@ -1,4 +1,4 @@
-import type { Stage } from "./ledger";
+import type { ReleaseRecord, Stage } from "./ledger";
 
 /** One step of an automatic rollback, in the order the orchestrator runs them. */
 export type RollbackStep =
@@ -99,4 +99,83 @@ export function describeStep(s: RollbackStep): string {
     case "notify":
       return "notify";
   }
+}
+
+/** What a person asked `safe-deploy rollback` for. */
+export interface ManualRollbackInput {
+  /** Releases of the stack, newest first. */
+  releases: readonly ReleaseRecord[];
+  /** The release to return to; undefined for `--backup FILE` alone (database only). */
+  target?: ReleaseRecord;
+  /** `--commit`/`--full` of a commit no release recorded: its program with the current config. */
+  commit?: string;
+  /** A backup the person named (`--backup`, `--full`): always restored. */
+  backupFile?: string;
+  /** The database's migration version now (undefined: no table, or a custom tool). */
+  currentSchema?: string;
+  /** Migration versions the target's program knows (its migration files), when they can be listed. */
+  knownSchemas?: readonly string[];
+  /** The program on disk now. */
+  currentCommit: string;
+}
+
+/** A manual rollback's steps, the backup it restores and why; or the reason it refuses to run. */
+export type ManualRollbackPlan =
+  { ok: true; steps: RollbackStep[]; backupFile?: string; why: string } | { ok: false; reason: string };
+
+/** The pre-deploy backup of the first release after `target` that took one: the database as `target` left it. */
+export function backupAfter(releases: readonly ReleaseRecord[], target: ReleaseRecord): string | undefined {
+  return [...releases]
+    .filter((r) => r.time > target.time || (r.time === target.time && r.id > target.id))
+    .sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id))
+    .find((r) => r.backupFile)?.backupFile;
+}
+
+/**
+ * A person's rollback (`--quick`, `--to`, `--commit`, `--backup`, `--full`): a named backup is always
+ * restored; otherwise the database is restored only when its schema differs from the target's, from the
+ * backup the next deploy took. An old program is never started against a schema it does not know:
+ * without a backup to restore, the plan refuses and says which flag fixes it.
+ */
+export function manualRollbackPlan(input: ManualRollbackInput): ManualRollbackPlan {
+  const steps: RollbackStep[] = [];
+  const commit = input.target?.commit ?? input.commit;
+  let backupFile = input.backupFile;
+  let why = backupFile ? `restoring ${backupFile} as asked` : "the database is left as it is";
+  if (!backupFile && commit) {
+    const targetSchema = input.target?.schemaVersion ?? input.target?.schemaVersionBefore;
+    const known = input.target
+      ? targetSchema === undefined
+        ? undefined
+        : [targetSchema]
+      : input.knownSchemas;
+    const matches =
+      known !== undefined && input.currentSchema !== undefined && known.includes(input.currentSchema);
+    const bothEmpty = input.currentSchema === undefined && targetSchema === undefined && !!input.target;
+    if (!matches && !bothEmpty) {
+      backupFile = input.target ? backupAfter(input.releases, input.target) : undefined;
+      const schemaText =
+        `the database is at migration ${input.currentSchema ?? "(unknown)"}` +
+        (input.target ? `, release ${input.target.id} ran ${targetSchema ?? "(unknown)"}` : "");
+      if (!backupFile) {
+        return {
+          ok: false,
+          reason:
+            `${schemaText}: starting the old program against a schema it does not know could corrupt data, ` +
+            `and no backup from that time was recorded. Name one: --full ${commit.slice(0, 12)} FILE ` +
+            `(list them with 'safe-deploy rollback --list')`,
+        };
+      }
+      why = `${schemaText}: restoring ${backupFile}, the backup taken right after it`;
+    } else {
+      why = `the database is already at migration ${input.currentSchema ?? "(none)"}, which it knows: no restore`;
+    }
+  }
+  if (backupFile) steps.push({ kind: "safety-backup" }, { kind: "restore-backup", file: backupFile });
+  if (commit) {
+    if (commit !== input.currentCommit) steps.push({ kind: "checkout-commit", commit });
+    steps.push({ kind: "reapply-release", release: input.target?.id ?? commit.slice(0, 12) });
+  }
+  steps.push({ kind: "verify-health" }, { kind: "notify" });
+  return { ok: true, steps, backupFile, why };
 }
