@@ -39,6 +39,8 @@ const secret = (k: SecretKey) => cfg.getSecret(k);
 const deployment = new Deployment(stack, {
   config,
   projectDir,
+  // `safe-deploy rollback` runs an older program from a temporary worktree; backups still go to the project.
+  dataDir: process.env.SAFE_DEPLOY_DATA_DIR ? resolve(process.env.SAFE_DEPLOY_DATA_DIR) : projectDir,
   commit: currentCommit(),
   secrets: {
     dbPassword: secret("dbPassword"),

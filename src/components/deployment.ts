@@ -29,6 +29,11 @@ export interface DeploymentArgs {
   secrets: DeploymentSecrets;
   /** Directory relative paths in the config are resolved against (the project root). */
   projectDir: string;
+  /**
+   * Where data outlives a release (the backup directory): the project itself, also when an older
+   * commit's program runs from a temporary worktree during a rollback (its files are removed after).
+   */
+  dataDir?: string;
   /** The git commit being deployed (tags built images, recorded on the release). */
   commit: string;
 }
@@ -129,7 +134,7 @@ export class Deployment extends pulumi.ComponentResource {
       {
         releaseKey: this.releaseKey,
         databaseUrl: backupInContainer ? db.containerUrl : db.hostUrl,
-        dir: abs(c.backup.dir),
+        dir: isAbsolute(c.backup.dir) ? c.backup.dir : resolve(args.dataDir ?? args.projectDir, c.backup.dir),
         label: "pre-deploy",
         compression: c.backup.compression,
         runIn: c.backup.runIn,

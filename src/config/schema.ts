@@ -250,9 +250,20 @@ export const HealthSchema = z
     delaySeconds: duration(0, 3600).default(10),
     timeoutSeconds: duration(0.1, 600).default(5),
     expectStatus: z.array(z.number().int().min(100).max(599)).min(1).default([200]),
+    /** Soak after cutover (`safe-deploy up`): this many healthy answers in a row; 0 turns it off. */
+    soakAttempts: z.number().int().min(0).max(1000).default(15),
+    soakDelaySeconds: duration(0, 3600).default(2),
   })
   .strict()
-  .default({ path: "/health", retries: 3, delaySeconds: 10, timeoutSeconds: 5, expectStatus: [200] });
+  .default({
+    path: "/health",
+    retries: 3,
+    delaySeconds: 10,
+    timeoutSeconds: 5,
+    expectStatus: [200],
+    soakAttempts: 15,
+    soakDelaySeconds: 2,
+  });
 
 /** Who hears about deploys; the webhook URLs and SMTP credentials are separate secret keys. */
 export const NotificationsSchema = z

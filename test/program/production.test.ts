@@ -1,5 +1,6 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
+import { resolve } from "node:path";
 import { plaintextPart, type RecordedResource } from "../helpers/mocks";
 import { loadProgram, valueOf } from "../helpers/program";
 
@@ -97,4 +98,10 @@ test("no plaintext secret in any input", () => {
     assert.ok(!plain.includes(DB_PASSWORD) && !plain.includes(encodeURIComponent(DB_PASSWORD)), r.name);
     assert.ok(!plain.includes("k".repeat(64)), `${r.name} holds the backup encryption key`);
   }
+});
+
+test("containers output names database, app and redis; the backup dir is the project's", async () => {
+  const names = await valueOf(program.containers);
+  assert.deepEqual(Object.keys(names).sort(), ["app", "database", "redis"]);
+  assert.equal(byName("production-backup").inputs.dir, resolve(__dirname, "../../backups"));
 });
