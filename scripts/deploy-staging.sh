@@ -24,4 +24,5 @@ pulumi stack select staging --create --secrets-provider passphrase
 if ! pulumi config get dbPassword --stack staging >/dev/null 2>&1; then
   pulumi config set --secret --stack staging dbPassword "$(node -e 'process.stdout.write(require("crypto").randomBytes(18).toString("base64url"))')"
 fi
-pulumi up --stack staging --yes "$@"
+# The guarded deploy: preflight, lock, release record, pulumi up, soak, automatic rollback, notifications.
+exec bin/safe-deploy up --stack staging "$@"

@@ -1,18 +1,435 @@
-// Placeholder: replaced by the real wiring in the next commit.
+// `up`, `rollback` and `status`: flags in, the orchestrator and the real ports behind it, a summary out.
+import { basename } from "node:path";
 import type { RollbackOpts } from "./commands/rollback";
 import type { StatusOpts } from "./commands/status";
 import type { UpOpts } from "./commands/up";
-import { CannotRunError } from "../core/errors";
+import { formatDuration, runHistory } from "./commands/history";
+import {
+  migrationsAt,
+  openContext,
+  readSchemaVersion,
+  type ContextOptions,
+  type ReleaseContext,
+} from "./release-context";
+import type { StackAccess, StackOptions } from "./stack";
+import { listBackups, type BackupEntry } from "../core/backup";
+import { CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
+import { runGate } from "../core/health";
+import { containerProbe } from "../core/health/container";
+import type { ReleaseRecord } from "../core/release/ledger";
+import { describeHolder, lockStatus } from "../core/release/lock";
+import { deploy, rollbackTo } from "../core/release/orchestrator";
+import { describeStep, manualRollbackPlan } from "../core/release/plan";
 
-/** `up --stack S`. */
-export async function runUp(o: UpOpts): Promise<void> {
-  throw new CannotRunError(`up --stack ${o.stack}: not wired yet`);
+/** What tests swap: the stack (no Pulumi engine here), where text goes, and the terminal of the menu. */
+export interface CommandDeps {
+  openStack?: (o: StackOptions) => Promise<StackAccess>;
+  out?: (line: string) => void;
+  console?: { write(chunk: string): unknown };
+  /** The menu's terminal (default stdin/stdout); `isTTY` decides whether there is one. */
+  terminal?: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream; isTTY: boolean };
 }
-/** `rollback --stack S`. */
-export async function runRollback(o: RollbackOpts): Promise<void> {
-  throw new CannotRunError(`rollback --stack ${o.stack}: not wired yet`);
+
+const stdout = (line: string) => process.stdout.write(line + "\n");
+
+function contextOptions(
+  o: { stack: string; projectDir?: string; stateDir?: string },
+  deps: CommandDeps,
+): ContextOptions {
+  return {
+    stack: o.stack,
+    projectDir: o.projectDir,
+    stateDir: o.stateDir,
+    openStack: deps.openStack,
+    console: deps.console,
+  };
 }
-/** `status --stack S`. */
-export async function runStatus(o: StatusOpts): Promise<number> {
-  throw new CannotRunError(`status --stack ${o.stack}: not wired yet`);
+
+/** `up --stack S`: the guarded deploy. Exit 0 healthy; 1 failed (rolled back or not); 2 config; 3 cannot run. */
+export async function runUp(o: UpOpts, deps: CommandDeps = {}): Promise<ReleaseRecord> {
+  const out = deps.out ?? stdout;
+  const ctx = await openContext({ ...contextOptions(o, deps), create: o.create, logName: "update.log" });
+  const autoRollback = o.rollback === false ? false : ctx.config.rollback.auto;
+  const { exitCode, release } = await deploy(
+    { stack: ctx.stackName, autoRollback, soak: o.soak !== false },
+    ctx.ports({ allowDirty: o.allowDirty }),
+  );
+  out(summary(release));
+  if (exitCode !== 0) {
+    const back = release.rolledBackTo ? `; rolled back to ${release.rolledBackTo}` : "";
+    throw new CheckFailedError(
+      `deploy of ${ctx.stackName} failed at ${release.failedStage ?? "?"}: ${release.error ?? "see logs/update.log"}${back}. ` +
+        `Details: logs/update.log, 'safe-deploy history --stack ${ctx.stackName}'`,
+    );
+  }
+  return release;
+}
+
+function summary(r: ReleaseRecord): string {
+  const parts = [
+    `release ${r.id}`,
+    `result ${r.result}${r.failedStage ? ` (${r.failedStage})` : ""}`,
+    `commit ${r.commit.slice(0, 12)}`,
+    r.schemaVersion ? `schema ${r.schemaVersion}` : undefined,
+    r.backupFile ? `backup ${r.backupFile}` : undefined,
+    `in ${formatDuration(r.durationMs)}`,
+  ];
+  return parts.filter(Boolean).join(", ");
+}
+
+/** What `status` found; also printed by `rollback --status`. */
+export interface StatusReport {
+  stack: string;
+  outputs?: Record<string, string>;
+  outputsError?: string;
+  containers: Array<{ role: string; name: string; ok: boolean; detail: string }>;
+  health?: { url: string; ok: boolean; detail: string };
+  lastRelease?: ReleaseRecord;
+  lastGood?: ReleaseRecord;
+  lock: string;
+}
+
+/** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
+export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<number> {
+  const out = deps.out ?? stdout;
+  const { Ledger } = await import("../core/release/ledger");
+  const { resolve } = await import("node:path");
+  const projectDir = resolve(o.projectDir ?? ".");
+  const stateDir = resolve(projectDir, o.stateDir ?? ".safe-deploy");
+  const ledger = new Ledger(stateDir, o.stack);
+  const releases = await ledger.list();
+  const lock = await lockStatus({ stateDir, stack: o.stack });
+  const report: StatusReport = {
+    stack: o.stack,
+    containers: [],
+    lastRelease: releases[0],
+    lastGood: releases.find((r) => r.result === "good"),
+    lock:
+      lock.state === "free"
+        ? "free"
+        : `${lock.state === "stale" ? `stale (${lock.reason}) ` : ""}held by ${describeHolder(lock.info)}`,
+  };
+  let code: number = ExitCode.ok;
+  try {
+    const ctx = await openContext({ ...contextOptions(o, deps), logName: "status.log" });
+    await inspect(ctx, report);
+    if (!report.containers.every((c) => c.ok) || report.health?.ok === false) code = ExitCode.checkFailed;
+  } catch (e) {
+    report.outputsError = e instanceof Error ? e.message : String(e);
+    code = e instanceof SafeDeployError ? e.exitCode : ExitCode.cannotRun;
+  }
+  if (o.json) out(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
+  else printStatus(report, out);
+  return code;
+}
+
+async function inspect(ctx: ReleaseContext, report: StatusReport): Promise<void> {
+  const outputs = await ctx.stack.outputs();
+  report.outputs = Object.fromEntries(
+    Object.entries(outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]),
+  );
+  const names = await ctx.containers();
+  for (const [role, name] of Object.entries(names)) {
+    const probe = containerProbe({ name, dockerHost: ctx.config.docker.host });
+    const r = await probe(10_000);
+    report.containers.push({ role, name, ok: r.ok, detail: r.detail ?? (r.ok ? "running" : "not running") });
+  }
+  const url = outputs.url?.value;
+  if (url) {
+    const target = ctx.config.health.url ?? `${url.replace(/\/$/, "")}${ctx.config.health.path}`;
+    const g = await runGate({
+      url: target,
+      expectStatus: ctx.config.health.expectStatus,
+      retries: 1,
+      timeoutSeconds: ctx.config.health.timeoutSeconds,
+    });
+    report.health = { url: target, ok: g.ok, detail: g.ok ? "healthy" : g.message };
+  }
+}
+
+function printStatus(r: StatusReport, out: (l: string) => void): void {
+  out(`stack ${r.stack}`);
+  const rel = (x?: ReleaseRecord) =>
+    x
+      ? `${x.id} (${x.result}, commit ${x.commit.slice(0, 12)}, ${x.time.replace("T", " ").slice(0, 19)} UTC)`
+      : "none";
+  out(`  last release:  ${rel(r.lastRelease)}`);
+  out(`  last good:     ${rel(r.lastGood)}`);
+  out(`  deploy lock:   ${r.lock}`);
+  if (r.outputsError) out(`  stack:         cannot be read: ${r.outputsError}`);
+  for (const [k, v] of Object.entries(r.outputs ?? {})) if (k !== "containers") out(`  output ${k}: ${v}`);
+  for (const c of r.containers)
+    out(`  container ${c.role} (${c.name}): ${c.ok ? "ok" : "NOT OK"}, ${c.detail}`);
+  if (r.health) out(`  health ${r.health.url}: ${r.health.ok ? "ok" : `NOT OK: ${r.health.detail}`}`);
+}
+
+/**
+ * The good release before the one running now (`--quick`). When the running one is itself a rollback,
+ * "before" counts from the release it re-applied, so a second quick rollback goes further back, never
+ * forward again.
+ */
+export function quickTarget(releases: readonly ReleaseRecord[]): ReleaseRecord {
+  const good = releases.filter((r) => r.result === "good");
+  const current = good[0];
+  const anchor = (current?.rolledBackTo && releases.find((r) => r.id === current.rolledBackTo)) || current;
+  const target =
+    anchor && good.find((r) => r.time < anchor.time || (r.time === anchor.time && r.id < anchor.id));
+  if (!target) {
+    throw new ConfigError(
+      `--quick needs a good release before the running one${current ? ` (${current.id})` : ""}; none is recorded. ` +
+        `See 'safe-deploy rollback --list' and use --to RELEASE or --backup FILE`,
+    );
+  }
+  return target;
+}
+
+/** A chosen rollback, before planning. */
+interface Choice {
+  target?: ReleaseRecord;
+  commit?: string;
+  backupFile?: string;
+}
+
+async function resolveCommit(
+  ctx: ReleaseContext,
+  releases: readonly ReleaseRecord[],
+  sha: string,
+): Promise<Choice> {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const full = await promisify(execFile)("git", [
+    "-C",
+    ctx.projectDir,
+    "rev-parse",
+    "--verify",
+    `${sha}^{commit}`,
+  ])
+    .then((r) => r.stdout.trim())
+    .catch(() => {
+      throw new ConfigError(`--commit ${sha}: no such commit in ${ctx.projectDir} (try 'git log --oneline')`);
+    });
+  const target = releases.find((r) => r.commit === full && r.result === "good");
+  return target ? { target } : { commit: full };
+}
+
+async function requireBackup(file: string): Promise<string> {
+  const { existsSync } = await import("node:fs");
+  const { resolve } = await import("node:path");
+  const abs = resolve(file);
+  if (!existsSync(abs))
+    throw new ConfigError(`--backup ${file}: no such file (list them with 'safe-deploy rollback --list')`);
+  return abs;
+}
+
+/** Flags to a choice; undefined when no mode flag was given (the menu decides). */
+async function choiceFromFlags(
+  ctx: ReleaseContext,
+  o: RollbackOpts,
+  releases: ReleaseRecord[],
+): Promise<Choice | undefined> {
+  if (o.quick) return { target: quickTarget(releases) };
+  if (o.to) {
+    const target = await ctx.ledger.get(o.to);
+    if (target.result !== "good") {
+      throw new ConfigError(
+        `--to ${o.to}: that release ended ${target.result}; pick a good one from 'safe-deploy history'`,
+      );
+    }
+    return { target };
+  }
+  if (o.commit) return resolveCommit(ctx, releases, o.commit);
+  if (o.backup) return { backupFile: await requireBackup(o.backup) };
+  if (o.full) {
+    if (o.full.length !== 2) throw new ConfigError("--full takes two values: --full SHA FILE");
+    return { ...(await resolveCommit(ctx, releases, o.full[0])), backupFile: await requireBackup(o.full[1]) };
+  }
+  return undefined;
+}
+
+/** Plans a choice, shows the plan, asks (unless --yes), runs it. */
+async function execute(
+  ctx: ReleaseContext,
+  choice: Choice,
+  o: RollbackOpts,
+  deps: CommandDeps,
+): Promise<void> {
+  const out = deps.out ?? stdout;
+  const releases = await ctx.ledger.list();
+  const db = await ctx.database();
+  const currentSchema = db ? await readSchemaVersion(db, ctx.config) : undefined;
+  const ports = ctx.ports({});
+  const plan = manualRollbackPlan({
+    releases,
+    target: choice.target,
+    commit: choice.commit,
+    backupFile: choice.backupFile,
+    currentSchema,
+    knownSchemas: choice.commit ? await migrationsAt(ctx.projectDir, ctx.config, choice.commit) : undefined,
+    currentCommit: await ports.git.head(),
+  });
+  if (!plan.ok) throw new ConfigError(`rollback refused: ${plan.reason}`);
+  out(`rollback of ${ctx.stackName}: ${plan.why}`);
+  plan.steps.forEach((s, i) => out(`  ${i + 1}. ${describeStep(s)}`));
+  if (!o.yes) {
+    const term = terminal(deps);
+    if (!term.isTTY) throw new ConfigError("rollback needs confirmation: run it on a terminal or pass --yes");
+    const { confirm } = await import("@inquirer/prompts");
+    const ok = await confirm(
+      { message: "Go ahead?", default: false },
+      { input: term.input, output: term.output },
+    );
+    if (!ok) {
+      out("rollback cancelled; nothing changed");
+      return;
+    }
+  }
+  const { exitCode, release } = await rollbackTo(
+    {
+      stack: ctx.stackName,
+      steps: plan.steps,
+      target: choice.target,
+      commit: choice.commit,
+      backupFile: plan.backupFile,
+    },
+    ports,
+  );
+  if (release) out(summary(release));
+  if (exitCode !== 0) {
+    throw new CheckFailedError(
+      `rollback of ${ctx.stackName} failed; see logs/rollback.log and 'safe-deploy rollback --stack ${ctx.stackName} --status'`,
+    );
+  }
+  out(`rollback of ${ctx.stackName} done: healthy`);
+}
+
+function terminal(deps: CommandDeps) {
+  return (
+    deps.terminal ?? {
+      input: process.stdin,
+      output: process.stdout,
+      isTTY: !!process.stdin.isTTY && !!process.stdout.isTTY,
+    }
+  );
+}
+
+async function printBackups(ctx: ReleaseContext, out: (l: string) => void): Promise<BackupEntry[]> {
+  const list = await listBackups(ctx.backupDir);
+  if (!list.length) out(`no backups in ${ctx.backupDir}`);
+  for (const b of list) {
+    const size = b.sizeBytes === undefined ? "?" : `${(b.sizeBytes / 2 ** 20).toFixed(1)} MiB`;
+    out(
+      `  ${b.createdAt.replace("T", " ").slice(0, 19)}  ${(b.label ?? "-").padEnd(10)} ${size.padStart(10)}  ${b.file}`,
+    );
+  }
+  return list;
+}
+
+/** `rollback --stack S [...]`: flags, or with none on a terminal the users' seven-option menu. */
+export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Promise<void> {
+  const out = deps.out ?? stdout;
+  if (o.status) {
+    const code = await runStatus({ stack: o.stack, projectDir: o.projectDir, stateDir: o.stateDir }, deps);
+    if (code) process.exitCode = code;
+    return;
+  }
+  const ctx = await openContext({ ...contextOptions(o, deps), logName: "rollback.log" });
+  if (o.list) {
+    out("releases (newest first):");
+    await runHistory({ stack: o.stack, stateDir: ctx.stateDir }, out);
+    out(`backups in ${ctx.backupDir}:`);
+    await printBackups(ctx, out);
+    return;
+  }
+  const releases = await ctx.ledger.list();
+  const choice = await choiceFromFlags(ctx, o, releases);
+  if (choice) return execute(ctx, choice, o, deps);
+  const term = terminal(deps);
+  if (!term.isTTY) {
+    throw new ConfigError(
+      "rollback needs a mode when not on a terminal: --quick, --to RELEASE, --commit SHA, --backup FILE, " +
+        "--full SHA FILE, --status or --list",
+    );
+  }
+  return menu(ctx, o, deps);
+}
+
+/** The users' rollback.sh menu (seeds/001), on @inquirer/prompts; returns after an action or "exit". */
+async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Promise<void> {
+  const out = deps.out ?? stdout;
+  const { select, input } = await import("@inquirer/prompts");
+  const term = terminal(deps);
+  const io = { input: term.input, output: term.output };
+  for (;;) {
+    const releases = await ctx.ledger.list();
+    const action = await select(
+      {
+        message: `Rollback of ${ctx.stackName}: what do you want to do?`,
+        choices: [
+          { name: "1. Recent releases", value: "releases" },
+          { name: "2. Available backups", value: "backups" },
+          { name: "3. Roll back to a commit", value: "commit" },
+          { name: "4. Restore the database from a backup", value: "backup" },
+          { name: "5. Full rollback (commit and database)", value: "full" },
+          { name: "6. System status", value: "status" },
+          { name: "7. Quick rollback (last good release and its backup)", value: "quick" },
+          { name: "Exit", value: "exit" },
+        ],
+      },
+      io,
+    );
+    const pickCommit = async () => {
+      const good = releases.filter((r) => r.result === "good");
+      const choice = await select(
+        {
+          message: "Which release?",
+          choices: [
+            ...good.slice(0, 10).map((r) => ({
+              name: `${r.id}  ${r.commit.slice(0, 12)}  schema ${r.schemaVersion ?? "-"}`,
+              value: r.commit,
+            })),
+            { name: "another commit...", value: "" },
+          ],
+        },
+        io,
+      );
+      return choice || (await input({ message: "Commit (sha):", required: true }, io));
+    };
+    const pickBackup = async () => {
+      const list = await listBackups(ctx.backupDir);
+      if (!list.length) throw new ConfigError(`no backups in ${ctx.backupDir}`);
+      return select(
+        {
+          message: "Which backup?",
+          choices: list.slice(0, 20).map((b) => ({
+            name: `${b.createdAt.replace("T", " ").slice(0, 19)}  ${b.label ?? "-"}  ${basename(b.file)}`,
+            value: b.file,
+          })),
+        },
+        io,
+      );
+    };
+    switch (action) {
+      case "exit":
+        return;
+      case "releases":
+        await runHistory({ stack: ctx.stackName, stateDir: ctx.stateDir }, out);
+        break;
+      case "backups":
+        await printBackups(ctx, out);
+        break;
+      case "status":
+        await runStatus({ stack: ctx.stackName, projectDir: ctx.projectDir, stateDir: ctx.stateDir }, deps);
+        break;
+      case "quick":
+        return execute(ctx, { target: quickTarget(releases) }, o, deps);
+      case "commit":
+        return execute(ctx, await resolveCommit(ctx, releases, await pickCommit()), o, deps);
+      case "backup":
+        return execute(ctx, { backupFile: await pickBackup() }, o, deps);
+      case "full": {
+        const commit = await resolveCommit(ctx, releases, await pickCommit());
+        return execute(ctx, { ...commit, backupFile: await pickBackup() }, o, deps);
+      }
+    }
+  }
 }

@@ -137,7 +137,12 @@ function toConfigMap(m: auto.ConfigMap | auto.OutputMap): ConfigMap {
 /** Opens (or creates) a stack of the local program in `projectDir` through the Automation API. */
 export async function openStack(opts: StackOptions): Promise<StackAccess> {
   const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
-  const envVars = { ...engineEnv(opts.projectDir), ...opts.env };
+  // Backups of a program re-applied from a rollback worktree still go to the project (src/index.ts).
+  const envVars: Record<string, string> = {
+    ...engineEnv(opts.projectDir),
+    SAFE_DEPLOY_DATA_DIR: opts.projectDir,
+    ...opts.env,
+  };
   if (envVars.PULUMI_BACKEND_URL?.startsWith("file://")) {
     const dir = envVars.PULUMI_BACKEND_URL.slice("file://".length);
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
