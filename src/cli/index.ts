@@ -11,6 +11,7 @@ import { register as migrate } from "./commands/migrate";
 import { register as lock } from "./commands/lock";
 import { register as rehearse } from "./commands/rehearse";
 import { register as rollback } from "./commands/rollback";
+import { register as seed } from "./commands/seed";
 import { register as status } from "./commands/status";
 import { register as up } from "./commands/up";
 
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     migrate,
     rehearse,
     rollback,
+    seed,
     status,
     up,
   ];

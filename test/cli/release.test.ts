@@ -8,7 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
-import { quickTarget, runRollback, runStatus, runUp, type CommandDeps } from "../../src/cli/release-commands";
+import {
+  quickTarget,
+  runRollback,
+  runSeed,
+  runStatus,
+  runUp,
+  type CommandDeps,
+} from "../../src/cli/release-commands";
 import type { ConfigMap, StackAccess, StackOptions, StepEvent, UpOptions } from "../../src/cli/stack";
 import { createBackup } from "../../src/core/backup";
 import { CheckFailedError, ConfigError } from "../../src/core/errors";
@@ -440,4 +447,34 @@ test("quickTarget: the good release before the running one; after a rollback, be
   assert.throws(() => quickTarget([r4, r3, r2, r1]), /needs a good release before the running one \(r4\)/);
   const r5 = r("r5", "2026-01-05", "good");
   assert.equal(quickTarget([r5, r4, r3, r2, r1]).id, "r4");
+});
+
+test("seed: staging's database becomes production's newest backup (safety first); production is never seeded by accident", async () => {
+  const prodUrl = await pg.createDatabase("prod");
+  await pg.query(
+    "CREATE TABLE customers (id int PRIMARY KEY, name text); INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 7) g",
+    [],
+    "prod",
+  );
+  const prodDir = join(project, "backups/production");
+  await createBackup({ databaseUrl: prodUrl, dir: prodDir, label: "pre-deploy" });
+  await createBackup({ databaseUrl: appDb(), dir: prodDir, label: "safety" }); // newer, but never a seed
+  lines.length = 0;
+  const file = await runSeed({ stack: "staging", projectDir: project, fromDir: prodDir, yes: true }, deps);
+  assert.match(file, /_pre-deploy\./);
+  assert.equal(Number((await sql("SELECT count(*) AS n FROM customers"))[0].n), 7);
+  assert.equal(
+    (await sql("SELECT to_regclass('notes') AS t"))[0].t,
+    null,
+    "staging's own tables are replaced",
+  );
+  assert.match(lines.join("\n"), /safety backup of what was there: .*_safety\./);
+  await assert.rejects(
+    runSeed({ stack: "production", projectDir: project, fromDir: prodDir, yes: true }, deps),
+    (e: unknown) => e instanceof ConfigError && /--allow-production/.test(e.message),
+  );
+  await assert.rejects(
+    runSeed({ stack: "staging", projectDir: project, fromDir: join(project, "nothing"), yes: true }, deps),
+    (e: unknown) => e instanceof ConfigError && /--from-dir .*nothing: no such directory/.test(e.message),
+  );
 });
