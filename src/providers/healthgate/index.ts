@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerCheck } from "../../core/health/container";
 import type { JsonAssertion } from "../../core/health/http";
-import { runGate } from "../../core/health/run";
+import { runGate, type GateSpec } from "../../core/health/run";
 import { diffHealthGate } from "./diff";
 
 /** Inputs of a HealthGate (see /work/brief/INTERFACES.md); the optional extras tune the engine. */
@@ -38,22 +38,9 @@ export interface HealthGateArgs {
   container?: pulumi.Input<ContainerCheck>;
 }
 
-interface Inputs {
-  url: string;
-  expectStatus?: number[];
-  retries?: number;
-  delaySeconds?: number;
-  timeoutSeconds?: number;
+/** The gate's inputs: a probe spec, plus the triggers that make each release run it again. */
+interface Inputs extends GateSpec {
   triggers: Record<string, string>;
-  backoff?: number;
-  maxDelaySeconds?: number;
-  deadlineSeconds?: number;
-  successThreshold?: number;
-  json?: JsonAssertion;
-  ca?: string;
-  tcp?: { host: string; port: number }[];
-  postgresUrl?: string;
-  container?: ContainerCheck;
 }
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
