@@ -231,6 +231,12 @@ test("up: a good deploy records a good release with its checkpoint, soaks, notif
   assert.match(notifications(), /INFO.*Deploy of staging started[\s\S]*SUCCESS.*Deploy of staging succeeded/);
   const update = readFileSync(join(project, "logs/update.log"), "utf8");
   assert.match(update, /migrations applied: 1/, "the engine's output is in logs/update.log");
+  const shown = lines.join("");
+  assert.match(
+    shown,
+    /STEP: backup: create staging-backup[\s\S]*STEP: migration: create[\s\S]*STEP: health: create/,
+  );
+  assert.ok(!shown.includes("migrations applied"), "the engine's own output stays in the log file");
   assert.ok(!existsSync(join(project, ".safe-deploy/locks/staging.json")), "lock released");
 });
 

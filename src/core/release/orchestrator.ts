@@ -162,7 +162,14 @@ export async function deploy(
       ports.log.step("pulumi up: image, backup, migration, containers, health gate");
       const { outputs } = await ports.stack.up({
         env: { SAFE_DEPLOY_COMMIT: commit },
-        onEvent: (e) => events.push(e),
+        onEvent: (e) => {
+          events.push(e);
+          // Stage-by-stage progress: what changed or failed, never the unchanged rest of the graph.
+          if (e.kind === "failed" || e.op !== "same") {
+            const name = e.urn.split("::").pop();
+            ports.log.step(`${stageOf(e.type, e.urn)}: ${e.kind === "failed" ? "FAILED" : e.op} ${name}`);
+          }
+        },
         onOutput: (line) => ports.log.info(line.trimEnd()),
       });
       url = outputs.url?.value;
