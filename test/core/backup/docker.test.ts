@@ -12,6 +12,7 @@ import {
   type TestContainer,
 } from "../../helpers/docker";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { startSshDockerHost } from "../../helpers/ssh";
 import { createBackup, restoreBackup, verifyBackup } from "../../../src/core/backup";
 import { CannotRunError } from "../../../src/core/errors";
 
@@ -117,6 +118,33 @@ test("runIn container: pg_dump runs in the db container (its own version) throug
   ]);
   assert.equal(n.trim(), "321");
   assert.match(res.previousDatabase, /^app_before_restore_/);
+});
+
+test("runIn container through an ssh:// Docker host (production's shape): backup, verify and restore", async () => {
+  const ssh = await startSshDockerHost();
+  const path = process.env.PATH;
+  process.env.PATH = `${ssh.binDir}:${path}`;
+  try {
+    const target = { runIn: "container" as const, container: db.name, dockerHost: ssh.dockerHost };
+    const r = await createBackup({ databaseUrl: inner, dir: join(dir, "ssh"), label: "pre-deploy", target });
+    assert.equal(r.manifest.rowCounts["public.t"], 321);
+    assert.match(ssh.calls(), /127\.0\.0\.1 docker system dial-stdio/, "the docker CLI went through ssh");
+    await verifyBackup(r.file, { restoreTest: true, databaseUrl: inner, target });
+    const res = await restoreBackup(r.file, { databaseUrl: inner, target });
+    assert.match(res.previousDatabase, /^app_before_restore_/);
+    // a host that does not answer is exit 3, naming it
+    await assert.rejects(
+      createBackup({
+        databaseUrl: inner,
+        dir: join(dir, "ssh-down"),
+        target: { ...target, dockerHost: "ssh://nobody@127.0.0.1:1" },
+      }),
+      (e: Error) => e instanceof CannotRunError,
+    );
+  } finally {
+    process.env.PATH = path;
+    await ssh.close();
+  }
 });
 
 test("runIn container with a missing container: exit 3 naming it", async () => {
