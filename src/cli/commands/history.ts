@@ -58,7 +58,7 @@ export function register(program: Command): void {
   program
     .command("history")
     .description(
-      "list the stack's releases: id, time, commit, image, schema version, backup, result, duration",
+      "List the stack's releases: id, time, commit, image, schema version, backup, result, duration",
     )
     .requiredOption("--stack <name>", "the stack")
     .option("--state-dir <dir>", "where releases and locks are kept", ".safe-deploy")

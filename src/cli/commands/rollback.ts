@@ -24,7 +24,7 @@ export function register(program: Command): void {
   program
     .command("rollback")
     .description(
-      "re-apply an earlier release (its program commit and stack config) against the current state, " +
+      "Re-apply an earlier release (its program commit and stack config) against the current state, " +
         "restoring a database backup when the schema differs; no flags on a terminal: interactive menu",
     )
     .requiredOption("--stack <name>", "the stack")

@@ -19,7 +19,7 @@ export function register(program: Command): void {
   program
     .command("seed")
     .description(
-      "load a stack's database (staging) from another's backup (production) before rehearsing a deploy: " +
+      "Load a stack's database (staging) from another's backup (production) before rehearsing a deploy: " +
         "verified, safety backup first, restored into a new database and swapped in",
     )
     .requiredOption("--stack <name>", "the stack whose database is replaced (usually staging)")

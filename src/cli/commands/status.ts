@@ -12,7 +12,7 @@ export interface StatusOpts {
 export function register(program: Command): void {
   program
     .command("status")
-    .description("stack outputs, container health, the last release and the deploy lock")
+    .description("Stack outputs, container health, the last release and the deploy lock")
     .requiredOption("--stack <name>", "the stack")
     .option("--project-dir <dir>", "the Pulumi project directory", ".")
     .option(

@@ -21,7 +21,7 @@ export function register(program: Command): void {
   program
     .command("up")
     .description(
-      "guarded deploy: preflight, lock, release record, pulumi up (image, backup, migration, containers, " +
+      "Guarded deploy: preflight, lock, release record, pulumi up (image, backup, migration, containers, " +
         "health gate), soak, automatic rollback on failure, notifications",
     )
     .requiredOption("--stack <name>", "the stack to deploy (staging, production)")
