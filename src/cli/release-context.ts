@@ -270,7 +270,10 @@ async function preflight(ctx: ReleaseContext, allowDirty: boolean): Promise<stri
       );
     }
   }
-  const deployedBefore = (await ctx.ledger.list()).length > 0;
+  // A managed database exists once an update created its container (the stack's `containers` output).
+  const dbExists =
+    config.database.mode === "external" ||
+    !!((await ctx.containers().catch(() => ({}))) as Record<string, string>).database;
   const db = await ctx.database();
   // The app always runs in Docker: it must answer wherever the containers run.
   await run("docker", ["info", "--format", "{{.ServerVersion}}"], {
@@ -282,7 +285,7 @@ async function preflight(ctx: ReleaseContext, allowDirty: boolean): Promise<stri
     ),
   );
   let dbBytes: number | undefined;
-  if (db && (deployedBefore || config.database.mode === "external")) {
+  if (db && dbExists) {
     try {
       dbBytes = Number(
         (

@@ -274,6 +274,25 @@ test("up: a bad stack config is one usage error (exit 2) naming the key", async 
   );
 });
 
+test("up: an unreachable database stops the deploy at preflight, without echoing its password", async () => {
+  const down: CommandDeps = {
+    ...deps,
+    openStack: async (o) => ({
+      ...(await fakeOpenStack()(o)),
+      getAllConfig: async () => ({
+        ...stackConfig(),
+        "safe-deploy:databaseUrl": { value: `postgres://app:${PASSWORD}@127.0.0.1:1/app`, secret: true },
+      }),
+    }),
+  };
+  const before = upCalls.length;
+  lines.length = 0;
+  await assert.rejects(runUp({ stack: "staging", projectDir: project }, down), CheckFailedError);
+  assert.match(lines.join(""), /the database \(127\.0\.0\.1.*\) is not reachable/);
+  assert.ok(!lines.join("").includes(PASSWORD));
+  assert.equal(upCalls.length, before);
+});
+
 test("up: a release failing its health gate after migrating rolls back by itself: data restored, previous program re-applied from its commit", async () => {
   commitB = await commit("web:v2", { "002_title.sql": "ALTER TABLE notes ADD COLUMN title text;" });
   const good = await up();
