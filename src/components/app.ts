@@ -31,6 +31,8 @@ export interface AppArgs {
   };
   /** Blue-green: the reverse proxy's image (HAProxy 2.x). */
   proxyImage?: string;
+  /** Blue-green: the network alias that switches the proxy to its maintenance page (haproxy.ts). */
+  maintenanceFlag?: string;
   /** Blue-green: the path the proxy health-checks on each app container. */
   healthPath?: string;
   expectStatus?: number[];
@@ -146,6 +148,7 @@ export class App extends pulumi.ComponentResource {
       backends: [{ name: "app", host: APP_ALIAS, port: args.port, count: 4 }],
       healthPath: args.healthPath ?? "/health",
       expectStatus: args.expectStatus,
+      maintenanceFlag: args.maintenanceFlag,
     });
     return new docker.Container(
       `${name}-proxy`,

@@ -12,6 +12,9 @@ import { appImage } from "./image";
 import * as aws from "@pulumi/aws";
 import { offsiteBucket } from "./backupBucket";
 import { Migration } from "./migration";
+import * as command from "@pulumi/command";
+import { MAINTENANCE_ALIAS } from "../core/rollout/haproxy";
+import { maintenanceOffCommand, maintenanceOnCommand } from "../core/rollout/maintenance";
 import { Redis } from "./redis";
 
 /** Secret config values, as Pulumi secrets; only the keys the stack set are present. */
@@ -157,6 +160,30 @@ export class Deployment extends pulumi.ComponentResource {
       },
     );
 
+    // Blue-green with maintenanceDuringMigrations: the proxy serves its maintenance page from just
+    // before the migration until it (and postMigrate) finished. A failed migration leaves the page up
+    // until the rollback's re-apply runs these two again.
+    const maintenanceName = `${pulumi.getStack()}-maintenance`.replace(/[^A-Za-z0-9_.-]/g, "-");
+    const maintenanceOn =
+      c.app.rollout === "blue-green" && c.app.maintenanceDuringMigrations
+        ? new command.local.Command(
+            `${name}-maintenance-on`,
+            {
+              create: network.name.apply((net) =>
+                maintenanceOnCommand(
+                  maintenanceName,
+                  net,
+                  c.app.proxyImage,
+                  c.migrations.timeoutSeconds + 600,
+                ),
+              ),
+              environment: remote ? { DOCKER_HOST: c.docker.host } : undefined,
+              triggers: [this.releaseKey],
+            },
+            { parent: this, dependsOn: [backup] },
+          )
+        : undefined;
+
     const migration = new Migration(
       `${name}-migration`,
       {
@@ -170,10 +197,21 @@ export class Deployment extends pulumi.ComponentResource {
         network: network.name,
         dockerHost: remote ? c.docker.host : undefined,
       },
-      { parent: this, dependsOn: [backup] },
+      { parent: this, dependsOn: [backup, ...(maintenanceOn ? [maintenanceOn] : [])] },
     );
 
     const postMigrate = hooks("postMigrate", [migration.command]);
+    const maintenanceOff =
+      maintenanceOn &&
+      new command.local.Command(
+        `${name}-maintenance-off`,
+        {
+          create: maintenanceOffCommand(maintenanceName),
+          environment: remote ? { DOCKER_HOST: c.docker.host } : undefined,
+          triggers: [this.releaseKey],
+        },
+        { parent: this, dependsOn: [migration.command, ...postMigrate] },
+      );
     const preCutover = hooks("preCutover", [migration.command, ...postMigrate]);
 
     const app = new App(
@@ -189,10 +227,15 @@ export class Deployment extends pulumi.ComponentResource {
         rollout: c.app.rollout,
         healthcheck: c.app.healthcheck,
         proxyImage: c.app.proxyImage,
+        maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
         healthPath: c.health.path,
         expectStatus: c.health.expectStatus,
       },
-      { parent: this, providers: { docker: provider }, dependsOn: [migration.command, ...preCutover] },
+      {
+        parent: this,
+        providers: { docker: provider },
+        dependsOn: [migration.command, ...preCutover, ...(maintenanceOff ? [maintenanceOff] : [])],
+      },
     );
 
     const gate = new HealthGate(

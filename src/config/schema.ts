@@ -56,6 +56,8 @@ export const AppSchema = z
       .strict()
       .optional(),
     proxyImage: z.string().min(1).default("haproxy:2.8"),
+    /** Blue-green only: the proxy serves the maintenance page while migrations run. */
+    maintenanceDuringMigrations: z.boolean().default(false),
     port: port.default(3000),
     hostPort: port.default(8080),
     bindAddress: z.string().default("127.0.0.1"),
@@ -85,6 +87,14 @@ export const AppSchema = z
           path: ["healthcheck"],
           message:
             'is required when `app.rollout` is "blue-green": the proxy and the cutover wait on it, e.g. { command: ["CMD", "node", "src/healthcheck.js"] }',
+        });
+      }
+      if (a.maintenanceDuringMigrations && a.rollout !== "blue-green") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["maintenanceDuringMigrations"],
+          message:
+            'needs `app.rollout: "blue-green"`: the maintenance page is served by its proxy (with `recreate` there is none)',
         });
       }
       if (a.build?.push && !a.build.repository) {

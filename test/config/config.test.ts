@@ -99,3 +99,20 @@ test("every problem is reported at once, in one message that says where to fix i
     assert.match(e.message, /Fix them in Pulumi\.production\.yaml/);
   }
 });
+
+test("maintenance during migrations needs the blue-green proxy, and says so", () => {
+  const problems = problemsOf({ ...minimal, app: { image: "web:1", maintenanceDuringMigrations: true } });
+  assert.equal(problems.length, 1);
+  assert.match(problems[0], /^app\.maintenanceDuringMigrations: needs `app\.rollout: "blue-green"`/);
+  const ok = parseStackConfig({
+    ...minimal,
+    app: {
+      image: "web:1",
+      rollout: "blue-green",
+      maintenanceDuringMigrations: true,
+      healthcheck: { command: ["CMD", "true"] },
+    },
+  });
+  assert.equal(ok.app.maintenanceDuringMigrations, true);
+  assert.equal(parseStackConfig(minimal).app.maintenanceDuringMigrations, false);
+});

@@ -28,7 +28,16 @@ export interface ProxyConfigInput {
   maintenance?: boolean;
   /** Path of the maintenance page inside the proxy container. */
   maintenancePage?: string;
+  /**
+   * Maintenance switched at runtime, with no reload: while any container on the network carries this
+   * alias, Docker DNS resolves it, the `maint` backend has a usable server, and every request gets the
+   * maintenance page. The deploy starts such a container before migrating and removes it after.
+   */
+  maintenanceFlag?: string;
 }
+
+/** The network alias that turns maintenance on (see `maintenanceFlag`). */
+export const MAINTENANCE_ALIAS = "safe-deploy-maintenance";
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -44,6 +53,9 @@ export function haproxyConfig(i: ProxyConfigInput): string {
     throw new Error(
       `\`healthPath\` must start with "/" and contain no spaces, got ${JSON.stringify(i.healthPath)}`,
     );
+  }
+  if (i.maintenanceFlag !== undefined && !NAME.test(i.maintenanceFlag)) {
+    throw new Error(`\`maintenanceFlag\` may hold only letters, digits, '.', '_' and '-'`);
   }
   for (const b of i.backends) {
     if (!NAME.test(b.name) || !NAME.test(b.host)) {
@@ -69,10 +81,15 @@ export function haproxyConfig(i: ProxyConfigInput): string {
     "resolvers docker",
     "  nameserver dns 127.0.0.11:53",
     "  hold valid 1s",
+    // A flag container that went away must stop counting within a second or two.
+    ...(i.maintenanceFlag
+      ? ["  hold nx 1s", "  hold timeout 1s", "  hold refused 1s", "  hold other 1s"]
+      : []),
     "",
     "frontend web",
     `  bind *:${i.listenPort}`,
     i.maintenance ? `  ${maintenance}` : `  ${maintenance} if { nbsrv(app) lt 1 }`,
+    ...(i.maintenanceFlag ? [`  ${maintenance} if { nbsrv(maint) ge 1 }`] : []),
     "  default_backend app",
     "",
     "backend app",
@@ -88,6 +105,14 @@ export function haproxyConfig(i: ProxyConfigInput): string {
         : `  server ${b.name} ${b.host}:${b.port}`,
     ),
     "",
+    // No health check: the flag server is usable exactly while its name resolves.
+    ...(i.maintenanceFlag
+      ? [
+          "backend maint",
+          `  server-template flag 1-1 ${i.maintenanceFlag}:80 resolvers docker init-addr none`,
+          "",
+        ]
+      : []),
   ].join("\n");
 }
 

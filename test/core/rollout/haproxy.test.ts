@@ -206,3 +206,53 @@ test("the graph's proxy (server-template on one alias) follows releases by Docke
   await until(port, (b) => b.every((x) => x === "new"), "new release only");
   assert.equal((await run("docker", ["inspect", "-f", "{{.RestartCount}}", proxy])).stdout.trim(), "0");
 });
+
+test("maintenance while migrations run: a container carrying the flag alias turns it on, removing it turns it off, no reload", async () => {
+  const alias = `app-m-${suffix}`;
+  const flag = `maint-${suffix}`;
+  const backend = await runContainer([
+    "--name",
+    `m-app-${suffix}`,
+    "--network",
+    network,
+    "--network-alias",
+    alias,
+    image,
+    "sh",
+    "-c",
+    "mkdir -p /www && echo live > /www/index.html && echo ok > /www/health && exec httpd -f -p 8080 -h /www",
+  ]);
+  ids.push(backend);
+  const mdir = await mkdtemp(join(dir, "maint-"));
+  const cfg = haproxyConfig({
+    listenPort: 8080,
+    healthPath: "/health",
+    backends: [{ name: "app", host: alias, port: 8080, count: 4 }],
+    maintenanceFlag: flag,
+  });
+  assert.match(cfg, new RegExp(`server-template flag 1-1 ${flag}:80 resolvers docker init-addr none`));
+  await writeFile(join(mdir, "haproxy.cfg"), cfg);
+  await writeFile(join(mdir, "maintenance.html"), MAINTENANCE_PAGE);
+  const { proxy, port } = await startProxy(`mproxy-${suffix}`, mdir);
+  await until(port, (b) => b.every((x) => x === "live"), "the app, before migrating");
+  // what the deploy's maintenance-on command does: a container holding the alias
+  const on = await runContainer([
+    "--name",
+    `m-flag-${suffix}`,
+    "--network",
+    network,
+    "--network-alias",
+    flag,
+    image,
+    "sleep",
+    "3600",
+  ]);
+  ids.push(on);
+  await until(port, (b) => b.every((x) => x.includes("Down for maintenance")), "maintenance on");
+  assert.equal((await get(port)).status, 503);
+  // maintenance-off: the container goes, traffic flows again, and the proxy was never restarted
+  await run("docker", ["rm", "-f", on]);
+  await until(port, (b) => b.every((x) => x === "live"), "maintenance off");
+  const { stdout } = await run("docker", ["inspect", "-f", "{{.RestartCount}} {{.State.StartedAt}}", proxy]);
+  assert.match(stdout, /^0 /);
+});
