@@ -126,6 +126,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     const dump = spawnPg(target, "pg_dump", ["-Fc", "-Z0", `--snapshot=${snap.snapshot}`, "--no-sync"], conn);
     const dw = watch(dump);
     dump.stdin!.end();
+    const counted = snap.rowCounts();
+    counted.catch(() => {});
     const comp = compressor(compression, dump.stdout!);
     try {
       if (comp.output) await pipeline(comp.output, h.stream, fileSink(fh));
@@ -148,6 +150,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     } finally {
       await fh.close().catch(() => {});
     }
+    const rowCounts = await counted;
     // link, not rename: never replaces an existing backup. Two backups in one second with one label
     // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
     for (let n = 2; ; n++) {
@@ -178,7 +181,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       format: "custom",
       compression,
       ...(label ? { label } : {}),
-      rowCounts: snap.rowCounts,
+      rowCounts,
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");

@@ -6,7 +6,11 @@ export interface SnapshotInfo {
   snapshot: string;
   serverVersion: string;
   serverVersionNum: number;
-  rowCounts: Record<string, number>;
+  /**
+   * Exact row counts in the snapshot. Counted while pg_dump runs (both read the same snapshot), so
+   * the manifest costs no time of its own before the dump starts.
+   */
+  rowCounts(): Promise<Record<string, number>>;
   /** Ends the transaction and the session (releasing the lock). */
   close(): Promise<void>;
 }
@@ -30,30 +34,36 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
   const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
   const w = watch(psql);
   let out = "";
-  const ready = new Promise<string>((resolve, reject) => {
-    psql.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("__END__\n")) resolve(out);
-    });
-    w.done.then((code) =>
-      reject(pgFailure("backup", w.stderr() || `psql exited with ${code}`, conn, target)),
-    );
+  const waiters: Array<{ marker: string; resolve: (text: string) => void }> = [];
+  const failed = w.done.then((code) => {
+    throw pgFailure("backup", w.stderr() || `psql exited with ${code}`, conn, target);
   });
+  failed.catch(() => {});
+  psql.stdout!.on("data", (d: Buffer) => {
+    out += d.toString();
+    for (const x of waiters.splice(0)) {
+      if (out.includes(x.marker)) x.resolve(out);
+      else waiters.push(x);
+    }
+  });
+  /** Sends SQL, then waits for the marker the session echoes after it (or for psql to fail). */
+  const send = (sql: string[], marker: string) => {
+    const got = new Promise<string>((resolve) => waiters.push({ marker: `${marker}\n`, resolve }));
+    psql.stdin!.write([...sql, `\\echo ${marker}`, ""].join("\n"));
+    return Promise.race([got, failed]);
+  };
   psql.stdin!.on("error", () => {});
-  psql.stdin!.write(
+  const text = await send(
     [
       "SELECT 'LOCK:' || pg_try_advisory_lock(hashtext('safe-deploy:backup:' || current_database()));",
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
       "SELECT 'SNAP:' || pg_export_snapshot();",
       "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
-      ROW_COUNTS_SQL,
-      "\\echo __END__",
-      "",
-    ].join("\n"),
+    ],
+    "__READY__",
   );
-  const text = await ready;
-  const line = (p: string) =>
-    text
+  const line = (t: string, p: string) =>
+    t
       .split("\n")
       .find((l) => l.startsWith(p))
       ?.slice(p.length) ?? "";
@@ -61,19 +71,23 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
     psql.stdin!.end("COMMIT;\n");
     await w.done;
   };
-  if (line("LOCK:") !== "true") {
+  if (line(text, "LOCK:") !== "true") {
     await close();
     throw new CannotRunError(
       `another backup of database "${conn.database}" is running right now; wait for it to finish and retry`,
     );
   }
-  const [num, ...ver] = line("VER:").split(":");
-  const rows = JSON.parse(line("ROWS:") || "{}") as Record<string, number>;
+  const [num, ...ver] = line(text, "VER:").split(":");
+  let counts: Promise<Record<string, number>> | undefined;
   return {
-    snapshot: line("SNAP:"),
+    snapshot: line(text, "SNAP:"),
     serverVersionNum: Number(num),
     serverVersion: ver.join(":"),
-    rowCounts: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, Number(v)])),
+    rowCounts: () =>
+      (counts ??= send([ROW_COUNTS_SQL], "__COUNTED__").then((t) => {
+        const rows = JSON.parse(line(t, "ROWS:") || "{}") as Record<string, number>;
+        return Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, Number(v)]));
+      })),
     close,
   };
 }

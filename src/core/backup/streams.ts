@@ -32,11 +32,12 @@ function zstdStage(args: string[], input?: Readable): Stage {
 }
 
 /**
- * The compressor for a new backup. zstd runs as its own process (multi-threaded, outside node's heap);
- * `--long` finds the repeats across a big table's rows that a 128 KiB window misses.
+ * The compressor for a new backup. zstd runs as its own process (multi-threaded, outside node's heap).
+ * No `--long`: measured on pgbench scale 50 it made the file larger (6.4 vs 4.8 MB) and three times
+ * slower to compress; decompression keeps `--long=27` so backups written with it still restore.
  */
 export function compressor(c: Compression, input?: Readable): Stage {
-  if (c === "zstd") return zstdStage(["-3", "-T0", "--long=27", "-c"], input);
+  if (c === "zstd") return zstdStage(["-3", "-T0", "-c"], input);
   if (c === "gzip") return { stream: createGzip({ level: 6 }), done: Promise.resolve() };
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
