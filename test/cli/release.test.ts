@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from "node:f
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
 import { promisify } from "node:util";
 import {
   quickTarget,
@@ -397,28 +397,44 @@ test("rollback --backup FILE restores only the database (safety first); bad flag
 
 test("rollback with no flags on a terminal: the menu lists backups, plans a rollback to a chosen release, which can be declined", async () => {
   const input = new PassThrough();
-  const output = new PassThrough();
   let screen = "";
-  output.on("data", (d) => (screen += d.toString()));
+  // A terminal: each prompt pipes into it and ends the pipe when done, which must not close it (node
+  // never ends process.stdout for a pipe either).
+  const output = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      screen += chunk.toString();
+      cb();
+    },
+  });
+  output.end = (() => output) as typeof output.end;
   const term: CommandDeps = { ...deps, terminal: { input, output, isTTY: true } };
   lines.length = 0;
   const done = runRollback({ stack: "staging", projectDir: project }, term);
-  const key = async (k: string) => {
-    await new Promise((r) => setTimeout(r, 150));
-    input.write(k);
+  // Keys go only once the prompt they answer is on the screen: a key typed earlier could be read by
+  // the prompt before, which the real terminal never does either.
+  let mark = 0;
+  const onScreen = async (text: string) => {
+    for (let i = 0; !screen.slice(mark).includes(text); i++) {
+      if (i > 400) throw new Error(`"${text}" never appeared; screen: ${screen.slice(mark)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const keys = (...ks: string[]) => {
+    for (const k of ks) input.write(k);
+    mark = screen.length;
   };
   const DOWN = "\u001b[B";
-  await key(DOWN); // 2. Available backups
-  await key("\r");
-  await key(DOWN); // 3. Roll back to a commit
-  await key(DOWN);
-  await key("\r");
-  await key(DOWN); // the second good release: web:v2's
-  await key("\r");
-  await key("n"); // decline
-  await key("\r");
+  await onScreen("1. Recent releases");
+  keys(DOWN, "\r"); // 2. Available backups
+  await onScreen("1. Recent releases");
+  keys(DOWN, DOWN, "\r"); // 3. Roll back to a commit
+  await onScreen("another commit...");
+  keys(DOWN, "\r"); // the second good release: web:v2's
+  await onScreen("Go ahead?");
+  keys("n", "\r"); // decline
   await done;
   assert.match(screen, /1\. Recent releases[\s\S]*7\. Quick rollback/);
+  assert.match(screen, /Which release\?[\s\S]*Go ahead\?/, "every prompt was shown");
   const out = lines.join("\n");
   assert.match(out, /_pre-deploy\.pgdump\.zst/);
   assert.match(out, /rollback of staging: the database is at migration 001_init, release r-.* ran 002_title/);

@@ -51,7 +51,8 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
   const now = o.now ?? new Date();
   const conn = parseDatabaseUrl(o.databaseUrl);
   const db = conn.database;
-  const { manifest } = await verifyBackup(file);
+  // Manifest and checksum first (cheap); the blocks are read by the restore itself, into a new database.
+  const { manifest } = await verifyBackup(file, { readArchive: false });
   const safety = o.safetyFile
     ? {
         file: o.safetyFile,
