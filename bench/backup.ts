@@ -8,6 +8,8 @@ import { PG_BIN, startPostgres } from "../test/helpers/postgres";
 
 const BIN = join(__dirname, "..", "bin", "safe-deploy");
 const scale = Number(process.env.BENCH_SCALE ?? 50);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function timed(
   cmd: string,
@@ -46,22 +48,49 @@ async function main() {
     const [sz] = await pg.query<{ s: string }>("SELECT pg_size_pretty(pg_database_size('bench')) AS s");
     console.log(`database size ${sz.s}`);
 
-    const bare = timed(join(PG_BIN, "pg_dump"), ["-Fc", "-Z0", "-f", join(dir, "bare.dump"), "bench"], env);
-    const def = timed(join(PG_BIN, "pg_dump"), ["-Fc", "-f", join(dir, "default.dump"), "bench"], env);
+    // Each contender runs ROUNDS times, interleaved, after `sync` (so one run's dirty pages are not
+    // written back during the next one's), and its median counts.
+    const sdEnv = { ...process.env, DATABASE_URL: url };
+    const bares: number[] = [];
+    const defs: number[] = [];
+    const ourRuns: Array<ReturnType<typeof timed>> = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      execFileSync("sync");
+      bares.push(
+        timed(join(PG_BIN, "pg_dump"), ["-Fc", "-Z0", "-f", join(dir, "bare.dump"), "bench"], env).seconds,
+      );
+      execFileSync("sync");
+      defs.push(
+        timed(join(PG_BIN, "pg_dump"), ["-Fc", "-f", join(dir, "default.dump"), "bench"], env).seconds,
+      );
+      execFileSync("sync");
+      ourRuns.push(
+        timed(BIN, ["backup", "create", "--dir", join(dir, `sd${i}`), "--label", "manual"], sdEnv),
+      );
+    }
+    const bare = { seconds: median(bares) };
+    const def = { seconds: median(defs) };
+    const ours = { ...ourRuns[ROUNDS - 1], seconds: median(ourRuns.map((r) => r.seconds)) };
+    ours.maxRssKb = Math.max(...ourRuns.map((r) => r.maxRssKb));
+    console.log(
+      `runs (s): bare ${bares.map((x) => x.toFixed(2)).join(" ")}; pg_dump -Fc ${defs.map((x) => x.toFixed(2)).join(" ")}; ` +
+        `create ${ourRuns.map((r) => r.seconds.toFixed(2)).join(" ")}`,
+    );
     const gz = spawnSync("bash", ["-c", `"${PG_BIN}/pg_dump" bench | gzip -6 > "${dir}/plain.sql.gz"`], {
       env,
     });
     if (gz.status !== 0) throw new Error("pg_dump | gzip failed");
     const gzSize = statSync(join(dir, "plain.sql.gz")).size;
 
-    const sdEnv = { ...process.env, DATABASE_URL: url };
-    const ours = timed(BIN, ["backup", "create", "--dir", join(dir, "sd"), "--label", "manual"], sdEnv);
     const file = ours.out.trim().split("\n").pop()!;
     const ourSize = statSync(file).size;
 
     execFileSync(join(PG_BIN, "createdb"), ["restored"], { env });
+    execFileSync("sync");
     const pgr = timed(join(PG_BIN, "pg_restore"), ["-j2", "-d", "restored", join(dir, "bare.dump")], env);
+    execFileSync("sync");
     const safety = timed(BIN, ["backup", "create", "--dir", join(dir, "safety"), "--label", "safety"], sdEnv);
+    execFileSync("sync");
     const restore = timed(BIN, ["backup", "restore", file, "--yes", "--dir", join(dir, "safety2")], sdEnv);
     const restoreOnly = restore.seconds - safety.seconds;
 

@@ -79,6 +79,24 @@ const app = async (color: string, healthy: boolean) => {
   return id;
 };
 
+/** A healthy busybox httpd on the test network answering `body` under the network alias `alias`. */
+async function healthyApp(name: string, alias: string, body: string): Promise<string> {
+  const id = await runContainer([
+    "--name",
+    name,
+    "--network",
+    network,
+    "--network-alias",
+    alias,
+    image,
+    "sh",
+    "-c",
+    `mkdir -p /www && echo ${body} > /www/index.html && echo ok > /www/health && exec httpd -f -p 8080 -h /www`,
+  ]);
+  ids.push(id);
+  return id;
+}
+
 /** Runs Debian's HAProxy on the test network with the config in `cfgDir`; returns its host port. */
 async function startProxy(name: string, cfgDir: string): Promise<{ proxy: string; port: number }> {
   const proxy = await runContainer([
@@ -169,22 +187,7 @@ test("a real HAProxy routes only to healthy containers through the cutover, and 
 
 test("the graph's proxy (server-template on one alias) follows releases by Docker DNS with no reload", async () => {
   const alias = `app-shared-${suffix}`;
-  const release = async (color: string) => {
-    const id = await runContainer([
-      "--name",
-      `rel-${color}-${suffix}`,
-      "--network",
-      network,
-      "--network-alias",
-      alias,
-      image,
-      "sh",
-      "-c",
-      `mkdir -p /www && echo ${color} > /www/index.html && echo ok > /www/health && exec httpd -f -p 8080 -h /www`,
-    ]);
-    ids.push(id);
-    return id;
-  };
+  const release = (color: string) => healthyApp(`rel-${color}-${suffix}`, alias, color);
   const tdir = await mkdtemp(join(dir, "tpl-"));
   await writeFile(
     join(tdir, "haproxy.cfg"),
@@ -210,19 +213,7 @@ test("the graph's proxy (server-template on one alias) follows releases by Docke
 test("maintenance while migrations run: a container carrying the flag alias turns it on, removing it turns it off, no reload", async () => {
   const alias = `app-m-${suffix}`;
   const flag = `maint-${suffix}`;
-  const backend = await runContainer([
-    "--name",
-    `m-app-${suffix}`,
-    "--network",
-    network,
-    "--network-alias",
-    alias,
-    image,
-    "sh",
-    "-c",
-    "mkdir -p /www && echo live > /www/index.html && echo ok > /www/health && exec httpd -f -p 8080 -h /www",
-  ]);
-  ids.push(backend);
+  await healthyApp(`m-app-${suffix}`, alias, "live");
   const mdir = await mkdtemp(join(dir, "maint-"));
   const cfg = haproxyConfig({
     listenPort: 8080,
