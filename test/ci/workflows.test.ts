@@ -246,11 +246,9 @@ test("every safe-deploy invocation in the workflows is a real command with real 
     assert.ok(used.has(c), `no workflow runs safe-deploy ${c} (used: ${[...used].join(", ")})`);
   }
   for (const a of all) {
-    assert.equal(
-      checkInvocation(a.words),
-      undefined,
-      `${a.file} job ${a.job}, step "${a.step}": safe-deploy ${a.words.join(" ")}`,
-    );
+    const problem = checkInvocation(a.words);
+    const where = `${a.file} job ${a.job}, step "${a.step}": safe-deploy ${a.words.join(" ")}`;
+    assert.equal(problem, undefined, `${where}\n  ${problem}`);
   }
 });
 
