@@ -5,6 +5,7 @@ import {
   chmodSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -458,6 +459,7 @@ test("the deploy-ssh action: key into an agent, host keys trusted, nothing print
   assert.equal(r.code, 0, r.stderr);
   const sock = /^SSH_AUTH_SOCK=(.+)$/m.exec(r.githubEnv)?.[1];
   assert.ok(sock, r.githubEnv);
+  let agents = 0;
   try {
     const listed = execFileSync("ssh-add", ["-l"], {
       env: { ...process.env, SSH_AUTH_SOCK: sock },
@@ -465,12 +467,12 @@ test("the deploy-ssh action: key into an agent, host keys trusted, nothing print
     assert.match(listed, /ci-deploy \(ED25519\)/);
   } finally {
     // the agent this step started, found by its unique socket path and ended by its pid
-    const pids = execFileSync("pgrep", ["-f", `ssh-agent -a ${sock}`])
-      .toString()
-      .trim()
-      .split("\n");
-    for (const pid of pids) process.kill(Number(pid));
+    for (const pid of pidsWithCommandLine(["ssh-agent", "-a", sock])) {
+      process.kill(pid);
+      agents += 1;
+    }
   }
+  assert.equal(agents, 1, "one agent, holding the key for the rest of the job");
   assert.equal(readFileSync(join(home, ".ssh/known_hosts"), "utf8"), `${knownHosts}\n`);
   assert.equal(statSync(join(home, ".ssh/known_hosts")).mode & 0o777, 0o600);
   assert.equal(statSync(join(home, ".ssh")).mode & 0o777, 0o700);
@@ -486,6 +488,21 @@ test("the deploy-ssh action: key into an agent, host keys trusted, nothing print
   assert.equal(noHosts.code, 1);
   assert.match(noHosts.stdout, /set the DEPLOY_KNOWN_HOSTS secret/);
 });
+
+/** Pids whose command line is exactly `argv` (read from /proc: no procps needed). */
+function pidsWithCommandLine(argv: string[]): number[] {
+  const want = argv.join("\0");
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0$/, "") === want;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
   return new Promise((resolve) => {
