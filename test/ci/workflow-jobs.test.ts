@@ -308,16 +308,16 @@ test("deploy.yml: backup over SSH from the stack's config -> rehearsal on it -> 
 
   // verify: one healthy answer is enough; a URL only the deploy host can reach is refused up front
   let hits = 0;
+  // 127.0.0.2 (loopback, like all of 127/8 on Linux) stands for the public address
   const app = await listen((_req, res) => {
     hits += 1;
     res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
-  });
+  }, "127.0.0.2");
   const port = (app.address() as { port: number }).port;
   const verifyStep = "the public URL answers, up to 15 attempts";
-  // an IPv4-mapped loopback address stands for the public URL (the test only talks to loopback)
   const ok = await runStep(deploy, "verify", verifyStep, {
     cwd: ws,
-    values: { "needs.deploy.outputs.url": `http://[::ffff:127.0.0.1]:${port}/health` },
+    values: { "needs.deploy.outputs.url": `http://127.0.0.2:${port}/health` },
   });
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
   assert.equal(hits, 1);
@@ -504,9 +504,9 @@ function pidsWithCommandLine(argv: string[]): number[] {
     .map(Number);
 }
 
-function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
+function listen(handler: Parameters<typeof createServer>[1], host = "127.0.0.1"): Promise<Server> {
   return new Promise((resolve) => {
     const server = createServer(handler);
-    server.listen(0, "127.0.0.1", () => resolve(server));
+    server.listen(0, host, () => resolve(server));
   });
 }
