@@ -359,7 +359,16 @@ export async function runContainer(opts: RunContainerOptions): Promise<TestConta
 
 /** Force-removes a container (and its anonymous volumes); missing containers are fine. */
 export async function removeContainer(idOrName: string): Promise<void> {
-  await run("docker", ["rm", "-f", "-v", idOrName]).catch(() => {});
+  await run("docker", ["rm", "-f", "-v", idOrName], { timeout: 60_000 }).catch(() => {});
+}
+
+/**
+ * Force-removes containers one after the other, never in one `docker rm a b c`: the CLI removes those
+ * in parallel, and Docker 20.10 before .27 (Debian bookworm's 20.10.24) can deadlock for good when
+ * several containers of one network leave it at once (moby/moby#46661, fixed by moby/libnetwork#2679).
+ */
+export async function removeContainers(ids: string[]): Promise<void> {
+  for (const id of ids) await removeContainer(id);
 }
 
 /** Creates a labelled bridge network with a unique name and returns the name. */
@@ -391,7 +400,7 @@ export async function cleanupDocker(): Promise<void> {
   const filter = ["--filter", `label=${TEST_LABEL}.run=${RUN_ID}`];
   const ids = (args: string[]) => docker(args).then((o) => o.split("\n").filter(Boolean));
   const containers = await ids(["ps", "-aq", ...filter]);
-  if (containers.length) await run("docker", ["rm", "-f", "-v", ...containers]).catch(() => {});
+  await removeContainers(containers);
   const networks = await ids(["network", "ls", "-q", ...filter]);
   if (networks.length) await run("docker", ["network", "rm", ...networks]).catch(() => {});
   const volumes = await ids(["volume", "ls", "-q", ...filter]);
@@ -419,7 +428,7 @@ export async function sweepDeadRuns(): Promise<number> {
       .filter(([, run]) => !processAlive(Number(run?.split("-")[0])))
       .map(([id]) => id);
   const containers = await listed(["ps", "-a"]);
-  if (containers.length) await run("docker", ["rm", "-f", "-v", ...containers]).catch(() => {});
+  await removeContainers(containers);
   const networks = await listed(["network", "ls"]);
   if (networks.length) await run("docker", ["network", "rm", ...networks]).catch(() => {});
   const volumes = await listed(["volume", "ls"], `{{.Name}} {{.Label "${label}"}}`);

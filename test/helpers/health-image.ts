@@ -47,7 +47,5 @@ export async function publishedPort(id: string, port: number): Promise<number> {
   return Number(m[1]);
 }
 
-/** Removes the given containers (forcefully). */
-export async function removeContainers(ids: string[]): Promise<void> {
-  if (ids.length) await run("docker", ["rm", "-f", "-v", ...ids]).catch(() => undefined);
-}
+/** Removes the given containers (forcefully, one at a time: see docker.ts). */
+export { removeContainers } from "./docker";
