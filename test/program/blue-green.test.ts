@@ -64,3 +64,19 @@ test("blue-green adds exactly the proxy and its image to the recreate graph", ()
     ["staging-app-proxy", "staging-app-proxy-image"],
   );
 });
+
+test("without app.maintenanceDuringMigrations: no maintenance commands, no flag backend in the proxy", () => {
+  assert.deepEqual(
+    resources.filter((r) => r.name.includes("maintenance")).map((r) => r.name),
+    [],
+  );
+  const cfg = byName("staging-app-proxy").inputs.uploads.find((u: any) =>
+    u.file.endsWith("haproxy.cfg"),
+  ).content;
+  assert.doesNotMatch(cfg, /nbsrv\(maint\)|backend maint|safe-deploy-maintenance/);
+  assert.match(cfg, /if \{ nbsrv\(app\) lt 1 \}/, "the page still shows when no app container is healthy");
+  assert.ok(
+    byName("staging-app-app").dependencies.includes(byName("staging-migration-migrate").urn),
+    "the app still waits for the migration",
+  );
+});
