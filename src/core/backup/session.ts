@@ -26,6 +26,12 @@ export const ROW_COUNTS_SQL = `SELECT 'ROWS:' || coalesce(json_object_agg(k, n),
   ORDER BY 1) t;`;
 
 /**
+ * The counts run while pg_dump streams and both need CPU; parallel workers would make the counts finish
+ * sooner but take cores from the dump, which is what the backup waits for.
+ */
+const SERIAL_SCANS = "SET max_parallel_workers_per_gather = 0;";
+
+/**
  * Opens a psql session that takes the per-database backup lock, starts a repeatable-read transaction,
  * exports its snapshot and counts rows in it, then stays open so `pg_dump --snapshot` sees exactly the
  * same data the manifest's row counts describe. A second backup of the same database fails clearly.
@@ -84,7 +90,7 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
     serverVersionNum: Number(num),
     serverVersion: ver.join(":"),
     rowCounts: () =>
-      (counts ??= send([ROW_COUNTS_SQL], "__COUNTED__").then((t) => {
+      (counts ??= send([SERIAL_SCANS, ROW_COUNTS_SQL], "__COUNTED__").then((t) => {
         const rows = JSON.parse(line(t, "ROWS:") || "{}") as Record<string, number>;
         return Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, Number(v)]));
       })),

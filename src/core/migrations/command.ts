@@ -1,4 +1,5 @@
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { shellQuote, toolCommand, type Tool } from "./presets";
 
 /** Inputs of {@link migrationCommand}: the plain values the Migration component knows. */
@@ -35,6 +36,14 @@ export interface MigrationCommand {
 }
 
 /** PGOPTIONS value setting the timeouts in every session the tool opens (libpq and node-postgres read it). */
+/** This checkout's `bin/safe-deploy`, found upward from this module (src/core/migrations, or dist/ when bundled). */
+function safeDeployBin(): string {
+  for (let d = __dirname; dirname(d) !== d; d = dirname(d)) {
+    if (existsSync(join(d, "bin", "safe-deploy"))) return join(d, "bin", "safe-deploy");
+  }
+  return join(__dirname, "../../../bin/safe-deploy");
+}
+
 export function pgOptions(lockTimeout = "5s", statementTimeout = "15min"): string {
   for (const [k, v] of [
     ["lockTimeout", lockTimeout],
@@ -63,7 +72,7 @@ export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
   if (args.runIn === "local") {
     if (!args.guard) return { create: tool, dir: args.workDir, environment };
     const g = args.guard;
-    const argv = [g.bin ?? join(__dirname, "../../../bin/safe-deploy"), "migrate", "up", "--tool", args.tool];
+    const argv = [g.bin ?? safeDeployBin(), "migrate", "up", "--tool", args.tool];
     argv.push("--dir", args.dir, "--work-dir", ".");
     if (args.command) argv.push("--command", args.command);
     argv.push(
