@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
-import { CheckFailedError } from "../errors";
+import { CannotRunError, CheckFailedError } from "../errors";
 import { createBackup, type BackupResult } from "./create";
 import { manifestPath } from "./manifest";
-import { parseDatabaseUrl, withDatabase, type RunTarget } from "./runner";
+import { parseDatabaseUrl, withDatabase, type Conn, type RunTarget } from "./runner";
 import { countRows, runSql } from "./session";
 import { restoreStream, rowCountDifferences, verifyBackup } from "./verify";
 
@@ -36,6 +36,73 @@ export function previousName(db: string, now: Date): string {
   return db.slice(0, 63 - suffix.length) + suffix;
 }
 
+/** What CREATE DATABASE must repeat so the restored copy is the same kind of database as the old one. */
+interface DatabaseProperties {
+  owner: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  connLimit: number;
+  /** PostgreSQL 15+: "c" (libc) or "i" (ICU), and the ICU locale. */
+  locProvider?: string;
+  iculocale?: string | null;
+}
+
+async function databaseProperties(target: RunTarget, admin: Conn, db: string): Promise<DatabaseProperties> {
+  const out = await runSql(
+    target,
+    admin,
+    `SELECT 'PROPS:' || json_build_object('owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding),
+       'collate', d.datcollate, 'ctype', d.datctype, 'connLimit', d.datconnlimit,
+       'locProvider', to_jsonb(d) ->> 'datlocprovider', 'iculocale', to_jsonb(d) ->> 'daticulocale')
+     FROM pg_database d WHERE d.datname = ${lit(db)};`,
+    "reading the database's properties",
+  );
+  const line = out.split("\n").find((l) => l.startsWith("PROPS:"));
+  if (!line) {
+    throw new CannotRunError(
+      `database "${db}" does not exist on this server: check the name in \`--database-url\``,
+    );
+  }
+  return JSON.parse(line.slice("PROPS:".length)) as DatabaseProperties;
+}
+
+/** CREATE DATABASE with the old one's owner, encoding, locale and connection limit (from template0, as pg_dump -C does). */
+export function createLike(name: string, p: DatabaseProperties): string {
+  const parts = [
+    `CREATE DATABASE ${ident(name)} OWNER ${ident(p.owner)} TEMPLATE template0`,
+    `ENCODING ${lit(p.encoding)} LC_COLLATE ${lit(p.collate)} LC_CTYPE ${lit(p.ctype)}`,
+  ];
+  if (p.locProvider === "i") parts.push(`LOCALE_PROVIDER icu ICU_LOCALE ${lit(p.iculocale ?? "")}`);
+  else if (p.locProvider === "c") parts.push("LOCALE_PROVIDER libc");
+  parts.push(`CONNECTION LIMIT ${Number(p.connLimit)};`);
+  return parts.join(" ");
+}
+
+/**
+ * SQL that, run on the server, prints the statements giving `to` the grants and the per-database and
+ * per-role-in-database settings of `from` (pg_dump keeps them outside a single database's archive).
+ * List-valued settings (search_path...) keep their own quoting, as pg_dump does; the others are literals.
+ */
+export function carryOverSql(from: string, to: string): string {
+  const listGucs =
+    "'search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries', 'shared_preload_libraries'";
+  return `WITH d AS (SELECT oid, datacl FROM pg_database WHERE datname = ${lit(from)})
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC;', ${lit(to)}) FROM d WHERE d.datacl IS NOT NULL
+UNION ALL
+SELECT format('GRANT %s ON DATABASE %I TO %s%s;', a.privilege_type, ${lit(to)},
+    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+  FROM d, aclexplode(d.datacl) a
+UNION ALL
+SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${lit(to)}, x.k, x.v)
+    ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s;', pg_get_userbyid(s.setrole), ${lit(to)}, x.k, x.v) END
+  FROM d JOIN pg_db_role_setting s ON s.setdatabase = d.oid, unnest(s.setconfig) c(kv),
+    LATERAL (SELECT split_part(c.kv, '=', 1) AS k,
+      CASE WHEN split_part(c.kv, '=', 1) IN (${listGucs}) THEN substr(c.kv, strpos(c.kv, '=') + 1)
+        ELSE quote_literal(substr(c.kv, strpos(c.kv, '=') + 1)) END AS v) x;`;
+}
+
 /**
  * Restores `file` over the database in `databaseUrl`, never touching the original until the copy is
  * proven: verify the file; take a `safety` backup; restore into a new database; compare every table's
@@ -53,7 +120,8 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
     ? {
         file: o.safetyFile,
         manifestFile: manifestPath(o.safetyFile),
-        manifest: (await verifyBackup(o.safetyFile)).manifest,
+        // Taken by this run moments ago: its checksum is enough (reading it again costs a full pass).
+        manifest: (await verifyBackup(o.safetyFile, { readArchive: false })).manifest,
       }
     : await createBackup({
         databaseUrl: o.databaseUrl,
@@ -62,10 +130,12 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
         compression: "zstd",
         target,
       });
-  const admin = withDatabase(conn, "postgres");
+  // The swap renames the database, which nobody may be connected to, this session included.
+  const admin = withDatabase(conn, db === "postgres" ? "template1" : "postgres");
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);
-  await runSql(target, admin, `CREATE DATABASE ${ident(fresh)};`, "creating the database to restore into");
+  const props = await databaseProperties(target, admin, db);
+  await runSql(target, admin, createLike(fresh, props), "creating the database to restore into");
   let swapped = false;
   try {
     // Streamed into one pg_restore: measured on pgbench scale 50 it beats decompressing to a temp file
@@ -83,6 +153,16 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
       throw new CheckFailedError(
         `restored copy of ${basename(file)} differs from its manifest:\n  ${diff.join("\n  ")}`,
       );
+    }
+    // What is not in a pg_dump archive but belongs to the database: its grants and its settings.
+    const carried = await runSql(
+      target,
+      admin,
+      carryOverSql(db, fresh),
+      "reading the database's grants and settings",
+    );
+    if (carried.trim()) {
+      await runSql(target, admin, carried, "giving the restored copy the database's grants and settings");
     }
     // Connections are refused first so no client slips in between terminate and rename.
     await runSql(

@@ -89,11 +89,19 @@ export async function restoreStream(
     (e: Error) => e,
   );
   const code = await w.done;
-  if (decErr) throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
   if (code !== 0) {
     const err = w.stderr();
+    // pg_restore that could not start, log in or reach its container: not the file's fault, whatever
+    // the broken pipe did to the decompressor.
+    const cannotRun =
+      code === 127 ||
+      /could not connect|connection to server|authentication failed|no password supplied|No such container|Cannot connect to the Docker daemon|error during connect|command not found|executable file not found/i.test(
+        err,
+      );
+    if (cannotRun) throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
+    if (decErr) throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
     if (
-      /input file does not appear to be a valid archive|could not read input file|unexpected end of file|did not find magic string|corrupt/i.test(
+      /input file does not appear to be a valid archive|could not read (from )?input file|input file is too short|unexpected end of file|did not find magic string|corrupt/i.test(
         err,
       )
     ) {
@@ -103,6 +111,7 @@ export async function restoreStream(
     }
     throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
   }
+  if (decErr) throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
   if (streamErr)
     throw new CheckFailedError(`${basename(file)}: reading failed: ${(streamErr as Error).message}`);
 }
@@ -144,16 +153,16 @@ export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise
   }
   const m = await readManifest(file);
   await checkChecksum(file, m);
-  const local: RunTarget = { runIn: "local" };
-  const none = parseDatabaseUrl("postgres://verify@127.0.0.1/verify");
+  const target: RunTarget = o.target ?? { runIn: "local" };
   if (o.readArchive !== false) {
-    await restoreStream(file, m, local, none, ["-f", "/dev/null"], "reading the archive");
+    // pg_restore runs where the target says (in the database container, version-matched), not always here.
+    const none = parseDatabaseUrl("postgres://verify@127.0.0.1/verify");
+    await restoreStream(file, m, target, none, ["-f", "/dev/null"], "reading the archive");
   }
   if (!o.restoreTest) return { file, manifest: m };
   if (!o.databaseUrl) {
     throw new ConfigError("`--restore-test` needs a server: pass `--database-url` or set DATABASE_URL");
   }
-  const target = o.target ?? local;
   const admin = withDatabase(parseDatabaseUrl(o.databaseUrl), "postgres");
   const scratch = `safe_deploy_verify_${randomBytes(4).toString("hex")}`;
   await runSql(target, admin, `CREATE DATABASE "${scratch}";`, "creating the scratch database");

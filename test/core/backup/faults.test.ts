@@ -172,6 +172,24 @@ test("a flipped byte the manifest agrees with is still caught by reading the arc
   await assert.rejects(verifyBackup(f), CheckFailedError);
 });
 
+test("a good backup read without a working pg_restore: says the tools are missing, never that the file is corrupt", async () => {
+  const saved = process.env.PG_BIN;
+  process.env.PG_BIN = join(dir, "no-such-bin");
+  try {
+    await assert.rejects(verifyBackup(good), (e: Error) => {
+      assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+      assert.match(e.message, /PG_BIN/);
+      assert.doesNotMatch(e.message, /decompress|corrupt|not a readable/);
+      return true;
+    });
+  } finally {
+    if (saved === undefined) delete process.env.PG_BIN;
+    else process.env.PG_BIN = saved;
+  }
+  // The same file with the tools back: fine.
+  await verifyBackup(good);
+});
+
 test("a truncated file: size mismatch, exit 1", async () => {
   const f = copy("trunc.pgdump.zst");
   truncateSync(f, 100);

@@ -101,3 +101,62 @@ test("a restore that fails leaves the original database untouched and no leftove
   const afterDbs = await pg.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY 1");
   assert.deepEqual(afterDbs, before);
 });
+
+test("a restore keeps the database's owner, locale, grants and settings (none of them is in the archive)", async () => {
+  await pg.query(
+    "CREATE ROLE owner_app LOGIN PASSWORD 'owner-pw'; CREATE ROLE reader LOGIN PASSWORD 'reader-pw'",
+  );
+  await pg.query(
+    `CREATE DATABASE "props" OWNER owner_app TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' CONNECTION LIMIT 40`,
+  );
+  await pg.query(
+    [
+      `REVOKE CONNECT, TEMPORARY ON DATABASE "props" FROM PUBLIC`,
+      `GRANT CONNECT ON DATABASE "props" TO reader`,
+      `ALTER DATABASE "props" SET statement_timeout = '5s'`,
+      `ALTER DATABASE "props" SET search_path = "$user", public, "Odd Schema"`,
+      `ALTER ROLE reader IN DATABASE "props" SET work_mem = '8MB'`,
+    ].join(";"),
+  );
+  await pg.query("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)", [], "props");
+  const snapshot = () =>
+    pg.query(
+      `SELECT pg_get_userbyid(d.datdba) AS owner, d.datcollate, d.datctype, d.datconnlimit,
+         (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a) AS acl,
+         (SELECT array_agg(coalesce(pg_get_userbyid(s.setrole), '') || ':' || array_to_string(s.setconfig, '|')
+            ORDER BY s.setrole) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) AS settings
+       FROM pg_database d WHERE d.datname = 'props'`,
+    );
+  const before = await snapshot();
+  const r = await createBackup({ databaseUrl: pg.url("props"), dir, label: "manual" });
+  const res = await restoreBackup(r.file, { databaseUrl: pg.url("props") });
+  const after = await snapshot();
+  assert.deepEqual(
+    JSON.parse(JSON.stringify(after).replace(/=[^/",]*\/\w+/g, "")),
+    JSON.parse(JSON.stringify(before).replace(/=[^/",]*\/\w+/g, "")),
+  );
+  // The owner can still create tables (PostgreSQL 15's public schema belongs to the database owner).
+  const owner = new Client({
+    connectionString: pg.url("props").replace(/\/\/[^@]+@/, "//owner_app:owner-pw@"),
+  });
+  await owner.connect();
+  try {
+    await owner.query("CREATE TABLE after_restore (x int)");
+  } finally {
+    await owner.end();
+  }
+  const [{ n }] = await pg.query<{ n: number }>("SELECT count(*)::int AS n FROM items", [], "props");
+  assert.equal(n, 2);
+  await pg.query(`DROP DATABASE "${res.previousDatabase}"`);
+});
+
+test("the database named postgres can be restored too (the swap runs from template1)", async () => {
+  await pg.query("CREATE TABLE IF NOT EXISTS in_postgres (x int); INSERT INTO in_postgres VALUES (42)");
+  const r = await createBackup({ databaseUrl: pg.url("postgres"), dir, label: "manual" });
+  await pg.query("DELETE FROM in_postgres");
+  const res = await restoreBackup(r.file, { databaseUrl: pg.url("postgres") });
+  const rows = await pg.query<{ x: number }>("SELECT x FROM in_postgres");
+  assert.deepEqual(rows, [{ x: 42 }]);
+  assert.match(res.previousDatabase, /^postgres_before_restore_/);
+  await pg.query(`DROP DATABASE "${res.previousDatabase}"`);
+});
