@@ -98,4 +98,24 @@ test("usage and reachability errors: 2 names the flag, 3 for a dead server, pass
   assert.match(wrong.err, /password authentication failed/);
   assert.ok(!wrong.err.includes("Hunter2Secret"));
   assert.equal(cli(["backup", "list", "--dir", join(dir, "missing")]).code, 2);
+  // A libpq keyword string is not a URL: exit 2 naming the flag, its password masked.
+  const dsn = cli([
+    "backup",
+    "create",
+    "--dir",
+    dir,
+    "--database-url",
+    `host=127.0.0.1 port=${pg.port} user=app password=Hunter2Secret dbname=app`,
+  ]);
+  assert.equal(dsn.code, 2);
+  assert.match(dsn.err, /--database-url/);
+  assert.ok(!dsn.err.includes("Hunter2Secret"), dsn.err);
+  const days = cli(["backup", "prune", "--dir", dir, "--keep-days", "abc"]);
+  assert.equal(days.code, 2);
+  assert.match(days.err, /--keep-days must be a whole number/);
+  const notDir = join(dir, "a-file");
+  writeFileSync(notDir, "x");
+  const fileAsDir = cli(["backup", "create", "--dir", notDir], { DATABASE_URL: pg.url("app") });
+  assert.equal(fileAsDir.code, 2, fileAsDir.err);
+  assert.match(fileAsDir.err, /not a directory: pass another `--dir`/);
 });

@@ -1,4 +1,4 @@
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 
 /** Flags shared by commands that talk to a database. */
 interface DbOpts {
@@ -121,7 +121,9 @@ export async function runBackupRestore(
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number`);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`${name} must be a whole number of 0 or more (got "${v}")`);
+  }
   return n;
 };
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, link, mkdir, open, rename, unlink } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { CannotRunError } from "../errors";
+import { CannotRunError, ConfigError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
 import { backupFileName, checkLabel, type Compression } from "./names";
 import {
@@ -101,8 +101,18 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   const label = o.label === undefined ? undefined : checkLabel(o.label);
   const conn = parseDatabaseUrl(o.databaseUrl);
   const dir = resolve(o.dir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOTDIR") {
+      throw new ConfigError(
+        `backup directory ${dir} (or a parent) exists and is not a directory: pass another \`--dir\` (\`backup.dir\` in the stack config)`,
+      );
+    }
+    throw new CannotRunError(`cannot create the backup directory ${dir}: ${(e as Error).message}`);
+  }
 
   const dumpVersion = pgDumpVersion(target);
   const snap = await openSnapshot(target, conn);

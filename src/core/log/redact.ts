@@ -3,9 +3,17 @@ export function redactUrls(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]+)@/gi, "$1***@");
 }
 
-/** Redacts URL passwords and every literal secret given (longest first, so overlaps don't leak a tail). */
+/**
+ * Replaces the value of every libpq keyword/value or environment-style password (`password=...`,
+ * `password='a b'`, `PGPASSWORD=...`) with `***`.
+ */
+export function redactKeywordPasswords(text: string): string {
+  return text.replace(/\b((?:pg)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi, "$1***");
+}
+
+/** Redacts URL and keyword passwords and every literal secret given (longest first, so overlaps don't leak a tail). */
 export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = redactUrls(text);
+  let out = redactKeywordPasswords(redactUrls(text));
   for (const s of [...secrets].filter((x) => x.length >= 4).sort((a, b) => b.length - a.length)) {
     out = out.split(s).join("***");
   }

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, formatJsonLine, formatLine, formatTimestamp } from "../../../src/core/log/logger";
+import { redact } from "../../../src/core/log/redact";
 
 // Local time, as the users' `date '+%Y-%m-%d %H:%M:%S'` printed it.
 const t = new Date(2025, 0, 9, 12, 0, 5);
@@ -98,4 +99,14 @@ test("console output uses the users' format unless json, and the level helpers m
     "[2025-01-09 12:00:05] ERROR: d\n",
     "[2025-01-09 12:00:05] ROLLBACK: e\n",
   ]);
+});
+
+test("libpq keyword and environment-style passwords are masked, quoted ones whole", () => {
+  assert.equal(
+    redact("host=db user=app password=hunter2 dbname=app"),
+    "host=db user=app password=*** dbname=app",
+  );
+  assert.equal(redact("password = 'two words\\' here' sslmode=require"), "password = *** sslmode=require");
+  assert.equal(redact("PGPASSWORD=s3cret psql"), "PGPASSWORD=*** psql");
+  assert.equal(redact("no secrets in password policy"), "no secrets in password policy");
 });
