@@ -47,11 +47,13 @@ export function configFromStack(
 ): { config: StackConfig; secrets: StackSecrets } {
   const raw: Record<string, unknown> = {};
   const secrets: StackSecrets = {};
+  const plainSecrets: string[] = [];
   for (const [key, entry] of Object.entries(map)) {
     if (!key.startsWith("safe-deploy:")) continue;
     const k = key.slice("safe-deploy:".length);
     if ((SECRET_KEYS as readonly string[]).includes(k)) {
       secrets[k as SecretKey] = entry.value;
+      if (!entry.secret) plainSecrets.push(k);
       continue;
     }
     let value: unknown = entry.value;
@@ -63,6 +65,7 @@ export function configFromStack(
     raw[k] = (PLAIN_KEYS as readonly string[]).includes(k) ? value : true;
   }
   raw.secretsSet = Object.keys(secrets);
+  if (plainSecrets.length) raw.secretsInPlainText = plainSecrets;
   return { config: parseStackConfig(raw, stack), secrets };
 }
 
@@ -240,18 +243,19 @@ async function preflight(ctx: ReleaseContext, allowDirty: boolean): Promise<stri
   const { config, projectDir } = ctx;
   if (!allowDirty) {
     // The stack's own file may differ from the commit (a secret just set): the release records its text.
+    // Untracked files count: a new migration nobody committed would run, and no rollback could know it.
     const dirty = await git(projectDir, [
       "status",
       "--porcelain",
-      "--untracked-files=no",
+      "--untracked-files=all",
       "--",
       ".",
       `:(exclude)Pulumi.${ctx.stackName}.yaml`,
     ]).catch((e: Error) => `?? ${e.message}`);
     if (dirty) {
       problems.push(
-        `the git tree has uncommitted changes (a release must be reproducible from its commit): commit ` +
-          `them or pass --allow-dirty:\n${dirty
+        `the git tree has uncommitted changes or untracked files (a release must be reproducible from its ` +
+          `commit): commit them, add what is not source to .gitignore, or pass --allow-dirty:\n${dirty
             .split("\n")
             .slice(0, 10)
             .map((l) => `      ${l}`)

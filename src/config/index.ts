@@ -30,7 +30,15 @@ export function parseStackConfig(raw: unknown, stack = "<stack>"): StackConfig {
   const secretsSet = z.array(z.enum(SECRET_KEYS)).default([]).safeParse(input.secretsSet);
   if (!secretsSet.success)
     problems.push(...secretsSet.error.issues.flatMap((i) => formatIssue(["secretsSet"], i)));
-  const known = new Set([...Object.keys(SECTIONS), "secretsSet"]);
+  // Secret keys the stack file holds unencrypted (the CLI knows; a committed password is a leak).
+  if (Array.isArray(input.secretsInPlainText)) {
+    for (const k of input.secretsInPlainText) {
+      problems.push(
+        `${String(k)}: stored in plain text in Pulumi.${stack}.yaml; encrypt it with \`pulumi config set --secret ${String(k)} <value>\` (and rotate it if that file was ever committed)`,
+      );
+    }
+  }
+  const known = new Set([...Object.keys(SECTIONS), "secretsSet", "secretsInPlainText"]);
   for (const k of Object.keys(input)) {
     if (!known.has(k)) problems.push(`${k}: unknown key (known: ${Object.keys(SECTIONS).join(", ")})`);
   }

@@ -246,6 +246,12 @@ test("up: a dirty tree, or a migration lint error, is refused before anything ru
   await assert.rejects(up(), (e: unknown) => e instanceof CheckFailedError && /preflight/.test(e.message));
   assert.match(lines.join("\n"), /uncommitted changes.*--allow-dirty:\n.*ERROR: +M Pulumi\.yaml/);
   await git("checkout", "--", "Pulumi.yaml");
+  // An untracked migration would run without being in the release's commit: refused too.
+  await writeFile(join(project, "migrations/002_new.sql"), "CREATE TABLE extra (id int);");
+  lines.length = 0;
+  await assert.rejects(up(), (e: unknown) => e instanceof CheckFailedError && /preflight/.test(e.message));
+  assert.match(lines.join("\n"), /untracked files.*--allow-dirty:\n.*\?\? migrations\/002_new\.sql/);
+  await unlink(join(project, "migrations/002_new.sql"));
   await writeFile(join(project, "migrations/002_drop.sql"), "DROP TABLE notes;");
   lines.length = 0;
   await assert.rejects(up(), (e: unknown) => e instanceof CheckFailedError);
@@ -272,6 +278,28 @@ test("up: a bad stack config is one usage error (exit 2) naming the key", async 
     runUp({ stack: "staging", projectDir: project }, bad),
     (e: unknown) => e instanceof ConfigError && e.exitCode === 2 && /health\.retries/.test(e.message),
   );
+});
+
+test("up: a secret key stored in plain text is refused (exit 2) naming `pulumi config set --secret`, its value never echoed", async () => {
+  const plainSecret: CommandDeps = {
+    ...deps,
+    openStack: async (o) => ({
+      ...(await fakeOpenStack()(o)),
+      getAllConfig: async () => ({
+        ...stackConfig(),
+        "safe-deploy:databaseUrl": { value: appDb(), secret: false },
+      }),
+    }),
+  };
+  const before = upCalls.length;
+  await assert.rejects(runUp({ stack: "staging", projectDir: project }, plainSecret), (e: unknown) => {
+    assert.ok(e instanceof ConfigError && e.exitCode === 2, String(e));
+    assert.match(e.message, /databaseUrl: stored in plain text in Pulumi\.staging\.yaml/);
+    assert.match(e.message, /pulumi config set --secret databaseUrl/);
+    assert.ok(!e.message.includes(PASSWORD));
+    return true;
+  });
+  assert.equal(upCalls.length, before);
 });
 
 test("up: an unreachable database stops the deploy at preflight, without echoing its password", async () => {
