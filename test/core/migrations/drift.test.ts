@@ -65,4 +65,19 @@ describe("drift", () => {
     const dbs = await pg.query("SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_scratch%'");
     assert.deepEqual(dbs, [], "scratch databases are dropped");
   });
+
+  it("an absolute --migrations is used as given; one that does not exist is a usage error naming the flag", async () => {
+    const url = await pg.createDatabase("absolute");
+    await migrate({ action: "up", tool: "node-pg-migrate", dir: DIR, workDir: ROOT, databaseUrl: url });
+    const lines: string[] = [];
+    const o = { workDir: ROOT, databaseUrl: url, out: (t: string) => lines.push(t) };
+    await runDrift({ ...o, migrations: join(ROOT, DIR) });
+    assert.match(lines.join("\n"), /no drift: .* at version 1700000003000_users-name/);
+    await assert.rejects(runDrift({ ...o, migrations: join(ROOT, "test/fixtures/nowhere") }), (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, /`--migrations` .*nowhere.* does not exist/);
+      return true;
+    });
+    assert.equal(await main(["drift", "--migrations", "/nowhere/mig", "--database-url", url]), 2);
+  });
 });
