@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { formatDuration, runHistory } from "../../src/cli/commands/history";
 import { Ledger } from "../../src/core/release/ledger";
@@ -85,4 +85,31 @@ test("durations read like a person writes them", () => {
     "62m 05s",
     "-",
   ]);
+});
+
+test("history finds the state dir under --project-dir, as up/status/rollback do", async () => {
+  const project = await mkdtemp(join(tmpdir(), "sd-history-project-"));
+  try {
+    const ledger = new Ledger(join(project, ".safe-deploy"), "production");
+    const r = await ledger.create({ stack: "production", commit: "3".repeat(40), config: {} });
+    await ledger.markResult(r.id, "good", { durationMs: 1_000 });
+    const { stdout } = await run(
+      bin,
+      ["history", "--stack", "production", "--project-dir", project, "--json"],
+      {
+        cwd: tmpdir(),
+      },
+    );
+    assert.deepEqual(
+      JSON.parse(stdout).map((x: any) => x.id),
+      [r.id],
+    );
+    const lines: string[] = [];
+    await runHistory({ stack: "staging", projectDir: dirname(state), stateDir: basename(state) }, (l) =>
+      lines.push(l),
+    );
+    assert.equal(lines.length, 3);
+  } finally {
+    await rm(project, { recursive: true, force: true });
+  }
 });

@@ -89,3 +89,32 @@ test("bin/safe-deploy lock: exit codes and messages of the command-line contract
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /required option '--stack <name>'/);
 });
+
+test("lock status and release find the state dir under --project-dir, as up/status/rollback do", async () => {
+  const project = join(work, "project");
+  const lock = await acquireLock({
+    stateDir: join(project, ".safe-deploy"),
+    stack: "staging",
+    command: "safe-deploy up --stack staging",
+  });
+  const status = cli("lock", "status", "--stack", "staging", "--project-dir", project, "--json");
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(JSON.parse(status.stdout).state, "held");
+  assert.equal(JSON.parse(status.stdout).info.id, lock.info.id);
+
+  const out: string[] = [];
+  const w = { write: (s: string) => out.push(s) };
+  await acquireLock({ stateDir: join(project, "state"), stack: "s", command: "safe-deploy up --stack s" });
+  const held = await runLock({
+    action: "status",
+    stack: "s",
+    projectDir: project,
+    stateDir: "state",
+    out: w,
+  });
+  assert.equal(held.state, "held");
+  const released = cli("lock", "release", "--stack", "staging", "--project-dir", project);
+  assert.equal(released.code, 0, released.stderr);
+  assert.match(released.stdout, /^released the deploy lock of stack "staging"/);
+  assert.ok(!existsSync(lockPath(join(project, ".safe-deploy"), "staging")));
+});

@@ -49,3 +49,29 @@ it("migrate up/current through the CLI contract, with exit codes for bad usage a
   assert.equal(await main(["migrate", "up", ...brokenDir, "--database-url", url2]), 1);
   assert.equal(await main(["migrate", "current", ...common.slice(0, -1), "postgres://x:y@127.0.0.1:1/z"]), 3);
 });
+
+it("an absolute --dir is used as given; a --dir that does not exist is a usage error naming the flag", async () => {
+  const url = await pg.createDatabase("absdir");
+  const abs = join(ROOT, "test/fixtures/migrations/npm");
+  const lines: string[] = [];
+  const o = { tool: "node-pg-migrate", workDir: ROOT, databaseUrl: url, out: (t: string) => lines.push(t) };
+  await runMigrate({ ...o, action: "check", dir: abs });
+  await runMigrate({ ...o, action: "up", target: "1700000002000_create-orders", dir: abs });
+  await runMigrate({ ...o, action: "current", dir: abs });
+  assert.deepEqual(
+    [lines[0], ...lines.slice(-2)],
+    [
+      "3 pending: 1700000001000_create-users, 1700000002000_create-orders, 1700000003000_users-name",
+      "schema version: (none) -> 1700000002000_create-orders",
+      "1700000002000_create-orders",
+    ],
+  );
+  for (const dir of [join(ROOT, "test/fixtures/migrations/nowhere"), "nowhere"])
+    await assert.rejects(runMigrate({ ...o, action: "check", dir }), (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, /`--dir` .*nowhere.* does not exist/);
+      return true;
+    });
+  const missing = ["--tool", "node-pg-migrate", "--dir", "/nowhere/mig", "--database-url", url];
+  assert.equal(await main(["migrate", "check", ...missing]), 2);
+});

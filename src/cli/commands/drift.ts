@@ -19,6 +19,12 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
   const tool = opts.tool ?? "node-pg-migrate";
   if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
     throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic for drift, got "${tool}"`);
+  const { missingMigrationsDirectory } = await import("../../core/migrations/runner");
+  const missing = await missingMigrationsDirectory(tool as "prisma", opts.workDir, opts.migrations);
+  if (missing)
+    throw new ConfigError(
+      `\`--migrations\` ${opts.migrations}${missing === opts.migrations ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
+    );
   const { checkDrift, formatDrift } = await import("../../core/migrations/drift");
   const { version, items } = await checkDrift({
     databaseUrl,
@@ -43,7 +49,7 @@ export function register(program: Command): void {
   program
     .command("drift")
     .description("Compare the live schema with the one the migrations build in a scratch database")
-    .requiredOption("--migrations <dir>", "migrations directory, relative to --work-dir")
+    .requiredOption("--migrations <dir>", "migrations directory, absolute or relative to --work-dir")
     .option("--tool <tool>", "node-pg-migrate|prisma|alembic", "node-pg-migrate")
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "defaults to $DATABASE_URL")

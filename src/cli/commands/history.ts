@@ -1,9 +1,12 @@
 import { Command } from "commander";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 
 /** Options of `history`. */
 export interface HistoryOpts {
   stack: string;
+  /** The Pulumi project directory; default `.`. */
+  projectDir?: string;
+  /** Where releases are kept, relative to `projectDir`; default `.safe-deploy`. */
   stateDir?: string;
   json?: boolean;
 }
@@ -21,7 +24,8 @@ export function formatDuration(ms: number | undefined): string {
 /** `history --stack S`: every release of the stack, newest first (id, time, commit, image, schema, backup, result, duration). */
 export async function runHistory(o: HistoryOpts, out: Out = stdout): Promise<void> {
   const { Ledger } = await import("../../core/release/ledger");
-  const list = await new Ledger(o.stateDir ?? ".safe-deploy", o.stack).list();
+  const stateDir = resolve(o.projectDir ?? ".", o.stateDir ?? ".safe-deploy");
+  const list = await new Ledger(stateDir, o.stack).list();
   if (o.json)
     return out(
       JSON.stringify(
@@ -61,7 +65,8 @@ export function register(program: Command): void {
       "List the stack's releases: id, time, commit, image, schema version, backup, result, duration",
     )
     .requiredOption("--stack <name>", "the stack")
-    .option("--state-dir <dir>", "where releases and locks are kept", ".safe-deploy")
+    .option("--project-dir <dir>", "the Pulumi project directory", ".")
+    .option("--state-dir <dir>", "where releases and locks are kept (default <project>/.safe-deploy)")
     .option("--json", "one JSON array, for machines")
     .action(async (o: HistoryOpts) => runHistory(o));
 }

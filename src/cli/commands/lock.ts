@@ -4,7 +4,9 @@ import type { Command } from "commander";
 export interface LockCommandOptions {
   action: "status" | "release";
   stack: string;
-  /** The tool's state directory (locks, releases); default `.safe-deploy`. */
+  /** The Pulumi project directory; default `.`. */
+  projectDir?: string;
+  /** The tool's state directory (locks, releases), relative to `projectDir`; default `.safe-deploy`. */
   stateDir?: string;
   json?: boolean;
   force?: boolean;
@@ -15,10 +17,12 @@ export interface LockCommandOptions {
 export async function runLock(opts: LockCommandOptions): Promise<Record<string, unknown>> {
   const { lockStatus, releaseLock, describeHolder } = await import("../../core/release/lock");
   const { ConfigError } = await import("../../core/errors");
+  const { resolve } = await import("node:path");
   if (!opts.stack)
     throw new ConfigError("`--stack` is required: the stack whose deploy lock to show or release");
   const out = opts.out ?? process.stdout;
-  const base = { stateDir: opts.stateDir ?? ".safe-deploy", stack: opts.stack };
+  const stateDir = resolve(opts.projectDir ?? ".", opts.stateDir ?? ".safe-deploy");
+  const base = { stateDir, stack: opts.stack };
   if (opts.action === "status") {
     const st = await lockStatus(base);
     const result = { stack: opts.stack, ...st };
@@ -42,16 +46,20 @@ export async function runLock(opts: LockCommandOptions): Promise<Record<string, 
   return result;
 }
 
-/** Registers `lock status|release --stack S [--force] [--json] [--state-dir D]`. */
+/** Registers `lock status|release --stack S [--force] [--json] [--project-dir P] [--state-dir D]`. */
 export function register(program: Command): void {
   const lock = program.command("lock").description("Show or release a stack's deploy lock");
   const common = (c: Command) =>
     c
       .requiredOption("--stack <name>", "the stack")
-      .option("--state-dir <dir>", "where safe-deploy keeps locks and releases", ".safe-deploy")
+      .option("--project-dir <dir>", "the Pulumi project directory", ".")
+      .option(
+        "--state-dir <dir>",
+        "where safe-deploy keeps locks and releases (default <project>/.safe-deploy)",
+      )
       .option("--json", "print one JSON object");
   common(lock.command("status").description("Who holds the deploy lock, since and until when")).action(
-    async (o: { stack: string; stateDir: string; json?: boolean }) => {
+    async (o: { stack: string; projectDir: string; stateDir?: string; json?: boolean }) => {
       await runLock({ action: "status", ...o });
     },
   );
@@ -60,7 +68,9 @@ export function register(program: Command): void {
       .command("release")
       .description("Remove the deploy lock (yours, a stale one, or anyone's with --force)")
       .option("--force", "release a live lock held by another user or host (make sure that deploy is dead)"),
-  ).action(async (o: { stack: string; stateDir: string; json?: boolean; force?: boolean }) => {
-    await runLock({ action: "release", ...o });
-  });
+  ).action(
+    async (o: { stack: string; projectDir: string; stateDir?: string; json?: boolean; force?: boolean }) => {
+      await runLock({ action: "release", ...o });
+    },
+  );
 }

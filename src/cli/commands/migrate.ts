@@ -39,15 +39,21 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
       throw new ConfigError(`\`${flag}\` must be a non-negative number, got "${v}"`);
     return n;
   };
-  const { migrate } = await import("../../core/migrations/runner");
+  const { migrate, missingMigrationsDirectory } = await import("../../core/migrations/runner");
   const defaultDir =
     opts.tool === "alembic" ? "alembic" : opts.tool === "prisma" ? "prisma/migrations" : "migrations";
+  const dir = opts.dir ?? defaultDir;
+  const missing = await missingMigrationsDirectory(opts.tool as "prisma", opts.workDir, dir);
+  if (missing)
+    throw new ConfigError(
+      `\`--dir\` ${dir}${missing === dir ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
+    );
   const custom = opts.command ? { [opts.action]: opts.command } : undefined;
   const result = await migrate({
     action: opts.action as "up",
     target: opts.target,
     tool: opts.tool as "node-pg-migrate",
-    dir: opts.dir ?? defaultDir,
+    dir,
     workDir: opts.workDir,
     databaseUrl,
     custom,
@@ -81,7 +87,7 @@ export function register(program: Command): void {
     .argument("<action>", ACTIONS.join("|"))
     .argument("[target]", "N (how many) or REV (migration name / revision) for up and down")
     .requiredOption("--tool <tool>", TOOLS.join("|"))
-    .option("--dir <dir>", "migrations directory, relative to --work-dir")
+    .option("--dir <dir>", "migrations directory, absolute or relative to --work-dir")
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "defaults to $DATABASE_URL")
     .option(

@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { access, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import type { Client } from "pg";
 import type { CustomCommands, Tool } from "./presets";
 import { connect, migrate, schemaVersion } from "./runner";
@@ -120,16 +123,69 @@ export interface DriftOptions {
   scratchUrl?: string;
 }
 
+/** Names of the Prisma migrations `_prisma_migrations` records as applied (finished, not rolled back), in order. */
+export async function appliedPrismaMigrations(client: Client): Promise<string[]> {
+  const t = await client.query<{ t: string | null }>("SELECT to_regclass('_prisma_migrations')::text AS t");
+  if (!t.rows[0].t) return [];
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL
+     GROUP BY migration_name ORDER BY min(finished_at), migration_name`,
+  );
+  return rows.map((r) => r.name);
+}
+
 /**
- * Builds the expected schema by applying the migrations to a scratch database (up to the live
- * database's version, so pending migrations are not drift) and compares catalogs with the live one.
+ * A temporary copy of a Prisma layout (`<dir>/../schema.prisma`, `<dir>/migration_lock.toml`,
+ * `<dir>/<name>/`) holding only the migrations in `names`: `prisma migrate deploy` takes no target, so
+ * this is how the scratch database stops at the live database's migrations. `remove()` deletes it.
+ */
+export async function stagePrismaMigrations(
+  dir: string,
+  names: string[],
+): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const root = await mkdtemp(join(tmpdir(), "safe-deploy-prisma-"));
+  const remove = () => rm(root, { recursive: true, force: true });
+  try {
+    const staged = join(root, "migrations");
+    await mkdir(staged);
+    await cp(join(dirname(dir), "schema.prisma"), join(root, "schema.prisma"));
+    const lock = join(dir, "migration_lock.toml");
+    if (
+      await access(lock).then(
+        () => true,
+        () => false,
+      )
+    )
+      await cp(lock, join(staged, "migration_lock.toml"));
+    for (const name of names) {
+      const from = join(dir, name);
+      if (
+        await access(from).then(
+          () => true,
+          () => false,
+        )
+      )
+        await cp(from, join(staged, name), { recursive: true });
+    }
+    return { dir: staged, remove };
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+}
+
+/**
+ * Builds the expected schema by applying the migrations to a scratch database (only those the live
+ * database has applied, so pending migrations are not drift) and compares catalogs with the live one.
  */
 export async function checkDrift(opts: DriftOptions): Promise<{ version?: string; items: DriftItem[] }> {
   const live = await connect(opts.databaseUrl, "safe-deploy drift");
   let liveSnap: SchemaSnapshot;
   let version: string | undefined;
+  let prismaApplied: string[] = [];
   try {
     version = await schemaVersion(live, opts.tool);
+    if (opts.tool === "prisma") prismaApplied = await appliedPrismaMigrations(live);
     liveSnap = await snapshotSchema(live);
   } finally {
     await live.end();
@@ -138,16 +194,20 @@ export async function checkDrift(opts: DriftOptions): Promise<{ version?: string
     ? { url: opts.scratchUrl, drop: async () => {} }
     : await createScratchDatabase(opts.databaseUrl);
   try {
-    const target = version && opts.tool !== "prisma" ? version : undefined;
-    await migrate({
-      action: "up",
-      target,
-      tool: opts.tool,
-      dir: opts.dir,
-      workDir: opts.workDir,
-      custom: opts.custom,
-      databaseUrl: scratch.url,
-    });
+    const run = { action: "up" as const, tool: opts.tool, workDir: opts.workDir, custom: opts.custom };
+    // A custom command has no version to stop at: it builds everything. Otherwise no version means
+    // nothing applied yet, so the expected schema is an empty one.
+    if (opts.tool === "command") await migrate({ ...run, dir: opts.dir, databaseUrl: scratch.url });
+    else if (version !== undefined && opts.tool === "prisma") {
+      const dir = resolve(opts.workDir ?? ".", opts.dir);
+      const staged = await stagePrismaMigrations(dir, prismaApplied);
+      try {
+        await migrate({ ...run, dir: staged.dir, databaseUrl: scratch.url });
+      } finally {
+        await staged.remove();
+      }
+    } else if (version !== undefined)
+      await migrate({ ...run, target: version, dir: opts.dir, databaseUrl: scratch.url });
     const c = await connect(scratch.url, "safe-deploy drift");
     try {
       return { version, items: diffSchemas(await snapshotSchema(c), liveSnap) };

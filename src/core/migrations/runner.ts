@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
-import { access, readdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { access, readdir, stat } from "node:fs/promises";
+import { resolve } from "node:path";
 import { Client } from "pg";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact } from "../log/redact";
@@ -139,6 +139,21 @@ export function isLockTimeout(output: string): boolean {
   return /canceling statement due to lock timeout|\block timeout\b|LockNotAvailable/i.test(output);
 }
 
+/**
+ * The resolved path of a migrations directory the tool reads (node-pg-migrate, Prisma) that is not a
+ * directory, for an error naming the flag; undefined when it is fine. Alembic and custom commands
+ * find their own scripts.
+ */
+export async function missingMigrationsDirectory(
+  tool: Tool,
+  workDir: string | undefined,
+  dir: string,
+): Promise<string | undefined> {
+  if (tool !== "node-pg-migrate" && tool !== "prisma") return undefined;
+  const path = resolve(workDir ?? ".", dir);
+  return (await stat(path).catch(() => undefined))?.isDirectory() ? undefined : path;
+}
+
 /** Migration names found in a node-pg-migrate directory, in the order the tool runs them. */
 export async function migrationFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
@@ -214,7 +229,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     const before = await schemaVersion(client, opts.tool);
     let target = opts.target;
     if (opts.tool === "node-pg-migrate" && target && !/^\d+$/.test(target) && mutating)
-      target = String(await revisionToCount(client, join(cwd, opts.dir), opts.action as "up", target));
+      target = String(await revisionToCount(client, resolve(cwd, opts.dir), opts.action as "up", target));
     // node-pg-migrate reads `up 0` as "all": nothing to do must not run anything.
     if (mutating && target === "0") return { before, after: before, output: "nothing to do" };
     let cmd: string | undefined;
@@ -226,7 +241,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     if (!cmd) {
       // node-pg-migrate has no read-only verbs: answer from its table and the directory.
       const applied = await appliedNodePgMigrate(client);
-      const files = await migrationFiles(join(cwd, opts.dir));
+      const files = await migrationFiles(resolve(cwd, opts.dir));
       const done = new Set(applied.map((a) => a.name));
       const pending = files.filter((f) => !done.has(f));
       let output: string;

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runDrift } from "../../../src/cli/commands/drift";
-import { diffSchemas, formatDrift } from "../../../src/core/migrations/drift";
+import { checkDrift, diffSchemas, formatDrift } from "../../../src/core/migrations/drift";
 import { migrate } from "../../../src/core/migrations/runner";
 import { main } from "../../../src/cli/index";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
@@ -65,4 +67,119 @@ describe("drift", () => {
     const dbs = await pg.query("SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_scratch%'");
     assert.deepEqual(dbs, [], "scratch databases are dropped");
   });
+
+  it("an absolute --migrations is used as given; one that does not exist is a usage error naming the flag", async () => {
+    const url = await pg.createDatabase("absolute");
+    await migrate({ action: "up", tool: "node-pg-migrate", dir: DIR, workDir: ROOT, databaseUrl: url });
+    const lines: string[] = [];
+    const o = { workDir: ROOT, databaseUrl: url, out: (t: string) => lines.push(t) };
+    await runDrift({ ...o, migrations: join(ROOT, DIR) });
+    assert.match(lines.join("\n"), /no drift: .* at version 1700000003000_users-name/);
+    await assert.rejects(runDrift({ ...o, migrations: join(ROOT, "test/fixtures/nowhere") }), (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, /`--migrations` .*nowhere.* does not exist/);
+      return true;
+    });
+    assert.equal(await main(["drift", "--migrations", "/nowhere/mig", "--database-url", url]), 2);
+  });
+  it("pending migrations are not drift: a database with none applied is compared with an empty schema", async () => {
+    const url = await pg.createDatabase("fresh");
+    const lines: string[] = [];
+    const o = { migrations: DIR, workDir: ROOT, databaseUrl: url, out: (t: string) => lines.push(t) };
+    await runDrift(o);
+    assert.deepEqual(lines, ["no drift: the live schema matches the migrations at version (none)"]);
+    await pg.query("CREATE TABLE notes (id int PRIMARY KEY)", [], "fresh");
+    lines.length = 0;
+    await assert.rejects(runDrift(o), /schema drift: 4 difference/);
+    assert.match(lines.join("\n"), /^\+ table public\.notes \(only in live; no migration creates it\)$/m);
+    assert.doesNotMatch(lines.join("\n"), /^- /m, "nothing the migrations create is expected");
+  });
+
+  it("with Prisma, only the migrations _prisma_migrations records as finished build the expected schema", async () => {
+    // Prisma downloads its engine on first run, so a stand-in with its layout and table plays `migrate deploy`.
+    const work = await mkdtemp(join(tmpdir(), "sd-drift-prisma-"));
+    try {
+      const bin = join(work, "node_modules", ".bin");
+      const migrations = join(work, "prisma", "migrations");
+      await mkdir(bin, { recursive: true });
+      await mkdir(migrations, { recursive: true });
+      await writeFile(
+        join(work, "prisma", "schema.prisma"),
+        'datasource db {\n  provider = "postgresql"\n}\n',
+      );
+      await writeFile(join(migrations, "migration_lock.toml"), 'provider = "postgresql"\n');
+      await writeFile(join(bin, "prisma"), fakePrisma(require.resolve("pg")));
+      await chmod(join(bin, "prisma"), 0o755);
+      const add = async (name: string, sql: string) => {
+        await mkdir(join(migrations, name));
+        await writeFile(join(migrations, name, "migration.sql"), sql);
+      };
+      await add("20260101000000_users", "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);");
+      await add("20260102000000_orders", "CREATE TABLE orders (id serial PRIMARY KEY, total numeric);");
+      const url = await pg.createDatabase("prisma_live");
+      const o = { tool: "prisma" as const, dir: "prisma/migrations", workDir: work, databaseUrl: url };
+      await migrate({ ...o, action: "up" });
+      // A third migration that failed once and was marked rolled back, and a fourth not yet deployed.
+      await add("20260103000000_users_name", "ALTER TABLE users ADD COLUMN name text;");
+      await add("20260104000000_audit", "CREATE TABLE audit (id int);");
+      await pg.query(
+        `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, rolled_back_at, applied_steps_count)
+         VALUES ('r1', 'x', '20260103000000_users_name', now(), now(), 0)`,
+        [],
+        "prisma_live",
+      );
+      const { version, items } = await checkDrift({ ...o, databaseUrl: url });
+      assert.equal(version, "20260102000000_orders");
+      assert.deepEqual(items, []);
+      await pg.query("ALTER TABLE users ADD COLUMN name text", [], "prisma_live");
+      const drift = await checkDrift({ ...o, databaseUrl: url });
+      assert.deepEqual(
+        drift.items.map((d) => `${d.category} ${d.key}`),
+        ["column public.users.name"],
+      );
+      assert.deepEqual(
+        (await readdir(tmpdir())).filter((n) => n.startsWith("safe-deploy-prisma-")),
+        [],
+        "the staged migrations are removed",
+      );
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
 });
+
+/** A `prisma` that applies `<schema dir>/migrations/*\/migration.sql` not yet finished, recording them like Prisma. */
+function fakePrisma(pgModule: string): string {
+  return `#!/usr/bin/env node
+const fs = require("fs");
+const path = require("path");
+const { Client } = require(${JSON.stringify(pgModule)});
+const args = process.argv.slice(2);
+if (args[0] !== "migrate" || args[1] !== "deploy") process.exit(2);
+const dir = path.join(path.dirname(args[args.indexOf("--schema") + 1]), "migrations");
+(async () => {
+  const c = new Client({ connectionString: process.env.DATABASE_URL });
+  await c.connect();
+  await c.query(\`CREATE TABLE IF NOT EXISTS _prisma_migrations (id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL,
+    finished_at timestamptz, migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz,
+    started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count integer NOT NULL DEFAULT 0)\`);
+  const names = fs.readdirSync(dir).filter((n) => fs.statSync(path.join(dir, n)).isDirectory()).sort();
+  for (const name of names) {
+    const done = await c.query(
+      "SELECT 1 FROM _prisma_migrations WHERE migration_name = $1 AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
+      [name],
+    );
+    if (done.rowCount) continue;
+    await c.query(fs.readFileSync(path.join(dir, name, "migration.sql"), "utf8"));
+    await c.query(
+      "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count) VALUES (md5(random()::text), 'x', now(), $1, 1)",
+      [name],
+    );
+  }
+  await c.end();
+})().catch((e) => {
+  console.error(e.message);
+  process.exit(1);
+});
+`;
+}
