@@ -107,7 +107,7 @@ test("a restore keeps the database's owner, locale, grants and settings (none of
     "CREATE ROLE owner_app LOGIN PASSWORD 'owner-pw'; CREATE ROLE reader LOGIN PASSWORD 'reader-pw'",
   );
   await pg.query(
-    `CREATE DATABASE "props" OWNER owner_app TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' CONNECTION LIMIT 40`,
+    `CREATE DATABASE "props" OWNER owner_app TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' CONNECTION LIMIT 40`,
   );
   await pg.query(
     [
@@ -121,7 +121,7 @@ test("a restore keeps the database's owner, locale, grants and settings (none of
   await pg.query("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)", [], "props");
   const snapshot = () =>
     pg.query(
-      `SELECT pg_get_userbyid(d.datdba) AS owner, d.datcollate, d.datctype, d.datconnlimit,
+      `SELECT pg_get_userbyid(d.datdba) AS owner, d.datcollate, d.datctype, d.datlocprovider, d.daticulocale, d.datconnlimit,
          (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a) AS acl,
          (SELECT array_agg(coalesce(pg_get_userbyid(s.setrole), '') || ':' || array_to_string(s.setconfig, '|')
             ORDER BY s.setrole) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) AS settings
