@@ -3,7 +3,7 @@ import { access, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Client } from "pg";
-import type { CustomCommands, Tool } from "./presets";
+import { versionQuery, type CustomCommands, type Tool } from "./presets";
 import { connect, migrate, schemaVersion } from "./runner";
 
 /** A schema flattened to `category -> object key -> definition`, so two schemas compare as maps. */
@@ -210,7 +210,12 @@ export async function checkDrift(opts: DriftOptions): Promise<{ version?: string
       await migrate({ ...run, target: version, dir: opts.dir, databaseUrl: scratch.url });
     const c = await connect(scratch.url, "safe-deploy drift");
     try {
-      return { version, items: diffSchemas(await snapshotSchema(c), liveSnap) };
+      let items = diffSchemas(await snapshotSchema(c), liveSnap);
+      // Nothing applied, but the tool's own table exists (created empty, or emptied by migrating all
+      // the way down): that table is the tool's bookkeeping, not drift.
+      const own = version === undefined ? versionQuery(opts.tool)?.table : undefined;
+      if (own) items = items.filter((i) => !new RegExp(`^[^.]+\\.${own}($|[._])`).test(i.key));
+      return { version, items };
     } finally {
       await c.end();
     }

@@ -95,6 +95,22 @@ describe("drift", () => {
     assert.doesNotMatch(lines.join("\n"), /^- /m, "nothing the migrations create is expected");
   });
 
+  it("migrated all the way down: the tool's own empty table is not drift", async () => {
+    const url = await pg.createDatabase("downed");
+    const run = { tool: "node-pg-migrate" as const, dir: DIR, workDir: ROOT, databaseUrl: url };
+    await migrate({ ...run, action: "up" });
+    await migrate({ ...run, action: "down", target: "3" });
+    const [{ n }] = await pg.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pgmigrations",
+      [],
+      "downed",
+    );
+    assert.equal(n, 0, "every migration undone, the table left");
+    const lines: string[] = [];
+    await runDrift({ migrations: DIR, workDir: ROOT, databaseUrl: url, out: (t: string) => lines.push(t) });
+    assert.deepEqual(lines, ["no drift: the live schema matches the migrations at version (none)"]);
+  });
+
   it("with Prisma, only the migrations _prisma_migrations records as finished build the expected schema", async () => {
     // Prisma downloads its engine on first run, so a stand-in with its layout and table plays `migrate deploy`.
     const work = await mkdtemp(join(tmpdir(), "sd-drift-prisma-"));
