@@ -15,6 +15,11 @@ export interface S3Target {
   forcePathStyle: boolean;
   /** Credentials; default: the SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, role). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * Seconds a request may sit without any byte moving before it is abandoned (default 60); a store that
+   * accepts the connection and never answers would otherwise hold a deploy, and its lock, forever.
+   */
+  idleTimeoutSeconds?: number;
 }
 
 // A function, not a Buffer constant: a serialized provider copies module values and breaks Buffers.
@@ -89,6 +94,11 @@ function client(t: S3Target) {
     endpoint: t.endpoint,
     forcePathStyle: t.forcePathStyle,
     credentials: t.credentials,
+    requestHandler: {
+      connectionTimeout: 10_000,
+      // Idle time on the socket, not a cap on the whole request: a large part may take long to send.
+      socketTimeout: (t.idleTimeoutSeconds ?? 60) * 1000,
+    },
   });
 }
 

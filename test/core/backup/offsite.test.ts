@@ -131,3 +131,31 @@ test("an unreachable store fails with exit 3 and names the bucket", async () => 
     },
   );
 });
+
+test("a store that accepts the connection and never answers: the upload gives up (exit 3) instead of hanging", async () => {
+  const { createServer } = await import("node:net");
+  const sockets: import("node:net").Socket[] = [];
+  const silent = createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  const port = (silent.address() as import("node:net").AddressInfo).port;
+  const f = join(dir, "backup_20260101_000002.pgdump");
+  writeFileSync(f, "x".repeat(1000));
+  try {
+    await assert.rejects(
+      uploadBackup(f, {} as never, {
+        ...target,
+        endpoint: `http://127.0.0.1:${port}`,
+        idleTimeoutSeconds: 1,
+      }),
+      (e: Error & { exitCode?: number }) => {
+        assert.equal(e.exitCode, 3, e.message);
+        assert.match(e.message, /uploading backup_20260101_000002\.pgdump to s3:\/\/backups\//);
+        return true;
+      },
+    );
+    assert.ok(sockets.length > 0, "the upload did reach the silent server");
+  } finally {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  }
+});
