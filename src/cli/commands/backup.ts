@@ -80,7 +80,7 @@ export async function runBackupVerify(
     out(`OK restore test: ${Object.keys(r.restoredRowCounts).length} tables, row counts match`);
 }
 
-/** `backup prune`: retention (never the newest, never safety, keep-min). */
+/** `backup prune`: retention (never the newest, never safety, keep-min; manifest-less files never count). */
 export async function runBackupPrune(
   o: { dir: string; keepDays?: number; keepMin?: number; dryRun?: boolean },
   out: Out = stdout,
@@ -92,8 +92,17 @@ export async function runBackupPrune(
     { dryRun: o.dryRun },
   );
   const verb = o.dryRun ? "would remove" : "removed";
-  for (const e of r.remove) out(`${verb} ${e.file}`);
-  out(`${verb} ${r.remove.length}, kept ${r.keep.length}`);
+  const noManifest = "no manifest: not a usable backup";
+  for (const e of r.remove) out(`${verb} ${e.file}${e.hasManifest ? "" : `  (${noManifest})`}`);
+  for (const e of r.unusable.filter((u) => !r.remove.includes(u)))
+    out(
+      `left ${e.file}  (${noManifest}; ${e.label === "safety" ? "a safety backup" : "may still be being written"})`,
+    );
+  for (const t of r.staleTemp) out(`${verb} ${t.file}  (temp file of an unfinished backup)`);
+  out(
+    `${verb} ${r.remove.length + r.staleTemp.length}, kept ${r.keep.length}` +
+      (r.unusable.length ? `; ${r.unusable.length} without a manifest` : ""),
+  );
 }
 
 /** `backup restore`: asks first unless `--yes`; refuses without a terminal and without `--yes`. */

@@ -1,10 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { choosePrune, pruneBackups } from "../../../src/core/backup/retention";
 import { backupFileName, parseBackupFileName } from "../../../src/core/backup/names";
+import { runBackupPrune } from "../../../src/cli/commands/backup";
 
 const now = new Date("2026-11-23T12:00:00Z");
 const ago = (days: number, label?: string) => ({
@@ -76,6 +77,91 @@ test("prune on a directory: --dry-run removes nothing; a real run removes file a
       [...made.slice(0, 3).flatMap((f) => [f, f + ".json"]), "notes.txt"].sort(),
     );
     await assert.rejects(pruneBackups(dir, { keepDays: 7, keepMin: 0 }), /`--keep-min`/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * 3 old good backups, 2 newer ones without a manifest (one old, one an hour old), and the temp files
+ * of killed dumps: one fresh, one stale (plus its manifest's temp). Names and mtimes relative to `at`.
+ */
+function unfinishedFixture(dir: string, at: Date) {
+  const make = (hours: number, manifest: boolean) => {
+    const t = new Date(at.getTime() - hours * 3_600_000);
+    const f = backupFileName(t, "zstd", "pre-deploy");
+    writeFileSync(join(dir, f), "x");
+    if (manifest) writeFileSync(join(dir, f + ".json"), "{}");
+    utimesSync(join(dir, f), t, t);
+    return f;
+  };
+  const tmp = (hours: number, name: string) => {
+    const t = new Date(at.getTime() - hours * 3_600_000);
+    writeFileSync(join(dir, name), "partial");
+    utimesSync(join(dir, name), t, t);
+    return name;
+  };
+  const good = [10, 11, 12].map((d) => make(d * 24, true));
+  const noManifestOld = make(8 * 24, false);
+  const noManifestYoung = make(1, false);
+  const freshTmp = tmp(1, `.${backupFileName(new Date(at.getTime() - 3_600_000), "zstd")}.tmp-0a1b2c3d`);
+  const staleName = backupFileName(new Date(at.getTime() - 3 * 86_400_000), "zstd");
+  const staleTmp = [tmp(72, `.${staleName}.tmp-deadbeef`), tmp(72, `.${staleName}.json.tmp-feedf00d`)];
+  return { good, noManifestOld, noManifestYoung, freshTmp, staleTmp };
+}
+
+test("prune: manifest-less backups never count toward keep-min; old ones and stale temp files go", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-bk-prune-"));
+  try {
+    const f = unfinishedFixture(dir, now);
+    const policy = { keepDays: 7, keepMin: 3 };
+    const before = readdirSync(dir).sort();
+    const dry = await pruneBackups(dir, policy, { dryRun: true, now });
+    assert.deepEqual(dry.keep.map((e) => e.name).sort(), [...f.good].sort());
+    assert.deepEqual(
+      dry.remove.map((e) => e.name),
+      [f.noManifestOld],
+    );
+    assert.deepEqual(dry.unusable.map((e) => e.name).sort(), [f.noManifestOld, f.noManifestYoung].sort());
+    assert.deepEqual(dry.staleTemp.map((t) => t.name).sort(), [...f.staleTmp].sort());
+    assert.deepEqual(readdirSync(dir).sort(), before);
+
+    await pruneBackups(dir, policy, { now });
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      [...f.good.flatMap((g) => [g, g + ".json"]), f.noManifestYoung, f.freshTmp].sort(),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("prune: an old-named manifest-less file touched recently (a copy in progress) stays", () => {
+  const old = { ...ago(30), hasManifest: false };
+  const r = choosePrune(
+    [ago(1), { ...old, modifiedAt: now.toISOString() }, { ...ago(31), hasManifest: false }],
+    { keepDays: 7, keepMin: 1 },
+    now,
+  );
+  assert.deepEqual(names(r.remove), ["31"]);
+  assert.deepEqual(names(r.keep), ["1"]);
+});
+
+test("prune --dry-run output names the manifest-less backups and the stale temp files", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-bk-prune-"));
+  try {
+    const f = unfinishedFixture(dir, new Date());
+    const lines: string[] = [];
+    await runBackupPrune({ dir, dryRun: true }, (l) => lines.push(l));
+    assert.deepEqual(lines, [
+      `would remove ${join(dir, f.noManifestOld)}  (no manifest: not a usable backup)`,
+      `left ${join(dir, f.noManifestYoung)}  (no manifest: not a usable backup; may still be being written)`,
+      ...[...f.staleTmp]
+        .sort()
+        .map((t) => `would remove ${join(dir, t)}  (temp file of an unfinished backup)`),
+      "would remove 3, kept 3; 2 without a manifest",
+    ]);
+    assert.equal(readdirSync(dir).length, 11);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
