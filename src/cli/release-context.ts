@@ -8,7 +8,14 @@ import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import writeFileAtomic from "write-file-atomic";
-import { parseStackConfig, PLAIN_KEYS, SECRET_KEYS, type SecretKey, type StackConfig } from "../config";
+import {
+  parseStackConfig,
+  PLAIN_KEYS,
+  secretValueProblems,
+  SECRET_KEYS,
+  type SecretKey,
+  type StackConfig,
+} from "../config";
 import { createBackup, listBackups, restoreBackup } from "../core/backup";
 import { parseDatabaseUrl, type RunTarget } from "../core/backup/runner";
 import { runSql } from "../core/backup/session";
@@ -66,6 +73,8 @@ export function configFromStack(
   }
   raw.secretsSet = Object.keys(secrets);
   if (plainSecrets.length) raw.secretsInPlainText = plainSecrets;
+  const malformed = secretValueProblems(secrets);
+  if (malformed.length) raw.secretsMalformed = malformed;
   return { config: parseStackConfig(raw, stack), secrets };
 }
 

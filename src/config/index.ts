@@ -3,6 +3,7 @@ import { ConfigError } from "../core/errors";
 import { crossChecks, SECRET_KEYS, SECTIONS, type RawStackConfig, type StackConfig } from "./schema";
 
 export * from "./schema";
+export { secretValueProblems } from "./secrets";
 
 type ZodIssue = z.core.$ZodIssue;
 
@@ -38,7 +39,9 @@ export function parseStackConfig(raw: unknown, stack = "<stack>"): StackConfig {
       );
     }
   }
-  const known = new Set([...Object.keys(SECTIONS), "secretsSet", "secretsInPlainText"]);
+  // Secret values of the wrong shape (secrets.ts; the CLI checks them, the values never come here).
+  if (Array.isArray(input.secretsMalformed)) problems.push(...input.secretsMalformed.map(String));
+  const known = new Set([...Object.keys(SECTIONS), "secretsSet", "secretsInPlainText", "secretsMalformed"]);
   for (const k of Object.keys(input)) {
     if (!known.has(k)) problems.push(`${k}: unknown key (known: ${Object.keys(SECTIONS).join(", ")})`);
   }

@@ -400,6 +400,15 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
       message: `is the same as \`database.hostPort\` (${c.app.hostPort}): pick another port`,
     });
   }
+  // Email needs both halves: the SMTP server (a secret) and who gets the mail (plain config).
+  if (c.notifications?.email) need("smtpUrl", "when `notifications.email` is set");
+  if (c.notifications && !c.notifications.email && secretsSet.includes("smtpUrl")) {
+    issues.push({
+      path: ["notifications", "email"],
+      message:
+        "is required when the `smtpUrl` secret is set (else no email is sent): `{ to: [ops@example.com], from: deploy@example.com }`",
+    });
+  }
   const remote = c.docker?.host.startsWith("ssh://") ?? false;
   if (remote && c.health && !c.health.url) {
     issues.push({

@@ -547,3 +547,27 @@ test("seed: staging's database becomes production's newest backup (safety first)
     (e: unknown) => e instanceof ConfigError && /--from-dir .*nothing: no such directory/.test(e.message),
   );
 });
+
+test("up: a malformed webhook URL is refused (exit 2) before any step, by key name, its value never echoed", async () => {
+  const badUrl: CommandDeps = {
+    ...deps,
+    openStack: async (o) => ({
+      ...(await fakeOpenStack()(o)),
+      getAllConfig: async () => ({
+        ...stackConfig(),
+        "safe-deploy:slackWebhookUrl": { value: "hooks.slack.com/services/T0/B0/" + PASSWORD, secret: true },
+      }),
+    }),
+  };
+  const before = upCalls.length;
+  await assert.rejects(runUp({ stack: "staging", projectDir: project }, badUrl), (e: unknown) => {
+    assert.ok(e instanceof ConfigError && e.exitCode === 2, String(e));
+    assert.match(
+      e.message,
+      /slackWebhookUrl: is not an http\(s\) URL; set it again with `pulumi config set --secret slackWebhookUrl/,
+    );
+    assert.ok(!e.message.includes(PASSWORD));
+    return true;
+  });
+  assert.equal(upCalls.length, before);
+});

@@ -116,3 +116,62 @@ test("maintenance during migrations needs the blue-green proxy, and says so", ()
   assert.equal(ok.app.maintenanceDuringMigrations, true);
   assert.equal(parseStackConfig(minimal).app.maintenanceDuringMigrations, false);
 });
+
+test("email needs both halves: recipients without smtpUrl, or smtpUrl without recipients, is an error", () => {
+  const email = { to: ["ops@example.com"], from: "deploy@example.com" };
+  assert.deepEqual(
+    problemsOf({ ...minimal, notifications: { email } }).filter((p) => /smtpUrl|notifications/.test(p)),
+    [
+      "smtpUrl: secret is required when `notifications.email` is set: run `pulumi config set --secret smtpUrl <value>`",
+    ],
+  );
+  const noRecipients = problemsOf({ ...minimal, secretsSet: ["dbPassword", "smtpUrl"] });
+  assert.equal(noRecipients.length, 1);
+  assert.match(noRecipients[0], /^notifications\.email: is required when the `smtpUrl` secret is set/);
+  const c = parseStackConfig({ ...minimal, secretsSet: ["dbPassword", "smtpUrl"], notifications: { email } });
+  assert.deepEqual(c.notifications.email, email);
+});
+
+test("secret values of the wrong shape are reported by key, with the command to fix them, never by value", async () => {
+  const { secretValueProblems } = await import("../../src/config");
+  const bad = {
+    slackWebhookUrl: "hooks.slack.com/services/T000/B000/s3cr3tpath",
+    webhookUrl: "ftp://example.com/x",
+    smtpUrl: "https://user:sm7p-pw@mail.example.com",
+    databaseUrl: "mysql://u:db-pw@h/d",
+    backupEncryptionKey: "too-short-k3y",
+    appSecrets: '{"JWT": 1}',
+    hookSecrets: "[broken",
+    dbPassword: "anything goes",
+  };
+  const problems = secretValueProblems(bad);
+  assert.deepEqual(
+    problems.map((p) => p.split(":")[0]),
+    [
+      "slackWebhookUrl",
+      "webhookUrl",
+      "smtpUrl",
+      "databaseUrl",
+      "backupEncryptionKey",
+      "appSecrets",
+      "hookSecrets",
+    ],
+  );
+  for (const [k, v] of Object.entries(bad)) {
+    const line = problems.find((p) => p.startsWith(`${k}:`));
+    if (!line) continue;
+    assert.ok(line.includes(`pulumi config set --secret ${k}`), line);
+    for (const fragment of [v, "s3cr3tpath", "sm7p-pw", "db-pw", "too-short-k3y"])
+      assert.ok(!line.includes(fragment), line);
+  }
+  const good = {
+    slackWebhookUrl: "https://hooks.slack.com/services/T000/B000/xyz",
+    webhookUrl: "http://127.0.0.1:8080/hook",
+    smtpUrl: "smtps://u:p@smtp.example.com:465",
+    databaseUrl: "postgresql://u:p@db:5432/app",
+    backupEncryptionKey: Buffer.alloc(32, 7).toString("base64"),
+    appSecrets: '{"JWT":"x"}',
+  };
+  assert.deepEqual(secretValueProblems(good), []);
+  assert.deepEqual(secretValueProblems({ backupEncryptionKey: "0f".repeat(32) }), []);
+});

@@ -1,0 +1,72 @@
+// Shape checks of the stack's secret values. They run when the CLI reads the stack (before any deploy
+// step), so a mistyped URL or key fails at once, by key name, instead of half-way through a release or
+// after the dump. The values themselves never appear in a message.
+import { parseKey } from "../core/backup/offsite";
+import type { SecretKey } from "./schema";
+
+const again = (k: SecretKey, example: string) =>
+  `set it again with \`pulumi config set --secret ${k} ${example}\``;
+
+function urlWith(value: string, protocols: string[]): URL | undefined {
+  try {
+    const u = new URL(value.trim());
+    return protocols.includes(u.protocol) && u.hostname ? u : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const RULES: Partial<Record<SecretKey, (v: string) => string | undefined>> = {
+  slackWebhookUrl: (v) =>
+    urlWith(v, ["https:", "http:"])
+      ? undefined
+      : `is not an http(s) URL; ${again("slackWebhookUrl", "https://hooks.slack.com/services/...")}`,
+  webhookUrl: (v) =>
+    urlWith(v, ["https:", "http:"])
+      ? undefined
+      : `is not an http(s) URL; ${again("webhookUrl", "https://example.com/deploy-hook")}`,
+  smtpUrl: (v) =>
+    urlWith(v, ["smtp:", "smtps:"])
+      ? undefined
+      : `is not an smtp:// or smtps:// URL; ${again("smtpUrl", "'smtps://user:password@smtp.example.com:465'")}`,
+  databaseUrl: (v) =>
+    urlWith(v, ["postgres:", "postgresql:"])
+      ? undefined
+      : `is not a postgres:// URL; ${again("databaseUrl", "'postgres://user:password@host:5432/db'")}`,
+  backupEncryptionKey: (v) => {
+    try {
+      parseKey(v, "backupEncryptionKey");
+      return undefined;
+    } catch {
+      return `must be 32 bytes as 64 hex chars or base64 (AES-256); ${again("backupEncryptionKey", '"$(openssl rand -hex 32)"')}`;
+    }
+  },
+  appSecrets: (v) => jsonObject(v, "appSecrets", `'{"JWT_SECRET_KEY":"..."}'`),
+  hookSecrets: (v) => jsonObject(v, "hookSecrets", `'{"SENTRY_TOKEN":"..."}'`),
+};
+
+function jsonObject(v: string, k: SecretKey, example: string): string | undefined {
+  try {
+    const o: unknown = JSON.parse(v);
+    if (
+      o &&
+      typeof o === "object" &&
+      !Array.isArray(o) &&
+      Object.values(o).every((x) => typeof x === "string")
+    )
+      return undefined;
+  } catch {
+    // reported below
+  }
+  return `is not a JSON object of names to strings; ${again(k, example)}`;
+}
+
+/** `key: rule` for every secret whose value has the wrong shape; values are never included. */
+export function secretValueProblems(secrets: Partial<Record<SecretKey, string>>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(secrets) as [SecretKey, string | undefined][]) {
+    const problem = v === undefined ? undefined : RULES[k]?.(v);
+    if (problem) out.push(`${k}: ${problem}`);
+  }
+  return out;
+}
