@@ -5,6 +5,11 @@ import * as pulumi from "@pulumi/pulumi";
 export interface OffsiteBucketArgs {
   /** Days before a backup object (and a replaced version) expires; default 30. */
   expireDays?: number;
+  /**
+   * Key prefix of the backups (`backup.s3.prefix`): only objects under it expire, so anything else kept in
+   * the bucket (the release history of docs/ci-cd.md) is not deleted with them. Default: the whole bucket.
+   */
+  prefix?: string;
   /** Bucket name; default: generated from `name`. */
   bucketName?: pulumi.Input<string>;
   /** Extra tags. */
@@ -22,7 +27,7 @@ export interface OffsiteBucket {
 
 /**
  * Declares the production off-site bucket: versioning (an overwrite or delete keeps the old copy),
- * SSE encryption at rest, every kind of public access blocked, and objects expiring after 30 days.
+ * SSE encryption at rest, every kind of public access blocked, and backups expiring after 30 days.
  */
 export function offsiteBucket(
   name: string,
@@ -70,7 +75,7 @@ export function offsiteBucket(
         {
           id: "expire-backups",
           status: "Enabled",
-          filter: { prefix: "" },
+          filter: { prefix: args.prefix ?? "" },
           expiration: { days },
           noncurrentVersionExpiration: { noncurrentDays: days },
           abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },

@@ -124,7 +124,7 @@ export class Deployment extends pulumi.ComponentResource {
     const offsite = s3?.manageBucket
       ? offsiteBucket(
           `${name}-backups`,
-          { bucketName: s3.bucket },
+          { bucketName: s3.bucket, prefix: s3.prefix },
           {
             parent: this,
             provider: new aws.Provider(`${name}-aws`, { region: s3.region as aws.Region }, { parent: this }),

@@ -24,7 +24,7 @@ before(async () => {
       migrations: { runIn: "container", workDir: "/app", dir: "migrations" },
       health: { url: "https://app.example.com/health", retries: 5 },
     },
-    secrets: { dbPassword: DB_PASSWORD, backupEncryptionKey: "k".repeat(64) },
+    secrets: { dbPassword: DB_PASSWORD, backupEncryptionKey: "0f".repeat(32) },
   });
   ({ resources, byName } = loaded.rec);
   program = loaded.program;
@@ -65,11 +65,16 @@ test("the production stack declares its off-site bucket: versioned, encrypted, p
   );
   const lifecycle = byType("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[0];
   assert.match(JSON.stringify(lifecycle.inputs.rules), /"days":30/);
+  // Only the backups expire: the release history kept in the same bucket (docs/ci-cd.md) stays.
+  assert.deepEqual(
+    lifecycle.inputs.rules.map((r: { filter: { prefix: string } }) => r.filter.prefix),
+    ["safe-deploy/"],
+  );
   assert.equal(byName("production-aws").inputs.region, "eu-west-1");
   const backup = byName("production-backup");
   assert.ok(backup.dependencies.includes(lifecycle.urn), "backups only once the bucket is set up");
   assert.equal(backup.inputs.s3.bucket, "example-app-backups");
-  assert.equal(backup.inputs.encryptionKey, "k".repeat(64));
+  assert.equal(backup.inputs.encryptionKey, "0f".repeat(32));
 });
 
 test("migrations run in a one-off container of the new image; the URL only in the environment", () => {
