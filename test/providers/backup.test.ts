@@ -169,3 +169,45 @@ test("serialized provider: off-site copy (encrypted) and retention run after the
     await server.close();
   }
 });
+
+test("serialized provider: a malformed encryption key fails before the dump; a failed upload says the local backup is kept", async () => {
+  const d = join(dir, "badkey");
+  const s3 = {
+    bucket: "bk",
+    region: "us-east-1",
+    endpoint: "http://127.0.0.1:1",
+    prefix: "p",
+    forcePathStyle: true,
+  };
+  const badKey = "not-a-key-" + "z".repeat(20);
+  await assert.rejects(
+    callSerializedProvider(providerText, "create", [
+      { releaseKey: "k", databaseUrl: dbUrl, dir: d, s3, encryptionKey: badKey },
+    ]),
+    (e: Error) => {
+      assert.match(e.message, /`backupEncryptionKey` must be 32 bytes/);
+      assert.ok(!e.message.includes(badKey));
+      return true;
+    },
+  );
+  assert.equal(existsSync(d), false, "no dump was started");
+
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y" };
+  await assert.rejects(
+    callSerializedProvider(
+      providerText,
+      "create",
+      [{ releaseKey: "k", databaseUrl: dbUrl, dir: d, s3, encryptionKey: "ab".repeat(32) }],
+      { env },
+    ),
+    (e: Error) => {
+      const kept = /the local backup (\S+) is complete and kept/.exec(e.message);
+      assert.ok(kept, e.message);
+      assert.ok(
+        existsSync(kept[1]) && existsSync(kept[1] + ".json"),
+        "the local backup and its manifest stay",
+      );
+      return true;
+    },
+  );
+});

@@ -74,6 +74,16 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 
   async create(inputs: Inputs) {
+    // A bad key fails before the dump, not after minutes of it.
+    const keyText = inputs.s3 ? (inputs.encryptionKey ?? process.env.SAFE_DEPLOY_BACKUP_KEY) : undefined;
+    let encryptionKey: Buffer | undefined;
+    try {
+      encryptionKey = keyText
+        ? parseKey(keyText, inputs.encryptionKey ? "backupEncryptionKey" : "SAFE_DEPLOY_BACKUP_KEY")
+        : undefined;
+    } catch (e) {
+      plainError(e);
+    }
     const r = await createBackup({
       databaseUrl: inputs.databaseUrl,
       dir: inputs.dir,
@@ -83,9 +93,10 @@ const provider: pulumi.dynamic.ResourceProvider = {
     }).catch(plainError);
     let s3Key: string | undefined;
     if (inputs.s3) {
-      const keyText = inputs.encryptionKey ?? process.env.SAFE_DEPLOY_BACKUP_KEY;
-      const encryptionKey = keyText ? parseKey(keyText, "encryptionKey") : undefined;
-      s3Key = (await uploadBackup(r.file, r.manifest, inputs.s3, { encryptionKey }).catch(plainError)).key;
+      const up = await uploadBackup(r.file, r.manifest, inputs.s3, { encryptionKey }).catch((e: unknown) =>
+        plainError(`${(e as Error)?.message ?? String(e)} (the local backup ${r.file} is complete and kept)`),
+      );
+      s3Key = up.key;
     }
     if (inputs.retention) {
       await pruneBackups(inputs.dir, {
