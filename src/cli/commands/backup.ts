@@ -128,6 +128,54 @@ export async function runBackupRestore(
   out(`restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`);
 }
 
+/** Options of `backup fetch`: where the off-site copies are (as in the stack's `backup.s3`). */
+export interface FetchCmdOpts {
+  bucket: string;
+  prefix?: string;
+  region?: string;
+  endpoint?: string;
+  pathStyle?: boolean;
+  dir?: string;
+  list?: boolean;
+  name?: string;
+}
+
+/**
+ * `backup fetch`: lists the off-site copies (`--list`), or downloads one (default: the newest) into
+ * `--dir`, decrypting with $SAFE_DEPLOY_BACKUP_KEY, checked against its manifest; prints its path last.
+ */
+export async function runBackupFetch(o: FetchCmdOpts, out: Out = stdout): Promise<string | undefined> {
+  const { ConfigError } = await import("../../core/errors");
+  const { fetchBackup, listOffsite } = await import("../../core/backup/fetch");
+  const { parseKey } = await import("../../core/backup/offsite");
+  const target = {
+    bucket: o.bucket,
+    prefix: o.prefix ?? "safe-deploy/",
+    region: o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
+    endpoint: o.endpoint,
+    forcePathStyle: !!o.pathStyle,
+  };
+  if (o.list) {
+    const keys = await listOffsite(target);
+    if (!keys.length) out(`no backups under s3://${target.bucket}/${target.prefix}`);
+    for (const k of keys) out(k);
+    return undefined;
+  }
+  if (!o.dir) throw new ConfigError("`backup fetch` needs `--dir` (where the backup goes) or `--list`");
+  const keyText = process.env.SAFE_DEPLOY_BACKUP_KEY;
+  const r = await fetchBackup({
+    target,
+    dir: o.dir,
+    name: o.name,
+    encryptionKey: keyText ? parseKey(keyText) : undefined,
+  });
+  out(
+    `fetched s3://${target.bucket}/${r.key}: ${r.manifest.sizeBytes} bytes, sha256 ${r.manifest.sha256} (matches its manifest)`,
+  );
+  out(r.file);
+  return r.file;
+}
+
 const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) {
@@ -150,9 +198,11 @@ function dbFlags(c: Command): Command {
     );
 }
 
-/** Registers `backup create|list|verify|prune|restore`. */
+/** Registers `backup create|list|verify|prune|restore|fetch`. */
 export function register(program: Command): void {
-  const backup = program.command("backup").description("Take, list, verify, prune and restore backups");
+  const backup = program
+    .command("backup")
+    .description("Take, list, verify, prune, restore and fetch backups");
   dbFlags(
     backup
       .command("create")
@@ -194,4 +244,20 @@ export function register(program: Command): void {
       .option("--yes", "do not ask")
       .option("--dir <dir>", "where the safety backup goes (default: the backup's directory)"),
   ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
+  backup
+    .command("fetch")
+    .description(
+      "Bring an off-site copy back (default: the newest), decrypted with $SAFE_DEPLOY_BACKUP_KEY and checked; prints its path last",
+    )
+    .argument("[name]", "backup file name, e.g. backup_20260101_120000_pre-deploy.pgdump.zst")
+    .requiredOption("--bucket <bucket>", "the stack's backup.s3.bucket")
+    .option("--prefix <prefix>", "the stack's backup.s3.prefix", "safe-deploy/")
+    .option("--region <region>", "the bucket's region (default $AWS_REGION)")
+    .option("--endpoint <url>", "an S3-compatible store's endpoint (MinIO, Filebase)")
+    .option("--path-style", "path-style addressing (backup.s3.forcePathStyle)")
+    .option("--dir <dir>", "where the backup goes")
+    .option("--list", "only list the off-site backups, newest first")
+    .action(async (name: string | undefined, o) => {
+      await runBackupFetch({ ...o, name });
+    });
 }

@@ -87,7 +87,8 @@ export function decryptStream(key: Buffer): Transform {
   });
 }
 
-function client(t: S3Target) {
+/** An S3 client for `t`, with the connect and idle timeouts every transfer here uses. */
+export function s3Client(t: S3Target) {
   const { S3Client } = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
   return new S3Client({
     region: t.region,
@@ -124,7 +125,7 @@ export async function uploadBackup(
     require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
   // Required here: captured by a serialized provider, a module-scope stream/promises import loses `pipeline`.
   const { pipeline } = require("node:stream/promises") as typeof import("node:stream/promises");
-  const s3 = client(t);
+  const s3 = s3Client(t);
   const key = objectKey(t, file, !!o.encryptionKey);
   const h = hasher();
   const body = new PassThrough();
@@ -190,7 +191,7 @@ export async function downloadBackup(
   const { GetObjectCommand } = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
   const { createWriteStream } = require("node:fs") as typeof import("node:fs");
   const { pipeline } = require("node:stream/promises") as typeof import("node:stream/promises");
-  const s3 = client(t);
+  const s3 = s3Client(t);
   try {
     const got = await s3.send(new GetObjectCommand({ Bucket: t.bucket, Key: key }));
     await pipeline(
