@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { setupMocks, plaintextPart } from "../helpers/mocks";
 import { callSerializedProvider } from "../helpers/provider";
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
+import { startS3 } from "../helpers/s3";
 import { diffBackup } from "../../src/providers/backup/diff";
 
 let pg: TestPostgres;
@@ -119,16 +120,7 @@ test("serialized provider: an unreachable database fails clearly, with no file a
 });
 
 test("serialized provider: off-site copy (encrypted) and retention run after the backup", async () => {
-  const S3rver = require("s3rver");
-  const s3dir = join(dir, "s3");
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory: s3dir,
-    configureBuckets: [{ name: "bk" }],
-  });
-  const { port } = await server.run();
+  const server = await startS3(dir, ["bk"]);
   try {
     const d = join(dir, "offsite");
     const { mkdirSync, writeFileSync } = await import("node:fs");
@@ -146,7 +138,7 @@ test("serialized provider: off-site copy (encrypted) and retention run after the
       s3: {
         bucket: "bk",
         region: "us-east-1",
-        endpoint: `http://127.0.0.1:${port}`,
+        endpoint: server.endpoint,
         prefix: "prod",
         forcePathStyle: true,
       },

@@ -14,13 +14,13 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { startS3, type TestS3 } from "../../helpers/s3";
 import { createBackup, verifyBackup, type BackupResult } from "../../../src/core/backup";
 import { uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
 import { runBackupFetch } from "../../../src/cli/commands/backup";
 
 // A real S3-compatible server on loopback; the CLI reaches it through the SDK's usual credential chain.
-const S3rver = require("s3rver");
-let server: { close(): Promise<void> };
+let server: TestS3;
 let target: S3Target;
 let endpoint: string;
 let pg: TestPostgres;
@@ -32,16 +32,8 @@ const keyHex = key.toString("hex");
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "sd-fetch-"));
-  const s = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory: join(dir, "s3"),
-    configureBuckets: [{ name: "offsite" }],
-  });
-  const { port } = await s.run();
-  server = s;
-  endpoint = `http://127.0.0.1:${port}`;
+  server = await startS3(dir, ["offsite"]);
+  endpoint = server.endpoint;
   target = { bucket: "offsite", region: "us-east-1", endpoint, prefix: "production/", forcePathStyle: true };
   process.env.AWS_ACCESS_KEY_ID = "S3RVER";
   process.env.AWS_SECRET_ACCESS_KEY = "S3RVER";

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { startS3, type TestS3 } from "../../helpers/s3";
 import { createBackup, verifyBackup } from "../../../src/core/backup";
 import {
   decryptStream,
@@ -16,28 +17,18 @@ import {
   type S3Target,
 } from "../../../src/core/backup/offsite";
 
-// s3rver: an S3-compatible server in node, on loopback (default credentials S3RVER/S3RVER).
-const S3rver = require("s3rver");
-let server: { close(): Promise<void> };
+let server: TestS3;
 let target: S3Target;
 let pg: TestPostgres;
 let dir: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "sd-bk-s3-"));
-  const s = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory: join(dir, "s3"),
-    configureBuckets: [{ name: "backups" }],
-  });
-  const { port } = await s.run();
-  server = s;
+  server = await startS3(dir, ["backups"]);
   target = {
     bucket: "backups",
     region: "us-east-1",
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: server.endpoint,
     prefix: "staging/",
     forcePathStyle: true,
     credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
