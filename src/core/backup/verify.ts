@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
-import { CheckFailedError, ConfigError } from "../errors";
+import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
 import {
   parseDatabaseUrl,
@@ -99,7 +99,15 @@ export async function restoreStream(
         err,
       );
     if (cannotRun) throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
-    if (decErr) throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
+    const role = /could not execute query: ERROR:\s+role "((?:[^"]|"")+)" does not exist/.exec(err);
+    if (role) {
+      throw new CannotRunError(
+        `${what}: role "${role[1]}" owns objects in ${basename(file)} but does not exist on this server ` +
+          `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE "${role[1]}" LOGIN PASSWORD '...'\`, and run the restore again`,
+      );
+    }
+    if (decErr && (decErr as NodeJS.ErrnoException).code !== "EPIPE")
+      throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
     if (
       /input file does not appear to be a valid archive|could not read (from )?input file|input file is too short|unexpected end of file|did not find magic string|corrupt/i.test(
         err,

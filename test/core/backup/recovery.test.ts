@@ -1,0 +1,53 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { createBackup, restoreBackup } from "../../../src/core/backup";
+import { CannotRunError } from "../../../src/core/errors";
+
+// Disaster recovery: the server the backup goes back to is not the one it came from.
+let pg: TestPostgres;
+let dir: string;
+
+before(async () => {
+  pg = await startPostgres();
+  dir = mkdtempSync(join(tmpdir(), "sd-bk-dr-"));
+});
+after(async () => {
+  await pg?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const databases = async () =>
+  (await pg.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY 1")).map((d) => d.datname);
+
+test("a table owner role the server lacks: names the role, never calls the backup corrupt; original untouched", async () => {
+  await pg.query("CREATE ROLE table_owner LOGIN");
+  await pg.query("CREATE DATABASE owned");
+  await pg.query(
+    "CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS s FROM generate_series(1, 20000) g; ALTER TABLE t OWNER TO table_owner",
+    [],
+    "owned",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("owned"), dir: join(dir, "owned"), label: "manual" });
+  await pg.query("REASSIGN OWNED BY table_owner TO CURRENT_USER", [], "owned");
+  await pg.query("DROP ROLE table_owner");
+  await pg.query("INSERT INTO t VALUES (-1, 'marker')", [], "owned");
+  const before = await databases();
+  await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("owned") }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+    assert.match(e.message, /role "table_owner" owns objects in .* but does not exist on this server/);
+    assert.match(e.message, /CREATE ROLE "table_owner" LOGIN/);
+    assert.doesNotMatch(e.message, /decompress|corrupt/);
+    return true;
+  });
+  assert.deepEqual(await databases(), before);
+  const [{ n }] = await pg.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM t WHERE id = -1",
+    [],
+    "owned",
+  );
+  assert.equal(n, 1, "original untouched");
+});
