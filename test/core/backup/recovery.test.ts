@@ -1,6 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
@@ -22,6 +22,57 @@ after(async () => {
 
 const databases = async () =>
   (await pg.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY 1")).map((d) => d.datname);
+
+test("a database the server does not have is created, owned as in the backup, with no safety backup", async () => {
+  await pg.query("CREATE ROLE app_owner LOGIN PASSWORD 'owner-pw'");
+  await pg.query("CREATE DATABASE lost OWNER app_owner");
+  await pg.query(
+    "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 50); ALTER TABLE t OWNER TO app_owner",
+    [],
+    "lost",
+  );
+  const d = join(dir, "lost");
+  const r = await createBackup({ databaseUrl: pg.url("lost"), dir: d, label: "manual" });
+  await pg.query("DROP DATABASE lost");
+
+  const res = await restoreBackup(r.file, { databaseUrl: pg.url("lost") });
+  assert.equal(res.database, "lost");
+  assert.equal(res.previousDatabase, undefined);
+  assert.equal(res.safety, undefined);
+  const [{ n }] = await pg.query<{ n: number }>("SELECT count(*)::int AS n FROM t", [], "lost");
+  assert.equal(n, 50);
+  const [{ owner }] = await pg.query<{ owner: string }>(
+    "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'lost'",
+  );
+  assert.equal(owner, "app_owner");
+  assert.deepEqual(
+    readdirSync(d).filter((f) => f.includes("safety")),
+    [],
+  );
+
+  // The same backup as a copy under another name, next to the original.
+  await restoreBackup(r.file, { databaseUrl: pg.url("lost_copy") });
+  const [{ m }] = await pg.query<{ m: number }>("SELECT count(*)::int AS m FROM t", [], "lost_copy");
+  assert.equal(m, 50);
+  assert.ok(!(await databases()).some((x) => x.includes("_restoring_")));
+});
+
+test("a new database whose owner role the server lacks: names the role and the fix, creates nothing", async () => {
+  await pg.query("CREATE ROLE gone_owner LOGIN");
+  await pg.query("CREATE DATABASE orphan OWNER gone_owner");
+  await pg.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", [], "orphan");
+  const r = await createBackup({ databaseUrl: pg.url("orphan"), dir: join(dir, "orphan"), label: "manual" });
+  await pg.query("DROP DATABASE orphan");
+  await pg.query("DROP ROLE gone_owner");
+  const before = await databases();
+  await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("orphan") }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+    assert.match(e.message, /role "gone_owner".* does not exist on this server/);
+    assert.match(e.message, /CREATE ROLE "gone_owner" LOGIN/);
+    return true;
+  });
+  assert.deepEqual(await databases(), before);
+});
 
 test("a table owner role the server lacks: names the role, never calls the backup corrupt; original untouched", async () => {
   await pg.query("CREATE ROLE table_owner LOGIN");
