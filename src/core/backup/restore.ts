@@ -4,6 +4,7 @@ import { basename, dirname } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { CannotRunError, CheckFailedError } from "../errors";
 import { createBackup, type BackupResult } from "./create";
+import { catchingSignals } from "./interrupt";
 import { manifestPath, type Manifest } from "./manifest";
 import { parseDatabaseUrl, spawnPg, watch, withDatabase, type Conn, type RunTarget } from "./runner";
 import { countRows, runSql } from "./session";
@@ -152,6 +153,29 @@ SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${
  * the role that owned it in the backup, and needs no safety backup.
  */
 export async function restoreBackup(file: string, o: RestoreOptions): Promise<RestoreResult> {
+  return catchingSignals(async (interrupted) => {
+    try {
+      return await restoreSteps(file, o, interrupted);
+    } catch (e) {
+      const sig = interrupted();
+      if (!sig) throw e;
+      const db = parseDatabaseUrl(o.databaseUrl).database;
+      throw new CannotRunError(
+        `restore interrupted by ${sig}: database "${db}" is as it was and no partly restored copy is ` +
+          "left; run the restore again",
+      );
+    }
+  });
+}
+
+async function restoreSteps(
+  file: string,
+  o: RestoreOptions,
+  interrupted: () => NodeJS.Signals | undefined,
+): Promise<RestoreResult> {
+  const stopIfInterrupted = () => {
+    if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
+  };
   const target = o.target ?? { runIn: "local" };
   const now = o.now ?? new Date();
   const conn = parseDatabaseUrl(o.databaseUrl);
@@ -178,6 +202,7 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
           compression: "zstd",
           target,
         });
+  stopIfInterrupted();
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);
   const create = props
@@ -202,6 +227,7 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
         `restored copy of ${basename(file)} differs from its manifest:\n  ${diff.join("\n  ")}`,
       );
     }
+    stopIfInterrupted();
     if (!props) {
       await runSql(
         target,
@@ -222,7 +248,9 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
     if (carried.trim()) {
       await runSql(target, admin, carried, "giving the restored copy the database's grants and settings");
     }
-    // Connections are refused first so no client slips in between terminate and rename.
+    stopIfInterrupted();
+    // Connections are refused first so no client slips in between terminate and rename. The renames
+    // are one transaction: stopped between them, the server would be left without the database.
     await runSql(
       target,
       admin,
@@ -230,8 +258,11 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
         `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
         `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
         `SELECT pg_sleep(0.2);`,
+        "BEGIN;",
         `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
+        `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
         `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
+        "COMMIT;",
       ].join("\n"),
       "swapping the restored database in",
     ).catch(async (e) => {
@@ -244,12 +275,6 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
       throw e;
     });
     swapped = true;
-    await runSql(
-      target,
-      admin,
-      `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
-      "re-opening the old database",
-    );
     return { database: db, previousDatabase: previous, safety };
   } finally {
     if (!swapped) {

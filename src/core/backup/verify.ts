@@ -16,6 +16,7 @@ import {
   pgFailure,
 } from "./runner";
 import { countRows, runSql } from "./session";
+import { catchingSignals } from "./interrupt";
 import { decompressor, hasher } from "./streams";
 
 /** What `verify` checked. */
@@ -171,7 +172,24 @@ export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise
   if (!o.databaseUrl) {
     throw new ConfigError("`--restore-test` needs a server: pass `--database-url` or set DATABASE_URL");
   }
-  const admin = withDatabase(parseDatabaseUrl(o.databaseUrl), "postgres");
+  const url = o.databaseUrl;
+  // Caught so a stop half-way still drops the scratch database below.
+  return catchingSignals(async (interrupted) => {
+    try {
+      return await restoreTest(file, m, url, target);
+    } catch (e) {
+      const sig = interrupted();
+      if (!sig) throw e;
+      throw new CannotRunError(
+        `restore test interrupted by ${sig}: the scratch database was dropped; ${basename(file)} is not verified`,
+      );
+    }
+  });
+}
+
+/** Restores into a scratch database, compares row counts with the manifest, drops the scratch database. */
+async function restoreTest(file: string, m: Manifest, url: string, target: RunTarget): Promise<VerifyResult> {
+  const admin = withDatabase(parseDatabaseUrl(url), "postgres");
   const scratch = `safe_deploy_verify_${randomBytes(4).toString("hex")}`;
   await runSql(target, admin, `CREATE DATABASE "${scratch}";`, "creating the scratch database");
   try {

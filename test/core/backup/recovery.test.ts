@@ -1,5 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,4 +102,63 @@ test("a table owner role the server lacks: names the role, never calls the backu
     "owned",
   );
   assert.equal(n, 1, "original untouched");
+});
+
+const BIN = join(__dirname, "..", "..", "..", "bin", "safe-deploy");
+
+/** Runs the CLI in its own process group and sends SIGINT to the group (as Ctrl-C does) once `ready()`. */
+async function interrupted(args: string[], ready: () => Promise<boolean>) {
+  const child = spawn(BIN, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  let sent = false;
+  for (let i = 0; i < 3000 && !sent && child.exitCode === null; i++) {
+    if (await ready()) {
+      process.kill(-child.pid!, "SIGINT");
+      sent = true;
+    } else await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(sent, "caught the command mid-way");
+  return { code: await exited, err };
+}
+
+test("Ctrl-C during a restore or a restore test: the original untouched, nothing left behind, said so, exit 3", async () => {
+  await pg.createDatabase("big");
+  await pg.query(
+    "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS s FROM generate_series(1, 400000) g",
+    [],
+    "big",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("big"), dir: join(dir, "big"), label: "manual" });
+  await pg.query("INSERT INTO big VALUES (-1, 'marker')", [], "big");
+  const before = await databases();
+  const scratch = (prefix: string) => async () => (await databases()).some((d) => d.startsWith(prefix));
+
+  const res = await interrupted(
+    ["backup", "restore", r.file, "--yes", "--database-url", pg.url("big")],
+    scratch("big_restoring_"),
+  );
+  assert.equal(res.code, 3, res.err);
+  assert.match(res.err, /restore interrupted by SIGINT: database "big" is as it was/);
+  assert.deepEqual(await databases(), before);
+  const [{ n, open }] = await pg.query<{ n: number; open: boolean }>(
+    "SELECT (SELECT count(*)::int FROM big WHERE g = -1) AS n, (SELECT datallowconn FROM pg_database WHERE datname = 'big') AS open",
+    [],
+    "big",
+  );
+  assert.deepEqual({ n, open }, { n: 1, open: true });
+
+  const v = await interrupted(
+    ["backup", "verify", r.file, "--restore-test", "--database-url", pg.url("big")],
+    scratch("safe_deploy_verify_"),
+  );
+  assert.equal(v.code, 3, v.err);
+  assert.match(v.err, /restore test interrupted by SIGINT: the scratch database was dropped/);
+  assert.deepEqual(await databases(), before);
+
+  // A later restore still works.
+  const again = await restoreBackup(r.file, { databaseUrl: pg.url("big") });
+  await pg.query(`DROP DATABASE "${again.previousDatabase}"`);
 });
