@@ -440,7 +440,11 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
           target: db.target,
           safetyFile: safety,
         });
-        ctx.log.info(`restored ${backupFile}; the database as it was is kept as ${r.previousDatabase}`);
+        ctx.log.info(
+          r.previousDatabase
+            ? `restored ${backupFile}; the database as it was is kept as ${r.previousDatabase}`
+            : `restored ${backupFile} into the new database ${r.database} (it did not exist)`,
+        );
       },
     },
     verify: async (url) => {

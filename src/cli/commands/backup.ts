@@ -124,8 +124,12 @@ export async function runBackupRestore(
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
   const r = await restoreBackup(o.file, { databaseUrl: url, target: target(o), safetyDir: o.dir });
-  out(`safety backup: ${r.safety.file}`);
-  out(`restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`);
+  if (r.safety) out(`safety backup: ${r.safety.file}`);
+  out(
+    r.previousDatabase
+      ? `restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`
+      : `restored ${o.file} into the new database "${r.database}" (it did not exist)`,
+  );
 }
 
 /** Options of `backup fetch`: where the off-site copies are (as in the stack's `backup.s3`). */

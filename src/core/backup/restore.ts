@@ -1,10 +1,14 @@
 import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { basename, dirname } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { CannotRunError, CheckFailedError } from "../errors";
 import { createBackup, type BackupResult } from "./create";
-import { manifestPath } from "./manifest";
-import { parseDatabaseUrl, withDatabase, type Conn, type RunTarget } from "./runner";
+import { catchingSignals } from "./interrupt";
+import { manifestPath, type Manifest } from "./manifest";
+import { parseDatabaseUrl, spawnPg, watch, withDatabase, type Conn, type RunTarget } from "./runner";
 import { countRows, runSql } from "./session";
+import { decompressor } from "./streams";
 import { restoreStream, rowCountDifferences, verifyBackup } from "./verify";
 
 /** Options of a restore. */
@@ -21,9 +25,10 @@ export interface RestoreOptions {
 /** What a restore did. */
 export interface RestoreResult {
   database: string;
-  /** The database as it was before, kept under this name until removed on purpose. */
-  previousDatabase: string;
-  safety: BackupResult;
+  /** The database as it was before, kept under this name until removed on purpose (none when it did not exist). */
+  previousDatabase?: string;
+  /** The safety backup of the database as it was (none when it did not exist). */
+  safety?: BackupResult;
 }
 
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -48,7 +53,12 @@ interface DatabaseProperties {
   iculocale?: string | null;
 }
 
-async function databaseProperties(target: RunTarget, admin: Conn, db: string): Promise<DatabaseProperties> {
+/** The properties of `db`, or undefined when the server has no database of that name. */
+async function databaseProperties(
+  target: RunTarget,
+  admin: Conn,
+  db: string,
+): Promise<DatabaseProperties | undefined> {
   const out = await runSql(
     target,
     admin,
@@ -59,12 +69,43 @@ async function databaseProperties(target: RunTarget, admin: Conn, db: string): P
     "reading the database's properties",
   );
   const line = out.split("\n").find((l) => l.startsWith("PROPS:"));
-  if (!line) {
+  if (!line) return undefined;
+  return JSON.parse(line.slice("PROPS:".length)) as DatabaseProperties;
+}
+
+/**
+ * ` OWNER "role"` for a database that did not exist before the restore: the role that owned it when it
+ * was dumped (`pg_restore -l -C` lists it; only the archive's header is read). Empty when the archive
+ * does not say; a role the server lacks fails here, before anything is created, naming the fix.
+ */
+async function newOwner(file: string, m: Manifest, target: RunTarget, admin: Conn): Promise<string> {
+  const dec = decompressor(m.compression);
+  const pr = spawnPg(target, "pg_restore", ["-l", "-C"], admin);
+  const w = watch(pr);
+  let out = "";
+  pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  // pg_restore stops after the table of contents, so the rest of the file meets a closed pipe.
+  await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
+  await dec.done.catch(() => {});
+  if ((await w.done) !== 0) return "";
+  const entry = ` DATABASE - ${m.database} `;
+  const line = out.split("\n").find((l) => l.includes(entry));
+  const owner = line?.slice(line.indexOf(entry) + entry.length).trim();
+  if (!owner) return "";
+  const found = await runSql(
+    target,
+    admin,
+    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${lit(owner)};`,
+    "looking up the database's owner",
+  );
+  if (!found.includes("ROLE:1")) {
     throw new CannotRunError(
-      `database "${db}" does not exist on this server: check the name in \`--database-url\``,
+      `role "${owner}", owner of database "${m.database}" in ${basename(file)}, does not exist on this server ` +
+        `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE ${ident(owner)} LOGIN PASSWORD '...'\`, ` +
+        "and run the restore again; nothing was changed",
     );
   }
-  return JSON.parse(line.slice("PROPS:".length)) as DatabaseProperties;
+  return ` OWNER ${ident(owner)}`;
 }
 
 /** CREATE DATABASE with the old one's owner, encoding, locale and connection limit (from template0, as pg_dump -C does). */
@@ -108,34 +149,66 @@ SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${
  * proven: verify the file; take a `safety` backup; restore into a new database; compare every table's
  * row count with the manifest; only then terminate connections and swap names. The old database stays
  * under a dated name. On any failure before the swap the new database is dropped and nothing changed.
+ * A database the server does not have (a new server, a copy under another name) is created, owned by
+ * the role that owned it in the backup, and needs no safety backup.
  */
 export async function restoreBackup(file: string, o: RestoreOptions): Promise<RestoreResult> {
+  return catchingSignals(async (interrupted) => {
+    try {
+      return await restoreSteps(file, o, interrupted);
+    } catch (e) {
+      const sig = interrupted();
+      if (!sig) throw e;
+      const db = parseDatabaseUrl(o.databaseUrl).database;
+      throw new CannotRunError(
+        `restore interrupted by ${sig}: database "${db}" is as it was and no partly restored copy is ` +
+          "left; run the restore again",
+      );
+    }
+  });
+}
+
+async function restoreSteps(
+  file: string,
+  o: RestoreOptions,
+  interrupted: () => NodeJS.Signals | undefined,
+): Promise<RestoreResult> {
+  const stopIfInterrupted = () => {
+    if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
+  };
   const target = o.target ?? { runIn: "local" };
   const now = o.now ?? new Date();
   const conn = parseDatabaseUrl(o.databaseUrl);
   const db = conn.database;
   // Manifest and checksum first (cheap); the blocks are read by the restore itself, into a new database.
   const { manifest } = await verifyBackup(file, { readArchive: false });
-  const safety = o.safetyFile
-    ? {
-        file: o.safetyFile,
-        manifestFile: manifestPath(o.safetyFile),
-        // Taken by this run moments ago: its checksum is enough (reading it again costs a full pass).
-        manifest: (await verifyBackup(o.safetyFile, { readArchive: false })).manifest,
-      }
-    : await createBackup({
-        databaseUrl: o.databaseUrl,
-        dir: o.safetyDir ?? dirname(file),
-        label: "safety",
-        compression: "zstd",
-        target,
-      });
   // The swap renames the database, which nobody may be connected to, this session included.
   const admin = withDatabase(conn, db === "postgres" ? "template1" : "postgres");
+  const props = await databaseProperties(target, admin, db);
+  // No such database (a new server after a disaster, or a copy under a new name): nothing to keep safe.
+  const safety = !props
+    ? undefined
+    : o.safetyFile
+      ? {
+          file: o.safetyFile,
+          manifestFile: manifestPath(o.safetyFile),
+          // Taken by this run moments ago: its checksum is enough (reading it again costs a full pass).
+          manifest: (await verifyBackup(o.safetyFile, { readArchive: false })).manifest,
+        }
+      : await createBackup({
+          databaseUrl: o.databaseUrl,
+          dir: o.safetyDir ?? dirname(file),
+          label: "safety",
+          compression: "zstd",
+          target,
+        });
+  stopIfInterrupted();
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);
-  const props = await databaseProperties(target, admin, db);
-  await runSql(target, admin, createLike(fresh, props), "creating the database to restore into");
+  const create = props
+    ? createLike(fresh, props)
+    : `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${await newOwner(file, manifest, target, admin)};`;
+  await runSql(target, admin, create, "creating the database to restore into");
   let swapped = false;
   try {
     // Streamed into one pg_restore: measured on pgbench scale 50 it beats decompressing to a temp file
@@ -154,6 +227,17 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
         `restored copy of ${basename(file)} differs from its manifest:\n  ${diff.join("\n  ")}`,
       );
     }
+    stopIfInterrupted();
+    if (!props) {
+      await runSql(
+        target,
+        admin,
+        `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
+        `naming the restored database "${db}"`,
+      );
+      swapped = true;
+      return { database: db, safety };
+    }
     // What is not in a pg_dump archive but belongs to the database: its grants and its settings.
     const carried = await runSql(
       target,
@@ -164,7 +248,9 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
     if (carried.trim()) {
       await runSql(target, admin, carried, "giving the restored copy the database's grants and settings");
     }
-    // Connections are refused first so no client slips in between terminate and rename.
+    stopIfInterrupted();
+    // Connections are refused first so no client slips in between terminate and rename. The renames
+    // are one transaction: stopped between them, the server would be left without the database.
     await runSql(
       target,
       admin,
@@ -172,8 +258,11 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
         `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
         `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
         `SELECT pg_sleep(0.2);`,
+        "BEGIN;",
         `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
+        `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
         `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
+        "COMMIT;",
       ].join("\n"),
       "swapping the restored database in",
     ).catch(async (e) => {
@@ -186,12 +275,6 @@ export async function restoreBackup(file: string, o: RestoreOptions): Promise<Re
       throw e;
     });
     swapped = true;
-    await runSql(
-      target,
-      admin,
-      `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
-      "re-opening the old database",
-    );
     return { database: db, previousDatabase: previous, safety };
   } finally {
     if (!swapped) {

@@ -19,16 +19,32 @@ function zstdStage(args: string[], input?: Readable): Stage {
   // zstd holds its own copy of the pipe; ours must close, or the producer's "close" never comes.
   input?.destroy();
   let err = "";
+  let abandoned = false;
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<void>((resolve, reject) => {
     child.on("error", (e) => reject(new Error(`zstd could not run (${e.message}); install zstd`)));
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`zstd failed: ${err.trim() || code}`)),
-    );
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolve();
+      // Killed by a broken pipe: the reader (pg_restore) stopped first, and its error is the real one.
+      if (abandoned || signal === "SIGPIPE" || /broken pipe/i.test(err)) {
+        return reject(Object.assign(new Error("zstd stopped: its reader exited"), { code: "EPIPE" }));
+      }
+      reject(new Error(`zstd failed: ${err.trim() || signal || code}`));
+    });
   });
   done.catch(() => {});
   if (input) return { stream: new PassThrough(), output: child.stdout!, done };
-  return { stream: Duplex.from({ writable: child.stdin!, readable: child.stdout! }), done };
+  const stream = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
+  // A pipeline that fails downstream (pg_restore exited early) destroys this stream but not the
+  // process, which would then block forever on a full pipe nobody reads.
+  stream.on("close", () => {
+    if (!stream.readableEnded && child.exitCode === null && child.signalCode === null) {
+      abandoned = true;
+      child.stdout!.destroy();
+      child.kill();
+    }
+  });
+  return { stream, done };
 }
 
 /**

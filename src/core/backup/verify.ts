@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
-import { CheckFailedError, ConfigError } from "../errors";
+import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
 import {
   parseDatabaseUrl,
@@ -16,6 +16,7 @@ import {
   pgFailure,
 } from "./runner";
 import { countRows, runSql } from "./session";
+import { catchingSignals } from "./interrupt";
 import { decompressor, hasher } from "./streams";
 
 /** What `verify` checked. */
@@ -99,7 +100,15 @@ export async function restoreStream(
         err,
       );
     if (cannotRun) throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
-    if (decErr) throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
+    const role = /could not execute query: ERROR:\s+role "((?:[^"]|"")+)" does not exist/.exec(err);
+    if (role) {
+      throw new CannotRunError(
+        `${what}: role "${role[1]}" owns objects in ${basename(file)} but does not exist on this server ` +
+          `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE "${role[1]}" LOGIN PASSWORD '...'\`, and run the restore again`,
+      );
+    }
+    if (decErr && (decErr as NodeJS.ErrnoException).code !== "EPIPE")
+      throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
     if (
       /input file does not appear to be a valid archive|could not read (from )?input file|input file is too short|unexpected end of file|did not find magic string|corrupt/i.test(
         err,
@@ -163,7 +172,24 @@ export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise
   if (!o.databaseUrl) {
     throw new ConfigError("`--restore-test` needs a server: pass `--database-url` or set DATABASE_URL");
   }
-  const admin = withDatabase(parseDatabaseUrl(o.databaseUrl), "postgres");
+  const url = o.databaseUrl;
+  // Caught so a stop half-way still drops the scratch database below.
+  return catchingSignals(async (interrupted) => {
+    try {
+      return await restoreTest(file, m, url, target);
+    } catch (e) {
+      const sig = interrupted();
+      if (!sig) throw e;
+      throw new CannotRunError(
+        `restore test interrupted by ${sig}: the scratch database was dropped; ${basename(file)} is not verified`,
+      );
+    }
+  });
+}
+
+/** Restores into a scratch database, compares row counts with the manifest, drops the scratch database. */
+async function restoreTest(file: string, m: Manifest, url: string, target: RunTarget): Promise<VerifyResult> {
+  const admin = withDatabase(parseDatabaseUrl(url), "postgres");
   const scratch = `safe_deploy_verify_${randomBytes(4).toString("hex")}`;
   await runSql(target, admin, `CREATE DATABASE "${scratch}";`, "creating the scratch database");
   try {

@@ -117,7 +117,7 @@ test("runIn container: pg_dump runs in the db container (its own version) throug
     "SELECT count(*) FROM t",
   ]);
   assert.equal(n.trim(), "321");
-  assert.match(res.previousDatabase, /^app_before_restore_/);
+  assert.match(res.previousDatabase ?? "", /^app_before_restore_/);
 });
 
 test("runIn container through an ssh:// Docker host (production's shape): backup, verify and restore", async () => {
@@ -131,7 +131,7 @@ test("runIn container through an ssh:// Docker host (production's shape): backup
     assert.match(ssh.calls(), /127\.0\.0\.1 docker system dial-stdio/, "the docker CLI went through ssh");
     await verifyBackup(r.file, { restoreTest: true, databaseUrl: inner, target });
     const res = await restoreBackup(r.file, { databaseUrl: inner, target });
-    assert.match(res.previousDatabase, /^app_before_restore_/);
+    assert.match(res.previousDatabase ?? "", /^app_before_restore_/);
     // a host that does not answer is exit 3, naming it
     await assert.rejects(
       createBackup({

@@ -50,7 +50,7 @@ for (const compression of ["zstd", "gzip", "none"] as const) {
     const res = await restoreBackup(r.file, { databaseUrl: pg.url("rich") });
     assert.deepEqual(await fingerprint(pg, "rich"), before);
     assert.equal(schema("rich"), schemaBefore);
-    assert.match(res.safety.file, /_safety\.pgdump\.zst$/);
+    assert.match(res.safety?.file ?? "", /_safety\.pgdump\.zst$/);
     const prev = await pg.query<{ n: string }>(
       "SELECT count(*) AS n FROM shop.customers",
       [],
@@ -157,6 +157,6 @@ test("the database named postgres can be restored too (the swap runs from templa
   const res = await restoreBackup(r.file, { databaseUrl: pg.url("postgres") });
   const rows = await pg.query<{ x: number }>("SELECT x FROM in_postgres");
   assert.deepEqual(rows, [{ x: 42 }]);
-  assert.match(res.previousDatabase, /^postgres_before_restore_/);
+  assert.match(res.previousDatabase ?? "", /^postgres_before_restore_/);
   await pg.query(`DROP DATABASE "${res.previousDatabase}"`);
 });

@@ -1,0 +1,23 @@
+/** Signals that stop a command: Ctrl-C, `timeout`, `docker stop`, systemd, a closed terminal. */
+const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/**
+ * Runs `fn` with those signals caught, so a stop half-way runs `fn`'s cleanup (dropping a scratch
+ * database, re-opening connections) instead of the process dying and leaving it behind. The client
+ * tools in the same process group get the signal too and stop, which fails the step they ran; `fn`
+ * asks `interrupted()` between steps so a signal sent to this process alone stops it there.
+ */
+export async function catchingSignals<T>(
+  fn: (interrupted: () => NodeJS.Signals | undefined) => Promise<T>,
+): Promise<T> {
+  let got: NodeJS.Signals | undefined;
+  const on = (s: NodeJS.Signals) => {
+    got ??= s;
+  };
+  for (const s of SIGNALS) process.on(s, on);
+  try {
+    return await fn(() => got);
+  } finally {
+    for (const s of SIGNALS) process.off(s, on);
+  }
+}

@@ -1,0 +1,164 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { createBackup, restoreBackup } from "../../../src/core/backup";
+import { CannotRunError } from "../../../src/core/errors";
+
+// Disaster recovery: the server the backup goes back to is not the one it came from.
+let pg: TestPostgres;
+let dir: string;
+
+before(async () => {
+  pg = await startPostgres();
+  dir = mkdtempSync(join(tmpdir(), "sd-bk-dr-"));
+});
+after(async () => {
+  await pg?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const databases = async () =>
+  (await pg.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY 1")).map((d) => d.datname);
+
+test("a database the server does not have is created, owned as in the backup, with no safety backup", async () => {
+  await pg.query("CREATE ROLE app_owner LOGIN PASSWORD 'owner-pw'");
+  await pg.query("CREATE DATABASE lost OWNER app_owner");
+  await pg.query(
+    "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 50); ALTER TABLE t OWNER TO app_owner",
+    [],
+    "lost",
+  );
+  const d = join(dir, "lost");
+  const r = await createBackup({ databaseUrl: pg.url("lost"), dir: d, label: "manual" });
+  await pg.query("DROP DATABASE lost");
+
+  const res = await restoreBackup(r.file, { databaseUrl: pg.url("lost") });
+  assert.equal(res.database, "lost");
+  assert.equal(res.previousDatabase, undefined);
+  assert.equal(res.safety, undefined);
+  const [{ n }] = await pg.query<{ n: number }>("SELECT count(*)::int AS n FROM t", [], "lost");
+  assert.equal(n, 50);
+  const [{ owner }] = await pg.query<{ owner: string }>(
+    "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'lost'",
+  );
+  assert.equal(owner, "app_owner");
+  assert.deepEqual(
+    readdirSync(d).filter((f) => f.includes("safety")),
+    [],
+  );
+
+  // The same backup as a copy under another name, next to the original.
+  await restoreBackup(r.file, { databaseUrl: pg.url("lost_copy") });
+  const [{ m }] = await pg.query<{ m: number }>("SELECT count(*)::int AS m FROM t", [], "lost_copy");
+  assert.equal(m, 50);
+  assert.ok(!(await databases()).some((x) => x.includes("_restoring_")));
+});
+
+test("a new database whose owner role the server lacks: names the role and the fix, creates nothing", async () => {
+  await pg.query("CREATE ROLE gone_owner LOGIN");
+  await pg.query("CREATE DATABASE orphan OWNER gone_owner");
+  await pg.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", [], "orphan");
+  const r = await createBackup({ databaseUrl: pg.url("orphan"), dir: join(dir, "orphan"), label: "manual" });
+  await pg.query("DROP DATABASE orphan");
+  await pg.query("DROP ROLE gone_owner");
+  const before = await databases();
+  await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("orphan") }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+    assert.match(e.message, /role "gone_owner".* does not exist on this server/);
+    assert.match(e.message, /CREATE ROLE "gone_owner" LOGIN/);
+    return true;
+  });
+  assert.deepEqual(await databases(), before);
+});
+
+test("a table owner role the server lacks: names the role, never calls the backup corrupt; original untouched", async () => {
+  await pg.query("CREATE ROLE table_owner LOGIN");
+  await pg.query("CREATE DATABASE owned");
+  await pg.query(
+    "CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS s FROM generate_series(1, 20000) g; ALTER TABLE t OWNER TO table_owner",
+    [],
+    "owned",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("owned"), dir: join(dir, "owned"), label: "manual" });
+  await pg.query("REASSIGN OWNED BY table_owner TO CURRENT_USER", [], "owned");
+  await pg.query("DROP ROLE table_owner");
+  await pg.query("INSERT INTO t VALUES (-1, 'marker')", [], "owned");
+  const before = await databases();
+  await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("owned") }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+    assert.match(e.message, /role "table_owner" owns objects in .* but does not exist on this server/);
+    assert.match(e.message, /CREATE ROLE "table_owner" LOGIN/);
+    assert.doesNotMatch(e.message, /decompress|corrupt/);
+    return true;
+  });
+  assert.deepEqual(await databases(), before);
+  const [{ n }] = await pg.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM t WHERE id = -1",
+    [],
+    "owned",
+  );
+  assert.equal(n, 1, "original untouched");
+});
+
+const BIN = join(__dirname, "..", "..", "..", "bin", "safe-deploy");
+
+/** Runs the CLI in its own process group and sends SIGINT to the group (as Ctrl-C does) once `ready()`. */
+async function interrupted(args: string[], ready: () => Promise<boolean>) {
+  const child = spawn(BIN, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  let sent = false;
+  for (let i = 0; i < 3000 && !sent && child.exitCode === null; i++) {
+    if (await ready()) {
+      process.kill(-child.pid!, "SIGINT");
+      sent = true;
+    } else await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(sent, "caught the command mid-way");
+  return { code: await exited, err };
+}
+
+test("Ctrl-C during a restore or a restore test: the original untouched, nothing left behind, said so, exit 3", async () => {
+  await pg.createDatabase("big");
+  await pg.query(
+    "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS s FROM generate_series(1, 400000) g",
+    [],
+    "big",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("big"), dir: join(dir, "big"), label: "manual" });
+  await pg.query("INSERT INTO big VALUES (-1, 'marker')", [], "big");
+  const before = await databases();
+  const scratch = (prefix: string) => async () => (await databases()).some((d) => d.startsWith(prefix));
+
+  const res = await interrupted(
+    ["backup", "restore", r.file, "--yes", "--database-url", pg.url("big")],
+    scratch("big_restoring_"),
+  );
+  assert.equal(res.code, 3, res.err);
+  assert.match(res.err, /restore interrupted by SIGINT: database "big" is as it was/);
+  assert.deepEqual(await databases(), before);
+  const [{ n, open }] = await pg.query<{ n: number; open: boolean }>(
+    "SELECT (SELECT count(*)::int FROM big WHERE g = -1) AS n, (SELECT datallowconn FROM pg_database WHERE datname = 'big') AS open",
+    [],
+    "big",
+  );
+  assert.deepEqual({ n, open }, { n: 1, open: true });
+
+  const v = await interrupted(
+    ["backup", "verify", r.file, "--restore-test", "--database-url", pg.url("big")],
+    scratch("safe_deploy_verify_"),
+  );
+  assert.equal(v.code, 3, v.err);
+  assert.match(v.err, /restore test interrupted by SIGINT: the scratch database was dropped/);
+  assert.deepEqual(await databases(), before);
+
+  // A later restore still works.
+  const again = await restoreBackup(r.file, { databaseUrl: pg.url("big") });
+  await pg.query(`DROP DATABASE "${again.previousDatabase}"`);
+});
