@@ -1,6 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -106,8 +106,8 @@ test("a table owner role the server lacks: names the role, never calls the backu
 
 const BIN = join(__dirname, "..", "..", "..", "bin", "safe-deploy");
 
-/** Runs the CLI in its own process group and sends SIGINT to the group (as Ctrl-C does) once `ready()`. */
-async function interrupted(args: string[], ready: () => Promise<boolean>) {
+/** Runs the CLI in its own process group and sends SIGINT to the group (as Ctrl-C does) once `ready(pgid)`. */
+async function interrupted(args: string[], ready: (pgid: number) => Promise<boolean>) {
   const child = spawn(BIN, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
@@ -115,7 +115,7 @@ async function interrupted(args: string[], ready: () => Promise<boolean>) {
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   let sent = false;
   for (let i = 0; i < 3000 && !sent && child.exitCode === null; i++) {
-    if (await ready()) {
+    if (await ready(child.pid!)) {
       process.kill(-child.pid!, "SIGINT");
       sent = true;
     } else await new Promise((r) => setTimeout(r, 10));
@@ -134,7 +134,11 @@ test("Ctrl-C during a restore or a restore test: the original untouched, nothing
   const r = await createBackup({ databaseUrl: pg.url("big"), dir: join(dir, "big"), label: "manual" });
   await pg.query("INSERT INTO big VALUES (-1, 'marker')", [], "big");
   const before = await databases();
-  const scratch = (prefix: string) => async () => (await databases()).some((d) => d.startsWith(prefix));
+  // Mid-way for sure: the scratch database exists and pg_restore is running into it (a signal that
+  // lands after the swap rightly ends in a finished restore, so the test waits for pg_restore).
+  const scratch = (prefix: string) => async (pgid: number) =>
+    (await databases()).some((d) => d.startsWith(prefix)) &&
+    spawnSync("ps", ["-o", "comm=", "-g", String(pgid)], { encoding: "utf8" }).stdout.includes("pg_restore");
 
   const res = await interrupted(
     ["backup", "restore", r.file, "--yes", "--database-url", pg.url("big")],
