@@ -1,6 +1,9 @@
-/** Replaces the password of every `scheme://user:password@` URL with `***`. */
+/**
+ * Replaces the password of every `scheme://user:password@` URL with `***`. A tool may print the URL
+ * decoded, so the password can hold `@`: it runs to the `@` whose host part has none.
+ */
 export function redactUrls(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]+)@/gi, "$1***@");
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)(\S+?)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi, "$1***@");
 }
 
 /**

@@ -110,3 +110,15 @@ test("libpq keyword and environment-style passwords are masked, quoted ones whol
   assert.equal(redact("PGPASSWORD=s3cret psql"), "PGPASSWORD=*** psql");
   assert.equal(redact("no secrets in password policy"), "no secrets in password policy");
 });
+
+test("a URL password holding `@` (a tool printing the URL decoded) is masked whole", () => {
+  assert.equal(
+    redact("connecting to postgres://app:p@ss@db:5432/app failed"),
+    "connecting to postgres://app:***@db:5432/app failed",
+  );
+  assert.equal(redact("DATABASE_URL=postgres://app:a@b@c@db"), "DATABASE_URL=postgres://app:***@db");
+  assert.equal(
+    redact("postgres://app:pw@db/app, mail ops@example.com"),
+    "postgres://app:***@db/app, mail ops@example.com",
+  );
+});
