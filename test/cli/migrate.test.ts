@@ -75,3 +75,19 @@ it("an absolute --dir is used as given; a --dir that does not exist is a usage e
   const missing = ["--tool", "node-pg-migrate", "--dir", "/nowhere/mig", "--database-url", url];
   assert.equal(await main(["migrate", "check", ...missing]), 2);
 });
+
+it("a database URL that cannot be parsed is a usage error (exit 2) saying how to encode it, password masked", async () => {
+  const o = { tool: "node-pg-migrate", dir: "test/fixtures/migrations/npm", workDir: ROOT };
+  const bad = {
+    [`postgres://${pg.user}:Hunter2#Secret@127.0.0.1:${pg.port}/cli`]: /is not a URL.*`#` as %23/,
+    [`postgres://${pg.user}:Hunter2%Secret@127.0.0.1:${pg.port}/cli`]: /a `%` that is not followed.*%25/,
+  };
+  for (const [databaseUrl, pattern] of Object.entries(bad)) {
+    await assert.rejects(runMigrate({ ...o, action: "current", databaseUrl }), (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, pattern);
+      assert.ok(!e.message.includes("Secret"), e.message);
+      return true;
+    });
+  }
+});

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { access, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Client } from "pg";
+import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact } from "../log/redact";
 import { pgOptions } from "./command";
@@ -45,8 +46,12 @@ export interface MigrateResult {
   rowChanges?: string[];
 }
 
-/** Connects, or throws CannotRunError (exit 3) with the URL's password masked. */
+/**
+ * Connects, or throws CannotRunError (exit 3) with the URL's password masked; a malformed URL is a
+ * ConfigError (exit 2) saying how to write it.
+ */
 export async function connect(databaseUrl: string, applicationName = "safe-deploy"): Promise<Client> {
+  parseDatabaseUrl(databaseUrl);
   const client = new Client({
     connectionString: databaseUrl,
     application_name: applicationName,
