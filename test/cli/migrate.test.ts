@@ -91,3 +91,15 @@ it("a database URL that cannot be parsed is a usage error (exit 2) saying how to
     });
   }
 });
+
+it("`--tool command` without `--command` is exit 2 naming the flag to pass", async () => {
+  const url = await pg.createDatabase("nocommand");
+  await assert.rejects(
+    runMigrate({ action: "up", tool: "command", workDir: ROOT, databaseUrl: url, out: () => {} }),
+    (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, /no `up` command configured for `--tool command`: pass .* with `--command`/);
+      return true;
+    },
+  );
+});
