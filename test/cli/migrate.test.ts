@@ -103,3 +103,23 @@ it("`--tool command` without `--command` is exit 2 naming the flag to pass", asy
     },
   );
 });
+
+it("a tool printing the database password on its own, raw or decoded, never shows it", async () => {
+  const url = await pg.createDatabase("echo");
+  const password = decodeURIComponent(new URL(url).password);
+  await assert.rejects(
+    runMigrate({
+      action: "up",
+      tool: "command",
+      command: `echo "password is ${password}"; exit 1`,
+      workDir: ROOT,
+      databaseUrl: url,
+      out: () => {},
+    }),
+    (e: Error) => {
+      assert.match(e.message, /password is \*\*\*$/m);
+      assert.ok(!e.message.includes(password), e.message);
+      return true;
+    },
+  );
+});

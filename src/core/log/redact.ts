@@ -22,3 +22,19 @@ export function redact(text: string, secrets: readonly string[] = []): string {
   }
   return out;
 }
+
+/**
+ * A connection URL and its password, raw and decoded: a tool may print the password on its own (its
+ * config, a connection string it built), not only inside the URL.
+ */
+export function urlSecrets(url: string): string[] {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:(\S+?)@(?=[^@\s/?#]*(?:[/?#]|$))/i.exec(url);
+  if (!m) return [url];
+  let decoded = m[1];
+  try {
+    decoded = decodeURIComponent(m[1]);
+  } catch {
+    // Not percent-encoded as it should be: the raw text is what a tool would print.
+  }
+  return [...new Set([url, m[1], decoded])];
+}
