@@ -213,12 +213,12 @@ async function resolveCommit(
   return target ? { target } : { commit: full };
 }
 
-async function requireBackup(file: string): Promise<string> {
+async function requireBackup(file: string, flag = "--backup"): Promise<string> {
   const { existsSync } = await import("node:fs");
   const { resolve } = await import("node:path");
   const abs = resolve(file);
   if (!existsSync(abs))
-    throw new ConfigError(`--backup ${file}: no such file (list them with 'safe-deploy rollback --list')`);
+    throw new ConfigError(`${flag} ${file}: no such file (list them with 'safe-deploy rollback --list')`);
   return abs;
 }
 
@@ -241,8 +241,10 @@ async function choiceFromFlags(
   if (o.commit) return resolveCommit(ctx, releases, o.commit);
   if (o.backup) return { backupFile: await requireBackup(o.backup) };
   if (o.full) {
-    if (o.full.length !== 2) throw new ConfigError("--full takes two values: --full SHA FILE");
-    return { ...(await resolveCommit(ctx, releases, o.full[0])), backupFile: await requireBackup(o.full[1]) };
+    return {
+      ...(await resolveCommit(ctx, releases, o.full[0])),
+      backupFile: await requireBackup(o.full[1], "--full SHA"),
+    };
   }
   return undefined;
 }
@@ -333,6 +335,17 @@ export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Prom
     if (code) process.exitCode = code;
     return;
   }
+  // Flag mistakes are found before the stack is opened (which needs Pulumi and takes time).
+  if (o.full && o.full.length !== 2) throw new ConfigError("--full takes two values: --full SHA FILE");
+  if (o.backup) await requireBackup(o.backup);
+  if (o.full) await requireBackup(o.full[1], "--full SHA");
+  const mode = o.quick || o.to || o.commit || o.backup || o.full || o.list;
+  if (!mode && !terminal(deps).isTTY) {
+    throw new ConfigError(
+      "rollback needs a mode when not on a terminal: --quick, --to RELEASE, --commit SHA, --backup FILE, " +
+        "--full SHA FILE, --status or --list",
+    );
+  }
   const ctx = await openContext({ ...contextOptions(o, deps), logName: "rollback.log" });
   if (o.list) {
     out("releases (newest first):");
@@ -344,13 +357,6 @@ export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Prom
   const releases = await ctx.ledger.list();
   const choice = await choiceFromFlags(ctx, o, releases);
   if (choice) return execute(ctx, choice, o, deps);
-  const term = terminal(deps);
-  if (!term.isTTY) {
-    throw new ConfigError(
-      "rollback needs a mode when not on a terminal: --quick, --to RELEASE, --commit SHA, --backup FILE, " +
-        "--full SHA FILE, --status or --list",
-    );
-  }
   return menu(ctx, o, deps);
 }
 
@@ -450,7 +456,6 @@ export async function runSeed(o: SeedOpts, deps: CommandDeps = {}): Promise<stri
       `seed replaces the whole database of "${o.stack}", which looks like production: pass --allow-production if you mean it`,
     );
   }
-  const ctx = await openContext({ ...contextOptions(o, deps), logName: "seed.log" });
   let file: string;
   if (o.backup) file = await requireBackup(o.backup);
   else {
@@ -466,6 +471,7 @@ export async function runSeed(o: SeedOpts, deps: CommandDeps = {}): Promise<stri
       );
     file = list[0].file;
   }
+  const ctx = await openContext({ ...contextOptions(o, deps), logName: "seed.log" });
   const db = await ctx.database();
   if (!db)
     throw new ConfigError(`stack "${ctx.stackName}" has no database yet: deploy it once, then seed it`);

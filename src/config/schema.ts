@@ -292,8 +292,10 @@ export const DockerSchema = z
     host: z
       .string()
       .regex(
-        /^(unix:\/\/\/.+|ssh:\/\/[^@\s]+@[^:\s]+(:\d+)?|tcp:\/\/[^\s]+)$/,
-        "must be `unix:///var/run/docker.sock` or `ssh://user@host[:port]`",
+        // Only ssh:// counts as remote (backups, migrations and hooks follow it there); a tcp:// host
+        // would be treated as this machine's, so it is refused rather than half-supported.
+        /^(unix:\/\/\/.+|ssh:\/\/[^@\s]+@[^:\s]+(:\d+)?)$/,
+        "must be `unix:///var/run/docker.sock` or `ssh://user@host[:port]` (a remote host is reached over SSH, not tcp://)",
       )
       .default("unix:///var/run/docker.sock"),
     network: z.string().optional(),

@@ -110,6 +110,18 @@ test("usage and reachability errors: 2 names the flag, 3 for a dead server, pass
   assert.equal(dsn.code, 2);
   assert.match(dsn.err, /--database-url/);
   assert.ok(!dsn.err.includes("Hunter2Secret"), dsn.err);
+  // A `%` in the password that is not a percent-encoding: exit 2 with the fix, not "URI malformed".
+  const percent = cli([
+    "backup",
+    "create",
+    "--dir",
+    dir,
+    "--database-url",
+    `postgres://${pg.user}:Hunter2%Secret@127.0.0.1:${pg.port}/app`,
+  ]);
+  assert.equal(percent.code, 2, percent.err);
+  assert.match(percent.err, /percent-encode those characters, `%` as %25/);
+  assert.ok(!percent.err.includes("Hunter2"), percent.err);
   const days = cli(["backup", "prune", "--dir", dir, "--keep-days", "abc"]);
   assert.equal(days.code, 2);
   assert.match(days.err, /--keep-days must be a whole number/);

@@ -1,6 +1,10 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runHealth, DEFAULT_SOAK } from "../../src/cli/commands/health";
 import { CheckFailedError, ConfigError } from "../../src/core/errors";
@@ -105,4 +109,38 @@ test("bin/safe-deploy health exits 0 when healthy, 1 when not, 2 on a bad flag",
   const usage = await run(["--url", ok.url, "--retries", "zero"]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--retries/);
+});
+
+test("a certificate this machine does not trust: the failure says to pass `--ca`, and `--ca` passes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-health-tls-"));
+  try {
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        .concat(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .concat(["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]),
+      { stdio: "ignore" },
+    );
+    const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+    const server = https.createServer({ key: readFileSync(join(dir, "key.pem")), cert }, (_req, res) =>
+      res.end("ok"),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+    try {
+      await assert.rejects(runHealth({ url, retries: "1", ...fast }, out), (e: Error) => {
+        assert.ok(e instanceof CheckFailedError);
+        assert.match(e.message, /SELF_SIGNED/);
+        assert.match(e.message, /certificate is not trusted here: pass its CA .* with `--ca FILE`/);
+        return true;
+      });
+      const r = await runHealth({ url, retries: "1", ...fast, ca: join(dir, "cert.pem") }, out);
+      assert.equal(r.attempts, 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -75,3 +75,51 @@ it("an absolute --dir is used as given; a --dir that does not exist is a usage e
   const missing = ["--tool", "node-pg-migrate", "--dir", "/nowhere/mig", "--database-url", url];
   assert.equal(await main(["migrate", "check", ...missing]), 2);
 });
+
+it("a database URL that cannot be parsed is a usage error (exit 2) saying how to encode it, password masked", async () => {
+  const o = { tool: "node-pg-migrate", dir: "test/fixtures/migrations/npm", workDir: ROOT };
+  const bad = {
+    [`postgres://${pg.user}:Hunter2#Secret@127.0.0.1:${pg.port}/cli`]: /is not a URL.*`#` as %23/,
+    [`postgres://${pg.user}:Hunter2%Secret@127.0.0.1:${pg.port}/cli`]: /a `%` that is not followed.*%25/,
+  };
+  for (const [databaseUrl, pattern] of Object.entries(bad)) {
+    await assert.rejects(runMigrate({ ...o, action: "current", databaseUrl }), (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, pattern);
+      assert.ok(!e.message.includes("Secret"), e.message);
+      return true;
+    });
+  }
+});
+
+it("`--tool command` without `--command` is exit 2 naming the flag to pass", async () => {
+  const url = await pg.createDatabase("nocommand");
+  await assert.rejects(
+    runMigrate({ action: "up", tool: "command", workDir: ROOT, databaseUrl: url, out: () => {} }),
+    (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, /no `up` command configured for `--tool command`: pass .* with `--command`/);
+      return true;
+    },
+  );
+});
+
+it("a tool printing the database password on its own, raw or decoded, never shows it", async () => {
+  const url = await pg.createDatabase("echo");
+  const password = decodeURIComponent(new URL(url).password);
+  await assert.rejects(
+    runMigrate({
+      action: "up",
+      tool: "command",
+      command: `echo "password is ${password}"; exit 1`,
+      workDir: ROOT,
+      databaseUrl: url,
+      out: () => {},
+    }),
+    (e: Error) => {
+      assert.match(e.message, /password is \*\*\*$/m);
+      assert.ok(!e.message.includes(password), e.message);
+      return true;
+    },
+  );
+});

@@ -61,6 +61,11 @@ const cases: Array<[string, unknown, string[]]> = [
   ["command tool without command", { ...minimal, migrations: { tool: "command" } }, ["migrations.command"]],
   ["unknown migration tool", { ...minimal, migrations: { tool: "flyway" } }, ["migrations.tool"]],
   ["bad docker host", { ...minimal, docker: { host: "prod.example.com" } }, ["docker.host"]],
+  [
+    "tcp:// docker host (would be taken as local)",
+    { ...minimal, docker: { host: "tcp://10.0.0.5:2376" } },
+    ["docker.host"],
+  ],
   ["container db without password", { app: { image: "w" } }, ["dbPassword"]],
   ["external db without URL", { app: { image: "w" }, database: { mode: "external" } }, ["databaseUrl"]],
   ["unknown database mode", { ...minimal, database: { mode: "sqlite" } }, ["database.mode"]],

@@ -28,8 +28,17 @@ async function requireUrl(o: DbOpts): Promise<string> {
   return url;
 }
 
-const target = (o: DbOpts) =>
-  ({ runIn: o.runIn ?? "local", container: o.container, dockerHost: o.dockerHost }) as const;
+/** Where the pg tools run, from `--run-in`, `--container`, `--image` and `--docker-host`. */
+async function target(o: DbOpts) {
+  const runIn = o.runIn ?? "local";
+  if (runIn === "container" && !o.container && !o.image) {
+    const { ConfigError } = await import("../../core/errors");
+    throw new ConfigError(
+      "`--run-in container` needs `--container NAME` (the database container) or, for an external database, `--image IMAGE` (a throwaway container of the server's major version, e.g. postgres:16)",
+    );
+  }
+  return { runIn, container: o.container, image: o.image, dockerHost: o.dockerHost } as const;
+}
 
 /** `backup create`: prints progress, then the backup's path as the last line. */
 export async function runBackupCreate(o: CreateCmdOpts, out: Out = stdout): Promise<string> {
@@ -39,7 +48,7 @@ export async function runBackupCreate(o: CreateCmdOpts, out: Out = stdout): Prom
     dir: o.dir,
     label: o.label,
     compression: o.compression ?? "zstd",
-    target: target(o),
+    target: await target(o),
   });
   const m = r.manifest;
   const tables = Object.keys(m.rowCounts).length;
@@ -73,7 +82,7 @@ export async function runBackupVerify(
   const r = await verifyBackup(o.file, {
     restoreTest: o.restoreTest,
     databaseUrl: o.restoreTest ? await requireUrl(o) : undefined,
-    target: target(o),
+    target: await target(o),
   });
   out(`OK ${o.file}: sha256 matches, archive readable`);
   if (r.restoredRowCounts)
@@ -111,6 +120,7 @@ export async function runBackupRestore(
   out: Out = stdout,
 ): Promise<void> {
   const url = await requireUrl(o);
+  const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
   const { restoreBackup, parseDatabaseUrl } = await import("../../core/backup");
   const db = parseDatabaseUrl(url).database;
@@ -123,7 +133,7 @@ export async function runBackupRestore(
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
-  const r = await restoreBackup(o.file, { databaseUrl: url, target: target(o), safetyDir: o.dir });
+  const r = await restoreBackup(o.file, { databaseUrl: url, target: where, safetyDir: o.dir });
   if (r.safety) out(`safety backup: ${r.safety.file}`);
   out(
     r.previousDatabase

@@ -19,6 +19,10 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
   const tool = opts.tool ?? "node-pg-migrate";
   if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
     throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic for drift, got "${tool}"`);
+  if (opts.scratchUrl) {
+    const { parseDatabaseUrl } = await import("../../core/backup/runner");
+    parseDatabaseUrl(opts.scratchUrl, "`--scratch-url`");
+  }
   const { missingMigrationsDirectory } = await import("../../core/migrations/runner");
   const missing = await missingMigrationsDirectory(tool as "prisma", opts.workDir, opts.migrations);
   if (missing)

@@ -15,6 +15,10 @@ export interface HealthOpts {
   ca?: string;
 }
 
+/** Node's codes for a certificate this machine does not trust (not for a refused connection). */
+const TLS_TRUST =
+  /SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|ALTNAME_INVALID/;
+
 /** The users' "up to 15 times" (shared/seeds): the soak's default attempts. */
 export const DEFAULT_SOAK = 15;
 
@@ -117,7 +121,16 @@ export async function runHealth(
     `health: checking ${shown} (${retries} attempt(s), ${delaySeconds} s apart, ${timeoutSeconds} s timeout)`,
   );
   const first = await runGate(spec, progress("attempt"));
-  if (!first.ok) throw new CheckFailedError(first.message);
+  if (!first.ok) {
+    // "Check the app's logs" does not help when this machine refuses the certificate.
+    const untrusted = first.attempts.some((a) => TLS_TRUST.test(a.detail ?? ""));
+    throw new CheckFailedError(
+      untrusted
+        ? `${first.message}
+The server's certificate is not trusted here: pass its CA (or the self-signed certificate) with \`--ca FILE\`.`
+        : first.message,
+    );
+  }
   if (soak === 0) {
     out(`health: ${shown} is healthy after ${first.attempts.length} attempt(s)`);
     return { attempts: first.attempts.length, soaked: 0 };

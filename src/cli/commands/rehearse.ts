@@ -26,6 +26,13 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
   await access(opts.backup).catch(() => {
     throw new ConfigError(`\`--backup\`: no such file ${opts.backup}`);
   });
+  const dir = opts.migrations ?? "migrations";
+  const { missingMigrationsDirectory } = await import("../../core/migrations/runner");
+  const missing = await missingMigrationsDirectory(tool as "prisma", opts.workDir, dir);
+  if (missing)
+    throw new ConfigError(
+      `\`--migrations\` ${dir}${missing === dir ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
+    );
   const max = opts.maxRowLossPercent === undefined ? 0 : Number(opts.maxRowLossPercent);
   if (!Number.isFinite(max) || max < 0)
     throw new ConfigError("`--max-row-loss-percent` must be a non-negative number");
@@ -35,7 +42,7 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
       backupFile: opts.backup,
       databaseUrl,
       tool: tool as "node-pg-migrate",
-      dir: opts.migrations ?? "migrations",
+      dir,
       workDir: opts.workDir,
       criticalTables: opts.criticalTables
         ?.split(",")

@@ -53,6 +53,7 @@ function pgDumpVersion(target: RunTarget): string {
         stdio: ["ignore", "pipe", "pipe"],
       }).trim();
     } catch (e) {
+      if (e instanceof ConfigError) throw e;
       const err = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
       const where = target.container ? `container "${target.container}"` : `image "${target.image}"`;
       throw new CannotRunError(

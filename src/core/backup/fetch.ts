@@ -12,7 +12,7 @@ import writeFileAtomic from "write-file-atomic";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
 import { parseBackupFileName } from "./names";
-import { decryptStream, objectKey, s3Client, type S3Target } from "./offsite";
+import { decryptStream, objectKey, s3Client, s3ErrorText, type S3Target } from "./offsite";
 import { fileSink, hasher } from "./streams";
 
 /** The manifest `uploadBackup` stores beside the object: the backup's, plus what was sent. */
@@ -48,7 +48,7 @@ export async function listOffsite(t: S3Target): Promise<string[]> {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   } catch (e) {
-    throw new CannotRunError(`listing ${where(t, prefix)} failed: ${(e as Error).message}`);
+    throw new CannotRunError(`listing ${where(t, prefix)} failed: ${s3ErrorText(e)}`);
   } finally {
     s3.destroy();
   }
@@ -60,8 +60,8 @@ function s3Failure(e: unknown, t: S3Target, key: string, what: string): Error {
   if (e instanceof CheckFailedError || e instanceof ConfigError || e instanceof CannotRunError) return e;
   const name = (e as { name?: string }).name;
   if (name === "NoSuchKey" || name === "NotFound")
-    return new ConfigError(`${where(t, key)} does not exist; \`backup list-offsite\` shows what is there`);
-  return new CannotRunError(`${what} ${where(t, key)} failed: ${(e as Error).message}`);
+    return new ConfigError(`${where(t, key)} does not exist; \`backup fetch --list\` shows what is there`);
+  return new CannotRunError(`${what} ${where(t, key)} failed: ${s3ErrorText(e)}`);
 }
 
 /**

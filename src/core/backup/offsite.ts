@@ -103,6 +103,20 @@ export function s3Client(t: S3Target) {
   });
 }
 
+/**
+ * An S3 SDK error as a sentence, with the fix when it is about credentials: the SDK's own "Could not
+ * load credentials from any providers" does not say which variables it reads.
+ */
+export function s3ErrorText(e: unknown): string {
+  const name = (e as { name?: string }).name ?? "";
+  const message = (e as Error).message ?? String(e);
+  if (name === "CredentialsProviderError")
+    return `${message}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment`;
+  if (["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"].includes(name))
+    return `${message} (${name}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they may use the bucket`;
+  return message;
+}
+
 /** Object key of a backup: `prefix/` + file name (+ `.enc` when encrypted). */
 export function objectKey(t: S3Target, file: string, encrypted: boolean): string {
   const p = t.prefix.replace(/^\/+|\/+$/g, "");
@@ -174,7 +188,7 @@ export async function uploadBackup(
   } catch (e) {
     if (e instanceof CheckFailedError || e instanceof ConfigError) throw e;
     throw new CannotRunError(
-      `uploading ${basename(file)} to s3://${t.bucket}/${key} failed: ${(e as Error).message}`,
+      `uploading ${basename(file)} to s3://${t.bucket}/${key} failed: ${s3ErrorText(e)}`,
     );
   } finally {
     s3.destroy();

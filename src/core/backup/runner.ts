@@ -59,19 +59,28 @@ export interface Conn {
 }
 
 /** Parses a postgres:// URL into libpq environment variables; throws ConfigError naming the flag. */
-export function parseDatabaseUrl(url: string): Conn {
+export function parseDatabaseUrl(url: string, flag = "`--database-url` / DATABASE_URL"): Conn {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new ConfigError(`\`--database-url\` / DATABASE_URL is not a URL: ${redact(url)}`);
+    throw new ConfigError(
+      `${flag} is not a URL: ${redact(url)}; write it as postgres://USER@HOST:PORT/DATABASE with \`:PASSWORD\` after USER, percent-encoding \`@ : / ? # %\` in the password (\`#\` as %23)`,
+    );
   }
   if (!/^postgres(ql)?:$/.test(u.protocol)) {
-    throw new ConfigError(`\`--database-url\` must start with postgres:// (got ${u.protocol}//)`);
+    throw new ConfigError(`${flag} must start with postgres:// (got ${u.protocol}//)`);
   }
-  const database = decodeURIComponent(u.pathname.replace(/^\//, "")) || "postgres";
-  const user = decodeURIComponent(u.username) || "postgres";
-  const password = decodeURIComponent(u.password);
+  let database: string, user: string, password: string;
+  try {
+    database = decodeURIComponent(u.pathname.replace(/^\//, "")) || "postgres";
+    user = decodeURIComponent(u.username) || "postgres";
+    password = decodeURIComponent(u.password);
+  } catch {
+    throw new ConfigError(
+      `${flag} has a \`%\` that is not followed by two hex digits in its user, password or database name (${redact(url)}): percent-encode those characters, \`%\` as %25, \`@\` as %40, \`/\` as %2F`,
+    );
+  }
   const host = u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1";
   const env: Record<string, string> = {
     PGHOST: host,

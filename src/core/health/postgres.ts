@@ -1,4 +1,4 @@
-import { redact } from "../log/redact";
+import { redact, urlSecrets } from "../log/redact";
 import type { ProbeResult } from "./types";
 
 /** `SELECT 1` over a fresh connection within the timeout; never throws, never shows the password. */
@@ -18,7 +18,7 @@ export async function postgresProbe(databaseUrl: string, timeoutMs: number): Pro
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code && !/^\d/.test(err.code) ? err.code : err.message;
-    return { ok: false, detail: `postgres: ${redact(why, [databaseUrl])}` };
+    return { ok: false, detail: `postgres: ${redact(why, urlSecrets(databaseUrl))}` };
   } finally {
     await client.end().catch(() => {});
   }

@@ -1,6 +1,9 @@
-/** Replaces the password of every `scheme://user:password@` URL with `***`. */
+/**
+ * Replaces the password of every `scheme://user:password@` URL with `***`. A tool may print the URL
+ * decoded, so the password can hold `@`: it runs to the `@` whose host part has none.
+ */
 export function redactUrls(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]+)@/gi, "$1***@");
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)(\S+?)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi, "$1***@");
 }
 
 /**
@@ -18,4 +21,20 @@ export function redact(text: string, secrets: readonly string[] = []): string {
     out = out.split(s).join("***");
   }
   return out;
+}
+
+/**
+ * A connection URL and its password, raw and decoded: a tool may print the password on its own (its
+ * config, a connection string it built), not only inside the URL.
+ */
+export function urlSecrets(url: string): string[] {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:(\S+?)@(?=[^@\s/?#]*(?:[/?#]|$))/i.exec(url);
+  if (!m) return [url];
+  let decoded = m[1];
+  try {
+    decoded = decodeURIComponent(m[1]);
+  } catch {
+    // Not percent-encoded as it should be: the raw text is what a tool would print.
+  }
+  return [...new Set([url, m[1], decoded])];
 }

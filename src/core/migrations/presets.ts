@@ -66,7 +66,10 @@ export function toolCommand(
     }
     case "command": {
       const c = opts.custom?.[action];
-      if (!c) throw new Error(`no \`${action}\` command configured for \`--tool command\``);
+      if (!c)
+        throw new Error(
+          `no \`${action}\` command configured for \`--tool command\`: pass the shell command that runs it with \`--command\` (\`{target}\` is replaced by N or REV)`,
+        );
       return c.replace(/\{target\}/g, t ? q(t) : "");
     }
   }

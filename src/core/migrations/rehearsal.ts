@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { access } from "node:fs/promises";
 import { promisify } from "node:util";
 import { CannotRunError, CheckFailedError } from "../errors";
-import { redact } from "../log/redact";
+import { redact, urlSecrets } from "../log/redact";
 import { createScratchDatabase } from "./drift";
 import { countRows, formatCountChanges, rowLosses, type RowCounts } from "./integrity";
 import type { CustomCommands, Tool } from "./presets";
@@ -52,7 +52,7 @@ export async function restoreBackup(file: string, databaseUrl: string): Promise<
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new CannotRunError(
-      `pg_restore of ${file} failed: ${redact(err.stderr || err.message, [databaseUrl]).trim()}; check that it is a pg_dump -Fc file (\`safe-deploy backup verify\`)`,
+      `pg_restore of ${file} failed: ${redact(err.stderr || err.message, urlSecrets(databaseUrl)).trim()}; check that it is a pg_dump -Fc file (\`safe-deploy backup verify\`)`,
     );
   }
 }

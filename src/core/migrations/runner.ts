@@ -2,8 +2,9 @@ import { spawn } from "node:child_process";
 import { access, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Client } from "pg";
+import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
-import { redact } from "../log/redact";
+import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
 import { countRows, formatCountChanges, rowLosses, type RowCounts } from "./integrity";
 import { toolCommand, versionQuery, type Action, type CustomCommands, type Tool } from "./presets";
@@ -45,8 +46,12 @@ export interface MigrateResult {
   rowChanges?: string[];
 }
 
-/** Connects, or throws CannotRunError (exit 3) with the URL's password masked. */
+/**
+ * Connects, or throws CannotRunError (exit 3) with the URL's password masked; a malformed URL is a
+ * ConfigError (exit 2) saying how to write it.
+ */
 export async function connect(databaseUrl: string, applicationName = "safe-deploy"): Promise<Client> {
+  parseDatabaseUrl(databaseUrl);
   const client = new Client({
     connectionString: databaseUrl,
     application_name: applicationName,
@@ -59,7 +64,7 @@ export async function connect(databaseUrl: string, applicationName = "safe-deplo
   } catch (e) {
     await client.end().catch(() => {});
     throw new CannotRunError(
-      `the database does not answer (${redact(databaseUrl)}): ${redact((e as Error).message, [databaseUrl])}; check --database-url / DATABASE_URL and that the server is up`,
+      `the database does not answer (${redact(databaseUrl)}): ${redact((e as Error).message, urlSecrets(databaseUrl))}; check --database-url / DATABASE_URL and that the server is up`,
     );
   }
 }
@@ -269,7 +274,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     log(
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
-    let { code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] });
+    const secrets = urlSecrets(opts.databaseUrl);
+    let { code, output } = await runShell(cmd, { cwd, env, secrets });
     for (
       let attempt = 1;
       code !== 0 && attempt <= (opts.lockRetries ?? 0) && isLockTimeout(output);
@@ -279,7 +285,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `migrate ${opts.action}: lock_timeout hit, retry ${attempt}/${opts.lockRetries} in ${2 * attempt} s`,
       );
       await new Promise((r) => setTimeout(r, 2000 * attempt));
-      ({ code, output } = await runShell(cmd, { cwd, env, secrets: [opts.databaseUrl] }));
+      ({ code, output } = await runShell(cmd, { cwd, env, secrets }));
     }
     const after = await schemaVersion(client, opts.tool);
     if (code !== 0)

@@ -169,6 +169,27 @@ test("external database: pg_dump in a throwaway container of an image (host netw
   await verifyBackup(r.file, { restoreTest: true, databaseUrl: pg.url("ext") });
 });
 
+test("CLI: `--run-in container --image` dumps an external database; neither --container nor --image is exit 2", async () => {
+  const { runBackupCreate } = await import("../../../src/cli/commands/backup");
+  const file = await runBackupCreate(
+    { dir: join(dir, "cli-image"), databaseUrl: pg.url("ext"), runIn: "container", image },
+    () => {},
+  );
+  const v = await verifyBackup(file);
+  assert.deepEqual(v.manifest.rowCounts, { "public.e": 77 });
+  await assert.rejects(
+    runBackupCreate({ dir: join(dir, "cli-none"), databaseUrl: pg.url("ext"), runIn: "container" }, () => {}),
+    (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2, e.message);
+      assert.match(
+        e.message,
+        /`--run-in container` needs `--container NAME` .* or, for an external database, `--image IMAGE`/,
+      );
+      return true;
+    },
+  );
+});
+
 test("a local pg_dump older than the server is refused, naming the container option", async () => {
   const fake = join(dir, "oldbin");
   mkdirSync(fake);

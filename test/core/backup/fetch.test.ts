@@ -165,3 +165,44 @@ test("backup fetch: an empty prefix or an unreachable store are told apart (exit
     exitOf(3, /listing s3:\/\/offsite\/production\/ failed/),
   );
 });
+
+test("backup fetch: a copy whose object is gone names the command that lists what is there", async () => {
+  const { DeleteObjectCommand } = await import("@aws-sdk/client-s3");
+  const { s3Client } = await import("../../../src/core/backup/offsite");
+  const gone = { ...target, prefix: "gone/" };
+  await uploadBackup(older.file, older.manifest, gone);
+  const s3 = s3Client(gone);
+  try {
+    await s3.send(new DeleteObjectCommand({ Bucket: "offsite", Key: `gone/${older.manifest.file}` }));
+  } finally {
+    s3.destroy();
+  }
+  await assert.rejects(
+    runBackupFetch(flags({ dir: join(dir, "gone"), prefix: "gone/", name: older.manifest.file }), () => {}),
+    exitOf(2, /does not exist; `backup fetch --list` shows what is there$/),
+  );
+});
+
+test("backup fetch: no AWS credentials or wrong ones say which variables to set (exit 3)", async () => {
+  const saved = { ...process.env };
+  try {
+    delete process.env.AWS_ACCESS_KEY_ID;
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+    delete process.env.AWS_PROFILE;
+    process.env.AWS_EC2_METADATA_DISABLED = "true";
+    process.env.AWS_SHARED_CREDENTIALS_FILE = join(dir, "no-credentials");
+    process.env.AWS_CONFIG_FILE = join(dir, "no-config");
+    await assert.rejects(
+      runBackupFetch(flags({ list: true }), () => {}),
+      exitOf(3, /Could not load credentials.*: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/),
+    );
+    process.env.AWS_ACCESS_KEY_ID = "WRONG";
+    process.env.AWS_SECRET_ACCESS_KEY = "WRONG";
+    await assert.rejects(
+      runBackupFetch(flags({ list: true }), () => {}),
+      exitOf(3, /check AWS_ACCESS_KEY_ID \/ AWS_SECRET_ACCESS_KEY/),
+    );
+  } finally {
+    process.env = saved;
+  }
+});

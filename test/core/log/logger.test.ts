@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, formatJsonLine, formatLine, formatTimestamp } from "../../../src/core/log/logger";
-import { redact } from "../../../src/core/log/redact";
+import { redact, urlSecrets } from "../../../src/core/log/redact";
 
 // Local time, as the users' `date '+%Y-%m-%d %H:%M:%S'` printed it.
 const t = new Date(2025, 0, 9, 12, 0, 5);
@@ -109,4 +109,26 @@ test("libpq keyword and environment-style passwords are masked, quoted ones whol
   assert.equal(redact("password = 'two words\\' here' sslmode=require"), "password = *** sslmode=require");
   assert.equal(redact("PGPASSWORD=s3cret psql"), "PGPASSWORD=*** psql");
   assert.equal(redact("no secrets in password policy"), "no secrets in password policy");
+});
+
+test("a URL password holding `@` (a tool printing the URL decoded) is masked whole", () => {
+  assert.equal(
+    redact("connecting to postgres://app:p@ss@db:5432/app failed"),
+    "connecting to postgres://app:***@db:5432/app failed",
+  );
+  assert.equal(redact("DATABASE_URL=postgres://app:a@b@c@db"), "DATABASE_URL=postgres://app:***@db");
+  assert.equal(
+    redact("postgres://app:pw@db/app, mail ops@example.com"),
+    "postgres://app:***@db/app, mail ops@example.com",
+  );
+});
+
+test("urlSecrets: the URL and its password, raw and decoded", () => {
+  const cases: [string, string[]][] = [
+    ["postgres://app:p%40ss@db:5432/app", ["postgres://app:p%40ss@db:5432/app", "p%40ss", "p@ss"]],
+    ["postgres://app:plain@db/app", ["postgres://app:plain@db/app", "plain"]],
+    ["postgres://app:bad%zz@db/app", ["postgres://app:bad%zz@db/app", "bad%zz"]],
+    ["postgres://app@db/app", ["postgres://app@db/app"]],
+  ];
+  for (const [url, want] of cases) assert.deepEqual(urlSecrets(url), want, url);
 });

@@ -81,6 +81,13 @@ describe("drift", () => {
       return true;
     });
     assert.equal(await main(["drift", "--migrations", "/nowhere/mig", "--database-url", url]), 2);
+    const scratchUrl = `postgres://${pg.user}:Hunter2#Secret@127.0.0.1:${pg.port}/scratch`;
+    await assert.rejects(runDrift({ ...o, migrations: DIR, scratchUrl }), (e: Error) => {
+      assert.equal(e.name, "ConfigError");
+      assert.match(e.message, /^`--scratch-url` is not a URL: .*`#` as %23/);
+      assert.ok(!e.message.includes("Secret"), e.message);
+      return true;
+    });
   });
   it("pending migrations are not drift: a database with none applied is compared with an empty schema", async () => {
     const url = await pg.createDatabase("fresh");

@@ -128,5 +128,15 @@ describe("rehearse --backup", () => {
       await main(["rehearse", "--backup", join(tmp, "missing.dump"), "--database-url", pg.url("postgres")]),
       2,
     );
+    // The default `--migrations migrations` missing under `--work-dir`: exit 2 naming the flag, before
+    // any restore, not a failed rehearsal (exit 1) with the tool's ENOENT.
+    await assert.rejects(
+      runRehearse({ backup, workDir: ROOT, databaseUrl: pg.url("postgres"), out: () => {} }),
+      (e: Error) => {
+        assert.equal(e.name, "ConfigError");
+        assert.match(e.message, /^`--migrations` migrations \(.*\/migrations\) does not exist/);
+        return true;
+      },
+    );
   });
 });
