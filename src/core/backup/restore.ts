@@ -7,7 +7,7 @@ import { createBackup, type BackupResult } from "./create";
 import { catchingSignals } from "./interrupt";
 import { manifestPath, type Manifest } from "./manifest";
 import { parseDatabaseUrl, spawnPg, watch, withDatabase, type Conn, type RunTarget } from "./runner";
-import { countRows, runSql } from "./session";
+import { countRows, holdAdvisoryLock, runSql } from "./session";
 import { decompressor } from "./streams";
 import { restoreStream, rowCountDifferences, verifyBackup } from "./verify";
 
@@ -153,20 +153,38 @@ SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${
  * the role that owned it in the backup, and needs no safety backup.
  */
 export async function restoreBackup(file: string, o: RestoreOptions): Promise<RestoreResult> {
+  const conn = parseDatabaseUrl(o.databaseUrl);
+  const db = conn.database;
   return catchingSignals(async (interrupted) => {
+    // One restore of a database at a time: a second one would swap in over the first and the name it
+    // reports for "the previous database" would hold the other restore's result.
+    const release = await holdAdvisoryLock(
+      o.target ?? { runIn: "local" },
+      adminConn(conn),
+      `safe-deploy:restore:${db}`,
+    );
+    if (!release) {
+      throw new CannotRunError(
+        `another restore of database "${db}" is running right now; wait for it to finish, check what it did, then restore again if still needed`,
+      );
+    }
     try {
       return await restoreSteps(file, o, interrupted);
     } catch (e) {
       const sig = interrupted();
       if (!sig) throw e;
-      const db = parseDatabaseUrl(o.databaseUrl).database;
       throw new CannotRunError(
         `restore interrupted by ${sig}: database "${db}" is as it was and no partly restored copy is ` +
           "left; run the restore again",
       );
+    } finally {
+      await release().catch(() => {});
     }
   });
 }
+
+/** The session that creates, renames and drops `conn`'s database: never that database itself. */
+const adminConn = (conn: Conn) => withDatabase(conn, conn.database === "postgres" ? "template1" : "postgres");
 
 async function restoreSteps(
   file: string,
@@ -183,7 +201,7 @@ async function restoreSteps(
   // Manifest and checksum first (cheap); the blocks are read by the restore itself, into a new database.
   const { manifest } = await verifyBackup(file, { readArchive: false });
   // The swap renames the database, which nobody may be connected to, this session included.
-  const admin = withDatabase(conn, db === "postgres" ? "template1" : "postgres");
+  const admin = adminConn(conn);
   const props = await databaseProperties(target, admin, db);
   // No such database (a new server after a disaster, or a copy under a new name): nothing to keep safe.
   const safety = !props

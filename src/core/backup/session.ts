@@ -132,3 +132,39 @@ export async function runSql(target: RunTarget, conn: Conn, sql: string, what: s
   if ((await w.done) !== 0) throw pgFailure(what, w.stderr(), conn, target);
   return out;
 }
+
+/**
+ * Takes the advisory lock `key` in a psql session on `conn` that stays open until the returned
+ * function is called; undefined when another session holds it. The lock goes with the session, so a
+ * killed process never leaves it behind.
+ */
+export async function holdAdvisoryLock(
+  target: RunTarget,
+  conn: Conn,
+  key: string,
+): Promise<(() => Promise<void>) | undefined> {
+  const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
+  const w = watch(psql);
+  psql.stdin!.on("error", () => {});
+  let out = "";
+  const answered = new Promise<void>((resolve) =>
+    psql.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("__LOCK__\n")) resolve();
+    }),
+  );
+  const literal = `'${key.replace(/'/g, "''")}'`;
+  psql.stdin!.write(`SELECT 'LOCK:' || pg_try_advisory_lock(hashtext(${literal}));\n\\echo __LOCK__\n`);
+  const code = await Promise.race([answered.then(() => undefined), w.done]);
+  if (code !== undefined)
+    throw pgFailure("taking the lock", w.stderr() || `psql exited with ${code}`, conn, target);
+  const release = async () => {
+    psql.stdin!.end();
+    await w.done;
+  };
+  if (!out.includes("LOCK:true")) {
+    await release();
+    return undefined;
+  }
+  return release;
+}

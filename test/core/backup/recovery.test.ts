@@ -166,3 +166,42 @@ test("Ctrl-C during a restore or a restore test: the original untouched, nothing
   const again = await restoreBackup(r.file, { databaseUrl: pg.url("big") });
   await pg.query(`DROP DATABASE "${again.previousDatabase}"`);
 });
+
+test("two restores of one database at once: the second is refused (exit 3) and the first reports the right old database", async () => {
+  await pg.createDatabase("twice");
+  await pg.query(
+    "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS s FROM generate_series(1, 300000) g",
+    [],
+    "twice",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("twice"), dir: join(dir, "twice"), label: "manual" });
+  await pg.query("INSERT INTO big VALUES (-1, 'only in the original')", [], "twice");
+  const first = spawn(BIN, ["backup", "restore", r.file, "--yes", "--database-url", pg.url("twice")], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  first.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => first.on("close", (code) => resolve(code)));
+  // The first restore is under way once its copy exists.
+  for (let i = 0; i < 3000 && !(await databases()).some((d) => d.startsWith("twice_restoring_")); i++)
+    await new Promise((res) => setTimeout(res, 10));
+  await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("twice") }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError, String(e));
+    assert.match(e.message, /another restore of database "twice" is running right now/);
+    return true;
+  });
+  assert.equal(await exited, 0, out);
+  const previous = /the previous database is kept as "([^"]+)"/.exec(out)?.[1];
+  assert.ok(previous, out);
+  const [{ n }] = await pg.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM big WHERE g = -1",
+    [],
+    previous,
+  );
+  assert.equal(n, 1, "the database named as the previous one is the original");
+  assert.equal(
+    (await databases()).filter((d) => d.startsWith("twice_before_restore_")).length,
+    1,
+    "one restore happened",
+  );
+});
