@@ -62,8 +62,24 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
+/**
+ * Sets the exit code from `run`. Should the process run out of work while `run` is still pending (a
+ * step waiting on something that can never come), it exits 3 saying so, never 0 as if all went well.
+ */
+export function runMain(run: Promise<number>): void {
+  let settled = false;
+  const unfinished = () => {
+    if (settled) return;
+    process.stderr.write(
+      "safe-deploy: the command stopped before it finished (a step never completed); it did not succeed, check what it reported above\n",
+    );
+    process.exitCode = ExitCode.cannotRun;
+  };
+  process.once("exit", unfinished);
+  run.then((code) => {
+    settled = true;
     process.exitCode = code;
   });
 }
+
+if (require.main === module) runMain(main(process.argv.slice(2)));
