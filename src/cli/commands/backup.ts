@@ -122,14 +122,20 @@ export async function runBackupRestore(
   const url = await requireUrl(o);
   const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
-  const { restoreBackup, parseDatabaseUrl } = await import("../../core/backup");
+  const { restoreBackup, parseDatabaseUrl, readManifest } = await import("../../core/backup");
   const db = parseDatabaseUrl(url).database;
+  // A backup of another database is allowed (a copy, a renamed app) but never without a word.
+  const from = (await readManifest(o.file)).database;
+  const other = from !== db ? ` (a backup of database "${from}")` : "";
+  if (other) out(`note: ${o.file} is a backup of database "${from}"; it goes into "${db}"`);
   if (!o.yes) {
     if (!process.stdin.isTTY)
       throw new ConfigError(`restoring replaces database "${db}": pass \`--yes\` to confirm`);
     const { createInterface } = await import("node:readline/promises");
     const rl = createInterface({ input: process.stdin, output: process.stderr });
-    const answer = await rl.question(`Replace database "${db}" with ${o.file}? Type the database name: `);
+    const answer = await rl.question(
+      `Replace database "${db}" with ${o.file}${other}? Type the database name: `,
+    );
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
