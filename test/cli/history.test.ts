@@ -113,3 +113,25 @@ test("history finds the state dir under --project-dir, as up/status/rollback do"
     await rm(project, { recursive: true, force: true });
   }
 });
+
+test("a mistyped --project-dir is exit 2 naming the flag, not 'no releases'", async () => {
+  const nowhere = await mkdtemp(join(tmpdir(), "sd-not-a-project-"));
+  try {
+    for (const args of [
+      ["history", "--stack", "production", "--project-dir", nowhere],
+      ["lock", "status", "--stack", "production", "--project-dir", nowhere],
+    ]) {
+      const r = await run(bin, args, { cwd: tmpdir() }).then(
+        () => assert.fail("expected exit 2"),
+        (e: { code: number; stderr: string }) => e,
+      );
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /is not a safe-deploy project \(no Pulumi\.yaml, no \.safe-deploy\/\): .*`--project-dir`/,
+      );
+    }
+  } finally {
+    await rm(nowhere, { recursive: true, force: true });
+  }
+});

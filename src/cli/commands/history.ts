@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { basename, resolve } from "node:path";
+import { basename } from "node:path";
 
 /** Options of `history`. */
 export interface HistoryOpts {
@@ -24,7 +24,8 @@ export function formatDuration(ms: number | undefined): string {
 /** `history --stack S`: every release of the stack, newest first (id, time, commit, image, schema, backup, result, duration). */
 export async function runHistory(o: HistoryOpts, out: Out = stdout): Promise<void> {
   const { Ledger } = await import("../../core/release/ledger");
-  const stateDir = resolve(o.projectDir ?? ".", o.stateDir ?? ".safe-deploy");
+  const { stateDirOf } = await import("../state-dir");
+  const stateDir = stateDirOf(o);
   const list = await new Ledger(stateDir, o.stack).list();
   if (o.json)
     return out(

@@ -17,11 +17,11 @@ export interface LockCommandOptions {
 export async function runLock(opts: LockCommandOptions): Promise<Record<string, unknown>> {
   const { lockStatus, releaseLock, describeHolder } = await import("../../core/release/lock");
   const { ConfigError } = await import("../../core/errors");
-  const { resolve } = await import("node:path");
   if (!opts.stack)
     throw new ConfigError("`--stack` is required: the stack whose deploy lock to show or release");
   const out = opts.out ?? process.stdout;
-  const stateDir = resolve(opts.projectDir ?? ".", opts.stateDir ?? ".safe-deploy");
+  const { stateDirOf } = await import("../state-dir");
+  const stateDir = stateDirOf(opts);
   const base = { stateDir, stack: opts.stack };
   if (opts.action === "status") {
     const st = await lockStatus(base);

@@ -139,13 +139,26 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     dump.stdin!.end();
     const counted = snap.rowCounts();
     counted.catch(() => {});
+    // pg_dump cannot join a snapshot whose session already failed (say, on a table the role may not
+    // read): that session's own error is the cause, not pg_dump's "invalid snapshot identifier".
+    const dumpFailure = async (code: number) => {
+      const stderr = dw.stderr();
+      if (/invalid snapshot identifier/.test(stderr)) {
+        const cause = await counted.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (cause) return cause;
+      }
+      return pgFailure("pg_dump", stderr || `pg_dump exited with ${code}`, conn, target);
+    };
     const comp = compressor(compression, dump.stdout!);
     try {
       if (comp.output) await pipeline(comp.output, h.stream, fileSink(fh));
       else await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
       await comp.done;
       const code = await dw.done;
-      if (code !== 0) throw pgFailure("pg_dump", dw.stderr() || `pg_dump exited with ${code}`, conn, target);
+      if (code !== 0) throw await dumpFailure(code);
     } catch (e) {
       dump.kill("SIGKILL");
       const err = e as NodeJS.ErrnoException;
@@ -156,7 +169,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       }
       if (err instanceof CannotRunError) throw err;
       const code = await dw.done;
-      if (code !== 0) throw pgFailure("pg_dump", dw.stderr() || `pg_dump exited with ${code}`, conn, target);
+      if (code !== 0) throw await dumpFailure(code);
       throw new CannotRunError(`writing the backup to ${dir} failed: ${err.message}`);
     } finally {
       await fh.close().catch(() => {});

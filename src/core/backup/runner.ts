@@ -158,6 +158,20 @@ export function pgFailure(what: string, stderr: string, conn: Conn, target: RunT
         "Check the user and password in `--database-url` / DATABASE_URL.",
     );
   }
+  if (/permission denied to create database/.test(stderr)) {
+    return new CannotRunError(
+      `${what}: role "${conn.user}" may not create databases, and a restore or restore test first restores ` +
+        `into a new one: grant it with \`ALTER ROLE "${conn.user}" CREATEDB\` or use an admin's \`--database-url\``,
+    );
+  }
+  const denied = /permission denied for (table|sequence|schema|large object|function) ([^\s]+)/.exec(stderr);
+  if (denied) {
+    return new CannotRunError(
+      `${what}: role "${conn.user}" may not read ${denied[1]} "${denied[2]}" of database "${conn.database}", and a ` +
+        "backup reads everything: use the URL of the role that owns the tables (or a superuser), or grant it, " +
+        `e.g. \`GRANT SELECT ON ALL TABLES IN SCHEMA public TO "${conn.user}"\``,
+    );
+  }
   if (/database ".*" does not exist/.test(stderr)) {
     return new CannotRunError(
       `${what}: ${where} does not exist. Check the database name in \`--database-url\`.`,
@@ -169,7 +183,7 @@ export function pgFailure(what: string, stderr: string, conn: Conn, target: RunT
     )
   ) {
     return new CannotRunError(
-      `${what}: cannot reach ${where}: ${text}. Is the server running and the host/port in \`--database-url\` right?`,
+      `${what}: cannot reach ${where}: ${text.replace(/[\s?.]+$/, "")}. Is the server running and the host/port in \`--database-url\` right?`,
     );
   }
   if (

@@ -72,6 +72,23 @@ test("wrong password: says so, never echoes it, exit 3, no file", async () => {
   noFiles(d);
 });
 
+test("a role that may not read a table: names the table and the grant, not pg_dump's lost snapshot; no file", async () => {
+  await pg.query("CREATE ROLE reader LOGIN PASSWORD 'Reader-pw-1'; GRANT CONNECT ON DATABASE app TO reader");
+  const d = join(dir, "denied");
+  const url = `postgres://reader:Reader-pw-1@127.0.0.1:${pg.port}/app`;
+  await assert.rejects(createBackup({ databaseUrl: url, dir: d }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError, String(e));
+    assert.match(
+      e.message,
+      /role "reader" may not read table "\w+" of database "app".*GRANT SELECT ON ALL TABLES/,
+    );
+    assert.doesNotMatch(e.message, /snapshot/);
+    assert.ok(!e.message.includes("Reader-pw-1"));
+    return true;
+  });
+  noFiles(d);
+});
+
 test("a second backup of the same database while one runs fails clearly", async () => {
   const holder = new Client({ connectionString: pg.url("app") });
   await holder.connect();

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
-import { createBackup, restoreBackup } from "../../../src/core/backup";
+import { createBackup, restoreBackup, verifyBackup } from "../../../src/core/backup";
 import { CannotRunError } from "../../../src/core/errors";
 
 // Disaster recovery: the server the backup goes back to is not the one it came from.
@@ -204,4 +204,29 @@ test("two restores of one database at once: the second is refused (exit 3) and t
     1,
     "one restore happened",
   );
+});
+
+test("a role that may not create databases: restore and restore test say to grant CREATEDB, nothing changed", async () => {
+  await pg.query("CREATE ROLE plain_app LOGIN PASSWORD 'plain-Pa55'");
+  await pg.query("CREATE DATABASE plain OWNER plain_app");
+  await pg.query(
+    "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 20); ALTER TABLE t OWNER TO plain_app",
+    [],
+    "plain",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("plain"), dir: join(dir, "plain"), label: "manual" });
+  const asApp = `postgres://plain_app:plain-Pa55@${pg.host}:${pg.port}/plain`;
+  const before = await databases();
+  for (const run of [
+    () => restoreBackup(r.file, { databaseUrl: asApp, safetyDir: join(dir, "plain-safety") }),
+    () => verifyBackup(r.file, { restoreTest: true, databaseUrl: asApp }),
+  ]) {
+    await assert.rejects(run(), (e: Error) => {
+      assert.ok(e instanceof CannotRunError, String(e));
+      assert.match(e.message, /role "plain_app" may not create databases.*`ALTER ROLE "plain_app" CREATEDB`/);
+      assert.ok(!e.message.includes("plain-Pa55"));
+      return true;
+    });
+  }
+  assert.deepEqual(await databases(), before);
 });
