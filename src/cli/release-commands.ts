@@ -88,17 +88,19 @@ export interface StatusReport {
   lastRelease?: ReleaseRecord;
   lastGood?: ReleaseRecord;
   lock: string;
+  /** Release records that cannot be read: "last release" and "last good" may be wrong until they are fixed. */
+  ledgerError?: string;
 }
 
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
 export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<number> {
   const out = deps.out ?? stdout;
-  const { Ledger } = await import("../core/release/ledger");
+  const { Ledger, describeUnreadable } = await import("../core/release/ledger");
   const { resolve } = await import("node:path");
   const projectDir = resolve(o.projectDir ?? ".");
   const stateDir = resolve(projectDir, o.stateDir ?? ".safe-deploy");
   const ledger = new Ledger(stateDir, o.stack);
-  const releases = await ledger.list();
+  const { releases, unreadable } = await ledger.readAll();
   const lock = await lockStatus({ stateDir, stack: o.stack });
   const report: StatusReport = {
     stack: o.stack,
@@ -109,6 +111,7 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
       lock.state === "free"
         ? "free"
         : `${lock.state === "stale" ? `stale (${lock.reason}) ` : ""}held by ${describeHolder(lock.info)}`,
+    ledgerError: unreadable.length ? describeUnreadable(o.stack, unreadable) : undefined,
   };
   let code: number = ExitCode.ok;
   try {
@@ -119,6 +122,7 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     report.outputsError = e instanceof Error ? e.message : String(e);
     code = e instanceof SafeDeployError ? e.exitCode : ExitCode.cannotRun;
   }
+  if (report.ledgerError && code === ExitCode.ok) code = ExitCode.checkFailed;
   if (o.json) out(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
   else printStatus(report, out);
   return code;
@@ -157,6 +161,7 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
   out(`  last release:  ${rel(r.lastRelease)}`);
   out(`  last good:     ${rel(r.lastGood)}`);
   out(`  deploy lock:   ${r.lock}`);
+  if (r.ledgerError) out(`  releases:      ${r.ledgerError.replace(/\n/g, "\n    ")}`);
   if (r.outputsError) out(`  stack:         cannot be read: ${r.outputsError}`);
   for (const [k, v] of Object.entries(r.outputs ?? {})) if (k !== "containers") out(`  output ${k}: ${v}`);
   for (const c of r.containers)

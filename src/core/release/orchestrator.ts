@@ -126,6 +126,9 @@ export async function deploy(
   const started = now();
   const durationMs = () => now().getTime() - started.getTime();
   const commit = await ports.git.head();
+  // A rollback must be able to find the release before this one: an unreadable ledger stops the deploy
+  // before anything changes (the error names the record), not half-way through a failed deploy.
+  await ports.releases.lastGood();
   const problems = await ports.preflight();
   if (problems.length) {
     ports.log.error(`preflight failed:\n${problems.map((p) => `  - ${p}`).join("\n")}`);

@@ -2,12 +2,13 @@ import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
 import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import { CheckFailedError } from "../../../src/core/errors";
 import { Ledger } from "../../../src/core/release/ledger";
 import {
   deploy,
@@ -402,6 +403,20 @@ test("auto rollback off: the failed release is recorded and nothing else is touc
     notes.map((n) => n.type),
     ["INFO", "ERROR"],
   );
+});
+
+test("an unreadable release record stops the deploy before the lock and before anything changes", async () => {
+  const { p, calls, notes, ledger, prev } = await ports({ steps: okSteps() });
+  const file = join(ledger.dir, `${prev.id}.json`);
+  await writeFile(file, '{"id": "' + prev.id + '", "res');
+  await assert.rejects(deploy({ stack: "staging", autoRollback: true, soak: true }, p), (e: unknown) => {
+    assert.ok(e instanceof CheckFailedError, String(e));
+    assert.ok(e.message.includes(file), e.message);
+    return true;
+  });
+  assert.deepEqual(calls, []);
+  assert.deepEqual(notes, []);
+  assert.deepEqual((await ledger.readAll()).releases, [], "no release was recorded");
 });
 
 // Pure decisions, table-tested.
