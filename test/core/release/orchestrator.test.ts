@@ -321,8 +321,8 @@ for (const [stage, steps, restores] of rollbackCases) {
     assert.equal(out.release.result, "rolled-back");
     const rollback = [
       "exportState",
-      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
       "checkout aaaaaaa",
+      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
       "writeConfig /tmp/worktree-aaaaaaa old",
       "up workDir=/tmp/worktree-aaaaaaa commit=aaaaaaa0000000000000000000000000000000000",
       "verify 200",
@@ -382,11 +382,26 @@ test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exi
   assert.equal(isLocked(), false);
 });
 
+test("the previous release's commit gone from git stops the rollback before the database is restored", async () => {
+  const { p, calls, notes } = await ports({ steps: rollbackCases[3][1] });
+  p.git.checkout = async (commit) => {
+    calls.push(`checkout ${commit.slice(0, 7)} failed`);
+    throw new Error(`git worktree failed: fatal: invalid reference: ${commit}`);
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.release.result, "bad");
+  assert.ok(calls.includes("checkout aaaaaaa failed"), calls.join("\n"));
+  // Restoring the old database under the new program (still running) would corrupt it.
+  assert.ok(!calls.some((c) => c.startsWith("restore") || c === "safetyBackup"), calls.join("\n"));
+  assert.equal(notes.at(-1)!.type, "ROLLBACK_FAILED");
+  assert.match(notes.at(-1)!.message, /invalid reference/);
+});
+
 test("pending operations left by the failed update are cleared through export/import, then refresh", async () => {
   const { p, calls } = await ports({ steps: rollbackCases[0][1], pending: 2 });
   await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
   const i = calls.indexOf("importState pending=0");
-  assert.ok(i > 0 && calls[i + 1] === "refresh" && calls[i + 2].startsWith("checkout"), calls.join("\n"));
+  assert.ok(i > 0 && calls[i - 1].startsWith("checkout") && calls[i + 1] === "refresh", calls.join("\n"));
 });
 
 test("auto rollback off: the failed release is recorded and nothing else is touched", async () => {
