@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
 import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
-import { CheckFailedError } from "../../../src/core/errors";
+import { CannotRunError, CheckFailedError } from "../../../src/core/errors";
 import { Ledger } from "../../../src/core/release/ledger";
 import {
   deploy,
@@ -81,6 +81,8 @@ type Scenario = {
     outputs?: Record<string, unknown>;
     fail?: boolean;
     effect?: () => Promise<void>;
+    /** The engine hangs after this step, as a long update does, until it is cancelled. */
+    hang?: NodeJS.Signals;
   }>;
   /** The rollback's own `up` fails. */
   reapplyFails?: boolean;
@@ -130,6 +132,14 @@ function makeStack(s: Scenario, calls: string[]): StackAccess {
           };
           o.onEvent?.(e);
           if (st.fail) throw new Error(`update failed at ${st.name}: simulated`);
+          if (st.hang) {
+            // Ctrl-C or a `kill` reaches the tool while the engine works; the engine stops when cancelled.
+            const cancelled = new Promise((_, reject) =>
+              o.signal?.addEventListener("abort", () => reject(new Error("update canceled"))),
+            );
+            process.kill(process.pid, st.hang);
+            await cancelled;
+          }
         }
         return { outputs: { url: { value: appUrl, secret: false } } };
       }
@@ -432,6 +442,70 @@ test("an unreadable release record stops the deploy before the lock and before a
   assert.deepEqual(calls, []);
   assert.deepEqual(notes, []);
   assert.deepEqual((await ledger.readAll()).releases, [], "no release was recorded");
+});
+
+/** Sends `signal` to this process and resolves once its handlers ran. */
+const sendSignal = (signal: NodeJS.Signals) =>
+  new Promise<void>((resolve) => {
+    process.once(signal, () => resolve());
+    process.kill(process.pid, signal);
+  });
+
+test("a signal during pulumi up: engine cancelled, release recorded bad at its stage with its backup, lock released, no rollback, exit 3 saying what to do", async () => {
+  const steps = okSteps();
+  steps[2].hang = "SIGINT";
+  const listeners = process.listenerCount("SIGINT");
+  const { p, calls, notes, ledger, isLocked } = await ports({ steps });
+  await assert.rejects(deploy({ stack: "staging", autoRollback: true, soak: true }, p), (e: unknown) => {
+    assert.ok(e instanceof CannotRunError, String(e));
+    assert.match(
+      e.message,
+      /stopped by SIGINT during pulumi up \(at migration\): the stack may be half-updated/,
+    );
+    assert.match(e.message, /not rolled back.*lock is released.*rollback --stack staging --quick/);
+    return true;
+  });
+  const [r] = await ledger.list();
+  assert.equal(r.result, "bad", "never left pending");
+  assert.equal(r.failedStage, "migration");
+  assert.match(r.backupFile!, /pre-deploy-/, "the backup this deploy took is kept for a later rollback");
+  assert.equal(r.schemaVersion, "003");
+  assert.equal(isLocked(), false);
+  assert.ok(!calls.some((c) => c === "safetyBackup" || c.startsWith("checkout")), calls.join("\n"));
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["INFO", "ERROR"],
+  );
+  assert.equal(process.listenerCount("SIGINT"), listeners, "the handlers are removed afterwards");
+});
+
+test("a signal before pulumi up or during the soak: recorded (nothing changed / unverified), lock released, exit 3", async () => {
+  const before = await ports({ steps: okSteps() });
+  before.p.archiveCheckpoint = async (id) => {
+    await sendSignal("SIGTERM");
+    return join(dir, `${id}.checkpoint.json`);
+  };
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, before.p),
+    (e: unknown) =>
+      e instanceof CannotRunError && /stopped by SIGTERM before pulumi up: nothing changed/.test(e.message),
+  );
+  const [r1] = await before.ledger.list();
+  assert.deepEqual([r1.result, r1.failedStage], ["bad", "preflight"]);
+  assert.ok(!before.calls.some((c) => c.startsWith("up")), before.calls.join("\n"));
+  assert.equal(before.isLocked(), false);
+
+  const soak = await ports({ steps: okSteps() });
+  soak.p.verify = async () => sendSignal("SIGHUP");
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, soak.p),
+    (e: unknown) =>
+      e instanceof CannotRunError &&
+      /stopped by SIGHUP during the soak: the new release runs, unverified/.test(e.message),
+  );
+  const [r2] = await soak.ledger.list();
+  assert.deepEqual([r2.result, r2.failedStage], ["bad", "soak"]);
+  assert.equal(soak.isLocked(), false);
 });
 
 // Pure decisions, table-tested.
