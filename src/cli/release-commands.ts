@@ -88,17 +88,19 @@ export interface StatusReport {
   lastRelease?: ReleaseRecord;
   lastGood?: ReleaseRecord;
   lock: string;
+  /** Release records that cannot be read: "last release" and "last good" may be wrong until they are fixed. */
+  ledgerError?: string;
 }
 
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
 export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<number> {
   const out = deps.out ?? stdout;
-  const { Ledger } = await import("../core/release/ledger");
+  const { Ledger, describeUnreadable } = await import("../core/release/ledger");
   const { resolve } = await import("node:path");
   const projectDir = resolve(o.projectDir ?? ".");
   const stateDir = resolve(projectDir, o.stateDir ?? ".safe-deploy");
   const ledger = new Ledger(stateDir, o.stack);
-  const releases = await ledger.list();
+  const { releases, unreadable } = await ledger.readAll();
   const lock = await lockStatus({ stateDir, stack: o.stack });
   const report: StatusReport = {
     stack: o.stack,
@@ -109,6 +111,7 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
       lock.state === "free"
         ? "free"
         : `${lock.state === "stale" ? `stale (${lock.reason}) ` : ""}held by ${describeHolder(lock.info)}`,
+    ledgerError: unreadable.length ? describeUnreadable(o.stack, unreadable) : undefined,
   };
   let code: number = ExitCode.ok;
   try {
@@ -119,6 +122,7 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     report.outputsError = e instanceof Error ? e.message : String(e);
     code = e instanceof SafeDeployError ? e.exitCode : ExitCode.cannotRun;
   }
+  if (report.ledgerError && code === ExitCode.ok) code = ExitCode.checkFailed;
   if (o.json) out(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
   else printStatus(report, out);
   return code;
@@ -157,6 +161,7 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
   out(`  last release:  ${rel(r.lastRelease)}`);
   out(`  last good:     ${rel(r.lastGood)}`);
   out(`  deploy lock:   ${r.lock}`);
+  if (r.ledgerError) out(`  releases:      ${r.ledgerError.replace(/\n/g, "\n    ")}`);
   if (r.outputsError) out(`  stack:         cannot be read: ${r.outputsError}`);
   for (const [k, v] of Object.entries(r.outputs ?? {})) if (k !== "containers") out(`  output ${k}: ${v}`);
   for (const c of r.containers)
@@ -165,12 +170,23 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
 }
 
 /**
- * The good release before the one running now (`--quick`). When the running one is itself a rollback,
- * "before" counts from the release it re-applied, so a second quick rollback goes further back, never
- * forward again.
+ * The good release before the one running now (`--quick`), and why it is the one. When the running one
+ * is itself a rollback, "before" counts from the release it re-applied, so a second quick rollback goes
+ * further back, never forward again. When the newest deploy failed without being rolled back (or was
+ * interrupted: still `pending`), the stack runs no good release at all, and the target is the last
+ * good one, not the one before it. Releases stopped at preflight changed nothing and do not count.
  */
-export function quickTarget(releases: readonly ReleaseRecord[]): ReleaseRecord {
+export function quickChoice(releases: readonly ReleaseRecord[]): { target: ReleaseRecord; why: string } {
   const good = releases.filter((r) => r.result === "good");
+  const newest = releases.find((r) => r.failedStage !== "preflight");
+  if (newest && (newest.result === "bad" || newest.result === "pending") && good[0]) {
+    return {
+      target: good[0],
+      why:
+        `the newest release ${newest.id} ${newest.result === "pending" ? "never finished (interrupted?)" : `failed${newest.failedStage ? ` at ${newest.failedStage}` : ""} and was not rolled back`}, ` +
+        `so the last good release ${good[0].id} is the target`,
+    };
+  }
   const current = good[0];
   const anchor = (current?.rolledBackTo && releases.find((r) => r.id === current.rolledBackTo)) || current;
   const target =
@@ -181,7 +197,15 @@ export function quickTarget(releases: readonly ReleaseRecord[]): ReleaseRecord {
         `See 'safe-deploy rollback --list' and use --to RELEASE or --backup FILE`,
     );
   }
-  return target;
+  return {
+    target,
+    why: `${current!.id} is running${anchor !== current ? ` (a rollback to ${anchor!.id})` : ""}; the good release before it is ${target.id}`,
+  };
+}
+
+/** The target of `--quick` (see `quickChoice`). */
+export function quickTarget(releases: readonly ReleaseRecord[]): ReleaseRecord {
+  return quickChoice(releases).target;
 }
 
 /** A chosen rollback, before planning. */
@@ -227,8 +251,13 @@ async function choiceFromFlags(
   ctx: ReleaseContext,
   o: RollbackOpts,
   releases: ReleaseRecord[],
+  deps: CommandDeps,
 ): Promise<Choice | undefined> {
-  if (o.quick) return { target: quickTarget(releases) };
+  if (o.quick) {
+    const { target, why } = quickChoice(releases);
+    (deps.out ?? stdout)(`--quick: ${why}`);
+    return { target };
+  }
   if (o.to) {
     const target = await ctx.ledger.get(o.to);
     if (target.result !== "good") {
@@ -249,6 +278,32 @@ async function choiceFromFlags(
   return undefined;
 }
 
+/**
+ * Refuses a rollback whose program is gone from git (a force-push rewrote history, a shallow CI clone)
+ * before anything changes, naming the ways on.
+ */
+async function requireCommit(ctx: ReleaseContext, commit: string, target?: ReleaseRecord): Promise<void> {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const found = await promisify(execFile)("git", [
+    "-C",
+    ctx.projectDir,
+    "cat-file",
+    "-e",
+    `${commit}^{commit}`,
+  ])
+    .then(() => true)
+    .catch(() => false);
+  if (found) return;
+  throw new ConfigError(
+    `rollback refused: ${target ? `release ${target.id} ran commit` : "commit"} ${commit.slice(0, 12)}, which is not ` +
+      `in the git repository at ${ctx.projectDir} (history rewritten by a force-push, or a shallow clone), so its ` +
+      `program cannot be re-applied; nothing was changed. Fetch it ('git fetch origin ${commit}' or ` +
+      `'git fetch --unshallow') and run again, pick another release with --to RELEASE ('safe-deploy rollback ` +
+      `--list'), or restore only the database with --backup FILE`,
+  );
+}
+
 /** Plans a choice, shows the plan, asks (unless --yes), runs it. */
 async function execute(
   ctx: ReleaseContext,
@@ -261,6 +316,9 @@ async function execute(
   const db = await ctx.database();
   const currentSchema = db ? await readSchemaVersion(db, ctx.config) : undefined;
   const ports = ctx.ports({});
+  const currentCommit = await ports.git.head();
+  const commit = choice.target?.commit ?? choice.commit;
+  if (commit && commit !== currentCommit) await requireCommit(ctx, commit, choice.target);
   const plan = manualRollbackPlan({
     releases,
     target: choice.target,
@@ -268,7 +326,7 @@ async function execute(
     backupFile: choice.backupFile,
     currentSchema,
     knownSchemas: choice.commit ? await migrationsAt(ctx.projectDir, ctx.config, choice.commit) : undefined,
-    currentCommit: await ports.git.head(),
+    currentCommit,
   });
   if (!plan.ok) throw new ConfigError(`rollback refused: ${plan.reason}`);
   out(`rollback of ${ctx.stackName}: ${plan.why}`);
@@ -355,7 +413,7 @@ export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Prom
     return;
   }
   const releases = await ctx.ledger.list();
-  const choice = await choiceFromFlags(ctx, o, releases);
+  const choice = await choiceFromFlags(ctx, o, releases, deps);
   if (choice) return execute(ctx, choice, o, deps);
   return menu(ctx, o, deps);
 }
@@ -427,8 +485,11 @@ async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Pr
       case "status":
         await runStatus({ stack: ctx.stackName, projectDir: ctx.projectDir, stateDir: ctx.stateDir }, deps);
         break;
-      case "quick":
-        return execute(ctx, { target: quickTarget(releases) }, o, deps);
+      case "quick": {
+        const { target, why } = quickChoice(releases);
+        out(`quick rollback: ${why}`);
+        return execute(ctx, { target }, o, deps);
+      }
       case "commit":
         return execute(ctx, await resolveCommit(ctx, releases, await pickCommit()), o, deps);
       case "backup":

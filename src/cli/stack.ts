@@ -74,6 +74,8 @@ export interface UpOptions {
   workDir?: string;
   /** Extra environment for the program (e.g. SAFE_DEPLOY_COMMIT). */
   env?: Record<string, string>;
+  /** Cancels the update (the engine gets SIGINT and stops gracefully); `up` then rejects. */
+  signal?: AbortSignal;
 }
 
 /** How to reach the stack's state and secrets. */
@@ -176,6 +178,7 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
             )
           : stack;
       const res = await target.up({
+        signal: o.signal,
         onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined,
         onEvent: o.onEvent
           ? (e) => {

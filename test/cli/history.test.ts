@@ -1,7 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -133,5 +133,47 @@ test("a mistyped --project-dir is exit 2 naming the flag, not 'no releases'", as
     }
   } finally {
     await rm(nowhere, { recursive: true, force: true });
+  }
+});
+
+test("an unreadable record is shown as such: the rest is listed, exit 1 names the file and the fix", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sd-history-bad-"));
+  try {
+    const ledger = new Ledger(dir, "staging");
+    const r = await ledger.create({ stack: "staging", commit: "3333333", config: {} });
+    const kept = await ledger.create({ stack: "staging", commit: "4444444", config: {} });
+    const file = join(dir, "releases", "staging", `${r.id}.json`);
+    await writeFile(file, '{"id": "' + r.id + '", "stack": "stag');
+    const lines: string[] = [];
+    await assert.rejects(
+      runHistory({ stack: "staging", stateDir: dir }, (l) => lines.push(l)),
+      (e: any) => {
+        assert.equal(e.exitCode, 1);
+        assert.ok(e.message.includes(file), e.message);
+        assert.match(e.message, /not valid JSON/);
+        return true;
+      },
+    );
+    assert.equal(lines.length, 2);
+    assert.ok(lines[1].startsWith(kept.id));
+    // Through the binary: no stack trace, the file named.
+    await assert.rejects(
+      run(bin, ["history", "--stack", "staging", "--state-dir", dir], { cwd: dir }),
+      (e: any) => {
+        assert.equal(e.code, 1);
+        assert.match(e.stderr, /^safe-deploy: 1 release record\(s\) of stack "staging" cannot be read/);
+        assert.ok(!/\n\s+at /.test(e.stderr), e.stderr);
+        return true;
+      },
+    );
+    // A record missing a field used to crash the table ("Cannot read properties of undefined").
+    const { time: _t, ...noTime } = await ledger.get(kept.id);
+    await writeFile(join(dir, "releases", "staging", `${kept.id}.json`), JSON.stringify(noTime));
+    await assert.rejects(
+      runHistory({ stack: "staging", stateDir: dir }, () => {}),
+      /`time` is missing/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { runRollback, runSeed, type CommandDeps } from "../../src/cli/release-commands";
+import { runRollback, runSeed, runStatus, type CommandDeps } from "../../src/cli/release-commands";
 import { CannotRunError } from "../../src/core/errors";
 
 // Flag mistakes must be reported before the stack is opened: opening it needs the Pulumi CLI (exit 3
@@ -61,4 +61,33 @@ test("seed: a missing --backup file or --from-dir is a usage error before the st
     usage(/^--from-dir .*nowhere: no such directory/),
   );
   assert.equal(opened, 0, "the stack was never opened");
+});
+
+test("status with an unreadable release record says so (file and fix) instead of naming an older release as the last", async () => {
+  const { Ledger } = await import("../../src/core/release/ledger");
+  const ledger = new Ledger(join(project, ".safe-deploy"), "staging");
+  const old = await ledger.create({
+    stack: "staging",
+    commit: "1111111",
+    config: {},
+    time: new Date("2026-01-01"),
+  });
+  await ledger.markResult(old.id, "good");
+  const last = await ledger.create({
+    stack: "staging",
+    commit: "2222222",
+    config: {},
+    time: new Date("2026-01-02"),
+  });
+  writeFileSync(join(ledger.dir, `${last.id}.json`), "{");
+  const lines: string[] = [];
+  const code = await runStatus(
+    { stack: "staging", projectDir: project },
+    { ...deps, out: (l) => lines.push(l) },
+  );
+  assert.equal(code, 3, "the stack itself cannot be read here");
+  const out = lines.join("\n");
+  assert.match(out, /releases: +1 release record\(s\) of stack "staging" cannot be read/);
+  assert.ok(out.includes(`${last.id}.json: not valid JSON`), out);
+  assert.match(out, /mv FILE FILE\.broken/);
 });

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { promisify } from "node:util";
 import {
+  quickChoice,
   quickTarget,
   runRollback,
   runSeed,
@@ -489,6 +490,40 @@ test("status: last release, lock, outputs, container and health; exit 1 when the
   assert.equal(report.containers[0].ok, false);
 });
 
+test("rollback to a release whose commit is gone from git (force-push, shallow clone) is refused before anything changes, naming the ways on", async () => {
+  const gone = "0123456789abcdef0123456789abcdef01234567";
+  const r = await ledger().create({
+    stack: "staging",
+    commit: gone,
+    config: {},
+    configFile: stackYaml("web:v0"),
+  });
+  await ledger().markResult(r.id, "good");
+  const before = upCalls.length;
+  const safety = () =>
+    readdirSync(join(project, "backups/staging")).filter((f) => /_safety\./.test(f)).length;
+  const safetyBefore = safety();
+  try {
+    await assert.rejects(
+      runRollback({ stack: "staging", projectDir: project, to: r.id, yes: true }, deps),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.match(
+          e.message,
+          new RegExp(`release ${r.id} ran commit 0123456789ab, which is not in the git repository`),
+        );
+        assert.match(e.message, /nothing was changed/);
+        assert.match(e.message, /git fetch --unshallow.*--to RELEASE.*--backup FILE/);
+        return true;
+      },
+    );
+    assert.equal(upCalls.length, before);
+    assert.equal(safety(), safetyBefore, "no safety backup, no restore");
+  } finally {
+    await rm(join(ledger().dir, `${r.id}.json`));
+  }
+});
+
 test("nothing the tool wrote holds the database password", async () => {
   const files: string[] = [];
   const walk = (d: string) => {
@@ -516,6 +551,32 @@ test("quickTarget: the good release before the running one; after a rollback, be
   assert.throws(() => quickTarget([r4, r3, r2, r1]), /needs a good release before the running one \(r4\)/);
   const r5 = r("r5", "2026-01-05", "good");
   assert.equal(quickTarget([r5, r4, r3, r2, r1]).id, "r4");
+});
+
+test("quickTarget: after failed deploys that were not rolled back, or an interrupted one, the last good release", () => {
+  const r = (
+    id: string,
+    time: string,
+    result: "good" | "bad" | "rolled-back" | "pending",
+    extra: { rolledBackTo?: string; failedStage?: "preflight" | "health" } = {},
+  ) => ({ id, time, result, ...extra, stack: "s", commit: id, config: {} }) as const;
+  const r1 = r("r1", "2026-01-01", "good");
+  const r2 = r("r2", "2026-01-02", "good");
+  // r3 and r4 failed with --no-rollback (or their automatic rollback failed): r4's program runs now.
+  const r3 = r("r3", "2026-01-03", "bad", { failedStage: "health" });
+  const r4 = r("r4", "2026-01-04", "bad", { failedStage: "health" });
+  assert.equal(quickTarget([r4, r3, r2, r1]).id, "r2", "not r1: that would throw r2's data away");
+  assert.match(quickChoice([r4, r3, r2, r1]).why, /r4 failed at health and was not rolled back/);
+  // An `up` killed half-way stays pending.
+  const r5 = r("r5", "2026-01-05", "pending");
+  assert.equal(quickTarget([r5, r2, r1]).id, "r2");
+  assert.match(quickChoice([r5, r2, r1]).why, /never finished/);
+  // A deploy stopped at preflight changed nothing: r2 still runs, the target is before it.
+  const r6 = r("r6", "2026-01-06", "bad", { failedStage: "preflight" });
+  assert.equal(quickTarget([r6, r2, r1]).id, "r1");
+  // A failed deploy that was rolled back to r2: r2 runs, so the one before it.
+  const r7 = r("r7", "2026-01-07", "rolled-back", { rolledBackTo: "r2" });
+  assert.equal(quickTarget([r7, r3, r2, r1]).id, "r1");
 });
 
 test("seed: staging's database becomes production's newest backup (safety first); production is never seeded by accident", async () => {

@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { basename } from "node:path";
+import type { ReleaseRecord } from "../../core/release/ledger";
 
 /** Options of `history`. */
 export interface HistoryOpts {
@@ -23,10 +24,17 @@ export function formatDuration(ms: number | undefined): string {
 
 /** `history --stack S`: every release of the stack, newest first (id, time, commit, image, schema, backup, result, duration). */
 export async function runHistory(o: HistoryOpts, out: Out = stdout): Promise<void> {
-  const { Ledger } = await import("../../core/release/ledger");
+  const { Ledger, describeUnreadable } = await import("../../core/release/ledger");
+  const { CheckFailedError } = await import("../../core/errors");
   const { stateDirOf } = await import("../state-dir");
   const stateDir = stateDirOf(o);
-  const list = await new Ledger(stateDir, o.stack).list();
+  const { releases: list, unreadable } = await new Ledger(stateDir, o.stack).readAll();
+  // The readable releases are shown, then the unreadable ones fail the command: never a silent gap.
+  printHistory(o, list, out);
+  if (unreadable.length) throw new CheckFailedError(describeUnreadable(o.stack, unreadable));
+}
+
+function printHistory(o: HistoryOpts, list: ReleaseRecord[], out: Out): void {
   if (o.json)
     return out(
       JSON.stringify(

@@ -5,18 +5,23 @@ const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
  * Runs `fn` with those signals caught, so a stop half-way runs `fn`'s cleanup (dropping a scratch
  * database, re-opening connections) instead of the process dying and leaving it behind. The client
  * tools in the same process group get the signal too and stop, which fails the step they ran; `fn`
- * asks `interrupted()` between steps so a signal sent to this process alone stops it there.
+ * asks `interrupted()` between steps so a signal sent to this process alone stops it there; `abort`
+ * fires with the first signal, for a child that should be told (the Pulumi engine cancels on SIGINT).
  */
 export async function catchingSignals<T>(
-  fn: (interrupted: () => NodeJS.Signals | undefined) => Promise<T>,
+  fn: (interrupted: () => NodeJS.Signals | undefined, abort: AbortSignal) => Promise<T>,
+  onSignal?: (signal: NodeJS.Signals) => void,
 ): Promise<T> {
   let got: NodeJS.Signals | undefined;
+  const controller = new AbortController();
   const on = (s: NodeJS.Signals) => {
     got ??= s;
+    onSignal?.(s);
+    controller.abort();
   };
   for (const s of SIGNALS) process.on(s, on);
   try {
-    return await fn(() => got);
+    return await fn(() => got, controller.signal);
   } finally {
     for (const s of SIGNALS) process.off(s, on);
   }

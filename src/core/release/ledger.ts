@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import writeFileAtomic from "write-file-atomic";
-import { CheckFailedError, ConfigError } from "../errors";
+import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 
 /** Stages of a guarded deploy, in order; `soak` is the watch after cutover. */
 export const STAGES = [
@@ -63,6 +63,73 @@ export function newReleaseId(time: Date, commit: string, suffix = randomBytes(2)
 
 const ID_RE = /^r-\d{8}-\d{6}-[0-9a-zA-Z]+-[0-9a-f]+$/;
 
+const RESULTS: readonly string[] = ["pending", "good", "bad", "rolled-back"];
+const OPTIONAL_STRINGS = [
+  "imageDigest",
+  "schemaVersionBefore",
+  "schemaVersion",
+  "checkpoint",
+  "backupFile",
+  "error",
+  "rolledBackTo",
+  "configFile",
+] as const;
+
+/**
+ * Why the text of `<id>.json` is not a release record, or undefined when it is. Pure. Unknown fields are
+ * allowed (a newer version may add some); missing or mistyped known ones are not, since a rollback
+ * would otherwise pick its target from a half-read record.
+ */
+export function recordProblem(text: string, id: string): string | undefined {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    return `not valid JSON (${(e as Error).message}); a write cut short or a hand edit`;
+  }
+  if (!r || typeof r !== "object" || Array.isArray(r)) return "not a JSON object";
+  if (r.id !== id) return `its id is ${JSON.stringify(r.id)}, not the file's name ${id}`;
+  for (const k of ["stack", "time", "commit"] as const)
+    if (typeof r[k] !== "string" || !r[k]) return `\`${k}\` is missing or not a string`;
+  if (Number.isNaN(Date.parse(r.time as string))) return `\`time\` ${JSON.stringify(r.time)} is not a date`;
+  if (!RESULTS.includes(r.result as string))
+    return `\`result\` is ${JSON.stringify(r.result)}, not one of ${RESULTS.join(", ")}`;
+  for (const k of OPTIONAL_STRINGS)
+    if (r[k] !== undefined && typeof r[k] !== "string") return `\`${k}\` is not a string`;
+  if (r.failedStage !== undefined && !(STAGES as readonly unknown[]).includes(r.failedStage))
+    return `\`failedStage\` ${JSON.stringify(r.failedStage)} is not a stage (${STAGES.join(", ")})`;
+  if (r.durationMs !== undefined && typeof r.durationMs !== "number") return "`durationMs` is not a number";
+  return undefined;
+}
+
+/** A record file that could not be read as a release. */
+export interface UnreadableRecord {
+  file: string;
+  reason: string;
+}
+
+/** The sentence naming unreadable records and what to do with them (they are never skipped silently). */
+export function describeUnreadable(stack: string, bad: readonly UnreadableRecord[]): string {
+  return (
+    `${bad.length} release record(s) of stack "${stack}" cannot be read:\n` +
+    bad.map((b) => `  ${b.file}: ${b.reason}`).join("\n") +
+    `\nA rollback could pick the wrong release without them. Restore the file from a copy, fix its JSON, ` +
+    `or move it out of the releases directory (e.g. \`mv FILE FILE.broken\`) if that release is not needed.`
+  );
+}
+
+/** A failed read or write of the state directory as a sentence naming the file and the fix. */
+function ioError(e: unknown, doing: string, file: string): CannotRunError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const fix =
+    code === "ENOSPC" || code === "EDQUOT"
+      ? "free disk space there"
+      : code === "EACCES" || code === "EPERM" || code === "EROFS"
+        ? `give this user read and write access to ${path.dirname(file)}, or pass --state-dir`
+        : `check that ${path.dirname(file)} is a directory this user may write, or pass --state-dir`;
+  return new CannotRunError(`cannot ${doing} ${file}: ${(e as Error).message}; ${fix}`);
+}
+
 /** Newest first: by time, then id (ids embed the time, so ties only come from equal seconds). */
 export function sortReleases(records: readonly ReleaseRecord[]): ReleaseRecord[] {
   return [...records].sort((a, b) => b.time.localeCompare(a.time) || b.id.localeCompare(a.id));
@@ -103,8 +170,29 @@ export class Ledger {
         );
       }
     }
-    await fs.promises.mkdir(this.dir, { recursive: true });
-    await writeFileAtomic(this.file(r.id), text);
+    const file = this.file(r.id);
+    try {
+      await fs.promises.mkdir(this.dir, { recursive: true });
+      // write-file-atomic: a temp file renamed into place, so a kill or a full disk never leaves half a record.
+      await writeFileAtomic(file, text);
+    } catch (e) {
+      throw ioError(e, `write the release record`, file);
+    }
+  }
+
+  /** Reads and checks one record file; a CheckFailedError names the file and the fix. */
+  private async read(id: string): Promise<ReleaseRecord> {
+    const file = this.file(id);
+    let text: string;
+    try {
+      text = await fs.promises.readFile(file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw e;
+      throw ioError(e, "read the release record", file);
+    }
+    const reason = recordProblem(text, id);
+    if (reason) throw new CheckFailedError(describeUnreadable(this.stack, [{ file, reason }]));
+    return JSON.parse(text) as ReleaseRecord;
   }
 
   /** Records a new release as `pending` and returns it. */
@@ -124,7 +212,7 @@ export class Ledger {
   /** One release, or a ConfigError naming the id and how to list them. */
   async get(id: string): Promise<ReleaseRecord> {
     try {
-      return JSON.parse(await fs.promises.readFile(this.file(id), "utf8")) as ReleaseRecord;
+      return await this.read(id);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       throw new ConfigError(
@@ -133,25 +221,36 @@ export class Ledger {
     }
   }
 
-  /** Every release, newest first; unreadable files are skipped (a crash mid-write leaves only temp files). */
-  async list(): Promise<ReleaseRecord[]> {
+  /**
+   * Every release, newest first, and the record files that could not be read (temp files of a write
+   * cut short are not records: their names do not end in `.json`).
+   */
+  async readAll(): Promise<{ releases: ReleaseRecord[]; unreadable: UnreadableRecord[] }> {
     let names: string[];
     try {
       names = await fs.promises.readdir(this.dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw e;
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return { releases: [], unreadable: [] };
+      throw ioError(e, "list the release records in", this.dir);
     }
-    const out: ReleaseRecord[] = [];
-    for (const n of names) {
+    const releases: ReleaseRecord[] = [];
+    const unreadable: UnreadableRecord[] = [];
+    for (const n of names.sort()) {
       if (!n.endsWith(".json") || !ID_RE.test(n.slice(0, -5))) continue;
-      try {
-        out.push(JSON.parse(await fs.promises.readFile(path.join(this.dir, n), "utf8")));
-      } catch {
-        continue;
-      }
+      const file = path.join(this.dir, n);
+      const text = await fs.promises.readFile(file, "utf8").catch((e: Error) => e);
+      const reason = typeof text === "string" ? recordProblem(text, n.slice(0, -5)) : text.message;
+      if (reason) unreadable.push({ file, reason });
+      else releases.push(JSON.parse(text as string) as ReleaseRecord);
     }
-    return sortReleases(out);
+    return { releases: sortReleases(releases), unreadable };
+  }
+
+  /** Every release, newest first; an unreadable record is a CheckFailedError naming it, never skipped. */
+  async list(): Promise<ReleaseRecord[]> {
+    const { releases, unreadable } = await this.readAll();
+    if (unreadable.length) throw new CheckFailedError(describeUnreadable(this.stack, unreadable));
+    return releases;
   }
 
   /** The newest good release other than `except`. */

@@ -118,11 +118,23 @@ async function readLock(file: string): Promise<LockInfo | undefined> {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
+  // Unreadable content (not JSON, or JSON that is no lock: `null`, a list) is treated as an expired lock,
+  // so it can be taken over with a warning; read as "no lock", it blocked every taker instead.
+  const garbage = {
+    id: "",
+    stack: "",
+    owner: "?",
+    host: "?",
+    pid: 0,
+    command: "?",
+    startedAt: "?",
+    expiresAt: "?",
+  };
   try {
-    return JSON.parse(text) as LockInfo;
+    const info = JSON.parse(text) as LockInfo | null;
+    return info && typeof info === "object" && !Array.isArray(info) ? info : garbage;
   } catch {
-    // Unreadable content is treated as an expired lock, so it can be taken over with a warning.
-    return { id: "", stack: "", owner: "?", host: "?", pid: 0, command: "?", startedAt: "?", expiresAt: "?" };
+    return garbage;
   }
 }
 

@@ -2,6 +2,8 @@
 // Pulumi-free: every outside part is a port, so the CLI wires the real engines and tests wire real
 // PostgreSQL/HTTP behind the same ports with a recording fake of the stack.
 import type { StackAccess, StepEvent } from "../../cli/stack";
+import { catchingSignals } from "../backup/interrupt";
+import { CannotRunError } from "../errors";
 import type { Ledger, ReleaseRecord, Stage } from "./ledger";
 import { describeStep, rollbackPlan, type RollbackStep } from "./plan";
 
@@ -122,10 +124,31 @@ export async function deploy(
   opts: { stack: string; autoRollback: boolean; soak: boolean },
   ports: DeployPorts,
 ): Promise<DeployOutcome> {
+  // Ctrl-C, SIGTERM or SIGHUP must not kill the tool half-way: the release would stay `pending` for
+  // good, the lock would stay behind and nobody would be told where things stand. The engine is
+  // cancelled, the release recorded, the lock released, and the error says what state things are in.
+  return catchingSignals(
+    (interrupted, abort) => guardedDeploy(opts, ports, interrupted, abort),
+    (s) =>
+      ports.log.warn(
+        `${s} received: stopping the deploy of ${opts.stack} at the next safe point (the release is recorded and the lock released)`,
+      ),
+  );
+}
+
+async function guardedDeploy(
+  opts: { stack: string; autoRollback: boolean; soak: boolean },
+  ports: DeployPorts,
+  interrupted: () => NodeJS.Signals | undefined,
+  abort: AbortSignal,
+): Promise<DeployOutcome> {
   const now = ports.now ?? (() => new Date());
   const started = now();
   const durationMs = () => now().getTime() - started.getTime();
   const commit = await ports.git.head();
+  // A rollback must be able to find the release before this one: an unreadable ledger stops the deploy
+  // before anything changes (the error names the record), not half-way through a failed deploy.
+  await ports.releases.lastGood();
   const problems = await ports.preflight();
   if (problems.length) {
     ports.log.error(`preflight failed:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
@@ -137,6 +160,11 @@ export async function deploy(
     });
     return { exitCode: 1, release };
   }
+  const early = interrupted();
+  if (early)
+    throw new CannotRunError(
+      `deploy of ${opts.stack} stopped by ${early} before it started: nothing changed`,
+    );
   const unlock = await ports.lock(opts.stack, "up");
   try {
     let release = await ports.releases.create({
@@ -152,6 +180,18 @@ export async function deploy(
     release = await ports.releases.update(id, {
       checkpoint: await ports.archiveCheckpoint(id, await ports.stack.exportState()),
     });
+    const beforeUp = interrupted();
+    if (beforeUp) {
+      await ports.releases.markResult(id, "bad", {
+        failedStage: "preflight",
+        error: `stopped by ${beforeUp} before pulumi up; nothing changed`,
+        durationMs: durationMs(),
+      });
+      throw new CannotRunError(
+        `deploy of ${opts.stack} stopped by ${beforeUp} before pulumi up: nothing changed; release ${id} is ` +
+          `recorded as bad (preflight). Deploy again with 'safe-deploy up --stack ${opts.stack}'`,
+      );
+    }
     await ports.notify("INFO", `Deploy of ${opts.stack} started`, { release: id, commit });
 
     const events: StepEvent[] = [];
@@ -162,6 +202,7 @@ export async function deploy(
       ports.log.step("pulumi up: image, backup, migration, containers, health gate");
       const { outputs } = await ports.stack.up({
         env: { SAFE_DEPLOY_COMMIT: commit },
+        signal: abort,
         onEvent: (e) => {
           events.push(e);
           // Stage-by-stage progress: what changed or failed, never the unchanged rest of the graph.
@@ -179,7 +220,7 @@ export async function deploy(
       failure = e;
     }
     const facts = factsFromEvents(events);
-    if (!failure && opts.soak && url) {
+    if (!failure && opts.soak && url && !interrupted()) {
       try {
         ports.log.step(`soak: verifying ${url}`);
         await ports.verify(url);
@@ -194,6 +235,34 @@ export async function deploy(
       schemaVersion: await ports.database.schemaVersion().catch(() => undefined),
       warnings,
     });
+    const stopped = interrupted();
+    if (stopped) {
+      // No automatic rollback: the person asked to stop, and a rollback stopped half-way is worse.
+      const inSoak = !failure && opts.soak && !!url;
+      const last = events.at(-1);
+      const stage: Stage = inSoak
+        ? "soak"
+        : (facts.failedStage ?? (last ? stageOf(last.type, last.urn) : "image"));
+      const where = inSoak
+        ? "during the soak: the new release runs, unverified"
+        : `during pulumi up (at ${stage}): the stack may be half-updated, with pending operations in its state`;
+      const error = `stopped by ${stopped} ${where}; not rolled back`;
+      release = await ports.releases.markResult(id, "bad", {
+        failedStage: stage,
+        error,
+        durationMs: durationMs(),
+      });
+      await ports.notify("ERROR", `Deploy of ${opts.stack} stopped by ${stopped} at ${stage}`, {
+        release: id,
+        commit,
+        error,
+      });
+      throw new CannotRunError(
+        `deploy of ${opts.stack} ${error}. Release ${id} is recorded as bad and the lock is released. Return to ` +
+          `the last good release with 'safe-deploy rollback --stack ${opts.stack} --quick', or deploy again with ` +
+          `'safe-deploy up --stack ${opts.stack}'; see 'safe-deploy status --stack ${opts.stack}'`,
+      );
+    }
     if (!failure) {
       release = await ports.releases.markResult(id, "good", { durationMs: durationMs() });
       ports.log.info(`release ${id} is good`);

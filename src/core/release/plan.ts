@@ -70,8 +70,10 @@ export function rollbackPlan(input: RollbackInput): RollbackPlan {
     });
     return { steps: [...steps, { kind: "notify" }], automatic: false };
   }
+  // The checkout comes first: a commit gone from git (force-push, shallow clone) must stop the rollback
+  // before the database is restored, not leave the new program running on the old schema.
   if (input.previous.commit !== input.currentCommit) {
-    steps.push({ kind: "checkout-commit", commit: input.previous.commit });
+    steps.unshift({ kind: "checkout-commit", commit: input.previous.commit });
   }
   steps.push({ kind: "reapply-release", release: input.previous.id });
   steps.push({ kind: "verify-health" });
@@ -171,11 +173,10 @@ export function manualRollbackPlan(input: ManualRollbackInput): ManualRollbackPl
       why = `the database is already at migration ${input.currentSchema ?? "(none)"}, which it knows: no restore`;
     }
   }
+  // Checkout before restore, as in `rollbackPlan`: a failed checkout leaves the database untouched.
+  if (commit && commit !== input.currentCommit) steps.push({ kind: "checkout-commit", commit });
   if (backupFile) steps.push({ kind: "safety-backup" }, { kind: "restore-backup", file: backupFile });
-  if (commit) {
-    if (commit !== input.currentCommit) steps.push({ kind: "checkout-commit", commit });
-    steps.push({ kind: "reapply-release", release: input.target?.id ?? commit.slice(0, 12) });
-  }
+  if (commit) steps.push({ kind: "reapply-release", release: input.target?.id ?? commit.slice(0, 12) });
   steps.push({ kind: "verify-health" }, { kind: "notify" });
   return { ok: true, steps, backupFile, why };
 }

@@ -1,9 +1,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CheckFailedError, ConfigError } from "../../../src/core/errors";
+import { CannotRunError, CheckFailedError, ConfigError } from "../../../src/core/errors";
 import {
   Ledger,
   newReleaseId,
@@ -161,6 +161,77 @@ test("a record holding a secret in plaintext is refused, and nothing is written"
   assert.deepEqual(await ledger.list(), []);
 });
 
+test("an unreadable record is never skipped: list and get name the file and the fix; readAll keeps the rest", async () => {
+  const stateDir = join(base, "d");
+  const ledger = new Ledger(stateDir, "prod");
+  const old = await ledger.create({
+    stack: "prod",
+    commit: "1111111",
+    config: {},
+    time: new Date("2026-01-01"),
+  });
+  await ledger.markResult(old.id, "good");
+  const last = await ledger.create({
+    stack: "prod",
+    commit: "2222222",
+    config: {},
+    time: new Date("2026-01-02"),
+  });
+  await ledger.markResult(last.id, "good");
+  const file = join(stateDir, "releases", "prod", `${last.id}.json`);
+  const text = readFileSync(file, "utf8");
+  const cases: Array<[string, RegExp]> = [
+    [text.slice(0, 40), /not valid JSON/],
+    ["null", /not a JSON object/],
+    [JSON.stringify({ ...JSON.parse(text), time: undefined }), /`time` is missing/],
+    [JSON.stringify({ ...JSON.parse(text), result: "goood" }), /`result` is "goood", not one of/],
+    [JSON.stringify({ ...JSON.parse(text), id: old.id }), /its id is .*not the file's name/],
+    [JSON.stringify({ ...JSON.parse(text), failedStage: "nap" }), /`failedStage` "nap" is not a stage/],
+  ];
+  for (const [content, reason] of cases) {
+    writeFileSync(file, content);
+    const named = (e: unknown) => {
+      assert.ok(e instanceof CheckFailedError, String(e));
+      assert.ok(e.message.includes(file), e.message);
+      assert.match(e.message, reason);
+      assert.match(e.message, /mv FILE FILE\.broken/);
+      return true;
+    };
+    // The older good release must not silently stand in for the unreadable newer one.
+    await assert.rejects(ledger.list(), named);
+    await assert.rejects(ledger.lastGood(), named);
+    await assert.rejects(ledger.get(last.id), named);
+    const all = await ledger.readAll();
+    assert.deepEqual(
+      all.releases.map((r) => r.id),
+      [old.id],
+    );
+    assert.equal(all.unreadable[0].file, file);
+  }
+  // A field a newer version added is kept, not refused.
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(text), approvedBy: "alice" }));
+  assert.equal(((await ledger.get(last.id)) as unknown as { approvedBy: string }).approvedBy, "alice");
+  assert.equal((await ledger.lastGood())?.id, last.id);
+});
+
+test("a state directory that cannot be written is exit 3 naming the file and the fix, not a bare errno", async () => {
+  // Root ignores permissions, so the directory is made unusable the other way: a file in its place.
+  const stateDir = join(base, "e");
+  mkdirSync(stateDir);
+  writeFileSync(join(stateDir, "releases"), "");
+  const ledger = new Ledger(stateDir, "prod");
+  await assert.rejects(ledger.create({ stack: "prod", commit: "2", config: {} }), (e: unknown) => {
+    assert.ok(e instanceof CannotRunError, String(e));
+    assert.match(e.message, /^cannot write the release record .*releases\/prod\/r-.*\.json: ENOTDIR/);
+    assert.match(
+      e.message,
+      /check that .*releases\/prod is a directory this user may write, or pass --state-dir/,
+    );
+    return true;
+  });
+  await assert.rejects(ledger.list(), /cannot list the release records in .*releases\/prod: ENOTDIR/);
+});
+
 const prev = { id: "r-prev", commit: "old" };
 const base6: RollbackInput = {
   failedStage: "health",
@@ -186,7 +257,7 @@ test("rollbackPlan: the right steps in the right order for each failure", () => 
     [
       "migration failed: the database is restored even if no version moved",
       { failedStage: "migration", backupFile: "/b/pre.dump", previous: prev },
-      ["safety-backup", "restore-backup", "checkout-commit", "reapply-release", "verify-health", "notify"],
+      ["checkout-commit", "safety-backup", "restore-backup", "reapply-release", "verify-health", "notify"],
       true,
     ],
     [
@@ -198,7 +269,7 @@ test("rollbackPlan: the right steps in the right order for each failure", () => 
     [
       "health failed after a migration ran",
       { migrationRan: true, backupFile: "/b/pre.dump", previous: prev },
-      ["safety-backup", "restore-backup", "checkout-commit", "reapply-release", "verify-health", "notify"],
+      ["checkout-commit", "safety-backup", "restore-backup", "reapply-release", "verify-health", "notify"],
       true,
     ],
     [
@@ -215,7 +286,7 @@ test("rollbackPlan: the right steps in the right order for each failure", () => 
     [
       "interrupted update: pending operations cleared first",
       { pendingOperations: true, previous: prev },
-      ["clear-pending-operations", "checkout-commit", "reapply-release", "verify-health", "notify"],
+      ["checkout-commit", "clear-pending-operations", "reapply-release", "verify-health", "notify"],
       true,
     ],
     [
@@ -241,15 +312,17 @@ test("rollbackPlan: the right steps in the right order for each failure", () => 
     assert.equal(plan.automatic, automatic, name);
   }
   const full = rollbackPlan({ ...base6, migrationRan: true, backupFile: "/b/pre.dump", previous: prev });
-  assert.deepEqual(full.steps.slice(1, 4), [
-    { kind: "restore-backup", file: "/b/pre.dump" },
+  // The checkout first: a commit gone from git stops the rollback before the database is restored.
+  assert.deepEqual(full.steps.slice(0, 4), [
     { kind: "checkout-commit", commit: "old" },
+    { kind: "safety-backup" },
+    { kind: "restore-backup", file: "/b/pre.dump" },
     { kind: "reapply-release", release: "r-prev" },
   ]);
   assert.deepEqual(full.steps.map(describeStep), [
+    "check out commit old in a temporary git worktree",
     "take a safety backup of the database as it is now",
     "restore the pre-deploy backup /b/pre.dump",
-    "check out commit old in a temporary git worktree",
     "re-apply release r-prev (its config and program) with up against the current state",
     "verify health",
     "notify",

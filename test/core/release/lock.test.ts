@@ -160,6 +160,17 @@ test("release by another user or host is refused unless forced; the owner may re
   );
 });
 
+test("a lock file holding JSON that is no lock (null) counts as stale too, instead of blocking every taker", async () => {
+  const stateDir = freshDir();
+  mkdirSync(join(stateDir, "locks"), { recursive: true });
+  writeFileSync(lockPath(stateDir, "y"), "null\n");
+  assert.equal((await lockStatus({ stateDir, stack: "y" })).state, "stale");
+  const warnings: string[] = [];
+  const lock = await acquireLock({ stateDir, stack: "y", warn: (m) => warnings.push(m) });
+  assert.match(warnings[0], /unreadable/);
+  await lock.release();
+});
+
 test("a corrupt lock file counts as stale and is taken over", async () => {
   const stateDir = freshDir();
   mkdirSync(join(stateDir, "locks"), { recursive: true });

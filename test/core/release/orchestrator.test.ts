@@ -2,12 +2,13 @@ import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
 import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import { CannotRunError, CheckFailedError } from "../../../src/core/errors";
 import { Ledger } from "../../../src/core/release/ledger";
 import {
   deploy,
@@ -80,6 +81,8 @@ type Scenario = {
     outputs?: Record<string, unknown>;
     fail?: boolean;
     effect?: () => Promise<void>;
+    /** The engine hangs after this step, as a long update does, until it is cancelled. */
+    hang?: NodeJS.Signals;
   }>;
   /** The rollback's own `up` fails. */
   reapplyFails?: boolean;
@@ -129,6 +132,14 @@ function makeStack(s: Scenario, calls: string[]): StackAccess {
           };
           o.onEvent?.(e);
           if (st.fail) throw new Error(`update failed at ${st.name}: simulated`);
+          if (st.hang) {
+            // Ctrl-C or a `kill` reaches the tool while the engine works; the engine stops when cancelled.
+            const cancelled = new Promise((_, reject) =>
+              o.signal?.addEventListener("abort", () => reject(new Error("update canceled"))),
+            );
+            process.kill(process.pid, st.hang);
+            await cancelled;
+          }
         }
         return { outputs: { url: { value: appUrl, secret: false } } };
       }
@@ -320,8 +331,8 @@ for (const [stage, steps, restores] of rollbackCases) {
     assert.equal(out.release.result, "rolled-back");
     const rollback = [
       "exportState",
-      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
       "checkout aaaaaaa",
+      ...(restores ? ["safetyBackup", "restore pre-deploy"] : []),
       "writeConfig /tmp/worktree-aaaaaaa old",
       "up workDir=/tmp/worktree-aaaaaaa commit=aaaaaaa0000000000000000000000000000000000",
       "verify 200",
@@ -381,11 +392,26 @@ test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exi
   assert.equal(isLocked(), false);
 });
 
+test("the previous release's commit gone from git stops the rollback before the database is restored", async () => {
+  const { p, calls, notes } = await ports({ steps: rollbackCases[3][1] });
+  p.git.checkout = async (commit) => {
+    calls.push(`checkout ${commit.slice(0, 7)} failed`);
+    throw new Error(`git worktree failed: fatal: invalid reference: ${commit}`);
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.release.result, "bad");
+  assert.ok(calls.includes("checkout aaaaaaa failed"), calls.join("\n"));
+  // Restoring the old database under the new program (still running) would corrupt it.
+  assert.ok(!calls.some((c) => c.startsWith("restore") || c === "safetyBackup"), calls.join("\n"));
+  assert.equal(notes.at(-1)!.type, "ROLLBACK_FAILED");
+  assert.match(notes.at(-1)!.message, /invalid reference/);
+});
+
 test("pending operations left by the failed update are cleared through export/import, then refresh", async () => {
   const { p, calls } = await ports({ steps: rollbackCases[0][1], pending: 2 });
   await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
   const i = calls.indexOf("importState pending=0");
-  assert.ok(i > 0 && calls[i + 1] === "refresh" && calls[i + 2].startsWith("checkout"), calls.join("\n"));
+  assert.ok(i > 0 && calls[i - 1].startsWith("checkout") && calls[i + 1] === "refresh", calls.join("\n"));
 });
 
 test("auto rollback off: the failed release is recorded and nothing else is touched", async () => {
@@ -402,6 +428,84 @@ test("auto rollback off: the failed release is recorded and nothing else is touc
     notes.map((n) => n.type),
     ["INFO", "ERROR"],
   );
+});
+
+test("an unreadable release record stops the deploy before the lock and before anything changes", async () => {
+  const { p, calls, notes, ledger, prev } = await ports({ steps: okSteps() });
+  const file = join(ledger.dir, `${prev.id}.json`);
+  await writeFile(file, '{"id": "' + prev.id + '", "res');
+  await assert.rejects(deploy({ stack: "staging", autoRollback: true, soak: true }, p), (e: unknown) => {
+    assert.ok(e instanceof CheckFailedError, String(e));
+    assert.ok(e.message.includes(file), e.message);
+    return true;
+  });
+  assert.deepEqual(calls, []);
+  assert.deepEqual(notes, []);
+  assert.deepEqual((await ledger.readAll()).releases, [], "no release was recorded");
+});
+
+/** Sends `signal` to this process and resolves once its handlers ran. */
+const sendSignal = (signal: NodeJS.Signals) =>
+  new Promise<void>((resolve) => {
+    process.once(signal, () => resolve());
+    process.kill(process.pid, signal);
+  });
+
+test("a signal during pulumi up: engine cancelled, release recorded bad at its stage with its backup, lock released, no rollback, exit 3 saying what to do", async () => {
+  const steps = okSteps();
+  steps[2].hang = "SIGINT";
+  const listeners = process.listenerCount("SIGINT");
+  const { p, calls, notes, ledger, isLocked } = await ports({ steps });
+  await assert.rejects(deploy({ stack: "staging", autoRollback: true, soak: true }, p), (e: unknown) => {
+    assert.ok(e instanceof CannotRunError, String(e));
+    assert.match(
+      e.message,
+      /stopped by SIGINT during pulumi up \(at migration\): the stack may be half-updated/,
+    );
+    assert.match(e.message, /not rolled back.*lock is released.*rollback --stack staging --quick/);
+    return true;
+  });
+  const [r] = await ledger.list();
+  assert.equal(r.result, "bad", "never left pending");
+  assert.equal(r.failedStage, "migration");
+  assert.match(r.backupFile!, /pre-deploy-/, "the backup this deploy took is kept for a later rollback");
+  assert.equal(r.schemaVersion, "003");
+  assert.equal(isLocked(), false);
+  assert.ok(!calls.some((c) => c === "safetyBackup" || c.startsWith("checkout")), calls.join("\n"));
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["INFO", "ERROR"],
+  );
+  assert.equal(process.listenerCount("SIGINT"), listeners, "the handlers are removed afterwards");
+});
+
+test("a signal before pulumi up or during the soak: recorded (nothing changed / unverified), lock released, exit 3", async () => {
+  const before = await ports({ steps: okSteps() });
+  before.p.archiveCheckpoint = async (id) => {
+    await sendSignal("SIGTERM");
+    return join(dir, `${id}.checkpoint.json`);
+  };
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, before.p),
+    (e: unknown) =>
+      e instanceof CannotRunError && /stopped by SIGTERM before pulumi up: nothing changed/.test(e.message),
+  );
+  const [r1] = await before.ledger.list();
+  assert.deepEqual([r1.result, r1.failedStage], ["bad", "preflight"]);
+  assert.ok(!before.calls.some((c) => c.startsWith("up")), before.calls.join("\n"));
+  assert.equal(before.isLocked(), false);
+
+  const soak = await ports({ steps: okSteps() });
+  soak.p.verify = async () => sendSignal("SIGHUP");
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, soak.p),
+    (e: unknown) =>
+      e instanceof CannotRunError &&
+      /stopped by SIGHUP during the soak: the new release runs, unverified/.test(e.message),
+  );
+  const [r2] = await soak.ledger.list();
+  assert.deepEqual([r2.result, r2.failedStage], ["bad", "soak"]);
+  assert.equal(soak.isLocked(), false);
 });
 
 // Pure decisions, table-tested.
