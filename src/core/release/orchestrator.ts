@@ -464,14 +464,26 @@ export async function rollbackTo(
           time: started,
         })
       : undefined;
+    // An update interrupted earlier (Ctrl-C, a killed runner) leaves pending operations that make the
+    // re-apply's `pulumi up` fail: they are cleared first, as the automatic rollback does.
+    const pending = reapply
+      ? withoutPendingOperations(await ports.stack.exportState())
+      : { state: undefined, cleared: 0 };
+    const steps: readonly RollbackStep[] = pending.cleared
+      ? [
+          ...r.steps.filter((st) => st.kind === "checkout-commit"),
+          { kind: "clear-pending-operations" },
+          ...r.steps.filter((st) => st.kind !== "checkout-commit"),
+        ]
+      : r.steps;
     ports.log.step(
-      `rollback of ${r.stack} to ${what}:\n${r.steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`,
+      `rollback of ${r.stack} to ${what}:\n${steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`,
     );
     await ports.notify("INFO", `Rollback of ${r.stack} to ${what} started`, fields);
     try {
       await runSteps(
-        r.steps,
-        { reapply: reapply && { ...reapply, configFile: release?.configFile } },
+        steps,
+        { reapply: reapply && { ...reapply, configFile: release?.configFile }, pending },
         ports,
         taken,
       );

@@ -13,6 +13,7 @@ import { Ledger } from "../../../src/core/release/ledger";
 import {
   deploy,
   factsFromEvents,
+  rollbackTo,
   stageOf,
   withoutPendingOperations,
   type DeployPorts,
@@ -542,4 +543,29 @@ test("withoutPendingOperations strips only pending operations", () => {
     cleared: 1,
   });
   assert.equal(withoutPendingOperations({ deployment: {} }).cleared, 0);
+});
+
+test("a person's rollback after an interrupted update clears its pending operations before re-applying", async () => {
+  const { p, calls } = await ports({ steps: [], pending: 3 });
+  const target = (await p.releases.lastGood())!;
+  const out = await rollbackTo(
+    {
+      stack: "staging",
+      target,
+      steps: [
+        { kind: "checkout-commit", commit: target.commit },
+        { kind: "reapply-release", release: target.id },
+        { kind: "verify-health" },
+        { kind: "notify" },
+      ],
+    },
+    p,
+  );
+  assert.equal(out.exitCode, 0, calls.join("\n"));
+  const i = calls.indexOf("importState pending=0");
+  assert.ok(i > 0, calls.join("\n"));
+  assert.ok(calls[i - 1].startsWith("exportState") || calls[i - 1].startsWith("checkout"), calls.join("\n"));
+  assert.equal(calls[i + 1], "refresh");
+  assert.ok(calls.findIndex((c) => c.startsWith("checkout")) < i, "the checkout still comes first");
+  assert.ok(calls.findIndex((c) => c.startsWith("up ")) > i, "pulumi up runs on the cleared state");
 });
