@@ -17,7 +17,7 @@ export async function catchingSignals<T>(
   const on = (s: NodeJS.Signals) => {
     got ??= s;
     onSignal?.(s);
-    controller.abort();
+    controller.abort(s);
   };
   for (const s of SIGNALS) process.on(s, on);
   try {

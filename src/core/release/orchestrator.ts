@@ -297,6 +297,8 @@ interface StepContext {
   reapply?: { commit: string; configFile?: string };
   /** The exported state without its pending operations, for `clear-pending-operations`. */
   pending?: { state: unknown; cleared: number };
+  /** Aborted by Ctrl-C/SIGTERM: no further step starts, and a running `pulumi up` is cancelled. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -314,6 +316,8 @@ async function runSteps(
   let restoreConfig: (() => Promise<void>) | undefined;
   try {
     for (const step of steps) {
+      if (ctx.signal?.aborted)
+        throw new Error(`stopped by ${String(ctx.signal.reason)} before: ${describeStep(step)}`);
       switch (step.kind) {
         case "clear-pending-operations":
           ports.log.warn(
@@ -342,6 +346,7 @@ async function runSteps(
             await ports.config.write(target.configFile, worktree?.dir);
           }
           await ports.stack.up({
+            signal: ctx.signal,
             workDir: worktree?.dir,
             env: { SAFE_DEPLOY_COMMIT: target.commit },
             onOutput: (line) => ports.log.info(line.trimEnd()),
@@ -436,6 +441,19 @@ export async function rollbackTo(
   r: ManualRollback,
   ports: DeployPorts,
 ): Promise<{ exitCode: 0 | 1; release?: ReleaseRecord }> {
+  // Ctrl-C or SIGTERM stops it between steps (a running restore or `pulumi up` is cancelled), and it
+  // ends as any failed rollback does: recorded, ROLLBACK_FAILED with the next steps, the lock released.
+  return catchingSignals(
+    (_interrupted, abort) => guardedRollbackTo(r, ports, abort),
+    (sig) => ports.log.warn(`${sig} received: stopping the rollback of ${r.stack} before its next step`),
+  );
+}
+
+async function guardedRollbackTo(
+  r: ManualRollback,
+  ports: DeployPorts,
+  signal: AbortSignal,
+): Promise<{ exitCode: 0 | 1; release?: ReleaseRecord }> {
   const now = ports.now ?? (() => new Date());
   const started = now();
   const unlock = await ports.lock(r.stack, "rollback");
@@ -483,7 +501,7 @@ export async function rollbackTo(
     try {
       await runSteps(
         steps,
-        { reapply: reapply && { ...reapply, configFile: release?.configFile }, pending },
+        { reapply: reapply && { ...reapply, configFile: release?.configFile }, pending, signal },
         ports,
         taken,
       );

@@ -569,3 +569,21 @@ test("a person's rollback after an interrupted update clears its pending operati
   assert.ok(calls.findIndex((c) => c.startsWith("checkout")) < i, "the checkout still comes first");
   assert.ok(calls.findIndex((c) => c.startsWith("up ")) > i, "pulumi up runs on the cleared state");
 });
+
+test("a person's rollback stopped by SIGTERM during its pulumi up: cancelled, recorded bad, ROLLBACK_FAILED, lock released", async () => {
+  const { p, calls, notes } = await ports({ steps: [{ type: "x:y:Z", name: "app", hang: "SIGTERM" }] });
+  const target = (await p.releases.lastGood())!;
+  const out = await rollbackTo(
+    {
+      stack: "staging",
+      target,
+      steps: [{ kind: "reapply-release", release: target.id }, { kind: "verify-health" }, { kind: "notify" }],
+    },
+    p,
+  );
+  assert.equal(out.exitCode, 1);
+  assert.equal(out.release?.result, "bad");
+  assert.equal(notes.at(-1)!.type, "ROLLBACK_FAILED");
+  assert.equal(calls.at(-1), "unlock", calls.join("\n"));
+  assert.ok(!calls.some((c) => c.startsWith("verify")), "no step after the stop");
+});
