@@ -145,6 +145,113 @@ export function isLockTimeout(output: string): boolean {
 }
 
 /**
+ * The migration a tool was running when it failed, read from its output: node-pg-migrate's
+ * `### MIGRATION NAME (UP) ###`, Alembic's `Running upgrade A -> B` or the revision file in its
+ * traceback, Prisma's `Migration name: NAME`. Undefined when the output does not say.
+ */
+export function failedMigration(tool: Tool, output: string): string | undefined {
+  const last = (re: RegExp) => [...output.matchAll(re)].pop();
+  if (tool === "node-pg-migrate") return last(/^### MIGRATION (\S+) \((?:UP|DOWN)\) ###$/gm)?.[1];
+  if (tool === "alembic") {
+    const step = last(/Running (?:upgrade|downgrade) (.+?) -> (\S+)/g);
+    if (step) return step[2].replace(/,$/, "");
+    return last(/File "[^"]*?([^"/]+\/[^"/]+\.py)", line \d+, in (?:upgrade|downgrade)\b/g)?.[1];
+  }
+  if (tool === "prisma") return last(/Migration name: (\S+)/g)?.[1];
+  return undefined;
+}
+
+/** A session that kept the migration tool waiting for a lock, described for an operator. */
+export interface Blocker {
+  pid: number;
+  text: string;
+}
+
+/**
+ * Sessions the migration tool's sessions (PGAPPNAME "safe-deploy migrate tool") are waiting on now,
+ * with what each holds: sampled while the tool runs, because once lock_timeout cancels the tool the
+ * wait, and with it pg_blocking_pids, is gone.
+ */
+export async function lockBlockers(client: Client): Promise<Blocker[]> {
+  const { rows } = await client.query<{
+    pid: number;
+    app: string;
+    state: string | null;
+    xact_s: number | null;
+    holds: string | null;
+    wants: string | null;
+  }>(
+    `SELECT DISTINCT b.pid, b.application_name AS app, b.state,
+       extract(epoch FROM now() - b.xact_start)::int AS xact_s,
+       (SELECT string_agg(DISTINCT l.relation::regclass::text, ', ') FROM pg_locks l
+         WHERE l.pid = b.pid AND l.locktype = 'relation' AND l.granted AND l.database = w.datid
+           AND l.relation::regclass::text !~ '^(pg_|information_schema\\.)') AS holds,
+       (SELECT l.mode || coalesce(' on ' || l.relation::regclass::text, CASE l.locktype WHEN 'virtualxid'
+           THEN ' on an older transaction (CONCURRENTLY waits for every transaction open when it started)'
+           ELSE ' (' || l.locktype || ')' END)
+         FROM pg_locks l WHERE l.pid = w.pid AND NOT l.granted LIMIT 1) AS wants
+     FROM pg_stat_activity w CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
+     JOIN pg_stat_activity b ON b.pid = bp.pid
+     WHERE w.application_name = 'safe-deploy migrate tool' AND w.datname = current_database()
+       AND b.pid <> pg_backend_pid()`,
+  );
+  return rows.map((r) => ({
+    pid: r.pid,
+    text:
+      `pid ${r.pid} (application_name "${r.app}", ${r.state ?? "unknown state"}` +
+      `${r.xact_s !== null ? `, transaction open ${r.xact_s} s` : ""}` +
+      `${r.holds ? `, holding locks on ${r.holds}` : ""})` +
+      `${r.wants ? ` while the migration waited for ${r.wants}` : ""}`,
+  }));
+}
+
+/** Samples {@link lockBlockers} every 200 ms until `stop.done`; returns one entry per blocking pid. */
+async function watchBlockers(client: Client, stop: { done: boolean }): Promise<Blocker[]> {
+  const seen = new Map<number, Blocker>();
+  while (!stop.done) {
+    for (const b of await lockBlockers(client).catch(() => [])) seen.set(b.pid, b);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return [...seen.values()];
+}
+
+/**
+ * The lines after a failed run's output saying why it failed and what to do next: lock_timeout with
+ * the sessions that blocked it, statement_timeout, INVALID indexes the run left behind.
+ */
+export function failureHints(f: {
+  output: string;
+  blockers: Blocker[];
+  newInvalid: string[];
+  lockTimeout?: string;
+  statementTimeout?: string;
+  attempts: number;
+}): string[] {
+  const out: string[] = [];
+  if (isLockTimeout(f.output)) {
+    const tries = f.attempts > 1 ? ` on each of ${f.attempts} attempts` : "";
+    const who = f.blockers.length
+      ? `blocked by ${f.blockers.map((b) => b.text).join("; ")}`
+      : "the session holding the lock had gone before it could be named";
+    const end = f.blockers.length
+      ? `wait for it to finish, or end it with ${f.blockers.map((b) => `SELECT pg_terminate_backend(${b.pid})`).join("; ")}, then re-run`
+      : "re-run";
+    out.push(
+      `lock_timeout (${f.lockTimeout ?? "5s"}) cancelled the migration${tries}: ${who}. ${f.newInvalid.length ? "" : "Nothing of that migration was kept; "}${end}. A session that keeps a transaction open blocks every ALTER: run migrations in a quiet window, or raise --lock-retries`,
+    );
+  }
+  if (/canceling statement due to statement timeout/i.test(f.output))
+    out.push(
+      `statement_timeout (${f.statementTimeout ?? "15min"}) cancelled a statement: raise --statement-timeout for this migration, or make it cheaper (batches, CONCURRENTLY)`,
+    );
+  if (f.newInvalid.length)
+    out.push(
+      `the run left INVALID ${f.newInvalid.length > 1 ? "indexes" : "index"} ${f.newInvalid.join(", ")} (a CREATE INDEX CONCURRENTLY cut short); re-running fails with "already exists" until you ${f.newInvalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`).join("; ")}`,
+    );
+  return out;
+}
+
+/**
  * The resolved path of a migrations directory the tool reads (node-pg-migrate, Prisma) that is not a
  * directory, for an error naming the flag; undefined when it is fine. Alembic and custom commands
  * find their own scripts.
@@ -275,23 +382,51 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
     const secrets = urlSecrets(opts.databaseUrl);
-    let { code, output } = await runShell(cmd, { cwd, env, secrets });
-    for (
-      let attempt = 1;
-      code !== 0 && attempt <= (opts.lockRetries ?? 0) && isLockTimeout(output);
-      attempt++
+    const invalidBefore = new Set(await invalidIndexes(client));
+    const newInvalid = async () => (await invalidIndexes(client)).filter((i) => !invalidBefore.has(i));
+    const blockers = new Map<number, Blocker>();
+    const attempt = async () => {
+      const stop = { done: false };
+      const watching = watchBlockers(client, stop);
+      try {
+        return await runShell(cmd, { cwd, env, secrets });
+      } finally {
+        stop.done = true;
+        for (const b of await watching) blockers.set(b.pid, b);
+      }
+    };
+    let { code, output } = await attempt();
+    let attempts = 1;
+    // A cancelled CREATE INDEX CONCURRENTLY leaves its index behind, so a retry would only fail with
+    // "already exists" and hide the lock_timeout that was the real cause.
+    while (
+      code !== 0 &&
+      attempts <= (opts.lockRetries ?? 0) &&
+      isLockTimeout(output) &&
+      (await newInvalid()).length === 0
     ) {
       log(
-        `migrate ${opts.action}: lock_timeout hit, retry ${attempt}/${opts.lockRetries} in ${2 * attempt} s`,
+        `migrate ${opts.action}: lock_timeout hit, retry ${attempts}/${opts.lockRetries} in ${2 * attempts} s`,
       );
-      await new Promise((r) => setTimeout(r, 2000 * attempt));
-      ({ code, output } = await runShell(cmd, { cwd, env, secrets }));
+      await new Promise((r) => setTimeout(r, 2000 * attempts));
+      ({ code, output } = await attempt());
+      attempts++;
     }
     const after = await schemaVersion(client, opts.tool);
-    if (code !== 0)
+    if (code !== 0) {
+      const failed = failedMigration(opts.tool, output);
+      const hints = failureHints({
+        output,
+        blockers: [...blockers.values()],
+        newInvalid: await newInvalid(),
+        lockTimeout: opts.lockTimeout,
+        statementTimeout: opts.statementTimeout,
+        attempts,
+      });
       throw new CheckFailedError(
-        `${opts.tool} ${opts.action} failed (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}`,
+        `${opts.tool} ${opts.action} failed${failed ? ` in migration ${failed}` : ""} (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}${hints.map((h) => "\n" + h).join("")}`,
       );
+    }
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
     const invalid = await invalidIndexes(client);
     if (invalid.length)
