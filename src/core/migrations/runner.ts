@@ -6,7 +6,14 @@ import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
-import { countRows, formatCountChanges, rowLosses, type RowCounts } from "./integrity";
+import {
+  countRows,
+  formatCountChanges,
+  rowLosses,
+  unknownTables,
+  unknownTablesMessage,
+  type RowCounts,
+} from "./integrity";
 import { toolCommand, versionQuery, type Action, type CustomCommands, type Tool } from "./presets";
 
 /** Advisory lock key (two int4s) every safe-deploy migration run takes, so two runs never interleave. */
@@ -446,6 +453,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       if (losses.length)
         throw new CheckFailedError(
           `integrity check failed: ${losses.map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% of its rows (${l.before} -> ${l.after ?? "dropped"})`).join("; ")}; limit is ${opts.integrity.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent). Restore the pre-deploy backup`,
+        );
+      const unknown = unknownTables(countsBefore, countsAfter, opts.integrity.criticalTables);
+      if (unknown.length)
+        throw new ConfigError(
+          `${unknownTablesMessage(unknown, countsAfter)}. The migrations did run: schema version ${before ?? "(none)"} -> ${after ?? "(none)"}`,
         );
     }
     return result;

@@ -206,6 +206,26 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     assert.ok(ok.rowChanges?.includes("public.pgmigrations: 3 -> 4 (+1)"));
   });
 
+  it("integrity: a critical table that exists neither before nor after is a usage error, not a silent pass", async () => {
+    const url = await pg.createDatabase("typo");
+    const o = { ...base, dir: `${FIX}/npm-loss`, databaseUrl: url };
+    // A first deploy: `users` does not exist before, the migrations create it; that is fine.
+    await migrate({ ...o, action: "up", target: "3", integrity: { criticalTables: ["users"] } });
+    const err = await migrate({ ...o, action: "up", integrity: { criticalTables: ["order", "users"] } }).then(
+      () => assert.fail("must fail"),
+      (e: Error & { exitCode?: number }) => e,
+    );
+    assert.equal(err.exitCode, 2);
+    assert.match(
+      err.message,
+      /^critical table public\.order does not exist, before or after the migrations, so its rows were not checked \(tables there are: public\.orders, public\.users\)/,
+    );
+    assert.match(
+      err.message,
+      /The migrations did run: schema version 1700000003000_users-name -> 1700000004000_delete-orders/,
+    );
+  });
+
   it("an unreachable database is exit 3 without the password", async () => {
     const err = await migrate({
       ...base,
