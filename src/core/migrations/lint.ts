@@ -54,6 +54,11 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
     why: "fails on a table with rows, and inserts from the running release that omit the column fail",
     instead: "add the column nullable or with a DEFAULT, backfill, then enforce NOT NULL",
   },
+  "add-column-rewrites-table": {
+    severity: "error",
+    why: "a volatile DEFAULT (gen_random_uuid(), random(), nextval), a serial, identity or STORED generated column fills every existing row: the whole table is rewritten under an ACCESS EXCLUSIVE lock",
+    instead: "add the column nullable without the default, set the default for new rows, backfill in batches",
+  },
   "create-index-without-concurrently": {
     severity: "error",
     why: "CREATE INDEX blocks every write to the table until the index is built",
@@ -190,6 +195,50 @@ function notNullColumn(expr: unknown): string | undefined {
   return last ? String(last.sval) : undefined;
 }
 
+/** Functions whose DEFAULT differs per row, so PostgreSQL cannot store it once in the catalog (PG 11+). */
+const VOLATILE_DEFAULTS = new Set([
+  "gen_random_uuid",
+  "uuid_generate_v1",
+  "uuid_generate_v1mc",
+  "uuid_generate_v4",
+  "uuidv7",
+  "random",
+  "clock_timestamp",
+  "timeofday",
+  "nextval",
+  "gen_random_bytes",
+]);
+
+/** Names of the functions called anywhere in an expression tree (the last part of `schema.name`). */
+function funcNames(n: unknown, out: string[] = []): string[] {
+  if (Array.isArray(n)) for (const x of n) funcNames(x, out);
+  else if (n && typeof n === "object")
+    for (const [k, v] of Object.entries(n)) {
+      if (k === "FuncCall") {
+        const parts = ((v as Node).funcname as Node[] | undefined) ?? [];
+        out.push(String((parts[parts.length - 1]?.String as Node)?.sval ?? ""));
+      }
+      funcNames(v, out);
+    }
+  return out;
+}
+
+/** Why adding this column rewrites the table (see `add-column-rewrites-table`), or undefined. */
+export function columnRewriteReason(def: Node): string | undefined {
+  const type = (((def.typeName as Node)?.names as Node[] | undefined) ?? [])
+    .map((n) => String((n.String as Node)?.sval ?? ""))
+    .pop();
+  if (type && /^(small|big)?serial[248]?$/.test(type)) return `of type ${type}`;
+  for (const c of constraints(def)) {
+    if (c.contype === "CONSTR_IDENTITY") return "GENERATED AS IDENTITY";
+    if (c.contype === "CONSTR_GENERATED") return "GENERATED ALWAYS AS (...) STORED";
+    if (c.contype !== "CONSTR_DEFAULT") continue;
+    const fn = funcNames(c.raw_expr).find((f) => VOLATILE_DEFAULTS.has(f.toLowerCase()));
+    if (fn) return `with volatile DEFAULT ${fn}()`;
+  }
+  return undefined;
+}
+
 /** Findings (rule ids and messages) of one parsed statement; pure, so table tests cover each rule. */
 export function checkStatement(
   stmt: Node,
@@ -264,6 +313,12 @@ export function checkStatement(
             out.push({
               rule: "add-column-not-null-without-default",
               message: `ADD COLUMN ${String(def.colname)} NOT NULL without DEFAULT on ${name}`,
+            });
+          const rewrite = columnRewriteReason(def);
+          if (rewrite)
+            out.push({
+              rule: "add-column-rewrites-table",
+              message: `ADD COLUMN ${String(def.colname)} ${rewrite} on ${name}`,
             });
         }
         if (sub === "AT_AddConstraint") {
