@@ -146,6 +146,16 @@ export async function invalidIndexes(client: Client): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
+/** What to do when a tool's command is not found where it runs. */
+const INSTALL_HINT: Record<Tool, string> = {
+  "node-pg-migrate":
+    "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed",
+  prisma:
+    "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed",
+  alembic: "install Alembic and the database driver where safe-deploy runs (`pip install alembic psycopg2`)",
+  command: "check the command given with `--command` and the PATH it runs with",
+};
+
 /** Whether a tool's output says PostgreSQL cancelled a statement for `lock_timeout`. */
 export function isLockTimeout(output: string): boolean {
   return /canceling statement due to lock timeout|\block timeout\b|LockNotAvailable/i.test(output);
@@ -336,9 +346,22 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `this release's backup ${opts.backupFile} does not exist; take it first (\`safe-deploy backup create\`)`,
       );
     });
+  let options: string;
+  try {
+    options = pgOptions(opts.lockTimeout, opts.statementTimeout);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  // Alembic without its alembic.ini fails with exit 255 only after the lock and version reads.
+  if (opts.tool === "alembic" && !process.env.ALEMBIC_CONFIG)
+    await access(resolve(cwd, "alembic.ini")).catch(() => {
+      throw new ConfigError(
+        `no alembic.ini in ${cwd}: pass the directory Alembic runs from as \`--work-dir\` (or set ALEMBIC_CONFIG)`,
+      );
+    });
   const env = {
     DATABASE_URL: opts.databaseUrl,
-    PGOPTIONS: pgOptions(opts.lockTimeout, opts.statementTimeout),
+    PGOPTIONS: options,
     PGAPPNAME: "safe-deploy migrate tool",
   };
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
@@ -420,6 +443,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       attempts++;
     }
     const after = await schemaVersion(client, opts.tool);
+    // /bin/sh's 127 and 126: the tool is not there or not executable, so nothing ran at all.
+    if (code === 127 || code === 126)
+      throw new CannotRunError(
+        `${opts.tool} ${opts.action} could not start in ${cwd} (exit ${code}): ${output.trim()}; ${INSTALL_HINT[opts.tool]}`,
+      );
     if (code !== 0) {
       const failed = failedMigration(opts.tool, output);
       const hints = failureHints({
