@@ -399,10 +399,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         if (unknown.length) output += `\napplied but missing from ${opts.dir}: ${unknown.join(", ")}`;
         const invalid = await invalidIndexes(client);
         if (invalid.length) output += `\ninvalid indexes: ${invalid.join(", ")}`;
-        if (unknown.length || invalid.length)
-          throw new CheckFailedError(
-            `${output}\nfix: restore the missing migration files; DROP INDEX CONCURRENTLY each invalid index and re-run its migration`,
-          );
+        const fixes = [
+          ...(unknown.length ? [`restore the missing migration files to ${opts.dir}`] : []),
+          ...invalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`),
+          ...(invalid.length ? ["then re-run the migration that builds each dropped index"] : []),
+        ];
+        if (fixes.length) throw new CheckFailedError(`${output}\nfix: ${fixes.join("; ")}`);
       }
       return { before, after: before, output };
     }

@@ -282,7 +282,14 @@ describe("check", () => {
     await assert.rejects(
       pg.query("CREATE UNIQUE INDEX CONCURRENTLY users_email_uq ON users (email)", [], "inv"),
     );
-    await assert.rejects(migrate({ ...o, action: "check" }), /invalid indexes: public\.users_email_uq/);
+    await assert.rejects(
+      migrate({ ...o, action: "check" }),
+      /invalid indexes: public\.users_email_uq\nfix: DROP INDEX CONCURRENTLY public\.users_email_uq; then re-run/,
+    );
+    await assert.rejects(
+      migrate({ ...o, action: "check" }),
+      (e: Error) => !/missing migration/.test(e.message),
+    );
     await assert.rejects(
       migrate({ ...o, action: "up", backupFile: "/nonexistent/pre-deploy.dump" }),
       /backup \/nonexistent\/pre-deploy\.dump does not exist/,
