@@ -174,7 +174,8 @@ export function failedMigration(tool: Tool, output: string): string | undefined 
     if (step) return step[2].replace(/,$/, "");
     return last(/File "[^"]*?([^"/]+\/[^"/]+\.py)", line \d+, in (?:upgrade|downgrade)\b/g)?.[1];
   }
-  if (tool === "prisma") return last(/Migration name: (\S+)/g)?.[1];
+  if (tool === "prisma")
+    return (last(/Migration name: (\S+)/g) ?? last(/The `([^`]+)` migration started at/g))?.[1];
   return undefined;
 }
 
@@ -237,6 +238,8 @@ async function watchBlockers(client: Client, stop: { done: boolean }): Promise<B
  * the sessions that blocked it, statement_timeout, INVALID indexes the run left behind.
  */
 export function failureHints(f: {
+  tool?: Tool;
+  failed?: string;
   output: string;
   blockers: Blocker[];
   newInvalid: string[];
@@ -261,6 +264,14 @@ export function failureHints(f: {
     out.push(
       `statement_timeout (${f.statementTimeout ?? "15min"}) cancelled a statement: raise --statement-timeout for this migration, or make it cheaper (batches, CONCURRENTLY)`,
     );
+  // Prisma runs a migration's SQL without BEGIN/COMMIT and then refuses every later deploy (P3009)
+  // until the failed row is resolved: both need a person, so say exactly what to check and run.
+  if (f.tool === "prisma" && /P3009|P3018/.test(f.output)) {
+    const name = f.failed ?? "NAME";
+    out.push(
+      `prisma does not run a migration in a transaction: the statements before the failing one stay applied. Check the schema (\`safe-deploy drift\`) or restore the pre-deploy backup, then mark the migration with \`npx prisma migrate resolve --rolled-back ${name}\` and re-run; until then every deploy stops with P3009`,
+    );
+  }
   if (f.newInvalid.length)
     out.push(
       `the run left INVALID ${f.newInvalid.length > 1 ? "indexes" : "index"} ${f.newInvalid.join(", ")} (a CREATE INDEX CONCURRENTLY cut short); re-running fails with "already exists" until you ${f.newInvalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`).join("; ")}`,
@@ -453,6 +464,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     if (code !== 0) {
       const failed = failedMigration(opts.tool, output);
       const hints = failureHints({
+        tool: opts.tool,
+        failed,
         output,
         blockers: [...blockers.values()],
         newInvalid: await newInvalid(),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client } from "pg";
-import { failedMigration, MIGRATE_LOCK, migrate } from "../../../src/core/migrations/runner";
+import { failedMigration, failureHints, MIGRATE_LOCK, migrate } from "../../../src/core/migrations/runner";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
@@ -323,8 +323,38 @@ describe("failedMigration", () => {
       "Migration name: 20240101_add_users\n\nDatabase error code: 42P07",
       "20240101_add_users",
     ],
+    [
+      "prisma refusing to deploy past an earlier failure (P3009)",
+      "prisma",
+      "Error: P3009\n\nmigrate found failed migrations in the target database, new migrations will not be applied.\nThe `20240101_add_users` migration started at 2024-01-01 10:00:00 UTC failed",
+      "20240101_add_users",
+    ],
     ["output that does not say", "command", "ERROR: boom", undefined],
   ];
   for (const [name, tool, output, expected] of cases)
     it(name, () => assert.equal(failedMigration(tool, output), expected));
+});
+
+describe("failureHints", () => {
+  const base = { blockers: [], newInvalid: [], attempts: 1 };
+  it("a failed Prisma migration says what stays applied and the resolve command that unblocks P3009", () => {
+    const [hint] = failureHints({
+      ...base,
+      tool: "prisma",
+      failed: "20240101_add_users",
+      output: "Error: P3018\n\nA migration failed to apply.\nMigration name: 20240101_add_users",
+    });
+    assert.match(hint, /statements before the failing one stay applied/);
+    assert.match(hint, /`npx prisma migrate resolve --rolled-back 20240101_add_users`/);
+  });
+  it("a lock_timeout with the blocker gone still says to re-run; nothing is said for a plain SQL error", () => {
+    assert.match(
+      failureHints({ ...base, output: "error: canceling statement due to lock timeout" })[0],
+      /had gone before it could be named.*re-run/,
+    );
+    assert.deepEqual(
+      failureHints({ ...base, tool: "node-pg-migrate", output: "error: division by zero" }),
+      [],
+    );
+  });
 });
