@@ -264,12 +264,12 @@ export function failureHints(f: {
     out.push(
       `statement_timeout (${f.statementTimeout ?? "15min"}) cancelled a statement: raise --statement-timeout for this migration, or make it cheaper (batches, CONCURRENTLY)`,
     );
-  // Prisma runs a migration's SQL without BEGIN/COMMIT and then refuses every later deploy (P3009)
-  // until the failed row is resolved: both need a person, so say exactly what to check and run.
+  // Prisma may leave a migration half-applied and then refuses every later deploy (P3009) until the
+  // failed row is resolved (prisma/orm#10127): both need a person, so say what to check and run.
   if (f.tool === "prisma" && /P3009|P3018/.test(f.output)) {
     const name = f.failed ?? "NAME";
     out.push(
-      `prisma does not run a migration in a transaction: the statements before the failing one stay applied. Check the schema (\`safe-deploy drift\`) or restore the pre-deploy backup, then mark the migration with \`npx prisma migrate resolve --rolled-back ${name}\` and re-run; until then every deploy stops with P3009`,
+      `prisma does not promise to run a migration in a transaction (its docs cover half-applied migrations), so statements before the failing one may have stayed applied: check the schema (\`safe-deploy drift\`) or restore the pre-deploy backup, then mark the migration with \`npx prisma migrate resolve --rolled-back ${name}\` and re-run; until then every deploy stops with P3009`,
     );
   }
   if (f.newInvalid.length)
