@@ -490,8 +490,11 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     stmts = ((parseSync(text) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
   } catch (e) {
     const err = e as { message?: string; sqlDetails?: { cursorPosition?: number } };
+    // The parser's cursor counts characters, not bytes: with ñ or € above the error, a byte-based
+    // line number pointed at an earlier line.
     const pos = err.sqlDetails?.cursorPosition;
-    return [finding(pos ? lineAt(pos) : 1, "parse-error", String(err.message ?? e))];
+    const byte = pos ? Buffer.byteLength(Array.from(text).slice(0, pos).join("")) : 0;
+    return [finding(pos ? lineAt(byte) : 1, "parse-error", String(err.message ?? e))];
   }
   const out: LintFinding[] = [];
   // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
