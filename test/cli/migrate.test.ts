@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { runMigrate } from "../../src/cli/commands/migrate";
@@ -122,4 +124,50 @@ it("a tool printing the database password on its own, raw or decoded, never show
       return true;
     },
   );
+});
+
+it("a tool that is not installed is exit 3 saying where to install it; a bad timeout or a --work-dir without alembic.ini is exit 2 naming the flag", async () => {
+  const url = await pg.createDatabase("notool");
+  const tmp = await mkdtemp(join(tmpdir(), "sd-notool-"));
+  try {
+    await mkdir(join(tmp, "migrations"));
+    await writeFile(join(tmp, "migrations", "1_a.sql"), "-- Up Migration\nCREATE TABLE a (id int);\n");
+    const o = { tool: "node-pg-migrate", dir: "migrations", workDir: tmp, databaseUrl: url, out: () => {} };
+    // `npm test` puts the checkout's node_modules/.bin on PATH; the tool must be found nowhere.
+    const path = process.env.PATH;
+    process.env.PATH = "/usr/bin:/bin";
+    try {
+      await assert.rejects(runMigrate({ ...o, action: "up" }), (e: Error & { exitCode?: number }) => {
+        assert.equal(e.exitCode, 3);
+        assert.match(
+          e.message,
+          /node-pg-migrate up could not start in .* \(exit 127\): .*not found; install it in `--work-dir` \(`npm ci`/,
+        );
+        return true;
+      });
+    } finally {
+      process.env.PATH = path;
+    }
+    await assert.rejects(
+      runMigrate({ ...o, action: "up", lockTimeout: "5sec" }),
+      (e: Error & { exitCode?: number }) => {
+        assert.equal(e.exitCode, 2);
+        assert.match(e.message, /^`--lock-timeout` must look like 5s, 500ms or 10min, got "5sec"/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      runMigrate({ ...o, tool: "alembic", dir: undefined, action: "up" }),
+      (e: Error & { exitCode?: number }) => {
+        assert.equal(e.exitCode, 2);
+        assert.match(
+          e.message,
+          /^no alembic\.ini in .*: pass the directory Alembic runs from as `--work-dir`/,
+        );
+        return true;
+      },
+    );
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 });

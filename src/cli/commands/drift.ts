@@ -43,8 +43,13 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
     return;
   }
   out(formatDrift(items));
+  // What the migrations build but live lacks or has otherwise is as often an applied migration
+  // edited after it ran (it never runs again) as a manual change: say both, or one is sent hunting.
+  const edited = items.some((i) => i.expected !== undefined)
+    ? `; if nobody changed the database by hand, a migration applied before was edited afterwards (\`git log -p -- ${opts.migrations}\`): applied migrations never run again, so restore that file and put the change in a new migration`
+    : "";
   throw new CheckFailedError(
-    `schema drift: ${items.length} difference(s) between the live database and the migrations ${at}; turn manual changes into a migration or revert them`,
+    `schema drift: ${items.length} difference(s) between the live database and the migrations ${at}; turn manual changes into a migration or revert them${edited}`,
   );
 }
 

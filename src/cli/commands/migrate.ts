@@ -39,6 +39,13 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
       throw new ConfigError(`\`${flag}\` must be a non-negative number, got "${v}"`);
     return n;
   };
+  const { pgOptions } = await import("../../core/migrations/command");
+  try {
+    pgOptions(opts.lockTimeout, opts.statementTimeout);
+  } catch (e) {
+    const flag = (e as Error).message.replace("`lockTimeout`", "`--lock-timeout`");
+    throw new ConfigError(flag.replace("`statementTimeout`", "`--statement-timeout`"));
+  }
   const { migrate, missingMigrationsDirectory } = await import("../../core/migrations/runner");
   const defaultDir =
     opts.tool === "alembic" ? "alembic" : opts.tool === "prisma" ? "prisma/migrations" : "migrations";

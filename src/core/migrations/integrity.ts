@@ -53,6 +53,26 @@ export function rowLosses(
   return out;
 }
 
+/**
+ * Critical tables found neither before nor after the migrations, as `schema.table`: a misspelt name
+ * (`order` for `orders`, `Users` for `users`) would otherwise guard nothing and pass in silence. A
+ * table the migrations create counts as found, so a first deploy on an empty database passes.
+ */
+export function unknownTables(before: RowCounts, after: RowCounts, criticalTables: string[]): string[] {
+  return criticalTables.map(qualify).filter((t) => before[t] === undefined && after[t] === undefined);
+}
+
+/** The error text for {@link unknownTables}, listing the tables there are (the first 10). */
+export function unknownTablesMessage(unknown: string[], after: RowCounts): string {
+  const names = Object.keys(after).filter(
+    (t) => !/^public\.(pgmigrations|alembic_version|_prisma_migrations)$/.test(t),
+  );
+  const there = names.length
+    ? `tables there are: ${names.slice(0, 10).join(", ")}${names.length > 10 ? ", ..." : ""}`
+    : "the database has no tables";
+  return `critical ${unknown.length > 1 ? "tables" : "table"} ${unknown.join(", ")} ${unknown.length > 1 ? "do" : "does"} not exist, before or after the migrations, so its rows were not checked (${there}); fix the name in --critical-tables / integrity.criticalTables (schema.table, spelt as in the database)`;
+}
+
 /** One line per table whose count changed, e.g. `public.orders: 50 -> 40 (-10)`. */
 export function formatCountChanges(before: RowCounts, after: RowCounts): string[] {
   const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();

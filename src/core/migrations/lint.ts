@@ -54,6 +54,11 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
     why: "fails on a table with rows, and inserts from the running release that omit the column fail",
     instead: "add the column nullable or with a DEFAULT, backfill, then enforce NOT NULL",
   },
+  "add-column-rewrites-table": {
+    severity: "error",
+    why: "a volatile DEFAULT (gen_random_uuid(), random(), nextval), a serial, identity or STORED generated column fills every existing row: the whole table is rewritten under an ACCESS EXCLUSIVE lock",
+    instead: "add the column nullable without the default, set the default for new rows, backfill in batches",
+  },
   "create-index-without-concurrently": {
     severity: "error",
     why: "CREATE INDEX blocks every write to the table until the index is built",
@@ -114,6 +119,11 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
     severity: "warning",
     why: "a DDL statement waiting for a lock blocks every query queued behind it; without lock_timeout it waits forever",
     instead: "SET lock_timeout = '5s' at the top of the file (the runner also sets one through PGOPTIONS)",
+  },
+  "unchecked-dynamic-sql": {
+    severity: "warning",
+    why: "EXECUTE of a string built at run time (format(), concatenation): lint cannot see what it will run",
+    instead: "write the statement out in the migration, or review it by hand and allow it on purpose",
   },
   "parse-error": {
     severity: "error",
@@ -183,6 +193,50 @@ function notNullColumn(expr: unknown): string | undefined {
   const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
   const last = fields[fields.length - 1]?.String as Node | undefined;
   return last ? String(last.sval) : undefined;
+}
+
+/** Functions whose DEFAULT differs per row, so PostgreSQL cannot store it once in the catalog (PG 11+). */
+const VOLATILE_DEFAULTS = new Set([
+  "gen_random_uuid",
+  "uuid_generate_v1",
+  "uuid_generate_v1mc",
+  "uuid_generate_v4",
+  "uuidv7",
+  "random",
+  "clock_timestamp",
+  "timeofday",
+  "nextval",
+  "gen_random_bytes",
+]);
+
+/** Names of the functions called anywhere in an expression tree (the last part of `schema.name`). */
+function funcNames(n: unknown, out: string[] = []): string[] {
+  if (Array.isArray(n)) for (const x of n) funcNames(x, out);
+  else if (n && typeof n === "object")
+    for (const [k, v] of Object.entries(n)) {
+      if (k === "FuncCall") {
+        const parts = ((v as Node).funcname as Node[] | undefined) ?? [];
+        out.push(String((parts[parts.length - 1]?.String as Node)?.sval ?? ""));
+      }
+      funcNames(v, out);
+    }
+  return out;
+}
+
+/** Why adding this column rewrites the table (see `add-column-rewrites-table`), or undefined. */
+export function columnRewriteReason(def: Node): string | undefined {
+  const type = (((def.typeName as Node)?.names as Node[] | undefined) ?? [])
+    .map((n) => String((n.String as Node)?.sval ?? ""))
+    .pop();
+  if (type && /^(small|big)?serial[248]?$/.test(type)) return `of type ${type}`;
+  for (const c of constraints(def)) {
+    if (c.contype === "CONSTR_IDENTITY") return "GENERATED AS IDENTITY";
+    if (c.contype === "CONSTR_GENERATED") return "GENERATED ALWAYS AS (...) STORED";
+    if (c.contype !== "CONSTR_DEFAULT") continue;
+    const fn = funcNames(c.raw_expr).find((f) => VOLATILE_DEFAULTS.has(f.toLowerCase()));
+    if (fn) return `with volatile DEFAULT ${fn}()`;
+  }
+  return undefined;
 }
 
 /** Findings (rule ids and messages) of one parsed statement; pure, so table tests cover each rule. */
@@ -260,6 +314,12 @@ export function checkStatement(
               rule: "add-column-not-null-without-default",
               message: `ADD COLUMN ${String(def.colname)} NOT NULL without DEFAULT on ${name}`,
             });
+          const rewrite = columnRewriteReason(def);
+          if (rewrite)
+            out.push({
+              rule: "add-column-rewrites-table",
+              message: `ADD COLUMN ${String(def.colname)} ${rewrite} on ${name}`,
+            });
         }
         if (sub === "AT_AddConstraint") {
           const con = ((cmd.def as Node)?.Constraint as Node) ?? {};
@@ -322,12 +382,102 @@ export function checkStatement(
 
 const LOCKING = new Set(["AlterTableStmt", "IndexStmt", "RenameStmt", "DropStmt", "TruncateStmt"]);
 
+/** `text` cut at each `;` outside quotes, dollar quotes and comments, with each piece's start offset. */
+export function splitStatements(text: string): Array<{ text: string; at: number }> {
+  const out: Array<{ text: string; at: number }> = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "'" || c === '"') {
+      const close = text.indexOf(c, i + 1);
+      // '' and "" escape a quote: the scan simply re-enters the literal on the next character.
+      i = close < 0 ? text.length : close;
+    } else if (c === "-" && text[i + 1] === "-") {
+      const nl = text.indexOf("\n", i);
+      i = nl < 0 ? text.length : nl;
+    } else if (c === "/" && text[i + 1] === "*") {
+      const close = text.indexOf("*/", i + 2);
+      i = close < 0 ? text.length : close + 1;
+    } else if (c === "$") {
+      const tag = /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0];
+      if (tag) {
+        const close = text.indexOf(tag, i + tag.length);
+        i = close < 0 ? text.length : close + tag.length - 1;
+      }
+    } else if (c === ";") {
+      out.push({ text: text.slice(start, i), at: start });
+      start = i + 1;
+    }
+  }
+  if (text.slice(start).trim()) out.push({ text: text.slice(start), at: start });
+  return out;
+}
+
+/** PL/pgSQL keywords that open a block or branch ahead of an SQL statement in the same `;` piece. */
+const PLPGSQL_PREFIX =
+  /^(?:\s+|--[^\n]*|\/\*[\s\S]*?\*\/|<<\w+>>|DECLARE\b|BEGIN\b|ELSE\b|LOOP\b|(?:IF|ELSIF|ELSEIF|WHEN|EXCEPTION\s+WHEN)\b[\s\S]*?\bTHEN\b|(?:FOR|WHILE|FOREACH)\b[\s\S]*?\bLOOP\b|CASE\b[\s\S]*?(?=\bWHEN\b))/i;
+
+/**
+ * The SQL statements of a PL/pgSQL block (a DO body) that lint can check, with their offsets in
+ * `body`: each `;` piece without its leading BEGIN / IF ... THEN / LOOP, and the literal of
+ * `EXECUTE '...'`. `EXECUTE` of anything else is returned as `dynamic`. Pieces that are not SQL
+ * (assignments, RAISE, END IF) are left out; libpg-query here has no PL/pgSQL parser.
+ */
+export function plpgsqlStatements(body: string): Array<{ sql: string; at: number; dynamic?: boolean }> {
+  const out: Array<{ sql: string; at: number; dynamic?: boolean }> = [];
+  for (const piece of splitStatements(body)) {
+    let t = piece.text;
+    let at = piece.at;
+    for (let m = PLPGSQL_PREFIX.exec(t); m && m[0].length; m = PLPGSQL_PREFIX.exec(t)) {
+      t = t.slice(m[0].length);
+      at += m[0].length;
+    }
+    if (!t.trim()) continue;
+    const exec = /^EXECUTE\s+([\s\S]*)$/i.exec(t);
+    if (!exec) {
+      out.push({ sql: t, at });
+      continue;
+    }
+    const lit =
+      /^'((?:[^']|'')*)'\s*(?:USING\b[\s\S]*)?$/.exec(exec[1].trim()) ??
+      /^(\$[A-Za-z_]*\$)([\s\S]*?)\1\s*(?:USING\b[\s\S]*)?$/.exec(exec[1].trim());
+    if (!lit) out.push({ sql: t, at, dynamic: true });
+    else out.push({ sql: (lit[2] ?? lit[1]).replace(/''/g, "'"), at });
+  }
+  return out;
+}
+
+/** The body and language of a `DO` statement. */
+function doBody(s: Node): { body: string; language: string } {
+  let body = "";
+  let language = "plpgsql";
+  for (const a of (s.args as unknown[]) ?? []) {
+    const d = (a as Node).DefElem as Node | undefined;
+    const v = String(((d?.arg as Node)?.String as Node)?.sval ?? "");
+    if (d?.defname === "as") body = v;
+    if (d?.defname === "language") language = v.toLowerCase();
+  }
+  return { body, language };
+}
+
 /** Lints the SQL text of one file; `file` is only used in findings. */
 export async function lintSql(sql: string, file: string): Promise<LintFinding[]> {
   const { parseSync } = await loadParser();
   const text = upPart(sql);
   const buf = Buffer.from(text, "utf8");
-  const lineAt = (byte: number): number => buf.subarray(0, byte).toString("utf8").split("\n").length;
+  // Byte offset of each line start, so a line number is a binary search, not a re-scan of the file.
+  const lineStarts = [0];
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) lineStarts.push(i + 1);
+  const lineAt = (byte: number): number => {
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid] <= byte) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo + 1;
+  };
   const finding = (line: number, rule: string, message: string): LintFinding => ({
     file,
     line,
@@ -340,8 +490,11 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     stmts = ((parseSync(text) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
   } catch (e) {
     const err = e as { message?: string; sqlDetails?: { cursorPosition?: number } };
+    // The parser's cursor counts characters, not bytes: with ñ or € above the error, a byte-based
+    // line number pointed at an earlier line.
     const pos = err.sqlDetails?.cursorPosition;
-    return [finding(pos ? lineAt(pos) : 1, "parse-error", String(err.message ?? e))];
+    const byte = pos ? Buffer.byteLength(Array.from(text).slice(0, pos).join("")) : 0;
+    return [finding(pos ? lineAt(byte) : 1, "parse-error", String(err.message ?? e))];
   }
   const out: LintFinding[] = [];
   // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
@@ -371,29 +524,60 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     const prefix = /^(\s|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/.exec(lead)?.[0] ?? "";
     const line = lineAt(leadStart + Buffer.byteLength(prefix));
     prevEnd = end;
+    const visit = (stmt: Node, line: number, where: string): void => {
+      const u = unwrap(stmt);
+      if (!u) return;
+      const [kind, s] = u;
+      if (kind === "TransactionStmt") {
+        const k = s.kind as string;
+        if (k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START") ctx.inTransaction = true;
+        if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = implicitTx;
+      }
+      if (kind === "VariableSetStmt" && s.name === "lock_timeout") lockTimeoutSet = true;
+      for (const f of checkStatement(stmt, ctx)) {
+        if (!allow.has(f.rule)) out.push(finding(line, f.rule, where + f.message));
+      }
+      const touchesExisting =
+        LOCKING.has(kind) &&
+        !(kind === "IndexStmt" && s.concurrent) &&
+        !ctx.createdTables.has(relName(s.relation));
+      if (touchesExisting && !lockTimeoutSet && !lockWarned && !allow.has("require-lock-timeout")) {
+        lockWarned = true;
+        out.push(
+          finding(
+            line,
+            "require-lock-timeout",
+            `${where}${kind.replace(/Stmt$/, "")} before any SET lock_timeout`,
+          ),
+        );
+      }
+      if (kind === "CreateStmt") ctx.createdTables.add(relName(s.relation));
+    };
     const u = unwrap(raw.stmt);
-    if (!u) continue;
-    const [kind, s] = u;
-    if (kind === "TransactionStmt") {
-      const k = s.kind as string;
-      if (k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START") ctx.inTransaction = true;
-      if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = implicitTx;
+    if (u?.[0] !== "DoStmt") {
+      visit(raw.stmt, line, "");
+      continue;
     }
-    if (kind === "VariableSetStmt" && s.name === "lock_timeout") lockTimeoutSet = true;
-    for (const f of checkStatement(raw.stmt, ctx)) {
-      if (!allow.has(f.rule)) out.push(finding(line, f.rule, f.message));
+    // A DO block is one string to PostgreSQL's SQL parser: without this, a DROP inside it passed unseen.
+    const { body, language } = doBody(u[1]);
+    const bodyAt = buf.indexOf(Buffer.from(body, "utf8"), start);
+    if (language !== "plpgsql" || !body || bodyAt < 0) continue;
+    for (const p of plpgsqlStatements(body)) {
+      const lead = /^\s*/.exec(p.sql)?.[0].length ?? 0;
+      const at = lineAt(bodyAt + Buffer.byteLength(body.slice(0, p.at + lead)));
+      if (p.dynamic) {
+        if (!allow.has("unchecked-dynamic-sql"))
+          out.push(finding(at, "unchecked-dynamic-sql", `in DO block: ${p.sql.trim().slice(0, 60)}`));
+        continue;
+      }
+      let inner: RawStmt[];
+      try {
+        inner = ((parseSync(p.sql) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
+      } catch {
+        continue;
+      }
+      for (const r of inner) visit(r.stmt, at, "in DO block: ");
     }
-    const touchesExisting =
-      LOCKING.has(kind) &&
-      !(kind === "IndexStmt" && s.concurrent) &&
-      !ctx.createdTables.has(relName(s.relation));
-    if (touchesExisting && !lockTimeoutSet && !lockWarned && !allow.has("require-lock-timeout")) {
-      lockWarned = true;
-      out.push(
-        finding(line, "require-lock-timeout", `${kind.replace(/Stmt$/, "")} before any SET lock_timeout`),
-      );
-    }
-    if (kind === "CreateStmt") ctx.createdTables.add(relName(s.relation));
   }
   return out;
 }

@@ -1,10 +1,17 @@
 import { execFile } from "node:child_process";
 import { access } from "node:fs/promises";
 import { promisify } from "node:util";
-import { CannotRunError, CheckFailedError } from "../errors";
+import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { createScratchDatabase } from "./drift";
-import { countRows, formatCountChanges, rowLosses, type RowCounts } from "./integrity";
+import {
+  countRows,
+  formatCountChanges,
+  rowLosses,
+  unknownTables,
+  unknownTablesMessage,
+  type RowCounts,
+} from "./integrity";
 import type { CustomCommands, Tool } from "./presets";
 import { connect, migrate, schemaVersion } from "./runner";
 
@@ -236,5 +243,7 @@ export async function rehearseOrFail(
     throw new CheckFailedError(
       `rehearsal failed: critical tables lose rows (${losses.join("; ")}); limit is ${opts.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent)`,
     );
+  const unknown = unknownTables(r.countsBefore, r.countsAfter, opts.criticalTables ?? []);
+  if (unknown.length) throw new ConfigError(unknownTablesMessage(unknown, r.countsAfter));
   return r;
 }

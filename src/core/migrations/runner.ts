@@ -6,7 +6,14 @@ import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
-import { countRows, formatCountChanges, rowLosses, type RowCounts } from "./integrity";
+import {
+  countRows,
+  formatCountChanges,
+  rowLosses,
+  unknownTables,
+  unknownTablesMessage,
+  type RowCounts,
+} from "./integrity";
 import { toolCommand, versionQuery, type Action, type CustomCommands, type Tool } from "./presets";
 
 /** Advisory lock key (two int4s) every safe-deploy migration run takes, so two runs never interleave. */
@@ -139,9 +146,137 @@ export async function invalidIndexes(client: Client): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
+/** What to do when a tool's command is not found where it runs. */
+const INSTALL_HINT: Record<Tool, string> = {
+  "node-pg-migrate":
+    "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed",
+  prisma:
+    "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed",
+  alembic: "install Alembic and the database driver where safe-deploy runs (`pip install alembic psycopg2`)",
+  command: "check the command given with `--command` and the PATH it runs with",
+};
+
 /** Whether a tool's output says PostgreSQL cancelled a statement for `lock_timeout`. */
 export function isLockTimeout(output: string): boolean {
   return /canceling statement due to lock timeout|\block timeout\b|LockNotAvailable/i.test(output);
+}
+
+/**
+ * The migration a tool was running when it failed, read from its output: node-pg-migrate's
+ * `### MIGRATION NAME (UP) ###`, Alembic's `Running upgrade A -> B` or the revision file in its
+ * traceback, Prisma's `Migration name: NAME`. Undefined when the output does not say.
+ */
+export function failedMigration(tool: Tool, output: string): string | undefined {
+  const last = (re: RegExp) => [...output.matchAll(re)].pop();
+  if (tool === "node-pg-migrate") return last(/^### MIGRATION (\S+) \((?:UP|DOWN)\) ###$/gm)?.[1];
+  if (tool === "alembic") {
+    const step = last(/Running (?:upgrade|downgrade) (.+?) -> (\S+)/g);
+    if (step) return step[2].replace(/,$/, "");
+    return last(/File "[^"]*?([^"/]+\/[^"/]+\.py)", line \d+, in (?:upgrade|downgrade)\b/g)?.[1];
+  }
+  if (tool === "prisma")
+    return (last(/Migration name: (\S+)/g) ?? last(/The `([^`]+)` migration started at/g))?.[1];
+  return undefined;
+}
+
+/** A session that kept the migration tool waiting for a lock, described for an operator. */
+export interface Blocker {
+  pid: number;
+  text: string;
+}
+
+/**
+ * Sessions the migration tool's sessions (PGAPPNAME "safe-deploy migrate tool") are waiting on now,
+ * with what each holds: sampled while the tool runs, because once lock_timeout cancels the tool the
+ * wait, and with it pg_blocking_pids, is gone.
+ */
+export async function lockBlockers(client: Client): Promise<Blocker[]> {
+  const { rows } = await client.query<{
+    pid: number;
+    app: string;
+    state: string | null;
+    xact_s: number | null;
+    holds: string | null;
+    wants: string | null;
+  }>(
+    `SELECT DISTINCT b.pid, b.application_name AS app, b.state,
+       extract(epoch FROM now() - b.xact_start)::int AS xact_s,
+       (SELECT string_agg(DISTINCT l.relation::regclass::text, ', ') FROM pg_locks l
+         WHERE l.pid = b.pid AND l.locktype = 'relation' AND l.granted AND l.database = w.datid
+           AND l.relation::regclass::text !~ '^(pg_|information_schema\\.)') AS holds,
+       (SELECT l.mode || coalesce(' on ' || l.relation::regclass::text, CASE l.locktype WHEN 'virtualxid'
+           THEN ' on an older transaction (CONCURRENTLY waits for every transaction open when it started)'
+           ELSE ' (' || l.locktype || ')' END)
+         FROM pg_locks l WHERE l.pid = w.pid AND NOT l.granted LIMIT 1) AS wants
+     FROM pg_stat_activity w CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
+     JOIN pg_stat_activity b ON b.pid = bp.pid
+     WHERE w.application_name = 'safe-deploy migrate tool' AND w.datname = current_database()
+       AND b.pid <> pg_backend_pid()`,
+  );
+  return rows.map((r) => ({
+    pid: r.pid,
+    text:
+      `pid ${r.pid} (application_name "${r.app}", ${r.state ?? "unknown state"}` +
+      `${r.xact_s !== null ? `, transaction open ${r.xact_s} s` : ""}` +
+      `${r.holds ? `, holding locks on ${r.holds}` : ""})` +
+      `${r.wants ? ` while the migration waited for ${r.wants}` : ""}`,
+  }));
+}
+
+/** Samples {@link lockBlockers} every 200 ms until `stop.done`; returns one entry per blocking pid. */
+async function watchBlockers(client: Client, stop: { done: boolean }): Promise<Blocker[]> {
+  const seen = new Map<number, Blocker>();
+  while (!stop.done) {
+    for (const b of await lockBlockers(client).catch(() => [])) seen.set(b.pid, b);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return [...seen.values()];
+}
+
+/**
+ * The lines after a failed run's output saying why it failed and what to do next: lock_timeout with
+ * the sessions that blocked it, statement_timeout, INVALID indexes the run left behind.
+ */
+export function failureHints(f: {
+  tool?: Tool;
+  failed?: string;
+  output: string;
+  blockers: Blocker[];
+  newInvalid: string[];
+  lockTimeout?: string;
+  statementTimeout?: string;
+  attempts: number;
+}): string[] {
+  const out: string[] = [];
+  if (isLockTimeout(f.output)) {
+    const tries = f.attempts > 1 ? ` on each of ${f.attempts} attempts` : "";
+    const who = f.blockers.length
+      ? `blocked by ${f.blockers.map((b) => b.text).join("; ")}`
+      : "the session holding the lock had gone before it could be named";
+    const end = f.blockers.length
+      ? `wait for it to finish, or end it with ${f.blockers.map((b) => `SELECT pg_terminate_backend(${b.pid})`).join("; ")}, then re-run`
+      : "re-run";
+    out.push(
+      `lock_timeout (${f.lockTimeout ?? "5s"}) cancelled the migration${tries}: ${who}. ${f.newInvalid.length ? "" : "Nothing of that migration was kept; "}${end}. A session that keeps a transaction open blocks every ALTER: run migrations in a quiet window, or raise --lock-retries`,
+    );
+  }
+  if (/canceling statement due to statement timeout/i.test(f.output))
+    out.push(
+      `statement_timeout (${f.statementTimeout ?? "15min"}) cancelled a statement: raise --statement-timeout for this migration, or make it cheaper (batches, CONCURRENTLY)`,
+    );
+  // Prisma may leave a migration half-applied and then refuses every later deploy (P3009) until the
+  // failed row is resolved (prisma/orm#10127): both need a person, so say what to check and run.
+  if (f.tool === "prisma" && /P3009|P3018/.test(f.output)) {
+    const name = f.failed ?? "NAME";
+    out.push(
+      `prisma does not promise to run a migration in a transaction (its docs cover half-applied migrations), so statements before the failing one may have stayed applied: check the schema (\`safe-deploy drift\`) or restore the pre-deploy backup, then mark the migration with \`npx prisma migrate resolve --rolled-back ${name}\` and re-run; until then every deploy stops with P3009`,
+    );
+  }
+  if (f.newInvalid.length)
+    out.push(
+      `the run left INVALID ${f.newInvalid.length > 1 ? "indexes" : "index"} ${f.newInvalid.join(", ")} (a CREATE INDEX CONCURRENTLY cut short); re-running fails with "already exists" until you ${f.newInvalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`).join("; ")}`,
+    );
+  return out;
 }
 
 /**
@@ -222,9 +357,22 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `this release's backup ${opts.backupFile} does not exist; take it first (\`safe-deploy backup create\`)`,
       );
     });
+  let options: string;
+  try {
+    options = pgOptions(opts.lockTimeout, opts.statementTimeout);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  // Alembic without its alembic.ini fails with exit 255 only after the lock and version reads.
+  if (opts.tool === "alembic" && !process.env.ALEMBIC_CONFIG)
+    await access(resolve(cwd, "alembic.ini")).catch(() => {
+      throw new ConfigError(
+        `no alembic.ini in ${cwd}: pass the directory Alembic runs from as \`--work-dir\` (or set ALEMBIC_CONFIG)`,
+      );
+    });
   const env = {
     DATABASE_URL: opts.databaseUrl,
-    PGOPTIONS: pgOptions(opts.lockTimeout, opts.statementTimeout),
+    PGOPTIONS: options,
     PGAPPNAME: "safe-deploy migrate tool",
   };
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
@@ -262,10 +410,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         if (unknown.length) output += `\napplied but missing from ${opts.dir}: ${unknown.join(", ")}`;
         const invalid = await invalidIndexes(client);
         if (invalid.length) output += `\ninvalid indexes: ${invalid.join(", ")}`;
-        if (unknown.length || invalid.length)
-          throw new CheckFailedError(
-            `${output}\nfix: restore the missing migration files; DROP INDEX CONCURRENTLY each invalid index and re-run its migration`,
-          );
+        const fixes = [
+          ...(unknown.length ? [`restore the missing migration files to ${opts.dir}`] : []),
+          ...invalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`),
+          ...(invalid.length ? ["then re-run the migration that builds each dropped index"] : []),
+        ];
+        if (fixes.length) throw new CheckFailedError(`${output}\nfix: ${fixes.join("; ")}`);
       }
       return { before, after: before, output };
     }
@@ -275,23 +425,58 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
     const secrets = urlSecrets(opts.databaseUrl);
-    let { code, output } = await runShell(cmd, { cwd, env, secrets });
-    for (
-      let attempt = 1;
-      code !== 0 && attempt <= (opts.lockRetries ?? 0) && isLockTimeout(output);
-      attempt++
+    const invalidBefore = new Set(await invalidIndexes(client));
+    const newInvalid = async () => (await invalidIndexes(client)).filter((i) => !invalidBefore.has(i));
+    const blockers = new Map<number, Blocker>();
+    const attempt = async () => {
+      const stop = { done: false };
+      const watching = watchBlockers(client, stop);
+      try {
+        return await runShell(cmd, { cwd, env, secrets });
+      } finally {
+        stop.done = true;
+        for (const b of await watching) blockers.set(b.pid, b);
+      }
+    };
+    let { code, output } = await attempt();
+    let attempts = 1;
+    // A cancelled CREATE INDEX CONCURRENTLY leaves its index behind, so a retry would only fail with
+    // "already exists" and hide the lock_timeout that was the real cause.
+    while (
+      code !== 0 &&
+      attempts <= (opts.lockRetries ?? 0) &&
+      isLockTimeout(output) &&
+      (await newInvalid()).length === 0
     ) {
       log(
-        `migrate ${opts.action}: lock_timeout hit, retry ${attempt}/${opts.lockRetries} in ${2 * attempt} s`,
+        `migrate ${opts.action}: lock_timeout hit, retry ${attempts}/${opts.lockRetries} in ${2 * attempts} s`,
       );
-      await new Promise((r) => setTimeout(r, 2000 * attempt));
-      ({ code, output } = await runShell(cmd, { cwd, env, secrets }));
+      await new Promise((r) => setTimeout(r, 2000 * attempts));
+      ({ code, output } = await attempt());
+      attempts++;
     }
     const after = await schemaVersion(client, opts.tool);
-    if (code !== 0)
-      throw new CheckFailedError(
-        `${opts.tool} ${opts.action} failed (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}`,
+    // /bin/sh's 127 and 126: the tool is not there or not executable, so nothing ran at all.
+    if (code === 127 || code === 126)
+      throw new CannotRunError(
+        `${opts.tool} ${opts.action} could not start in ${cwd} (exit ${code}): ${output.trim()}; ${INSTALL_HINT[opts.tool]}`,
       );
+    if (code !== 0) {
+      const failed = failedMigration(opts.tool, output);
+      const hints = failureHints({
+        tool: opts.tool,
+        failed,
+        output,
+        blockers: [...blockers.values()],
+        newInvalid: await newInvalid(),
+        lockTimeout: opts.lockTimeout,
+        statementTimeout: opts.statementTimeout,
+        attempts,
+      });
+      throw new CheckFailedError(
+        `${opts.tool} ${opts.action} failed${failed ? ` in migration ${failed}` : ""} (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}${hints.map((h) => "\n" + h).join("")}`,
+      );
+    }
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
     const invalid = await invalidIndexes(client);
     if (invalid.length)
@@ -311,6 +496,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       if (losses.length)
         throw new CheckFailedError(
           `integrity check failed: ${losses.map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% of its rows (${l.before} -> ${l.after ?? "dropped"})`).join("; ")}; limit is ${opts.integrity.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent). Restore the pre-deploy backup`,
+        );
+      const unknown = unknownTables(countsBefore, countsAfter, opts.integrity.criticalTables);
+      if (unknown.length)
+        throw new ConfigError(
+          `${unknownTablesMessage(unknown, countsAfter)}. The migrations did run: schema version ${before ?? "(none)"} -> ${after ?? "(none)"}`,
         );
     }
     return result;

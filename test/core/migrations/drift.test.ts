@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -100,6 +100,32 @@ describe("drift", () => {
     await assert.rejects(runDrift(o), /schema drift: 4 difference/);
     assert.match(lines.join("\n"), /^\+ table public\.notes \(only in live; no migration creates it\)$/m);
     assert.doesNotMatch(lines.join("\n"), /^- /m, "nothing the migrations create is expected");
+  });
+
+  it("a migration edited after it was applied: drift says so, not only 'manual changes'", async () => {
+    const url = await pg.createDatabase("edited");
+    const tmp = await mkdtemp(join(tmpdir(), "sd-drift-edited-"));
+    try {
+      await cp(join(ROOT, DIR), tmp, { recursive: true });
+      await migrate({ action: "up", tool: "node-pg-migrate", dir: tmp, workDir: ROOT, databaseUrl: url });
+      const file = join(tmp, "1700000001000_create-users.sql");
+      await writeFile(file, (await readFile(file, "utf8")).replace("email text NOT NULL", "email text"));
+      const err = await runDrift({ migrations: tmp, workDir: ROOT, databaseUrl: url, out: () => {} }).then(
+        () => assert.fail("must fail"),
+        (e: Error) => e,
+      );
+      assert.match(err.message, /a migration applied before was edited afterwards \(`git log -p -- .*`\)/);
+      await pg.query("ALTER TABLE users ALTER COLUMN email DROP NOT NULL", [], "edited");
+      await pg.query("CREATE TABLE hotfix (id int)", [], "edited");
+      // Only extra objects in live: that is a manual change, and the hint stays out.
+      const extra = await runDrift({ migrations: tmp, workDir: ROOT, databaseUrl: url, out: () => {} }).then(
+        () => assert.fail("must fail"),
+        (e: Error) => e,
+      );
+      assert.doesNotMatch(extra.message, /edited afterwards/);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 
   it("migrated all the way down: the tool's own empty table is not drift", async () => {

@@ -110,6 +110,26 @@ describe("rehearse --backup", () => {
     ];
     assert.equal(await main([...args, "--critical-tables", "orders", "--max-row-loss-percent", "25"]), 0);
     assert.equal(await main([...args, "--critical-tables", "orders"]), 1);
+    // A misspelt critical table would guard nothing: exit 2 naming it, even within the allowed loss.
+    await assert.rejects(
+      runRehearse({
+        backup,
+        migrations: DIR,
+        workDir: ROOT,
+        databaseUrl: pg.url("postgres"),
+        criticalTables: "order",
+        maxRowLossPercent: "25",
+        out: () => {},
+      }),
+      (e: Error & { exitCode?: number }) => {
+        assert.equal(e.exitCode, 2);
+        assert.match(
+          e.message,
+          /^critical table public\.order does not exist.*public\.orders, public\.users/,
+        );
+        return true;
+      },
+    );
   });
 
   it("a migration failing on the restored data fails with exit 1", async () => {

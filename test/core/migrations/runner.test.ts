@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client } from "pg";
-import { MIGRATE_LOCK, migrate } from "../../../src/core/migrations/runner";
+import { failedMigration, failureHints, MIGRATE_LOCK, migrate } from "../../../src/core/migrations/runner";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
@@ -100,12 +100,24 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     const url = await pg.createDatabase("locked");
     const o = { ...base, dir: `${FIX}/npm`, databaseUrl: url };
     await migrate({ ...o, action: "up", target: "2" });
-    const app = new Client({ connectionString: url });
+    const app = new Client({ connectionString: url, application_name: "report job" });
     await app.connect();
     try {
       await app.query("BEGIN");
       await app.query("LOCK TABLE users IN ACCESS SHARE MODE");
-      await assert.rejects(migrate({ ...o, action: "up", lockTimeout: "500ms" }), /lock timeout/);
+      const pid = (await app.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      const err = await migrate({ ...o, action: "up", lockTimeout: "500ms" }).then(
+        () => assert.fail("must fail"),
+        (e: Error) => e,
+      );
+      assert.match(err.message, /failed in migration 1700000003000_users-name/);
+      assert.match(
+        err.message,
+        new RegExp(
+          `lock_timeout \\(500ms\\) cancelled the migration: blocked by pid ${pid} \\(application_name "report job", idle in transaction.*holding locks on users\\) while the migration waited for AccessExclusiveLock on users`,
+        ),
+      );
+      assert.match(err.message, new RegExp(`SELECT pg_terminate_backend\\(${pid}\\), then re-run`));
       await app.query("ROLLBACK");
     } finally {
       await app.end();
@@ -141,6 +153,44 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     assert.equal((await run).after, "1700000003000_users-name");
   });
 
+  it("a CONCURRENTLY build cancelled by lock_timeout is named with its INVALID index and not retried into 'already exists'", async () => {
+    const url = await pg.createDatabase("cic");
+    const o = { ...base, dir: `${FIX}/npm-concurrently`, databaseUrl: url };
+    await migrate({ ...o, action: "up", target: "1" });
+    // A transaction holding a snapshot older than the build makes CREATE INDEX CONCURRENTLY wait for
+    // it (a long report, a pg_dump); lock_timeout then cancels the build half-way.
+    const app = new Client({ connectionString: url });
+    await app.connect();
+    const lines: string[] = [];
+    try {
+      await app.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      await app.query("SELECT count(*) FROM items");
+      const err = await migrate({
+        ...o,
+        action: "up",
+        lockTimeout: "500ms",
+        lockRetries: 2,
+        log: (l) => lines.push(l),
+      }).then(
+        () => assert.fail("must fail"),
+        (e: Error) => e,
+      );
+      assert.match(err.message, /failed in migration 1700000002000_items-name-index/);
+      assert.match(err.message, /canceling statement due to lock timeout/);
+      assert.doesNotMatch(err.message, /error: relation "items_name_idx" already exists/);
+      assert.match(err.message, /waited for ShareLock on an older transaction/);
+      assert.match(
+        err.message,
+        /left INVALID index public\.items_name_idx .* DROP INDEX CONCURRENTLY public\.items_name_idx/,
+      );
+      assert.ok(!lines.some((l) => /retry/.test(l)), lines.join(" | "));
+    } finally {
+      await app.end();
+    }
+    await pg.query("DROP INDEX CONCURRENTLY items_name_idx", [], "cic");
+    assert.equal((await migrate({ ...o, action: "up" })).after, "1700000002000_items-name-index");
+  });
+
   it("integrity: a migration that deletes rows of a critical table fails the run", async () => {
     const url = await pg.createDatabase("loss");
     const o = { ...base, dir: `${FIX}/npm-loss`, databaseUrl: url };
@@ -154,6 +204,26 @@ describe("migrate runner with node-pg-migrate and real PostgreSQL", () => {
     );
     assert.equal(ok.after, "1700000004000_delete-orders");
     assert.ok(ok.rowChanges?.includes("public.pgmigrations: 3 -> 4 (+1)"));
+  });
+
+  it("integrity: a critical table that exists neither before nor after is a usage error, not a silent pass", async () => {
+    const url = await pg.createDatabase("typo");
+    const o = { ...base, dir: `${FIX}/npm-loss`, databaseUrl: url };
+    // A first deploy: `users` does not exist before, the migrations create it; that is fine.
+    await migrate({ ...o, action: "up", target: "3", integrity: { criticalTables: ["users"] } });
+    const err = await migrate({ ...o, action: "up", integrity: { criticalTables: ["order", "users"] } }).then(
+      () => assert.fail("must fail"),
+      (e: Error & { exitCode?: number }) => e,
+    );
+    assert.equal(err.exitCode, 2);
+    assert.match(
+      err.message,
+      /^critical table public\.order does not exist, before or after the migrations, so its rows were not checked \(tables there are: public\.orders, public\.users\)/,
+    );
+    assert.match(
+      err.message,
+      /The migrations did run: schema version 1700000003000_users-name -> 1700000004000_delete-orders/,
+    );
   });
 
   it("an unreachable database is exit 3 without the password", async () => {
@@ -212,10 +282,79 @@ describe("check", () => {
     await assert.rejects(
       pg.query("CREATE UNIQUE INDEX CONCURRENTLY users_email_uq ON users (email)", [], "inv"),
     );
-    await assert.rejects(migrate({ ...o, action: "check" }), /invalid indexes: public\.users_email_uq/);
+    await assert.rejects(
+      migrate({ ...o, action: "check" }),
+      /invalid indexes: public\.users_email_uq\nfix: DROP INDEX CONCURRENTLY public\.users_email_uq; then re-run/,
+    );
+    await assert.rejects(
+      migrate({ ...o, action: "check" }),
+      (e: Error) => !/missing migration/.test(e.message),
+    );
     await assert.rejects(
       migrate({ ...o, action: "up", backupFile: "/nonexistent/pre-deploy.dump" }),
       /backup \/nonexistent\/pre-deploy\.dump does not exist/,
+    );
+  });
+});
+
+describe("failedMigration", () => {
+  const cases: Array<[string, Parameters<typeof failedMigration>[0], string, string | undefined]> = [
+    [
+      "node-pg-migrate: the last migration it started",
+      "node-pg-migrate",
+      "### MIGRATION 1_a (UP) ###\n### MIGRATION 2_b (UP) ###\nError executing:",
+      "2_b",
+    ],
+    [
+      "alembic at INFO: the revision it was running",
+      "alembic",
+      "INFO  [alembic.runtime.migration] Running upgrade a1 -> b2, index\nTraceback",
+      "b2",
+    ],
+    [
+      "alembic at WARN: the revision file in the traceback",
+      "alembic",
+      '  File "/app/alembic/versions/c3_fail.py", line 11, in upgrade\n    op.execute("SELECT 1/0")',
+      "versions/c3_fail.py",
+    ],
+    [
+      "prisma",
+      "prisma",
+      "Migration name: 20240101_add_users\n\nDatabase error code: 42P07",
+      "20240101_add_users",
+    ],
+    [
+      "prisma refusing to deploy past an earlier failure (P3009)",
+      "prisma",
+      "Error: P3009\n\nmigrate found failed migrations in the target database, new migrations will not be applied.\nThe `20240101_add_users` migration started at 2024-01-01 10:00:00 UTC failed",
+      "20240101_add_users",
+    ],
+    ["output that does not say", "command", "ERROR: boom", undefined],
+  ];
+  for (const [name, tool, output, expected] of cases)
+    it(name, () => assert.equal(failedMigration(tool, output), expected));
+});
+
+describe("failureHints", () => {
+  const base = { blockers: [], newInvalid: [], attempts: 1 };
+  it("a failed Prisma migration says what stays applied and the resolve command that unblocks P3009", () => {
+    const [hint] = failureHints({
+      ...base,
+      tool: "prisma",
+      failed: "20240101_add_users",
+      output: "Error: P3018\n\nA migration failed to apply.\nMigration name: 20240101_add_users",
+    });
+    assert.match(hint, /statements before the failing one may have stayed applied/);
+    assert.match(hint, /`npx prisma migrate resolve --rolled-back 20240101_add_users`/);
+  });
+  it("a lock_timeout with the blocker gone still says to re-run; nothing is said for a plain SQL error", () => {
+    assert.match(
+      failureHints({ ...base, output: "error: canceling statement due to lock timeout" })[0],
+      /had gone before it could be named.*re-run/,
+    );
+    assert.deepEqual(
+      failureHints({ ...base, tool: "node-pg-migrate", output: "error: division by zero" }),
+      [],
     );
   });
 });
