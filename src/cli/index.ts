@@ -67,6 +67,11 @@ export async function main(argv: string[]): Promise<number> {
  * step waiting on something that can never come), it exits 3 saying so, never 0 as if all went well.
  */
 export function runMain(run: Promise<number>): void {
+  // A reader that stops early (`safe-deploy lint DIR | head`) closes the pipe: the rest of the output
+  // has nowhere to go, which is no error of the command's (its exit code still stands).
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  });
   let settled = false;
   const unfinished = () => {
     if (settled) return;

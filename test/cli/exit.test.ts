@@ -30,3 +30,26 @@ test("a command that finishes keeps its own exit code and prints nothing more", 
   assert.equal(failed.status, 1, failed.stderr);
   assert.equal(failed.stderr.includes("stopped before it finished"), false);
 });
+
+test("a reader that stops early (`| head -1`): no EPIPE stack trace, the command's own exit code", async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "sd-epipe-"));
+  try {
+    writeFileSync(
+      join(dir, "1_drop.sql"),
+      Array.from({ length: 3000 }, (_, i) => `DROP TABLE t${i};\n`).join(""),
+    );
+    const r = spawnSync(
+      "bash",
+      ["-c", `"${resolve(root, "bin", "safe-deploy")}" lint "${dir}" | head -1; exit \${PIPESTATUS[0]}`],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, /^.*1_drop\.sql:1: error \[drop-table\]/);
+    assert.doesNotMatch(r.stderr, /EPIPE|Unhandled 'error' event/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
