@@ -53,3 +53,24 @@ test("a reader that stops early (`| head -1`): no EPIPE stack trace, the command
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a first Ctrl-C lets the clean-up run; a second stops at once (exit 130), saying so", () => {
+  const script = `
+    const { catchingSignals } = require("./src/core/backup/interrupt.ts");
+    catchingSignals(async (interrupted) => {
+      process.kill(process.pid, "SIGINT");
+      await new Promise((r) => setTimeout(r, 200));
+      console.log("first caught: " + interrupted());
+      process.kill(process.pid, "SIGINT");
+      await new Promise((r) => setTimeout(r, 5000));
+      console.log("not reached");
+    });`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", script], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 130, r.stderr);
+  assert.match(r.stdout, /^first caught: SIGINT\n$/);
+  assert.match(r.stderr, /SIGINT again: stopping at once, without finishing the clean-up/);
+});

@@ -7,6 +7,7 @@ const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
  * tools in the same process group get the signal too and stop, which fails the step they ran; `fn`
  * asks `interrupted()` between steps so a signal sent to this process alone stops it there; `abort`
  * fires with the first signal, for a child that should be told (the Pulumi engine cancels on SIGINT).
+ * A second signal stops the process at once (exit 130), for when the clean-up itself hangs.
  */
 export async function catchingSignals<T>(
   fn: (interrupted: () => NodeJS.Signals | undefined, abort: AbortSignal) => Promise<T>,
@@ -15,7 +16,13 @@ export async function catchingSignals<T>(
   let got: NodeJS.Signals | undefined;
   const controller = new AbortController();
   const on = (s: NodeJS.Signals) => {
-    got ??= s;
+    if (got) {
+      process.stderr.write(
+        `safe-deploy: ${s} again: stopping at once, without finishing the clean-up (see what was reported above)\n`,
+      );
+      process.exit(130);
+    }
+    got = s;
     onSignal?.(s);
     controller.abort(s);
   };
