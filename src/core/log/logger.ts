@@ -68,6 +68,17 @@ function redactFields(fields: LogFields | undefined, secrets: readonly string[])
   );
 }
 
+/**
+ * The ways a secret shows up in output: as is, URL-encoded (in a query string or a URL someone built),
+ * JSON-escaped (in a payload or a tool's JSON output) and, when it spans lines (a PEM key), line by line,
+ * since output is logged one line at a time.
+ */
+export function secretForms(secret: string): string[] {
+  const forms = [secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)];
+  if (/[\r\n]/.test(secret)) forms.push(...secret.split(/\r?\n/).map((l) => l.trim()));
+  return [...new Set(forms.filter((f) => f.length >= 4))];
+}
+
 /** Creates a logger writing the users' format to a file and, optionally, to a console stream. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const secrets: string[] = [];
@@ -118,7 +129,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     warn: (m, f) => logger.log("WARNING", m, f),
     error: (m, f) => logger.log("ERROR", m, f),
     addSecret(secret) {
-      if (secret && !secrets.includes(secret)) secrets.push(secret);
+      if (!secret) return;
+      for (const s of secretForms(secret)) if (!secrets.includes(s)) secrets.push(s);
     },
     redact: (text) => redact(text, secrets),
   };
