@@ -494,7 +494,7 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
       ctx.log.info(`soak: ${target} answered healthy ${h.soakAttempts} time(s) in a row`);
     },
     notify: async (type: NotifyType, message, fields) => {
-      const results = await notifyAll(
+      await notifyAll(
         notifiers,
         {
           type,
@@ -507,9 +507,9 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
             Object.entries(fields).filter(([k]) => k !== "commit" && k !== "release"),
           ),
         },
-        { logger: ctx.fileLog },
+        // notifyAll warns of each failed channel once, on the console and in the log file.
+        { logger: ctx.log },
       );
-      for (const r of results) if (!r.ok) ctx.log.warn(`notification via ${r.name} failed: ${r.error}`);
     },
     git: {
       head: () => git(projectDir, ["rev-parse", "HEAD"]),

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openContext, secretLiterals } from "../../src/cli/release-context";
 import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import { unusedPort } from "../helpers/receivers";
 
 const project = mkdtempSync(join(tmpdir(), "sd-context-"));
 writeFileSync(join(project, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
@@ -77,4 +78,37 @@ test("nothing of a secret reaches update.log or notifications.log: a JSON map's 
   ])
     assert.ok(!written.includes(secret), `${secret} leaked:\n${written}`);
   assert.match(written, /app printed JWT_SECRET_KEY=\*\*\*/);
+});
+
+test("a notification channel that is down is reported once in update.log and on the console", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-context-down-"));
+  try {
+    writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+    const port = await unusedPort();
+    const out: string[] = [];
+    const ctx = await openContext({
+      stack: "staging",
+      projectDir: dir,
+      console: { write: (s: string) => out.push(s) },
+      openStack: async (o) =>
+        ({
+          name: o.stack,
+          getAllConfig: async () => ({
+            ...config,
+            "safe-deploy:webhookUrl": { value: `http://127.0.0.1:${port}/hooks/abc`, secret: true },
+          }),
+        }) as unknown as StackAccess,
+    });
+    await ctx.ports().notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
+    const failed = (t: string) => t.split("\n").filter((l) => /webhook/.test(l) && /failed/.test(l));
+    const log = readFileSync(join(dir, "logs", "update.log"), "utf8");
+    assert.equal(failed(log).length, 1, log);
+    assert.equal(failed(out.join("")).length, 1, out.join(""));
+    assert.match(
+      failed(log)[0],
+      /WARNING: notification ERROR via webhook failed after 3 attempt\(s\): .*ECONNREFUSED/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
