@@ -22,6 +22,7 @@ import { runSql } from "../core/backup/session";
 import { CannotRunError, ConfigError } from "../core/errors";
 import { runGate } from "../core/health";
 import { createLogger, type Logger } from "../core/log/logger";
+import { urlSecrets } from "../core/log/redact";
 import { versionQuery } from "../core/migrations/presets";
 import { notifiersFrom, notifyAll } from "../core/notify";
 import { Ledger } from "../core/release/ledger";
@@ -76,6 +77,35 @@ export function configFromStack(
   const malformed = secretValueProblems(secrets);
   if (malformed.length) raw.secretsMalformed = malformed;
   return { config: parseStackConfig(raw, stack), secrets };
+}
+
+/**
+ * Every literal a log or notification must mask: each secret, each value of the JSON maps (`appSecrets`,
+ * `hookSecrets`: a hook or the app prints one value, never the whole map) and the password of each URL,
+ * raw and decoded. The ledger keeps the plain list: it refuses records holding any of these.
+ */
+export function secretLiterals(secrets: StackSecrets): string[] {
+  const out = new Set<string>();
+  for (const [key, value] of Object.entries(secrets)) {
+    if (!value) continue;
+    out.add(value);
+    // A webhook URL's path is its credential (Slack's /services/T../B../xxx), as in notify/channels.ts.
+    if (key === "slackWebhookUrl" || key === "webhookUrl") {
+      const p = URL.canParse(value) ? new URL(value).pathname : "";
+      if (p.length >= 12) out.add(p);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed && typeof parsed === "object") {
+      for (const v of Object.values(parsed)) if (typeof v === "string" && v) out.add(v);
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) for (const u of urlSecrets(value)) out.add(u);
+  }
+  return [...out];
 }
 
 /** Where and how the tool reaches the stack's database. */
@@ -165,11 +195,12 @@ export async function openContext(o: ContextOptions): Promise<ReleaseContext> {
   const stack = await (o.openStack ?? openStack)({ stack: o.stack, projectDir, create: o.create });
   const { config, secrets } = configFromStack(await stack.getAllConfig(), o.stack);
   const secretValues = Object.values(secrets).filter((s): s is string => !!s);
-  const fileLog = createLogger({ file: join(logsDir, o.logName ?? "update.log"), secrets: secretValues });
+  const masked = secretLiterals(secrets);
+  const fileLog = createLogger({ file: join(logsDir, o.logName ?? "update.log"), secrets: masked });
   const consoleLog = createLogger({
     file: join(logsDir, o.logName ?? "update.log"),
     console: o.console ?? process.stderr,
-    secrets: secretValues,
+    secrets: masked,
   });
   const ledger = new Ledger(stateDir, o.stack, secretValues);
   const backupDir = isAbsolute(config.backup.dir)
@@ -463,7 +494,7 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
       ctx.log.info(`soak: ${target} answered healthy ${h.soakAttempts} time(s) in a row`);
     },
     notify: async (type: NotifyType, message, fields) => {
-      const results = await notifyAll(
+      await notifyAll(
         notifiers,
         {
           type,
@@ -476,9 +507,9 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
             Object.entries(fields).filter(([k]) => k !== "commit" && k !== "release"),
           ),
         },
-        { logger: ctx.fileLog },
+        // notifyAll warns of each failed channel once, on the console and in the log file.
+        { logger: ctx.log },
       );
-      for (const r of results) if (!r.ok) ctx.log.warn(`notification via ${r.name} failed: ${r.error}`);
     },
     git: {
       head: () => git(projectDir, ["rev-parse", "HEAD"]),

@@ -24,7 +24,10 @@ export interface Logger {
 
 /** Where and how a logger writes. */
 export interface LoggerOptions {
-  /** File the users' format is appended to, e.g. `logs/update.log`; its directory is created. */
+  /**
+   * File the users' format is appended to, e.g. `logs/update.log`: created 0600 in a 0700 directory. When
+   * it cannot be written, the logger says so once on the console and goes on without it.
+   */
   file?: string;
   /** Stream for console output (e.g. process.stderr); omitted means no console output. */
   console?: { write(chunk: string): unknown };
@@ -65,23 +68,60 @@ function redactFields(fields: LogFields | undefined, secrets: readonly string[])
   );
 }
 
+/**
+ * The ways a secret shows up in output: as is, URL-encoded (in a query string or a URL someone built),
+ * JSON-escaped (in a payload or a tool's JSON output) and, when it spans lines (a PEM key), line by line,
+ * since output is logged one line at a time.
+ */
+export function secretForms(secret: string): string[] {
+  const forms = [secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)];
+  if (/[\r\n]/.test(secret)) forms.push(...secret.split(/\r?\n/).map((l) => l.trim()));
+  return [...new Set(forms.filter((f) => f.length >= 4))];
+}
+
 /** Creates a logger writing the users' format to a file and, optionally, to a console stream. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const secrets: string[] = [];
   const now = opts.now ?? (() => new Date());
-  if (opts.file) fs.mkdirSync(path.dirname(path.resolve(opts.file)), { recursive: true });
+  let file = opts.file;
+  let opened = false;
+  const toConsole = (time: Date, level: LogLevel, text: string, fields?: LogFields) =>
+    opts.console?.write(
+      opts.json ? formatJsonLine(time, level, text, fields) : formatLine(time, level, text),
+    );
+  // A log that cannot be written (read-only logs/, disk full) must never stop a deploy or a rollback.
+  const toFile = (line: string) => {
+    if (!file) return;
+    try {
+      if (!opened) {
+        // The log holds hook and migration output: its owner's only, as the hook logs are.
+        fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+        const fd = fs.openSync(file, "a", 0o600);
+        try {
+          // A log written by an older version was 0644.
+          fs.fchmodSync(fd, 0o600);
+        } catch {
+          // another user's file keeps its mode
+        }
+        fs.closeSync(fd);
+        opened = true;
+      }
+      fs.appendFileSync(file, line);
+    } catch (e) {
+      const failed = file;
+      file = undefined;
+      const why = redact((e as Error).message, secrets);
+      toConsole(now(), "WARNING", `cannot write the log file ${failed} (${why}); going on without it`);
+    }
+  };
   const logger: Logger = {
     log(level, message, fields) {
       const time = now();
       const text = redact(message, secrets);
       const clean = redactFields(fields, secrets);
       // Synchronous append: lines land in order and survive a crash or SIGINT right after.
-      if (opts.file) fs.appendFileSync(opts.file, formatLine(time, level, text));
-      if (opts.console) {
-        opts.console.write(
-          opts.json ? formatJsonLine(time, level, text, clean) : formatLine(time, level, text),
-        );
-      }
+      toFile(formatLine(time, level, text));
+      toConsole(time, level, text, clean);
     },
     step: (m, f) => logger.log("STEP", m, f),
     info: (m, f) => logger.log("INFO", m, f),
@@ -89,7 +129,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     warn: (m, f) => logger.log("WARNING", m, f),
     error: (m, f) => logger.log("ERROR", m, f),
     addSecret(secret) {
-      if (secret && !secrets.includes(secret)) secrets.push(secret);
+      if (!secret) return;
+      for (const s of secretForms(secret)) if (!secrets.includes(s)) secrets.push(s);
     },
     redact: (text) => redact(text, secrets),
   };

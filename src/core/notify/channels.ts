@@ -10,7 +10,7 @@ export function fileNotifier(file: string): Notifier {
     name: "log",
     secrets: [],
     async send(e) {
-      await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+      await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
       const where = [
         `stack=${e.stack}`,
         e.release && `release=${e.release}`,
@@ -18,7 +18,7 @@ export function fileNotifier(file: string): Notifier {
       ];
       const extra = Object.entries(e.details ?? {}).map(([k, v]) => `${k}: ${v}`);
       const text = [`${e.message} (${where.filter(Boolean).join(" ")})`, ...extra].join("\n");
-      await fs.promises.appendFile(file, formatLine(e.time, e.type, text));
+      await fs.promises.appendFile(file, formatLine(e.time, e.type, text), { mode: 0o600 });
     },
   };
 }

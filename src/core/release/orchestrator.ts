@@ -253,9 +253,8 @@ async function guardedDeploy(
         durationMs: durationMs(),
       });
       await ports.notify("ERROR", `Deploy of ${opts.stack} stopped by ${stopped} at ${stage}`, {
-        release: id,
-        commit,
-        error,
+        ...versionFields(release),
+        next: `'safe-deploy rollback --stack ${opts.stack} --quick' returns to the last good release`,
       });
       throw new CannotRunError(
         `deploy of ${opts.stack} ${error}. Release ${id} is recorded as bad and the lock is released. Return to ` +
@@ -274,10 +273,12 @@ async function guardedDeploy(
     const error = message(failure).split("\n")[0];
     ports.log.error(`deploy failed at ${failedStage}: ${message(failure)}`);
     release = await ports.releases.markResult(id, "bad", { failedStage, error, durationMs: durationMs() });
-    await ports.notify("ERROR", `Deploy of ${opts.stack} failed at ${failedStage}`, {
-      release: id,
-      commit,
-      error,
+    await ports.notify("ERROR", `Deploy of ${opts.stack} failed at ${failedStage}: ${error}`, {
+      ...versionFields(release),
+      next: opts.autoRollback
+        ? "an automatic rollback follows; its outcome is the next notification"
+        : `not rolled back (auto-rollback is off): return to the last good release with ` +
+          `'safe-deploy rollback --stack ${opts.stack} --quick', or fix and deploy again`,
     });
     if (opts.autoRollback) {
       const back = await rollbackAfterFailure(release, facts.migrationRan, ports);
@@ -289,6 +290,22 @@ async function guardedDeploy(
   } finally {
     await unlock();
   }
+}
+
+/**
+ * What a person on call needs of a failed release, in every notification about it: why (stage and first
+ * error line), which release, commit and image, the schema before and after, and the pre-deploy backup.
+ */
+export function versionFields(r: ReleaseRecord): Record<string, string> {
+  return {
+    release: r.id,
+    commit: r.commit,
+    reason: `${r.failedStage ?? "?"}: ${r.error ?? "unknown"}`,
+    image: r.imageDigest ?? "unknown",
+    schemaBefore: r.schemaVersionBefore ?? "none",
+    schemaAfter: r.schemaVersion ?? "none",
+    backup: r.backupFile ?? "none",
+  };
 }
 
 /** What the steps of a rollback act on. */
@@ -394,7 +411,7 @@ export async function rollbackAfterFailure(
     pendingOperations: pending.cleared > 0,
   });
   ports.log.step(`rollback plan:\n${plan.steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`);
-  const fields = { release: failed.id, commit: failed.commit, backup: failed.backupFile ?? "none" };
+  const fields = versionFields(failed);
   const taken: { safety?: string } = {};
   try {
     await runSteps(plan.steps, { reapply: previous, pending }, ports, taken);
@@ -414,10 +431,15 @@ export async function rollbackAfterFailure(
     return undefined;
   }
   ports.log.info(`rollback to release ${previous!.id} succeeded`);
-  await ports.notify("ROLLBACK_SUCCESS", `Rolled ${failed.stack} back to release ${previous!.id}`, {
-    ...fields,
-    safetyBackup: taken.safety ?? "none",
-  });
+  await ports.notify(
+    "ROLLBACK_SUCCESS",
+    `Rolled ${failed.stack} back to release ${previous!.id} after ${failed.id} failed at ${failed.failedStage ?? "?"}`,
+    {
+      ...fields,
+      safetyBackup: taken.safety ?? "none",
+      next: `release ${previous!.id} runs again; fix the cause above and deploy again ('safe-deploy history --stack ${failed.stack}')`,
+    },
+  );
   return previous!.id;
 }
 

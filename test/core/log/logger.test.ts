@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, formatJsonLine, formatLine, formatTimestamp } from "../../../src/core/log/logger";
@@ -131,4 +131,50 @@ test("urlSecrets: the URL and its password, raw and decoded", () => {
     ["postgres://app@db/app", ["postgres://app@db/app"]],
   ];
   for (const [url, want] of cases) assert.deepEqual(urlSecrets(url), want, url);
+});
+
+test("the log file is created 0600 in a 0700 directory; an older 0644 log is tightened", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-log-"));
+  try {
+    const file = join(dir, "logs", "update.log");
+    createLogger({ file, now: () => t }).info("first");
+    assert.equal(statSync(join(dir, "logs")).mode & 0o777, 0o700);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const old = join(dir, "old.log");
+    writeFileSync(old, "before\n", { mode: 0o644 });
+    chmodSync(old, 0o644);
+    createLogger({ file: old, now: () => t }).info("after");
+    assert.equal(statSync(old).mode & 0o777, 0o600);
+    assert.equal(readFileSync(old, "utf8"), "before\n[2025-01-09 12:00:05] INFO: after\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a log file that cannot be written is reported once on the console; logging goes on without it", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-log-"));
+  try {
+    // `logs` is a file, so nothing can be created below it (a read-only logs/ fails the same way, even for root).
+    writeFileSync(join(dir, "logs"), "");
+    const out: string[] = [];
+    const log = createLogger({
+      file: join(dir, "logs", "update.log"),
+      console: { write: (s: string) => out.push(s) },
+      now: () => t,
+      secrets: ["hunter2-token"],
+    });
+    log.step("backup");
+    log.info("migrate hunter2-token");
+    assert.equal(out.length, 3);
+    assert.match(
+      out[0],
+      /^\[2025-01-09 12:00:05\] WARNING: cannot write the log file .*update\.log \(.*\); going on without it\n$/,
+    );
+    assert.deepEqual(out.slice(1), [
+      "[2025-01-09 12:00:05] STEP: backup\n",
+      "[2025-01-09 12:00:05] INFO: migrate ***\n",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,7 +1,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../../src/core/log/logger";
@@ -95,6 +95,8 @@ test("every channel delivers to a real receiver: log file, Slack, signed webhook
     );
 
     const log = readFileSync(join(logsDir, "notifications.log"), "utf8");
+    assert.equal(statSync(logsDir).mode & 0o777, 0o700);
+    assert.equal(statSync(join(logsDir, "notifications.log")).mode & 0o777, 0o600);
     const stamp = /^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] ROLLBACK_SUCCESS: /;
     const lines = log.trim().split("\n");
     assert.equal(lines.length, 2);

@@ -373,6 +373,44 @@ test("soak checks failing after cutover still roll back, database included", asy
   assert.equal(await snapshot(), before);
 });
 
+test("the failure and the rollback notifications carry what a person on call needs: reason, release, commit, image, schema before/after, backup, next step", async () => {
+  const steps = rollbackCases[3][1].map((st) =>
+    st.type === IMAGE ? { ...st, outputs: { imageId: "sha256:new" } } : { ...st },
+  );
+  const { p, notes, prev } = await ports({ steps });
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  const [, error, rolled] = notes;
+  const want = {
+    release: out.release.id,
+    commit: "bbbbbbb0000000000000000000000000000000000",
+    reason: "health: update failed at staging-health: simulated",
+    image: "sha256:new",
+    schemaBefore: "002",
+    schemaAfter: "003",
+    backup: out.release.backupFile!,
+  };
+  assert.match(want.backup, /pre-deploy-.*\.dump$/);
+  assert.equal(error.type, "ERROR");
+  assert.equal(
+    error.message,
+    "Deploy of staging failed at health: update failed at staging-health: simulated",
+  );
+  assert.deepEqual(error.fields, {
+    ...want,
+    next: "an automatic rollback follows; its outcome is the next notification",
+  });
+  assert.equal(rolled.type, "ROLLBACK_SUCCESS");
+  assert.equal(
+    rolled.message,
+    `Rolled staging back to release ${prev.id} after ${out.release.id} failed at health`,
+  );
+  assert.deepEqual(
+    { ...rolled.fields, safetyBackup: "-", next: "-" },
+    { ...want, safetyBackup: "-", next: "-" },
+  );
+  assert.match(rolled.fields.next, new RegExp(`release ${prev.id} runs again; fix the cause`));
+});
+
 test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exit 1, nothing lost", async () => {
   const before = await snapshot();
   const { p, notes, ledger, isLocked } = await ports({ steps: rollbackCases[3][1], reapplyFails: true });

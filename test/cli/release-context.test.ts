@@ -1,0 +1,114 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openContext, secretLiterals } from "../../src/cli/release-context";
+import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import { unusedPort } from "../helpers/receivers";
+
+const project = mkdtempSync(join(tmpdir(), "sd-context-"));
+writeFileSync(join(project, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+after(() => rmSync(project, { recursive: true, force: true }));
+
+const pem =
+  "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----";
+const plain = (v: unknown) => ({ value: JSON.stringify(v), secret: false });
+const config: ConfigMap = {
+  "safe-deploy:app": plain({ image: "web:any" }),
+  "safe-deploy:database": plain({ mode: "external" }),
+  "safe-deploy:databaseUrl": { value: "postgres://app:p%40ss%2Fw0rd@db:5432/app", secret: true },
+  "safe-deploy:appSecrets": {
+    value: JSON.stringify({ JWT_SECRET_KEY: "jwt-9f8e7d6c5b", TLS_KEY: pem }),
+    secret: true,
+  },
+  "safe-deploy:hookSecrets": { value: JSON.stringify({ API_TOKEN: "tok-a1b2c3d4" }), secret: true },
+  "safe-deploy:slackWebhookUrl": {
+    value: "https://hooks.slack.com/services/T0001/B0002/slackSecretXyz",
+    secret: true,
+  },
+};
+
+test("secretLiterals: each value of the JSON maps, each URL's password raw and decoded, a webhook's path", () => {
+  const got = secretLiterals({
+    appSecrets: JSON.stringify({ A: "value-one", N: 5 }),
+    databaseUrl: "postgres://u:p%40ss@h/d",
+    webhookUrl: "https://example.com/hooks/abcdef123456",
+    dbPassword: "plain-pw",
+  });
+  for (const want of ["value-one", "p%40ss", "p@ss", "/hooks/abcdef123456", "plain-pw"])
+    assert.ok(got.includes(want), `${want} in ${JSON.stringify(got)}`);
+});
+
+test("nothing of a secret reaches update.log or notifications.log: a JSON map's value, a decoded or URL-encoded password, a key line by line, a webhook path", async () => {
+  const out: string[] = [];
+  const ctx = await openContext({
+    stack: "staging",
+    projectDir: project,
+    console: { write: (s: string) => out.push(s) },
+    openStack: async (o) => ({ name: o.stack, getAllConfig: async () => config }) as unknown as StackAccess,
+  });
+  const leaks = [
+    "app printed JWT_SECRET_KEY=jwt-9f8e7d6c5b",
+    "hook printed tok-a1b2c3d4",
+    "psql: password p@ss/w0rd rejected",
+    "curl https://api.example/?jwt=jwt-9f8e7d6c5b&k=" + encodeURIComponent("p@ss/w0rd"),
+    ...pem.split("\n").map((l) => `  ${l}`),
+    "POST /services/T0001/B0002/slackSecretXyz failed",
+    `{"token":"${"jwt-9f8e7d6c5b"}"}`,
+  ];
+  for (const l of leaks) ctx.log.info(l);
+  await ctx.ports().notify("ERROR", `Deploy failed: ${leaks.join("\n")}`, {
+    release: "r1",
+    commit: "abc",
+    error: "migration printed tok-a1b2c3d4 and p@ss/w0rd",
+  });
+  const written =
+    readFileSync(join(project, "logs", "update.log"), "utf8") +
+    readFileSync(join(project, "logs", "notifications.log"), "utf8") +
+    out.join("");
+  for (const secret of [
+    "jwt-9f8e7d6c5b",
+    "tok-a1b2c3d4",
+    "p@ss",
+    "w0rd",
+    "MIIEvQIBADAN",
+    "BKcwggSj",
+    "slackSecretXyz",
+  ])
+    assert.ok(!written.includes(secret), `${secret} leaked:\n${written}`);
+  assert.match(written, /app printed JWT_SECRET_KEY=\*\*\*/);
+});
+
+test("a notification channel that is down is reported once in update.log and on the console", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-context-down-"));
+  try {
+    writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+    const port = await unusedPort();
+    const out: string[] = [];
+    const ctx = await openContext({
+      stack: "staging",
+      projectDir: dir,
+      console: { write: (s: string) => out.push(s) },
+      openStack: async (o) =>
+        ({
+          name: o.stack,
+          getAllConfig: async () => ({
+            ...config,
+            "safe-deploy:webhookUrl": { value: `http://127.0.0.1:${port}/hooks/abc`, secret: true },
+          }),
+        }) as unknown as StackAccess,
+    });
+    await ctx.ports().notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
+    const failed = (t: string) => t.split("\n").filter((l) => /webhook/.test(l) && /failed/.test(l));
+    const log = readFileSync(join(dir, "logs", "update.log"), "utf8");
+    assert.equal(failed(log).length, 1, log);
+    assert.equal(failed(out.join("")).length, 1, out.join(""));
+    assert.match(
+      failed(log)[0],
+      /WARNING: notification ERROR via webhook failed after 3 attempt\(s\): .*ECONNREFUSED/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
