@@ -173,7 +173,8 @@ export interface ReleaseContext {
   database(): Promise<DatabaseTarget | undefined>;
   /** The backup directory, absolute. */
   backupDir: string;
-  ports(o?: { allowDirty?: boolean }): DeployPorts;
+  /** `notifyDeadlineMs`: how long one notification may take in all (default 30 s). */
+  ports(o?: { allowDirty?: boolean; notifyDeadlineMs?: number }): DeployPorts;
 }
 
 /** The stack's `Pulumi.<stack>.yaml`. */
@@ -400,7 +401,7 @@ async function subPackages(dir: string): Promise<string[]> {
   return out;
 }
 
-function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPorts {
+function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean; notifyDeadlineMs?: number }): DeployPorts {
   const { config, secrets, projectDir } = ctx;
   const file = stackFile(projectDir, ctx.stackName);
   const needDb = async () => {
@@ -412,6 +413,7 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
     }
     return db;
   };
+  const hung = new Set<string>();
   const notifiers = notifiersFrom({
     logsDir: ctx.logsDir,
     slackWebhookUrl: secrets.slackWebhookUrl,
@@ -494,8 +496,8 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
       ctx.log.info(`soak: ${target} answered healthy ${h.soakAttempts} time(s) in a row`);
     },
     notify: async (type: NotifyType, message, fields) => {
-      await notifyAll(
-        notifiers,
+      const results = await notifyAll(
+        notifiers.filter((n) => !hung.has(n.name)),
         {
           type,
           message,
@@ -508,8 +510,17 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean }): DeployPort
           ),
         },
         // notifyAll warns of each failed channel once, on the console and in the log file.
-        { logger: ctx.log },
+        { logger: ctx.log, deadlineMs: o.notifyDeadlineMs },
       );
+      // A channel still silent at the deadline is skipped for the rest of the run: each later
+      // notification (failure, rollback) would wait the whole deadline again, with the lock held.
+      for (const r of results) {
+        if (r.ok || r.attempts > 0) continue;
+        hung.add(r.name);
+        ctx.log.warn(
+          `notifications via ${r.name} are skipped for the rest of this run: it did not answer in time`,
+        );
+      }
     },
     git: {
       head: () => git(projectDir, ["rev-parse", "HEAD"]),

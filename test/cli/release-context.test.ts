@@ -112,3 +112,53 @@ test("a notification channel that is down is reported once in update.log and on 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a channel that hangs until the deadline is skipped for the rest of the run, so later notifications do not wait again", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-context-hang-"));
+  const { createServer } = await import("node:net");
+  const sockets: import("node:net").Socket[] = [];
+  const silent = createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  const port = (silent.address() as import("node:net").AddressInfo).port;
+  try {
+    writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+    const out: string[] = [];
+    const ctx = await openContext({
+      stack: "staging",
+      projectDir: dir,
+      console: { write: (s: string) => out.push(s) },
+      openStack: async (o) =>
+        ({
+          name: o.stack,
+          getAllConfig: async () => ({
+            ...config,
+            "safe-deploy:slackWebhookUrl": {
+              value: `http://127.0.0.1:${port}/services/T0/B0/x`,
+              secret: true,
+            },
+          }),
+        }) as unknown as StackAccess,
+    });
+    const ports = ctx.ports({ notifyDeadlineMs: 800 });
+    await ports.notify("INFO", "Deploy of staging started", { release: "r1", commit: "abc" });
+    // Attempts already under way when the deadline hit may still be connecting: let them land first.
+    await new Promise((r) => setTimeout(r, 300));
+    const reached = sockets.length;
+    assert.ok(reached >= 1, "the first notification reached the silent server");
+    const t0 = Date.now();
+    await ports.notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
+    assert.ok(Date.now() - t0 < 800, "the second notification did not wait for the silent channel");
+    assert.equal(sockets.length, reached, "no new connection to the silent channel");
+    assert.match(
+      out.join(""),
+      /notifications via slack are skipped for the rest of this run: it did not answer in time/,
+    );
+    // The log file channel still got both.
+    const log = readFileSync(join(dir, "logs", "notifications.log"), "utf8");
+    assert.match(log, /Deploy of staging started[\s\S]*Deploy of staging failed/);
+  } finally {
+    for (const s of sockets) s.destroy();
+    silent.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
