@@ -35,6 +35,8 @@ test("the Docker provider points at the SSH host and Redis joins the graph", () 
   assert.ok(byName("production-redis-redis").type === "docker:index/container:Container");
   const envs: string[] = byName("production-app-app").inputs.envs;
   assert.ok(envs.includes("REDIS_URL=redis://redis:6379"));
+  // An app that connects at start-up must not start before the container its REDIS_URL names.
+  assert.ok(byName("production-app-app").dependencies.includes(byName("production-redis-redis").urn));
 });
 
 test("the backup runs inside the database container with the container's own URL", () => {
