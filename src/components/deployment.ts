@@ -209,7 +209,9 @@ export class Deployment extends pulumi.ComponentResource {
         {
           create: maintenanceOffCommand(maintenanceName),
           environment: remote ? { DOCKER_HOST: c.docker.host } : undefined,
-          triggers: [this.releaseKey],
+          // A command re-runs `create` on any input change: a new timeout, proxy image or network turns
+          // maintenance on without a new release, so the same change must turn it off again.
+          triggers: [this.releaseKey, maintenanceOn.create],
         },
         { parent: this, dependsOn: [migration.command, ...postMigrate] },
       );
