@@ -16,6 +16,7 @@ import {
   type SecretKey,
   type StackConfig,
 } from "../config";
+import { urlHost } from "../core/address";
 import { createBackup, listBackups, restoreBackup } from "../core/backup";
 import { parseDatabaseUrl, type RunTarget } from "../core/backup/runner";
 import { runSql } from "../core/backup/session";
@@ -147,7 +148,7 @@ export function databaseTarget(
       where: `container ${name} on ${config.docker.host}`,
     };
   }
-  const host = db.bindAddress === "0.0.0.0" ? "127.0.0.1" : db.bindAddress;
+  const host = urlHost(db.bindAddress);
   return {
     url: `postgres://${user}:${pw}@${host}:${db.hostPort}/${db.name}`,
     target: { runIn: "local" },

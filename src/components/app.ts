@@ -1,5 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { urlHost } from "../core/address";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../core/rollout/haproxy";
 import { rolloutPlan, type RolloutStrategy } from "../core/rollout/plan";
 
@@ -127,8 +128,7 @@ export class App extends pulumi.ComponentResource {
         additionalSecretOutputs: ["envs"],
       },
     );
-    const host = args.bindAddress === "0.0.0.0" ? "127.0.0.1" : args.bindAddress;
-    this.localUrl = pulumi.output(`http://${host}:${args.hostPort}`);
+    this.localUrl = pulumi.output(`http://${urlHost(args.bindAddress)}:${args.hostPort}`);
     this.registerOutputs({ imageId: this.imageId });
   }
 

@@ -1,5 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { urlHost } from "../core/address";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
 export type DatabaseArgs =
@@ -84,7 +85,7 @@ export class Database extends pulumi.ComponentResource {
     );
     this.containerName = this.container.name;
     this.networkUrl = urlFor(alias, 5432);
-    this.hostUrl = urlFor(args.bindAddress === "0.0.0.0" ? "127.0.0.1" : args.bindAddress, args.hostPort);
+    this.hostUrl = urlFor(urlHost(args.bindAddress), args.hostPort);
     this.containerUrl = urlFor("127.0.0.1", 5432);
     this.registerOutputs({ containerName: this.containerName });
   }

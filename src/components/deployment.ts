@@ -131,6 +131,7 @@ export class Deployment extends pulumi.ComponentResource {
           },
         )
       : undefined;
+    // An external database has no container to exec into: it is dumped from this machine, as the CLI does.
     const backupInContainer = c.backup.runIn === "container" && c.database.mode === "container";
     const backup = new Backup(
       `${name}-backup`,
@@ -140,7 +141,7 @@ export class Deployment extends pulumi.ComponentResource {
         dir: isAbsolute(c.backup.dir) ? c.backup.dir : resolve(args.dataDir ?? args.projectDir, c.backup.dir),
         label: "pre-deploy",
         compression: c.backup.compression,
-        runIn: c.backup.runIn,
+        runIn: backupInContainer ? "container" : "local",
         container: backupInContainer ? db.containerName : undefined,
         dockerHost: c.docker.host,
         retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
@@ -208,7 +209,9 @@ export class Deployment extends pulumi.ComponentResource {
         {
           create: maintenanceOffCommand(maintenanceName),
           environment: remote ? { DOCKER_HOST: c.docker.host } : undefined,
-          triggers: [this.releaseKey],
+          // A command re-runs `create` on any input change: a new timeout, proxy image or network turns
+          // maintenance on without a new release, so the same change must turn it off again.
+          triggers: [this.releaseKey, maintenanceOn.create],
         },
         { parent: this, dependsOn: [migration.command, ...postMigrate] },
       );

@@ -33,7 +33,8 @@ export class Redis extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.url = pulumi.output(`redis://${alias}:6379`);
+    // Derived from the container, so whatever takes the URL (the app) is ordered after Redis exists.
+    this.url = this.container.id.apply(() => `redis://${alias}:6379`);
     this.registerOutputs({ url: this.url });
   }
 }

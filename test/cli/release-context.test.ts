@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openContext, secretLiterals } from "../../src/cli/release-context";
+import { databaseTarget, openContext, secretLiterals } from "../../src/cli/release-context";
+import { parseStackConfig } from "../../src/config";
 import type { ConfigMap, StackAccess } from "../../src/cli/stack";
 import { unusedPort } from "../helpers/receivers";
 
@@ -161,4 +162,14 @@ test("a channel that hangs until the deadline is skipped for the rest of the run
     silent.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the CLI reaches a database published on an IPv6 address through a URL with brackets", () => {
+  const config = parseStackConfig({
+    app: { image: "web:1" },
+    database: { mode: "container", bindAddress: "::" },
+    secretsSet: ["dbPassword"],
+  });
+  const t = databaseTarget(config, { dbPassword: "pw" }, undefined);
+  assert.equal(t?.url, "postgres://app:pw@[::1]:5432/app");
 });

@@ -2,6 +2,7 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { plaintextPart, type RecordedResource } from "../helpers/mocks";
 import { loadProgram } from "../helpers/program";
+import { callSerializedProvider } from "../helpers/provider";
 
 const URL = "postgres://supa:Ext3rnal-pw@db.example.supabase.co:5432/postgres?sslmode=require";
 let resources: RecordedResource[];
@@ -9,7 +10,8 @@ let byName: (n: string) => RecordedResource;
 
 before(async () => {
   const loaded = await loadProgram({
-    config: { app: { image: "web:2" }, database: { mode: "external" } },
+    // backup.runIn "container" as a remote stack sets it: an external database has no container to dump in.
+    config: { app: { image: "web:2" }, database: { mode: "external" }, backup: { runIn: "container" } },
     secrets: { databaseUrl: URL },
   });
   ({ resources, byName } = loaded.rec);
@@ -30,4 +32,12 @@ test("an external database adds no database container or volume; every stage get
 test("the external URL stays a secret everywhere", () => {
   for (const r of resources)
     assert.ok(!JSON.stringify(plaintextPart(r.wireInputs)).includes("Ext3rnal-pw"), r.name);
+});
+
+test("backup.runIn container with an external database dumps from this machine; the provider accepts it", async () => {
+  const { __provider: text, ...inputs } = byName("staging-backup").inputs;
+  assert.equal(inputs.runIn, "local");
+  assert.equal(inputs.container, undefined);
+  const r = await callSerializedProvider(text, "check", [{}, inputs]);
+  assert.deepEqual(r.failures, []);
 });

@@ -41,7 +41,11 @@ test("maintenance on after the backup, the migration after it, off after the mig
   assert.ok(off.dependencies.includes(migrate.urn), "maintenance off waits for the migration");
   assert.ok(byName("staging-app-app").dependencies.includes(off.urn));
   assert.match(on.inputs.create, /--network-alias safe-deploy-maintenance/);
-  assert.deepEqual(on.inputs.triggers, off.inputs.triggers, "both run on every release");
+  assert.deepEqual(on.inputs.triggers, off.inputs.triggers.slice(0, 1), "both run on every release");
+  // `create` runs again on any input change (pulumi-command): whatever re-runs "on" must re-run "off",
+  // or e.g. a new migrations.timeoutSeconds leaves the site on its maintenance page with no release.
+  assert.ok(off.inputs.triggers.includes(on.inputs.create), "off re-runs whenever on's command changes");
+  assert.deepEqual(off.inputs.environment, on.inputs.environment);
   const cfg = byName("staging-app-proxy").inputs.uploads.find((u: any) =>
     u.file.endsWith("haproxy.cfg"),
   ).content;

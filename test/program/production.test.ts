@@ -5,6 +5,7 @@ import { plaintextPart, type RecordedResource } from "../helpers/mocks";
 import { loadProgram, valueOf } from "../helpers/program";
 
 const DB_PASSWORD = "prod-Pa55-w0rd";
+const BACKUP_KEY = "0f".repeat(32);
 let resources: RecordedResource[];
 let byName: (n: string) => RecordedResource;
 let program: typeof import("../../src/index");
@@ -24,7 +25,7 @@ before(async () => {
       migrations: { runIn: "container", workDir: "/app", dir: "migrations" },
       health: { url: "https://app.example.com/health", retries: 5 },
     },
-    secrets: { dbPassword: DB_PASSWORD, backupEncryptionKey: "0f".repeat(32) },
+    secrets: { dbPassword: DB_PASSWORD, backupEncryptionKey: BACKUP_KEY },
   });
   ({ resources, byName } = loaded.rec);
   program = loaded.program;
@@ -35,6 +36,8 @@ test("the Docker provider points at the SSH host and Redis joins the graph", () 
   assert.ok(byName("production-redis-redis").type === "docker:index/container:Container");
   const envs: string[] = byName("production-app-app").inputs.envs;
   assert.ok(envs.includes("REDIS_URL=redis://redis:6379"));
+  // An app that connects at start-up must not start before the container its REDIS_URL names.
+  assert.ok(byName("production-app-app").dependencies.includes(byName("production-redis-redis").urn));
 });
 
 test("the backup runs inside the database container with the container's own URL", () => {
@@ -74,7 +77,7 @@ test("the production stack declares its off-site bucket: versioned, encrypted, p
   const backup = byName("production-backup");
   assert.ok(backup.dependencies.includes(lifecycle.urn), "backups only once the bucket is set up");
   assert.equal(backup.inputs.s3.bucket, "example-app-backups");
-  assert.equal(backup.inputs.encryptionKey, "0f".repeat(32));
+  assert.equal(backup.inputs.encryptionKey, BACKUP_KEY);
 });
 
 test("migrations run in a one-off container of the new image; the URL only in the environment", () => {
@@ -101,7 +104,7 @@ test("no plaintext secret in any input", () => {
   for (const r of resources) {
     const plain = JSON.stringify(plaintextPart(r.wireInputs));
     assert.ok(!plain.includes(DB_PASSWORD) && !plain.includes(encodeURIComponent(DB_PASSWORD)), r.name);
-    assert.ok(!plain.includes("k".repeat(64)), `${r.name} holds the backup encryption key`);
+    assert.ok(!plain.includes(BACKUP_KEY), `${r.name} holds the backup encryption key`);
   }
 });
 
