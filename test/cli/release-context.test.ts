@@ -81,25 +81,28 @@ test("nothing of a secret reaches update.log or notifications.log: a JSON map's 
   assert.match(written, /app printed JWT_SECRET_KEY=\*\*\*/);
 });
 
+/** A context on a fresh project whose stack config is `config` plus `extra`; console lines go to `out`. */
+async function contextIn(dir: string, extra: ConfigMap, out: string[]) {
+  writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+  return openContext({
+    stack: "staging",
+    projectDir: dir,
+    console: { write: (s: string) => out.push(s) },
+    openStack: async (o) =>
+      ({ name: o.stack, getAllConfig: async () => ({ ...config, ...extra }) }) as unknown as StackAccess,
+  });
+}
+
 test("a notification channel that is down is reported once in update.log and on the console", async () => {
   const dir = mkdtempSync(join(tmpdir(), "sd-context-down-"));
   try {
-    writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
     const port = await unusedPort();
     const out: string[] = [];
-    const ctx = await openContext({
-      stack: "staging",
-      projectDir: dir,
-      console: { write: (s: string) => out.push(s) },
-      openStack: async (o) =>
-        ({
-          name: o.stack,
-          getAllConfig: async () => ({
-            ...config,
-            "safe-deploy:webhookUrl": { value: `http://127.0.0.1:${port}/hooks/abc`, secret: true },
-          }),
-        }) as unknown as StackAccess,
-    });
+    const ctx = await contextIn(
+      dir,
+      { "safe-deploy:webhookUrl": { value: `http://127.0.0.1:${port}/hooks/abc`, secret: true } },
+      out,
+    );
     await ctx.ports().notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
     const failed = (t: string) => t.split("\n").filter((l) => /webhook/.test(l) && /failed/.test(l));
     const log = readFileSync(join(dir, "logs", "update.log"), "utf8");
@@ -122,24 +125,12 @@ test("a channel that hangs until the deadline is skipped for the rest of the run
   await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
   const port = (silent.address() as import("node:net").AddressInfo).port;
   try {
-    writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
     const out: string[] = [];
-    const ctx = await openContext({
-      stack: "staging",
-      projectDir: dir,
-      console: { write: (s: string) => out.push(s) },
-      openStack: async (o) =>
-        ({
-          name: o.stack,
-          getAllConfig: async () => ({
-            ...config,
-            "safe-deploy:slackWebhookUrl": {
-              value: `http://127.0.0.1:${port}/services/T0/B0/x`,
-              secret: true,
-            },
-          }),
-        }) as unknown as StackAccess,
-    });
+    const ctx = await contextIn(
+      dir,
+      { "safe-deploy:slackWebhookUrl": { value: `http://127.0.0.1:${port}/services/T0/B0/x`, secret: true } },
+      out,
+    );
     const ports = ctx.ports({ notifyDeadlineMs: 800 });
     await ports.notify("INFO", "Deploy of staging started", { release: "r1", commit: "abc" });
     // Attempts already under way when the deadline hit may still be connecting: let them land first.
