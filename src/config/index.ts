@@ -57,7 +57,14 @@ export function parseStackConfig(raw: unknown, stack = "<stack>"): StackConfig {
     : [];
   for (const i of crossChecks(parsed, secretsSet.data ?? namesSet))
     problems.push(`${i.path.join(".")}: ${i.message}`);
-  if (problems.length === 0) return { ...parsed, secretsSet: secretsSet.data } as StackConfig;
+  if (problems.length === 0) {
+    // Each stack gets its own backup directory unless one is set: with one shared `./backups`, one
+    // stack's retention would count and prune the other's backups (and break its `minKeep`).
+    const backup = input.backup as { dir?: unknown } | undefined;
+    if (backup?.dir === undefined && stack !== "<stack>" && parsed.backup)
+      (parsed.backup as { dir: string }).dir = `./backups/${stack}`;
+    return { ...parsed, secretsSet: secretsSet.data } as StackConfig;
+  }
   throw new ConfigError(
     `Stack config of "${stack}" is invalid (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n` +
       problems.map((p) => `  - ${p}`).join("\n") +

@@ -180,3 +180,12 @@ test("secret values of the wrong shape are reported by key, with the command to 
   assert.deepEqual(secretValueProblems(good), []);
   assert.deepEqual(secretValueProblems({ backupEncryptionKey: "0f".repeat(32) }), []);
 });
+
+test("without backup.dir, each stack writes to its own ./backups/<stack> (one shared directory let one stack's retention prune the other's backups)", () => {
+  assert.equal(parseStackConfig(minimal, "staging").backup.dir, "./backups/staging");
+  assert.equal(parseStackConfig(minimal, "production").backup.dir, "./backups/production");
+  assert.equal(
+    parseStackConfig({ ...minimal, backup: { dir: "/srv/backups" } }, "production").backup.dir,
+    "/srv/backups",
+  );
+});

@@ -108,8 +108,8 @@ test("no plaintext secret in any input", () => {
   }
 });
 
-test("containers output names database, app and redis; the backup dir is the project's", async () => {
+test("containers output names database, app and redis; the backup dir is the project's, per stack", async () => {
   const names = await valueOf(program.containers);
   assert.deepEqual(Object.keys(names).sort(), ["app", "database", "redis"]);
-  assert.equal(byName("production-backup").inputs.dir, resolve(__dirname, "../../backups"));
+  assert.equal(byName("production-backup").inputs.dir, resolve(__dirname, "../../backups/production"));
 });
