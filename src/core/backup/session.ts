@@ -31,18 +31,25 @@ export const ROW_COUNTS_SQL = `SELECT 'ROWS:' || coalesce(json_object_agg(k, n),
  */
 const SERIAL_SCANS = "SET max_parallel_workers_per_gather = 0;";
 
+/** The rest of the first line of `t` that starts with `prefix` ("" when none does). */
+const line = (t: string, prefix: string) =>
+  t
+    .split("\n")
+    .find((l) => l.startsWith(prefix))
+    ?.slice(prefix.length) ?? "";
+
 /**
- * Opens a psql session that takes the per-database backup lock, starts a repeatable-read transaction,
- * exports its snapshot and counts rows in it, then stays open so `pg_dump --snapshot` sees exactly the
- * same data the manifest's row counts describe. A second backup of the same database fails clearly.
+ * A psql session kept open on `conn`: `send` writes SQL and resolves with all output so far once the
+ * marker it echoes after the SQL comes back (or rejects as soon as psql fails, the error naming `what`);
+ * `end` closes its input (after `last`, if given) and waits for it to exit.
  */
-export async function openSnapshot(target: RunTarget, conn: Conn): Promise<SnapshotInfo> {
+function psqlSession(target: RunTarget, conn: Conn, what: string) {
   const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
   const w = watch(psql);
   let out = "";
   const waiters: Array<{ marker: string; resolve: (text: string) => void }> = [];
   const failed = w.done.then((code) => {
-    throw pgFailure("backup", w.stderr() || `psql exited with ${code}`, conn, target);
+    throw pgFailure(what, w.stderr() || `psql exited with ${code}`, conn, target);
   });
   failed.catch(() => {});
   psql.stdout!.on("data", (d: Buffer) => {
@@ -52,13 +59,27 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
       else waiters.push(x);
     }
   });
-  /** Sends SQL, then waits for the marker the session echoes after it (or for psql to fail). */
-  const send = (sql: string[], marker: string) => {
-    const got = new Promise<string>((resolve) => waiters.push({ marker: `${marker}\n`, resolve }));
-    psql.stdin!.write([...sql, `\\echo ${marker}`, ""].join("\n"));
-    return Promise.race([got, failed]);
-  };
   psql.stdin!.on("error", () => {});
+  return {
+    send(sql: string[], marker: string): Promise<string> {
+      const got = new Promise<string>((resolve) => waiters.push({ marker: `${marker}\n`, resolve }));
+      psql.stdin!.write([...sql, `\\echo ${marker}`, ""].join("\n"));
+      return Promise.race([got, failed]);
+    },
+    async end(last?: string): Promise<void> {
+      psql.stdin!.end(last);
+      await w.done;
+    },
+  };
+}
+
+/**
+ * Opens a psql session that takes the per-database backup lock, starts a repeatable-read transaction,
+ * exports its snapshot and counts rows in it, then stays open so `pg_dump --snapshot` sees exactly the
+ * same data the manifest's row counts describe. A second backup of the same database fails clearly.
+ */
+export async function openSnapshot(target: RunTarget, conn: Conn): Promise<SnapshotInfo> {
+  const { send, end } = psqlSession(target, conn, "backup");
   const text = await send(
     [
       "SELECT 'LOCK:' || pg_try_advisory_lock(hashtext('safe-deploy:backup:' || current_database()));",
@@ -68,15 +89,7 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
     ],
     "__READY__",
   );
-  const line = (t: string, p: string) =>
-    t
-      .split("\n")
-      .find((l) => l.startsWith(p))
-      ?.slice(p.length) ?? "";
-  const close = async () => {
-    psql.stdin!.end("COMMIT;\n");
-    await w.done;
-  };
+  const close = () => end("COMMIT;\n");
   if (line(text, "LOCK:") !== "true") {
     await close();
     throw new CannotRunError(
@@ -143,26 +156,11 @@ export async function holdAdvisoryLock(
   conn: Conn,
   key: string,
 ): Promise<(() => Promise<void>) | undefined> {
-  const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
-  const w = watch(psql);
-  psql.stdin!.on("error", () => {});
-  let out = "";
-  const answered = new Promise<void>((resolve) =>
-    psql.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("__LOCK__\n")) resolve();
-    }),
-  );
+  const { send, end } = psqlSession(target, conn, "taking the lock");
   const literal = `'${key.replace(/'/g, "''")}'`;
-  psql.stdin!.write(`SELECT 'LOCK:' || pg_try_advisory_lock(hashtext(${literal}));\n\\echo __LOCK__\n`);
-  const code = await Promise.race([answered.then(() => undefined), w.done]);
-  if (code !== undefined)
-    throw pgFailure("taking the lock", w.stderr() || `psql exited with ${code}`, conn, target);
-  const release = async () => {
-    psql.stdin!.end();
-    await w.done;
-  };
-  if (!out.includes("LOCK:true")) {
+  const text = await send([`SELECT 'LOCK:' || pg_try_advisory_lock(hashtext(${literal}));`], "__LOCK__");
+  const release = () => end();
+  if (line(text, "LOCK:") !== "true") {
     await release();
     return undefined;
   }
