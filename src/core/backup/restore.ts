@@ -155,21 +155,18 @@ SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${
 export async function restoreBackup(file: string, o: RestoreOptions): Promise<RestoreResult> {
   const conn = parseDatabaseUrl(o.databaseUrl);
   const db = conn.database;
+  const target = o.target ?? { runIn: "local" };
   return catchingSignals(async (interrupted) => {
     // One restore of a database at a time: a second one would swap in over the first and the name it
     // reports for "the previous database" would hold the other restore's result.
-    const release = await holdAdvisoryLock(
-      o.target ?? { runIn: "local" },
-      adminConn(conn),
-      `safe-deploy:restore:${db}`,
-    );
+    const release = await holdAdvisoryLock(target, adminConn(conn), `safe-deploy:restore:${db}`);
     if (!release) {
       throw new CannotRunError(
         `another restore of database "${db}" is running right now; wait for it to finish, check what it did, then restore again if still needed`,
       );
     }
     try {
-      return await restoreSteps(file, o, interrupted);
+      return await restoreSteps(file, o, conn, target, interrupted);
     } catch (e) {
       const sig = interrupted();
       if (!sig) throw e;
@@ -189,14 +186,14 @@ const adminConn = (conn: Conn) => withDatabase(conn, conn.database === "postgres
 async function restoreSteps(
   file: string,
   o: RestoreOptions,
+  conn: Conn,
+  target: RunTarget,
   interrupted: () => NodeJS.Signals | undefined,
 ): Promise<RestoreResult> {
   const stopIfInterrupted = () => {
     if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
   };
-  const target = o.target ?? { runIn: "local" };
   const now = o.now ?? new Date();
-  const conn = parseDatabaseUrl(o.databaseUrl);
   const db = conn.database;
   // Manifest and checksum first (cheap); the blocks are read by the restore itself, into a new database.
   const { manifest } = await verifyBackup(file, { readArchive: false });
