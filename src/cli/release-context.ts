@@ -25,7 +25,7 @@ import { runGate } from "../core/health";
 import { createLogger, type Logger } from "../core/log/logger";
 import { urlSecrets } from "../core/log/redact";
 import { versionQuery } from "../core/migrations/presets";
-import { notifiersFrom, notifyAll } from "../core/notify";
+import { notifiersFrom, notifyAll, webhookSecrets } from "../core/notify";
 import { Ledger } from "../core/release/ledger";
 import { acquireLock } from "../core/release/lock";
 import type { DeployPorts, NotifyType } from "../core/release/orchestrator";
@@ -90,11 +90,7 @@ export function secretLiterals(secrets: StackSecrets): string[] {
   for (const [key, value] of Object.entries(secrets)) {
     if (!value) continue;
     out.add(value);
-    // A webhook URL's path is its credential (Slack's /services/T../B../xxx), as in notify/channels.ts.
-    if (key === "slackWebhookUrl" || key === "webhookUrl") {
-      const p = URL.canParse(value) ? new URL(value).pathname : "";
-      if (p.length >= 12) out.add(p);
-    }
+    if (key === "slackWebhookUrl" || key === "webhookUrl") for (const w of webhookSecrets(value)) out.add(w);
     let parsed: unknown;
     try {
       parsed = JSON.parse(value);
@@ -104,7 +100,7 @@ export function secretLiterals(secrets: StackSecrets): string[] {
     if (parsed && typeof parsed === "object") {
       for (const v of Object.values(parsed)) if (typeof v === "string" && v) out.add(v);
     }
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) for (const u of urlSecrets(value)) out.add(u);
+    for (const u of urlSecrets(value)) out.add(u);
   }
   return [...out];
 }

@@ -1,9 +1,12 @@
 /**
- * Replaces the password of every `scheme://user:password@` URL with `***`. A tool may print the URL
- * decoded, so the password can hold `@`: it runs to the `@` whose host part has none.
+ * `scheme://user:` (group 1) and the password (group 2) of a URL. A tool may print the URL decoded, so
+ * the password can hold `@`: it runs to the `@` whose host part has none.
  */
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)(\S+?)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi;
+
+/** Replaces the password of every `scheme://user:password@` URL with `***`. */
 export function redactUrls(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)(\S+?)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi, "$1***@");
+  return text.replace(URL_PASSWORD, "$1***@");
 }
 
 /**
@@ -28,13 +31,13 @@ export function redact(text: string, secrets: readonly string[] = []): string {
  * config, a connection string it built), not only inside the URL.
  */
 export function urlSecrets(url: string): string[] {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:(\S+?)@(?=[^@\s/?#]*(?:[/?#]|$))/i.exec(url);
-  if (!m) return [url];
-  let decoded = m[1];
+  const password = new RegExp(`^${URL_PASSWORD.source}`, "i").exec(url)?.[2];
+  if (!password) return [url];
+  let decoded = password;
   try {
-    decoded = decodeURIComponent(m[1]);
+    decoded = decodeURIComponent(password);
   } catch {
     // Not percent-encoded as it should be: the raw text is what a tool would print.
   }
-  return [...new Set([url, m[1], decoded])];
+  return [...new Set([url, password, decoded])];
 }

@@ -89,8 +89,8 @@ async function postJson(url: string, body: string, headers: Record<string, strin
 }
 
 /** A webhook URL's path is its credential (Slack's `/services/T../B../xxx`), so it is masked on its own too. */
-function urlSecrets(url: string): string[] {
-  const p = new URL(url).pathname;
+export function webhookSecrets(url: string): string[] {
+  const p = URL.canParse(url) ? new URL(url).pathname : "";
   return p.length >= 12 ? [url, p] : [url];
 }
 
@@ -98,7 +98,7 @@ function urlSecrets(url: string): string[] {
 export function slackNotifier(webhookUrl: string): Notifier {
   return {
     name: "slack",
-    secrets: urlSecrets(webhookUrl),
+    secrets: webhookSecrets(webhookUrl),
     send: (e, signal) => postJson(webhookUrl, JSON.stringify(slackPayload(e)), {}, signal),
   };
 }
@@ -107,7 +107,7 @@ export function slackNotifier(webhookUrl: string): Notifier {
 export function webhookNotifier(url: string, secret?: string, now: () => Date = () => new Date()): Notifier {
   return {
     name: "webhook",
-    secrets: [...urlSecrets(url), ...(secret ? [secret] : [])],
+    secrets: [...webhookSecrets(url), ...(secret ? [secret] : [])],
     send(e, signal) {
       const body = JSON.stringify(webhookPayload(e));
       const headers: Record<string, string> = {
