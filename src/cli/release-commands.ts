@@ -6,6 +6,7 @@ import type { StatusOpts } from "./commands/status";
 import type { UpOpts } from "./commands/up";
 import { formatDuration, runHistory } from "./commands/history";
 import {
+  git,
   migrationsAt,
   openContext,
   readSchemaVersion,
@@ -220,19 +221,9 @@ async function resolveCommit(
   releases: readonly ReleaseRecord[],
   sha: string,
 ): Promise<Choice> {
-  const { execFile } = await import("node:child_process");
-  const { promisify } = await import("node:util");
-  const full = await promisify(execFile)("git", [
-    "-C",
-    ctx.projectDir,
-    "rev-parse",
-    "--verify",
-    `${sha}^{commit}`,
-  ])
-    .then((r) => r.stdout.trim())
-    .catch(() => {
-      throw new ConfigError(`--commit ${sha}: no such commit in ${ctx.projectDir} (try 'git log --oneline')`);
-    });
+  const full = await git(ctx.projectDir, ["rev-parse", "--verify", `${sha}^{commit}`]).catch(() => {
+    throw new ConfigError(`--commit ${sha}: no such commit in ${ctx.projectDir} (try 'git log --oneline')`);
+  });
   const target = releases.find((r) => r.commit === full && r.result === "good");
   return target ? { target } : { commit: full };
 }
@@ -283,17 +274,10 @@ async function choiceFromFlags(
  * before anything changes, naming the ways on.
  */
 async function requireCommit(ctx: ReleaseContext, commit: string, target?: ReleaseRecord): Promise<void> {
-  const { execFile } = await import("node:child_process");
-  const { promisify } = await import("node:util");
-  const found = await promisify(execFile)("git", [
-    "-C",
-    ctx.projectDir,
-    "cat-file",
-    "-e",
-    `${commit}^{commit}`,
-  ])
-    .then(() => true)
-    .catch(() => false);
+  const found = await git(ctx.projectDir, ["cat-file", "-e", `${commit}^{commit}`]).then(
+    () => true,
+    () => false,
+  );
   if (found) return;
   throw new ConfigError(
     `rollback refused: ${target ? `release ${target.id} ran commit` : "commit"} ${commit.slice(0, 12)}, which is not ` +

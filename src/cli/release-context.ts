@@ -231,7 +231,8 @@ export async function openContext(o: ContextOptions): Promise<ReleaseContext> {
   return ctx;
 }
 
-async function git(projectDir: string, args: string[]): Promise<string> {
+/** Runs git in `projectDir`; its trimmed stdout, or a CannotRunError quoting git's stderr. */
+export async function git(projectDir: string, args: string[]): Promise<string> {
   try {
     return (await run("git", ["-C", projectDir, ...args], { maxBuffer: 16 << 20 })).stdout.trim();
   } catch (e) {
