@@ -147,11 +147,11 @@ export async function invalidIndexes(client: Client): Promise<string[]> {
 }
 
 /** What to do when a tool's command is not found where it runs. */
+const NPM_TOOL_HINT =
+  "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed";
 const INSTALL_HINT: Record<Tool, string> = {
-  "node-pg-migrate":
-    "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed",
-  prisma:
-    "install it in `--work-dir` (`npm ci`; node_modules/.bin is searched before PATH), or pass the `--work-dir` where it is installed",
+  "node-pg-migrate": NPM_TOOL_HINT,
+  prisma: NPM_TOOL_HINT,
   alembic: "install Alembic and the database driver where safe-deploy runs (`pip install alembic psycopg2`)",
   command: "check the command given with `--command` and the PATH it runs with",
 };
