@@ -122,14 +122,16 @@ export async function restoreStream(
   }
   // pg_restore succeeded: if it stopped reading before the archive's last bytes (the end of the last
   // block; it may exit before the feed has written them), the broken pipe that leaves the decompressor
-  // or the feed is no damage of the file, whose bytes the checksum has vouched for.
+  // or the feed, or the "premature close" of its stdin (node closes it when the process exits, which
+  // may come before the write's EPIPE), is no damage of the file, whose bytes the checksum has vouched for.
   if (decErr && !brokenPipe(decErr))
     throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
-  if (streamErr && !brokenPipe(streamErr))
+  if (streamErr && !brokenPipe(streamErr) && !readerClosed(streamErr))
     throw new CheckFailedError(`${basename(file)}: reading failed: ${(streamErr as Error).message}`);
 }
 
 const brokenPipe = (e: unknown) => (e as NodeJS.ErrnoException).code === "EPIPE";
+const readerClosed = (e: unknown) => (e as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE";
 
 /** Options of `verify`. */
 export interface VerifyOptions {

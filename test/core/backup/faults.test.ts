@@ -207,30 +207,34 @@ test("a good backup read without a working pg_restore: says the tools are missin
   await verifyBackup(good);
 });
 
-test("a pg_restore that succeeds before reading the archive's last bytes: verified, not called undecompressable", async () => {
-  // Real pg_restore may exit 0 before the feed has written the archive's trailing bytes; a stand-in
-  // that reads a little and succeeds makes that broken pipe certain.
-  await pg.createDatabase("wide");
-  await pg.query(
-    "CREATE TABLE w AS SELECT g, md5(g::text) || md5((g * 7)::text) AS s FROM generate_series(1, 100000) g",
-    [],
-    "wide",
-  );
-  const wide = (await createBackup({ databaseUrl: pg.url("wide"), dir: join(dir, "wide"), label: "manual" }))
-    .file;
-  const bin = join(dir, "early-exit-bin");
-  mkdirSync(bin);
-  writeFileSync(join(bin, "pg_restore"), "#!/bin/sh\nhead -c 4096 >/dev/null\nexit 0\n", { mode: 0o755 });
-  const saved = process.env.PG_BIN;
-  process.env.PG_BIN = bin;
-  try {
-    const v = await verifyBackup(wide);
-    assert.equal(v.manifest.rowCounts["public.w"], 100000);
-  } finally {
-    if (saved === undefined) delete process.env.PG_BIN;
-    else process.env.PG_BIN = saved;
-  }
-});
+for (const compression of ["zstd", "gzip", "none"] as const) {
+  test(`${compression}: a pg_restore that succeeds before reading the archive's last bytes: verified, not called undecompressable`, async () => {
+    // Real pg_restore may exit 0 before the feed has written the archive's trailing bytes; a stand-in
+    // that reads a little and succeeds makes that broken pipe (or premature close) certain.
+    const db = `wide_${compression}`;
+    await pg.createDatabase(db);
+    await pg.query(
+      "CREATE TABLE w AS SELECT g, md5(g::text) || md5((g * 7)::text) AS s FROM generate_series(1, 100000) g",
+      [],
+      db,
+    );
+    const wide = (
+      await createBackup({ databaseUrl: pg.url(db), dir: join(dir, db), label: "manual", compression })
+    ).file;
+    const bin = join(dir, `early-exit-bin-${compression}`);
+    mkdirSync(bin);
+    writeFileSync(join(bin, "pg_restore"), "#!/bin/sh\nhead -c 4096 >/dev/null\nexit 0\n", { mode: 0o755 });
+    const saved = process.env.PG_BIN;
+    process.env.PG_BIN = bin;
+    try {
+      const v = await verifyBackup(wide);
+      assert.equal(v.manifest.rowCounts["public.w"], 100000);
+    } finally {
+      if (saved === undefined) delete process.env.PG_BIN;
+      else process.env.PG_BIN = saved;
+    }
+  });
+}
 
 test("a truncated file: size mismatch, exit 1", async () => {
   const f = copy("trunc.pgdump.zst");
