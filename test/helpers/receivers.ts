@@ -14,6 +14,9 @@ export interface Received {
 export async function startHttpReceiver(respond: (n: number, req: Received) => number | "hang" = () => 200) {
   const received: Received[] = [];
   const hanging: http.ServerResponse[] = [];
+  let closing = false;
+  /** Hanging requests whose client gave up and closed the connection (before `close()`). */
+  let abandoned = 0;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -23,6 +26,7 @@ export async function startHttpReceiver(respond: (n: number, req: Received) => n
       const what = respond(received.length, r);
       if (what === "hang") {
         hanging.push(res);
+        res.on("close", () => closing || abandoned++);
         return;
       }
       res.writeHead(what, { "content-type": "text/plain" }).end(what === 200 ? "ok" : "nope");
@@ -32,8 +36,10 @@ export async function startHttpReceiver(respond: (n: number, req: Received) => n
   const port = (server.address() as AddressInfo).port;
   return {
     received,
+    abandoned: () => abandoned,
     url: (p: string) => `http://127.0.0.1:${port}${p}`,
     async close() {
+      closing = true;
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

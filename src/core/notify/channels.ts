@@ -1,5 +1,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
 import * as path from "node:path";
 import { formatLine } from "../log/logger";
 import { colorFor, PermanentNotifyError, summaryLine, type NotificationEvent, type Notifier } from "./types";
@@ -73,19 +75,52 @@ export function verifySignature(secret: string, body: string, header: string | u
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
-async function postJson(url: string, body: string, headers: Record<string, string>, signal: AbortSignal) {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "user-agent": "safe-deploy", ...headers },
-    body,
-    signal,
+/**
+ * POSTs `body` with node's http client rather than `fetch`: on Node 20, undici's fetch could lose the
+ * abort of a signal after a garbage collection (nodejs/node#55428), so a hung receiver held every attempt
+ * until the notification deadline. `signal` here has a listener on the request itself.
+ */
+function postJson(url: string, body: string, headers: Record<string, string>, signal: AbortSignal) {
+  const u = new URL(url);
+  const client = u.protocol === "https:" ? https : http;
+  return new Promise<void>((resolve, reject) => {
+    const req = client.request(
+      u,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          "user-agent": "safe-deploy",
+          ...headers,
+        },
+        signal,
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (text = (text + d).slice(0, 200)));
+        res.on("error", reject);
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve();
+          const msg = `HTTP ${status}${text.trim() ? `: ${text.trim()}` : ""}`;
+          // 408/429 and 5xx may pass on a later attempt; other 4xx mean the URL or payload is wrong.
+          if (status >= 500 || status === 408 || status === 429) return reject(new Error(msg));
+          if (status >= 300 && status < 400 && res.headers.location) {
+            return reject(
+              new PermanentNotifyError(
+                `${msg} (redirected to ${res.headers.location}): configure that URL instead`,
+              ),
+            );
+          }
+          reject(new PermanentNotifyError(msg));
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
   });
-  const text = (await res.text()).slice(0, 200);
-  if (res.ok) return;
-  // 408/429 and 5xx may pass on a later attempt; other 4xx mean the URL or payload is wrong.
-  const msg = `HTTP ${res.status}${text ? `: ${text}` : ""}`;
-  if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Error(msg);
-  throw new PermanentNotifyError(msg);
 }
 
 /** A webhook URL's path is its credential (Slack's `/services/T../B../xxx`), so it is masked on its own too. */

@@ -62,6 +62,36 @@ function reason(e: unknown): string {
   return e.message + detail;
 }
 
+/**
+ * One send, cut after `ms` or when `signal` aborts, whether or not the channel heeds its signal. Its own
+ * controller and timer hold strong references: a signal built of `AbortSignal.any` and
+ * `AbortSignal.timeout` could be garbage-collected mid-send on Node 20, and its timeout then never fired.
+ */
+async function attempt(
+  n: Notifier,
+  event: NotificationEvent,
+  ms: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${ms} ms`, "TimeoutError")), ms);
+  const onAbort = () => ac.abort(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  const stopped = new Promise<never>((_, reject) =>
+    ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true }),
+  );
+  stopped.catch(() => {});
+  try {
+    await Promise.race([n.send(event, ac.signal), stopped]);
+  } catch (e) {
+    throw ac.signal.aborted ? ac.signal.reason : e;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /** Sends through one notifier with a per-attempt timeout and retries; never throws. */
 export async function sendWithRetry(
   n: Notifier,
@@ -75,7 +105,7 @@ export async function sendWithRetry(
   for (;;) {
     attempts++;
     try {
-      await n.send(event, AbortSignal.any([signal, AbortSignal.timeout(policy.timeoutMs)]));
+      await attempt(n, event, policy.timeoutMs, signal);
       return { name: n.name, ok: true, attempts };
     } catch (e) {
       last = reason(e);
