@@ -137,9 +137,8 @@ test("a channel that hangs until the deadline is skipped for the rest of the run
     await new Promise((r) => setTimeout(r, 300));
     const reached = sockets.length;
     assert.ok(reached >= 1, "the first notification reached the silent server");
-    const t0 = Date.now();
     await ports.notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
-    assert.ok(Date.now() - t0 < 800, "the second notification did not wait for the silent channel");
+    // Not timed (no timed assertions in tests): waiting again would mean connecting again.
     assert.equal(sockets.length, reached, "no new connection to the silent channel");
     assert.match(
       out.join(""),
