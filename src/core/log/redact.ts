@@ -4,9 +4,16 @@
  */
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)(\S+?)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi;
 
-/** Replaces the password of every `scheme://user:password@` URL with `***`. */
+/**
+ * A query parameter that carries a credential (`?token=`, `&api_key=`, `sig=`, `access_token=`...): a
+ * health URL like `/health?token=...` is printed in gate failures, logs and notifications.
+ */
+const QUERY_SECRET =
+  /([?&;](?:[a-z0-9_.-]*(?:token|secret|passw(?:or)?d|pwd|key|sig|signature|auth|credential)[a-z0-9_.-]*)=)([^&;#\s"'<>]+)/gi;
+
+/** Replaces the password of every `scheme://user:password@` URL, and credential query values, with `***`. */
 export function redactUrls(text: string): string {
-  return text.replace(URL_PASSWORD, "$1***@");
+  return text.replace(URL_PASSWORD, "$1***@").replace(QUERY_SECRET, "$1***");
 }
 
 /**

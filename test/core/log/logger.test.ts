@@ -178,3 +178,15 @@ test("a log file that cannot be written is reported once on the console; logging
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("credential query parameters of a URL are masked (a health URL like /health?token=...), others kept", () => {
+  assert.equal(
+    redact("health check of http://127.0.0.1:8080/health?token=Zx9-secret&verbose=1 failed"),
+    "health check of http://127.0.0.1:8080/health?token=***&verbose=1 failed",
+  );
+  assert.equal(
+    redact("GET https://app.example.com/h?api_key=k1&X-Amz-Signature=abc123&access_token=t0k#top"),
+    "GET https://app.example.com/h?api_key=***&X-Amz-Signature=***&access_token=***#top",
+  );
+  assert.equal(redact("http://h/health?verbose=1&page=2"), "http://h/health?verbose=1&page=2");
+});
