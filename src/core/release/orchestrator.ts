@@ -158,6 +158,12 @@ async function guardedDeploy(
       error: problems.join("; "),
       durationMs: durationMs(),
     });
+    // A deploy from CI that never started is a failed deploy to the team: nobody watches the job.
+    await ports.notify("ERROR", `Deploy of ${opts.stack} refused at preflight: ${problems.join("; ")}`, {
+      release: release.id,
+      commit,
+      next: `nothing changed; fix the above and run 'safe-deploy up --stack ${opts.stack}' again`,
+    });
     return { exitCode: 1, release };
   }
   const early = interrupted();

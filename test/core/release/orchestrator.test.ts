@@ -518,6 +518,29 @@ test("a signal during pulumi up: engine cancelled, release recorded bad at its s
   assert.equal(process.listenerCount("SIGINT"), listeners, "the handlers are removed afterwards");
 });
 
+test("a deploy refused at preflight: recorded bad, no lock, no up, and the team is notified with the problems", async () => {
+  const { p, calls, notes, ledger, isLocked } = await ports({ steps: okSteps() });
+  p.preflight = async () => [
+    "the working tree has uncommitted changes (src/app.ts)",
+    "lint found 1 error(s)",
+  ];
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 1);
+  const [r] = await ledger.list();
+  assert.deepEqual([r.result, r.failedStage], ["bad", "preflight"]);
+  assert.ok(!calls.some((c) => c.startsWith("up")), calls.join("\n"));
+  assert.equal(isLocked(), false);
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["ERROR"],
+  );
+  assert.match(
+    notes[0].message,
+    /refused at preflight: the working tree has uncommitted changes .*; lint found 1 error/,
+  );
+  assert.match(notes[0].fields.next, /nothing changed/);
+});
+
 test("a signal before pulumi up or during the soak: recorded (nothing changed / unverified), lock released, exit 3", async () => {
   const before = await ports({ steps: okSteps() });
   before.p.archiveCheckpoint = async (id) => {
