@@ -20,7 +20,7 @@ import { urlHost } from "../core/address";
 import { createBackup, listBackups, restoreBackup } from "../core/backup";
 import { parseDatabaseUrl, type RunTarget } from "../core/backup/runner";
 import { runSql } from "../core/backup/session";
-import { CannotRunError, ConfigError } from "../core/errors";
+import { CannotRunError, CheckFailedError, ConfigError } from "../core/errors";
 import { runGate } from "../core/health";
 import { createLogger, type Logger } from "../core/log/logger";
 import { urlSecrets } from "../core/log/redact";
@@ -171,7 +171,7 @@ export interface ReleaseContext {
   /** The backup directory, absolute. */
   backupDir: string;
   /** `notifyDeadlineMs`: how long one notification may take in all (default 30 s). */
-  ports(o?: { allowDirty?: boolean; notifyDeadlineMs?: number }): DeployPorts;
+  ports(o?: { allowDirty?: boolean; notifyDeadlineMs?: number; lockRenewMs?: number }): DeployPorts;
 }
 
 /** The stack's `Pulumi.<stack>.yaml`. */
@@ -399,7 +399,10 @@ async function subPackages(dir: string): Promise<string[]> {
   return out;
 }
 
-function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean; notifyDeadlineMs?: number }): DeployPorts {
+function realPorts(
+  ctx: ReleaseContext,
+  o: { allowDirty?: boolean; notifyDeadlineMs?: number; lockRenewMs?: number },
+): DeployPorts {
   const { config, secrets, projectDir } = ctx;
   const file = stackFile(projectDir, ctx.stackName);
   const needDb = async () => {
@@ -438,8 +441,21 @@ function realPorts(ctx: ReleaseContext, o: { allowDirty?: boolean; notifyDeadlin
         command: `safe-deploy ${command}`,
         warn: (m) => ctx.log.warn(m),
       });
-      // A long deploy keeps its lock alive; a dead one lets it expire.
-      const timer = setInterval(() => void handle.renew().catch(() => undefined), 10 * 60_000);
+      // A long deploy keeps its lock alive; a dead one lets it expire. A renewal that fails is said once
+      // (the lock was forced away, or the state directory became unwritable): another deploy may start.
+      let told = false;
+      const renew = () =>
+        handle.renew().catch((e: unknown) => {
+          if (told) return;
+          told = true;
+          const why = e instanceof Error ? e.message : String(e);
+          const when = e instanceof CheckFailedError ? "" : ` (it expires at ${handle.info.expiresAt})`;
+          ctx.log.warn(
+            `could not renew the deploy lock of stack ${stack}${when}: ${why}. Another deploy of ${stack} could ` +
+              `start alongside this one`,
+          );
+        });
+      const timer = setInterval(() => void renew(), o.lockRenewMs ?? 10 * 60_000);
       timer.unref();
       return async () => {
         clearInterval(timer);

@@ -163,3 +163,29 @@ test("the CLI reaches a database published on an IPv6 address through a URL with
   const t = databaseTarget(config, { dbPassword: "pw" }, undefined);
   assert.equal(t?.url, "postgres://app:pw@[::1]:5432/app");
 });
+
+test("a lock renewal that fails (the lock was forced away) is said once in update.log and on the console", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-context-renew-"));
+  try {
+    const out: string[] = [];
+    const ctx = await contextIn(dir, {}, out);
+    const unlock = await ctx.ports({ lockRenewMs: 30 }).lock("staging", "up");
+    const file = join(dir, ".safe-deploy", "locks", "staging.json");
+    const held = JSON.parse(readFileSync(file, "utf8"));
+    // Someone runs `lock release --force` and another deploy takes the lock.
+    writeFileSync(file, JSON.stringify({ ...held, id: "someone-else" }));
+    const said = (t: string) => t.split("\n").filter((l) => /could not renew the deploy lock/.test(l));
+    // Several renewal ticks after the first failure (each would say it again if it were not said once).
+    for (let i = 0; i < 250 && said(out.join("")).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 150));
+    await unlock();
+    const log = readFileSync(join(dir, "logs", "update.log"), "utf8");
+    assert.equal(said(log).length, 1, log);
+    assert.equal(said(out.join("")).length, 1, out.join(""));
+    assert.match(said(log)[0], /no longer held by this process.*Another deploy of staging could start/);
+    assert.equal(JSON.parse(readFileSync(file, "utf8")).id, "someone-else", "the other deploy's lock stays");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
