@@ -54,7 +54,7 @@ export async function runUp(o: UpOpts, deps: CommandDeps = {}): Promise<ReleaseR
   const autoRollback = o.rollback === false ? false : ctx.config.rollback.auto;
   const { exitCode, release } = await deploy(
     { stack: ctx.stackName, autoRollback, soak: o.soak !== false },
-    ctx.ports({ allowDirty: o.allowDirty }),
+    ctx.ports({ allowDirty: o.allowDirty, allowMigrationEdits: o.allowMigrationEdits }),
   );
   out(summary(release));
   if (exitCode !== 0) {

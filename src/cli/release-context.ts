@@ -28,6 +28,7 @@ import { versionQuery } from "../core/migrations/presets";
 import { notifiersFrom, notifyAll, webhookSecrets } from "../core/notify";
 import { Ledger } from "../core/release/ledger";
 import { acquireLock } from "../core/release/lock";
+import { appliedMigrationEdits } from "../core/migrations/edits";
 import type { DeployPorts, NotifyType } from "../core/release/orchestrator";
 import { openStack, type ConfigMap, type StackAccess, type StackOptions } from "./stack";
 
@@ -171,7 +172,12 @@ export interface ReleaseContext {
   /** The backup directory, absolute. */
   backupDir: string;
   /** `notifyDeadlineMs`: how long one notification may take in all (default 30 s). */
-  ports(o?: { allowDirty?: boolean; notifyDeadlineMs?: number; lockRenewMs?: number }): DeployPorts;
+  ports(o?: {
+    allowDirty?: boolean;
+    allowMigrationEdits?: boolean;
+    notifyDeadlineMs?: number;
+    lockRenewMs?: number;
+  }): DeployPorts;
 }
 
 /** The stack's `Pulumi.<stack>.yaml`. */
@@ -277,7 +283,53 @@ export async function migrationsAt(
 }
 
 /** Checks before anything changes; each problem says what to do. */
-async function preflight(ctx: ReleaseContext, allowDirty: boolean): Promise<string[]> {
+/**
+ * Applied migrations edited or removed since the last good release (which had applied every migration of
+ * its commit): a migration that ran never runs again, so the edit would never reach this database. Flyway
+ * refuses the same by checksum; git already holds the applied versions. Said, not refused, when that
+ * commit is not in this clone (a shallow CI checkout).
+ */
+async function migrationEdits(ctx: ReleaseContext, migDir: string): Promise<string[]> {
+  const last = await ctx.ledger.lastGood();
+  if (!last || !/^[0-9a-f]{7,64}$/i.test(last.commit)) return [];
+  const short = last.commit.slice(0, 12);
+  let diff: string;
+  try {
+    await git(migDir, ["cat-file", "-e", `${last.commit}^{commit}`]);
+    diff = await git(migDir, [
+      "-c",
+      "core.quotePath=false",
+      "diff",
+      "--no-renames",
+      "--name-status",
+      "--relative",
+      last.commit,
+      "--",
+      ".",
+    ]);
+  } catch {
+    ctx.log.warn(
+      `applied migrations not checked for edits: commit ${short} of the last good release ${last.id} is not in ` +
+        `this clone (fetch the whole history, e.g. fetch-depth: 0)`,
+    );
+    return [];
+  }
+  const edits = appliedMigrationEdits(ctx.config.migrations.tool, diff);
+  if (!edits.length) return [];
+  return [
+    `applied migration(s) changed since release ${last.id} (commit ${short}) applied them: ` +
+      `${edits.map((e) => `${e.file} (${e.change})`).join(", ")}. A migration that already ran never runs ` +
+      `again, so the change would never reach the database: restore them (\`git checkout ${short} -- FILE\` in ` +
+      `${migDir}) and put the change in a new migration; if the database already matches (you applied it by ` +
+      `hand), pass --allow-migration-edits`,
+  ];
+}
+
+async function preflight(
+  ctx: ReleaseContext,
+  allowDirty: boolean,
+  allowMigrationEdits = false,
+): Promise<string[]> {
   const problems: string[] = [];
   const { config, projectDir } = ctx;
   if (!allowDirty) {
@@ -313,6 +365,7 @@ async function preflight(ctx: ReleaseContext, allowDirty: boolean): Promise<stri
       );
     }
   }
+  if (!allowMigrationEdits && existsSync(migDir)) problems.push(...(await migrationEdits(ctx, migDir)));
   // A managed database exists once an update created its container (the stack's `containers` output).
   const dbExists =
     config.database.mode === "external" ||
@@ -401,7 +454,7 @@ async function subPackages(dir: string): Promise<string[]> {
 
 function realPorts(
   ctx: ReleaseContext,
-  o: { allowDirty?: boolean; notifyDeadlineMs?: number; lockRenewMs?: number },
+  o: { allowDirty?: boolean; allowMigrationEdits?: boolean; notifyDeadlineMs?: number; lockRenewMs?: number },
 ): DeployPorts {
   const { config, secrets, projectDir } = ctx;
   const file = stackFile(projectDir, ctx.stackName);
@@ -462,7 +515,7 @@ function realPorts(
         await handle.release();
       };
     },
-    preflight: () => preflight(ctx, !!o.allowDirty),
+    preflight: () => preflight(ctx, !!o.allowDirty, !!o.allowMigrationEdits),
     database: {
       schemaVersion: async () => {
         const db = await ctx.database();

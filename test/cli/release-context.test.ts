@@ -1,6 +1,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { databaseTarget, openContext, secretLiterals } from "../../src/cli/release-context";
@@ -185,6 +186,69 @@ test("a lock renewal that fails (the lock was forced away) is said once in updat
     assert.equal(said(out.join("")).length, 1, out.join(""));
     assert.match(said(log)[0], /no longer held by this process.*Another deploy of staging could start/);
     assert.equal(JSON.parse(readFileSync(file, "utf8")).id, "someone-else", "the other deploy's lock stays");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("preflight refuses applied migrations edited or removed since the last good release; new ones pass", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-context-edits-"));
+  const g = (...args: string[]) =>
+    execFileSync("git", ["-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com", ...args], {
+      encoding: "utf8",
+    }).trim();
+  try {
+    const out: string[] = [];
+    const closed = await unusedPort();
+    const mig = join(dir, "migrations");
+    mkdirSync(mig);
+    writeFileSync(join(dir, ".gitignore"), ".safe-deploy/\nlogs/\nbackups/\n");
+    writeFileSync(join(mig, "1_init.sql"), "CREATE TABLE notes (id int);\n");
+    writeFileSync(join(mig, "2_more.sql"), "ALTER TABLE notes ADD COLUMN body text;\n");
+    writeFileSync(join(mig, "README.md"), "how we migrate\n");
+    const ctx = await contextIn(
+      dir,
+      {
+        "safe-deploy:migrations": plain({ dir: "migrations" }),
+        "safe-deploy:databaseUrl": { value: `postgres://app:pw@127.0.0.1:${closed}/app`, secret: true },
+      },
+      out,
+    );
+    g("init", "-q");
+    g("add", "-A");
+    g("commit", "-qm", "release 1");
+    const applied = g("rev-parse", "HEAD");
+    const r = await ctx.ledger.create({ stack: "staging", commit: applied, config: {} });
+    await ctx.ledger.markResult(r.id, "good", { durationMs: 1 });
+    const edits = async () =>
+      (await ctx.ports({ allowDirty: true }).preflight()).filter((p) => /applied migration/.test(p));
+
+    // A new migration and a README edit: fine.
+    writeFileSync(join(mig, "3_new.sql"), "CREATE INDEX ON notes (id);\n");
+    writeFileSync(join(mig, "README.md"), "how we migrate, v2\n");
+    g("add", "-A");
+    g("commit", "-qm", "release 2");
+    assert.deepEqual(await edits(), []);
+
+    // An applied one edited, another removed (committed or not): refused, named, with the way out.
+    writeFileSync(join(mig, "1_init.sql"), "CREATE TABLE notes (id int, title text);\n");
+    rmSync(join(mig, "2_more.sql"));
+    const [problem, ...more] = await edits();
+    assert.deepEqual(more, []);
+    assert.match(problem, new RegExp(`since release ${r.id} \\(commit ${applied.slice(0, 12)}\\)`));
+    assert.match(problem, /1_init\.sql \(edited\), 2_more\.sql \(removed\)/);
+    assert.match(problem, /put the change in a new migration.*--allow-migration-edits/);
+    const allowed = await ctx.ports({ allowDirty: true, allowMigrationEdits: true }).preflight();
+    assert.ok(!allowed.some((p) => /applied migration/.test(p)), allowed.join("\n"));
+
+    // The release's commit is not in this clone (a shallow CI checkout): said, not refused.
+    const gone = await ctx.ledger.create({ stack: "staging", commit: "f".repeat(40), config: {} });
+    await ctx.ledger.markResult(gone.id, "good", { durationMs: 1 });
+    assert.deepEqual(await edits(), []);
+    assert.match(
+      out.join(""),
+      /applied migrations not checked for edits: commit ffffffffffff .* not in this clone/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,6 +8,8 @@ export interface UpOpts {
   /** Where releases, locks and checkpoints are kept; default `<projectDir>/.safe-deploy`. */
   stateDir?: string;
   allowDirty?: boolean;
+  /** Deploy although applied migrations changed since the last good release (the database has the edit). */
+  allowMigrationEdits?: boolean;
   /** `--no-rollback` sets this false: leave a failed release as it is for a person to look at. */
   rollback?: boolean;
   /** `--no-soak` sets this false: skip the post-cutover watch. */
@@ -31,6 +33,10 @@ export function register(program: Command): void {
       "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
     )
     .option("--allow-dirty", "deploy even with uncommitted changes in the git tree")
+    .option(
+      "--allow-migration-edits",
+      "deploy although migrations the last good release applied were edited or removed since",
+    )
     .option("--no-rollback", "do not roll back automatically when the deploy fails (overrides rollback.auto)")
     .option("--no-soak", "skip the post-cutover soak checks")
     .option("--create", "create the stack if it does not exist")
