@@ -36,6 +36,30 @@ export interface LoggerOptions {
   secrets?: readonly (string | undefined)[];
   /** Injected clock, so tests can pin the time. */
   now?: () => Date;
+  /**
+   * When the file is at least this many bytes as a run opens it, it becomes `FILE.1` (`FILE.1` becomes
+   * `FILE.2`, ... up to `rotateKeep`; the oldest goes). Default 10 MiB and 5: hook and migration output
+   * would otherwise grow the log for ever.
+   */
+  rotateBytes?: number;
+  rotateKeep?: number;
+}
+
+/** Shifts `file` to `file.1` (and so on up to `keep`) when it has reached `max` bytes; never throws. */
+export function rotateLog(file: string, max: number, keep: number): void {
+  try {
+    if (fs.statSync(file).size < max) return;
+    for (let i = keep - 1; i >= 1; i--) {
+      try {
+        fs.renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+      } catch {
+        // no such generation yet
+      }
+    }
+    fs.renameSync(file, `${file}.1`);
+  } catch {
+    // no log yet, or it cannot be moved: appending to it is still better than no log
+  }
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");
@@ -96,6 +120,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       if (!opened) {
         // The log holds hook and migration output: its owner's only, as the hook logs are.
         fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+        rotateLog(file, opts.rotateBytes ?? 10 << 20, opts.rotateKeep ?? 5);
         const fd = fs.openSync(file, "a", 0o600);
         try {
           // A log written by an older version was 0644.

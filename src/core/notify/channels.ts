@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
-import { formatLine } from "../log/logger";
+import { formatLine, rotateLog } from "../log/logger";
 import { colorFor, PermanentNotifyError, summaryLine, type NotificationEvent, type Notifier } from "./types";
 
 /** Appends `[YYYY-MM-DD HH:MM:SS] TYPE: message` to `logs/notifications.log` (the users' record of every notification). */
@@ -13,6 +13,7 @@ export function fileNotifier(file: string): Notifier {
     secrets: [],
     async send(e) {
       await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+      rotateLog(file, 10 << 20, 5);
       const where = [
         `stack=${e.stack}`,
         e.release && `release=${e.release}`,

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, formatJsonLine, formatLine, formatTimestamp } from "../../../src/core/log/logger";
@@ -189,4 +189,27 @@ test("credential query parameters of a URL are masked (a health URL like /health
     "GET https://app.example.com/h?api_key=***&X-Amz-Signature=***&access_token=***#top",
   );
   assert.equal(redact("http://h/health?verbose=1&page=2"), "http://h/health?verbose=1&page=2");
+});
+
+test("a log that reached its size is rotated when a run opens it: FILE.1, FILE.2, ..., the oldest dropped", () => {
+  const d = mkdtempSync(join(tmpdir(), "sd-rotate-"));
+  try {
+    const file = join(d, "update.log");
+    writeFileSync(file, "run 3\n".repeat(200));
+    writeFileSync(file + ".1", "run 2\n");
+    writeFileSync(file + ".2", "run 1\n");
+    const log = createLogger({ file, rotateBytes: 1000, rotateKeep: 2 });
+    log.info("run 4");
+    log.info("still run 4");
+    assert.match(readFileSync(file, "utf8"), /^[^\n]*run 4\n[^\n]*still run 4\n$/);
+    assert.match(readFileSync(file + ".1", "utf8"), /^run 3\n/);
+    assert.equal(readFileSync(file + ".2", "utf8"), "run 2\n");
+    assert.ok(!existsSync(file + ".3"), "only rotateKeep generations are kept");
+    // Under the size: appended to, not rotated.
+    createLogger({ file, rotateBytes: 1000, rotateKeep: 2 }).info("run 5");
+    assert.match(readFileSync(file, "utf8"), /still run 4\n.*run 5\n$/);
+    assert.match(readFileSync(file + ".1", "utf8"), /^run 3\n/);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

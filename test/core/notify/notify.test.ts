@@ -1,7 +1,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -381,4 +381,14 @@ test("a database URL or registered secret inside the message never reaches any c
     await http.close();
     await smtp.close();
   }
+});
+
+test("notifications.log is rotated at 10 MiB like the other logs", async () => {
+  const file = join(dir, "rotating", "notifications.log");
+  mkdirSync(join(dir, "rotating"));
+  writeFileSync(file, "x".repeat(10 << 20));
+  const [r] = await notifyAll([fileNotifier(file)], event());
+  assert.ok(r.ok, r.error);
+  assert.equal(statSync(file + ".1").size, 10 << 20);
+  assert.match(readFileSync(file, "utf8"), /^\[[^\]]+\] ROLLBACK_SUCCESS: Health check failed/);
 });
