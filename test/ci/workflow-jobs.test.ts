@@ -27,14 +27,15 @@ import {
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 import { startSshDockerHost, type SshDockerHost } from "../helpers/ssh";
 
-// The workflows' own `run:` scripts, executed the way a runner does (`bash -eo pipefail`, the
-// workflow, job and step `env:`, $GITHUB_OUTPUT / $GITHUB_ENV files) against real services: PostgreSQL,
+// The workflows' own `run:` scripts, executed the way a runner does (the shell GitHub picks for the
+// step, the workflow, job and step `env:`, $GITHUB_OUTPUT / $GITHUB_ENV files) against real services: PostgreSQL,
 // a database container behind a real sshd, HTTP servers. Only `pulumi` is a stand-in (no CLI here).
 const ROOT = join(__dirname, "../..");
 
-type Step = { name?: string; id?: string; run?: string; env?: Record<string, string> };
-type Job = { env?: Record<string, string>; steps: Step[] };
-type Workflow = { env?: Record<string, string>; jobs: Record<string, Job> };
+type Defaults = { run?: { shell?: string } };
+type Step = { name?: string; id?: string; run?: string; shell?: string; env?: Record<string, string> };
+type Job = { env?: Record<string, string>; defaults?: Defaults; steps: Step[] };
+type Workflow = { env?: Record<string, string>; defaults?: Defaults; jobs: Record<string, Job> };
 const load = (file: string) =>
   parseYaml(readFileSync(join(ROOT, ".github/workflows", file), "utf8")) as Workflow;
 const pr = load("pr.yml");
@@ -54,6 +55,18 @@ interface StepRun {
   stderr: string;
   outputs: Record<string, string>;
   githubEnv: string;
+}
+
+/**
+ * The shell a Linux runner starts for a step: `shell: bash` (on the step, or as the job's or workflow's
+ * `defaults.run.shell`) is `bash --noprofile --norc -eo pipefail`; no shell at all is `bash -e`, without
+ * pipefail (docs.github.com, "jobs.<job_id>.steps[*].shell"; github/docs#18933).
+ */
+function runnerShell(wf: Workflow, job: string, step: Step): string[] {
+  const shell = step.shell ?? wf.jobs[job].defaults?.run?.shell ?? wf.defaults?.run?.shell;
+  if (shell === undefined) return ["bash", "-e"];
+  assert.equal(shell, "bash", `the test knows only the shell "bash", not "${shell}"`);
+  return ["bash", "--noprofile", "--norc", "-eo", "pipefail"];
 }
 
 /** Runs one step of a job as GitHub's runner does, in `cwd`. */
@@ -76,7 +89,8 @@ async function runStep(
   const githubEnv = join(files, "env");
   writeFileSync(output, "");
   writeFileSync(githubEnv, "");
-  const child = spawn("bash", ["--noprofile", "--norc", "-eo", "pipefail", "-c", expand(s.run, values)], {
+  const [shell, ...flags] = runnerShell(wf, job, s);
+  const child = spawn(shell, [...flags, "-c", expand(s.run, values)], {
     cwd: o.cwd,
     env: {
       PATH: process.env.PATH!,
@@ -435,6 +449,76 @@ test("deploy.yml backup step: nothing to back up before the first deploy; an ext
   const printed = r.stdout + r.stderr;
   assert.equal(printed.split(url).length - 1, 1, "the URL appears once, in the ::add-mask:: command");
   assert.ok(!printed.includes("Ext3rnal:Pw"), "nor the raw password");
+});
+
+test("every run step gets pipefail: a failing command before a pipe fails its step, as it would on a terminal", () => {
+  for (const [file, wf] of [
+    ["pr.yml", pr],
+    ["deploy.yml", deploy],
+  ] as const) {
+    for (const [job, j] of Object.entries(wf.jobs)) {
+      for (const s of j.steps.filter((x) => x.run)) {
+        assert.ok(
+          runnerShell(wf, job, s).includes("pipefail"),
+          `${file} ${job} "${s.name ?? s.id ?? s.run}" runs as \`bash -e\`: a failure before a pipe is ignored`,
+        );
+      }
+    }
+  }
+});
+
+test("deploy.yml backup step: a dump that fails stops the step with its own error, not verify's on an empty name", async () => {
+  const ws = workspace();
+  cleanups.push(() => rmSync(ws, { recursive: true, force: true }));
+  const pulumi = fakePulumi({
+    "config --stack production --json": JSON.stringify({
+      "safe-deploy:database": { objectValue: { mode: "container" }, secret: false },
+      "safe-deploy:docker": { objectValue: { host: ssh.dockerHost }, secret: false },
+    }),
+    "stack output --stack production --json": JSON.stringify({ containers: { database: "sd-ci-gone-db" } }),
+    "config get --stack production dbPassword": DB_PASSWORD,
+  });
+  cleanups.push(() => rmSync(pulumi.dir, { recursive: true, force: true }));
+  const r = await runStep(deploy, "backup-and-test", "backup", {
+    cwd: ws,
+    values: { ...ON_PUSH, ...PULUMI_SECRETS },
+    env: { PATH: `${pulumi.binDir}:${ssh.binDir}:${process.env.PATH}` },
+  });
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stderr, /cannot run pg_dump in container "sd-ci-gone-db"/);
+  assert.doesNotMatch(r.stderr, /check the FILE argument/, "backup verify must not run without a file");
+  assert.deepEqual(r.outputs, {}, "no file: nothing uploaded, nothing rehearsed");
+});
+
+test("deploy.yml deploy job: no URL from the stack fails the job there, not later in verify", async () => {
+  const ws = workspace();
+  cleanups.push(() => rmSync(ws, { recursive: true, force: true }));
+  const secrets = {
+    ...PULUMI_SECRETS,
+    "secrets.AWS_ACCESS_KEY_ID": "",
+    "secrets.AWS_SECRET_ACCESS_KEY": "",
+    "secrets.AWS_REGION": "",
+    "vars.SAFE_DEPLOY_STATE_S3": "",
+  };
+  const broken = fakePulumi({});
+  cleanups.push(() => rmSync(broken.dir, { recursive: true, force: true }));
+  const failed = await runStep(deploy, "deploy", "url", {
+    cwd: ws,
+    values: secrets,
+    env: { PATH: `${broken.binDir}:${process.env.PATH}` },
+  });
+  assert.notEqual(failed.code, 0, "pulumi failed, so must the step");
+  assert.deepEqual(failed.outputs, {});
+
+  const good = fakePulumi({ "stack output url --stack production": "https://app.example.com/health\n" });
+  cleanups.push(() => rmSync(good.dir, { recursive: true, force: true }));
+  const ok = await runStep(deploy, "deploy", "url", {
+    cwd: ws,
+    values: secrets,
+    env: { PATH: `${good.binDir}:${process.env.PATH}` },
+  });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(ok.outputs, { url: "https://app.example.com/health" });
 });
 
 test("the deploy-ssh action: key into an agent, host keys trusted, nothing printed; an empty key fails naming the secret", async () => {
