@@ -14,7 +14,7 @@ import {
 } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import {
   docker,
@@ -33,7 +33,15 @@ import { startSshDockerHost, type SshDockerHost } from "../helpers/ssh";
 const ROOT = join(__dirname, "../..");
 
 type Defaults = { run?: { shell?: string } };
-type Step = { name?: string; id?: string; run?: string; shell?: string; env?: Record<string, string> };
+type Step = {
+  name?: string;
+  id?: string;
+  run?: string;
+  shell?: string;
+  uses?: string;
+  with?: Record<string, string>;
+  env?: Record<string, string>;
+};
 type Job = { env?: Record<string, string>; defaults?: Defaults; steps: Step[] };
 type Workflow = { env?: Record<string, string>; defaults?: Defaults; jobs: Record<string, Job> };
 const load = (file: string) =>
@@ -305,12 +313,47 @@ test("deploy.yml: backup over SSH from the stack's config -> rehearsal on it -> 
   );
   assert.match(printed, new RegExp(`^::add-mask::${DB_PASSWORD.replace(/[?+%]/g, "\\$&")}$`, "m"));
 
+  // the artifact: one file, encrypted; the backup-and-test job's backup and manifest are not in it
+  const secret = { "secrets.BACKUP_ARTIFACT_PASSPHRASE": "artifact-pass-5e1f0c9b7a" };
+  const unset = await runStep(deploy, "backup-and-test", "encrypt", {
+    cwd: ws,
+    values: { "secrets.BACKUP_ARTIFACT_PASSPHRASE": "" },
+  });
+  assert.equal(unset.code, 1);
+  assert.match(unset.stdout, /::error::the secret BACKUP_ARTIFACT_PASSPHRASE is not set/);
+  const enc = await runStep(deploy, "backup-and-test", "encrypt", { cwd: ws, values: secret });
+  assert.equal(enc.code, 0, enc.stdout + enc.stderr);
+  assert.ok(!(enc.stdout + enc.stderr).includes(secret["secrets.BACKUP_ARTIFACT_PASSPHRASE"]));
+  const upload = deploy.jobs["backup-and-test"].steps.find((s) =>
+    s.uses?.startsWith("actions/upload-artifact@"),
+  )!;
+  const artifact = readFileSync(join(ws, upload.with!.path));
+  const dump = readFileSync(join(ws, "backups/ci", file));
+  const manifest = readFileSync(join(ws, "backups/ci", `${file}.json`));
+  for (const plain of [dump.subarray(0, 64), dump.subarray(-64), manifest.subarray(0, 64)]) {
+    assert.equal(artifact.indexOf(plain), -1, "the artifact holds the backup in the clear");
+  }
+  // the migrate job runs on another runner: only the downloaded artifact is there
+  const rehearsalWs = workspace();
+  cleanups.push(() => rmSync(rehearsalWs, { recursive: true, force: true }));
+  const download = deploy.jobs.migrate.steps.find((s) => s.uses?.startsWith("actions/download-artifact@"))!;
+  mkdirSync(join(rehearsalWs, download.with!.path), { recursive: true });
+  writeFileSync(join(rehearsalWs, download.with!.path, basename(upload.with!.path)), artifact);
+  const wrong = await runStep(deploy, "migrate", "decrypt the backup", {
+    cwd: rehearsalWs,
+    values: { "secrets.BACKUP_ARTIFACT_PASSPHRASE": "not-the-passphrase" },
+  });
+  assert.notEqual(wrong.code, 0, "a wrong passphrase fails the step");
+  const dec = await runStep(deploy, "migrate", "decrypt the backup", { cwd: rehearsalWs, values: secret });
+  assert.equal(dec.code, 0, dec.stdout + dec.stderr);
+  assert.ok(readFileSync(join(rehearsalWs, "backups/ci", file)).equals(dump));
+
   const rehearsal = await runStep(
     deploy,
     "migrate",
     "rehearse the pending migrations on a restored copy of the backup",
     {
-      cwd: ws,
+      cwd: rehearsalWs,
       values: { "needs.backup-and-test.outputs.backup": file },
       env: {
         DATABASE_URL: deploy.jobs.migrate.env!.DATABASE_URL.replace(":5432/", `:${rehearsalServer.port}/`),
