@@ -14,7 +14,7 @@ import {
 } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import {
   docker,
@@ -27,14 +27,23 @@ import {
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 import { startSshDockerHost, type SshDockerHost } from "../helpers/ssh";
 
-// The workflows' own `run:` scripts, executed the way a runner does (`bash -eo pipefail`, the
-// workflow, job and step `env:`, $GITHUB_OUTPUT / $GITHUB_ENV files) against real services: PostgreSQL,
+// The workflows' own `run:` scripts, executed the way a runner does (the shell GitHub picks for the
+// step, the workflow, job and step `env:`, $GITHUB_OUTPUT / $GITHUB_ENV files) against real services: PostgreSQL,
 // a database container behind a real sshd, HTTP servers. Only `pulumi` is a stand-in (no CLI here).
 const ROOT = join(__dirname, "../..");
 
-type Step = { name?: string; id?: string; run?: string; env?: Record<string, string> };
-type Job = { env?: Record<string, string>; steps: Step[] };
-type Workflow = { env?: Record<string, string>; jobs: Record<string, Job> };
+type Defaults = { run?: { shell?: string } };
+type Step = {
+  name?: string;
+  id?: string;
+  run?: string;
+  shell?: string;
+  uses?: string;
+  with?: Record<string, string>;
+  env?: Record<string, string>;
+};
+type Job = { env?: Record<string, string>; defaults?: Defaults; steps: Step[] };
+type Workflow = { env?: Record<string, string>; defaults?: Defaults; jobs: Record<string, Job> };
 const load = (file: string) =>
   parseYaml(readFileSync(join(ROOT, ".github/workflows", file), "utf8")) as Workflow;
 const pr = load("pr.yml");
@@ -54,6 +63,18 @@ interface StepRun {
   stderr: string;
   outputs: Record<string, string>;
   githubEnv: string;
+}
+
+/**
+ * The shell a Linux runner starts for a step: `shell: bash` (on the step, or as the job's or workflow's
+ * `defaults.run.shell`) is `bash --noprofile --norc -eo pipefail`; no shell at all is `bash -e`, without
+ * pipefail (docs.github.com, "jobs.<job_id>.steps[*].shell"; github/docs#18933).
+ */
+function runnerShell(wf: Workflow, job: string, step: Step): string[] {
+  const shell = step.shell ?? wf.jobs[job].defaults?.run?.shell ?? wf.defaults?.run?.shell;
+  if (shell === undefined) return ["bash", "-e"];
+  assert.equal(shell, "bash", `the test knows only the shell "bash", not "${shell}"`);
+  return ["bash", "--noprofile", "--norc", "-eo", "pipefail"];
 }
 
 /** Runs one step of a job as GitHub's runner does, in `cwd`. */
@@ -76,7 +97,8 @@ async function runStep(
   const githubEnv = join(files, "env");
   writeFileSync(output, "");
   writeFileSync(githubEnv, "");
-  const child = spawn("bash", ["--noprofile", "--norc", "-eo", "pipefail", "-c", expand(s.run, values)], {
+  const [shell, ...flags] = runnerShell(wf, job, s);
+  const child = spawn(shell, [...flags, "-c", expand(s.run, values)], {
     cwd: o.cwd,
     env: {
       PATH: process.env.PATH!,
@@ -291,12 +313,47 @@ test("deploy.yml: backup over SSH from the stack's config -> rehearsal on it -> 
   );
   assert.match(printed, new RegExp(`^::add-mask::${DB_PASSWORD.replace(/[?+%]/g, "\\$&")}$`, "m"));
 
+  // the artifact: one file, encrypted; the backup-and-test job's backup and manifest are not in it
+  const secret = { "secrets.BACKUP_ARTIFACT_PASSPHRASE": "artifact-pass-5e1f0c9b7a" };
+  const unset = await runStep(deploy, "backup-and-test", "encrypt", {
+    cwd: ws,
+    values: { "secrets.BACKUP_ARTIFACT_PASSPHRASE": "" },
+  });
+  assert.equal(unset.code, 1);
+  assert.match(unset.stdout, /::error::the secret BACKUP_ARTIFACT_PASSPHRASE is not set/);
+  const enc = await runStep(deploy, "backup-and-test", "encrypt", { cwd: ws, values: secret });
+  assert.equal(enc.code, 0, enc.stdout + enc.stderr);
+  assert.ok(!(enc.stdout + enc.stderr).includes(secret["secrets.BACKUP_ARTIFACT_PASSPHRASE"]));
+  const upload = deploy.jobs["backup-and-test"].steps.find((s) =>
+    s.uses?.startsWith("actions/upload-artifact@"),
+  )!;
+  const artifact = readFileSync(join(ws, upload.with!.path));
+  const dump = readFileSync(join(ws, "backups/ci", file));
+  const manifest = readFileSync(join(ws, "backups/ci", `${file}.json`));
+  for (const plain of [dump.subarray(0, 64), dump.subarray(-64), manifest.subarray(0, 64)]) {
+    assert.equal(artifact.indexOf(plain), -1, "the artifact holds the backup in the clear");
+  }
+  // the migrate job runs on another runner: only the downloaded artifact is there
+  const rehearsalWs = workspace();
+  cleanups.push(() => rmSync(rehearsalWs, { recursive: true, force: true }));
+  const download = deploy.jobs.migrate.steps.find((s) => s.uses?.startsWith("actions/download-artifact@"))!;
+  mkdirSync(join(rehearsalWs, download.with!.path), { recursive: true });
+  writeFileSync(join(rehearsalWs, download.with!.path, basename(upload.with!.path)), artifact);
+  const wrong = await runStep(deploy, "migrate", "decrypt the backup", {
+    cwd: rehearsalWs,
+    values: { "secrets.BACKUP_ARTIFACT_PASSPHRASE": "not-the-passphrase" },
+  });
+  assert.notEqual(wrong.code, 0, "a wrong passphrase fails the step");
+  const dec = await runStep(deploy, "migrate", "decrypt the backup", { cwd: rehearsalWs, values: secret });
+  assert.equal(dec.code, 0, dec.stdout + dec.stderr);
+  assert.ok(readFileSync(join(rehearsalWs, "backups/ci", file)).equals(dump));
+
   const rehearsal = await runStep(
     deploy,
     "migrate",
     "rehearse the pending migrations on a restored copy of the backup",
     {
-      cwd: ws,
+      cwd: rehearsalWs,
       values: { "needs.backup-and-test.outputs.backup": file },
       env: {
         DATABASE_URL: deploy.jobs.migrate.env!.DATABASE_URL.replace(":5432/", `:${rehearsalServer.port}/`),
@@ -435,6 +492,76 @@ test("deploy.yml backup step: nothing to back up before the first deploy; an ext
   const printed = r.stdout + r.stderr;
   assert.equal(printed.split(url).length - 1, 1, "the URL appears once, in the ::add-mask:: command");
   assert.ok(!printed.includes("Ext3rnal:Pw"), "nor the raw password");
+});
+
+test("every run step gets pipefail: a failing command before a pipe fails its step, as it would on a terminal", () => {
+  for (const [file, wf] of [
+    ["pr.yml", pr],
+    ["deploy.yml", deploy],
+  ] as const) {
+    for (const [job, j] of Object.entries(wf.jobs)) {
+      for (const s of j.steps.filter((x) => x.run)) {
+        assert.ok(
+          runnerShell(wf, job, s).includes("pipefail"),
+          `${file} ${job} "${s.name ?? s.id ?? s.run}" runs as \`bash -e\`: a failure before a pipe is ignored`,
+        );
+      }
+    }
+  }
+});
+
+test("deploy.yml backup step: a dump that fails stops the step with its own error, not verify's on an empty name", async () => {
+  const ws = workspace();
+  cleanups.push(() => rmSync(ws, { recursive: true, force: true }));
+  const pulumi = fakePulumi({
+    "config --stack production --json": JSON.stringify({
+      "safe-deploy:database": { objectValue: { mode: "container" }, secret: false },
+      "safe-deploy:docker": { objectValue: { host: ssh.dockerHost }, secret: false },
+    }),
+    "stack output --stack production --json": JSON.stringify({ containers: { database: "sd-ci-gone-db" } }),
+    "config get --stack production dbPassword": DB_PASSWORD,
+  });
+  cleanups.push(() => rmSync(pulumi.dir, { recursive: true, force: true }));
+  const r = await runStep(deploy, "backup-and-test", "backup", {
+    cwd: ws,
+    values: { ...ON_PUSH, ...PULUMI_SECRETS },
+    env: { PATH: `${pulumi.binDir}:${ssh.binDir}:${process.env.PATH}` },
+  });
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stderr, /cannot run pg_dump in container "sd-ci-gone-db"/);
+  assert.doesNotMatch(r.stderr, /check the FILE argument/, "backup verify must not run without a file");
+  assert.deepEqual(r.outputs, {}, "no file: nothing uploaded, nothing rehearsed");
+});
+
+test("deploy.yml deploy job: no URL from the stack fails the job there, not later in verify", async () => {
+  const ws = workspace();
+  cleanups.push(() => rmSync(ws, { recursive: true, force: true }));
+  const secrets = {
+    ...PULUMI_SECRETS,
+    "secrets.AWS_ACCESS_KEY_ID": "",
+    "secrets.AWS_SECRET_ACCESS_KEY": "",
+    "secrets.AWS_REGION": "",
+    "vars.SAFE_DEPLOY_STATE_S3": "",
+  };
+  const broken = fakePulumi({});
+  cleanups.push(() => rmSync(broken.dir, { recursive: true, force: true }));
+  const failed = await runStep(deploy, "deploy", "url", {
+    cwd: ws,
+    values: secrets,
+    env: { PATH: `${broken.binDir}:${process.env.PATH}` },
+  });
+  assert.notEqual(failed.code, 0, "pulumi failed, so must the step");
+  assert.deepEqual(failed.outputs, {});
+
+  const good = fakePulumi({ "stack output url --stack production": "https://app.example.com/health\n" });
+  cleanups.push(() => rmSync(good.dir, { recursive: true, force: true }));
+  const ok = await runStep(deploy, "deploy", "url", {
+    cwd: ws,
+    values: secrets,
+    env: { PATH: `${good.binDir}:${process.env.PATH}` },
+  });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(ok.outputs, { url: "https://app.example.com/health" });
 });
 
 test("the deploy-ssh action: key into an agent, host keys trusted, nothing printed; an empty key fails naming the secret", async () => {

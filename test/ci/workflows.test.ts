@@ -357,6 +357,8 @@ test("deploy.yml: backup-and-test -> migrate -> deploy -> verify -> notify, one 
   );
   const upload = bt.steps.find((s) => s.uses?.startsWith("actions/upload-artifact@"));
   assert.equal(upload?.with?.["retention-days"], 30);
+  // anyone who can read the repository can download its artifacts: never the backup in the clear
+  assert.match(String(upload?.with?.path), /\.gpg$/, "the artifact holds the encrypted backup only");
   assert.equal(upload?.with?.name, "pre-deploy-backup-${{ github.run_id }}");
   assert.equal(bt.outputs?.backup, "${{ steps.backup.outputs.file }}");
 
