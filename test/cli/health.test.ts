@@ -1,7 +1,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -136,6 +136,43 @@ test("a certificate this machine does not trust: the failure says to pass `--ca`
       });
       const r = await runHealth({ url, retries: "1", ...fast, ca: join(dir, "cert.pem") }, out);
       assert.equal(r.attempts, 1);
+      // A --ca that holds no certificate (the key by mistake, a DER file) was silently ignored, and the
+      // failure then told the user to pass the --ca they had passed.
+      writeFileSync(
+        join(dir, "garbage.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+      );
+      for (const file of ["key.pem", "garbage.pem"]) {
+        await assert.rejects(
+          runHealth({ url, retries: "1", ...fast, ca: join(dir, file) }, out),
+          (e: Error) => {
+            assert.ok(e instanceof ConfigError, e.message);
+            assert.equal((e as ConfigError).exitCode, 2);
+            assert.match(e.message, new RegExp(`^\`--ca\` file .*${file} holds no PEM certificate`));
+            return true;
+          },
+        );
+      }
+      // A real certificate, but not the one that signed the server's: the hint names the --ca file.
+      execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other"].concat([
+          "-keyout",
+          join(dir, "other-key.pem"),
+          "-out",
+          join(dir, "other.pem"),
+        ]),
+        { stdio: "ignore" },
+      );
+      await assert.rejects(
+        runHealth({ url, retries: "1", ...fast, ca: join(dir, "other.pem") }, out),
+        (e: Error) => {
+          assert.ok(e instanceof CheckFailedError);
+          assert.match(e.message, /not signed by the certificate\(s\) in `--ca` .*other\.pem/);
+          assert.doesNotMatch(e.message, /pass its CA .* with `--ca FILE`/);
+          return true;
+        },
+      );
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { Command, Option } from "commander";
 
 /** Options of `safe-deploy health` (flags as parsed: strings until checked). */
@@ -18,6 +19,19 @@ export interface HealthOpts {
 /** Node's codes for a certificate this machine does not trust (not for a refused connection). */
 const TLS_TRUST =
   /SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|ALTNAME_INVALID/;
+
+/** Whether PEM text holds at least one certificate Node can parse. */
+function holdsCertificate(pem: string): boolean {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.some((b) => {
+    try {
+      new X509Certificate(b);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** The users' "up to 15 times" (shared/seeds): the soak's default attempts. */
 export const DEFAULT_SOAK = 15;
@@ -96,6 +110,12 @@ export async function runHealth(
   if (o.ca !== undefined) {
     const { readFile } = await import("node:fs/promises");
     ca = await readFile(o.ca, "utf8").catch(() => configError(`\`--ca\` file ${o.ca} cannot be read`));
+    // Node skips what is not a certificate without a word: the check would then fail as if no --ca were given.
+    if (!holdsCertificate(ca)) {
+      return configError(
+        `\`--ca\` file ${o.ca} holds no PEM certificate (-----BEGIN CERTIFICATE-----): pass the CA that signed the server's certificate, or the self-signed certificate itself (not its key)`,
+      );
+    }
   }
 
   const { runGate } = await import("../../core/health/run");
@@ -124,12 +144,12 @@ export async function runHealth(
   if (!first.ok) {
     // "Check the app's logs" does not help when this machine refuses the certificate.
     const untrusted = first.attempts.some((a) => TLS_TRUST.test(a.detail ?? ""));
-    throw new CheckFailedError(
-      untrusted
-        ? `${first.message}
-The server's certificate is not trusted here: pass its CA (or the self-signed certificate) with \`--ca FILE\`.`
-        : first.message,
-    );
+    const hint = !untrusted
+      ? ""
+      : ca === undefined
+        ? "\nThe server's certificate is not trusted here: pass its CA (or the self-signed certificate) with `--ca FILE`."
+        : `\nThe server's certificate is not signed by the certificate(s) in \`--ca\` ${o.ca}: pass the CA that issued it (or the server's own self-signed certificate).`;
+    throw new CheckFailedError(`${first.message}${hint}`);
   }
   if (soak === 0) {
     out(`health: ${shown} is healthy after ${first.attempts.length} attempt(s)`);
