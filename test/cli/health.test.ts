@@ -2,6 +2,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -179,5 +180,33 @@ test("a certificate this machine does not trust: the failure says to pass `--ca`
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a redirect: the progress lines and the failure name its target with a token masked", async () => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(302, { location: "/login?next=/health&token=s3cret-token" });
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+    const seen: string[] = [];
+    await assert.rejects(
+      runHealth({ url, retries: "1", ...fast }, (l) => seen.push(l)),
+      (e: Error) => {
+        assert.ok(e instanceof CheckFailedError);
+        assert.match(e.message, /does not follow: poll the URL it redirects to/);
+        return true;
+      },
+    );
+    assert.match(
+      seen.join("\n"),
+      /attempt 1: failed \(302\) status 302, expected 200; redirects to \/login\?next=\/health&token=\*\*\*/,
+    );
+    assert.ok(!seen.join("\n").includes("s3cret-token"));
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
   }
 });

@@ -134,7 +134,7 @@ export async function runHealth(
   const progress = (label: string) => ({
     onAttempt: (a: { ok: boolean; status?: number; detail?: string }, n: number) =>
       out(
-        `${label} ${n}: ${a.ok ? "ok" : "failed"}${a.status !== undefined ? ` (${a.status})` : ""}${a.ok || !a.detail ? "" : ` ${a.detail}`}`,
+        `${label} ${n}: ${a.ok ? "ok" : "failed"}${a.status !== undefined ? ` (${a.status})` : ""}${a.ok || !a.detail ? "" : ` ${redactUrls(a.detail)}`}`,
       ),
   });
   out(

@@ -58,13 +58,18 @@ export async function pollUntilHealthy(
     });
     if (d.action === "pass") return { ok: true, checkedAt: new Date().toISOString(), attempts };
     if (d.action === "fail") {
+      const redirected = attempts.some((x) => /; redirects to /.test(x.detail ?? ""));
       return {
         ok: false,
         attempts,
         message: redact(
           `health check of ${target} failed: ${d.reason}.\n${summarizeAttempts(attempts)}\n` +
-            "Check the app's logs (docker logs) and its health endpoint, or raise retries/delaySeconds/timeoutSeconds " +
-            "(`health` in the stack config, --retries/--delay/--timeout on the CLI).",
+            (redirected
+              ? "The health URL answers with a redirect, which the check does not follow: poll the URL it redirects to " +
+                "(`health.url` or `health.path` in the stack config, --url on the CLI), or accept that status " +
+                "(`health.expectStatus`, --expect-status)."
+              : "Check the app's logs (docker logs) and its health endpoint, or raise retries/delaySeconds/timeoutSeconds " +
+                "(`health` in the stack config, --retries/--delay/--timeout on the CLI)."),
         ),
       };
     }
