@@ -16,10 +16,6 @@ export interface HealthOpts {
   ca?: string;
 }
 
-/** Node's codes for a certificate this machine does not trust (not for a refused connection). */
-const TLS_TRUST =
-  /SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|ALTNAME_INVALID/;
-
 /** Whether PEM text holds at least one certificate Node can parse. */
 function holdsCertificate(pem: string): boolean {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
@@ -142,14 +138,8 @@ export async function runHealth(
   );
   const first = await runGate(spec, progress("attempt"));
   if (!first.ok) {
-    // "Check the app's logs" does not help when this machine refuses the certificate.
-    const untrusted = first.attempts.some((a) => TLS_TRUST.test(a.detail ?? ""));
-    const hint = !untrusted
-      ? ""
-      : ca === undefined
-        ? "\nThe server's certificate is not trusted here: pass its CA (or the self-signed certificate) with `--ca FILE`."
-        : `\nThe server's certificate is not signed by the certificate(s) in \`--ca\` ${o.ca}: pass the CA that issued it (or the server's own self-signed certificate).`;
-    throw new CheckFailedError(`${first.message}${hint}`);
+    // The gate's message says what to do, a certificate or a redirect included.
+    throw new CheckFailedError(first.message);
   }
   if (soak === 0) {
     out(`health: ${shown} is healthy after ${first.attempts.length} attempt(s)`);

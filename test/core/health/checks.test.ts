@@ -180,6 +180,14 @@ test("HTTPS: a self-signed certificate is refused unless its CA is given", async
         ok: true,
         status: 200,
       });
+      // The deploy's gate (no --ca there): the advice is about the certificate, not logs and retries.
+      const msg = await failed({ url, retries: 1, ...fast });
+      assert.match(msg, /FAILED DEPTH_ZERO_SELF_SIGNED_CERT/);
+      assert.match(
+        msg,
+        /not trusted here .*`--ca FILE` on the CLI; for `safe-deploy up` and `pulumi up`, set NODE_EXTRA_CA_CERTS=FILE/,
+      );
+      assert.doesNotMatch(msg, /raise retries/);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
