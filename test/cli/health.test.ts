@@ -1,7 +1,8 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -131,16 +132,81 @@ test("a certificate this machine does not trust: the failure says to pass `--ca`
       await assert.rejects(runHealth({ url, retries: "1", ...fast }, out), (e: Error) => {
         assert.ok(e instanceof CheckFailedError);
         assert.match(e.message, /SELF_SIGNED/);
-        assert.match(e.message, /certificate is not trusted here: pass its CA .* with `--ca FILE`/);
+        assert.match(e.message, /certificate is not trusted here .*: pass its CA .* with `--ca FILE`/);
         return true;
       });
       const r = await runHealth({ url, retries: "1", ...fast, ca: join(dir, "cert.pem") }, out);
       assert.equal(r.attempts, 1);
+      // A --ca that holds no certificate (the key by mistake, a DER file) was silently ignored, and the
+      // failure then told the user to pass the --ca they had passed.
+      writeFileSync(
+        join(dir, "garbage.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+      );
+      for (const file of ["key.pem", "garbage.pem"]) {
+        await assert.rejects(
+          runHealth({ url, retries: "1", ...fast, ca: join(dir, file) }, out),
+          (e: Error) => {
+            assert.ok(e instanceof ConfigError, e.message);
+            assert.equal((e as ConfigError).exitCode, 2);
+            assert.match(e.message, new RegExp(`^\`--ca\` file .*${file} holds no PEM certificate`));
+            return true;
+          },
+        );
+      }
+      // A real certificate, but not the one that signed the server's: the hint names the --ca file.
+      execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other"].concat([
+          "-keyout",
+          join(dir, "other-key.pem"),
+          "-out",
+          join(dir, "other.pem"),
+        ]),
+        { stdio: "ignore" },
+      );
+      await assert.rejects(
+        runHealth({ url, retries: "1", ...fast, ca: join(dir, "other.pem") }, out),
+        (e: Error) => {
+          assert.ok(e instanceof CheckFailedError);
+          assert.match(e.message, /not signed by the CA given for this check/);
+          assert.doesNotMatch(e.message, /pass its CA .* with `--ca FILE`/);
+          return true;
+        },
+      );
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a redirect: the progress lines and the failure name its target with a token masked", async () => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(302, { location: "/login?next=/health&token=s3cret-token" });
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+    const seen: string[] = [];
+    await assert.rejects(
+      runHealth({ url, retries: "1", ...fast }, (l) => seen.push(l)),
+      (e: Error) => {
+        assert.ok(e instanceof CheckFailedError);
+        assert.match(e.message, /does not follow: poll the URL it redirects to/);
+        return true;
+      },
+    );
+    assert.match(
+      seen.join("\n"),
+      /attempt 1: failed \(302\) status 302, expected 200; redirects to \/login\?next=\/health&token=\*\*\*/,
+    );
+    assert.ok(!seen.join("\n").includes("s3cret-token"));
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
   }
 });

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { Command, Option } from "commander";
 
 /** Options of `safe-deploy health` (flags as parsed: strings until checked). */
@@ -15,9 +16,18 @@ export interface HealthOpts {
   ca?: string;
 }
 
-/** Node's codes for a certificate this machine does not trust (not for a refused connection). */
-const TLS_TRUST =
-  /SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|ALTNAME_INVALID/;
+/** Whether PEM text holds at least one certificate Node can parse. */
+function holdsCertificate(pem: string): boolean {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.some((b) => {
+    try {
+      new X509Certificate(b);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** The users' "up to 15 times" (shared/seeds): the soak's default attempts. */
 export const DEFAULT_SOAK = 15;
@@ -96,6 +106,12 @@ export async function runHealth(
   if (o.ca !== undefined) {
     const { readFile } = await import("node:fs/promises");
     ca = await readFile(o.ca, "utf8").catch(() => configError(`\`--ca\` file ${o.ca} cannot be read`));
+    // Node skips what is not a certificate without a word: the check would then fail as if no --ca were given.
+    if (!holdsCertificate(ca)) {
+      return configError(
+        `\`--ca\` file ${o.ca} holds no PEM certificate (-----BEGIN CERTIFICATE-----): pass the CA that signed the server's certificate, or the self-signed certificate itself (not its key)`,
+      );
+    }
   }
 
   const { runGate } = await import("../../core/health/run");
@@ -114,7 +130,7 @@ export async function runHealth(
   const progress = (label: string) => ({
     onAttempt: (a: { ok: boolean; status?: number; detail?: string }, n: number) =>
       out(
-        `${label} ${n}: ${a.ok ? "ok" : "failed"}${a.status !== undefined ? ` (${a.status})` : ""}${a.ok || !a.detail ? "" : ` ${a.detail}`}`,
+        `${label} ${n}: ${a.ok ? "ok" : "failed"}${a.status !== undefined ? ` (${a.status})` : ""}${a.ok || !a.detail ? "" : ` ${redactUrls(a.detail)}`}`,
       ),
   });
   out(
@@ -122,14 +138,8 @@ export async function runHealth(
   );
   const first = await runGate(spec, progress("attempt"));
   if (!first.ok) {
-    // "Check the app's logs" does not help when this machine refuses the certificate.
-    const untrusted = first.attempts.some((a) => TLS_TRUST.test(a.detail ?? ""));
-    throw new CheckFailedError(
-      untrusted
-        ? `${first.message}
-The server's certificate is not trusted here: pass its CA (or the self-signed certificate) with \`--ca FILE\`.`
-        : first.message,
-    );
+    // The gate's message says what to do, a certificate or a redirect included.
+    throw new CheckFailedError(first.message);
   }
   if (soak === 0) {
     out(`health: ${shown} is healthy after ${first.attempts.length} attempt(s)`);

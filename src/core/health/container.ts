@@ -18,6 +18,8 @@ export interface ContainerState {
   Running?: boolean;
   Restarting?: boolean;
   ExitCode?: number;
+  /** Why Docker could not start it (e.g. `exec: "x": executable file not found`). */
+  Error?: string;
   Health?: { Status?: string };
   RestartCount?: number;
 }
@@ -47,7 +49,7 @@ export function containerVerdict(
   if (!state.Running) {
     return {
       ok: false,
-      detail: `container is ${state.Status ?? "not running"} (exit code ${state.ExitCode ?? "?"})`,
+      detail: `container is ${state.Status ?? "not running"} (exit code ${state.ExitCode ?? "?"})${state.Error ? `: ${state.Error.slice(0, 300)}` : ""}`,
     };
   }
   const health = state.Health?.Status;
@@ -109,8 +111,19 @@ export function containerProbe(check: ContainerCheck): (timeoutMs: number) => Pr
         : r.err.trim().split("\n")[0];
       return { ok: false, detail: `container ${check.name}: ${why}` };
     }
-    const [json, count] = r.out.trim().split("|");
-    const state = { ...(JSON.parse(json) as ContainerState), RestartCount: Number(count) || 0 };
+    // The state's JSON may hold a `|` (an Error quoting the command): the count is after the last one.
+    const out = r.out.trim();
+    const bar = out.lastIndexOf("|");
+    let parsed: ContainerState | null;
+    try {
+      parsed = JSON.parse(out.slice(0, bar)) as ContainerState | null;
+    } catch {
+      return {
+        ok: false,
+        detail: `container ${check.name}: unreadable docker inspect output: ${out.slice(0, 200)}`,
+      };
+    }
+    const state = { ...parsed, RestartCount: Number(out.slice(bar + 1)) || 0 };
     baseline ??= state.RestartCount;
     const v = containerVerdict(state, baseline, check.requireHealthy ?? true);
     if (!v.ok) return { ok: false, detail: `container ${check.name}: ${v.detail}` };

@@ -30,6 +30,39 @@ export function summarizeAttempts(attempts: Attempt[]): string {
 }
 
 /**
+ * Pure: what to do about a failed gate, from what its attempts saw. Raising retries never helps a
+ * certificate this machine refuses or a redirect the check does not follow, so those get their own fix.
+ */
+export function gateAdvice(attempts: Attempt[], caGiven = false): string {
+  const seen = (re: RegExp) => attempts.some((a) => re.test(a.detail ?? ""));
+  if (seen(/SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/)) {
+    return caGiven
+      ? "The server's certificate is not signed by the CA given for this check: give the CA that issued it, or the " +
+          "server's own self-signed certificate."
+      : "The server's certificate is not trusted here (self-signed or a private CA): pass its CA (or the self-signed " +
+          "certificate) with `--ca FILE` on the CLI; for `safe-deploy up` and `pulumi up`, set NODE_EXTRA_CA_CERTS=FILE " +
+          "in their environment.";
+  }
+  if (seen(/CERT_HAS_EXPIRED|CERT_NOT_YET_VALID/)) {
+    return "The server's certificate has expired (or is not valid yet): renew it, or check this machine's clock.";
+  }
+  if (seen(/ALTNAME_INVALID/)) {
+    return "The server's certificate is for another name: poll the name it was issued for (`health.url`, --url).";
+  }
+  if (seen(/; redirects to /)) {
+    return (
+      "The health URL answers with a redirect, which the check does not follow: poll the URL it redirects to " +
+      "(`health.url` or `health.path` in the stack config, --url on the CLI), or accept that status " +
+      "(`health.expectStatus`, --expect-status)."
+    );
+  }
+  return (
+    "Check the app's logs (docker logs) and its health endpoint, or raise retries/delaySeconds/timeoutSeconds " +
+    "(`health` in the stack config, --retries/--delay/--timeout on the CLI)."
+  );
+}
+
+/**
  * Runs `probe` under `policy` until it passes or gives up; a failure's message names the target and
  * summarises every attempt (time, status or error).
  */
@@ -38,6 +71,7 @@ export async function pollUntilHealthy(
   probe: Probe,
   policy: PollPolicy,
   hooks: GateHooks = {},
+  caGiven = false,
 ): Promise<GateResult> {
   const attempts: Attempt[] = [];
   const start = Date.now();
@@ -63,8 +97,7 @@ export async function pollUntilHealthy(
         attempts,
         message: redact(
           `health check of ${target} failed: ${d.reason}.\n${summarizeAttempts(attempts)}\n` +
-            "Check the app's logs (docker logs) and its health endpoint, or raise retries/delaySeconds/timeoutSeconds " +
-            "(`health` in the stack config, --retries/--delay/--timeout on the CLI).",
+            gateAdvice(attempts, caGiven),
         ),
       };
     }

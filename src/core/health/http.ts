@@ -84,7 +84,14 @@ export function httpProbe(check: HttpCheck, timeoutMs: number): Promise<ProbeRes
       const status = res.statusCode ?? 0;
       if (!expect.includes(status)) {
         res.resume();
-        finish({ ok: false, status, detail: `status ${status}, expected ${expect.join("|")}` });
+        // Redirects are not followed (an https:// or login page is no health answer): say where it points.
+        const to = status >= 300 && status < 400 ? res.headers.location : undefined;
+        finish({
+          ok: false,
+          status,
+          // The location last: a masked `?token=` value runs to the next space, taking any text after it.
+          detail: `status ${status}, expected ${expect.join("|")}${to ? `; redirects to ${to.slice(0, 200)}` : ""}`,
+        });
         return;
       }
       if (!check.json) {

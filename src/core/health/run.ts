@@ -66,5 +66,5 @@ export function probeOf(spec: GateSpec): Probe {
 
 /** Runs the gate a spec describes; a failure carries one message summarising every attempt. */
 export async function runGate(spec: GateSpec, hooks: GateHooks = {}): Promise<GateResult> {
-  return pollUntilHealthy(spec.url, probeOf(spec), policyOf(spec), hooks);
+  return pollUntilHealthy(spec.url, probeOf(spec), policyOf(spec), hooks, !!spec.ca);
 }

@@ -1,6 +1,7 @@
 import { after, before, test } from "node:test";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -179,11 +180,50 @@ test("HTTPS: a self-signed certificate is refused unless its CA is given", async
         ok: true,
         status: 200,
       });
+      // The deploy's gate (no --ca there): the advice is about the certificate, not logs and retries.
+      const msg = await failed({ url, retries: 1, ...fast });
+      assert.match(msg, /FAILED DEPTH_ZERO_SELF_SIGNED_CERT/);
+      assert.match(
+        msg,
+        /not trusted here .*`--ca FILE` on the CLI; for `safe-deploy up` and `pulumi up`, set NODE_EXTRA_CA_CERTS=FILE/,
+      );
+      assert.doesNotMatch(msg, /raise retries/);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a redirect is not followed: the failure says where it points and how to fix it, not to raise retries", async () => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(301, { location: "https://app.example.com/health?token=s3cret-token" });
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+    const r = await httpProbe({ url }, 1000);
+    assert.equal(r.ok, false);
+    assert.match(
+      r.detail ?? "",
+      /^status 301, expected 200; redirects to https:\/\/app\.example\.com\/health\?token=s3cret-token$/,
+    );
+    const msg = await failed({ url, retries: 1, ...fast });
+    assert.match(
+      msg,
+      /FAILED status 301, expected 200; redirects to https:\/\/app\.example\.com\/health\?token=\*\*\* \(\d+ ms\)/,
+    );
+    assert.match(
+      msg,
+      /redirect, which the check does not follow: poll the URL it redirects to \(`health\.url`/,
+    );
+    assert.doesNotMatch(msg, /raise retries/);
+    assert.ok(!msg.includes("s3cret-token"), "a token in the Location is masked");
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
   }
 });

@@ -24,6 +24,21 @@ test("container verdicts from docker inspect state", () => {
       false,
       /exited \(exit code 137\)/,
     ],
+    [
+      "never started: Docker's reason is shown",
+      [
+        {
+          Running: false,
+          Status: "created",
+          ExitCode: 127,
+          Error: 'exec: "sh -c x": executable file not found',
+        },
+        0,
+        true,
+      ],
+      false,
+      /created \(exit code 127\): exec: "sh -c x": executable file not found/,
+    ],
     ["restarting", [{ Running: true, Restarting: true, RestartCount: 0 }, 0, true], false, /restarting/],
     ["restart count rose", [{ Running: true, RestartCount: 3 }, 1, true], false, /restarted 2 time/],
   ];

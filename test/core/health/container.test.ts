@@ -1,5 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { containerProbe } from "../../../src/core/health/container";
 import { pollUntilHealthy } from "../../../src/core/health/gate";
 import { runGate } from "../../../src/core/health/run";
@@ -109,4 +111,23 @@ test("a missing container and an unreachable Docker host are reported, not throw
   const down = await containerProbe({ name: "x", dockerHost: "unix:///nonexistent/docker.sock" })(3000);
   assert.equal(down.ok, false);
   assert.match(down.detail ?? "", /container x: .*(Cannot connect|docker daemon)/i);
+});
+
+test("a container Docker could not start, its error quoting a command with a `|`: reported with the reason, not thrown", async () => {
+  // A command given as one string (`["sh -c 'a | b'"]`) is looked up as a file: the start fails and
+  // State.Error quotes it, `|` included, which broke the parse of `docker inspect`'s output.
+  const run = promisify(execFile);
+  const { stdout } = await run("docker", [
+    "create",
+    "--label",
+    "safe-deploy-test=health",
+    image,
+    "sh -c 'echo a | cat'",
+  ]);
+  const id = stdout.trim();
+  ids.push(id);
+  await run("docker", ["start", id]).catch(() => undefined);
+  const r = await containerProbe({ name: id })(5000);
+  assert.equal(r.ok, false);
+  assert.match(r.detail ?? "", /container is created \(exit code 127\): .*executable file not found/);
 });

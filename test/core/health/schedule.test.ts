@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decide, retrySchedule, worstCaseMs, type PollPolicy } from "../../../src/core/health/schedule";
 import { combineResults, policyOf } from "../../../src/core/health/run";
-import { summarizeAttempts } from "../../../src/core/health/gate";
+import { gateAdvice, summarizeAttempts } from "../../../src/core/health/gate";
 
 const base: PollPolicy = { retries: 3, delayMs: 10_000, timeoutMs: 5_000 };
 
@@ -134,4 +134,22 @@ test("summary lines show time, status or error", () => {
       "  #3 2026-01-01T00:00:20.000Z ok status 200 (2 ms)",
     ].join("\n"),
   );
+});
+
+test("advice after a failed gate follows what the attempts saw", () => {
+  const at = (detail: string) => [{ ok: false, detail, at: "2026-01-01T00:00:00.000Z", ms: 1 }];
+  const cases: [string, boolean, RegExp][] = [
+    ["ECONNREFUSED", false, /Check the app's logs .* raise retries/],
+    ["DEPTH_ZERO_SELF_SIGNED_CERT", false, /not trusted here .*--ca FILE.*NODE_EXTRA_CA_CERTS=FILE/],
+    ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", true, /not signed by the CA given for this check/],
+    ["CERT_HAS_EXPIRED", false, /has expired .*renew it/],
+    ["ERR_TLS_CERT_ALTNAME_INVALID", false, /for another name/],
+    [
+      "status 301, expected 200; redirects to https://x/health",
+      false,
+      /redirect, which the check does not follow/,
+    ],
+  ];
+  for (const [detail, caGiven, advice] of cases)
+    assert.match(gateAdvice(at(detail), caGiven), advice, detail);
 });

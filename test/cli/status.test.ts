@@ -1,0 +1,63 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { runStatus, type CommandDeps } from "../../src/cli/release-commands";
+import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import { startTarget, type Target } from "../helpers/http-targets";
+
+// `status` against a real HTTP app on loopback; only the Pulumi engine (config and outputs) is faked.
+const TOKEN = "tok-5ecret-health-123";
+let project: string;
+let app: Target;
+let healthUrl = "";
+
+before(async () => {
+  project = mkdtempSync(join(tmpdir(), "sd-status-"));
+  writeFileSync(join(project, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+  app = await startTarget(() => [200]);
+  healthUrl = `${app.url}?token=${TOKEN}`;
+});
+after(async () => {
+  await app.close();
+  rmSync(project, { recursive: true, force: true });
+});
+
+function deps(lines: string[]): CommandDeps {
+  const plain = (v: unknown) => ({ value: JSON.stringify(v), secret: false });
+  const config: ConfigMap = {
+    "safe-deploy:app": plain({ image: "web:v1" }),
+    "safe-deploy:database": plain({ mode: "external" }),
+    "safe-deploy:databaseUrl": { value: "postgres://app:pw-not-used@127.0.0.1:1/app", secret: true },
+    "safe-deploy:health": plain({ url: healthUrl }),
+  };
+  const stack: Partial<StackAccess> = {
+    name: "staging",
+    getAllConfig: async () => config,
+    // The graph's `url` output is `health.url` when it is set, token and all.
+    outputs: async () => ({
+      url: { value: healthUrl, secret: false },
+      containers: { value: "{}", secret: false },
+    }),
+  };
+  return {
+    openStack: async () => stack as StackAccess,
+    out: (l) => lines.push(l),
+    console: new PassThrough(),
+    terminal: { input: new PassThrough(), output: new PassThrough(), isTTY: false },
+  };
+}
+
+test("status never prints a credential query parameter of the health URL (text and --json)", async () => {
+  for (const json of [false, true]) {
+    const lines: string[] = [];
+    const code = await runStatus({ stack: "staging", projectDir: project, json }, deps(lines));
+    const out = lines.join("\n");
+    assert.equal(code, 0, out);
+    assert.ok(app.hits() > 0, "the health URL was probed");
+    assert.ok(!out.includes(TOKEN), `the token reached the output:\n${out}`);
+    assert.match(out, /token=\*\*\*/);
+  }
+});
