@@ -426,22 +426,26 @@ async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Pr
       },
       io,
     );
-    const pickCommit = async () => {
+    // The release shown is the release re-applied: several releases can share a commit (the stack file
+    // may change without one), so the choice is the release itself, not its commit.
+    const pickCommit = async (): Promise<Choice> => {
       const good = releases.filter((r) => r.result === "good");
-      const choice = await select(
+      const id = await select(
         {
           message: "Which release?",
           choices: [
             ...good.slice(0, 10).map((r) => ({
               name: `${r.id}  ${r.commit.slice(0, 12)}  schema ${r.schemaVersion ?? "-"}`,
-              value: r.commit,
+              value: r.id,
             })),
             { name: "another commit...", value: "" },
           ],
         },
         io,
       );
-      return choice || (await input({ message: "Commit (sha):", required: true }, io));
+      const target = good.find((r) => r.id === id);
+      if (target) return { target };
+      return resolveCommit(ctx, releases, await input({ message: "Commit (sha):", required: true }, io));
     };
     const pickBackup = async () => {
       const list = await listBackups(ctx.backupDir);
@@ -475,11 +479,11 @@ async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Pr
         return execute(ctx, { target }, o, deps);
       }
       case "commit":
-        return execute(ctx, await resolveCommit(ctx, releases, await pickCommit()), o, deps);
+        return execute(ctx, await pickCommit(), o, deps);
       case "backup":
         return execute(ctx, { backupFile: await pickBackup() }, o, deps);
       case "full": {
-        const commit = await resolveCommit(ctx, releases, await pickCommit());
+        const commit = await pickCommit();
         return execute(ctx, { ...commit, backupFile: await pickBackup() }, o, deps);
       }
     }

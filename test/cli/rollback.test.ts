@@ -1,0 +1,172 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Writable } from "node:stream";
+import { promisify } from "node:util";
+import { runRollback, type CommandDeps } from "../../src/cli/release-commands";
+import type { ConfigMap, StackAccess, StackOptions, UpOptions } from "../../src/cli/stack";
+import { Ledger, type ReleaseRecord } from "../../src/core/release/ledger";
+import { startPostgres, type TestPostgres } from "../helpers/postgres";
+
+// `safe-deploy rollback` and `status` as a person runs them. Real: a git project, PostgreSQL, backups and
+// restores, the ledger, the lock, git worktrees, an HTTP app. Fake: only the Pulumi engine, whose `up`
+// records which stack file (image) it was given.
+const PASSWORD = "r0llback-Pa55";
+let pg: TestPostgres;
+let project: string;
+let app: Server;
+let appUrl = "";
+let commitA = "";
+let commitB = "";
+const upImages: string[] = [];
+
+const run = promisify(execFile);
+const git = async (...args: string[]) => (await run("git", ["-C", project, ...args])).stdout.trim();
+const stackYaml = (image: string) =>
+  `encryptionsalt: v1:abc\nconfig:\n  safe-deploy:app:\n    image: ${image}\n`;
+
+before(async () => {
+  pg = await startPostgres({ password: PASSWORD });
+  await pg.query("CREATE DATABASE app");
+  app = createServer((_req, res) => res.end("ok"));
+  await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
+  const addr = app.address();
+  appUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  project = await mkdtemp(join(tmpdir(), "sd-rollback-"));
+  await git("init", "-q", "-b", "main");
+  await git("config", "user.email", "t@example.com");
+  await git("config", "user.name", "t");
+  await writeFile(join(project, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+  await writeFile(join(project, ".gitignore"), "backups/\nlogs/\n.safe-deploy*/\n");
+  await mkdir(join(project, "migrations"));
+  await writeFile(join(project, "migrations", "001.sql"), "SELECT 1;");
+  await writeFile(join(project, "Pulumi.staging.yaml"), stackYaml("web:a"));
+  await git("add", "-A");
+  await git("commit", "-qm", "a");
+  commitA = await git("rev-parse", "HEAD");
+  await writeFile(join(project, "migrations", "002.sql"), "SELECT 2;");
+  await writeFile(join(project, "Pulumi.staging.yaml"), stackYaml("web:b"));
+  await git("add", "-A");
+  await git("commit", "-qm", "b");
+  commitB = await git("rev-parse", "HEAD");
+  assert.notEqual(commitA, commitB);
+});
+
+after(async () => {
+  await new Promise((r) => app.close(r));
+  await pg?.close();
+  if (project) await rm(project, { recursive: true, force: true });
+});
+
+function stackConfig(extra: ConfigMap = {}): ConfigMap {
+  const plain = (v: unknown) => ({ value: JSON.stringify(v), secret: false });
+  return {
+    "safe-deploy:app": plain({ image: "web:any" }),
+    "safe-deploy:database": plain({ mode: "external" }),
+    "safe-deploy:databaseUrl": { value: pg.url("app"), secret: true },
+    "safe-deploy:backup": plain({ dir: "./backups/staging", compression: "gzip" }),
+    "safe-deploy:migrations": plain({ tool: "node-pg-migrate", workDir: ".", dir: "migrations" }),
+    "safe-deploy:health": plain({ soakAttempts: 0 }),
+    ...extra,
+  };
+}
+
+function fakeOpenStack(config: () => ConfigMap = () => stackConfig()) {
+  return async (o: StackOptions): Promise<StackAccess> => ({
+    name: o.stack,
+    getAllConfig: async () => config(),
+    setAllConfig: async () => assert.fail("a release is re-applied through its stack file"),
+    exportState: async () => ({ version: 3, deployment: { resources: [], pending_operations: [] } }),
+    importState: async () => undefined,
+    refresh: async () => undefined,
+    cancel: async () => undefined,
+    history: async () => [],
+    outputs: async () => ({ url: { value: appUrl, secret: false } }),
+    up: async (u: UpOptions = {}) => {
+      const text = readFileSync(join(u.workDir ?? o.projectDir, "Pulumi.staging.yaml"), "utf8");
+      upImages.push(/image: (\S+)/.exec(text)![1]);
+      return { outputs: { url: { value: appUrl, secret: false } } };
+    },
+  });
+}
+
+const lines: string[] = [];
+const deps: CommandDeps = {
+  openStack: fakeOpenStack(),
+  out: (l) => void lines.push(l),
+  console: { write: (s: string) => lines.push(s) },
+  terminal: { input: new PassThrough(), output: new PassThrough(), isTTY: false },
+};
+
+/** A terminal for the menu, and a way to type into it once a prompt is on screen. */
+function terminal() {
+  const input = new PassThrough();
+  let screen = "";
+  const output = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      screen += chunk.toString();
+      cb();
+    },
+  });
+  // Each prompt ends its pipe into the terminal when done, which must not close it.
+  output.end = (() => output) as typeof output.end;
+  let mark = 0;
+  const onScreen = async (text: string) => {
+    for (let i = 0; !screen.slice(mark).includes(text); i++) {
+      if (i > 400) throw new Error(`"${text}" never appeared; screen: ${screen.slice(mark)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const keys = (...ks: string[]) => {
+    for (const k of ks) input.write(k);
+    mark = screen.length;
+  };
+  return { deps: { ...deps, terminal: { input, output, isTTY: true } } as CommandDeps, onScreen, keys };
+}
+
+async function good(ledger: Ledger, r: Parameters<Ledger["create"]>[0]): Promise<ReleaseRecord> {
+  const rec = await ledger.create(r);
+  return ledger.markResult(rec.id, "good");
+}
+
+test("menu: the release picked is the release re-applied, also when an older one ran the same commit with another stack file", async () => {
+  const ledger = new Ledger(join(project, ".safe-deploy-menu"), "staging");
+  // The stack file may change without a commit (its text is recorded): two releases of commit B.
+  const one = await good(ledger, {
+    stack: "staging",
+    commit: commitB,
+    config: {},
+    configFile: stackYaml("web:one"),
+    time: new Date(Date.now() - 2 * 3600_000),
+  });
+  const two = await good(ledger, {
+    stack: "staging",
+    commit: commitB,
+    config: {},
+    configFile: stackYaml("web:two"),
+    time: new Date(Date.now() - 3600_000),
+  });
+  const t = terminal();
+  lines.length = 0;
+  upImages.length = 0;
+  const done = runRollback({ stack: "staging", projectDir: project, stateDir: ".safe-deploy-menu" }, t.deps);
+  const DOWN = "\u001b[B";
+  await t.onScreen("1. Recent releases");
+  t.keys(DOWN, DOWN, "\r"); // 3. Roll back to a commit
+  await t.onScreen("another commit...");
+  t.keys(DOWN, "\r"); // the second in the list: the older release, `one`
+  await t.onScreen("Go ahead?");
+  t.keys("y", "\r");
+  await done;
+  const out = lines.join("\n");
+  assert.ok(out.includes(`re-apply release ${one.id}`), out);
+  assert.ok(!out.includes(`re-apply release ${two.id}`), out);
+  assert.deepEqual(upImages, ["web:one"], "the stack file of the release picked");
+  const [rec] = await ledger.list();
+  assert.equal(rec.rolledBackTo, one.id);
+});
