@@ -15,7 +15,7 @@ import {
 } from "./release-context";
 import type { StackAccess, StackOptions } from "./stack";
 import { listBackups, type BackupEntry } from "../core/backup";
-import { CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
+import { CannotRunError, CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
 import { runGate } from "../core/health";
 import { containerProbe } from "../core/health/container";
 import type { ReleaseRecord } from "../core/release/ledger";
@@ -398,8 +398,18 @@ export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Prom
   }
   const releases = await ctx.ledger.list();
   const choice = await choiceFromFlags(ctx, o, releases, deps);
-  if (choice) return execute(ctx, choice, o, deps);
-  return menu(ctx, o, deps);
+  // Prompts come before anything changes: Ctrl-C at one is a cancel, said as such (exit 3, as any
+  // command stopped by Ctrl-C), not the prompt library's "User force closed the prompt".
+  return (choice ? execute(ctx, choice, o, deps) : menu(ctx, o, deps)).catch(cancelled("rollback"));
+}
+
+/** Turns Ctrl-C at a prompt (@inquirer/prompts' ExitPromptError) into "cancelled; nothing changed". */
+function cancelled(what: string) {
+  return (e: unknown): never => {
+    if (e instanceof Error && e.name === "ExitPromptError")
+      throw new CannotRunError(`${what} cancelled (Ctrl-C at the prompt); nothing changed`);
+    throw e;
+  };
 }
 
 /** The users' rollback.sh menu (seeds/001), on @inquirer/prompts; returns after an action or "exit". */
@@ -532,7 +542,7 @@ export async function runSeed(o: SeedOpts, deps: CommandDeps = {}): Promise<stri
     const ok = await confirm(
       { message: `Replace the ${ctx.stackName} database?`, default: false },
       { input: term.input, output: term.output },
-    );
+    ).catch(cancelled("seed"));
     if (!ok) {
       out("seed cancelled; nothing changed");
       return file;

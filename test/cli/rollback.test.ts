@@ -170,3 +170,30 @@ test("menu: the release picked is the release re-applied, also when an older one
   const [rec] = await ledger.list();
   assert.equal(rec.rolledBackTo, one.id);
 });
+
+test("menu: Ctrl-C at a prompt is a cancel that says nothing changed (exit 3), not the prompt library's error", async () => {
+  const t = terminal();
+  upImages.length = 0;
+  const done = runRollback({ stack: "staging", projectDir: project, stateDir: ".safe-deploy-menu" }, t.deps);
+  await t.onScreen("1. Recent releases");
+  t.keys("\u0003");
+  await assert.rejects(done, (e: Error & { exitCode?: number }) => {
+    assert.equal(e.exitCode, 3, e.message);
+    assert.match(e.message, /^rollback cancelled \(Ctrl-C at the prompt\); nothing changed$/);
+    return true;
+  });
+  // And at the confirmation, after the plan was shown.
+  const t2 = terminal();
+  const done2 = runRollback(
+    { stack: "staging", projectDir: project, stateDir: ".safe-deploy-menu", commit: commitB },
+    t2.deps,
+  );
+  await t2.onScreen("Go ahead?");
+  t2.keys("\u0003");
+  await assert.rejects(done2, (e: Error & { exitCode?: number }) => {
+    assert.equal(e.exitCode, 3, e.message);
+    assert.match(e.message, /rollback cancelled.*nothing changed/);
+    return true;
+  });
+  assert.deepEqual(upImages, []);
+});
