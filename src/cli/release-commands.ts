@@ -237,6 +237,34 @@ async function requireBackup(file: string, flag = "--backup"): Promise<string> {
   return abs;
 }
 
+/**
+ * The release `--to ID` names. An id of another stack's release (the ids look alike) says which stack it
+ * belongs to; every other mistake names the flag.
+ */
+async function releaseOfFlag(ctx: ReleaseContext, id: string): Promise<ReleaseRecord> {
+  try {
+    return await ctx.ledger.get(id);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const { readdir } = await import("node:fs/promises");
+    const { existsSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const root = join(ctx.stateDir, "releases");
+    const owners = (await readdir(root).catch(() => [] as string[]))
+      .filter((d) => /^r-[\w-]+$/.test(id) && existsSync(join(root, d, `${id}.json`)))
+      .map((d) => decodeURIComponent(d))
+      .filter((s) => s !== ctx.stackName);
+    if (owners.length) {
+      throw new ConfigError(
+        `--to ${id}: that is a release of stack "${owners[0]}", not of "${ctx.stackName}": pass ` +
+          `--stack ${owners[0]} to roll that stack back, or pick a release of ${ctx.stackName} from ` +
+          `'safe-deploy history --stack ${ctx.stackName}'`,
+      );
+    }
+    throw new ConfigError(`--to ${id}: ${e.message}`);
+  }
+}
+
 /** Flags to a choice; undefined when no mode flag was given (the menu decides). */
 async function choiceFromFlags(
   ctx: ReleaseContext,
@@ -250,7 +278,7 @@ async function choiceFromFlags(
     return { target };
   }
   if (o.to) {
-    const target = await ctx.ledger.get(o.to);
+    const target = await releaseOfFlag(ctx, o.to);
     if (target.result !== "good") {
       throw new ConfigError(
         `--to ${o.to}: that release ended ${target.result}; pick a good one from 'safe-deploy history'`,

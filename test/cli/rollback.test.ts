@@ -197,3 +197,40 @@ test("menu: Ctrl-C at a prompt is a cancel that says nothing changed (exit 3), n
   });
   assert.deepEqual(upImages, []);
 });
+
+test("--to a release of another stack names that stack and --stack; a malformed id names --to", async () => {
+  const stateDir = ".safe-deploy-other";
+  const prod = new Ledger(join(project, stateDir), "production");
+  const r = await good(prod, { stack: "production", commit: commitA, config: {} });
+  await assert.rejects(
+    runRollback({ stack: "staging", projectDir: project, stateDir, to: r.id, yes: true }, deps),
+    (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2);
+      assert.match(
+        e.message,
+        new RegExp(
+          `^--to ${r.id}: that is a release of stack "production", not of "staging": pass --stack production`,
+        ),
+      );
+      return true;
+    },
+  );
+  await assert.rejects(
+    runRollback({ stack: "staging", projectDir: project, stateDir, to: "latest", yes: true }, deps),
+    (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2);
+      assert.match(e.message, /^--to latest: `latest` is not a release id/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    runRollback(
+      { stack: "staging", projectDir: project, stateDir, to: "r-20000101-000000-abc-1a2b", yes: true },
+      deps,
+    ),
+    (e: Error) =>
+      /^--to r-20000101-000000-abc-1a2b: release `r-20000101-000000-abc-1a2b` not found for stack "staging"/.test(
+        e.message,
+      ),
+  );
+});
