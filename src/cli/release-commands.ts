@@ -316,6 +316,23 @@ async function requireCommit(ctx: ReleaseContext, commit: string, target?: Relea
   );
 }
 
+/**
+ * A rollback returns the stack's own database to an earlier state: a backup of another database (another
+ * stack's, another app's) is refused before anything changes, naming the commands that load one on purpose.
+ */
+async function requireSameDatabase(file: string, url: string, stack: string): Promise<void> {
+  const { readManifest, parseDatabaseUrl } = await import("../core/backup");
+  const from = (await readManifest(file)).database;
+  const ours = parseDatabaseUrl(url).database;
+  if (from === ours) return;
+  throw new ConfigError(
+    `rollback refused: ${file} is a backup of database "${from}", not of "${ours}", the database of stack ` +
+      `${stack}; nothing was changed. Pick one of ${stack}'s backups ('safe-deploy rollback --stack ${stack} ` +
+      `--list'); to load another database's data on purpose, use 'safe-deploy seed --stack ${stack} --backup ` +
+      `FILE' or 'safe-deploy backup restore FILE'`,
+  );
+}
+
 /** Plans a choice, shows the plan, asks (unless --yes), runs it. */
 async function execute(
   ctx: ReleaseContext,
@@ -341,6 +358,7 @@ async function execute(
     currentCommit,
   });
   if (!plan.ok) throw new ConfigError(`rollback refused: ${plan.reason}`);
+  if (choice.backupFile && db) await requireSameDatabase(choice.backupFile, db.url, ctx.stackName);
   out(`rollback of ${ctx.stackName}: ${plan.why}`);
   plan.steps.forEach((s, i) => out(`  ${i + 1}. ${describeStep(s)}`));
   if (!o.yes) {

@@ -1,7 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -10,6 +10,7 @@ import { PassThrough, Writable } from "node:stream";
 import { promisify } from "node:util";
 import { runRollback, type CommandDeps } from "../../src/cli/release-commands";
 import type { ConfigMap, StackAccess, StackOptions, UpOptions } from "../../src/cli/stack";
+import { createBackup } from "../../src/core/backup";
 import { Ledger, type ReleaseRecord } from "../../src/core/release/ledger";
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 
@@ -29,6 +30,7 @@ const run = promisify(execFile);
 const git = async (...args: string[]) => (await run("git", ["-C", project, ...args])).stdout.trim();
 const stackYaml = (image: string) =>
   `encryptionsalt: v1:abc\nconfig:\n  safe-deploy:app:\n    image: ${image}\n`;
+const sql = (q: string) => pg.query(q, [], "app");
 
 before(async () => {
   pg = await startPostgres({ password: PASSWORD });
@@ -233,4 +235,26 @@ test("--to a release of another stack names that stack and --stack; a malformed 
         e.message,
       ),
   );
+});
+
+test("--backup of another database is refused before anything changes, naming both databases and seed", async () => {
+  const otherUrl = await pg.createDatabase("shop");
+  await pg.query("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)", [], "shop");
+  const file = (await createBackup({ databaseUrl: otherUrl, dir: join(project, "backups/shop") })).file;
+  await sql("CREATE TABLE IF NOT EXISTS keep (id int); INSERT INTO keep VALUES (42)");
+  const backups = () => readdirSync(join(project, "backups/staging")).length;
+  await mkdir(join(project, "backups/staging"), { recursive: true });
+  const before = backups();
+  await assert.rejects(
+    runRollback({ stack: "staging", projectDir: project, backup: file, yes: true }, deps),
+    (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2, e.message);
+      assert.match(e.message, /is a backup of database "shop", not of "app".*nothing was changed/);
+      assert.match(e.message, /safe-deploy seed --stack staging --backup FILE/);
+      return true;
+    },
+  );
+  assert.equal(backups(), before, "no safety backup, no restore");
+  assert.deepEqual(await sql("SELECT id FROM keep"), [{ id: 42 }]);
+  await sql("DROP TABLE keep");
 });
