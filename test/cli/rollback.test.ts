@@ -258,3 +258,59 @@ test("--backup of another database is refused before anything changes, naming bo
   assert.deepEqual(await sql("SELECT id FROM keep"), [{ id: 42 }]);
   await sql("DROP TABLE keep");
 });
+
+test("--to the release a manual rollback went back from: its database as that release left it, not the backup the rollback restored", async () => {
+  const stateDir = ".safe-deploy-forward";
+  const ledger = new Ledger(join(project, stateDir), "staging");
+  await sql(
+    "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name text NOT NULL, run_on timestamp NOT NULL DEFAULT now())",
+  );
+  await sql("INSERT INTO pgmigrations (name) VALUES ('001')");
+  await sql("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('a-era')");
+  const a = await good(ledger, {
+    stack: "staging",
+    commit: commitA,
+    config: {},
+    configFile: stackYaml("web:a"),
+    schemaVersion: "001",
+    time: new Date(Date.now() - 2 * 3600_000),
+  });
+  // B's deploy: its pre-deploy backup (the database as A left it), then its migration and its data.
+  const bBackup = (
+    await createBackup({
+      databaseUrl: pg.url("app"),
+      dir: join(project, "backups/staging"),
+      label: "pre-deploy",
+    })
+  ).file;
+  await sql("INSERT INTO pgmigrations (name) VALUES ('002')");
+  await sql("INSERT INTO notes VALUES ('b-era')");
+  const b = await good(ledger, {
+    stack: "staging",
+    commit: commitB,
+    config: {},
+    configFile: stackYaml("web:b"),
+    schemaVersionBefore: "001",
+    schemaVersion: "002",
+    backupFile: bBackup,
+    time: new Date(Date.now() - 3600_000),
+  });
+  const notes = async () => (await sql("SELECT body FROM notes ORDER BY 1")).map((r) => r.body);
+  const schema = async () =>
+    (await sql("SELECT name FROM pgmigrations ORDER BY run_on DESC, id DESC LIMIT 1"))[0].name;
+  // Back to A: B's pre-deploy backup is restored.
+  await runRollback({ stack: "staging", projectDir: project, stateDir, to: a.id, yes: true }, deps);
+  assert.equal(await schema(), "001");
+  assert.deepEqual(await notes(), ["a-era"]);
+  // Forward to B again: the database as B left it (the rollback's safety backup), never B's pre-deploy
+  // backup, which is A's database and would start B's program on a schema it moved past.
+  lines.length = 0;
+  upImages.length = 0;
+  await runRollback({ stack: "staging", projectDir: project, stateDir, to: b.id, yes: true }, deps);
+  const out = lines.join("\n");
+  assert.ok(!out.includes(bBackup), out);
+  assert.match(out, /restoring .*_safety\./);
+  assert.equal(await schema(), "002");
+  assert.deepEqual(await notes(), ["a-era", "b-era"], "B's data is back");
+  assert.deepEqual(upImages, ["web:b"]);
+});
