@@ -10,6 +10,7 @@ import {
   migrationsAt,
   openContext,
   readSchemaVersion,
+  secretLiterals,
   type ContextOptions,
   type ReleaseContext,
 } from "./release-context";
@@ -17,6 +18,7 @@ import type { StackAccess, StackOptions } from "./stack";
 import { listBackups, type BackupEntry } from "../core/backup";
 import { CannotRunError, CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
 import { runGate } from "../core/health";
+import { redact } from "../core/log/redact";
 import { containerProbe } from "../core/health/container";
 import type { ReleaseRecord } from "../core/release/ledger";
 import { describeHolder, lockStatus } from "../core/release/lock";
@@ -115,8 +117,10 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     ledgerError: unreadable.length ? describeUnreadable(o.stack, unreadable) : undefined,
   };
   let code: number = ExitCode.ok;
+  let masked: string[] = [];
   try {
     const ctx = await openContext({ ...contextOptions(o, deps), logName: "status.log" });
+    masked = secretLiterals(ctx.secrets);
     await inspect(ctx, report);
     if (!report.containers.every((c) => c.ok) || report.health?.ok === false) code = ExitCode.checkFailed;
   } catch (e) {
@@ -124,8 +128,15 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     code = e instanceof SafeDeployError ? e.exitCode : ExitCode.cannotRun;
   }
   if (report.ledgerError && code === ExitCode.ok) code = ExitCode.checkFailed;
-  if (o.json) out(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
-  else printStatus(report, out);
+  // Masked as the logs are: a health URL may carry `?token=...`, an error may quote a connection URL.
+  // The URLs are masked field by field (the line's own punctuation must not read as part of a token).
+  if (report.health) report.health.url = redact(report.health.url);
+  if (report.outputsError) report.outputsError = redact(report.outputsError);
+  for (const [k, v] of Object.entries(report.outputs ?? {})) report.outputs![k] = redact(v);
+  const literals = masked.filter((m) => m.length >= 4).sort((a, b) => b.length - a.length);
+  const say = (line: string) => out(literals.reduce((l, m) => l.split(m).join("***"), line));
+  if (o.json) say(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
+  else printStatus(report, say);
   return code;
 }
 

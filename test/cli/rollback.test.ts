@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { promisify } from "node:util";
-import { runRollback, type CommandDeps } from "../../src/cli/release-commands";
+import { runRollback, runStatus, type CommandDeps } from "../../src/cli/release-commands";
 import type { ConfigMap, StackAccess, StackOptions, UpOptions } from "../../src/cli/stack";
 import { createBackup } from "../../src/core/backup";
 import { Ledger, type ReleaseRecord } from "../../src/core/release/ledger";
@@ -18,6 +18,7 @@ import { startPostgres, type TestPostgres } from "../helpers/postgres";
 // restores, the ledger, the lock, git worktrees, an HTTP app. Fake: only the Pulumi engine, whose `up`
 // records which stack file (image) it was given.
 const PASSWORD = "r0llback-Pa55";
+const TOKEN = "health-tok-7f3e9a";
 let pg: TestPostgres;
 let project: string;
 let app: Server;
@@ -313,4 +314,26 @@ test("--to the release a manual rollback went back from: its database as that re
   assert.equal(await schema(), "002");
   assert.deepEqual(await notes(), ["a-era", "b-era"], "B's data is back");
   assert.deepEqual(upImages, ["web:b"]);
+});
+
+test("status: a health URL's token and the stack's secrets stay masked, in text and in --json", async () => {
+  const plain = (v: unknown) => ({ value: JSON.stringify(v), secret: false });
+  const withToken: CommandDeps = {
+    ...deps,
+    openStack: fakeOpenStack(() =>
+      stackConfig({
+        "safe-deploy:health": plain({ soakAttempts: 0, url: `${appUrl}/health?token=${TOKEN}` }),
+      }),
+    ),
+  };
+  for (const json of [false, true]) {
+    lines.length = 0;
+    const code = await runStatus({ stack: "staging", projectDir: project, json }, withToken);
+    const out = lines.join("\n");
+    assert.equal(code, 0, out);
+    assert.ok(!out.includes(TOKEN), out);
+    assert.ok(!out.includes(PASSWORD), out);
+    if (json) assert.equal(JSON.parse(out).health.url, `${appUrl}/health?token=***`);
+    else assert.match(out, /health .*\/health\?token=\*\*\*: ok/);
+  }
 });
