@@ -10,13 +10,15 @@ import {
   migrationsAt,
   openContext,
   readSchemaVersion,
+  secretLiterals,
   type ContextOptions,
   type ReleaseContext,
 } from "./release-context";
 import type { StackAccess, StackOptions } from "./stack";
 import { listBackups, type BackupEntry } from "../core/backup";
-import { CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
+import { CannotRunError, CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
 import { runGate } from "../core/health";
+import { redact } from "../core/log/redact";
 import { containerProbe } from "../core/health/container";
 import type { ReleaseRecord } from "../core/release/ledger";
 import { describeHolder, lockStatus } from "../core/release/lock";
@@ -117,8 +119,10 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     ledgerError: unreadable.length ? describeUnreadable(o.stack, unreadable) : undefined,
   };
   let code: number = ExitCode.ok;
+  let masked: string[] = [];
   try {
     const ctx = await openContext({ ...contextOptions(o, deps), logName: "status.log" });
+    masked = secretLiterals(ctx.secrets);
     await inspect(ctx, report);
     if (!report.containers.every((c) => c.ok) || report.health?.ok === false) code = ExitCode.checkFailed;
   } catch (e) {
@@ -126,8 +130,15 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     code = e instanceof SafeDeployError ? e.exitCode : ExitCode.cannotRun;
   }
   if (report.ledgerError && code === ExitCode.ok) code = ExitCode.checkFailed;
-  if (o.json) out(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
-  else printStatus(report, out);
+  // Masked as the logs are: a health URL may carry `?token=...`, an error may quote a connection URL.
+  // The URLs are masked field by field (the line's own punctuation must not read as part of a token).
+  if (report.health) report.health.url = redact(report.health.url);
+  if (report.outputsError) report.outputsError = redact(report.outputsError);
+  for (const [k, v] of Object.entries(report.outputs ?? {})) report.outputs![k] = redact(v);
+  const literals = masked.filter((m) => m.length >= 4).sort((a, b) => b.length - a.length);
+  const say = (line: string) => out(literals.reduce((l, m) => l.split(m).join("***"), line));
+  if (o.json) say(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
+  else printStatus(report, say);
   return code;
 }
 
@@ -239,6 +250,34 @@ async function requireBackup(file: string, flag = "--backup"): Promise<string> {
   return abs;
 }
 
+/**
+ * The release `--to ID` names. An id of another stack's release (the ids look alike) says which stack it
+ * belongs to; every other mistake names the flag.
+ */
+async function releaseOfFlag(ctx: ReleaseContext, id: string): Promise<ReleaseRecord> {
+  try {
+    return await ctx.ledger.get(id);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const { readdir } = await import("node:fs/promises");
+    const { existsSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const root = join(ctx.stateDir, "releases");
+    const owners = (await readdir(root).catch(() => [] as string[]))
+      .filter((d) => /^r-[\w-]+$/.test(id) && existsSync(join(root, d, `${id}.json`)))
+      .map((d) => decodeURIComponent(d))
+      .filter((s) => s !== ctx.stackName);
+    if (owners.length) {
+      throw new ConfigError(
+        `--to ${id}: that is a release of stack "${owners[0]}", not of "${ctx.stackName}": pass ` +
+          `--stack ${owners[0]} to roll that stack back, or pick a release of ${ctx.stackName} from ` +
+          `'safe-deploy history --stack ${ctx.stackName}'`,
+      );
+    }
+    throw new ConfigError(`--to ${id}: ${e.message}`);
+  }
+}
+
 /** Flags to a choice; undefined when no mode flag was given (the menu decides). */
 async function choiceFromFlags(
   ctx: ReleaseContext,
@@ -252,7 +291,7 @@ async function choiceFromFlags(
     return { target };
   }
   if (o.to) {
-    const target = await ctx.ledger.get(o.to);
+    const target = await releaseOfFlag(ctx, o.to);
     if (target.result !== "good") {
       throw new ConfigError(
         `--to ${o.to}: that release ended ${target.result}; pick a good one from 'safe-deploy history'`,
@@ -290,6 +329,23 @@ async function requireCommit(ctx: ReleaseContext, commit: string, target?: Relea
   );
 }
 
+/**
+ * A rollback returns the stack's own database to an earlier state: a backup of another database (another
+ * stack's, another app's) is refused before anything changes, naming the commands that load one on purpose.
+ */
+async function requireSameDatabase(file: string, url: string, stack: string): Promise<void> {
+  const { readManifest, parseDatabaseUrl } = await import("../core/backup");
+  const from = (await readManifest(file)).database;
+  const ours = parseDatabaseUrl(url).database;
+  if (from === ours) return;
+  throw new ConfigError(
+    `rollback refused: ${file} is a backup of database "${from}", not of "${ours}", the database of stack ` +
+      `${stack}; nothing was changed. Pick one of ${stack}'s backups ('safe-deploy rollback --stack ${stack} ` +
+      `--list'); to load another database's data on purpose, use 'safe-deploy seed --stack ${stack} --backup ` +
+      `FILE' or 'safe-deploy backup restore FILE'`,
+  );
+}
+
 /** Plans a choice, shows the plan, asks (unless --yes), runs it. */
 async function execute(
   ctx: ReleaseContext,
@@ -315,6 +371,7 @@ async function execute(
     currentCommit,
   });
   if (!plan.ok) throw new ConfigError(`rollback refused: ${plan.reason}`);
+  if (choice.backupFile && db) await requireSameDatabase(choice.backupFile, db.url, ctx.stackName);
   out(`rollback of ${ctx.stackName}: ${plan.why}`);
   plan.steps.forEach((s, i) => out(`  ${i + 1}. ${describeStep(s)}`));
   if (!o.yes) {
@@ -400,8 +457,18 @@ export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Prom
   }
   const releases = await ctx.ledger.list();
   const choice = await choiceFromFlags(ctx, o, releases, deps);
-  if (choice) return execute(ctx, choice, o, deps);
-  return menu(ctx, o, deps);
+  // Prompts come before anything changes: Ctrl-C at one is a cancel, said as such (exit 3, as any
+  // command stopped by Ctrl-C), not the prompt library's "User force closed the prompt".
+  return (choice ? execute(ctx, choice, o, deps) : menu(ctx, o, deps)).catch(cancelled("rollback"));
+}
+
+/** Turns Ctrl-C at a prompt (@inquirer/prompts' ExitPromptError) into "cancelled; nothing changed". */
+function cancelled(what: string) {
+  return (e: unknown): never => {
+    if (e instanceof Error && e.name === "ExitPromptError")
+      throw new CannotRunError(`${what} cancelled (Ctrl-C at the prompt); nothing changed`);
+    throw e;
+  };
 }
 
 /** The users' rollback.sh menu (seeds/001), on @inquirer/prompts; returns after an action or "exit". */
@@ -428,22 +495,26 @@ async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Pr
       },
       io,
     );
-    const pickCommit = async () => {
+    // The release shown is the release re-applied: several releases can share a commit (the stack file
+    // may change without one), so the choice is the release itself, not its commit.
+    const pickCommit = async (): Promise<Choice> => {
       const good = releases.filter((r) => r.result === "good");
-      const choice = await select(
+      const id = await select(
         {
           message: "Which release?",
           choices: [
             ...good.slice(0, 10).map((r) => ({
               name: `${r.id}  ${r.commit.slice(0, 12)}  schema ${r.schemaVersion ?? "-"}`,
-              value: r.commit,
+              value: r.id,
             })),
             { name: "another commit...", value: "" },
           ],
         },
         io,
       );
-      return choice || (await input({ message: "Commit (sha):", required: true }, io));
+      const target = good.find((r) => r.id === id);
+      if (target) return { target };
+      return resolveCommit(ctx, releases, await input({ message: "Commit (sha):", required: true }, io));
     };
     const pickBackup = async () => {
       const list = await listBackups(ctx.backupDir);
@@ -477,11 +548,11 @@ async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Pr
         return execute(ctx, { target }, o, deps);
       }
       case "commit":
-        return execute(ctx, await resolveCommit(ctx, releases, await pickCommit()), o, deps);
+        return execute(ctx, await pickCommit(), o, deps);
       case "backup":
         return execute(ctx, { backupFile: await pickBackup() }, o, deps);
       case "full": {
-        const commit = await resolveCommit(ctx, releases, await pickCommit());
+        const commit = await pickCommit();
         return execute(ctx, { ...commit, backupFile: await pickBackup() }, o, deps);
       }
     }
@@ -530,7 +601,7 @@ export async function runSeed(o: SeedOpts, deps: CommandDeps = {}): Promise<stri
     const ok = await confirm(
       { message: `Replace the ${ctx.stackName} database?`, default: false },
       { input: term.input, output: term.output },
-    );
+    ).catch(cancelled("seed"));
     if (!ok) {
       out("seed cancelled; nothing changed");
       return file;

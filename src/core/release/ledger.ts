@@ -36,7 +36,7 @@ export interface ReleaseRecord {
   schemaVersion?: string;
   /** File of `stack export` taken before `up`. */
   checkpoint?: string;
-  /** The pre-deploy backup this release took. */
+  /** The pre-deploy backup this release took; for a rollback, its safety backup (the database before it). */
   backupFile?: string;
   result: ReleaseResult;
   durationMs?: number;

@@ -536,12 +536,15 @@ async function guardedRollbackTo(
     } catch (e) {
       const error = message(e).split("\n")[0];
       ports.log.error(`rollback failed: ${message(e)}`);
-      if (release)
+      if (release) {
+        // The safety backup holds the database as the release before this rollback left it.
+        if (taken.safety) release = await ports.releases.update(release.id, { backupFile: taken.safety });
         release = await ports.releases.markResult(release.id, "bad", {
           error,
           failedStage: "containers",
           durationMs: now().getTime() - started.getTime(),
         });
+      }
       await ports.notify("ROLLBACK_FAILED", `Rollback of ${r.stack} to ${what} failed: ${error}`, {
         ...fields,
         safetyBackup: taken.safety ?? "none",
@@ -552,8 +555,11 @@ async function guardedRollbackTo(
       return { exitCode: 1, release };
     }
     if (release) {
+      // As a deploy records its pre-deploy backup, a rollback records the backup it took before changing
+      // the database (its safety backup), not the one it restored: a later rollback to the release before
+      // this one restores it as "the database as that release left it" (`backupAfter`).
       release = await ports.releases.update(release.id, {
-        backupFile: r.backupFile,
+        backupFile: taken.safety,
         schemaVersion: await ports.database.schemaVersion().catch(() => undefined),
       });
       release = await ports.releases.markResult(release.id, "good", {
