@@ -97,9 +97,7 @@ export interface StatusReport {
 
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
 export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<number> {
-  const { redact } = await import("../core/log/redact");
-  // The `url` output and `health.url` may carry a credential (`/health?token=...`): mask it like the logs do.
-  const out = (line: string) => (deps.out ?? stdout)(redact(line));
+  const out = deps.out ?? stdout;
   const { Ledger, describeUnreadable } = await import("../core/release/ledger");
   const { resolve } = await import("node:path");
   const projectDir = resolve(o.projectDir ?? ".");
