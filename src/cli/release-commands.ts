@@ -93,6 +93,8 @@ export interface StatusReport {
   lock: string;
   /** Release records that cannot be read: "last release" and "last good" may be wrong until they are fixed. */
   ledgerError?: string;
+  /** The newest deploy failed and was not rolled back, or never finished: what runs is no good release. */
+  attention?: string;
 }
 
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
@@ -127,7 +129,8 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
     report.outputsError = e instanceof Error ? e.message : String(e);
     code = e instanceof SafeDeployError ? e.exitCode : ExitCode.cannotRun;
   }
-  if (report.ledgerError && code === ExitCode.ok) code = ExitCode.checkFailed;
+  report.attention = unfinished(o.stack, releases, lock.state === "held");
+  if ((report.ledgerError || report.attention) && code === ExitCode.ok) code = ExitCode.checkFailed;
   // Masked as the logs are: a health URL may carry `?token=...`, an error may quote a connection URL.
   // The URLs are masked field by field (the line's own punctuation must not read as part of a token).
   if (report.health) report.health.url = redact(report.health.url);
@@ -138,6 +141,24 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
   if (o.json) say(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
   else printStatus(report, say);
   return code;
+}
+
+/**
+ * Why the stack runs no good release, if so: the newest deploy (not one stopped at preflight, which
+ * changed nothing) failed and was not rolled back, or is pending with no deploy holding the lock.
+ */
+function unfinished(stack: string, releases: readonly ReleaseRecord[], locked: boolean): string | undefined {
+  const newest = releases.find((r) => r.failedStage !== "preflight");
+  if (!newest || newest.result === "good" || newest.result === "rolled-back") return undefined;
+  if (newest.result === "pending" && locked) return undefined; // a deploy is running now
+  const what =
+    newest.result === "pending"
+      ? `release ${newest.id} never finished (interrupted?)`
+      : `release ${newest.id} failed${newest.failedStage ? ` at ${newest.failedStage}` : ""} and was not rolled back`;
+  return (
+    `${what}: what runs may be half of it. Return to the last good release with ` +
+    `'safe-deploy rollback --stack ${stack} --quick', or deploy again`
+  );
 }
 
 async function inspect(ctx: ReleaseContext, report: StatusReport): Promise<void> {
@@ -174,6 +195,7 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
   out(`  last good:     ${rel(r.lastGood)}`);
   out(`  deploy lock:   ${r.lock}`);
   if (r.ledgerError) out(`  releases:      ${r.ledgerError.replace(/\n/g, "\n    ")}`);
+  if (r.attention) out(`  NOT OK:        ${r.attention}`);
   if (r.outputsError) out(`  stack:         cannot be read: ${r.outputsError}`);
   for (const [k, v] of Object.entries(r.outputs ?? {})) if (k !== "containers") out(`  output ${k}: ${v}`);
   for (const c of r.containers)

@@ -350,7 +350,7 @@ test("up: a release failing its health gate after migrating rolls back by itself
   assert.match(await readFile(join(project, "Pulumi.staging.yaml"), "utf8"), /web:bad/);
   const backups = await readdir(join(project, "backups/staging"));
   assert.ok(
-    backups.some((f) => /_safety\./.test(f)),
+    backups.some((f) => /_safety(-\d+)?\./.test(f)),
     "a safety backup was taken before restoring",
   );
   assert.match(notifications(), /ERROR.*failed at health[\s\S]*ROLLBACK_SUCCESS/);
@@ -501,7 +501,7 @@ test("rollback to a release whose commit is gone from git (force-push, shallow c
   await ledger().markResult(r.id, "good");
   const before = upCalls.length;
   const safety = () =>
-    readdirSync(join(project, "backups/staging")).filter((f) => /_safety\./.test(f)).length;
+    readdirSync(join(project, "backups/staging")).filter((f) => /_safety(-\d+)?\./.test(f)).length;
   const safetyBefore = safety();
   try {
     await assert.rejects(
@@ -598,7 +598,7 @@ test("seed: staging's database becomes production's newest backup (safety first)
     null,
     "staging's own tables are replaced",
   );
-  assert.match(lines.join("\n"), /safety backup of what was there: .*_safety\./);
+  assert.match(lines.join("\n"), /safety backup of what was there: .*_safety(-\d+)?\./);
   await assert.rejects(
     runSeed({ stack: "production", projectDir: project, fromDir: prodDir, yes: true }, deps),
     (e: unknown) => e instanceof ConfigError && /--allow-production/.test(e.message),

@@ -310,7 +310,7 @@ test("--to the release a manual rollback went back from: its database as that re
   await runRollback({ stack: "staging", projectDir: project, stateDir, to: b.id, yes: true }, deps);
   const out = lines.join("\n");
   assert.ok(!out.includes(bBackup), out);
-  assert.match(out, /restoring .*_safety\./);
+  assert.match(out, /restoring .*_safety(-\d+)?\./);
   assert.equal(await schema(), "002");
   assert.deepEqual(await notes(), ["a-era", "b-era"], "B's data is back");
   assert.deepEqual(upImages, ["web:b"]);

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { runStatus, type CommandDeps } from "../../src/cli/release-commands";
+import { Ledger } from "../../src/core/release/ledger";
 import type { ConfigMap, StackAccess } from "../../src/cli/stack";
 import { startTarget, type Target } from "../helpers/http-targets";
 
@@ -59,5 +60,41 @@ test("status never prints a credential query parameter of the health URL (text a
     assert.ok(app.hits() > 0, "the health URL was probed");
     assert.ok(!out.includes(TOKEN), `the token reached the output:\n${out}`);
     assert.match(out, /token=\*\*\*/);
+  }
+});
+
+test("status is NOT OK (exit 1) while the newest deploy failed without a rollback; a preflight refusal does not count", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sd-status-bad-"));
+  try {
+    writeFileSync(join(dir, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+    const ledger = new Ledger(join(dir, ".safe-deploy"), "staging");
+    const at = (s: number) => new Date(Date.UTC(2026, 10, 23, 10, 0, s));
+    const release = async (s: number, result: "good" | "bad", failedStage?: "containers" | "preflight") => {
+      const r = await ledger.create({ stack: "staging", commit: "a".repeat(40), config: {}, time: at(s) });
+      return ledger.markResult(r.id, result, { durationMs: 1, ...(failedStage ? { failedStage } : {}) });
+    };
+    const status = async (json = false) => {
+      const lines: string[] = [];
+      const code = await runStatus({ stack: "staging", projectDir: dir, json }, deps(lines));
+      return { code, out: lines.join("\n") };
+    };
+    await release(1, "good");
+    assert.equal((await status()).code, 0);
+    const failed = await release(2, "bad", "containers");
+    await release(3, "bad", "preflight");
+    const text = await status();
+    assert.equal(text.code, 1, text.out);
+    assert.match(
+      text.out,
+      new RegExp(`NOT OK: +release ${failed.id} failed at containers and was not rolled back`),
+    );
+    assert.match(text.out, /rollback --stack staging --quick/);
+    const json = await status(true);
+    assert.equal(json.code, 1);
+    assert.match(JSON.parse(json.out).attention, /was not rolled back/);
+    await release(4, "good"); // a manual rollback (or a new deploy) that succeeded
+    assert.equal((await status()).code, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
