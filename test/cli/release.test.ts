@@ -465,7 +465,7 @@ test("rollback with no flags on a terminal: the menu lists backups, plans a roll
   assert.match(screen, /1\. Recent releases[\s\S]*7\. Quick rollback/);
   assert.match(screen, /Which release\?[\s\S]*Go ahead\?/, "every prompt was shown");
   const out = lines.join("\n");
-  assert.match(out, /_pre-deploy\.pgdump\.zst/);
+  assert.match(out, /_pre-deploy(-\d+)?\.pgdump\.zst/);
   assert.match(out, /rollback of staging: the database is at migration 001_init, release r-.* ran 002_title/);
   assert.match(out, /rollback cancelled; nothing changed/);
   assert.equal(running, "web:v1");
@@ -591,7 +591,7 @@ test("seed: staging's database becomes production's newest backup (safety first)
   await createBackup({ databaseUrl: appDb(), dir: prodDir, label: "safety" }); // newer, but never a seed
   lines.length = 0;
   const file = await runSeed({ stack: "staging", projectDir: project, fromDir: prodDir, yes: true }, deps);
-  assert.match(file, /_pre-deploy\./);
+  assert.match(file, /_pre-deploy(-\d+)?\./);
   assert.equal(Number((await sql("SELECT count(*) AS n FROM customers"))[0].n), 7);
   assert.equal(
     (await sql("SELECT to_regclass('notes') AS t"))[0].t,

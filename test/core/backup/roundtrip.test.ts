@@ -50,7 +50,7 @@ for (const compression of ["zstd", "gzip", "none"] as const) {
     const res = await restoreBackup(r.file, { databaseUrl: pg.url("rich") });
     assert.deepEqual(await fingerprint(pg, "rich"), before);
     assert.equal(schema("rich"), schemaBefore);
-    assert.match(res.safety?.file ?? "", /_safety\.pgdump\.zst$/);
+    assert.match(res.safety?.file ?? "", /_safety(-\d+)?\.pgdump\.zst$/);
     const prev = await pg.query<{ n: string }>(
       "SELECT count(*) AS n FROM shop.customers",
       [],
