@@ -198,6 +198,28 @@ describe("drift", () => {
     }
   });
 
+  it("`--scratch-url` naming the live database or one holding other objects is refused (exit 2); a reused scratch works", async () => {
+    const url = await pg.createDatabase("scratchlive");
+    await migrate({ action: "up", tool: "node-pg-migrate", dir: DIR, workDir: ROOT, databaseUrl: url });
+    await pg.query("ALTER TABLE users ADD COLUMN hotfix boolean", [], "scratchlive");
+    const o = { migrations: DIR, workDir: ROOT, databaseUrl: url, out: () => {} };
+    await assert.rejects(runDrift({ ...o, scratchUrl: url }), (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2, e.message);
+      assert.match(e.message, /^`--scratch-url` is the live database itself/);
+      return true;
+    });
+    const other = await pg.createDatabase("scratchother");
+    await pg.query("CREATE TABLE users (id int)", [], "scratchother");
+    await assert.rejects(runDrift({ ...o, scratchUrl: other }), (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2, e.message);
+      assert.match(e.message, /^`--scratch-url` database "scratchother" is not empty \(table public\.users/);
+      return true;
+    });
+    const empty = await pg.createDatabase("scratchempty");
+    for (let run = 0; run < 2; run++)
+      await assert.rejects(runDrift({ ...o, scratchUrl: empty }), /schema drift: 1 difference/);
+  });
+
   it("Ctrl-C while the expected schema is built drops the scratch database and exits 3", async () => {
     const work = await mkdtemp(join(tmpdir(), "sd-drift-sigint-"));
     try {
