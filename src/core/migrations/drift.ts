@@ -3,6 +3,8 @@ import { access, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Client } from "pg";
+import { catchingSignals } from "../backup/interrupt";
+import { CannotRunError, ConfigError } from "../errors";
 import { versionQuery, type CustomCommands, type Tool } from "./presets";
 import { connect, migrate, schemaVersion } from "./runner";
 
@@ -179,17 +181,70 @@ export async function stagePrismaMigrations(
  * database has applied, so pending migrations are not drift) and compares catalogs with the live one.
  */
 export async function checkDrift(opts: DriftOptions): Promise<{ version?: string; items: DriftItem[] }> {
+  // Caught so Ctrl-C while the expected schema is built still drops the scratch database, and the
+  // tool killed by the same signal is not reported as a failed migration.
+  return catchingSignals(async (interrupted) => {
+    try {
+      const result = await driftSteps(opts);
+      if (!interrupted()) return result;
+    } catch (e) {
+      if (!interrupted()) throw e;
+    }
+    throw new CannotRunError(
+      `drift check interrupted by ${interrupted()}: ${opts.scratchUrl ? "" : "the scratch database was dropped and "}nothing was compared; run it again`,
+    );
+  });
+}
+
+/** The database a session is in, on that server: the postmaster's start time tells servers apart. */
+async function databaseIdentity(c: Client): Promise<string> {
+  const { rows } = await c.query<{ id: string }>(
+    "SELECT current_database() || '@' || pg_postmaster_start_time()::text AS id",
+  );
+  return rows[0].id;
+}
+
+/**
+ * The expected schema is built in `--scratch-url`: the live database itself (nothing to apply, so it
+ * matches itself) or one holding other objects would hide drift. One a previous run built (it holds
+ * the tool's table) is fine: the migrations take it to the live version.
+ */
+async function checkScratch(url: string, tool: Tool, liveId: string): Promise<void> {
+  const c = await connect(url, "safe-deploy drift");
+  try {
+    if ((await databaseIdentity(c)) === liveId)
+      throw new ConfigError(
+        "`--scratch-url` is the live database itself: the migrations would be compared with what they already built there, so drift could never show. Pass an empty database, or leave the flag out for a temporary one on the live server",
+      );
+    const own = versionQuery(tool)?.table;
+    if (own && (await c.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [own])).rows[0].t)
+      return;
+    const snap = await snapshotSchema(c);
+    const found = Object.entries(snap).flatMap(([cat, m]) => Object.keys(m).map((k) => `${cat} ${k}`));
+    if (found.length)
+      throw new ConfigError(
+        `\`--scratch-url\` database "${c.database}" is not empty (${found.slice(0, 3).join(", ")}${found.length > 3 ? `, ${found.length - 3} more` : ""}): the expected schema is built there, and objects no migration creates would hide drift. Pass an empty database, or leave the flag out for a temporary one on the live server`,
+      );
+  } finally {
+    await c.end();
+  }
+}
+
+async function driftSteps(opts: DriftOptions): Promise<{ version?: string; items: DriftItem[] }> {
   const live = await connect(opts.databaseUrl, "safe-deploy drift");
   let liveSnap: SchemaSnapshot;
   let version: string | undefined;
   let prismaApplied: string[] = [];
+  let liveId: string;
   try {
     version = await schemaVersion(live, opts.tool);
     if (opts.tool === "prisma") prismaApplied = await appliedPrismaMigrations(live);
     liveSnap = await snapshotSchema(live);
+    liveId = await databaseIdentity(live);
   } finally {
     await live.end();
   }
+  if (opts.scratchUrl) await checkScratch(opts.scratchUrl, opts.tool, liveId);
   const scratch = opts.scratchUrl
     ? { url: opts.scratchUrl, drop: async () => {} }
     : await createScratchDatabase(opts.databaseUrl);

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -191,6 +193,68 @@ describe("drift", () => {
         [],
         "the staged migrations are removed",
       );
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
+  it("`--scratch-url` naming the live database or one holding other objects is refused (exit 2); a reused scratch works", async () => {
+    const url = await pg.createDatabase("scratchlive");
+    await migrate({ action: "up", tool: "node-pg-migrate", dir: DIR, workDir: ROOT, databaseUrl: url });
+    await pg.query("ALTER TABLE users ADD COLUMN hotfix boolean", [], "scratchlive");
+    const o = { migrations: DIR, workDir: ROOT, databaseUrl: url, out: () => {} };
+    await assert.rejects(runDrift({ ...o, scratchUrl: url }), (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2, e.message);
+      assert.match(e.message, /^`--scratch-url` is the live database itself/);
+      return true;
+    });
+    const other = await pg.createDatabase("scratchother");
+    await pg.query("CREATE TABLE users (id int)", [], "scratchother");
+    await assert.rejects(runDrift({ ...o, scratchUrl: other }), (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 2, e.message);
+      assert.match(e.message, /^`--scratch-url` database "scratchother" is not empty \(table public\.users/);
+      return true;
+    });
+    const empty = await pg.createDatabase("scratchempty");
+    for (let run = 0; run < 2; run++)
+      await assert.rejects(runDrift({ ...o, scratchUrl: empty }), /schema drift: 1 difference/);
+  });
+
+  it("Ctrl-C while the expected schema is built drops the scratch database and exits 3", async () => {
+    const work = await mkdtemp(join(tmpdir(), "sd-drift-sigint-"));
+    try {
+      const dir = join(work, "migrations");
+      await cp(join(ROOT, DIR), dir, { recursive: true });
+      // Hangs (once told to) until the signal ends it: the command is caught mid-way for sure.
+      await writeFile(
+        join(dir, "1700000009000_hang.js"),
+        `exports.up = async () => {
+  if (!process.env.SD_TEST_HANG) return;
+  require("fs").writeFileSync(process.env.SD_TEST_HANG, "");
+  await new Promise(() => setInterval(() => {}, 1000));
+};
+`,
+      );
+      const url = await pg.createDatabase("interrupted");
+      await migrate({ action: "up", tool: "node-pg-migrate", dir, workDir: ROOT, databaseUrl: url });
+      const marker = join(work, "hanging");
+      const bin = join(ROOT, "bin", "safe-deploy");
+      const child = spawn(bin, ["drift", "--migrations", dir, "--work-dir", ROOT, "--database-url", url], {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, SD_TEST_HANG: marker },
+      });
+      let err = "";
+      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      child.stdout!.resume();
+      const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+      while (child.exitCode === null && !existsSync(marker)) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(existsSync(marker), `the migration started: ${err}`);
+      process.kill(-child.pid!, "SIGINT");
+      assert.equal(await exited, 3, err);
+      assert.match(err, /drift check interrupted by SIGINT: the scratch database was dropped/);
+      const dbs = await pg.query("SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_scratch%'");
+      assert.deepEqual(dbs, [], "no scratch database left behind");
     } finally {
       await rm(work, { recursive: true, force: true });
     }

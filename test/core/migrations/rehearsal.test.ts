@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -158,5 +158,67 @@ describe("rehearse --backup", () => {
         return true;
       },
     );
+  });
+
+  it("Ctrl-C half-way drops the scratch database and exits 3, not a failed migration (exit 1)", async () => {
+    const url = await pg.createDatabase("bigprod");
+    await migrate({
+      action: "up",
+      target: "3",
+      tool: "node-pg-migrate",
+      dir: DIR,
+      workDir: ROOT,
+      databaseUrl: url,
+    });
+    await pg.query(
+      "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS s FROM generate_series(1, 400000) g",
+      [],
+      "bigprod",
+    );
+    const big = join(tmp, "bigprod.dump");
+    const { url: bare, env } = splitPassword(url);
+    await promisify(execFile)("/usr/lib/postgresql/15/bin/pg_dump", ["-Fc", "-f", big, bare], {
+      env: { ...process.env, ...env },
+    });
+    const scratches = async () =>
+      (
+        await pg.query<{ datname: string }>(
+          "SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_%'",
+        )
+      ).map((r) => r.datname);
+    const bin = join(ROOT, "bin", "safe-deploy");
+    const args = [
+      "rehearse",
+      "--backup",
+      big,
+      "--migrations",
+      DIR,
+      "--work-dir",
+      ROOT,
+      "--database-url",
+      pg.url("postgres"),
+    ];
+    // Its own process group, signalled as a whole, as Ctrl-C on a terminal does.
+    const child = spawn(bin, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.stdout!.resume();
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    let sent = false;
+    for (let i = 0; i < 3000 && !sent && child.exitCode === null; i++) {
+      const restoring =
+        (await scratches()).length > 0 &&
+        spawnSync("ps", ["-o", "comm=", "-g", String(child.pid)], { encoding: "utf8" }).stdout.includes(
+          "pg_restore",
+        );
+      if (restoring) {
+        process.kill(-child.pid!, "SIGINT");
+        sent = true;
+      } else await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(sent, "caught the rehearsal while pg_restore ran into its scratch database");
+    assert.equal(await exited, 3, err);
+    assert.match(err, /rehearsal interrupted by SIGINT: the scratch database was dropped/);
+    assert.deepEqual(await scratches(), [], "no scratch database left behind");
   });
 });
