@@ -36,12 +36,13 @@ function secretsOf(databaseUrl) {
  * @returns {string}
  */
 function redact(text, secrets) {
-  let out = text.replace(URL_PASSWORD, "$1***@");
-  // Longest first, so a secret that contains another is masked whole.
+  let out = text;
+  // Longest first, so a secret that contains another is masked whole. Known secrets go before the URL
+  // pattern: a password with a raw '@' (pg accepts one) would otherwise be cut at it, its tail shown.
   for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
     if (s.length >= 3) out = out.split(s).join("***");
   }
-  return out;
+  return out.replace(URL_PASSWORD, "$1***@");
 }
 
 /**

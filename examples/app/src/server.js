@@ -168,8 +168,20 @@ function createServer(options) {
     throw new HttpError(404, `no route for ${method} ${path}`);
   }
 
+  // Responses not yet sent, so close() can end their keep-alive connection after they answer.
+  /** @type {Set<http.ServerResponse>} */
+  const pending = new Set();
+  let stopping = false;
+
   const server = http.createServer((req, res) => {
     const started = process.hrtime.bigint();
+    // While stopping, each answer ends its connection: a keep-alive client would otherwise keep
+    // sending on it until the forced cut, which drops whatever request is running then.
+    if (stopping) res.setHeader("connection", "close");
+    else {
+      pending.add(res);
+      res.on("close", () => pending.delete(res));
+    }
     /** @type {URL | undefined} */
     let url;
     try {
@@ -234,6 +246,8 @@ function createServer(options) {
       }),
     close: () => {
       closing ??= (async () => {
+        stopping = true;
+        for (const res of pending) if (!res.headersSent) res.setHeader("connection", "close");
         await new Promise((resolve) => {
           server.close(() => resolve(undefined));
           // Node 18 keeps idle keep-alive sockets open until they time out; Node 19+ closes them itself.

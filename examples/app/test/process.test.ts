@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { freePort, startPostgres, type TestPostgres } from "../../../test/helpers/postgres";
@@ -129,4 +130,38 @@ test("with a wrong password it still starts, answers 503, and never prints the p
   assert.equal(await app.exited, 0);
   assert.match(app.out(), /password authentication failed/);
   assert.ok(!body.includes(secret) && !app.out().includes(secret), app.out());
+});
+
+test("SIGTERM during a request on a keep-alive connection: the request completes, its answer closes the connection", async () => {
+  const port = await freePort();
+  const app = startApp({ DATABASE_URL: pg.url("proc"), PORT: String(port), HOST: "127.0.0.1" });
+  await listening(app);
+  const body = JSON.stringify({ body: "sent across SIGTERM" });
+  const sock = connect(port, "127.0.0.1");
+  let reply = "";
+  sock.on("data", (d) => (reply += d));
+  const ended = new Promise<void>((resolve) => sock.on("end", resolve));
+  // Headers and half the body now: the request is in flight when the signal arrives.
+  await new Promise<void>((resolve) =>
+    sock.write(
+      "POST /notes HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n" +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
+        body.slice(0, 10),
+      () => resolve(),
+    ),
+  );
+  app.child.kill("SIGTERM");
+  await new Promise<void>((resolve) => {
+    const check = () => (app.out().includes('"msg":"shutting down"') ? resolve() : setTimeout(check, 20));
+    check();
+  });
+  sock.write(body.slice(10));
+  await ended;
+  sock.destroy();
+  assert.match(reply, /^HTTP\/1\.1 201 /);
+  // Without `Connection: close` the client reuses the socket until the 8 s cut drops a request on it.
+  assert.match(reply, /\r\nconnection: close\r\n/i);
+  assert.equal(await app.exited, 0);
+  const rows = await pg.query("SELECT 1 FROM notes WHERE body = 'sent across SIGTERM'", [], "proc");
+  assert.equal(rows.length, 1);
 });

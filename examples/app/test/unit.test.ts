@@ -97,3 +97,11 @@ test("redact masks URL passwords and known secrets, raw, percent-encoded and JSO
   assert.equal(parsed.error, "auth failed with ***");
   assert.equal(parsed.raw, "***");
 });
+
+test("a password with a raw '@' (pg accepts it) is masked whole in a logged URL", () => {
+  const url = "postgres://app:hunter2@tail-of-it@db:5432/app";
+  const lines: string[] = [];
+  createLogger({ secrets: secretsOf(url), write: (l) => lines.push(l) })({ msg: "listening", database: url });
+  assert.equal(JSON.parse(lines[0]).database, "postgres://app:***@db:5432/app");
+  assert.ok(!lines[0].includes("tail-of-it") && !lines[0].includes("hunter2"), lines[0]);
+});
