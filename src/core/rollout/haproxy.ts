@@ -76,6 +76,10 @@ export function haproxyConfig(i: ProxyConfigInput): string {
     "  timeout connect 2s",
     "  timeout client 30s",
     "  timeout server 30s",
+    // A backend that stops accepting connections (an old container shutting down) stays in rotation until
+    // its health check fails `fall` times; a refused connection is retried on another server meanwhile.
+    "  retries 3",
+    "  option redispatch 1",
     "",
     // Docker's embedded DNS: backends may start after the proxy, so names resolve at runtime.
     "resolvers docker",

@@ -1,7 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -183,6 +183,52 @@ test("a real HAProxy routes only to healthy containers through the cutover, and 
   await run("docker", ["restart", "-t", "1", proxy]);
   const port2 = await publishedPort(proxy, 8080);
   await until(port2, (b) => b.every((x) => x.includes("Down for maintenance")), "maintenance mode");
+});
+
+test("a backend that stops accepting connections before its health check notices loses no request: retried on another", async () => {
+  // Health checks a minute apart: for the whole test HAProxy still counts the stopped backend as up, as
+  // it does in the second or two after an old container starts shutting down in a blue-green cutover.
+  const serve = (color: string) =>
+    runContainer([
+      "--name",
+      `redis-${color}-${suffix}`,
+      "--network",
+      network,
+      "--network-alias",
+      `redisp-${color}`,
+      image,
+      "sh",
+      "-c",
+      `mkdir -p /www && echo ${color} > /www/index.html && echo ok > /www/health && (httpd -f -p 8080 -h /www & echo $! > /httpd.pid) && exec sleep 3600`,
+    ]);
+  const blue = await serve("blue");
+  const green = await serve("green");
+  ids.push(blue, green);
+  const cfg = join(dir, "redispatch");
+  await mkdir(cfg, { recursive: true });
+  await writeFile(
+    join(cfg, "haproxy.cfg"),
+    haproxyConfig({
+      listenPort: 8080,
+      healthPath: "/health",
+      checkIntervalMs: 60_000,
+      backends: [
+        { name: "blue", host: "redisp-blue", port: 8080 },
+        { name: "green", host: "redisp-green", port: 8080 },
+      ],
+    }),
+  );
+  await writeFile(join(cfg, "maintenance.html"), MAINTENANCE_PAGE);
+  const { port } = await startProxy(`proxy-redispatch-${suffix}`, cfg);
+  await until(port, (b) => b.includes("green") && b.includes("blue"), "blue and green");
+  // Green's server stops (connections refused), the container and its name stay.
+  await run("docker", ["exec", green, "sh", "-c", "kill $(cat /httpd.pid)"]);
+  const answers: Array<{ status: number; body: string }> = [];
+  for (let i = 0; i < 10; i++) answers.push(await get(port));
+  assert.deepEqual(
+    answers.map((a) => `${a.status} ${a.body}`),
+    Array(10).fill("200 blue"),
+  );
 });
 
 test("the graph's proxy (server-template on one alias) follows releases by Docker DNS with no reload", async () => {
