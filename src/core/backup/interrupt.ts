@@ -1,3 +1,4 @@
+import { CannotRunError } from "../errors";
 /** Signals that stop a command: Ctrl-C, `timeout`, `docker stop`, systemd, a closed terminal. */
 const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
@@ -32,4 +33,24 @@ export async function catchingSignals<T>(
   } finally {
     for (const s of SIGNALS) process.off(s, on);
   }
+}
+
+/**
+ * `fn` under `catchingSignals`, for a command whose own clean-up (a `finally` dropping its scratch
+ * database) runs on the way out: when a signal came, whatever `fn` returned or threw (the client tool
+ * killed by the same signal is no failure of the work) gives way to exit 3 with `said(signal)`.
+ */
+export async function stoppedBySignal<T>(
+  fn: () => Promise<T>,
+  said: (signal: NodeJS.Signals) => string,
+): Promise<T> {
+  return catchingSignals(async (interrupted) => {
+    try {
+      const result = await fn();
+      if (!interrupted()) return result;
+    } catch (e) {
+      if (!interrupted()) throw e;
+    }
+    throw new CannotRunError(said(interrupted()!));
+  });
 }

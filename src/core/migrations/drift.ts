@@ -3,8 +3,8 @@ import { access, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Client } from "pg";
-import { catchingSignals } from "../backup/interrupt";
-import { CannotRunError, ConfigError } from "../errors";
+import { stoppedBySignal } from "../backup/interrupt";
+import { ConfigError } from "../errors";
 import { versionQuery, type CustomCommands, type Tool } from "./presets";
 import { connect, migrate, schemaVersion } from "./runner";
 
@@ -183,17 +183,11 @@ export async function stagePrismaMigrations(
 export async function checkDrift(opts: DriftOptions): Promise<{ version?: string; items: DriftItem[] }> {
   // Caught so Ctrl-C while the expected schema is built still drops the scratch database, and the
   // tool killed by the same signal is not reported as a failed migration.
-  return catchingSignals(async (interrupted) => {
-    try {
-      const result = await driftSteps(opts);
-      if (!interrupted()) return result;
-    } catch (e) {
-      if (!interrupted()) throw e;
-    }
-    throw new CannotRunError(
-      `drift check interrupted by ${interrupted()}: ${opts.scratchUrl ? "" : "the scratch database was dropped and "}nothing was compared; run it again`,
-    );
-  });
+  return stoppedBySignal(
+    () => driftSteps(opts),
+    (sig) =>
+      `drift check interrupted by ${sig}: ${opts.scratchUrl ? "" : "the scratch database was dropped and "}nothing was compared; run it again`,
+  );
 }
 
 /** The database a session is in, on that server: the postmaster's start time tells servers apart. */

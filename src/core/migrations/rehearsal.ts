@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { access } from "node:fs/promises";
 import { promisify } from "node:util";
-import { catchingSignals } from "../backup/interrupt";
+import { stoppedBySignal } from "../backup/interrupt";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { createScratchDatabase } from "./drift";
@@ -134,17 +134,11 @@ async function sampleLocks(
 export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> {
   // Caught so Ctrl-C half-way (a long restore, a slow migration) still drops the scratch database; the
   // tool killed by the same signal is no failed migration, so no report is given as if it were.
-  return catchingSignals(async (interrupted) => {
-    try {
-      const report = await rehearseSteps(opts);
-      if (!interrupted()) return report;
-    } catch (e) {
-      if (!interrupted()) throw e;
-    }
-    throw new CannotRunError(
-      `rehearsal interrupted by ${interrupted()}: the scratch database was dropped and nothing was rehearsed; run it again`,
-    );
-  });
+  return stoppedBySignal(
+    () => rehearseSteps(opts),
+    (sig) =>
+      `rehearsal interrupted by ${sig}: the scratch database was dropped and nothing was rehearsed; run it again`,
+  );
 }
 
 async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
