@@ -7,6 +7,7 @@ import type { UpOpts } from "./commands/up";
 import { formatDuration, runHistory } from "./commands/history";
 import {
   git,
+  hasCommit,
   migrationsAt,
   openContext,
   readSchemaVersion,
@@ -18,7 +19,7 @@ import type { StackAccess, StackOptions } from "./stack";
 import { listBackups, type BackupEntry } from "../core/backup";
 import { CannotRunError, CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
 import { runGate } from "../core/health";
-import { redact } from "../core/log/redact";
+import { maskLiterals, redact } from "../core/log/redact";
 import { containerProbe } from "../core/health/container";
 import type { ReleaseRecord } from "../core/release/ledger";
 import { describeHolder, lockStatus } from "../core/release/lock";
@@ -136,27 +137,35 @@ export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<
   if (report.health) report.health.url = redact(report.health.url);
   if (report.outputsError) report.outputsError = redact(report.outputsError);
   for (const [k, v] of Object.entries(report.outputs ?? {})) report.outputs![k] = redact(v);
-  const literals = masked.filter((m) => m.length >= 4).sort((a, b) => b.length - a.length);
-  const say = (line: string) => out(literals.reduce((l, m) => l.split(m).join("***"), line));
+  const say = (line: string) => out(maskLiterals(line, masked));
   if (o.json) say(JSON.stringify(report, (k, v) => (k === "configFile" ? undefined : v), 2));
   else printStatus(report, say);
   return code;
 }
 
 /**
- * Why the stack runs no good release, if so: the newest deploy (not one stopped at preflight, which
- * changed nothing) failed and was not rolled back, or is pending with no deploy holding the lock.
+ * The newest deploy when it left the stack running no good release: it failed and was not rolled back,
+ * or it is still `pending` (interrupted, or running now). Releases stopped at preflight changed nothing
+ * and do not count. `what` says which, for `status` and `--quick`.
  */
-function unfinished(stack: string, releases: readonly ReleaseRecord[], locked: boolean): string | undefined {
+function unfinishedRelease(
+  releases: readonly ReleaseRecord[],
+): { release: ReleaseRecord; what: string } | undefined {
   const newest = releases.find((r) => r.failedStage !== "preflight");
-  if (!newest || newest.result === "good" || newest.result === "rolled-back") return undefined;
-  if (newest.result === "pending" && locked) return undefined; // a deploy is running now
+  if (!newest || (newest.result !== "bad" && newest.result !== "pending")) return undefined;
   const what =
     newest.result === "pending"
       ? `release ${newest.id} never finished (interrupted?)`
       : `release ${newest.id} failed${newest.failedStage ? ` at ${newest.failedStage}` : ""} and was not rolled back`;
+  return { release: newest, what };
+}
+
+/** Why `status` is not OK although nothing may be down: no deploy holds the lock, and the newest is unfinished. */
+function unfinished(stack: string, releases: readonly ReleaseRecord[], locked: boolean): string | undefined {
+  const u = unfinishedRelease(releases);
+  if (!u || (u.release.result === "pending" && locked)) return undefined; // a pending one may be running now
   return (
-    `${what}: what runs may be half of it. Return to the last good release with ` +
+    `${u.what}: what runs may be half of it. Return to the last good release with ` +
     `'safe-deploy rollback --stack ${stack} --quick', or deploy again`
   );
 }
@@ -212,13 +221,11 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
  */
 export function quickChoice(releases: readonly ReleaseRecord[]): { target: ReleaseRecord; why: string } {
   const good = releases.filter((r) => r.result === "good");
-  const newest = releases.find((r) => r.failedStage !== "preflight");
-  if (newest && (newest.result === "bad" || newest.result === "pending") && good[0]) {
+  const unfinishedNewest = unfinishedRelease(releases);
+  if (unfinishedNewest && good[0]) {
     return {
       target: good[0],
-      why:
-        `the newest release ${newest.id} ${newest.result === "pending" ? "never finished (interrupted?)" : `failed${newest.failedStage ? ` at ${newest.failedStage}` : ""} and was not rolled back`}, ` +
-        `so the last good release ${good[0].id} is the target`,
+      why: `the newest ${unfinishedNewest.what}, so the last good release ${good[0].id} is the target`,
     };
   }
   const current = good[0];
@@ -335,11 +342,7 @@ async function choiceFromFlags(
  * before anything changes, naming the ways on.
  */
 async function requireCommit(ctx: ReleaseContext, commit: string, target?: ReleaseRecord): Promise<void> {
-  const found = await git(ctx.projectDir, ["cat-file", "-e", `${commit}^{commit}`]).then(
-    () => true,
-    () => false,
-  );
-  if (found) return;
+  if (await hasCommit(ctx.projectDir, commit)) return;
   throw new ConfigError(
     `rollback refused: ${target ? `release ${target.id} ran commit` : "commit"} ${commit.slice(0, 12)}, which is not ` +
       `in the git repository at ${ctx.projectDir} (history rewritten by a force-push, or a shallow clone), so its ` +

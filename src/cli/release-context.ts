@@ -282,7 +282,14 @@ export async function migrationsAt(
     .map((n) => n.replace(/\.[^.]+$/, ""));
 }
 
-/** Checks before anything changes; each problem says what to do. */
+/** Whether `commit` is in the git repository at `dir` (a force-push or a shallow clone may have lost it). */
+export async function hasCommit(dir: string, commit: string): Promise<boolean> {
+  return git(dir, ["cat-file", "-e", `${commit}^{commit}`]).then(
+    () => true,
+    () => false,
+  );
+}
+
 /**
  * Applied migrations edited or removed since the last good release (which had applied every migration of
  * its commit): a migration that ran never runs again, so the edit would never reach this database. Flyway
@@ -293,27 +300,24 @@ async function migrationEdits(ctx: ReleaseContext, migDir: string): Promise<stri
   const last = await ctx.ledger.lastGood();
   if (!last || !/^[0-9a-f]{7,64}$/i.test(last.commit)) return [];
   const short = last.commit.slice(0, 12);
-  let diff: string;
-  try {
-    await git(migDir, ["cat-file", "-e", `${last.commit}^{commit}`]);
-    diff = await git(migDir, [
-      "-c",
-      "core.quotePath=false",
-      "diff",
-      "--no-renames",
-      "--name-status",
-      "--relative",
-      last.commit,
-      "--",
-      ".",
-    ]);
-  } catch {
+  if (!(await hasCommit(migDir, last.commit))) {
     ctx.log.warn(
       `applied migrations not checked for edits: commit ${short} of the last good release ${last.id} is not in ` +
         `this clone (fetch the whole history, e.g. fetch-depth: 0)`,
     );
     return [];
   }
+  const diff = await git(migDir, [
+    "-c",
+    "core.quotePath=false",
+    "diff",
+    "--no-renames",
+    "--name-status",
+    "--relative",
+    last.commit,
+    "--",
+    ".",
+  ]);
   const edits = appliedMigrationEdits(ctx.config.migrations.tool, diff);
   if (!edits.length) return [];
   return [
@@ -325,6 +329,7 @@ async function migrationEdits(ctx: ReleaseContext, migDir: string): Promise<stri
   ];
 }
 
+/** Checks before anything changes; each problem says what to do. */
 async function preflight(
   ctx: ReleaseContext,
   allowDirty: boolean,

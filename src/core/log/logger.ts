@@ -46,7 +46,7 @@ export interface LoggerOptions {
 }
 
 /** Shifts `file` to `file.1` (and so on up to `keep`) when it has reached `max` bytes; never throws. */
-export function rotateLog(file: string, max: number, keep: number): void {
+export function rotateLog(file: string, max = 10 << 20, keep = 5): void {
   try {
     if (fs.statSync(file).size < max) return;
     for (let i = keep - 1; i >= 1; i--) {
@@ -120,7 +120,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       if (!opened) {
         // The log holds hook and migration output: its owner's only, as the hook logs are.
         fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
-        rotateLog(file, opts.rotateBytes ?? 10 << 20, opts.rotateKeep ?? 5);
+        rotateLog(file, opts.rotateBytes, opts.rotateKeep);
         const fd = fs.openSync(file, "a", 0o600);
         try {
           // A log written by an older version was 0644.

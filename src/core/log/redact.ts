@@ -24,13 +24,18 @@ export function redactKeywordPasswords(text: string): string {
   return text.replace(/\b((?:pg)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi, "$1***");
 }
 
-/** Redacts URL and keyword passwords and every literal secret given (longest first, so overlaps don't leak a tail). */
-export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = redactKeywordPasswords(redactUrls(text));
+/** Replaces every literal secret given of 4+ characters with `***` (longest first, so overlaps don't leak a tail). */
+export function maskLiterals(text: string, secrets: readonly string[]): string {
+  let out = text;
   for (const s of [...secrets].filter((x) => x.length >= 4).sort((a, b) => b.length - a.length)) {
     out = out.split(s).join("***");
   }
   return out;
+}
+
+/** Redacts URL and keyword passwords and every literal secret given. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  return maskLiterals(redactKeywordPasswords(redactUrls(text)), secrets);
 }
 
 /**

@@ -13,7 +13,7 @@ export function fileNotifier(file: string): Notifier {
     secrets: [],
     async send(e) {
       await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
-      rotateLog(file, 10 << 20, 5);
+      rotateLog(file);
       const where = [
         `stack=${e.stack}`,
         e.release && `release=${e.release}`,
