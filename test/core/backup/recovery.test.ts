@@ -1,9 +1,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BIN, interruptCli, pgRestoreRunning } from "../../helpers/interrupt";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, verifyBackup } from "../../../src/core/backup";
 import { CannotRunError } from "../../../src/core/errors";
@@ -104,26 +105,6 @@ test("a table owner role the server lacks: names the role, never calls the backu
   assert.equal(n, 1, "original untouched");
 });
 
-const BIN = join(__dirname, "..", "..", "..", "bin", "safe-deploy");
-
-/** Runs the CLI in its own process group and sends SIGINT to the group (as Ctrl-C does) once `ready(pgid)`. */
-async function interrupted(args: string[], ready: (pgid: number) => Promise<boolean>) {
-  const child = spawn(BIN, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  child.stdout!.resume();
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  let sent = false;
-  for (let i = 0; i < 3000 && !sent && child.exitCode === null; i++) {
-    if (await ready(child.pid!)) {
-      process.kill(-child.pid!, "SIGINT");
-      sent = true;
-    } else await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.ok(sent, "caught the command mid-way");
-  return { code: await exited, err };
-}
-
 test("Ctrl-C during a restore or a restore test: the original untouched, nothing left behind, said so, exit 3", async () => {
   await pg.createDatabase("big");
   await pg.query(
@@ -137,10 +118,9 @@ test("Ctrl-C during a restore or a restore test: the original untouched, nothing
   // Mid-way for sure: the scratch database exists and pg_restore is running into it (a signal that
   // lands after the swap rightly ends in a finished restore, so the test waits for pg_restore).
   const scratch = (prefix: string) => async (pgid: number) =>
-    (await databases()).some((d) => d.startsWith(prefix)) &&
-    spawnSync("ps", ["-o", "comm=", "-g", String(pgid)], { encoding: "utf8" }).stdout.includes("pg_restore");
+    (await databases()).some((d) => d.startsWith(prefix)) && pgRestoreRunning(pgid);
 
-  const res = await interrupted(
+  const res = await interruptCli(
     ["backup", "restore", r.file, "--yes", "--database-url", pg.url("big")],
     scratch("big_restoring_"),
   );
@@ -154,7 +134,7 @@ test("Ctrl-C during a restore or a restore test: the original untouched, nothing
   );
   assert.deepEqual({ n, open }, { n: 1, open: true });
 
-  const v = await interrupted(
+  const v = await interruptCli(
     ["backup", "verify", r.file, "--restore-test", "--database-url", pg.url("big")],
     scratch("safe_deploy_verify_"),
   );

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,6 +8,7 @@ import { runDrift } from "../../../src/cli/commands/drift";
 import { checkDrift, diffSchemas, formatDrift } from "../../../src/core/migrations/drift";
 import { migrate } from "../../../src/core/migrations/runner";
 import { main } from "../../../src/cli/index";
+import { interruptCli } from "../../helpers/interrupt";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
@@ -238,20 +238,13 @@ describe("drift", () => {
       const url = await pg.createDatabase("interrupted");
       await migrate({ action: "up", tool: "node-pg-migrate", dir, workDir: ROOT, databaseUrl: url });
       const marker = join(work, "hanging");
-      const bin = join(ROOT, "bin", "safe-deploy");
-      const child = spawn(bin, ["drift", "--migrations", dir, "--work-dir", ROOT, "--database-url", url], {
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, SD_TEST_HANG: marker },
-      });
-      let err = "";
-      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      child.stdout!.resume();
-      const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
-      while (child.exitCode === null && !existsSync(marker)) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(existsSync(marker), `the migration started: ${err}`);
-      process.kill(-child.pid!, "SIGINT");
-      assert.equal(await exited, 3, err);
+      const { code, err } = await interruptCli(
+        ["drift", "--migrations", dir, "--work-dir", ROOT, "--database-url", url],
+        () => existsSync(marker),
+        "the migration started",
+        { ...process.env, SD_TEST_HANG: marker },
+      );
+      assert.equal(code, 3, err);
       assert.match(err, /drift check interrupted by SIGINT: the scratch database was dropped/);
       const dbs = await pg.query("SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_scratch%'");
       assert.deepEqual(dbs, [], "no scratch database left behind");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { runRehearse } from "../../../src/cli/commands/rehearse";
 import { main } from "../../../src/cli/index";
 import { splitPassword } from "../../../src/core/migrations/rehearsal";
 import { migrate } from "../../../src/core/migrations/runner";
+import { interruptCli, pgRestoreRunning } from "../../helpers/interrupt";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
@@ -186,38 +187,22 @@ describe("rehearse --backup", () => {
           "SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_%'",
         )
       ).map((r) => r.datname);
-    const bin = join(ROOT, "bin", "safe-deploy");
-    const args = [
-      "rehearse",
-      "--backup",
-      big,
-      "--migrations",
-      DIR,
-      "--work-dir",
-      ROOT,
-      "--database-url",
-      pg.url("postgres"),
-    ];
-    // Its own process group, signalled as a whole, as Ctrl-C on a terminal does.
-    const child = spawn(bin, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-    child.stdout!.resume();
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    let sent = false;
-    for (let i = 0; i < 3000 && !sent && child.exitCode === null; i++) {
-      const restoring =
-        (await scratches()).length > 0 &&
-        spawnSync("ps", ["-o", "comm=", "-g", String(child.pid)], { encoding: "utf8" }).stdout.includes(
-          "pg_restore",
-        );
-      if (restoring) {
-        process.kill(-child.pid!, "SIGINT");
-        sent = true;
-      } else await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(sent, "caught the rehearsal while pg_restore ran into its scratch database");
-    assert.equal(await exited, 3, err);
+    const { code, err } = await interruptCli(
+      [
+        "rehearse",
+        "--backup",
+        big,
+        "--migrations",
+        DIR,
+        "--work-dir",
+        ROOT,
+        "--database-url",
+        pg.url("postgres"),
+      ],
+      async (pgid) => (await scratches()).length > 0 && pgRestoreRunning(pgid),
+      "caught the rehearsal while pg_restore ran into its scratch database",
+    );
+    assert.equal(code, 3, err);
     assert.match(err, /rehearsal interrupted by SIGINT: the scratch database was dropped/);
     assert.deepEqual(await scratches(), [], "no scratch database left behind");
   });
