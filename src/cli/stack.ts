@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type * as auto from "@pulumi/pulumi/automation";
 import { CannotRunError, ConfigError, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
+import { inOwnProcessGroup, lineSplitter } from "./pulumi-process";
 
 /** A config value as the stack holds it. */
 export interface ConfigEntry {
@@ -136,9 +137,16 @@ function toConfigMap(m: auto.ConfigMap | auto.OutputMap): ConfigMap {
   );
 }
 
+/** The engine's output for `onLine` a whole line at a time, redacted (a chunk may end inside a secret). */
+export function redactedLines(
+  onLine: ((line: string) => void) | undefined,
+): { push(chunk: string): void; flush(): void } | undefined {
+  return onLine && lineSplitter((line) => onLine(redact(line)));
+}
+
 /** Opens (or creates) a stack of the local program in `projectDir` through the Automation API. */
 export async function openStack(opts: StackOptions): Promise<StackAccess> {
-  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
+  const { LocalWorkspace, PulumiCommand } = await import("@pulumi/pulumi/automation");
   // Backups of a program re-applied from a rollback worktree still go to the project (src/index.ts).
   const envVars: Record<string, string> = {
     ...engineEnv(opts.projectDir),
@@ -150,7 +158,16 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
   }
   const args = { stackName: opts.stack, workDir: opts.projectDir };
-  const wsOpts = { envVars, secretsProvider: process.env.PULUMI_SECRETS_PROVIDER ?? "passphrase" };
+  const pulumiCommand = inOwnProcessGroup(
+    await PulumiCommand.get().catch((e: unknown) => {
+      throw mapPulumiError(e, opts.stack);
+    }),
+  );
+  const wsOpts = {
+    envVars,
+    secretsProvider: process.env.PULUMI_SECRETS_PROVIDER ?? "passphrase",
+    pulumiCommand,
+  };
   const stack = await (
     opts.create ? LocalWorkspace.createOrSelectStack(args, wsOpts) : LocalWorkspace.selectStack(args, wsOpts)
   ).catch((e: unknown) => {
@@ -177,20 +194,24 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
               ws,
             )
           : stack;
-      const res = await target.up({
-        signal: o.signal,
-        onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined,
-        onEvent: o.onEvent
-          ? (e) => {
-              const step = toStepEvent(e);
-              if (step) o.onEvent!(step);
-            }
-          : undefined,
-      });
+      const out = redactedLines(o.onOutput);
+      const res = await target
+        .up({
+          signal: o.signal,
+          onOutput: out?.push,
+          onEvent: o.onEvent
+            ? (e) => {
+                const step = toStepEvent(e);
+                if (step) o.onEvent!(step);
+              }
+            : undefined,
+        })
+        .finally(() => out?.flush());
       return { outputs: toConfigMap(res.outputs) };
     }),
     refresh: guard(async (o: { onOutput?: (line: string) => void } = {}) => {
-      await stack.refresh({ onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined });
+      const out = redactedLines(o.onOutput);
+      await stack.refresh({ onOutput: out?.push }).finally(() => out?.flush());
     }),
     history: guard(async () =>
       (await stack.history()).map((h) => ({
