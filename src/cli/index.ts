@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
 import { register as backup } from "./commands/backup";
+import { register as checkpoint } from "./commands/checkpoint";
 import { register as drift } from "./commands/drift";
 import { register as health } from "./commands/health";
 import { register as history } from "./commands/history";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
   const registrars: Array<(p: Command) => void> = [
     backup,
+    checkpoint,
     drift,
     health,
     history,

@@ -27,6 +27,7 @@ import { urlSecrets } from "../core/log/redact";
 import { versionQuery } from "../core/migrations/presets";
 import { notifiersFrom, notifyAll, webhookSecrets } from "../core/notify";
 import { Ledger } from "../core/release/ledger";
+import { CheckpointStore } from "../core/release/checkpoints";
 import { acquireLock } from "../core/release/lock";
 import { appliedMigrationEdits } from "../core/migrations/edits";
 import type { DeployPorts, NotifyType } from "../core/release/orchestrator";
@@ -599,11 +600,12 @@ function realPorts(
       checkout: (commit) => checkout(projectDir, commit),
     },
     archiveCheckpoint: async (id, state) => {
-      const dir = join(ctx.stateDir, "checkpoints", encodeURIComponent(ctx.stackName));
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const path = join(dir, `${id}.json`);
-      await writeFileAtomic(path, JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
-      return path;
+      const store = new CheckpointStore(ctx.stateDir, ctx.stackName);
+      const file = await store.write(id, state);
+      // Pruned here, with the releases: the folder is synced to the backup bucket with --delete.
+      const removed = await store.prune(await ctx.ledger.list());
+      if (removed.length) ctx.fileLog.info(`checkpoints pruned: ${removed.join(", ")}`);
+      return file;
     },
     log: {
       step: (m) => ctx.log.step(m),

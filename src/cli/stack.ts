@@ -1,6 +1,8 @@
 // The only user of the Automation API (DESIGN.md, STYLE.md point 7). Everything else talks to a stack
 // through the small `StackAccess` interface, so the orchestrator is tested with a recording fake.
 import { existsSync, mkdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as auto from "@pulumi/pulumi/automation";
 import { CannotRunError, ConfigError, SafeDeployError } from "../core/errors";
@@ -144,6 +146,53 @@ export function redactedLines(
   return onLine && lineSplitter((line) => onLine(redact(line)));
 }
 
+/**
+ * Runs `pulumi ARGS` as the workspace runs its own commands (LocalWorkspace.runPulumiCmd, @pulumi/pulumi
+ * 3.248: its `pulumiCommand` in its `workDir`, PULUMI_HOME and its `envVars`).
+ */
+async function runInWorkspace(ws: auto.LocalWorkspace, args: string[]): Promise<{ stdout: string }> {
+  const env: Record<string, string> = {
+    ...(ws.pulumiHome ? { PULUMI_HOME: ws.pulumiHome } : {}),
+    ...ws.envVars,
+  };
+  const cmd = ws.pulumiCommand as unknown as {
+    run(args: string[], cwd: string, env: Record<string, string>): Promise<{ stdout: string }>;
+  };
+  return cmd.run(args, ws.workDir, env);
+}
+
+/**
+ * `pulumi stack export` with the secrets as the stack's secrets provider keeps them (ciphertext). The
+ * Automation API's `exportStack` adds `--show-secrets` (localWorkspace.js), which put every secret in
+ * plaintext into the checkpoints synced next to the backups.
+ */
+export async function exportEncrypted(stack: auto.Stack): Promise<unknown> {
+  const ws = stack.workspace as auto.LocalWorkspace;
+  return JSON.parse((await runInWorkspace(ws, ["stack", "export", "--stack", stack.name])).stdout);
+}
+
+/**
+ * `pulumi stack import` from a 0600 file in a fresh 0700 directory, removed afterwards whatever happens
+ * (the Automation API's `importStack` leaves a 0644 file in the temp dir when the import fails).
+ */
+export async function importFromPrivateFile(stack: auto.Stack, state: unknown): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "safe-deploy-import-"));
+  try {
+    const file = join(dir, "state.json");
+    await writeFile(file, JSON.stringify(state), { mode: 0o600, flag: "wx" });
+    await runInWorkspace(stack.workspace as auto.LocalWorkspace, [
+      "stack",
+      "import",
+      "--file",
+      file,
+      "--stack",
+      stack.name,
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Opens (or creates) a stack of the local program in `projectDir` through the Automation API. */
 export async function openStack(opts: StackOptions): Promise<StackAccess> {
   const { LocalWorkspace, PulumiCommand } = await import("@pulumi/pulumi/automation");
@@ -183,8 +232,8 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
     name: opts.stack,
     getAllConfig: guard(async () => toConfigMap(await stack.getAllConfig())),
     setAllConfig: guard(async (config: ConfigMap) => stack.setAllConfig(config)),
-    exportState: guard(async () => stack.exportStack()),
-    importState: guard(async (state: unknown) => stack.importStack(state as auto.Deployment)),
+    exportState: guard(async () => exportEncrypted(stack)),
+    importState: guard(async (state: unknown) => importFromPrivateFile(stack, state)),
     up: guard(async (o: UpOptions = {}) => {
       const ws = { ...wsOpts, envVars: { ...envVars, ...o.env } };
       const target =

@@ -27,7 +27,7 @@ case "$1 $2" in
     cat "$here/export.json"; exit 0 ;;
   "stack import")
     shift 2; while [ "$#" -gt 0 ]; do [ "$1" = "--file" ] && file="$2"; shift; done
-    stat -c '%a' "$file" > "$here/import-mode"; cp "$file" "$here/imported.json"; exit 0 ;;
+    stat -c %a "$file" > "$here/import-mode"; echo "$file" > "$here/import-path"; cp "$file" "$here/imported.json"; exit 0 ;;
 esac
 if [ "$1" = "up" ] || [ "$1" = "refresh" ]; then
   # Node, as the Go CLI does, handles each signal as it arrives (a shell's trap may merge two).
