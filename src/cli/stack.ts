@@ -116,8 +116,8 @@ export function mapPulumiError(e: unknown, stack: string): SafeDeployError {
   }
   if (name === "ConcurrentUpdateError" || /conflict: Another update is currently in progress/.test(text)) {
     return new CannotRunError(
-      `stack "${stack}" is being updated by another process. Wait for it, or if it died, run ` +
-        `'safe-deploy lock status --stack ${stack}' and 'pulumi cancel --stack ${stack}'.`,
+      `stack "${stack}" is being updated by another process. Wait for it, or if it died (a killed deploy), run ` +
+        `'safe-deploy recover --stack ${stack}': it clears the stale lock when no deploy holds the deploy lock.`,
     );
   }
   if (name === "StackNotFoundError" || /no stack named/.test(text)) {

@@ -1,5 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { containerLabels } from "../core/release/labels";
 
 /** Arguments of the optional Redis container. */
 export interface RedisArgs {
@@ -30,6 +31,7 @@ export class Redis extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.network, aliases: [alias] }],
         restart: "unless-stopped",
         mustRun: true,
+        labels: containerLabels(pulumi.getStack(), "redis"),
       },
       { parent: this },
     );
