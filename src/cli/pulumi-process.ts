@@ -1,6 +1,6 @@
 // How the `pulumi` binary runs under the Automation API (issue 14, part 2 items 3 and 9). Kept apart from
 // the workspace/backend code in stack.ts: it wraps whatever `PulumiCommand` that code chose.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, isAbsolute } from "node:path";
 import type { PulumiCommand } from "@pulumi/pulumi/automation";
 
@@ -21,6 +21,24 @@ type Run = (
   onError?: (data: string) => void,
   signal?: AbortSignal,
 ) => Promise<unknown>;
+
+/** The `pulumi` processes running now, each in a group of its own. */
+const running = new Set<ChildProcess>();
+let exitHook = false;
+
+/**
+ * When this process exits with an engine still running (a second Ctrl-C: `catchingSignals` exits at once),
+ * the engine gets SIGINT, as it would have from the terminal: in its own group it would otherwise run on
+ * alone, its output going nowhere. Only then: a first signal reaches it once, through `signal`.
+ */
+function stopEnginesOnExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on("exit", () => {
+    for (const child of running)
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+  });
+}
 
 /**
  * `cmd` with every `pulumi` it runs in a process group of its own. The SDK's `exec` spawns the binary in
@@ -46,6 +64,8 @@ export function inOwnProcessGroup(cmd: PulumiCommand): PulumiCommand {
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
       });
+      stopEnginesOnExit();
+      running.add(child);
       let stdout = "";
       let stderr = "";
       child.stdout.setEncoding("utf8").on("data", (d: string) => {
@@ -62,10 +82,12 @@ export function inOwnProcessGroup(cmd: PulumiCommand): PulumiCommand {
       if (signal?.aborted) cancel();
       signal?.addEventListener("abort", cancel, { once: true });
       child.on("error", (e) => {
+        running.delete(child);
         signal?.removeEventListener("abort", cancel);
         reject(createCommandError(new CommandResult("", e.message, -2, e)));
       });
       child.on("close", (code, sig) => {
+        running.delete(child);
         signal?.removeEventListener("abort", cancel);
         const result = new CommandResult(stdout.replace(/\n$/, ""), stderr.replace(/\n$/, ""), code ?? -2);
         if (code === 0) resolve(result);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { openStack, redactedLines } from "../../src/cli/stack";
@@ -107,4 +107,55 @@ test("lines are split wherever the chunks end; the tail comes with flush", () =>
   assert.deepEqual(got.at(-1), "end");
   out.flush();
   assert.equal(got.length, 5);
+});
+
+test("a second Ctrl-C stops the CLI at once and the engine gets its second SIGINT, not left running alone", async () => {
+  const pulumi = await standIn();
+  const { dir, state } = await project();
+  const file = (n: string) => join(pulumi.dir, n);
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(__dirname, "pulumi-driver.ts"), dir, state, file("handled")],
+    {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        PATH: pulumi.path,
+        STAND_IN_MODE: "wait-for-cancel",
+        STAND_IN_NODE: process.execPath,
+        STAND_IN_RELEASE: "1",
+      },
+    },
+  );
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+  const until = async (what: () => boolean) => {
+    while (!what()) await new Promise((r) => setTimeout(r, 20));
+  };
+  try {
+    await until(() => existsSync(file("ready")) || child.exitCode !== null);
+    assert.ok(existsSync(file("ready")), `the stand-in engine never started: ${out}`);
+    process.kill(-child.pid!, "SIGINT");
+    await until(() => existsSync(file("handled")));
+    process.kill(-child.pid!, "SIGINT");
+    assert.equal(await closed, 130, out);
+    // The CLI is gone; the engine runs on until it has seen what it was sent, then is let go.
+    const enginePid = Number(readFileSync(file("pid"), "utf8"));
+    await writeFile(file("release"), "");
+    await until(() => {
+      try {
+        process.kill(enginePid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.deepEqual(readFileSync(pulumi.signals, "utf8").trim().split("\n"), ["INT", "INT"]);
+  } finally {
+    await rm(pulumi.dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -49,8 +49,11 @@ for (const s of ["SIGINT", "SIGTERM"]) {
 fs.writeFileSync(path.join(here, "ready"), "");
 // The caller says when it has handled the signal (and sent whatever it sends): any second signal has
 // arrived by then and is recorded during the last wait.
+fs.writeFileSync(path.join(here, "pid"), String(process.pid));
+// With STAND_IN_RELEASE set it runs on until the file "release" appears (a caller that goes away).
+const until = process.env.STAND_IN_RELEASE ? "release" : "handled";
 const poll = setInterval(() => {
-  if (!fs.existsSync(path.join(here, "signals")) || !fs.existsSync(path.join(here, "handled"))) return;
+  if (!fs.existsSync(path.join(here, "signals")) || !fs.existsSync(path.join(here, until))) return;
   clearInterval(poll);
   setTimeout(() => {
     process.stderr.write("error: update canceled\n");
