@@ -207,7 +207,9 @@ test("checkpoint list and show say what each holds, never a secret", async () =>
         { stack: "staging", projectDir: dir },
         { out: () => undefined },
       ),
-      (e: unknown) => e instanceof ConfigError && /has no checkpoint .*checkpoint list/.test(e.message),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /has no checkpoint .*'safe-deploy checkpoint list --stack staging'/.test(e.message),
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

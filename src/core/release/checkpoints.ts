@@ -101,7 +101,10 @@ export interface CheckpointFile {
 export class CheckpointStore {
   readonly dir: string;
 
-  constructor(stateDir: string, stack: string) {
+  constructor(
+    stateDir: string,
+    readonly stack: string,
+  ) {
     if (!stack) throw new ConfigError("`--stack` is required to read or write checkpoints");
     this.dir = path.join(stateDir, "checkpoints", encodeURIComponent(stack));
   }
@@ -156,7 +159,7 @@ export class CheckpointStore {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") {
         throw new ConfigError(
-          `release ${id} has no checkpoint in ${this.dir}: see 'safe-deploy checkpoint list --stack ...'`,
+          `release ${id} has no checkpoint in ${this.dir}: see 'safe-deploy checkpoint list --stack ${this.stack}'`,
         );
       }
       throw new CannotRunError(`cannot read the checkpoint ${file}: ${(e as Error).message}`);
