@@ -2,8 +2,10 @@
 // through tsx as the other program tests do. These tests load it that way, with each stack file.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { appendFile, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { existsSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runLikeLanghost, stackFileConfig, type LanghostRun } from "../helpers/langhost";
 
@@ -100,4 +102,34 @@ test("up compiles without type-checking and without dev dependencies", async () 
     [],
     `loaded at run time but only a dev or optional dependency: ${missing.join(", ")}`,
   );
+});
+
+test("a rollback's worktree runs its own commit's sources through the same path, with no build step", async () => {
+  // As src/cli/release-context.ts `checkout` does: a detached worktree, the project's node_modules linked.
+  const tmp = await mkdtemp(join(tmpdir(), "sd-langhost-wt-"));
+  const dir = join(tmp, "program");
+  const git = (...args: string[]) => execFileSync("git", args, { cwd: root, stdio: "pipe" });
+  git("worktree", "add", "--detach", dir, "HEAD");
+  try {
+    await symlink(join(root, "node_modules"), join(dir, "node_modules"), "dir");
+    // A change only this worktree has: the run must show it.
+    await appendFile(
+      join(dir, "src", "index.ts"),
+      '\nnew pulumi.ComponentResource("test:worktree:Marker", "only-in-worktree");\n',
+    );
+    const r = await runLikeLanghost({
+      projectDir: dir,
+      stack: "staging",
+      config: await stackFileConfig(join(dir, "Pulumi.staging.yaml")),
+      secrets: SECRETS.staging,
+    });
+    assert.equal(r.exitCode, 0, r.stderr);
+    const names = r.resources.map((x) => `${x.type} ${x.name}`);
+    assert.ok(names.includes("test:worktree:Marker only-in-worktree"), names.join("\n"));
+    assert.ok(names.includes("safe-deploy:deployment:Deployment staging"), names.join("\n"));
+    assert.ok(!existsSync(join(dir, "dist")), "nothing was built");
+  } finally {
+    git("worktree", "remove", "--force", dir);
+    await rm(tmp, { recursive: true, force: true });
+  }
 });
