@@ -26,6 +26,8 @@ const before = new Set(packagesOf());
 before.delete("@pulumi/pulumi");
 const started = process.hrtime.bigint();
 let lastResourceMs;
+// The program's first resource comes once `main` and every module it imports at the top are compiled.
+let firstProgramResourceMs;
 
 const pulumi = fromProject("@pulumi/pulumi");
 pulumi.runtime
@@ -33,6 +35,7 @@ pulumi.runtime
     {
       newResource: (a) => {
         lastResourceMs = Number(process.hrtime.bigint() - started) / 1e6;
+        if (a.type !== "pulumi:pulumi:Stack") firstProgramResourceMs ??= lastResourceMs;
         resources.push({ type: a.type, name: a.name });
         return { id: `${a.name}-id`, state: { ...a.inputs, ...(input.state?.[a.type] ?? {}) } };
       },
@@ -53,7 +56,14 @@ pulumi.runtime
       const loaded = packagesOf().filter((m) => !before.has(m));
       fs.writeFileSync(
         input.out,
-        JSON.stringify({ resources, typescript, main, lastResourceMs, modules: [...new Set(loaded)] }),
+        JSON.stringify({
+          resources,
+          typescript,
+          main,
+          lastResourceMs,
+          firstProgramResourceMs,
+          modules: [...new Set(loaded)],
+        }),
       );
     });
     // The language host's command line: `node <sdk>/cmd/run --monitor ... --pwd <dir> <main>`. The mock

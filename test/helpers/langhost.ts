@@ -9,6 +9,8 @@ export interface LanghostRun {
   resources: { type: string; name: string }[];
   /** From the process start until the program registered its last resource: compile plus run. */
   lastResourceMs: number;
+  /** Until the program's first resource (not the Stack): loading and compiling the modules `main` imports. */
+  firstProgramResourceMs: number;
   /** Packages from node_modules the run loaded. */
   modules: string[];
   typescript: boolean;
@@ -73,7 +75,15 @@ export async function runLikeLanghost(opts: {
       );
     });
     const res = JSON.parse(await readFile(out, "utf8").catch(() => "{}"));
-    return { resources: [], lastResourceMs: NaN, modules: [], ...res, exitCode: code, stderr };
+    return {
+      resources: [],
+      lastResourceMs: NaN,
+      firstProgramResourceMs: NaN,
+      modules: [],
+      ...res,
+      exitCode: code,
+      stderr,
+    };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -70,7 +70,8 @@ for (const [dir, stack] of stackFiles()) {
       assert.ok(names.includes(want), `missing ${want}; got:\n${names.join("\n")}`);
     }
     console.log(
-      `# ${stack}: ${r.resources.length} resources, last registered after ${r.lastResourceMs.toFixed(0)} ms`,
+      `# ${stack}: ${r.resources.length} resources; program compiled after ${r.firstProgramResourceMs.toFixed(0)} ms, ` +
+        `last resource after ${r.lastResourceMs.toFixed(0)} ms`,
     );
   });
 }
