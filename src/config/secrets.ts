@@ -2,6 +2,7 @@
 // step), so a mistyped URL or key fails at once, by key name, instead of half-way through a release or
 // after the dump. The values themselves never appear in a message.
 import { parseKey } from "../core/backup/offsite";
+import { insecureUrlProblem } from "../core/address";
 import type { SecretKey } from "./schema";
 
 const again = (k: SecretKey, example: string) =>
@@ -18,13 +19,13 @@ function urlWith(value: string, protocols: string[]): URL | undefined {
 
 const RULES: Partial<Record<SecretKey, (v: string) => string | undefined>> = {
   slackWebhookUrl: (v) =>
-    urlWith(v, ["https:", "http:"])
+    urlWith(v, ["https:", "http:"]) && !insecureUrlProblem(v.trim())
       ? undefined
-      : `is not an http(s) URL; ${again("slackWebhookUrl", "https://hooks.slack.com/services/...")}`,
+      : `${insecureUrlProblem(v.trim()) ?? "is not an http(s) URL"}; ${again("slackWebhookUrl", "https://hooks.slack.com/services/...")}`,
   webhookUrl: (v) =>
-    urlWith(v, ["https:", "http:"])
+    urlWith(v, ["https:", "http:"]) && !insecureUrlProblem(v.trim())
       ? undefined
-      : `is not an http(s) URL; ${again("webhookUrl", "https://example.com/deploy-hook")}`,
+      : `${insecureUrlProblem(v.trim()) ?? "is not an http(s) URL"}; ${again("webhookUrl", "https://example.com/deploy-hook")}`,
   smtpUrl: (v) =>
     urlWith(v, ["smtp:", "smtps:"])
       ? undefined

@@ -43,3 +43,23 @@ export function urlProblem(text: string): string | undefined {
   if (port) return `it ${port}`;
   return "a space, or a raw `@ : / ? # %` in the user or password, makes it no URL";
 }
+
+/** Whether a URL's hostname is this machine (`localhost`, 127.0.0.0/8, `::1`): plaintext there never crosses a network. Pure. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * Why `url` may not carry a notification, or undefined: plain `http://` only to this machine, since a
+ * webhook URL is a credential and a payload names releases and failures. Pure.
+ */
+export function insecureUrlProblem(url: string): string | undefined {
+  if (!URL.canParse(url)) return "is not a URL";
+  const u = new URL(url);
+  if (u.protocol === "https:") return undefined;
+  if (u.protocol === "http:" && isLoopbackHost(u.hostname)) return undefined;
+  if (u.protocol === "http:")
+    return "is plain http:// to another machine: anyone on the way reads and replays it; use https:// (http:// only to localhost/127.0.0.1/::1)";
+  return "is not an http(s) URL";
+}
