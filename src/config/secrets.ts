@@ -3,6 +3,7 @@
 // after the dump. The values themselves never appear in a message.
 import { parseKey } from "../core/backup/offsite";
 import { insecureUrlProblem } from "../core/address";
+import { smtpUrlProblem } from "../core/notify/channels";
 import type { SecretKey } from "./schema";
 
 const again = (k: SecretKey, example: string) =>
@@ -26,10 +27,10 @@ const RULES: Partial<Record<SecretKey, (v: string) => string | undefined>> = {
     urlWith(v, ["https:", "http:"]) && !insecureUrlProblem(v.trim())
       ? undefined
       : `${insecureUrlProblem(v.trim()) ?? "is not an http(s) URL"}; ${again("webhookUrl", "https://example.com/deploy-hook")}`,
-  smtpUrl: (v) =>
-    urlWith(v, ["smtp:", "smtps:"])
-      ? undefined
-      : `is not an smtp:// or smtps:// URL; ${again("smtpUrl", "'smtps://user:password@smtp.example.com:465'")}`,
+  smtpUrl: (v) => {
+    const problem = smtpUrlProblem(v.trim());
+    return problem && `${problem}; ${again("smtpUrl", "'smtps://user:password@smtp.example.com:465'")}`;
+  },
   databaseUrl: (v) =>
     urlWith(v, ["postgres:", "postgresql:"])
       ? undefined

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
-import { insecureUrlProblem } from "../address";
+import { insecureUrlProblem, isLoopbackHost } from "../address";
 import { formatLine, rotateLog } from "../log/logger";
 import { colorFor, PermanentNotifyError, summaryLine, type NotificationEvent, type Notifier } from "./types";
 
@@ -207,6 +207,45 @@ export function emailText(e: NotificationEvent): string {
     .join("\n")}\n`;
 }
 
+/**
+ * Why `smtpUrl` could carry the login or the mail in plaintext over a network, or undefined (issue 15
+ * B). `smtps://` is TLS from the first byte; `smtp://` must upgrade with STARTTLS (required, so a
+ * server or attacker that does not offer it gets no login) except to loopback. Query options are
+ * refused: nodemailer lets them override TLS settings (`?ignoreTLS=true`, `?tls.rejectUnauthorized=false`).
+ * Pure; never quotes the URL.
+ */
+export function smtpUrlProblem(smtpUrl: string): string | undefined {
+  if (!URL.canParse(smtpUrl)) return "is not a URL";
+  const u = new URL(smtpUrl);
+  if (u.protocol !== "smtp:" && u.protocol !== "smtps:") return "is not an smtp:// or smtps:// URL";
+  if (!u.hostname) return "has no host";
+  if (u.search)
+    return "has query options (`?...`), which are not supported: TLS follows the scheme (smtps:// TLS from the start, port 465; smtp:// STARTTLS, required, port 587)";
+  return undefined;
+}
+
+/** Nodemailer transport settings of a checked `smtpUrl`: TLS always, except plain SMTP to loopback. Pure. */
+export function smtpTransportOptions(smtpUrl: string) {
+  const problem = smtpUrlProblem(smtpUrl);
+  if (problem) throw new PermanentNotifyError(`smtpUrl ${problem}`);
+  const u = new URL(smtpUrl);
+  const secure = u.protocol === "smtps:";
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ""),
+    ...(u.port ? { port: Number(u.port) } : {}),
+    secure,
+    requireTLS: !secure && !isLoopbackHost(u.hostname),
+    ...(u.username || u.password ? { auth: { user: decode(u.username), pass: decode(u.password) } } : {}),
+  };
+}
+
 /** Email over SMTP with nodemailer; the SMTP URL (with its password) is a secret. */
 export function emailNotifier(opts: EmailOptions): Notifier {
   let password: string | undefined;
@@ -221,8 +260,9 @@ export function emailNotifier(opts: EmailOptions): Notifier {
     async send(e, signal) {
       const nodemailer: typeof import("nodemailer") = require("nodemailer");
       const t = opts.timeoutMs ?? 10_000;
+      // Options, not `url`: nodemailer lets a URL's query override `requireTLS` and certificate checks.
       const transport = nodemailer.createTransport({
-        url: opts.smtpUrl,
+        ...smtpTransportOptions(opts.smtpUrl),
         connectionTimeout: t,
         greetingTimeout: t,
         socketTimeout: t,
@@ -242,6 +282,10 @@ export function emailNotifier(opts: EmailOptions): Notifier {
         // A refused login or address won't pass on a retry.
         const code = (err as { code?: string }).code;
         if (code === "EAUTH" || code === "EENVELOPE") throw new PermanentNotifyError((err as Error).message);
+        if (code === "ETLS")
+          throw new PermanentNotifyError(
+            `the SMTP server did not start TLS (${(err as Error).message}), so the login and mail were not sent: use smtps:// (port 465), or a server that offers STARTTLS on smtp:// (port 587)`,
+          );
         throw err;
       } finally {
         signal.removeEventListener("abort", onAbort);
