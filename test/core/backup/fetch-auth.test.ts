@@ -213,3 +213,29 @@ test("without a key, fetch says on stderr that the store's content is trusted as
     /SAFE_DEPLOY_BACKUP_KEY is not set: the content of s3:\/\/offsite\/plain\/ is trusted as is/,
   );
 });
+
+test("with a key, an encrypted object altered in the store fails its signed checksum (exit 1), nothing written", async () => {
+  await uploadBackup(newest.file, newest.manifest, target("flipped/"), { encryptionKey: key });
+  const k = `flipped/${newest.manifest.file}.enc`;
+  const s3 = s3Client(target(""));
+  try {
+    const body = Buffer.from(
+      await (await s3.send(new GetObjectCommand({ Bucket: "offsite", Key: k }))).Body!.transformToByteArray(),
+    );
+    body[body.length >> 1] ^= 0x01;
+    await s3.send(new PutObjectCommand({ Bucket: "offsite", Key: k, Body: body }));
+  } finally {
+    s3.destroy();
+  }
+  process.env.SAFE_DEPLOY_BACKUP_KEY = key.toString("hex");
+  const into = join(dir, "flipped");
+  await assert.rejects(
+    runBackupFetch(
+      flags("flipped/", { dir: into }),
+      () => {},
+      () => {},
+    ),
+    exitOf(1, /failed authentication|does not match the checksum recorded when it was uploaded/),
+  );
+  empty(into);
+});
