@@ -2,7 +2,7 @@
 // step), so a mistyped URL or key fails at once, by key name, instead of half-way through a release or
 // after the dump. The values themselves never appear in a message.
 import { parseKey } from "../core/backup/offsite";
-import { insecureUrlProblem } from "../core/address";
+import { insecureUrlProblem, portProblem } from "../core/address";
 import { smtpUrlProblem } from "../core/notify/channels";
 import type { SecretKey } from "./schema";
 
@@ -34,7 +34,7 @@ const RULES: Partial<Record<SecretKey, (v: string) => string | undefined>> = {
   databaseUrl: (v) =>
     urlWith(v, ["postgres:", "postgresql:"])
       ? undefined
-      : `is not a postgres:// URL; ${again("databaseUrl", "'postgres://user:password@host:5432/db'")}`,
+      : `${portProblem(v.trim()) ?? "is not a postgres:// URL"}; ${again("databaseUrl", "'postgres://user:password@host:5432/db'")}`,
   backupEncryptionKey: (v) => {
     try {
       parseKey(v, "backupEncryptionKey");

@@ -191,6 +191,9 @@ export async function runBackupFetch(
     return undefined;
   }
   if (o.list) {
+    warn(
+      `SAFE_DEPLOY_BACKUP_KEY is not set: names and manifests under s3://${target.bucket}/${target.prefix} are shown as the store has them, unchecked`,
+    );
     const keys = await listOffsite(target);
     if (!keys.length) out(`no backups under s3://${target.bucket}/${target.prefix}`);
     for (const k of keys) out(k);

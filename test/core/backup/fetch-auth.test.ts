@@ -212,6 +212,13 @@ test("without a key, fetch says on stderr that the store's content is trusted as
     warned.join("\n"),
     /SAFE_DEPLOY_BACKUP_KEY is not set: the content of s3:\/\/offsite\/plain\/ is trusted as is/,
   );
+  const listWarned: string[] = [];
+  await runBackupFetch(
+    flags("plain/", { list: true }),
+    () => {},
+    (l) => void listWarned.push(l),
+  );
+  assert.match(listWarned.join("\n"), /SAFE_DEPLOY_BACKUP_KEY is not set: .* unchecked/);
 });
 
 test("with a key, an encrypted object altered in the store fails its signed checksum (exit 1), nothing written", async () => {

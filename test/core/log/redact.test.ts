@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redact, urlSecrets } from "../../../src/core/log/redact";
 import { parseDatabaseUrl } from "../../../src/core/backup/runner";
+import { secretValueProblems } from "../../../src/config/secrets";
 import { notifyAll, type Notifier, type NotificationEvent } from "../../../src/core/notify";
 
 // [text, what must never appear, what the redacted text is]
@@ -82,4 +83,10 @@ test("a notification quoting such an error carries no password", async () => {
   });
   const text = JSON.stringify(sent);
   for (const s of ["w0rd", "a b", "zz9zz9"]) assert.ok(!text.includes(s), text);
+});
+
+test("a stack secret databaseUrl with a port out of range says so, without the password", () => {
+  const [p] = secretValueProblems({ databaseUrl: "postgres://app:s3cr3t@db:70000/app" });
+  assert.match(p, /^databaseUrl: has port 70000, out of range \(1-65535\); set it again/);
+  assert.ok(!p.includes("s3cr3t"));
 });
