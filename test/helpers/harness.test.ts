@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { setupMocks, plaintextPart } from "./mocks";
 import { callSerializedProvider } from "./provider";
 
-test("mocks record wire inputs and dependencies; a serialized provider runs in a plain node host", async () => {
+test("mocks record wire inputs and dependencies; a serialized provider runs in Pulumi's own provider host", async () => {
   const rec = await setupMocks({ config: { app: { image: "x" } }, secretKeys: [] });
   const pulumi = await import("@pulumi/pulumi");
   const provider: P.dynamic.ResourceProvider = {

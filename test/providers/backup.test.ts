@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setupMocks, plaintextPart } from "../helpers/mocks";
-import { callSerializedProvider } from "../helpers/provider";
+import { callSerializedProvider, UNKNOWN } from "../helpers/provider";
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 import { startS3 } from "../helpers/s3";
 import { diffBackup } from "../../src/providers/backup/diff";
@@ -103,6 +103,38 @@ test("serialized provider: check, diff, create a real backup, delete keeps the f
   await callSerializedProvider(providerText, "delete", [created.id, outs]);
   assert.ok(existsSync(outs.file), "delete never removes a backup");
   assert.ok(existsSync(outs.file + ".json"));
+});
+
+test("Pulumi's provider host as shipped: a backup without backup.s3 is created, not failed on `s3Key: undefined`", async () => {
+  // Before the fix the outs carried `s3Key: undefined`: the host's Struct.fromJavaScript threw
+  // "Unexpected struct type." (pulumi/pulumi#7576) after the dump was written, failing every deploy
+  // of a stack without backup.s3 and leaving a stray dump behind. guard: false = no harness check.
+  const d = join(dir, "no-s3");
+  const inputs = { releaseKey: "k-no-s3", databaseUrl: dbUrl, dir: d };
+  const created = await callSerializedProvider(providerText, "create", [inputs], { guard: false });
+  assert.equal("s3Key" in created.outs, false, "no s3Key at all when nothing was uploaded");
+  assert.equal(created.outs.file, join(d, created.id));
+  assert.deepEqual(readdirSync(d).sort(), [created.id, `${created.id}.json`].sort());
+});
+
+test("preview: check and diff take unknown inputs (the engine's UUID) without throwing", async () => {
+  const inputs = { releaseKey: UNKNOWN, databaseUrl: UNKNOWN, dir: join(dir, "backups"), runIn: UNKNOWN };
+  const checked = await callSerializedProvider(providerText, "check", [{}, inputs]);
+  assert.deepEqual(checked.failures, []);
+  assert.equal(checked.inputs.releaseKey, UNKNOWN);
+  const container = { ...inputs, runIn: "container", container: UNKNOWN };
+  assert.deepEqual((await callSerializedProvider(providerText, "check", [{}, container])).failures, []);
+  const olds = { releaseKey: "k1", dir: join(dir, "backups"), file: "/x", sha256: "00", sizeBytes: 1 };
+  const d = await callSerializedProvider(providerText, "diff", ["id", olds, inputs]);
+  assert.equal(d.changes, true);
+  assert.deepEqual(d.replaces, ["releaseKey"], "an unknown release key may be a new release: a new backup");
+  const s3 = {
+    ...olds,
+    releaseKey: "k1",
+    s3: { bucket: UNKNOWN, region: "r", prefix: "p", forcePathStyle: true },
+  };
+  const d2 = await callSerializedProvider(providerText, "diff", ["id", olds, s3]);
+  assert.deepEqual([d2.changes, d2.replaces], [true, []]);
 });
 
 test("serialized provider: an unreachable database fails clearly, with no file and no password", async () => {

@@ -1,7 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { plaintextPart, setupMocks, type RecordedResource } from "../helpers/mocks";
-import { callSerializedProvider } from "../helpers/provider";
+import { callSerializedProvider, UNKNOWN } from "../helpers/provider";
 import { startTarget, type Target } from "../helpers/http-targets";
 
 let healthy: Target;
@@ -137,4 +137,30 @@ test("the container and TCP checks run inside the provider host too", async () =
       return true;
     },
   );
+});
+
+test("preview: check and diff take unknown inputs, even inside lists and objects, without failing", async () => {
+  // In preview the engine sends a value not known yet as its UUID, also inside lists: a list of
+  // status codes with one unknown is not "not a list of HTTP status codes".
+  const unknowns = inputs({
+    url: UNKNOWN,
+    retries: UNKNOWN,
+    expectStatus: [200, UNKNOWN],
+    triggers: { containerId: UNKNOWN, imageId: "sha256:aaa" },
+    tcp: [{ host: "127.0.0.1", port: UNKNOWN }],
+  });
+  const r = await callSerializedProvider(provider(), "check", [{}, unknowns]);
+  assert.deepEqual(r.failures, []);
+  const bad = await callSerializedProvider(provider(), "check", [
+    {},
+    inputs({ expectStatus: [UNKNOWN, 42] }),
+  ]);
+  assert.deepEqual(
+    bad.failures.map((f: { property: string }) => f.property),
+    ["expectStatus"],
+    "a known bad code still fails",
+  );
+  const olds = { ...inputs(), checkedAt: "2026-01-01T00:00:00.000Z", attempts: 1 };
+  const d = await callSerializedProvider(provider(), "diff", ["id", olds, unknowns]);
+  assert.deepEqual([d.changes, d.replaces], [true, []]);
 });

@@ -113,7 +113,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
         sha256: r.manifest.sha256,
         sizeBytes: r.manifest.sizeBytes,
         createdAt: r.manifest.createdAt,
-        s3Key,
+        // Absent, not `undefined`: Pulumi's provider host marshals outs with Struct.fromJavaScript,
+        // which throws on undefined after the dump is written (pulumi/pulumi#7576).
+        ...(s3Key === undefined ? {} : { s3Key }),
       },
     };
   },
