@@ -18,7 +18,7 @@ mkdir -p .pulumi-state
 
 [ -d node_modules ] || npm ci
 [ -d examples/app/node_modules ] || npm ci --prefix examples/app
-docker build -t safe-deploy-demo-app:staging examples/app
+# The app image is built by the deploy itself (app.build in Pulumi.staging.yaml, tagged with the commit).
 
 pulumi stack select staging --create --secrets-provider passphrase
 if ! pulumi config get dbPassword --stack staging >/dev/null 2>&1; then

@@ -55,6 +55,8 @@ export class Deployment extends pulumi.ComponentResource {
   public readonly backupFile: pulumi.Output<string>;
   /** sha256 of the migration files this release applied. */
   public readonly migrationsChecksum: string;
+  /** The app image's content id this release runs (what its tag pointed at when it was deployed). */
+  public readonly imageId: pulumi.Output<string>;
   /** When the gate last passed. */
   public readonly healthCheckedAt: pulumi.Output<string>;
   /** One line per failed postDeploy hook (they warn, never roll back). */
@@ -99,9 +101,16 @@ export class Deployment extends pulumi.ComponentResource {
     // fails the deploy before the backup.
     const { image: appImageResource, imageId } = appImage(
       name,
-      { ...c.app, appName: c.app.name, commit: args.commit, projectDir: args.projectDir },
+      {
+        ...c.app,
+        appName: c.app.name,
+        commit: args.commit,
+        projectDir: args.projectDir,
+        dockerHost: remote ? c.docker.host : undefined,
+      },
       child(),
     );
+    this.imageId = imageId;
     this.migrationsChecksum = checksumDir(join(abs(c.migrations.workDir), c.migrations.dir));
     this.releaseKey = imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
 

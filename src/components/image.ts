@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { isAbsolute, resolve } from "node:path";
 import { checksumDir } from "../core/checksum";
+import { dockerInfo, localImageId, requireClassicStore } from "../core/images/resolve";
 
 /** Where the app image comes from: a registry reference, or a build of the release's source. */
 export interface AppImageArgs {
@@ -20,6 +21,8 @@ export interface AppImageArgs {
   /** The release's git commit: the tag of a built image. */
   commit: string;
   projectDir: string;
+  /** The Docker host (`docker.host`), read for the tag's current content id. */
+  dockerHost?: string;
 }
 
 /** The tag a build of `commit` gets: `<repository>:<commit[0..12]>`. */
@@ -40,9 +43,17 @@ export function appImage(
   if (!args.image && !args.build) throw new Error("`image` or `build` is required");
   if (args.image) {
     const image = new docker.RemoteImage(`${name}-app-image`, { name: args.image, keepLocally: true }, opts);
-    return { image, imageId: image.imageId, ref: args.image };
+    // Deploy by content: RemoteImage keeps the id it saw at creation, so a rebuild under the same tag
+    // would change nothing. The id the tag has on the host now decides (the container's image and the
+    // release key); RemoteImage still pulls a tag the host does not have yet.
+    const ref = args.image;
+    const imageId = image.imageId.apply(
+      async (stored) => (await localImageId(ref, args.dockerHost)) ?? stored,
+    );
+    return { image, imageId, ref };
   }
   const b = args.build!;
+  requireClassicStore(dockerInfo(args.dockerHost), args.dockerHost);
   const context = isAbsolute(b.context) ? b.context : resolve(args.projectDir, b.context);
   const ref = buildTag(b.repository ?? `safe-deploy/${args.appName}`, args.commit);
   const image = new docker.RemoteImage(
