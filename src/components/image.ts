@@ -46,10 +46,12 @@ export function appImage(
     // Deploy by content: RemoteImage keeps the id it saw at creation, so a rebuild under the same tag
     // would change nothing. The id the tag has on the host now decides (the container's image and the
     // release key); RemoteImage still pulls a tag the host does not have yet.
+    // A digest-pinned reference cannot move: RemoteImage's id is then already the content.
     const ref = args.image;
-    const imageId = image.imageId.apply(
-      async (stored) => (await localImageId(ref, args.dockerHost)) ?? stored,
-    );
+    const pinned = /@sha256:[0-9a-f]{64}$|^sha256:[0-9a-f]{64}$/.test(ref);
+    const imageId = pinned
+      ? image.imageId
+      : image.imageId.apply(async (stored) => (await localImageId(ref, args.dockerHost)) ?? stored);
     return { image, imageId, ref };
   }
   const b = args.build!;
