@@ -189,6 +189,7 @@ export class Deployment extends pulumi.ComponentResource {
               ),
               environment: remote ? { DOCKER_HOST: c.docker.host } : undefined,
               triggers: [this.releaseKey],
+              addPreviousOutputInEnv: false,
             },
             { parent: this, dependsOn: [backup] },
           )
@@ -206,6 +207,8 @@ export class Deployment extends pulumi.ComponentResource {
         image: imageId,
         network: network.name,
         dockerHost: remote ? c.docker.host : undefined,
+        projectDir: args.projectDir,
+        stack: pulumi.getStack(),
       },
       { parent: this, dependsOn: [backup, ...(maintenanceOn ? [maintenanceOn] : [])] },
     );
@@ -221,6 +224,7 @@ export class Deployment extends pulumi.ComponentResource {
           // A command re-runs `create` on any input change: a new timeout, proxy image or network turns
           // maintenance on without a new release, so the same change must turn it off again.
           triggers: [this.releaseKey, maintenanceOn.create],
+          addPreviousOutputInEnv: false,
         },
         { parent: this, dependsOn: [migration.command, ...postMigrate] },
       );

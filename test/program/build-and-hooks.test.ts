@@ -71,7 +71,10 @@ test("hooks run at their points: preBackup < backup < migrate < postMigrate < pr
 test("every hook runs the wrapper with its spec in the environment; soft only after deploy", () => {
   for (const h of ["announce", "collectstatic", "warm-cache", "check-config", "smoke"]) {
     const r = byName(`staging-hook-${h}`);
-    assert.match(r.inputs.create, /^bash ".*\/scripts\/run-hook\.sh"$/);
+    assert.equal(
+      r.inputs.create,
+      'SAFE_DEPLOY_HOOK_LOG="${SAFE_DEPLOY_DATA_DIR:-.}/$SAFE_DEPLOY_HOOK_LOG" bash scripts/run-hook.sh',
+    );
     assert.equal(r.inputs.logging, "none");
     assert.deepEqual(r.additionalSecretOutputs.sort(), ["stderr", "stdout"]);
     assert.equal(r.inputs.environment.SAFE_DEPLOY_HOOK_NAME, h);
