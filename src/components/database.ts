@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
+import { pinnedImage } from "./imagePin";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
 export type DatabaseArgs =
@@ -15,6 +16,8 @@ export type DatabaseArgs =
       network: pulumi.Input<string>;
       /** The alias the app uses to reach the database on the stack's network. */
       alias?: string;
+      /** A remote Docker host (`ssh://...`), where the image is looked up. */
+      dockerHost?: string;
       /** The data volume's Docker name (default: {@link dataVolumeName} of project and stack). */
       volumeName?: string;
     }
@@ -50,11 +53,7 @@ export class Database extends pulumi.ComponentResource {
     }
     if (!args.name || !args.user) throw new Error("`name` and `user` are required for a managed database");
     const alias = args.alias ?? "db";
-    const image = new docker.RemoteImage(
-      `${name}-image`,
-      { name: args.image, keepLocally: true },
-      { parent: this },
-    );
+    const image = pinnedImage(`${name}-image`, args.image, args.dockerHost, { parent: this });
     // The data outlives every release (issue 14): a fixed name, kept by `pulumi destroy` and by a
     // deleted or renamed resource (retainOnDelete). The resource name never changes so its URN stays the
     // same across commits (a rollback runs an older program). A stack created before this had an
@@ -73,7 +72,7 @@ export class Database extends pulumi.ComponentResource {
     this.container = new docker.Container(
       `${name}-db`,
       {
-        image: image.imageId,
+        image: image.id,
         envs: [
           `POSTGRES_USER=${args.user}`,
           `POSTGRES_DB=${args.name}`,

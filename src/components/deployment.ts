@@ -85,14 +85,19 @@ export class Deployment extends pulumi.ComponentResource {
     const db = new Database(
       `${name}-database`,
       c.database.mode === "container"
-        ? { ...c.database, password: secrets.dbPassword!, network: network.name }
+        ? {
+            ...c.database,
+            password: secrets.dbPassword!,
+            network: network.name,
+            dockerHost: remote ? c.docker.host : undefined,
+          }
         : { mode: "external", databaseUrl: secrets.databaseUrl! },
       { parent: this, providers: { docker: provider } },
     );
     const redis = c.redis.enabled
       ? new Redis(
           `${name}-redis`,
-          { image: c.redis.image, network: network.name },
+          { image: c.redis.image, network: network.name, dockerHost: remote ? c.docker.host : undefined },
           { parent: this, providers: { docker: provider } },
         )
       : undefined;
@@ -246,6 +251,7 @@ export class Deployment extends pulumi.ComponentResource {
         maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
         healthPath: c.health.path,
         expectStatus: c.health.expectStatus,
+        dockerHost: remote ? c.docker.host : undefined,
       },
       {
         parent: this,

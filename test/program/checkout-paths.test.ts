@@ -45,6 +45,7 @@ after(() => rmSync(copy, { recursive: true, force: true }));
 
 test("every Command has the same inputs from two checkouts (nothing re-runs after a rollback)", () => {
   assert.deepEqual(here.map((c) => c.name).sort(), [
+    "staging-database-image-pin",
     "staging-hook-announce",
     "staging-hook-collectstatic",
     "staging-hook-smoke",

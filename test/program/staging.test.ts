@@ -28,6 +28,7 @@ before(async () => {
 test("the graph has exactly the resources of DESIGN.md, with types and names derived from the stack", () => {
   const got = resources.map((r) => `${r.type} ${r.name}`).sort();
   assert.deepEqual(got, [
+    "command:local:Command staging-database-image-pin",
     "command:local:Command staging-migration-migrate",
     "docker:index/container:Container staging-app-app",
     "docker:index/container:Container staging-database-db",
