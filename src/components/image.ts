@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { checksumDir } from "../core/checksum";
 import { dockerInfo, localImageId, requireClassicStore } from "../core/images/resolve";
 
@@ -64,7 +64,11 @@ export function appImage(
       name: ref,
       keepLocally: true,
       build: {
-        context,
+        // Relative to the project root (the provider's directory) when inside it: an absolute checkout
+        // path would rebuild after a rollback run from a temporary worktree (issue 14, item 11).
+        context: relative(args.projectDir, context).startsWith("..")
+          ? context
+          : relative(args.projectDir, context) || ".",
         dockerfile: b.dockerfile,
         target: b.target,
         platform: b.platform,
