@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { imageIdCommand } from "../../src/components/imagePin";
+import { factsFromEvents, stageOf } from "../../src/core/release/orchestrator";
 import { setupMocks, type RecordedResource } from "../helpers/mocks";
 import { mockState, valueOf } from "../helpers/program";
 
@@ -60,6 +61,17 @@ test("each pin runs once per configured reference and reads the id after the ima
     byName("staging-app-proxy-image-pin").inputs.create,
     "docker image inspect --format '{{.Id}}' haproxy:2.8",
   );
+});
+
+test("a pin belongs to the image stage: creating one is no migration (no database restore on rollback)", () => {
+  const pin = byName("staging-database-image-pin");
+  assert.equal(stageOf(pin.type, pin.urn), "image");
+  const facts = factsFromEvents([
+    { kind: "done", op: "create", type: pin.type, urn: pin.urn, outputs: {} } as never,
+  ]);
+  assert.equal(facts.migrationRan, false);
+  const mig = byName("staging-migration-migrate");
+  assert.equal(stageOf(mig.type, mig.urn), "migration");
 });
 
 const TAG = `safe-deploy-test/pin-${randomBytes(4).toString("hex")}:1`;
