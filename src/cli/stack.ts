@@ -1,10 +1,12 @@
 // The only user of the Automation API (DESIGN.md, STYLE.md point 7). Everything else talks to a stack
 // through the small `StackAccess` interface, so the orchestrator is tested with a recording fake.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import type * as auto from "@pulumi/pulumi/automation";
 import { CannotRunError, ConfigError, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
+import { manualInstallCommand, pulumiCli } from "./pulumi-cli";
 
 /** A config value as the stack holds it. */
 export interface ConfigEntry {
@@ -86,19 +88,76 @@ export interface StackOptions {
   create?: boolean;
   /** Extra environment for the engine; by default the caller's environment decides. */
   env?: Record<string, string>;
+  /** Told which Pulumi CLI and which backend are used when not the obvious ones; default stderr. */
+  note?: (line: string) => void;
 }
 
-const INSTALL_HINT =
-  "Install the Pulumi CLI ('curl -fsSL https://get.pulumi.com | sh', https://www.pulumi.com/docs/install/) and run again.";
+const INSTALL_HINT = `Install the Pulumi CLI ('${manualInstallCommand()}', https://www.pulumi.com/docs/install/) and run again.`;
+
+/** Where a stack's state lives, and why: the engine environment to add for it. */
+export interface Backend {
+  /** Added to the engine's environment (PULUMI_BACKEND_URL for the project's local backend). */
+  env: Record<string, string>;
+  /** Said to the user: which backend and why. */
+  source: string;
+}
+
+/** Stacks that are never created implicitly and never get the local file backend by default. */
+export function isProductionStack(stack: string): boolean {
+  return /^prod/i.test(stack);
+}
+
+/** The backend `pulumi login` selected (`current` in $PULUMI_HOME/credentials.json), if any. */
+export function loggedInBackend(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const home = env.PULUMI_HOME || join(env.HOME || homedir(), ".pulumi");
+  try {
+    const creds = JSON.parse(readFileSync(join(home, "credentials.json"), "utf8")) as { current?: unknown };
+    return typeof creds.current === "string" && creds.current ? creds.current : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * The engine's environment: the user's own backend and passphrase when set; otherwise the project's
- * `file://` backend in `.pulumi-state`, so staging needs no cloud account.
+ * Chooses the stack's backend (issue 14, item 10): PULUMI_BACKEND_URL when set; else the user's
+ * `pulumi login`; else, for staging only, the project's `file://` backend in `.pulumi-state`, so staging
+ * needs no account. Any other stack without a backend is an error: a production deploy must never start
+ * from an empty local state (new containers and volume on the production ports).
  */
-export function engineEnv(projectDir: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!env.PULUMI_BACKEND_URL) out.PULUMI_BACKEND_URL = `file://${join(projectDir, ".pulumi-state")}`;
-  return out;
+export function chooseBackend(
+  stack: string,
+  projectDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Backend {
+  if (env.PULUMI_BACKEND_URL)
+    return { env: {}, source: `PULUMI_BACKEND_URL (${redact(env.PULUMI_BACKEND_URL)})` };
+  const login = loggedInBackend(env);
+  if (login) return { env: {}, source: `pulumi login (${redact(login)})` };
+  if (stack === "staging") {
+    const url = `file://${join(projectDir, ".pulumi-state")}`;
+    return {
+      env: { PULUMI_BACKEND_URL: url },
+      source: `the project's local backend ${url} (staging default)`,
+    };
+  }
+  throw new ConfigError(
+    `stack "${stack}" has no backend: PULUMI_BACKEND_URL is not set and 'pulumi login' has not been run ` +
+      `(no credentials.json in $PULUMI_HOME or ~/.pulumi). Only staging defaults to the local file backend. ` +
+      `Run 'pulumi login <backend>' (or set PULUMI_BACKEND_URL) to where this stack's state is; ` +
+      `for a first deploy create the stack there with 'pulumi stack init ${stack}'.`,
+  );
+}
+
+/** Refuses to create a production stack implicitly (`--create`): an empty one would deploy anew beside the real one. */
+export function checkImplicitCreate(stack: string, create: boolean | undefined, backend: Backend): void {
+  if (create && isProductionStack(stack)) {
+    throw new ConfigError(
+      `stack "${stack}" is never created implicitly (--create), since an empty production stack would start ` +
+        `new containers and a new volume on the production ports. Backend: ${backend.source}. If that is where ` +
+        `production's state lives, create the stack once with 'pulumi stack init ${stack}'; otherwise run ` +
+        `'pulumi login' or set PULUMI_BACKEND_URL to the right backend. Then run without --create.`,
+    );
+  }
 }
 
 /** Turns the Automation API's errors into sentences that name the stack and the next step. */
@@ -136,12 +195,19 @@ function toConfigMap(m: auto.ConfigMap | auto.OutputMap): ConfigMap {
   );
 }
 
-/** Opens (or creates) a stack of the local program in `projectDir` through the Automation API. */
-export async function openStack(opts: StackOptions): Promise<StackAccess> {
-  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
+/**
+ * The workspace's CLI and engine environment: the CLI from pulumi-cli.ts, the backend from
+ * `chooseBackend` (with `opts.env` as the caller's environment), and no implicit production stack.
+ */
+async function workspaceSetup(opts: StackOptions) {
+  const note = opts.note ?? ((line: string) => process.stderr.write(`safe-deploy: ${line}\n`));
+  const pulumiCommand = await pulumiCli({ note });
+  const backend = chooseBackend(opts.stack, opts.projectDir, { ...process.env, ...opts.env });
+  checkImplicitCreate(opts.stack, opts.create, backend);
+  if (backend.env.PULUMI_BACKEND_URL) note(`stack "${opts.stack}": state in ${backend.source}`);
   // Backups of a program re-applied from a rollback worktree still go to the project (src/index.ts).
   const envVars: Record<string, string> = {
-    ...engineEnv(opts.projectDir),
+    ...backend.env,
     SAFE_DEPLOY_DATA_DIR: opts.projectDir,
     ...opts.env,
   };
@@ -149,8 +215,19 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
     const dir = envVars.PULUMI_BACKEND_URL.slice("file://".length);
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
   }
+  return { envVars, pulumiCommand };
+}
+
+/** Opens (or creates) a stack of the local program in `projectDir` through the Automation API. */
+export async function openStack(opts: StackOptions): Promise<StackAccess> {
+  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
+  const { envVars, pulumiCommand } = await workspaceSetup(opts);
   const args = { stackName: opts.stack, workDir: opts.projectDir };
-  const wsOpts = { envVars, secretsProvider: process.env.PULUMI_SECRETS_PROVIDER ?? "passphrase" };
+  const wsOpts = {
+    envVars,
+    pulumiCommand,
+    secretsProvider: process.env.PULUMI_SECRETS_PROVIDER ?? "passphrase",
+  };
   const stack = await (
     opts.create ? LocalWorkspace.createOrSelectStack(args, wsOpts) : LocalWorkspace.selectStack(args, wsOpts)
   ).catch((e: unknown) => {

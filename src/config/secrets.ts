@@ -2,6 +2,8 @@
 // step), so a mistyped URL or key fails at once, by key name, instead of half-way through a release or
 // after the dump. The values themselves never appear in a message.
 import { parseKey } from "../core/backup/offsite";
+import { insecureUrlProblem, portProblem } from "../core/address";
+import { smtpUrlProblem } from "../core/notify/channels";
 import type { SecretKey } from "./schema";
 
 const again = (k: SecretKey, example: string) =>
@@ -18,21 +20,21 @@ function urlWith(value: string, protocols: string[]): URL | undefined {
 
 const RULES: Partial<Record<SecretKey, (v: string) => string | undefined>> = {
   slackWebhookUrl: (v) =>
-    urlWith(v, ["https:", "http:"])
+    urlWith(v, ["https:", "http:"]) && !insecureUrlProblem(v.trim())
       ? undefined
-      : `is not an http(s) URL; ${again("slackWebhookUrl", "https://hooks.slack.com/services/...")}`,
+      : `${insecureUrlProblem(v.trim()) ?? "is not an http(s) URL"}; ${again("slackWebhookUrl", "https://hooks.slack.com/services/...")}`,
   webhookUrl: (v) =>
-    urlWith(v, ["https:", "http:"])
+    urlWith(v, ["https:", "http:"]) && !insecureUrlProblem(v.trim())
       ? undefined
-      : `is not an http(s) URL; ${again("webhookUrl", "https://example.com/deploy-hook")}`,
-  smtpUrl: (v) =>
-    urlWith(v, ["smtp:", "smtps:"])
-      ? undefined
-      : `is not an smtp:// or smtps:// URL; ${again("smtpUrl", "'smtps://user:password@smtp.example.com:465'")}`,
+      : `${insecureUrlProblem(v.trim()) ?? "is not an http(s) URL"}; ${again("webhookUrl", "https://example.com/deploy-hook")}`,
+  smtpUrl: (v) => {
+    const problem = smtpUrlProblem(v.trim());
+    return problem && `${problem}; ${again("smtpUrl", "'smtps://user:password@smtp.example.com:465'")}`;
+  },
   databaseUrl: (v) =>
     urlWith(v, ["postgres:", "postgresql:"])
       ? undefined
-      : `is not a postgres:// URL; ${again("databaseUrl", "'postgres://user:password@host:5432/db'")}`,
+      : `${portProblem(v.trim()) ?? "is not a postgres:// URL"}; ${again("databaseUrl", "'postgres://user:password@host:5432/db'")}`,
   backupEncryptionKey: (v) => {
     try {
       parseKey(v, "backupEncryptionKey");

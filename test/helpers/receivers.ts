@@ -64,14 +64,20 @@ export interface ReceivedMail {
   raw: string;
 }
 
-/** A real SMTP server (npm `smtp-server`) on 127.0.0.1 requiring user/password; plain text, no STARTTLS. */
-export async function startSmtpReceiver(user: string, password: string) {
+/**
+ * A real SMTP server (npm `smtp-server`) on `host` (default 127.0.0.1) requiring user/password; plain
+ * text, no STARTTLS (what a network attacker who strips STARTTLS shows a client). `logins` records every
+ * AUTH it was sent, accepted or not.
+ */
+export async function startSmtpReceiver(user: string, password: string, host = "127.0.0.1") {
   const mails: ReceivedMail[] = [];
+  const logins: Array<{ username: string; password: string }> = [];
   const server = new SMTPServer({
     disabledCommands: ["STARTTLS"],
     allowInsecureAuth: true,
     logger: false,
     onAuth(auth, _session, cb) {
+      logins.push({ username: auth.username ?? "", password: auth.password ?? "" });
       if (auth.username === user && auth.password === password) return cb(null, { user });
       return cb(new Error("Invalid username or password"));
     },
@@ -89,10 +95,11 @@ export async function startSmtpReceiver(user: string, password: string) {
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.server.address() as AddressInfo).port;
   return {
     mails,
+    logins,
     port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

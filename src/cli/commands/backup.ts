@@ -158,15 +158,23 @@ export interface FetchCmdOpts {
   dir?: string;
   list?: boolean;
   name?: string;
+  /** A backup name whose unsigned manifest (from an older safe-deploy) is accepted with a key set. */
+  trustUnsigned?: string;
 }
+
+const stderr: Out = (l) => process.stderr.write(l + "\n");
 
 /**
  * `backup fetch`: lists the off-site copies (`--list`), or downloads one (default: the newest) into
  * `--dir`, decrypting with $SAFE_DEPLOY_BACKUP_KEY, checked against its manifest; prints its path last.
  */
-export async function runBackupFetch(o: FetchCmdOpts, out: Out = stdout): Promise<string | undefined> {
+export async function runBackupFetch(
+  o: FetchCmdOpts,
+  out: Out = stdout,
+  warn: Out = stderr,
+): Promise<string | undefined> {
   const { ConfigError } = await import("../../core/errors");
-  const { fetchBackup, listOffsite } = await import("../../core/backup/fetch");
+  const { fetchBackup, inspectOffsite, listOffsite } = await import("../../core/backup/fetch");
   const { parseKey } = await import("../../core/backup/offsite");
   const target = {
     bucket: o.bucket,
@@ -175,19 +183,30 @@ export async function runBackupFetch(o: FetchCmdOpts, out: Out = stdout): Promis
     endpoint: o.endpoint,
     forcePathStyle: !!o.pathStyle,
   };
+  const keyText = process.env.SAFE_DEPLOY_BACKUP_KEY;
+  if (o.list && keyText) {
+    const all = await inspectOffsite(target, parseKey(keyText), o.trustUnsigned);
+    if (!all.length) out(`no backups under s3://${target.bucket}/${target.prefix}`);
+    for (const e of all) out(e.refused ? `${e.key}  REFUSED: ${e.refused}` : e.key);
+    return undefined;
+  }
   if (o.list) {
+    warn(
+      `SAFE_DEPLOY_BACKUP_KEY is not set: names and manifests under s3://${target.bucket}/${target.prefix} are shown as the store has them, unchecked`,
+    );
     const keys = await listOffsite(target);
     if (!keys.length) out(`no backups under s3://${target.bucket}/${target.prefix}`);
     for (const k of keys) out(k);
     return undefined;
   }
   if (!o.dir) throw new ConfigError("`backup fetch` needs `--dir` (where the backup goes) or `--list`");
-  const keyText = process.env.SAFE_DEPLOY_BACKUP_KEY;
   const r = await fetchBackup({
     target,
     dir: o.dir,
     name: o.name,
     encryptionKey: keyText ? parseKey(keyText) : undefined,
+    trustUnsigned: o.trustUnsigned,
+    warn,
   });
   out(
     `fetched s3://${target.bucket}/${r.key}: ${r.manifest.sizeBytes} bytes, sha256 ${r.manifest.sha256} (matches its manifest)`,
@@ -277,6 +296,10 @@ export function register(program: Command): void {
     .option("--path-style", "path-style addressing (backup.s3.forcePathStyle)")
     .option("--dir <dir>", "where the backup goes")
     .option("--list", "only list the off-site backups, newest first")
+    .option(
+      "--trust-unsigned <name>",
+      "with SAFE_DEPLOY_BACKUP_KEY: accept this backup's unsigned manifest (uploaded by an older safe-deploy); its object must still decrypt with the key",
+    )
     .action(async (name: string | undefined, o) => {
       await runBackupFetch({ ...o, name });
     });

@@ -2,6 +2,8 @@
 // (never held in memory) through the ciphertext's sha256, decryption, the backup's own sha256, into a
 // temp file beside the destination; only when both checksums match the uploaded manifest is it linked
 // into place with its manifest. A wrong key, an altered byte or a cut connection leaves nothing behind.
+// With a key, the store is not trusted (issue 15 A): only an object encrypted with that key, under a
+// manifest signed with it, comes back, and "the newest" is decided by signed times, never by names.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { link, mkdir, open, unlink } from "node:fs/promises";
@@ -11,6 +13,7 @@ import { pipeline } from "node:stream/promises";
 import writeFileAtomic from "write-file-atomic";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
+import { manifestAuthStatus, type ManifestAuth } from "./manifest-auth";
 import { parseBackupFileName } from "./names";
 import { decryptStream, objectKey, s3Client, s3ErrorText, type S3Target } from "./offsite";
 import { fileSink, hasher } from "./streams";
@@ -18,6 +21,7 @@ import { fileSink, hasher } from "./streams";
 /** The manifest `uploadBackup` stores beside the object: the backup's, plus what was sent. */
 type RemoteManifest = Manifest & {
   offsite?: { key: string; sha256: string; sizeBytes: number; encryption: "aes-256-gcm" | "none" };
+  auth?: ManifestAuth;
 };
 
 /** What `fetchBackup` brought back. */
@@ -64,19 +68,129 @@ function s3Failure(e: unknown, t: S3Target, key: string, what: string): Error {
   return new CannotRunError(`${what} ${where(t, key)} failed: ${s3ErrorText(e)}`);
 }
 
+/** Reads and shape-checks the uploaded manifest of backup `name`. */
+async function readRemoteManifest(
+  s3: ReturnType<typeof s3Client>,
+  t: S3Target,
+  name: string,
+): Promise<RemoteManifest> {
+  const { GetObjectCommand } = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
+  const mKey = objectKey(t, manifestPath(name), false);
+  let remote: RemoteManifest;
+  try {
+    const got = await s3.send(new GetObjectCommand({ Bucket: t.bucket, Key: mKey }));
+    remote = JSON.parse(await got.Body!.transformToString());
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new CheckFailedError(`${where(t, mKey)} is not valid JSON`);
+    if ((e as { name?: string }).name === "NoSuchKey")
+      throw new CheckFailedError(
+        `${name} has no manifest at ${where(t, mKey)}: the backup is not there or its upload never finished, and without a manifest it cannot be checked (\`backup fetch --list\` shows what is there)`,
+      );
+    throw s3Failure(e, t, mKey, "reading");
+  }
+  if (remote?.version !== 1 || typeof remote.sha256 !== "string" || remote.file !== name)
+    throw new CheckFailedError(`${where(t, mKey)} is not the manifest of ${name}`);
+  return remote;
+}
+
+/**
+ * Why a manifest may not be used with `key` set, or undefined when it may: the object must be
+ * encrypted and the manifest signed with that key; an unsigned one (uploaded before manifests were
+ * signed, or planted) only when the user named it in `--trust-unsigned`. Pure.
+ */
+export function refusal(
+  remote: RemoteManifest,
+  where: string,
+  key: Buffer,
+  trustUnsigned?: string,
+): string | undefined {
+  const objectName = remote.offsite?.key ? plainName(remote.offsite.key) : undefined;
+  const object = remote.offsite?.key;
+  if (remote.offsite?.encryption !== "aes-256-gcm" || typeof object !== "string" || !object.endsWith(".enc"))
+    return `${where} is not encrypted, and SAFE_DEPLOY_BACKUP_KEY is set: a plaintext copy is refused (anyone who can write to the bucket could have put it there); if it really is yours, fetch it without SAFE_DEPLOY_BACKUP_KEY`;
+  if (objectName !== remote.file) return `the manifest of ${where} points at another object`;
+  const status = manifestAuthStatus(remote, key);
+  if (status === "bad")
+    return `the manifest of ${where} does not match its signature: it was changed after upload, or signed with another key than SAFE_DEPLOY_BACKUP_KEY`;
+  if (status === "unsigned" && trustUnsigned !== remote.file)
+    return `the manifest of ${where} is not signed (uploaded by a safe-deploy older than signed manifests, or planted by someone without the key); if you know it is yours, accept this one with \`--trust-unsigned ${remote.file}\``;
+  return undefined;
+}
+
+/** One off-site backup as `--list` shows it with a key: signed time, or why it is refused. */
+export interface OffsiteEntry {
+  name: string;
+  key: string;
+  /** The signed `createdAt`; absent when refused. */
+  createdAt?: Date;
+  refused?: string;
+}
+
+/**
+ * Every backup under the prefix with its manifest checked against `key`: the accepted ones newest
+ * first by their signed `createdAt`, then the refused ones with the reason.
+ */
+export async function inspectOffsite(
+  t: S3Target,
+  key: Buffer,
+  trustUnsigned?: string,
+): Promise<OffsiteEntry[]> {
+  const names = [...new Set((await listOffsite(t)).map(plainName))];
+  const s3 = s3Client(t);
+  const out: OffsiteEntry[] = [];
+  try {
+    for (const name of names) {
+      let at = where(t, objectKey(t, name, false));
+      try {
+        const remote = await readRemoteManifest(s3, t, name);
+        if (typeof remote.offsite?.key === "string") at = where(t, remote.offsite.key);
+        const refused = refusal(remote, at, key, trustUnsigned);
+        const createdAt = new Date(remote.createdAt);
+        if (refused) out.push({ name, key: remote.offsite?.key ?? name, refused });
+        else if (Number.isNaN(createdAt.getTime()))
+          out.push({
+            name,
+            key: remote.offsite!.key,
+            refused: `the manifest of ${at} has no valid createdAt`,
+          });
+        else out.push({ name, key: remote.offsite!.key, createdAt });
+      } catch (e) {
+        if (!(e instanceof CheckFailedError)) throw e;
+        out.push({ name, key: objectKey(t, name, true), refused: e.message });
+      }
+    }
+  } finally {
+    s3.destroy();
+  }
+  const time = (e: OffsiteEntry) => e.createdAt?.getTime() ?? -Infinity;
+  return out.sort((a, b) => time(b) - time(a) || (a.name < b.name ? 1 : -1));
+}
+
 /**
  * Downloads backup `name` (a file name, with or without `.enc`; default: the newest under the prefix)
  * and its manifest into `dir`, decrypting with `encryptionKey` when the object is encrypted, and checks
  * both the uploaded bytes and the backup against the manifest before the file appears under its name.
+ * With `encryptionKey`, only an encrypted object under a signed manifest is accepted (`refusal`), and
+ * the newest is chosen by signed time; without one, `warn` is told that the store is trusted as is.
  */
 export async function fetchBackup(o: {
   target: S3Target;
   dir: string;
   name?: string;
   encryptionKey?: Buffer;
+  /** A backup file name whose unsigned manifest the user accepts (`--trust-unsigned`). */
+  trustUnsigned?: string;
+  warn?: (line: string) => void;
 }): Promise<FetchResult> {
   const { GetObjectCommand } = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
   const t = o.target;
+  const warn = o.warn ?? (() => {});
+  if (!o.encryptionKey)
+    warn(
+      `SAFE_DEPLOY_BACKUP_KEY is not set: the content of ${where(t, objectKey(t, "", false))} is trusted as is (anyone who can write there decides what is restored); set the stack's \`backupEncryptionKey\` to have copies encrypted and their manifests signed`,
+    );
+  if (o.trustUnsigned && !o.encryptionKey)
+    throw new ConfigError("`--trust-unsigned` only means something with SAFE_DEPLOY_BACKUP_KEY set");
   let key: string;
   if (o.name) {
     if (!parseBackupFileName(plainName(o.name)))
@@ -84,6 +198,22 @@ export async function fetchBackup(o: {
         `"${o.name}" is not a backup name (backup_YYYYMMDD_HHMMSS[_label].pgdump[.zst|.gz])`,
       );
     key = objectKey(t, o.name, false);
+  } else if (o.encryptionKey) {
+    const all = await inspectOffsite(t, o.encryptionKey, o.trustUnsigned);
+    const refused = all.filter((e) => e.refused);
+    if (!all.length)
+      throw new ConfigError(
+        `no backups under ${where(t, objectKey(t, "", false))}; check the bucket and prefix`,
+      );
+    if (!all[0].createdAt)
+      throw new CheckFailedError(
+        `no backup under ${where(t, objectKey(t, "", false))} is encrypted and signed with SAFE_DEPLOY_BACKUP_KEY:\n${refused.map((e) => `  ${e.name}: ${e.refused}`).join("\n")}`,
+      );
+    if (refused.length)
+      warn(
+        `ignored ${refused.length} off-site backup(s) not encrypted and signed with SAFE_DEPLOY_BACKUP_KEY (\`backup fetch --list\` says why): ${refused.map((e) => e.name).join(", ")}`,
+      );
+    key = all[0].key;
   } else {
     const all = await listOffsite(t);
     if (!all.length)
@@ -99,24 +229,17 @@ export async function fetchBackup(o: {
   const s3 = s3Client(t);
   let tmp: string | undefined;
   try {
-    const mKey = objectKey(t, manifestPath(name), false);
-    let remote: RemoteManifest;
-    try {
-      const got = await s3.send(new GetObjectCommand({ Bucket: t.bucket, Key: mKey }));
-      remote = JSON.parse(await got.Body!.transformToString());
-    } catch (e) {
-      if (e instanceof SyntaxError) throw new CheckFailedError(`${where(t, mKey)} is not valid JSON`);
-      if ((e as { name?: string }).name === "NoSuchKey")
-        throw new CheckFailedError(
-          `${name} has no manifest at ${where(t, mKey)}: the backup is not there or its upload never finished, and without a manifest it cannot be checked (\`backup fetch --list\` shows what is there)`,
-        );
-      throw s3Failure(e, t, mKey, "reading");
-    }
-    if (remote?.version !== 1 || typeof remote.sha256 !== "string" || remote.file !== name)
-      throw new CheckFailedError(`${where(t, mKey)} is not the manifest of ${name}`);
+    const remote = await readRemoteManifest(s3, t, name);
     // The manifest says which object holds the copy (an encrypted one ends in `.enc`).
     if (remote.offsite?.key) key = remote.offsite.key;
-    const encrypted = remote.offsite?.encryption === "aes-256-gcm" || key.endsWith(".enc");
+    if (o.encryptionKey) {
+      const refused = refusal(remote, where(t, key), o.encryptionKey, o.trustUnsigned);
+      if (refused) throw new CheckFailedError(refused);
+      if (remote.auth === undefined)
+        warn(`accepting the unsigned manifest of ${name} as told by \`--trust-unsigned\``);
+    }
+    const encrypted =
+      !!o.encryptionKey || remote.offsite?.encryption === "aes-256-gcm" || key.endsWith(".enc");
     if (encrypted && !o.encryptionKey)
       throw new ConfigError(
         `${where(t, key)} is encrypted: set SAFE_DEPLOY_BACKUP_KEY to the stack's \`backupEncryptionKey\``,
@@ -155,7 +278,7 @@ export async function fetchBackup(o: {
         `${name} fetched from ${where(t, key)} does not match its manifest's sha256`,
       );
 
-    const { offsite: _off, ...manifest } = remote;
+    const { offsite: _off, auth: _auth, ...manifest } = remote;
     await link(tmp, file).catch((e: NodeJS.ErrnoException) => {
       throw e.code === "EEXIST" ? new ConfigError(`${file} already exists; fetch into another \`--dir\``) : e;
     });

@@ -4,6 +4,7 @@ import { basename } from "node:path";
 import { PassThrough, Transform, Writable, type Readable } from "node:stream";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { manifestPath, type Manifest } from "./manifest";
+import { signManifest } from "./manifest-auth";
 import { hasher } from "./streams";
 
 /** Where off-site copies go (any S3-compatible store). */
@@ -125,7 +126,7 @@ export function objectKey(t: S3Target, file: string, encrypted: boolean): string
 
 /**
  * Uploads a backup and its manifest with streaming multipart (never the whole file in memory),
- * optionally AES-256-GCM encrypted on this machine, then downloads the object again and checks its
+ * optionally AES-256-GCM encrypted on this machine (the manifest then signed, `manifest-auth.ts`), then downloads the object again and checks its
  * sha256 against what was sent. Returns the object key.
  */
 export async function uploadBackup(
@@ -158,7 +159,7 @@ export async function uploadBackup(
     });
     await Promise.all([feed, up.done()]);
     const sent = h.hash.digest("hex");
-    const remoteManifest = {
+    const unsigned = {
       ...manifest,
       offsite: {
         key,
@@ -167,6 +168,8 @@ export async function uploadBackup(
         encryption: o.encryptionKey ? "aes-256-gcm" : "none",
       },
     };
+    // Signed with the key: `backup fetch` believes no manifest, date or checksum someone else wrote.
+    const remoteManifest = o.encryptionKey ? signManifest(unsigned, o.encryptionKey) : unsigned;
     await s3.send(
       new PutObjectCommand({
         Bucket: t.bucket,

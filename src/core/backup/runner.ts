@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { CannotRunError, ConfigError } from "../errors";
+import { portProblem, urlProblem } from "../address";
 import { redact } from "../log/redact";
 
 /** Where the PostgreSQL client tools run. */
@@ -60,12 +61,15 @@ export interface Conn {
 
 /** Parses a postgres:// URL into libpq environment variables; throws ConfigError naming the flag. */
 export function parseDatabaseUrl(url: string, flag = "`--database-url` / DATABASE_URL"): Conn {
+  const port = portProblem(url);
+  if (port) throw new ConfigError(`${flag} ${port}: use the server's port, 5432 by default`);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
+    // Never quoted, even redacted: a libpq string or a password with a space has no masking rule.
     throw new ConfigError(
-      `${flag} is not a URL: ${redact(url)}; write it as postgres://USER@HOST:PORT/DATABASE with \`:PASSWORD\` after USER, percent-encoding \`@ : / ? # %\` in the password (\`#\` as %23)`,
+      `${flag} is not a URL: ${urlProblem(url)}; write it as postgres://USER@HOST:PORT/DATABASE with \`:PASSWORD\` after USER, percent-encoding \`@ : / ? # %\` in the password (\`#\` as %23)`,
     );
   }
   if (!/^postgres(ql)?:$/.test(u.protocol)) {

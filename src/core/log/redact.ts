@@ -1,8 +1,9 @@
 /**
  * `scheme://user:` (group 1) and the password (group 2) of a URL. A tool may print the URL decoded, so
- * the password can hold `@`: it runs to the `@` whose host part has none.
+ * the user and password can hold raw `@ : / #`: the password runs to the LAST `@` of the word whose
+ * host part has none (issue 15 D: stopping at the first `@` printed the rest of the password).
  */
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)(\S+?)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi;
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/\s]*:)(\S+)@(?=[^@\s/?#]*(?:[\s/?#]|$))/gi;
 
 /**
  * A query parameter that carries a credential (`?token=`, `&api_key=`, `sig=`, `access_token=`...): a
@@ -18,10 +19,12 @@ export function redactUrls(text: string): string {
 
 /**
  * Replaces the value of every libpq keyword/value or environment-style password (`password=...`,
- * `password='a b'`, `PGPASSWORD=...`) with `***`.
+ * `password='a b'`, `PGPASSWORD=...`) and of a JSON `"password": "..."` with `***`.
  */
 export function redactKeywordPasswords(text: string): string {
-  return text.replace(/\b((?:pg)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)/gi, "$1***");
+  return text
+    .replace(/\b((?:pg)?password\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)/gi, "$1***")
+    .replace(/("(?:pg)?password"\s*:\s*)("(?:[^"\\]|\\.)*")/gi, "$1***");
 }
 
 /** Replaces every literal secret given of 4+ characters with `***` (longest first, so overlaps don't leak a tail). */

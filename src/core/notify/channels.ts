@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
+import { insecureUrlProblem, isLoopbackHost } from "../address";
 import { formatLine, rotateLog } from "../log/logger";
 import { colorFor, PermanentNotifyError, summaryLine, type NotificationEvent, type Notifier } from "./types";
 
@@ -63,17 +64,38 @@ export function webhookPayload(e: NotificationEvent): object {
   };
 }
 
-/** `sha256=<hex>` HMAC of the raw body, as in the `X-Safe-Deploy-Signature` header. */
-export function signBody(secret: string, body: string): string {
-  return "sha256=" + createHmac("sha256", secret).update(body, "utf8").digest("hex");
+/**
+ * The `X-Safe-Deploy-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as
+ * Stripe signs its webhooks. The time is inside the MAC, so a captured request cannot be replayed
+ * once it falls outside the receiver's tolerance (issue 15 C: the body alone was signed before).
+ */
+export function signBody(secret: string, body: string, unixSeconds: number): string {
+  const t = Math.floor(unixSeconds);
+  return `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`, "utf8").digest("hex")}`;
 }
 
-/** Constant-time check of an `X-Safe-Deploy-Signature` header, for receivers written in Node. */
-export function verifySignature(secret: string, body: string, header: string | undefined): boolean {
+/**
+ * Checks an `X-Safe-Deploy-Signature` header, for receivers written in Node: a `v1` MAC of
+ * `"<t>.<body>"` under `secret`, compared in constant time, and `t` within `toleranceSeconds`
+ * (default 300) of `now`.
+ */
+export function verifySignature(
+  secret: string,
+  body: string,
+  header: string | undefined,
+  o: { toleranceSeconds?: number; now?: Date } = {},
+): boolean {
   if (!header) return false;
-  const want = Buffer.from(signBody(secret, body));
-  const got = Buffer.from(header);
-  return want.length === got.length && timingSafeEqual(want, got);
+  const parts = header.split(",").map((p) => p.trim().split("="));
+  const t = parts.find(([k]) => k === "t")?.[1];
+  if (!t || !/^\d+$/.test(t)) return false;
+  const now = (o.now ?? new Date()).getTime() / 1000;
+  if (Math.abs(now - Number(t)) > (o.toleranceSeconds ?? 300)) return false;
+  const want = createHmac("sha256", secret).update(`${t}.${body}`, "utf8").digest();
+  return parts.some(([k, v]) => {
+    if (k !== "v1" || !v || !/^[0-9a-f]{64}$/.test(v)) return false;
+    return timingSafeEqual(want, Buffer.from(v, "hex"));
+  });
 }
 
 /**
@@ -82,6 +104,8 @@ export function verifySignature(secret: string, body: string, header: string | u
  * until the notification deadline. `signal` here has a listener on the request itself.
  */
 function postJson(url: string, body: string, headers: Record<string, string>, signal: AbortSignal) {
+  const insecure = insecureUrlProblem(url);
+  if (insecure) return Promise.reject(new PermanentNotifyError(`refusing to send: the URL ${insecure}`));
   const u = new URL(url);
   const client = u.protocol === "https:" ? https : http;
   return new Promise<void>((resolve, reject) => {
@@ -139,18 +163,20 @@ export function slackNotifier(webhookUrl: string): Notifier {
   };
 }
 
-/** Generic JSON webhook; with a secret, signs the raw body (`X-Safe-Deploy-Signature: sha256=<hex>`). */
+/** Generic JSON webhook; with a secret, signs time and body (`X-Safe-Deploy-Signature: t=..,v1=..`, `signBody`). */
 export function webhookNotifier(url: string, secret?: string, now: () => Date = () => new Date()): Notifier {
   return {
     name: "webhook",
     secrets: [...webhookSecrets(url), ...(secret ? [secret] : [])],
     send(e, signal) {
       const body = JSON.stringify(webhookPayload(e));
+      const t = Math.floor(now().getTime() / 1000);
+      // The timestamp header is informational; only the `t=` inside the signature is authenticated.
       const headers: Record<string, string> = {
-        "x-safe-deploy-timestamp": String(Math.floor(now().getTime() / 1000)),
+        "x-safe-deploy-timestamp": String(t),
         "x-safe-deploy-event": e.type,
       };
-      if (secret) headers["x-safe-deploy-signature"] = signBody(secret, body);
+      if (secret) headers["x-safe-deploy-signature"] = signBody(secret, body, t);
       return postJson(url, body, headers, signal);
     },
   };
@@ -181,6 +207,45 @@ export function emailText(e: NotificationEvent): string {
     .join("\n")}\n`;
 }
 
+/**
+ * Why `smtpUrl` could carry the login or the mail in plaintext over a network, or undefined (issue 15
+ * B). `smtps://` is TLS from the first byte; `smtp://` must upgrade with STARTTLS (required, so a
+ * server or attacker that does not offer it gets no login) except to loopback. Query options are
+ * refused: nodemailer lets them override TLS settings (`?ignoreTLS=true`, `?tls.rejectUnauthorized=false`).
+ * Pure; never quotes the URL.
+ */
+export function smtpUrlProblem(smtpUrl: string): string | undefined {
+  if (!URL.canParse(smtpUrl)) return "is not a URL";
+  const u = new URL(smtpUrl);
+  if (u.protocol !== "smtp:" && u.protocol !== "smtps:") return "is not an smtp:// or smtps:// URL";
+  if (!u.hostname) return "has no host";
+  if (u.search)
+    return "has query options (`?...`), which are not supported: TLS follows the scheme (smtps:// TLS from the start, port 465; smtp:// STARTTLS, required, port 587)";
+  return undefined;
+}
+
+/** Nodemailer transport settings of a checked `smtpUrl`: TLS always, except plain SMTP to loopback. Pure. */
+export function smtpTransportOptions(smtpUrl: string) {
+  const problem = smtpUrlProblem(smtpUrl);
+  if (problem) throw new PermanentNotifyError(`smtpUrl ${problem}`);
+  const u = new URL(smtpUrl);
+  const secure = u.protocol === "smtps:";
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ""),
+    ...(u.port ? { port: Number(u.port) } : {}),
+    secure,
+    requireTLS: !secure && !isLoopbackHost(u.hostname),
+    ...(u.username || u.password ? { auth: { user: decode(u.username), pass: decode(u.password) } } : {}),
+  };
+}
+
 /** Email over SMTP with nodemailer; the SMTP URL (with its password) is a secret. */
 export function emailNotifier(opts: EmailOptions): Notifier {
   let password: string | undefined;
@@ -195,8 +260,9 @@ export function emailNotifier(opts: EmailOptions): Notifier {
     async send(e, signal) {
       const nodemailer: typeof import("nodemailer") = require("nodemailer");
       const t = opts.timeoutMs ?? 10_000;
+      // Options, not `url`: nodemailer lets a URL's query override `requireTLS` and certificate checks.
       const transport = nodemailer.createTransport({
-        url: opts.smtpUrl,
+        ...smtpTransportOptions(opts.smtpUrl),
         connectionTimeout: t,
         greetingTimeout: t,
         socketTimeout: t,
@@ -216,6 +282,10 @@ export function emailNotifier(opts: EmailOptions): Notifier {
         // A refused login or address won't pass on a retry.
         const code = (err as { code?: string }).code;
         if (code === "EAUTH" || code === "EENVELOPE") throw new PermanentNotifyError((err as Error).message);
+        if (code === "ETLS")
+          throw new PermanentNotifyError(
+            `the SMTP server did not start TLS (${(err as Error).message}), so the login and mail were not sent: use smtps:// (port 465), or a server that offers STARTTLS on smtp:// (port 587)`,
+          );
         throw err;
       } finally {
         signal.removeEventListener("abort", onAbort);

@@ -117,7 +117,7 @@ test("backup fetch: no key, a wrong key, or a name that is not a backup: a clear
   process.env.SAFE_DEPLOY_BACKUP_KEY = randomBytes(32).toString("hex");
   await assert.rejects(
     runBackupFetch(flags({ dir: into }), () => {}),
-    exitOf(1, /wrong key or altered data/),
+    exitOf(1, /does not match its signature: .*signed with another key than SAFE_DEPLOY_BACKUP_KEY/),
   );
   process.env.SAFE_DEPLOY_BACKUP_KEY = keyHex;
   await assert.rejects(
@@ -132,6 +132,7 @@ test("backup fetch: no key, a wrong key, or a name that is not a backup: a clear
 });
 
 test("backup fetch: an object altered in the store fails its checksum (exit 1) and leaves nothing", async () => {
+  delete process.env.SAFE_DEPLOY_BACKUP_KEY;
   const { PutObjectCommand, GetObjectCommand } = await import("@aws-sdk/client-s3");
   const { s3Client } = await import("../../../src/core/backup/offsite");
   const s3 = s3Client(target);
@@ -167,6 +168,7 @@ test("backup fetch: an empty prefix or an unreachable store are told apart (exit
 });
 
 test("backup fetch: a copy whose object is gone names the command that lists what is there", async () => {
+  delete process.env.SAFE_DEPLOY_BACKUP_KEY;
   const { DeleteObjectCommand } = await import("@aws-sdk/client-s3");
   const { s3Client } = await import("../../../src/core/backup/offsite");
   const gone = { ...target, prefix: "gone/" };

@@ -128,7 +128,9 @@ test("every channel delivers to a real receiver: log file, Slack, signed webhook
     });
 
     const hook = http.received.find((r) => r.path === "/hooks/custom")!;
-    const expected = "sha256=" + createHmac("sha256", "whsec-0123456789").update(hook.body).digest("hex");
+    const t = String(hook.headers["x-safe-deploy-timestamp"]);
+    const expected =
+      `t=${t},v1=` + createHmac("sha256", "whsec-0123456789").update(`${t}.${hook.body}`).digest("hex");
     assert.equal(hook.headers["x-safe-deploy-signature"], expected);
     assert.ok(
       verifySignature("whsec-0123456789", hook.body, String(hook.headers["x-safe-deploy-signature"])),

@@ -1,0 +1,92 @@
+// Issue 15 D: every form a password can take is masked, wherever the text goes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { redact, urlSecrets } from "../../../src/core/log/redact";
+import { parseDatabaseUrl } from "../../../src/core/backup/runner";
+import { secretValueProblems } from "../../../src/config/secrets";
+import { notifyAll, type Notifier, type NotificationEvent } from "../../../src/core/notify";
+
+// [text, what must never appear, what the redacted text is]
+const cases: Array<[string, string, string]> = [
+  [
+    "pg_dump: postgres://postgres:p@ss:w0rd/Zx#9@db.example.com:5432/app failed",
+    "w0rd",
+    "pg_dump: postgres://postgres:***@db.example.com:5432/app failed",
+  ],
+  ["postgres://u:a/b@c@h/db", "a/b", "postgres://u:***@h/db"],
+  ["postgres://u:pa:ss#x@h:5432/db?sslmode=require", "pa:ss", "postgres://u:***@h:5432/db?sslmode=require"],
+  ["postgres://me@corp.com:s3cret@h/db", "s3cret", "postgres://me@corp.com:***@h/db"],
+  ["(postgres://u:s3cret@h)", "s3cret", "(postgres://u:***@h)"],
+  [
+    "a postgres://u:one1@h/a and postgres://v:two2@h/b",
+    "one1",
+    "a postgres://u:***@h/a and postgres://v:***@h/b",
+  ],
+  ["host=db port=5432 password='s3 cr3t' dbname=app", "cr3t", "host=db port=5432 password=*** dbname=app"],
+  ["host=db password=s3cr'3t dbname=app", "3t", "host=db password=*** dbname=app"],
+  ["host=db password = 'it\\'s s3' user=x", "s3", "host=db password = *** user=x"],
+  ['{"password": "hunter 22", "user": "x"}', "hunter", '{"password": ***, "user": "x"}'],
+  ["PGPASSWORD=hunter22 pg_dump", "hunter22", "PGPASSWORD=*** pg_dump"],
+  ["env PGPASSWORD='a b c' psql", "a b c", "env PGPASSWORD=*** psql"],
+  ["http://127.0.0.1:8080/health?token=abcdef", "abcdef", "http://127.0.0.1:8080/health?token=***"],
+  ["http://127.0.0.1:8080/health", "", "http://127.0.0.1:8080/health"],
+];
+
+for (const [text, secret, want] of cases) {
+  test(`redact: ${text}`, () => {
+    const got = redact(text);
+    assert.equal(got, want);
+    if (secret) assert.ok(!got.includes(secret), got);
+  });
+}
+
+test("urlSecrets takes the whole password of a URL with a raw @ and /", () => {
+  assert.deepEqual(urlSecrets("postgres://postgres:p@ss:w0rd/Zx#9@db:5432/app").slice(1), ["p@ss:w0rd/Zx#9"]);
+});
+
+const notUrls: Array<[string, RegExp, string]> = [
+  [
+    "host=db port=5432 user=app password='s3 cr3t' dbname=app",
+    /is a libpq key=value string, not a URL/,
+    "cr3t",
+  ],
+  [
+    "postgres://app:s3cr3t@db:99999/app",
+    /DATABASE_URL has port 99999, out of range \(1-65535\): use/,
+    "s3cr3t",
+  ],
+  ["postgres://app:s3cr3t@db:54x2/app", /has a port that is not a number/, "s3cr3t"],
+  ["postgres://app:s3#cr3t@db/app", /is not a URL: a space, or a raw/, "cr3t"],
+];
+for (const [url, why, secret] of notUrls) {
+  test(`parseDatabaseUrl(${url.slice(0, 30)}...) says why, without the password`, () => {
+    assert.throws(
+      () => parseDatabaseUrl(url),
+      (e: Error) => {
+        assert.match(e.message, why);
+        assert.ok(!e.message.includes(secret), e.message);
+        return true;
+      },
+    );
+  });
+}
+
+test("a notification quoting such an error carries no password", async () => {
+  const sent: NotificationEvent[] = [];
+  const n: Notifier = { name: "rec", secrets: [], send: async (e) => void sent.push(e) };
+  await notifyAll([n], {
+    type: "ERROR",
+    stack: "production",
+    time: new Date(0),
+    message: "backup failed: postgres://postgres:p@ss:w0rd/Zx#9@db/app refused",
+    details: { conn: "host=db password='a b' dbname=app", env: "PGPASSWORD=zz9zz9" },
+  });
+  const text = JSON.stringify(sent);
+  for (const s of ["w0rd", "a b", "zz9zz9"]) assert.ok(!text.includes(s), text);
+});
+
+test("a stack secret databaseUrl with a port out of range says so, without the password", () => {
+  const [p] = secretValueProblems({ databaseUrl: "postgres://app:s3cr3t@db:70000/app" });
+  assert.match(p, /^databaseUrl: has port 70000, out of range \(1-65535\); set it again/);
+  assert.ok(!p.includes("s3cr3t"));
+});
