@@ -26,7 +26,7 @@ if [ -n "$backend" ]; then
 fi
 # Staging only: a fixed passphrase is fine for a local stack. Set your own for anything shared.
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-safe-deploy-staging}"
-docker build -t safe-deploy-demo-app:staging examples/app
+# The app image is built by the deploy itself (app.build in Pulumi.staging.yaml, tagged with the commit).
 
 pulumi stack select staging --create --secrets-provider passphrase
 if ! pulumi config get dbPassword --stack staging >/dev/null 2>&1; then

@@ -55,6 +55,8 @@ const deployment = new Deployment(stack, {
 export const url = deployment.url;
 /** The release key (image id + migrations checksum). */
 export const releaseKey = deployment.releaseKey;
+/** The app image's content id (`sha256:...`): a rollback can re-deploy exactly this image. */
+export const imageId = deployment.imageId;
 /** The pre-deploy backup of this release. */
 export const backupFile = deployment.backupFile;
 /** sha256 of the migrations this release applied. */

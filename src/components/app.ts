@@ -4,6 +4,7 @@ import { urlHost } from "../core/address";
 import { containerLabels } from "../core/release/labels";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../core/rollout/haproxy";
 import { rolloutPlan, type RolloutStrategy } from "../core/rollout/plan";
+import { pinnedImage } from "./imagePin";
 
 /** Arguments of the app container. */
 export interface AppArgs {
@@ -38,6 +39,8 @@ export interface AppArgs {
   /** Blue-green: the path the proxy health-checks on each app container. */
   healthPath?: string;
   expectStatus?: number[];
+  /** A remote Docker host (`ssh://...`), where the proxy image is looked up. */
+  dockerHost?: string;
 }
 
 /** The network alias every app container of the stack answers on (blue-green: the proxy's target). */
@@ -139,11 +142,9 @@ export class App extends pulumi.ComponentResource {
     args: AppArgs,
     published: Array<{ internal: number; external: number; ip: string }>,
   ): docker.Container {
-    const image = new docker.RemoteImage(
-      `${name}-proxy-image`,
-      { name: args.proxyImage ?? "haproxy:2.8", keepLocally: true },
-      { parent: this },
-    );
+    const image = pinnedImage(`${name}-proxy-image`, args.proxyImage ?? "haproxy:2.8", args.dockerHost, {
+      parent: this,
+    });
     const cfg = haproxyConfig({
       listenPort: args.port,
       backends: [{ name: "app", host: APP_ALIAS, port: args.port, count: 4 }],
@@ -154,7 +155,7 @@ export class App extends pulumi.ComponentResource {
     return new docker.Container(
       `${name}-proxy`,
       {
-        image: image.imageId,
+        image: image.id,
         ports: published,
         networksAdvanced: [{ name: args.network }],
         uploads: [

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
+import { pinnedImage } from "./imagePin";
 import { containerLabels } from "../core/release/labels";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
@@ -16,8 +17,17 @@ export type DatabaseArgs =
       network: pulumi.Input<string>;
       /** The alias the app uses to reach the database on the stack's network. */
       alias?: string;
+      /** A remote Docker host (`ssh://...`), where the image is looked up. */
+      dockerHost?: string;
+      /** The data volume's Docker name (default: {@link dataVolumeName} of project and stack). */
+      volumeName?: string;
     }
   | { mode: "external"; databaseUrl: pulumi.Input<string> };
+
+/** The fixed Docker name of a stack's database volume: `<project>-<stack>-pgdata`. Pure. */
+export function dataVolumeName(project: string, stack: string): string {
+  return `${project}-${stack}-pgdata`.replace(/[^A-Za-z0-9_.-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+}
 
 /** The database every stage talks to, with its URLs as secrets for each point of view. */
 export class Database extends pulumi.ComponentResource {
@@ -44,12 +54,16 @@ export class Database extends pulumi.ComponentResource {
     }
     if (!args.name || !args.user) throw new Error("`name` and `user` are required for a managed database");
     const alias = args.alias ?? "db";
-    const image = new docker.RemoteImage(
-      `${name}-image`,
-      { name: args.image, keepLocally: true },
-      { parent: this },
+    const image = pinnedImage(`${name}-image`, args.image, args.dockerHost, { parent: this });
+    // The data outlives every release (issue 14): a fixed name, kept by `pulumi destroy` and by a
+    // deleted or renamed resource (retainOnDelete). The resource name never changes so its URN stays the
+    // same across commits (a rollback runs an older program). A stack created before this had an
+    // auto-named volume: ignoring `name` keeps it, since a new name would replace it with an empty one.
+    const volume = new docker.Volume(
+      `${name}-data`,
+      { name: args.volumeName ?? dataVolumeName(pulumi.getProject(), pulumi.getStack()) },
+      { parent: this, retainOnDelete: true, ignoreChanges: ["name"] },
     );
-    const volume = new docker.Volume(`${name}-data`, {}, { parent: this, protect: false });
     const urlFor = (host: pulumi.Input<string>, port: pulumi.Input<number>) =>
       pulumi.secret(
         pulumi.interpolate`postgres://${encodeURIComponent(args.user)}:${pulumi
@@ -59,7 +73,7 @@ export class Database extends pulumi.ComponentResource {
     this.container = new docker.Container(
       `${name}-db`,
       {
-        image: image.imageId,
+        image: image.id,
         envs: [
           `POSTGRES_USER=${args.user}`,
           `POSTGRES_DB=${args.name}`,

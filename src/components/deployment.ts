@@ -55,6 +55,8 @@ export class Deployment extends pulumi.ComponentResource {
   public readonly backupFile: pulumi.Output<string>;
   /** sha256 of the migration files this release applied. */
   public readonly migrationsChecksum: string;
+  /** The app image's content id this release runs (what its tag pointed at when it was deployed). */
+  public readonly imageId: pulumi.Output<string>;
   /** When the gate last passed. */
   public readonly healthCheckedAt: pulumi.Output<string>;
   /** One line per failed postDeploy hook (they warn, never roll back). */
@@ -83,14 +85,19 @@ export class Deployment extends pulumi.ComponentResource {
     const db = new Database(
       `${name}-database`,
       c.database.mode === "container"
-        ? { ...c.database, password: secrets.dbPassword!, network: network.name }
+        ? {
+            ...c.database,
+            password: secrets.dbPassword!,
+            network: network.name,
+            dockerHost: remote ? c.docker.host : undefined,
+          }
         : { mode: "external", databaseUrl: secrets.databaseUrl! },
       { parent: this, providers: { docker: provider } },
     );
     const redis = c.redis.enabled
       ? new Redis(
           `${name}-redis`,
-          { image: c.redis.image, network: network.name },
+          { image: c.redis.image, network: network.name, dockerHost: remote ? c.docker.host : undefined },
           { parent: this, providers: { docker: provider } },
         )
       : undefined;
@@ -99,9 +106,16 @@ export class Deployment extends pulumi.ComponentResource {
     // fails the deploy before the backup.
     const { image: appImageResource, imageId } = appImage(
       name,
-      { ...c.app, appName: c.app.name, commit: args.commit, projectDir: args.projectDir },
+      {
+        ...c.app,
+        appName: c.app.name,
+        commit: args.commit,
+        projectDir: args.projectDir,
+        dockerHost: remote ? c.docker.host : undefined,
+      },
       child(),
     );
+    this.imageId = imageId;
     this.migrationsChecksum = checksumDir(join(abs(c.migrations.workDir), c.migrations.dir));
     this.releaseKey = imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
 
@@ -180,6 +194,7 @@ export class Deployment extends pulumi.ComponentResource {
               ),
               environment: remote ? { DOCKER_HOST: c.docker.host } : undefined,
               triggers: [this.releaseKey],
+              addPreviousOutputInEnv: false,
             },
             { parent: this, dependsOn: [backup] },
           )
@@ -197,6 +212,8 @@ export class Deployment extends pulumi.ComponentResource {
         image: imageId,
         network: network.name,
         dockerHost: remote ? c.docker.host : undefined,
+        projectDir: args.projectDir,
+        stack: pulumi.getStack(),
       },
       { parent: this, dependsOn: [backup, ...(maintenanceOn ? [maintenanceOn] : [])] },
     );
@@ -212,6 +229,7 @@ export class Deployment extends pulumi.ComponentResource {
           // A command re-runs `create` on any input change: a new timeout, proxy image or network turns
           // maintenance on without a new release, so the same change must turn it off again.
           triggers: [this.releaseKey, maintenanceOn.create],
+          addPreviousOutputInEnv: false,
         },
         { parent: this, dependsOn: [migration.command, ...postMigrate] },
       );
@@ -233,6 +251,7 @@ export class Deployment extends pulumi.ComponentResource {
         maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
         healthPath: c.health.path,
         expectStatus: c.health.expectStatus,
+        dockerHost: remote ? c.docker.host : undefined,
       },
       {
         parent: this,

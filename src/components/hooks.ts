@@ -44,7 +44,9 @@ export function hookEnvironment(
     SAFE_DEPLOY_HOOK_CMD: hook.command,
     SAFE_DEPLOY_HOOK_MODE: hook.runIn,
     SAFE_DEPLOY_HOOK_TIMEOUT: String(hook.timeoutSeconds),
-    SAFE_DEPLOY_HOOK_LOG: join(ctx.projectDir, "logs", "hooks", `${ctx.stack}-${point}-${hook.name}.log`),
+    // Relative: the command line puts it under SAFE_DEPLOY_DATA_DIR (or the project) at run time, so the
+    // inputs are the same from every checkout (issue 14, item 11).
+    SAFE_DEPLOY_HOOK_LOG: join("logs", "hooks", `${ctx.stack}-${point}-${hook.name}.log`),
     SAFE_DEPLOY_HOOK_ENV_NAMES: names.join(" "),
     SAFE_DEPLOY_SECRET_ENV_NAMES: Object.keys(secrets).join(" "),
     SAFE_DEPLOY_HOOK_SOFT: point === "postDeploy" ? "1" : "0",
@@ -57,9 +59,13 @@ export function hookEnvironment(
   return env;
 }
 
-/** The command line every hook resource runs: the wrapper, never the user's command or a secret. */
-export function hookCommandLine(projectDir: string): string {
-  return `bash ${JSON.stringify(join(projectDir, "scripts", "run-hook.sh"))}`;
+/**
+ * The command line every hook resource runs: the wrapper, never the user's command or a secret. It
+ * runs from the project root (the command provider's directory) with paths relative to it, so a deploy
+ * from another checkout (a rollback's temporary worktree) does not re-run every hook.
+ */
+export function hookCommandLine(): string {
+  return 'SAFE_DEPLOY_HOOK_LOG="${SAFE_DEPLOY_DATA_DIR:-.}/$SAFE_DEPLOY_HOOK_LOG" bash scripts/run-hook.sh';
 }
 
 /**
@@ -88,10 +94,12 @@ export function hookCommands(
       new command.local.Command(
         `${name}-hook-${hook.name}`,
         {
-          create: hookCommandLine(ctx.projectDir),
+          create: hookCommandLine(),
           environment: pulumi.secret(environment),
           triggers: [ctx.releaseKey, spec],
           logging: "none",
+          // The default hands the previous run's (secret) stdout to the next run's environment.
+          addPreviousOutputInEnv: false,
         },
         {
           ...opts,

@@ -1,7 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { checksumDir } from "../core/checksum";
+import { dockerInfo, localImageId, requireClassicStore } from "../core/images/resolve";
 
 /** Where the app image comes from: a registry reference, or a build of the release's source. */
 export interface AppImageArgs {
@@ -20,6 +21,8 @@ export interface AppImageArgs {
   /** The release's git commit: the tag of a built image. */
   commit: string;
   projectDir: string;
+  /** The Docker host (`docker.host`), read for the tag's current content id. */
+  dockerHost?: string;
 }
 
 /** The tag a build of `commit` gets: `<repository>:<commit[0..12]>`. */
@@ -40,9 +43,19 @@ export function appImage(
   if (!args.image && !args.build) throw new Error("`image` or `build` is required");
   if (args.image) {
     const image = new docker.RemoteImage(`${name}-app-image`, { name: args.image, keepLocally: true }, opts);
-    return { image, imageId: image.imageId, ref: args.image };
+    // Deploy by content: RemoteImage keeps the id it saw at creation, so a rebuild under the same tag
+    // would change nothing. The id the tag has on the host now decides (the container's image and the
+    // release key); RemoteImage still pulls a tag the host does not have yet.
+    // A digest-pinned reference cannot move: RemoteImage's id is then already the content.
+    const ref = args.image;
+    const pinned = /@sha256:[0-9a-f]{64}$|^sha256:[0-9a-f]{64}$/.test(ref);
+    const imageId = pinned
+      ? image.imageId
+      : image.imageId.apply(async (stored) => (await localImageId(ref, args.dockerHost)) ?? stored);
+    return { image, imageId, ref };
   }
   const b = args.build!;
+  requireClassicStore(dockerInfo(args.dockerHost), args.dockerHost);
   const context = isAbsolute(b.context) ? b.context : resolve(args.projectDir, b.context);
   const ref = buildTag(b.repository ?? `safe-deploy/${args.appName}`, args.commit);
   const image = new docker.RemoteImage(
@@ -51,7 +64,11 @@ export function appImage(
       name: ref,
       keepLocally: true,
       build: {
-        context,
+        // Relative to the project root (the provider's directory) when inside it: an absolute checkout
+        // path would rebuild after a rollback run from a temporary worktree (issue 14, item 11).
+        context: relative(args.projectDir, context).startsWith("..")
+          ? context
+          : relative(args.projectDir, context) || ".",
         dockerfile: b.dockerfile,
         target: b.target,
         platform: b.platform,

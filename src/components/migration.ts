@@ -1,5 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { existsSync } from "node:fs";
+import { isAbsolute, join, relative } from "node:path";
+import { logOutputTo } from "../core/hooks/output-log";
 import { migrationCommand } from "../core/migrations/command";
 
 /** Arguments of the migration step (see DESIGN.md: it runs after the backup, before the new app). */
@@ -29,6 +32,20 @@ export interface MigrationArgs {
   /** Container mode: the Docker network on which the database answers. */
   network?: pulumi.Input<string>;
   dockerHost?: string;
+  /**
+   * The checkout the program runs from. Paths in the command are made relative to it (the command
+   * runs from the project root), so a deploy from another checkout (a rollback's temporary worktree)
+   * declares identical inputs and re-runs nothing.
+   */
+  projectDir?: string;
+  /** Names the log file `logs/migrations/<stack>.log`. */
+  stack?: string;
+}
+
+/** `to` relative to `from` when `to` is inside the project, else `to` unchanged. Pure. */
+export function projectRelative(projectDir: string, from: string, to: string): string {
+  const inside = !relative(projectDir, to).startsWith("..") && !isAbsolute(relative(projectDir, to));
+  return inside ? relative(from, to) || "." : to;
 }
 
 /** Applies pending migrations once per release, after the backup; output kept secret and out of logs. */
@@ -45,8 +62,22 @@ export class Migration extends pulumi.ComponentResource {
     // Image and network are Outputs: the command names them as $SAFE_DEPLOY_IMAGE/$SAFE_DEPLOY_NETWORK and
     // they are filled into the environment here.
     // Local mode goes through `safe-deploy migrate up`: advisory lock, versions and the integrity check.
-    const guard = args.runIn === "local" ? { ...args.integrity } : undefined;
-    const cmd = migrationCommand({ ...args, image: undefined, network: undefined, guard });
+    const root = args.projectDir;
+    const local = args.runIn === "local";
+    const absWork = root && !isAbsolute(args.workDir) ? join(root, args.workDir) : args.workDir;
+    // The command provider runs from the project root: `dir` and the tool's path relative to it.
+    const workDir = local && root ? projectRelative(root, root, absWork) : args.workDir;
+    const binPath = root ? join(root, "bin", "safe-deploy") : undefined;
+    const bin =
+      local && binPath && existsSync(binPath) ? projectRelative(root!, absWork, binPath) : undefined;
+    const guard = local ? { ...args.integrity, bin } : undefined;
+    const cmd = migrationCommand({ ...args, workDir, image: undefined, network: undefined, guard });
+    const cwd = local ? absWork : root;
+    const create = logOutputTo(cmd.create, {
+      fallbackDir: root && cwd ? projectRelative(root, cwd, root) : ".",
+      file: `logs/migrations/${(args.stack ?? "stack").replace(/[^A-Za-z0-9_.-]/g, "-")}.log`,
+      what: "migration",
+    });
     const environment: Record<string, pulumi.Input<string>> = {
       ...cmd.environment,
       DATABASE_URL: pulumi.secret(args.databaseUrl),
@@ -58,12 +89,14 @@ export class Migration extends pulumi.ComponentResource {
     this.command = new command.local.Command(
       `${name}-migrate`,
       {
-        create: cmd.create,
+        create,
         dir: args.runIn === "local" ? cmd.dir : undefined,
         environment,
         triggers: [args.migrationsChecksum, args.backupId],
         // The tool's output can echo connection details; it stays secret and out of the engine's log.
         logging: "none",
+        // The default hands the previous run's (secret) stdout to the next run's environment.
+        addPreviousOutputInEnv: false,
       },
       {
         parent: this,

@@ -1,5 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { pinnedImage } from "./imagePin";
 import { containerLabels } from "../core/release/labels";
 
 /** Arguments of the optional Redis container. */
@@ -7,6 +8,8 @@ export interface RedisArgs {
   image: string;
   network: pulumi.Input<string>;
   alias?: string;
+  /** A remote Docker host (`ssh://...`), where the image is looked up. */
+  dockerHost?: string;
 }
 
 /** Redis on the stack's network, reachable by the app at `redis://redis:6379`. */
@@ -19,15 +22,11 @@ export class Redis extends pulumi.ComponentResource {
   constructor(name: string, args: RedisArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:redis:Redis", name, {}, opts);
     const alias = args.alias ?? "redis";
-    const image = new docker.RemoteImage(
-      `${name}-image`,
-      { name: args.image, keepLocally: true },
-      { parent: this },
-    );
+    const image = pinnedImage(`${name}-image`, args.image, args.dockerHost, { parent: this });
     this.container = new docker.Container(
       `${name}-redis`,
       {
-        image: image.imageId,
+        image: image.id,
         networksAdvanced: [{ name: args.network, aliases: [alias] }],
         restart: "unless-stopped",
         mustRun: true,

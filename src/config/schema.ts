@@ -169,6 +169,10 @@ export const DatabaseSchema = z
           .default("app"),
         hostPort: port.default(5432),
         bindAddress: z.string().default("127.0.0.1"),
+        volumeName: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be a Docker volume name (letters, digits, _ . -)")
+          .optional(),
       })
       .strict(),
     z.object({ mode: z.literal("external") }).strict(),

@@ -33,14 +33,18 @@ async function runHook(hook: Partial<HookSpec>, point: "preCutover" | "postDeplo
       DATABASE_URL: "postgres://app:db-Pa55word@127.0.0.1:5432/app",
     },
   );
-  const child = spawn("/bin/sh", ["-c", hookCommandLine(root)], { env: { ...process.env, ...env } });
+  const child = spawn("/bin/sh", ["-c", hookCommandLine()], {
+    cwd: root,
+    env: { ...process.env, ...env, SAFE_DEPLOY_DATA_DIR: logs },
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
   const code: number = await new Promise((r) => child.on("close", r));
-  const log = await readFile(env.SAFE_DEPLOY_HOOK_LOG, "utf8");
-  return { code, stdout, stderr, log, logPath: env.SAFE_DEPLOY_HOOK_LOG };
+  const logPath = join(logs, env.SAFE_DEPLOY_HOOK_LOG);
+  const log = await readFile(logPath, "utf8");
+  return { code, stdout, stderr, log, logPath };
 }
 
 test("a hook that succeeds: exit 0, its output kept in a 0600 log", async () => {

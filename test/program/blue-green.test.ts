@@ -55,13 +55,13 @@ test("the gate checks the URL through the proxy AND the new container itself", (
   assert.ok(byName("staging-health").dependencies.includes(byName("staging-app-app").urn));
 });
 
-test("blue-green adds exactly the proxy and its image to the recreate graph", () => {
+test("blue-green adds exactly the proxy, its image and the image's pin to the recreate graph", () => {
   assert.deepEqual(
     resources
       .filter((r) => r.name.includes("proxy"))
       .map((r) => r.name)
       .sort(),
-    ["staging-app-proxy", "staging-app-proxy-image"],
+    ["staging-app-proxy", "staging-app-proxy-image", "staging-app-proxy-image-pin"],
   );
 });
 

@@ -59,7 +59,11 @@ export function stageOf(type: string, urn: string): Stage {
   const name = urn.split("::").pop() ?? "";
   if (type.endsWith(":Backup")) return "backup";
   if (type.endsWith(":HealthGate")) return "health";
-  if (type === "command:local:Command") return /-hook-/.test(name) ? "hooks" : "migration";
+  if (type === "command:local:Command") {
+    if (/-hook-/.test(name)) return "hooks";
+    // An image pin (src/components/imagePin.ts) only reads an image id: creating one is no migration.
+    return /-image-pin$/.test(name) ? "image" : "migration";
+  }
   if (
     type === "docker:index/remoteImage:RemoteImage" ||
     type === "docker:index/registryImage:RegistryImage"
