@@ -3,12 +3,14 @@ import { Command, CommanderError } from "commander";
 import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
 import { register as backup } from "./commands/backup";
+import { register as checkpoint } from "./commands/checkpoint";
 import { register as drift } from "./commands/drift";
 import { register as health } from "./commands/health";
 import { register as history } from "./commands/history";
 import { register as lint } from "./commands/lint";
 import { register as migrate } from "./commands/migrate";
 import { register as lock } from "./commands/lock";
+import { register as recover } from "./commands/recover";
 import { register as rehearse } from "./commands/rehearse";
 import { register as rollback } from "./commands/rollback";
 import { register as seed } from "./commands/seed";
@@ -28,12 +30,14 @@ export function buildProgram(): Command {
   // scope and load the engine with `await import()` inside its action. Keep this list sorted.
   const registrars: Array<(p: Command) => void> = [
     backup,
+    checkpoint,
     drift,
     health,
     history,
     lint,
     lock,
     migrate,
+    recover,
     rehearse,
     rollback,
     seed,

@@ -27,9 +27,12 @@ import { urlSecrets } from "../core/log/redact";
 import { versionQuery } from "../core/migrations/presets";
 import { notifiersFrom, notifyAll, webhookSecrets } from "../core/notify";
 import { Ledger } from "../core/release/ledger";
+import { CheckpointStore } from "../core/release/checkpoints";
+import { containersByRole } from "../core/release/labels";
 import { acquireLock } from "../core/release/lock";
 import { appliedMigrationEdits } from "../core/migrations/edits";
 import type { DeployPorts, NotifyType } from "../core/release/orchestrator";
+import { stackContainers } from "./containers";
 import { openStack, type ConfigMap, type StackAccess, type StackOptions } from "./stack";
 
 const run = promisify(execFile);
@@ -185,6 +188,20 @@ export function stackFile(projectDir: string, stack: string): string {
   return join(projectDir, `Pulumi.${stack}.yaml`);
 }
 
+/**
+ * The stack's containers by role, found on the Docker host by their labels: the stack's `containers`
+ * output is that of the last successful update and may name a container a failed update replaced. The
+ * output is used only when no container carries the labels (deployed by a version that set none) or
+ * Docker does not answer.
+ */
+export async function containersOf(stack: StackAccess, dockerHost: string): Promise<Record<string, string>> {
+  // Docker not answering: the output is the best guess left (preflight reports Docker itself).
+  const labelled = containersByRole(await stackContainers(dockerHost, stack.name).catch(() => []));
+  if (Object.keys(labelled).length) return labelled;
+  const raw = (await stack.outputs()).containers?.value;
+  return raw ? (JSON.parse(raw) as Record<string, string>) : {};
+}
+
 /** Opens the stack and reads its config; a bad config is one ConfigError (exit 2) naming every key. */
 export async function openContext(o: ContextOptions): Promise<ReleaseContext> {
   if (!o.stack) throw new ConfigError("`--stack` is required, e.g. --stack staging");
@@ -213,8 +230,7 @@ export async function openContext(o: ContextOptions): Promise<ReleaseContext> {
   let containersCache: Record<string, string> | undefined;
   const containers = async () => {
     if (containersCache) return containersCache;
-    const raw = (await stack.outputs()).containers?.value;
-    containersCache = raw ? (JSON.parse(raw) as Record<string, string>) : {};
+    containersCache = await containersOf(stack, config.docker.host);
     return containersCache;
   };
   const database = async () => databaseTarget(config, secrets, await containers().catch(() => undefined));
@@ -599,11 +615,12 @@ function realPorts(
       checkout: (commit) => checkout(projectDir, commit),
     },
     archiveCheckpoint: async (id, state) => {
-      const dir = join(ctx.stateDir, "checkpoints", encodeURIComponent(ctx.stackName));
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const path = join(dir, `${id}.json`);
-      await writeFileAtomic(path, JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
-      return path;
+      const store = new CheckpointStore(ctx.stateDir, ctx.stackName);
+      const file = await store.write(id, state);
+      // Pruned here, with the releases: the folder is synced to the backup bucket with --delete.
+      const removed = await store.prune(await ctx.ledger.list());
+      if (removed.length) ctx.fileLog.info(`checkpoints pruned: ${removed.join(", ")}`);
+      return file;
     },
     log: {
       step: (m) => ctx.log.step(m),

@@ -1,12 +1,14 @@
 // The only user of the Automation API (DESIGN.md, STYLE.md point 7). Everything else talks to a stack
 // through the small `StackAccess` interface, so the orchestrator is tested with a recording fake.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as auto from "@pulumi/pulumi/automation";
 import { CannotRunError, ConfigError, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
 import { manualInstallCommand, pulumiCli } from "./pulumi-cli";
+import { inOwnProcessGroup, lineSplitter } from "./pulumi-process";
 
 /** A config value as the stack holds it. */
 export interface ConfigEntry {
@@ -172,8 +174,8 @@ export function mapPulumiError(e: unknown, stack: string): SafeDeployError {
   }
   if (name === "ConcurrentUpdateError" || /conflict: Another update is currently in progress/.test(text)) {
     return new CannotRunError(
-      `stack "${stack}" is being updated by another process. Wait for it, or if it died, run ` +
-        `'safe-deploy lock status --stack ${stack}' and 'pulumi cancel --stack ${stack}'.`,
+      `stack "${stack}" is being updated by another process. Wait for it, or if it died (a killed deploy), run ` +
+        `'safe-deploy recover --stack ${stack}': it clears the stale lock when no deploy holds the deploy lock.`,
     );
   }
   if (name === "StackNotFoundError" || /no stack named/.test(text)) {
@@ -195,13 +197,68 @@ function toConfigMap(m: auto.ConfigMap | auto.OutputMap): ConfigMap {
   );
 }
 
+/** The engine's output for `onLine` a whole line at a time, redacted (a chunk may end inside a secret). */
+export function redactedLines(
+  onLine: ((line: string) => void) | undefined,
+): { push(chunk: string): void; flush(): void } | undefined {
+  return onLine && lineSplitter((line) => onLine(redact(line)));
+}
+
+/**
+ * Runs `pulumi ARGS` as the workspace runs its own commands (LocalWorkspace.runPulumiCmd, @pulumi/pulumi
+ * 3.248: its `pulumiCommand` in its `workDir`, PULUMI_HOME and its `envVars`).
+ */
+async function runInWorkspace(ws: auto.LocalWorkspace, args: string[]): Promise<{ stdout: string }> {
+  const env: Record<string, string> = {
+    ...(ws.pulumiHome ? { PULUMI_HOME: ws.pulumiHome } : {}),
+    ...ws.envVars,
+  };
+  const cmd = ws.pulumiCommand as unknown as {
+    run(args: string[], cwd: string, env: Record<string, string>): Promise<{ stdout: string }>;
+  };
+  return cmd.run(args, ws.workDir, env);
+}
+
+/**
+ * `pulumi stack export` with the secrets as the stack's secrets provider keeps them (ciphertext). The
+ * Automation API's `exportStack` adds `--show-secrets` (localWorkspace.js), which put every secret in
+ * plaintext into the checkpoints synced next to the backups.
+ */
+export async function exportEncrypted(stack: auto.Stack): Promise<unknown> {
+  const ws = stack.workspace as auto.LocalWorkspace;
+  return JSON.parse((await runInWorkspace(ws, ["stack", "export", "--stack", stack.name])).stdout);
+}
+
+/**
+ * `pulumi stack import` from a 0600 file in a fresh 0700 directory, removed afterwards whatever happens
+ * (the Automation API's `importStack` leaves a 0644 file in the temp dir when the import fails).
+ */
+export async function importFromPrivateFile(stack: auto.Stack, state: unknown): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "safe-deploy-import-"));
+  try {
+    const file = join(dir, "state.json");
+    await writeFile(file, JSON.stringify(state), { mode: 0o600, flag: "wx" });
+    await runInWorkspace(stack.workspace as auto.LocalWorkspace, [
+      "stack",
+      "import",
+      "--file",
+      file,
+      "--stack",
+      stack.name,
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * The workspace's CLI and engine environment: the CLI from pulumi-cli.ts, the backend from
  * `chooseBackend` (with `opts.env` as the caller's environment), and no implicit production stack.
  */
 async function workspaceSetup(opts: StackOptions) {
   const note = opts.note ?? ((line: string) => process.stderr.write(`safe-deploy: ${line}\n`));
-  const pulumiCommand = await pulumiCli({ note });
+  // In its own process group: one SIGINT per cancel, whoever sent the signal (pulumi-process.ts).
+  const pulumiCommand = inOwnProcessGroup(await pulumiCli({ note }));
   const backend = chooseBackend(opts.stack, opts.projectDir, { ...process.env, ...opts.env });
   checkImplicitCreate(opts.stack, opts.create, backend);
   if (backend.env.PULUMI_BACKEND_URL) note(`stack "${opts.stack}": state in ${backend.source}`);
@@ -243,8 +300,8 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
     name: opts.stack,
     getAllConfig: guard(async () => toConfigMap(await stack.getAllConfig())),
     setAllConfig: guard(async (config: ConfigMap) => stack.setAllConfig(config)),
-    exportState: guard(async () => stack.exportStack()),
-    importState: guard(async (state: unknown) => stack.importStack(state as auto.Deployment)),
+    exportState: guard(async () => exportEncrypted(stack)),
+    importState: guard(async (state: unknown) => importFromPrivateFile(stack, state)),
     up: guard(async (o: UpOptions = {}) => {
       const ws = { ...wsOpts, envVars: { ...envVars, ...o.env } };
       const target =
@@ -254,20 +311,24 @@ export async function openStack(opts: StackOptions): Promise<StackAccess> {
               ws,
             )
           : stack;
-      const res = await target.up({
-        signal: o.signal,
-        onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined,
-        onEvent: o.onEvent
-          ? (e) => {
-              const step = toStepEvent(e);
-              if (step) o.onEvent!(step);
-            }
-          : undefined,
-      });
+      const out = redactedLines(o.onOutput);
+      const res = await target
+        .up({
+          signal: o.signal,
+          onOutput: out?.push,
+          onEvent: o.onEvent
+            ? (e) => {
+                const step = toStepEvent(e);
+                if (step) o.onEvent!(step);
+              }
+            : undefined,
+        })
+        .finally(() => out?.flush());
       return { outputs: toConfigMap(res.outputs) };
     }),
     refresh: guard(async (o: { onOutput?: (line: string) => void } = {}) => {
-      await stack.refresh({ onOutput: o.onOutput ? (s) => o.onOutput!(redact(s)) : undefined });
+      const out = redactedLines(o.onOutput);
+      await stack.refresh({ onOutput: out?.push }).finally(() => out?.flush());
     }),
     history: guard(async () =>
       (await stack.history()).map((h) => ({

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
+import { containerLabels } from "../core/release/labels";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../core/rollout/haproxy";
 import { rolloutPlan, type RolloutStrategy } from "../core/rollout/plan";
 import { pinnedImage } from "./imagePin";
@@ -116,7 +117,7 @@ export class App extends pulumi.ComponentResource {
         mustRun: true,
         destroyGraceSeconds: 30,
         labels: [
-          { label: "safe-deploy.role", value: "app" },
+          ...containerLabels(pulumi.getStack(), "app"),
           { label: "safe-deploy.rollout", value: plan.strategy },
         ],
       },
@@ -163,7 +164,7 @@ export class App extends pulumi.ComponentResource {
         ],
         restart: "unless-stopped",
         mustRun: true,
-        labels: [{ label: "safe-deploy.role", value: "proxy" }],
+        labels: containerLabels(pulumi.getStack(), "proxy"),
       },
       // It owns the fixed host port: a changed proxy must free it before its successor binds it.
       { parent: this, deleteBeforeReplace: true },

@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
 import { pinnedImage } from "./imagePin";
+import { containerLabels } from "../core/release/labels";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
 export type DatabaseArgs =
@@ -93,6 +94,8 @@ export class Database extends pulumi.ComponentResource {
         restart: "unless-stopped",
         mustRun: true,
         destroyGraceSeconds: 30,
+        // The CLI finds the database by these, not by the outputs of the last successful update.
+        labels: containerLabels(pulumi.getStack(), "database"),
       },
       // A fixed host port means the old container must go before the new one binds it.
       { parent: this, deleteBeforeReplace: true, additionalSecretOutputs: ["envs"] },

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { pinnedImage } from "./imagePin";
+import { containerLabels } from "../core/release/labels";
 
 /** Arguments of the optional Redis container. */
 export interface RedisArgs {
@@ -29,6 +30,7 @@ export class Redis extends pulumi.ComponentResource {
         networksAdvanced: [{ name: args.network, aliases: [alias] }],
         restart: "unless-stopped",
         mustRun: true,
+        labels: containerLabels(pulumi.getStack(), "redis"),
       },
       { parent: this },
     );

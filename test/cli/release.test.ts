@@ -625,7 +625,7 @@ test("up: a malformed webhook URL is refused (exit 2) before any step, by key na
     assert.ok(e instanceof ConfigError && e.exitCode === 2, String(e));
     assert.match(
       e.message,
-      /slackWebhookUrl: is not an http\(s\) URL; set it again with `pulumi config set --secret slackWebhookUrl/,
+      /slackWebhookUrl: is not a URL; set it again with `pulumi config set --secret slackWebhookUrl/,
     );
     assert.ok(!e.message.includes(PASSWORD));
     return true;

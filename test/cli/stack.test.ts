@@ -20,7 +20,7 @@ test("the Automation API's errors become sentences naming the stack and the next
   assert.ok(busy instanceof CannotRunError);
   assert.match(
     busy.message,
-    /stack "production" is being updated by another process.*pulumi cancel --stack production/s,
+    /stack "production" is being updated by another process.*safe-deploy recover --stack production/s,
   );
   const missing = mapPulumiError(
     new StackNotFoundError(new CommandResult("", "no stack named 'qa'", 255)),

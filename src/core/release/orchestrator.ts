@@ -350,6 +350,15 @@ async function runSteps(
           ports.log.warn(
             `rollback: clearing ${ctx.pending?.cleared ?? 0} pending operation(s) left by the failed update`,
           );
+          // An update killed mid-way also leaves the backend's lock, which `stack import` needs too. We hold
+          // the deploy lock, so no deploy of ours runs: a Pulumi lock now is stale, and `cancel` clears it.
+          await ports.stack
+            .cancel()
+            .catch((e: unknown) =>
+              ports.log.warn(
+                `rollback: pulumi cancel of the stale lock failed (${message(e).split("\n")[0]})`,
+              ),
+            );
           await ports.stack.importState(ctx.pending?.state);
           await ports.stack.refresh();
           break;
