@@ -6,6 +6,7 @@ import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
+import { armRowGuard, disarmRowGuard, guardVerdict } from "./guard";
 import {
   countRows,
   formatCountChanges,
@@ -370,12 +371,24 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `no alembic.ini in ${cwd}: pass the directory Alembic runs from as \`--work-dir\` (or set ALEMBIC_CONFIG)`,
       );
     });
+  const guarded = !!opts.integrity && (opts.action === "up" || opts.action === "down");
+  // Only node-pg-migrate (run with --single-transaction) lets the guard's check roll the migrations back;
+  // with the others a loss is already committed when it is seen, so only a restore can undo it (issue 15).
+  if (guarded && opts.tool !== "node-pg-migrate" && !opts.backupFile)
+    throw new ConfigError(
+      `\`--critical-tables\` with \`--tool ${opts.tool}\` needs \`--backup FILE\`: ${opts.tool} does not run the migrations in one transaction, so lost rows can only be brought back by restoring a backup taken first (\`safe-deploy backup create\`); it is restored automatically when rows are lost`,
+    );
   const env = {
     DATABASE_URL: opts.databaseUrl,
     PGOPTIONS: options,
     PGAPPNAME: "safe-deploy migrate tool",
   };
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
+  let armed = false;
+  const disarm = async () => {
+    if (armed) await disarmRowGuard(client).catch(() => {});
+    armed = false;
+  };
   try {
     const mutating = opts.action === "up" || opts.action === "down";
     if (mutating) await acquireMigrateLock(client, opts.lockWaitSeconds);
@@ -421,6 +434,15 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     const countsBefore: RowCounts | undefined =
       opts.integrity && mutating ? await countRows(client) : undefined;
+    if (countsBefore && opts.integrity && opts.tool === "node-pg-migrate") {
+      await armRowGuard(
+        client,
+        countsBefore,
+        opts.integrity.criticalTables,
+        opts.integrity.maxRowLossPercent,
+      );
+      armed = true;
+    }
     log(
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
@@ -461,6 +483,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       throw new CannotRunError(
         `${opts.tool} ${opts.action} could not start in ${cwd} (exit ${code}): ${output.trim()}; ${INSTALL_HINT[opts.tool]}`,
       );
+    const verdict = code !== 0 ? guardVerdict(output) : undefined;
+    if (verdict)
+      throw new CheckFailedError(
+        `integrity check failed: ${verdict}; limit is ${opts.integrity?.maxRowLossPercent ?? 0}% (--max-row-loss-percent / integrity.maxRowLossPercent). The migrations' transaction was rolled back, so no row was lost: schema version still ${after ?? "(none)"}. Fix the migration, or raise the limit if the loss is intended`,
+      );
     if (code !== 0) {
       const failed = failedMigration(opts.tool, output);
       const hints = failureHints({
@@ -493,10 +520,24 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         opts.integrity.criticalTables,
         opts.integrity.maxRowLossPercent,
       );
-      if (losses.length)
-        throw new CheckFailedError(
-          `integrity check failed: ${losses.map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% of its rows (${l.before} -> ${l.after ?? "dropped"})`).join("; ")}; limit is ${opts.integrity.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent). Restore the pre-deploy backup`,
+      if (losses.length) {
+        const what = `integrity check failed: ${losses.map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% of its rows (${l.before} -> ${l.after ?? "dropped"})`).join("; ")}; limit is ${opts.integrity.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent)`;
+        if (!opts.backupFile) throw new CheckFailedError(`${what}. Restore the pre-deploy backup`);
+        await disarm();
+        await client.end().catch(() => {});
+        log(`migrate ${opts.action}: rows lost, restoring ${opts.backupFile}`);
+        const { restoreBackup } = await import("../backup/restore");
+        const restored = await restoreBackup(opts.backupFile, { databaseUrl: opts.databaseUrl }).catch(
+          (e: Error) => {
+            throw new CheckFailedError(
+              `${what}. Restoring ${opts.backupFile} automatically failed too: ${redact(e.message, secrets)}; restore it by hand (\`safe-deploy backup restore ${opts.backupFile}\`)`,
+            );
+          },
         );
+        throw new CheckFailedError(
+          `${what}. The database was restored automatically from ${opts.backupFile}, so no row is lost${restored.previousDatabase ? `; the database as the migrations left it is kept as ${restored.previousDatabase}` : ""}. Fix the migration, or raise the limit if the loss is intended`,
+        );
+      }
       const unknown = unknownTables(countsBefore, countsAfter, opts.integrity.criticalTables);
       if (unknown.length)
         throw new ConfigError(
@@ -505,6 +546,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     return result;
   } finally {
+    await disarm();
     await client.end().catch(() => {});
   }
 }
