@@ -345,6 +345,26 @@ async function revisionToCount(
 }
 
 /**
+ * The node-pg-migrate migrations `down [N|REV]` would revert, newest first (N defaults to 1; REV stays
+ * applied), so a person can be shown them before anything is dropped.
+ */
+export async function migrationsToRevert(databaseUrl: string, target?: string): Promise<string[]> {
+  const client = await connect(databaseUrl, "safe-deploy migrate");
+  try {
+    const applied = (await appliedNodePgMigrate(client)).map((a) => a.name).reverse();
+    if (target === undefined || /^\d+$/.test(target)) return applied.slice(0, Number(target ?? 1));
+    const i = applied.indexOf(target);
+    if (i < 0)
+      throw new ConfigError(
+        `\`down ${target}\`: no applied migration is named ${target} (see \`safe-deploy migrate history\`)`,
+      );
+    return applied.slice(0, i);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
  * `safe-deploy migrate ACTION`: checks the database answers and the backup exists, takes the advisory
  * lock, records the version before and after, and runs the tool with lock_timeout/statement_timeout
  * in PGOPTIONS. A failed tool throws CheckFailedError (exit 1) with its redacted output.
