@@ -315,6 +315,31 @@ async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: strin
 }
 
 /**
+ * Alembic revisions not applied yet, oldest first (`alembic check` only compares models with the
+ * database and passes with pending revisions): `alembic heads` against alembic_version, listed from
+ * `alembic history -r CURRENT:heads`.
+ */
+async function alembicPending(
+  client: Client,
+  run: (cmd: string) => Promise<{ code: number; output: string }>,
+): Promise<string[]> {
+  const t = await client.query<{ t: string | null }>("SELECT to_regclass('alembic_version')::text AS t");
+  const current = t.rows[0].t
+    ? (await client.query<{ v: string }>("SELECT version_num AS v FROM alembic_version")).rows.map((r) => r.v)
+    : [];
+  const heads = await run("alembic heads");
+  if (heads.code !== 0)
+    throw new CheckFailedError(`alembic heads failed (exit ${heads.code}): ${heads.output.trim()}`);
+  const headRevs = [...heads.output.matchAll(/^(\w+) \(head\)/gm)].map((m) => m[1]);
+  if (headRevs.every((h) => current.includes(h))) return [];
+  const hist = await run(`alembic history -r ${current[0] ?? "base"}:heads`);
+  return [...hist.output.matchAll(/^\S+ -> (\w+)\b.*$/gm)]
+    .filter((m) => !current.includes(m[1]))
+    .map((m) => m[0].trim())
+    .reverse();
+}
+
+/**
  * node-pg-migrate's `up NAME` runs only that file; safe-deploy's `up REV` means "up to and including
  * REV" and `down REV` "down until REV is the latest", as in Alembic, so REV becomes a count.
  */
@@ -443,7 +468,10 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         if (unknown.length) output += `\napplied but missing from ${opts.dir}: ${unknown.join(", ")}`;
         const invalid = await invalidIndexes(client);
         if (invalid.length) output += `\ninvalid indexes: ${invalid.join(", ")}`;
+        // Pending migrations are a failed check, as in `prisma migrate status` (issue 15): a CI step
+        // or a script reading the exit code must not take "3 pending" for "up to date".
         const fixes = [
+          ...(pending.length ? ["apply them with `safe-deploy migrate up`"] : []),
           ...(unknown.length ? [`restore the missing migration files to ${opts.dir}`] : []),
           ...invalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`),
           ...(invalid.length ? ["then re-run the migration that builds each dropped index"] : []),
@@ -451,6 +479,25 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         if (fixes.length) throw new CheckFailedError(`${output}\nfix: ${fixes.join("; ")}`);
       }
       return { before, after: before, output };
+    }
+    if (opts.tool === "alembic" && opts.action === "check") {
+      const secrets = urlSecrets(opts.databaseUrl);
+      const pending = await alembicPending(client, (c) => runShell(c, { cwd, env, secrets }));
+      if (pending.length)
+        throw new CheckFailedError(
+          `${pending.length} pending:\n${pending.map((p) => `  ${p}`).join("\n")}\nfix: apply them with \`safe-deploy migrate up\``,
+        );
+      const r = await runShell("alembic check", { cwd, env, secrets });
+      // `alembic check` (models against the database) came in Alembic 1.9; Debian 12 ships 1.8.
+      if (r.code !== 0 && /invalid choice: 'check'/.test(r.output))
+        return {
+          before,
+          after: before,
+          output: "0 pending (this Alembic has no `alembic check`: models not compared)",
+        };
+      if (r.code !== 0)
+        throw new CheckFailedError(`alembic check failed (exit ${r.code}): ${r.output.trim()}`);
+      return { before, after: before, output: `0 pending\n${r.output.trim()}`.trim() };
     }
     const countsBefore: RowCounts | undefined =
       opts.integrity && mutating ? await countRows(client) : undefined;
