@@ -133,7 +133,7 @@ describe("migrationCommand with guard: the runner inside the deploy step", () =>
   });
   after(async () => pg?.close());
 
-  it("a row-loss migration fails the step's command (exit 1) after migrating; no secret in the command", async () => {
+  it("a row-loss migration fails the step's command (exit 1), rolled back before it commits; no secret in the command", async () => {
     const url = await pg.createDatabase("guard");
     const run = (c: { create: string; dir: string; environment: Record<string, string> }) =>
       promisify(execFile)("/bin/sh", ["-c", c.create], {
@@ -164,7 +164,10 @@ describe("migrationCommand with guard: the runner inside the deploy step", () =>
       (e: { code: number; stderr: string }) => e,
     );
     assert.equal(err.code, 1);
-    assert.match(err.stderr, /integrity check failed: public\.orders lost 20\.0% of its rows \(50 -> 40\)/);
+    assert.match(
+      err.stderr,
+      /integrity check failed: public\.orders would lose 20\.0% of its rows \(50 -> 40\)/,
+    );
     assert.ok(!err.stderr.includes(pg.password));
   });
 });
