@@ -66,7 +66,7 @@ async function confirmDown(opts: MigrateCliOptions, databaseUrl: string, dir: st
   if (answer.trim() !== db) throw new ConfigError(`migrate down cancelled: nothing was reverted`);
 }
 
-const ACTIONS = ["check", "current", "history", "up", "down"];
+const ACTIONS = ["check", "current", "history", "up", "down", "accept-edit"];
 const TOOLS = ["node-pg-migrate", "prisma", "alembic", "command"];
 
 /** Runs one migrate action through the runner (lock, timeouts, versions, integrity). */
@@ -102,6 +102,30 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
     throw new ConfigError(
       `\`--dir\` ${dir}${missing === dir ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
     );
+  if (opts.action === "accept-edit") {
+    if (!opts.target)
+      throw new ConfigError(
+        "`migrate accept-edit NAME`: name the applied migration whose edit is intended (see `safe-deploy migrate check`)",
+      );
+    const { connect } = await import("../../core/migrations/runner");
+    const { acceptEdit } = await import("../../core/migrations/checksums");
+    const { resolve } = await import("node:path");
+    const client = await connect(databaseUrl, "safe-deploy migrate");
+    try {
+      const r = await acceptEdit(
+        client,
+        opts.tool as "prisma",
+        resolve(opts.workDir ?? ".", dir),
+        opts.target,
+      );
+      out(
+        `accepted the edit of ${opts.target}: checksum ${r.from.slice(0, 12)} -> ${r.to.slice(0, 12)} (the database must already match it: applied migrations never run again)`,
+      );
+    } finally {
+      await client.end().catch(() => {});
+    }
+    return;
+  }
   if (opts.action === "down") await confirmDown(opts, databaseUrl, dir);
   const custom = opts.command ? { [opts.action]: opts.command } : undefined;
   const result = await migrate({
@@ -134,13 +158,16 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
   for (const line of result.rowChanges ?? []) out(`rows ${line}`);
 }
 
-/** Registers `migrate check|current|history|up [N|REV]|down [N|REV] --tool ...`. */
+/** Registers `migrate check|current|history|up [N|REV]|down [N|REV]|accept-edit NAME --tool ...`. */
 export function register(program: Command): void {
   program
     .command("migrate")
     .description("Run migrations under an advisory lock with lock/statement timeouts")
     .argument("<action>", ACTIONS.join("|"))
-    .argument("[target]", "N (how many) or REV (migration name / revision) for up and down")
+    .argument(
+      "[target]",
+      "N (how many) or REV (migration name / revision) for up and down; NAME for accept-edit",
+    )
     .requiredOption("--tool <tool>", TOOLS.join("|"))
     .option("--dir <dir>", "migrations directory, absolute or relative to --work-dir")
     .option("--work-dir <dir>", "where the tool runs", ".")

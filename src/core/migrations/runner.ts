@@ -6,6 +6,7 @@ import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
+import { checksumEdits, checksumEditsMessage, syncChecksums } from "./checksums";
 import { armRowGuard, disarmRowGuard, guardVerdict } from "./guard";
 import {
   countRows,
@@ -438,6 +439,19 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     const mutating = opts.action === "up" || opts.action === "down";
     if (mutating) await acquireMigrateLock(client, opts.lockWaitSeconds);
     const before = await schemaVersion(client, opts.tool);
+    const migDir = resolve(cwd, opts.dir);
+    if (mutating) {
+      const back = await syncChecksums(client, opts.tool, migDir, "backfill");
+      if (back.recorded.length)
+        log(
+          `recorded the checksums of ${back.recorded.length} already-applied migration(s) in safe_deploy.migration_history (first run with checksums; edits from now on are found): ${back.recorded.join(", ")}`,
+        );
+      const edits = await checksumEdits(client, opts.tool, migDir);
+      if (edits.length) log(`warning: ${checksumEditsMessage(edits)}`);
+    } else if (opts.action === "check") {
+      const edits = await checksumEdits(client, opts.tool, migDir);
+      if (edits.length) throw new CheckFailedError(checksumEditsMessage(edits));
+    }
     let target = opts.target;
     if (opts.tool === "node-pg-migrate" && target && !/^\d+$/.test(target) && mutating)
       target = String(await revisionToCount(client, resolve(cwd, opts.dir), opts.action as "up", target));
@@ -572,6 +586,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       );
     }
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
+    const synced = await syncChecksums(client, opts.tool, migDir, opts.action === "down" ? "down" : "up");
+    if (synced.recorded.length || synced.forgotten.length)
+      log(
+        `migrate ${opts.action}: checksums${synced.recorded.length ? ` recorded for ${synced.recorded.join(", ")}` : ""}${synced.forgotten.length ? ` forgotten for reverted ${synced.forgotten.join(", ")}` : ""}`,
+      );
     const invalid = await invalidIndexes(client);
     if (invalid.length)
       throw new CheckFailedError(
