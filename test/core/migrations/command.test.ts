@@ -72,6 +72,20 @@ describe("migrationCommand (table)", () => {
     assert.equal(migrationCommand({ tool: "alembic", dir: "a", workDir: "/w", runIn: "local" }).dir, "/w");
   });
 
+  it("guard with a backup file passes --backup, which tools outside one transaction need with critical tables", () => {
+    const c = migrationCommand({
+      tool: "alembic",
+      dir: "alembic",
+      workDir: "/srv/app",
+      runIn: "local",
+      guard: { criticalTables: ["orders"], backupFile: "/backups/pre deploy.dump", bin: "/opt/sd" },
+    });
+    assert.equal(
+      c.create,
+      "/opt/sd migrate up --tool alembic --dir alembic --work-dir . --lock-timeout 5s --statement-timeout 15min --critical-tables orders --backup '/backups/pre deploy.dump'",
+    );
+  });
+
   it("rejects what cannot work, naming the argument", () => {
     assert.throws(
       () => migrationCommand({ tool: "command", dir: "m", workDir: "/w", runIn: "local" }),
