@@ -121,8 +121,11 @@ export async function appliedMigrationNames(
 
 /** Creates the history table if needed; returns the recorded `name -> {file, checksum}` of `tool`. */
 async function recorded(client: Client, tool: Tool, create: boolean): Promise<Map<string, MigrationFile>> {
-  if (create) await client.query(HISTORY_DDL);
-  else if (!(await exists(client, "safe_deploy.migration_history"))) return new Map();
+  // CREATE SCHEMA IF NOT EXISTS still wants CREATE on the database: only run it when the table is missing.
+  if (!(await exists(client, "safe_deploy.migration_history"))) {
+    if (!create) return new Map();
+    await client.query(HISTORY_DDL);
+  }
   const { rows } = await client.query<MigrationFile>(
     "SELECT name, file, checksum FROM safe_deploy.migration_history WHERE tool = $1",
     [tool],

@@ -390,6 +390,11 @@ export async function migrationsToRevert(databaseUrl: string, target?: string): 
   }
 }
 
+/** Why the checksums could not be written; the migration itself still runs (bookkeeping must not block it). */
+function checksumsNotRecorded(e: Error): string {
+  return `migration checksums not recorded in safe_deploy.migration_history (${e.message}): edits of applied migrations go unnoticed until the migration role may CREATE in the database (GRANT CREATE ON DATABASE ... TO ...)`;
+}
+
 /**
  * `safe-deploy migrate ACTION`: checks the database answers and the backup exists, takes the advisory
  * lock, records the version before and after, and runs the tool with lock_timeout/statement_timeout
@@ -441,7 +446,10 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     const before = await schemaVersion(client, opts.tool);
     const migDir = resolve(cwd, opts.dir);
     if (mutating) {
-      const back = await syncChecksums(client, opts.tool, migDir, "backfill");
+      const back = await syncChecksums(client, opts.tool, migDir, "backfill").catch((e: Error) => {
+        log(`warning: ${checksumsNotRecorded(e)}`);
+        return { recorded: [], forgotten: [] };
+      });
       if (back.recorded.length)
         log(
           `recorded the checksums of ${back.recorded.length} already-applied migration(s) in safe_deploy.migration_history (first run with checksums; edits from now on are found): ${back.recorded.join(", ")}`,
@@ -521,7 +529,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         countsBefore,
         opts.integrity.criticalTables,
         opts.integrity.maxRowLossPercent,
-      );
+      ).catch((e: Error) => {
+        throw new CannotRunError(
+          `could not set up the row-loss check for --critical-tables (nothing was migrated): ${redact(e.message, urlSecrets(opts.databaseUrl))}; the migration role needs CREATE on the database (for the safe_deploy schema) and to own pgmigrations`,
+        );
+      });
       armed = true;
     }
     log(
@@ -586,7 +598,15 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       );
     }
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
-    const synced = await syncChecksums(client, opts.tool, migDir, opts.action === "down" ? "down" : "up");
+    const synced = await syncChecksums(
+      client,
+      opts.tool,
+      migDir,
+      opts.action === "down" ? "down" : "up",
+    ).catch((e: Error) => {
+      log(`warning: ${checksumsNotRecorded(e)}`);
+      return { recorded: [], forgotten: [] };
+    });
     if (synced.recorded.length || synced.forgotten.length)
       log(
         `migrate ${opts.action}: checksums${synced.recorded.length ? ` recorded for ${synced.recorded.join(", ")}` : ""}${synced.forgotten.length ? ` forgotten for reverted ${synced.forgotten.join(", ")}` : ""}`,

@@ -132,6 +132,32 @@ describe("checksums of applied migrations", () => {
     );
   });
 
+  it("a migration role without CREATE on the database still migrates; the checksums are said not recorded", async () => {
+    await pg.createDatabase("sums_lim");
+    await pg.query("CREATE ROLE lim LOGIN PASSWORD 'limpw'");
+    await pg.query("GRANT CREATE ON SCHEMA public TO lim", [], "sums_lim");
+    const url = `postgres://lim:limpw@127.0.0.1:${pg.port}/sums_lim`;
+    const logs: string[] = [];
+    const r = await migrate({
+      tool: "node-pg-migrate",
+      dir: join(FIX, "npm"),
+      workDir: ROOT,
+      databaseUrl: url,
+      action: "up",
+      log: (l) => logs.push(l),
+    });
+    assert.equal(r.after, "1700000003000_users-name");
+    assert.ok(
+      logs.some((l) =>
+        /^warning: migration checksums not recorded in safe_deploy\.migration_history \(permission denied for database sums_lim\)/.test(
+          l,
+        ),
+      ),
+      logs.join("\n"),
+    );
+    assert.ok(!logs.join("\n").includes("limpw"));
+  });
+
   it("file names per tool: Prisma's directory of migration.sql, a command's .sql path", async () => {
     const prisma = join(tmp, "prisma");
     await mkdir(join(prisma, "20240101000000_init"), { recursive: true });
