@@ -414,6 +414,17 @@ async function preflight(
           )
         ).trim(),
       );
+      // Edits of applied migrations by checksum (issue 15): a data fix changes no file list git could show.
+      if (!allowMigrationEdits && existsSync(migDir)) {
+        const { recordedChecksumProblems } = await import("../core/migrations/checksums");
+        const sql = (q: string) =>
+          runSql(db.target, parseDatabaseUrl(db.url), q, "reading migration checksums");
+        problems.push(
+          ...(await recordedChecksumProblems(config.migrations.tool, migDir, sql).catch((e: Error) => [
+            `the checksums of applied migrations could not be checked: ${ctx.log.redact(e.message)}`,
+          ])),
+        );
+      }
     } catch (e) {
       problems.push(`the database (${db.where}) is not reachable: ${ctx.log.redact((e as Error).message)}`);
     }

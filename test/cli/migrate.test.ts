@@ -57,17 +57,25 @@ it("an absolute --dir is used as given; a --dir that does not exist is a usage e
   const abs = join(ROOT, "test/fixtures/migrations/npm");
   const lines: string[] = [];
   const o = { tool: "node-pg-migrate", workDir: ROOT, databaseUrl: url, out: (t: string) => lines.push(t) };
-  await runMigrate({ ...o, action: "check", dir: abs });
-  await runMigrate({ ...o, action: "up", target: "1700000002000_create-orders", dir: abs });
-  await runMigrate({ ...o, action: "current", dir: abs });
-  assert.deepEqual(
-    [lines[0], ...lines.slice(-2)],
-    [
-      "3 pending: 1700000001000_create-users, 1700000002000_create-orders, 1700000003000_users-name",
-      "schema version: (none) -> 1700000002000_create-orders",
-      "1700000002000_create-orders",
-    ],
+  // Pending migrations fail the check (exit 1) and are listed, as `prisma migrate status` does.
+  await assert.rejects(
+    runMigrate({ ...o, action: "check", dir: abs }),
+    (e: Error & { exitCode?: number }) =>
+      e.exitCode === 1 &&
+      e.message ===
+        "3 pending: 1700000001000_create-users, 1700000002000_create-orders, 1700000003000_users-name\nfix: apply them with `safe-deploy migrate up`",
   );
+  const check = ["migrate", "check", "--tool", "node-pg-migrate", "--dir", abs, "--database-url", url];
+  assert.equal(await main(check), 1);
+  await runMigrate({ ...o, action: "up", target: "1700000002000_create-orders", dir: abs });
+  assert.equal(await main(check), 1);
+  await runMigrate({ ...o, action: "up", dir: abs });
+  assert.equal(await main(check), 0);
+  await runMigrate({ ...o, action: "current", dir: abs });
+  assert.deepEqual(lines.slice(-2), [
+    "schema version: 1700000002000_create-orders -> 1700000003000_users-name",
+    "1700000003000_users-name",
+  ]);
   for (const dir of [join(ROOT, "test/fixtures/migrations/nowhere"), "nowhere"])
     await assert.rejects(runMigrate({ ...o, action: "check", dir }), (e: Error) => {
       assert.equal(e.name, "ConfigError");

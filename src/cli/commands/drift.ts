@@ -38,10 +38,22 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
     scratchUrl: opts.scratchUrl,
   });
   const at = `at version ${version ?? "(none)"}`;
-  if (items.length === 0) {
+  // A data fix edited into an applied migration changes no schema: only its recorded checksum shows it.
+  const { connect } = await import("../../core/migrations/runner");
+  const { checksumEdits, checksumEditsMessage } = await import("../../core/migrations/checksums");
+  const { resolve } = await import("node:path");
+  const client = await connect(databaseUrl, "safe-deploy drift");
+  const edits = await checksumEdits(
+    client,
+    tool as "node-pg-migrate",
+    resolve(opts.workDir ?? ".", opts.migrations),
+  ).finally(() => client.end().catch(() => {}));
+  if (items.length === 0 && edits.length === 0) {
     out(`no drift: the live schema matches the migrations ${at}`);
     return;
   }
+  if (items.length === 0)
+    throw new CheckFailedError(`no schema drift ${at}, but ${checksumEditsMessage(edits)}`);
   out(formatDrift(items));
   // What the migrations build but live lacks or has otherwise is as often an applied migration
   // edited after it ran (it never runs again) as a manual change: say both, or one is sent hunting.
@@ -49,7 +61,7 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
     ? `; if nobody changed the database by hand, a migration applied before was edited afterwards (\`git log -p -- ${opts.migrations}\`): applied migrations never run again, so restore that file and put the change in a new migration`
     : "";
   throw new CheckFailedError(
-    `schema drift: ${items.length} difference(s) between the live database and the migrations ${at}; turn manual changes into a migration or revert them${edited}`,
+    `schema drift: ${items.length} difference(s) between the live database and the migrations ${at}; turn manual changes into a migration or revert them${edited}${edits.length ? `. Also, ${checksumEditsMessage(edits)}` : ""}`,
   );
 }
 

@@ -16,10 +16,57 @@ export interface MigrateCliOptions {
   backup?: string;
   criticalTables?: string;
   maxRowLossPercent?: string;
+  /** `down` without asking (scripts). */
+  yes?: boolean;
+  /** Asks a question on the terminal; default: readline on stdin/stderr when stdin is a TTY. */
+  ask?: (question: string) => Promise<string>;
   out?: (text: string) => void;
 }
 
-const ACTIONS = ["check", "current", "history", "up", "down"];
+/** Readline on the terminal, or undefined when stdin is not one. */
+async function terminalAsk(): Promise<((q: string) => Promise<string>) | undefined> {
+  if (!process.stdin.isTTY) return undefined;
+  const { createInterface } = await import("node:readline/promises");
+  return async (q) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      return await rl.question(q);
+    } finally {
+      rl.close();
+    }
+  };
+}
+
+/**
+ * `down` runs the migrations' down steps, which drop tables and columns with their data (issue 15): it
+ * says what it would revert and wants the database name typed, or `--yes`.
+ */
+async function confirmDown(opts: MigrateCliOptions, databaseUrl: string, dir: string): Promise<void> {
+  const { ConfigError } = await import("../../core/errors");
+  const { parseDatabaseUrl } = await import("../../core/backup/runner");
+  const db = parseDatabaseUrl(databaseUrl).database;
+  if (opts.tool === "prisma") return; // no down migrations: the runner says so
+  let what: string;
+  if (opts.tool === "node-pg-migrate") {
+    const { migrationsToRevert } = await import("../../core/migrations/runner");
+    const names = await migrationsToRevert(databaseUrl, opts.target);
+    if (!names.length) return;
+    what = `${names.length} migration(s) (${names.join(", ")})`;
+  } else
+    what = `${opts.target ?? "1"} ${/^\d+$/.test(opts.target ?? "1") ? "migration(s)" : "(down to revision)"} with ${opts.tool}`;
+  if (opts.yes) return;
+  const ask = opts.ask ?? (await terminalAsk());
+  if (!ask)
+    throw new ConfigError(
+      `\`migrate down\` would revert ${what} on database "${db}", running their down steps (tables and columns they created are dropped with their data), and there is no terminal to confirm on: pass \`--yes\` to confirm (take a backup first: \`safe-deploy backup create\`)`,
+    );
+  const answer = await ask(
+    `Revert ${what} on database "${db}"? Their down steps drop what they created, data included (${dir}). Type the database name to confirm: `,
+  );
+  if (answer.trim() !== db) throw new ConfigError(`migrate down cancelled: nothing was reverted`);
+}
+
+const ACTIONS = ["check", "current", "history", "up", "down", "accept-edit"];
 const TOOLS = ["node-pg-migrate", "prisma", "alembic", "command"];
 
 /** Runs one migrate action through the runner (lock, timeouts, versions, integrity). */
@@ -55,6 +102,31 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
     throw new ConfigError(
       `\`--dir\` ${dir}${missing === dir ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
     );
+  if (opts.action === "accept-edit") {
+    if (!opts.target)
+      throw new ConfigError(
+        "`migrate accept-edit NAME`: name the applied migration whose edit is intended (see `safe-deploy migrate check`)",
+      );
+    const { connect } = await import("../../core/migrations/runner");
+    const { acceptEdit } = await import("../../core/migrations/checksums");
+    const { resolve } = await import("node:path");
+    const client = await connect(databaseUrl, "safe-deploy migrate");
+    try {
+      const r = await acceptEdit(
+        client,
+        opts.tool as "prisma",
+        resolve(opts.workDir ?? ".", dir),
+        opts.target,
+      );
+      out(
+        `accepted the edit of ${opts.target}: checksum ${r.from.slice(0, 12)} -> ${r.to.slice(0, 12)} (the database must already match it: applied migrations never run again)`,
+      );
+    } finally {
+      await client.end().catch(() => {});
+    }
+    return;
+  }
+  if (opts.action === "down") await confirmDown(opts, databaseUrl, dir);
   const custom = opts.command ? { [opts.action]: opts.command } : undefined;
   const result = await migrate({
     action: opts.action as "up",
@@ -86,13 +158,16 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
   for (const line of result.rowChanges ?? []) out(`rows ${line}`);
 }
 
-/** Registers `migrate check|current|history|up [N|REV]|down [N|REV] --tool ...`. */
+/** Registers `migrate check|current|history|up [N|REV]|down [N|REV]|accept-edit NAME --tool ...`. */
 export function register(program: Command): void {
   program
     .command("migrate")
     .description("Run migrations under an advisory lock with lock/statement timeouts")
     .argument("<action>", ACTIONS.join("|"))
-    .argument("[target]", "N (how many) or REV (migration name / revision) for up and down")
+    .argument(
+      "[target]",
+      "N (how many) or REV (migration name / revision) for up and down; NAME for accept-edit",
+    )
     .requiredOption("--tool <tool>", TOOLS.join("|"))
     .option("--dir <dir>", "migrations directory, absolute or relative to --work-dir")
     .option("--work-dir <dir>", "where the tool runs", ".")
@@ -108,6 +183,7 @@ export function register(program: Command): void {
     .option("--backup <file>", "this release's backup; refuse to run if it does not exist")
     .option("--critical-tables <list>", "comma-separated tables whose rows must not be lost (integrity)")
     .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")
+    .option("--yes", "down: revert without asking (required without a terminal)")
     .action(
       async (action: string, target: string | undefined, o: Omit<MigrateCliOptions, "action" | "target">) =>
         runMigrate({ ...o, action, target }),

@@ -25,7 +25,17 @@ export interface MigrationCommandArgs {
    * Local mode only: run the tool through `safe-deploy migrate up`, which adds the advisory lock,
    * version records and the integrity check (row loss in critical tables fails the step).
    */
-  guard?: { criticalTables?: string[]; maxRowLossPercent?: number; lockWaitSeconds?: number; bin?: string };
+  guard?: {
+    criticalTables?: string[];
+    maxRowLossPercent?: number;
+    lockWaitSeconds?: number;
+    bin?: string;
+    /**
+     * The release's backup file: tools other than node-pg-migrate need it with `criticalTables` (they
+     * commit as they go, so a loss is undone by restoring it).
+     */
+    backupFile?: string;
+  };
 }
 
 /** What a `command.local.Command` needs; DATABASE_URL is added by the caller, as a secret, to `environment`. */
@@ -84,6 +94,7 @@ export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
     if (g.lockWaitSeconds !== undefined) argv.push("--lock-wait", String(g.lockWaitSeconds));
     if (g.criticalTables?.length) argv.push("--critical-tables", g.criticalTables.join(","));
     if (g.maxRowLossPercent !== undefined) argv.push("--max-row-loss-percent", String(g.maxRowLossPercent));
+    if (g.backupFile) argv.push("--backup", g.backupFile);
     return { create: argv.map(shellQuote).join(" "), dir: args.workDir, environment };
   }
   if (args.image) environment.SAFE_DEPLOY_IMAGE = args.image;

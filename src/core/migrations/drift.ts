@@ -11,7 +11,8 @@ import { connect, migrate, schemaVersion } from "./runner";
 /** A schema flattened to `category -> object key -> definition`, so two schemas compare as maps. */
 export type SchemaSnapshot = Record<string, Record<string, string>>;
 
-const USER_SCHEMAS = `NOT IN ('pg_catalog', 'information_schema') AND %s NOT LIKE 'pg_toast%%' AND %s NOT LIKE 'pg_temp%%'`;
+// safe_deploy is safe-deploy's own bookkeeping (row guard, migration checksums), not the app's schema.
+const USER_SCHEMAS = `NOT IN ('pg_catalog', 'information_schema', 'safe_deploy') AND %s NOT LIKE 'pg_toast%%' AND %s NOT LIKE 'pg_temp%%'`;
 const userSchema = (col: string) => `${col} ${USER_SCHEMAS.replace(/%s/g, col).replace(/%%/g, "%")}`;
 
 /** Catalog queries, each returning rows of (k, v). Extension-owned objects are left out. */

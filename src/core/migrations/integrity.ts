@@ -7,7 +7,7 @@ export type RowCounts = Record<string, number>;
 export async function countRows(client: Client): Promise<RowCounts> {
   const { rows } = await client.query<{ s: string; t: string }>(
     `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname <> 'safe_deploy'
      ORDER BY 1, 2`,
   );
   const out: RowCounts = {};

@@ -6,6 +6,8 @@ import { parseDatabaseUrl } from "../backup/runner";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
+import { checksumEdits, checksumEditsMessage, syncChecksums } from "./checksums";
+import { armRowGuard, disarmRowGuard, guardVerdict } from "./guard";
 import {
   countRows,
   formatCountChanges,
@@ -314,6 +316,31 @@ async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: strin
 }
 
 /**
+ * Alembic revisions not applied yet, oldest first (`alembic check` only compares models with the
+ * database and passes with pending revisions): `alembic heads` against alembic_version, listed from
+ * `alembic history -r CURRENT:heads`.
+ */
+async function alembicPending(
+  client: Client,
+  run: (cmd: string) => Promise<{ code: number; output: string }>,
+): Promise<string[]> {
+  const t = await client.query<{ t: string | null }>("SELECT to_regclass('alembic_version')::text AS t");
+  const current = t.rows[0].t
+    ? (await client.query<{ v: string }>("SELECT version_num AS v FROM alembic_version")).rows.map((r) => r.v)
+    : [];
+  const heads = await run("alembic heads");
+  if (heads.code !== 0)
+    throw new CheckFailedError(`alembic heads failed (exit ${heads.code}): ${heads.output.trim()}`);
+  const headRevs = [...heads.output.matchAll(/^(\w+) \(head\)/gm)].map((m) => m[1]);
+  if (headRevs.every((h) => current.includes(h))) return [];
+  const hist = await run(`alembic history -r ${current[0] ?? "base"}:heads`);
+  return [...hist.output.matchAll(/^\S+ -> (\w+)\b.*$/gm)]
+    .filter((m) => !current.includes(m[1]))
+    .map((m) => m[0].trim())
+    .reverse();
+}
+
+/**
  * node-pg-migrate's `up NAME` runs only that file; safe-deploy's `up REV` means "up to and including
  * REV" and `down REV` "down until REV is the latest", as in Alembic, so REV becomes a count.
  */
@@ -344,6 +371,31 @@ async function revisionToCount(
 }
 
 /**
+ * The node-pg-migrate migrations `down [N|REV]` would revert, newest first (N defaults to 1; REV stays
+ * applied), so a person can be shown them before anything is dropped.
+ */
+export async function migrationsToRevert(databaseUrl: string, target?: string): Promise<string[]> {
+  const client = await connect(databaseUrl, "safe-deploy migrate");
+  try {
+    const applied = (await appliedNodePgMigrate(client)).map((a) => a.name).reverse();
+    if (target === undefined || /^\d+$/.test(target)) return applied.slice(0, Number(target ?? 1));
+    const i = applied.indexOf(target);
+    if (i < 0)
+      throw new ConfigError(
+        `\`down ${target}\`: no applied migration is named ${target} (see \`safe-deploy migrate history\`)`,
+      );
+    return applied.slice(0, i);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Why the checksums could not be written; the migration itself still runs (bookkeeping must not block it). */
+function checksumsNotRecorded(e: Error): string {
+  return `migration checksums not recorded in safe_deploy.migration_history (${e.message}): edits of applied migrations go unnoticed until the migration role may CREATE in the database (GRANT CREATE ON DATABASE ... TO ...)`;
+}
+
+/**
  * `safe-deploy migrate ACTION`: checks the database answers and the backup exists, takes the advisory
  * lock, records the version before and after, and runs the tool with lock_timeout/statement_timeout
  * in PGOPTIONS. A failed tool throws CheckFailedError (exit 1) with its redacted output.
@@ -370,16 +422,44 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `no alembic.ini in ${cwd}: pass the directory Alembic runs from as \`--work-dir\` (or set ALEMBIC_CONFIG)`,
       );
     });
+  const guarded = !!opts.integrity && (opts.action === "up" || opts.action === "down");
+  // Only node-pg-migrate (run with --single-transaction) lets the guard's check roll the migrations back;
+  // with the others a loss is already committed when it is seen, so only a restore can undo it (issue 15).
+  if (guarded && opts.tool !== "node-pg-migrate" && !opts.backupFile)
+    throw new ConfigError(
+      `\`--critical-tables\` with \`--tool ${opts.tool}\` needs \`--backup FILE\`: ${opts.tool} does not run the migrations in one transaction, so lost rows can only be brought back by restoring a backup taken first (\`safe-deploy backup create\`); it is restored automatically when rows are lost`,
+    );
   const env = {
     DATABASE_URL: opts.databaseUrl,
     PGOPTIONS: options,
     PGAPPNAME: "safe-deploy migrate tool",
   };
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
+  let armed = false;
+  const disarm = async () => {
+    if (armed) await disarmRowGuard(client).catch(() => {});
+    armed = false;
+  };
   try {
     const mutating = opts.action === "up" || opts.action === "down";
     if (mutating) await acquireMigrateLock(client, opts.lockWaitSeconds);
     const before = await schemaVersion(client, opts.tool);
+    const migDir = resolve(cwd, opts.dir);
+    if (mutating) {
+      const back = await syncChecksums(client, opts.tool, migDir, "backfill").catch((e: Error) => {
+        log(`warning: ${checksumsNotRecorded(e)}`);
+        return { recorded: [], forgotten: [] };
+      });
+      if (back.recorded.length)
+        log(
+          `recorded the checksums of ${back.recorded.length} already-applied migration(s) in safe_deploy.migration_history (first run with checksums; edits from now on are found): ${back.recorded.join(", ")}`,
+        );
+      const edits = await checksumEdits(client, opts.tool, migDir);
+      if (edits.length) log(`warning: ${checksumEditsMessage(edits)}`);
+    } else if (opts.action === "check") {
+      const edits = await checksumEdits(client, opts.tool, migDir);
+      if (edits.length) throw new CheckFailedError(checksumEditsMessage(edits));
+    }
     let target = opts.target;
     if (opts.tool === "node-pg-migrate" && target && !/^\d+$/.test(target) && mutating)
       target = String(await revisionToCount(client, resolve(cwd, opts.dir), opts.action as "up", target));
@@ -410,7 +490,10 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         if (unknown.length) output += `\napplied but missing from ${opts.dir}: ${unknown.join(", ")}`;
         const invalid = await invalidIndexes(client);
         if (invalid.length) output += `\ninvalid indexes: ${invalid.join(", ")}`;
+        // Pending migrations are a failed check, as in `prisma migrate status` (issue 15): a CI step
+        // or a script reading the exit code must not take "3 pending" for "up to date".
         const fixes = [
+          ...(pending.length ? ["apply them with `safe-deploy migrate up`"] : []),
           ...(unknown.length ? [`restore the missing migration files to ${opts.dir}`] : []),
           ...invalid.map((i) => `DROP INDEX CONCURRENTLY ${i}`),
           ...(invalid.length ? ["then re-run the migration that builds each dropped index"] : []),
@@ -419,8 +502,40 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       }
       return { before, after: before, output };
     }
+    if (opts.tool === "alembic" && opts.action === "check") {
+      const secrets = urlSecrets(opts.databaseUrl);
+      const pending = await alembicPending(client, (c) => runShell(c, { cwd, env, secrets }));
+      if (pending.length)
+        throw new CheckFailedError(
+          `${pending.length} pending:\n${pending.map((p) => `  ${p}`).join("\n")}\nfix: apply them with \`safe-deploy migrate up\``,
+        );
+      const r = await runShell("alembic check", { cwd, env, secrets });
+      // `alembic check` (models against the database) came in Alembic 1.9; Debian 12 ships 1.8.
+      if (r.code !== 0 && /invalid choice: 'check'/.test(r.output))
+        return {
+          before,
+          after: before,
+          output: "0 pending (this Alembic has no `alembic check`: models not compared)",
+        };
+      if (r.code !== 0)
+        throw new CheckFailedError(`alembic check failed (exit ${r.code}): ${r.output.trim()}`);
+      return { before, after: before, output: `0 pending\n${r.output.trim()}`.trim() };
+    }
     const countsBefore: RowCounts | undefined =
       opts.integrity && mutating ? await countRows(client) : undefined;
+    if (countsBefore && opts.integrity && opts.tool === "node-pg-migrate") {
+      await armRowGuard(
+        client,
+        countsBefore,
+        opts.integrity.criticalTables,
+        opts.integrity.maxRowLossPercent,
+      ).catch((e: Error) => {
+        throw new CannotRunError(
+          `could not set up the row-loss check for --critical-tables (nothing was migrated): ${redact(e.message, urlSecrets(opts.databaseUrl))}; the migration role needs CREATE on the database (for the safe_deploy schema) and to own pgmigrations`,
+        );
+      });
+      armed = true;
+    }
     log(
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
     );
@@ -461,6 +576,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       throw new CannotRunError(
         `${opts.tool} ${opts.action} could not start in ${cwd} (exit ${code}): ${output.trim()}; ${INSTALL_HINT[opts.tool]}`,
       );
+    const verdict = code !== 0 ? guardVerdict(output) : undefined;
+    if (verdict)
+      throw new CheckFailedError(
+        `integrity check failed: ${verdict}; limit is ${opts.integrity?.maxRowLossPercent ?? 0}% (--max-row-loss-percent / integrity.maxRowLossPercent). The migrations' transaction was rolled back, so no row was lost: schema version still ${after ?? "(none)"}. Fix the migration, or raise the limit if the loss is intended`,
+      );
     if (code !== 0) {
       const failed = failedMigration(opts.tool, output);
       const hints = failureHints({
@@ -478,6 +598,19 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       );
     }
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
+    const synced = await syncChecksums(
+      client,
+      opts.tool,
+      migDir,
+      opts.action === "down" ? "down" : "up",
+    ).catch((e: Error) => {
+      log(`warning: ${checksumsNotRecorded(e)}`);
+      return { recorded: [], forgotten: [] };
+    });
+    if (synced.recorded.length || synced.forgotten.length)
+      log(
+        `migrate ${opts.action}: checksums${synced.recorded.length ? ` recorded for ${synced.recorded.join(", ")}` : ""}${synced.forgotten.length ? ` forgotten for reverted ${synced.forgotten.join(", ")}` : ""}`,
+      );
     const invalid = await invalidIndexes(client);
     if (invalid.length)
       throw new CheckFailedError(
@@ -493,10 +626,24 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         opts.integrity.criticalTables,
         opts.integrity.maxRowLossPercent,
       );
-      if (losses.length)
-        throw new CheckFailedError(
-          `integrity check failed: ${losses.map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% of its rows (${l.before} -> ${l.after ?? "dropped"})`).join("; ")}; limit is ${opts.integrity.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent). Restore the pre-deploy backup`,
+      if (losses.length) {
+        const what = `integrity check failed: ${losses.map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% of its rows (${l.before} -> ${l.after ?? "dropped"})`).join("; ")}; limit is ${opts.integrity.maxRowLossPercent ?? 0}% (integrity.maxRowLossPercent)`;
+        if (!opts.backupFile) throw new CheckFailedError(`${what}. Restore the pre-deploy backup`);
+        await disarm();
+        await client.end().catch(() => {});
+        log(`migrate ${opts.action}: rows lost, restoring ${opts.backupFile}`);
+        const { restoreBackup } = await import("../backup/restore");
+        const restored = await restoreBackup(opts.backupFile, { databaseUrl: opts.databaseUrl }).catch(
+          (e: Error) => {
+            throw new CheckFailedError(
+              `${what}. Restoring ${opts.backupFile} automatically failed too: ${redact(e.message, secrets)}; restore it by hand (\`safe-deploy backup restore ${opts.backupFile}\`)`,
+            );
+          },
         );
+        throw new CheckFailedError(
+          `${what}. The database was restored automatically from ${opts.backupFile}, so no row is lost${restored.previousDatabase ? `; the database as the migrations left it is kept as ${restored.previousDatabase}` : ""}. Fix the migration, or raise the limit if the loss is intended`,
+        );
+      }
       const unknown = unknownTables(countsBefore, countsAfter, opts.integrity.criticalTables);
       if (unknown.length)
         throw new ConfigError(
@@ -505,6 +652,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     }
     return result;
   } finally {
+    await disarm();
     await client.end().catch(() => {});
   }
 }

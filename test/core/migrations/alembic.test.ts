@@ -56,3 +56,28 @@ describe("lint of Alembic migrations through offline SQL", () => {
     );
   });
 });
+
+describe("migrate check with alembic", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("fails (exit 1) listing the revisions not applied yet; passes at head", async () => {
+    const url = await pg.createDatabase("alembic_check");
+    const o = { tool: "alembic" as const, dir: ".", workDir: WORK, databaseUrl: url };
+    await migrate({ ...o, action: "up", target: "a1" });
+    const err = await migrate({ ...o, action: "check" }).then(
+      () => assert.fail("must fail"),
+      (e: Error & { exitCode?: number }) => e,
+    );
+    assert.equal(err.exitCode, 1);
+    assert.match(
+      err.message,
+      /^1 pending:\n {2}a1 -> b2 \(head\), index accounts\.email.*\nfix: apply them with `safe-deploy migrate up`$/,
+    );
+    await migrate({ ...o, action: "up" });
+    await migrate({ ...o, action: "check" });
+  });
+});

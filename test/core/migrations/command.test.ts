@@ -72,6 +72,20 @@ describe("migrationCommand (table)", () => {
     assert.equal(migrationCommand({ tool: "alembic", dir: "a", workDir: "/w", runIn: "local" }).dir, "/w");
   });
 
+  it("guard with a backup file passes --backup, which tools outside one transaction need with critical tables", () => {
+    const c = migrationCommand({
+      tool: "alembic",
+      dir: "alembic",
+      workDir: "/srv/app",
+      runIn: "local",
+      guard: { criticalTables: ["orders"], backupFile: "/backups/pre deploy.dump", bin: "/opt/sd" },
+    });
+    assert.equal(
+      c.create,
+      "/opt/sd migrate up --tool alembic --dir alembic --work-dir . --lock-timeout 5s --statement-timeout 15min --critical-tables orders --backup '/backups/pre deploy.dump'",
+    );
+  });
+
   it("rejects what cannot work, naming the argument", () => {
     assert.throws(
       () => migrationCommand({ tool: "command", dir: "m", workDir: "/w", runIn: "local" }),
@@ -133,7 +147,7 @@ describe("migrationCommand with guard: the runner inside the deploy step", () =>
   });
   after(async () => pg?.close());
 
-  it("a row-loss migration fails the step's command (exit 1) after migrating; no secret in the command", async () => {
+  it("a row-loss migration fails the step's command (exit 1), rolled back before it commits; no secret in the command", async () => {
     const url = await pg.createDatabase("guard");
     const run = (c: { create: string; dir: string; environment: Record<string, string> }) =>
       promisify(execFile)("/bin/sh", ["-c", c.create], {
@@ -164,7 +178,10 @@ describe("migrationCommand with guard: the runner inside the deploy step", () =>
       (e: { code: number; stderr: string }) => e,
     );
     assert.equal(err.code, 1);
-    assert.match(err.stderr, /integrity check failed: public\.orders lost 20\.0% of its rows \(50 -> 40\)/);
+    assert.match(
+      err.stderr,
+      /integrity check failed: public\.orders would lose 20\.0% of its rows \(50 -> 40\)/,
+    );
     assert.ok(!err.stderr.includes(pg.password));
   });
 });
