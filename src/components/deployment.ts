@@ -209,6 +209,7 @@ export class Deployment extends pulumi.ComponentResource {
         migrationsChecksum: this.migrationsChecksum,
         integrity: c.integrity,
         backupId: backup.id,
+        backupFile: backup.file,
         image: imageId,
         network: network.name,
         dockerHost: remote ? c.docker.host : undefined,

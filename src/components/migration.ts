@@ -38,6 +38,11 @@ export interface MigrationArgs {
    * declares identical inputs and re-runs nothing.
    */
   projectDir?: string;
+  /**
+   * The release's backup file (the Backup resource's output): with `integrity.criticalTables`, tools
+   * that commit as they go restore it when rows are lost. Reaches the command through the environment.
+   */
+  backupFile?: pulumi.Input<string>;
   /** Names the log file `logs/migrations/<stack>.log`. */
   stack?: string;
 }
@@ -70,7 +75,9 @@ export class Migration extends pulumi.ComponentResource {
     const binPath = root ? join(root, "bin", "safe-deploy") : undefined;
     const bin =
       local && binPath && existsSync(binPath) ? projectRelative(root!, absWork, binPath) : undefined;
-    const guard = local ? { ...args.integrity, bin } : undefined;
+    const guard = local
+      ? { ...args.integrity, bin, backupFromEnv: args.backupFile !== undefined }
+      : undefined;
     const cmd = migrationCommand({ ...args, workDir, image: undefined, network: undefined, guard });
     const cwd = local ? absWork : root;
     const create = logOutputTo(cmd.create, {
@@ -82,6 +89,7 @@ export class Migration extends pulumi.ComponentResource {
       ...cmd.environment,
       DATABASE_URL: pulumi.secret(args.databaseUrl),
     };
+    if (local && args.backupFile !== undefined) environment.SAFE_DEPLOY_BACKUP_FILE = args.backupFile;
     if (args.runIn === "container") {
       environment.SAFE_DEPLOY_IMAGE = args.image!;
       environment.SAFE_DEPLOY_NETWORK = args.network!;

@@ -35,6 +35,8 @@ export interface MigrationCommandArgs {
      * commit as they go, so a loss is undone by restoring it).
      */
     backupFile?: string;
+    /** The backup file comes from `$SAFE_DEPLOY_BACKUP_FILE` when the command runs (the deploy's Backup output). */
+    backupFromEnv?: boolean;
   };
 }
 
@@ -95,7 +97,13 @@ export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
     if (g.criticalTables?.length) argv.push("--critical-tables", g.criticalTables.join(","));
     if (g.maxRowLossPercent !== undefined) argv.push("--max-row-loss-percent", String(g.maxRowLossPercent));
     if (g.backupFile) argv.push("--backup", g.backupFile);
-    return { create: argv.map(shellQuote).join(" "), dir: args.workDir, environment };
+    let create = argv.map(shellQuote).join(" ");
+    // In a deploy the backup is the Backup resource's output, known only when it ran: it reaches the
+    // command through the environment. Only tools that commit as they go need it (node-pg-migrate's
+    // guard works inside its one transaction).
+    if (!g.backupFile && g.backupFromEnv && g.criticalTables?.length && args.tool !== "node-pg-migrate")
+      create += ' --backup "$SAFE_DEPLOY_BACKUP_FILE"';
+    return { create, dir: args.workDir, environment };
   }
   if (args.image) environment.SAFE_DEPLOY_IMAGE = args.image;
   if (args.network) environment.SAFE_DEPLOY_NETWORK = args.network;

@@ -185,3 +185,58 @@ describe("migrationCommand with guard: the runner inside the deploy step", () =>
     assert.ok(!err.stderr.includes(pg.password));
   });
 });
+
+describe("the deploy's migration command with a tool outside one transaction (real PostgreSQL)", () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => pg?.close());
+
+  it("takes the release's backup from $SAFE_DEPLOY_BACKUP_FILE: a row loss is restored, not refused for a missing --backup", async () => {
+    const { createBackup } = await import("../../../src/core/backup");
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const url = await pg.createDatabase("deployguard");
+    await pg.query(
+      "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 50)",
+      [],
+      "deployguard",
+    );
+    const dir = await mkdtemp(join(tmpdir(), "deployguard-"));
+    try {
+      const b = await createBackup({ databaseUrl: url, dir, compression: "none" });
+      const c = migrationCommand({
+        tool: "command",
+        command: `psql "$DATABASE_URL" -c 'DELETE FROM orders WHERE id > 40'`,
+        dir: ".",
+        workDir: ROOT,
+        runIn: "local",
+        guard: { criticalTables: ["orders"], backupFromEnv: true },
+      });
+      assert.match(c.create, / --backup "\$SAFE_DEPLOY_BACKUP_FILE"$/);
+      const err = await promisify(execFile)("/bin/sh", ["-c", c.create], {
+        cwd: c.dir,
+        env: { ...process.env, ...c.environment, DATABASE_URL: url, SAFE_DEPLOY_BACKUP_FILE: b.file },
+      }).then(
+        () => assert.fail("must fail"),
+        (e: { code: number; stderr: string }) => e,
+      );
+      assert.equal(err.code, 1, err.stderr);
+      assert.match(err.stderr, /restored automatically from /);
+      const [{ n }] = await pg.query<{ n: string }>("SELECT count(*) AS n FROM orders", [], "deployguard");
+      assert.equal(n, "50");
+      // node-pg-migrate's guard works inside its own transaction: no backup argument.
+      const npm = migrationCommand({
+        tool: "node-pg-migrate",
+        dir: "m",
+        workDir: ROOT,
+        runIn: "local",
+        guard: { criticalTables: ["orders"], backupFromEnv: true },
+      });
+      assert.ok(!npm.create.includes("--backup"));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
