@@ -145,3 +145,13 @@ describe("lint engine", () => {
     assert.match(text, /destructive\.sql:4: error \[drop-table\] DROP TABLE\n {2}why: .+\n {2}instead: .+/);
   });
 });
+
+describe("docs/lint-rules.md", () => {
+  it("lists every rule id of the code in its table, and no other", async () => {
+    const { RULES } = await import("../../../src/core/migrations/lint");
+    const doc = await readFile(join(__dirname, "../../../docs/lint-rules.md"), "utf8");
+    const ids = [...doc.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]);
+    assert.deepEqual([...ids].sort(), Object.keys(RULES).sort());
+    assert.equal(new Set(ids).size, ids.length, "a rule listed twice");
+  });
+});
