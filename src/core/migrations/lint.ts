@@ -353,7 +353,7 @@ export function columnRewriteReason(def: Node, pgVersion = DEFAULT_PG_VERSION): 
     if (pgVersion < 11) return `with a DEFAULT (PostgreSQL ${pgVersion} < 11 rewrites for any DEFAULT)`;
     const fn = funcNames(c.raw_expr).find((f) => !SAFE_DEFAULT_FUNCTIONS.has(f.toLowerCase()));
     if (fn) return `with DEFAULT ${fn}(), not known to be immutable or stable`;
-    if (hasNode(c.raw_expr, "SubLink")) return "with a DEFAULT holding a subquery";
+    if (hasNode(c.raw_expr, "SubLink")) return "with a subquery in DEFAULT, which PostgreSQL rejects";
   }
   return undefined;
 }
