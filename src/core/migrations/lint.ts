@@ -1041,3 +1041,44 @@ export function formatFindings(findings: LintFinding[]): string {
     )
     .join("\n");
 }
+
+/** Options of `lintGate`. */
+export interface LintGateOptions {
+  /** The command that will run the migrations, for the messages (`rehearse`, `migrate up`). */
+  command: string;
+  /** Directory of the migrations (node-pg-migrate/prisma SQL, or Alembic's directory with alembic.ini). */
+  dir: string;
+  /** Go ahead despite lint errors; the reason is printed, so the log says why. */
+  allowLint?: string;
+  pgVersion?: number;
+  out?: (text: string) => void;
+}
+
+/**
+ * Lints the migrations a command is about to run and refuses (CheckFailedError, exit 1) on any error
+ * unless `allowLint` names a reason. The runner sets the timeouts, so `require-timeouts` is not reported.
+ * A directory without SQL (.js migrations) has nothing lint can read and passes.
+ */
+export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
+  const { CheckFailedError, ConfigError } = await import("../errors");
+  if (o.allowLint !== undefined && !o.allowLint.trim())
+    throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
+  if (!(await stat(o.dir).catch(() => undefined))?.isDirectory()) return [];
+  const isAlembic = await stat(join(o.dir, "alembic.ini")).catch(() => undefined);
+  if (!isAlembic && (await sqlFiles([o.dir])).length === 0) return [];
+  const findings = await lintPaths([o.dir], { pgVersion: o.pgVersion, timeoutsSetByRunner: true });
+  const errors = findings.filter((f) => f.severity === "error");
+  if (errors.length === 0) return findings;
+  const list = errors.map((f) => `  ${f.file}:${f.line} [${f.rule}] ${f.message}`).join("\n");
+  if (o.allowLint) {
+    (o.out ?? (() => {}))(
+      `${o.command}: lint found ${errors.length} error(s), allowed: ${o.allowLint}\n${list}`,
+    );
+    return findings;
+  }
+  throw new CheckFailedError(
+    `${o.command} refused: lint found ${errors.length} error(s) in the migrations:\n${list}\n` +
+      `Fix them (see \`safe-deploy lint ${o.dir}\` and docs/lint-rules.md), allow one with \`-- safe-deploy: allow RULE\` in the file, ` +
+      `or pass --allow-lint "REASON" to run them on purpose`,
+  );
+}
