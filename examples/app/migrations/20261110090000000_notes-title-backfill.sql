@@ -15,12 +15,12 @@ WHERE title IS NULL;
 ALTER TABLE notes ALTER COLUMN title SET DEFAULT 'Untitled';
 
 ALTER TABLE notes ADD CONSTRAINT notes_title_not_null CHECK (title IS NOT NULL) NOT VALID;
-ALTER TABLE notes VALIDATE CONSTRAINT notes_title_not_null;
+ALTER TABLE notes VALIDATE CONSTRAINT notes_title_not_null; -- safe-deploy: allow validate-in-same-transaction (a demo-sized table: on a big one, VALIDATE in a migration of its own)
 ALTER TABLE notes ALTER COLUMN title SET NOT NULL;
 ALTER TABLE notes DROP CONSTRAINT notes_title_not_null;
 
 ALTER TABLE notes ADD CONSTRAINT notes_title_length CHECK (char_length(title) BETWEEN 1 AND 200) NOT VALID;
-ALTER TABLE notes VALIDATE CONSTRAINT notes_title_length;
+ALTER TABLE notes VALIDATE CONSTRAINT notes_title_length; -- safe-deploy: allow validate-in-same-transaction
 
 -- Down Migration
 ALTER TABLE notes DROP COLUMN title;

@@ -9,6 +9,8 @@ export interface RehearseCliOptions {
   databaseUrl?: string;
   criticalTables?: string;
   maxRowLossPercent?: string;
+  /** Rehearse even though lint finds errors in the migrations; the reason is printed. */
+  allowLint?: string;
   out?: (text: string) => void;
 }
 
@@ -36,6 +38,14 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
   const max = opts.maxRowLossPercent === undefined ? 0 : Number(opts.maxRowLossPercent);
   if (!Number.isFinite(max) || max < 0)
     throw new ConfigError("`--max-row-loss-percent` must be a non-negative number");
+  const { lintGate } = await import("../../core/migrations/lint");
+  const { resolve } = await import("node:path");
+  await lintGate({
+    command: "rehearse",
+    dir: resolve(opts.workDir ?? ".", dir),
+    allowLint: opts.allowLint,
+    out,
+  });
   const { rehearseOrFail } = await import("../../core/migrations/rehearsal");
   await rehearseOrFail(
     {
@@ -68,5 +78,6 @@ export function register(program: Command): void {
     .option("--database-url <url>", "server for the scratch database; defaults to $DATABASE_URL")
     .option("--critical-tables <list>", "comma-separated tables that must not lose rows")
     .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")
+    .option("--allow-lint <reason>", "rehearse even though lint finds errors in the migrations (say why)")
     .action(async (o: RehearseCliOptions) => runRehearse(o));
 }

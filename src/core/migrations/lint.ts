@@ -18,119 +18,186 @@ export interface LintFinding {
 }
 
 /** What each rule reports: why it hurts a live database and what to do instead (squawk's rule set, issue 4). */
-export const RULES: Record<string, { severity: Severity; why: string; instead: string }> = {
-  "drop-table": {
-    severity: "error",
-    why: "the data is gone for good and the running release still reads the table",
-    instead: "stop using the table in one release, drop it in a later one after a backup",
-  },
-  "drop-column": {
-    severity: "error",
-    why: "the data is gone and the running release may still select or insert the column",
-    instead: "stop using the column in one release, drop it in a later one",
-  },
-  "rename-column": {
-    severity: "error",
-    why: "the running release still uses the old name and fails until the new one is deployed",
-    instead: "add the new column, write to both, backfill, switch reads, then drop the old one",
-  },
-  "rename-table": {
-    severity: "error",
-    why: "the running release still uses the old name and fails until the new one is deployed",
-    instead: "create the new table (or a view under the old name) and migrate in steps",
-  },
-  "change-column-type": {
-    severity: "error",
-    why: "most type changes rewrite the whole table under an ACCESS EXCLUSIVE lock, blocking reads and writes",
-    instead: "add a new column of the new type, backfill in batches, switch, then drop the old column",
-  },
-  "set-not-null": {
-    severity: "error",
-    why: "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
-    instead: "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
-  },
-  "add-column-not-null-without-default": {
-    severity: "error",
-    why: "fails on a table with rows, and inserts from the running release that omit the column fail",
-    instead: "add the column nullable or with a DEFAULT, backfill, then enforce NOT NULL",
-  },
-  "add-column-rewrites-table": {
-    severity: "error",
-    why: "a volatile DEFAULT (gen_random_uuid(), random(), nextval), a serial, identity or STORED generated column fills every existing row: the whole table is rewritten under an ACCESS EXCLUSIVE lock",
-    instead: "add the column nullable without the default, set the default for new rows, backfill in batches",
-  },
-  "create-index-without-concurrently": {
-    severity: "error",
-    why: "CREATE INDEX blocks every write to the table until the index is built",
-    instead: "CREATE INDEX CONCURRENTLY, outside a transaction",
-  },
-  "drop-index-without-concurrently": {
-    severity: "warning",
-    why: "DROP INDEX takes an ACCESS EXCLUSIVE lock on the table",
-    instead: "DROP INDEX CONCURRENTLY, outside a transaction",
-  },
-  "concurrently-in-transaction": {
-    severity: "error",
-    why: "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block; the migration fails",
-    instead:
-      "run it in its own migration without a transaction (node-pg-migrate: a .js migration calling pgm.noTransaction())",
-  },
-  "constraint-missing-not-valid": {
-    severity: "error",
-    why: "adding a CHECK or FOREIGN KEY validates every row while holding a lock that blocks writes",
-    instead: "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a separate statement",
-  },
-  "add-unique-constraint": {
-    severity: "warning",
-    why: "a UNIQUE or PRIMARY KEY constraint builds its index while blocking writes",
-    instead: "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX",
-  },
-  truncate: {
-    severity: "error",
-    why: "TRUNCATE deletes every row and takes an ACCESS EXCLUSIVE lock",
-    instead: "delete the rows you mean in batches, or allow it on purpose",
-  },
-  "update-without-where": {
-    severity: "error",
-    why: "rewrites every row of the table in one transaction, locking all of them",
-    instead: "add a WHERE clause, and backfill large tables in batches",
-  },
-  "delete-without-where": {
-    severity: "error",
-    why: "deletes every row of the table",
-    instead: "add a WHERE clause, or use an explicit allow comment if you mean it",
-  },
-  "drop-schema": {
-    severity: "error",
-    why: "drops every object in the schema with its data",
-    instead: "drop objects one by one in a later release, after a backup",
-  },
-  "drop-database": {
-    severity: "error",
-    why: "drops the whole database",
-    instead: "never in a migration",
-  },
-  "vacuum-full": {
-    severity: "error",
-    why: "VACUUM FULL / CLUSTER rewrite the table under an ACCESS EXCLUSIVE lock",
-    instead: "plain VACUUM, or pg_repack outside the deploy",
-  },
-  "require-lock-timeout": {
-    severity: "warning",
-    why: "a DDL statement waiting for a lock blocks every query queued behind it; without lock_timeout it waits forever",
-    instead: "SET lock_timeout = '5s' at the top of the file (the runner also sets one through PGOPTIONS)",
-  },
-  "unchecked-dynamic-sql": {
-    severity: "warning",
-    why: "EXECUTE of a string built at run time (format(), concatenation): lint cannot see what it will run",
-    instead: "write the statement out in the migration, or review it by hand and allow it on purpose",
-  },
-  "parse-error": {
-    severity: "error",
-    why: "PostgreSQL's parser rejects the file, so the migration would fail",
-    instead: "fix the syntax",
-  },
-};
+export const RULES: Record<string, { severity: Severity; why: string; instead: string; versions?: string }> =
+  {
+    "drop-table": {
+      severity: "error",
+      why: "the data is gone for good and the running release still reads the table",
+      instead: "stop using the table in one release, drop it in a later one after a backup",
+    },
+    "drop-column": {
+      severity: "error",
+      why: "the data is gone and the running release may still select or insert the column",
+      instead: "stop using the column in one release, drop it in a later one",
+    },
+    "rename-column": {
+      severity: "error",
+      why: "the running release still uses the old name and fails until the new one is deployed",
+      instead: "add the new column, write to both, backfill, switch reads, then drop the old one",
+    },
+    "rename-table": {
+      severity: "error",
+      why: "the running release still uses the old name and fails until the new one is deployed",
+      instead: "create the new table (or a view under the old name) and migrate in steps",
+    },
+    "change-column-type": {
+      severity: "error",
+      why: "most type changes rewrite the whole table under an ACCESS EXCLUSIVE lock, blocking reads and writes",
+      instead: "add a new column of the new type, backfill in batches, switch, then drop the old column",
+    },
+    "set-not-null": {
+      severity: "error",
+      why: "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
+      instead: "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
+    },
+    "add-column-not-null-without-default": {
+      severity: "error",
+      why: "fails on a table with rows, and inserts from the running release that omit the column fail",
+      instead: "add the column nullable or with a DEFAULT, backfill, then enforce NOT NULL",
+    },
+    "add-column-rewrites-table": {
+      severity: "error",
+      why: "a DEFAULT that is not a constant or a known stable function (gen_random_uuid(), random(), nextval, myfunc()), a serial, identity or STORED generated column fills every existing row: the whole table is rewritten under an ACCESS EXCLUSIVE lock",
+      instead:
+        "add the column nullable without the default, set the default for new rows, backfill in batches",
+      versions:
+        "before PostgreSQL 11 every non-NULL DEFAULT rewrites the table; from 11 a constant or stable DEFAULT (now(), CURRENT_TIMESTAMP) is stored once in the catalog",
+    },
+    "add-column-inline-index": {
+      severity: "error",
+      why: "ADD COLUMN ... UNIQUE / PRIMARY KEY builds the index while holding ACCESS EXCLUSIVE: no reads or writes until it is built",
+      instead:
+        "add the column, CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE (or PRIMARY KEY) USING INDEX",
+    },
+    "add-column-inline-foreign-key": {
+      severity: "error",
+      why: "ADD COLUMN ... REFERENCES locks both tables and cannot be NOT VALID",
+      instead:
+        "add the column, then ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, and VALIDATE CONSTRAINT in a later transaction",
+    },
+    "validate-in-same-transaction": {
+      severity: "error",
+      why: "VALIDATE CONSTRAINT in the transaction that added it NOT VALID: the ADD's lock is held through the whole scan, so NOT VALID gained nothing",
+      instead:
+        "VALIDATE in a later migration (node-pg-migrate wraps each file in one transaction), or COMMIT between the two",
+    },
+    "reindex-without-concurrently": {
+      severity: "error",
+      why: "REINDEX blocks writes to the table (and reads through that index) until it finishes",
+      instead: "REINDEX ... CONCURRENTLY, outside a transaction",
+      versions: "CONCURRENTLY exists from PostgreSQL 12",
+    },
+    "detach-partition-without-concurrently": {
+      severity: "error",
+      why: "DETACH PARTITION takes ACCESS EXCLUSIVE on the parent table: every query on it waits",
+      instead: "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY, outside a transaction",
+      versions: "CONCURRENTLY exists from PostgreSQL 14; before that, detach in a quiet window",
+    },
+    "alter-domain-add-constraint": {
+      severity: "error",
+      why: "ALTER DOMAIN ... ADD CONSTRAINT checks every column of every table using the domain, under lock",
+      instead: "ADD CONSTRAINT ... NOT VALID on the domain, then VALIDATE CONSTRAINT later",
+    },
+    "drop-not-null": {
+      severity: "error",
+      why: "the running release (and reports, exports, other services) may assume the column is never NULL",
+      instead:
+        "make every reader handle NULL first, then drop NOT NULL in a later release (allow it on purpose)",
+    },
+    "transaction-nesting": {
+      severity: "error",
+      why: "BEGIN inside a transaction is ignored with a warning, and COMMIT/ROLLBACK ends the runner's (or the outer) transaction early: the rest of the file runs without one and a failure leaves it half-applied",
+      instead:
+        "no BEGIN/COMMIT in files the runner wraps in a transaction (node-pg-migrate .sql files); one BEGIN ... COMMIT elsewhere",
+    },
+    "uncommitted-transaction": {
+      severity: "error",
+      why: "a BEGIN never committed: the session ends and PostgreSQL rolls the whole migration back, or it holds its locks until it does",
+      instead: "end the transaction with COMMIT in the same file",
+    },
+    "duplicate-column-assignment": {
+      severity: "error",
+      why: "the same column assigned twice (INSERT column list, UPDATE SET, ON CONFLICT DO UPDATE SET): the parser accepts it, PostgreSQL rejects it when run, so the migration fails",
+      instead: "assign each column once",
+    },
+    "view-duplicate-column": {
+      severity: "error",
+      why: "two output columns of the view have the same name: PostgreSQL rejects CREATE VIEW when run, so the migration fails",
+      instead: "give each column its own alias (AS)",
+    },
+    "create-index-without-concurrently": {
+      severity: "error",
+      why: "CREATE INDEX blocks every write to the table until the index is built",
+      instead: "CREATE INDEX CONCURRENTLY, outside a transaction",
+    },
+    "drop-index-without-concurrently": {
+      severity: "warning",
+      why: "DROP INDEX takes an ACCESS EXCLUSIVE lock on the table",
+      instead: "DROP INDEX CONCURRENTLY, outside a transaction",
+    },
+    "concurrently-in-transaction": {
+      severity: "error",
+      why: "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block; the migration fails",
+      instead:
+        "run it in its own migration without a transaction (node-pg-migrate: a .js migration calling pgm.noTransaction())",
+    },
+    "constraint-missing-not-valid": {
+      severity: "error",
+      why: "adding a CHECK or FOREIGN KEY validates every row while holding a lock that blocks writes",
+      instead: "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a separate statement",
+    },
+    "add-unique-constraint": {
+      severity: "error",
+      why: "a UNIQUE or PRIMARY KEY constraint builds its index while blocking writes",
+      instead: "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX",
+    },
+    truncate: {
+      severity: "error",
+      why: "TRUNCATE deletes every row and takes an ACCESS EXCLUSIVE lock",
+      instead: "delete the rows you mean in batches, or allow it on purpose",
+    },
+    "update-without-where": {
+      severity: "error",
+      why: "rewrites every row of the table in one transaction, locking all of them",
+      instead: "add a WHERE clause, and backfill large tables in batches",
+    },
+    "delete-without-where": {
+      severity: "error",
+      why: "deletes every row of the table",
+      instead: "add a WHERE clause, or use an explicit allow comment if you mean it",
+    },
+    "drop-schema": {
+      severity: "error",
+      why: "drops every object in the schema with its data",
+      instead: "drop objects one by one in a later release, after a backup",
+    },
+    "drop-database": {
+      severity: "error",
+      why: "drops the whole database",
+      instead: "never in a migration",
+    },
+    "vacuum-full": {
+      severity: "error",
+      why: "VACUUM FULL / CLUSTER rewrite the table under an ACCESS EXCLUSIVE lock (VACUUM (FULL FALSE) is plain VACUUM, not reported)",
+      instead: "plain VACUUM, or pg_repack outside the deploy",
+    },
+    "require-timeouts": {
+      severity: "warning",
+      why: "a statement waiting for a lock blocks every query queued behind it (without lock_timeout it waits forever), and one that runs too long holds its lock (without statement_timeout, forever)",
+      instead:
+        "SET lock_timeout = '5s'; SET statement_timeout = '5min'; once at the top of the file. `safe-deploy migrate` sets both through PGOPTIONS, so lint run by migrate or preflight does not report this rule",
+    },
+    "unchecked-dynamic-sql": {
+      severity: "warning",
+      why: "EXECUTE of a string built at run time (format(), concatenation): lint cannot see what it will run",
+      instead: "write the statement out in the migration, or review it by hand and allow it on purpose",
+    },
+    "parse-error": {
+      severity: "error",
+      why: "PostgreSQL's parser rejects the file, so the migration would fail",
+      instead: "fix the syntax",
+    },
+  };
 
 type Node = Record<string, unknown>;
 interface RawStmt {
@@ -195,18 +262,55 @@ function notNullColumn(expr: unknown): string | undefined {
   return last ? String(last.sval) : undefined;
 }
 
-/** Functions whose DEFAULT differs per row, so PostgreSQL cannot store it once in the catalog (PG 11+). */
-const VOLATILE_DEFAULTS = new Set([
-  "gen_random_uuid",
-  "uuid_generate_v1",
-  "uuid_generate_v1mc",
-  "uuid_generate_v4",
-  "uuidv7",
-  "random",
-  "clock_timestamp",
-  "timeofday",
-  "nextval",
-  "gen_random_bytes",
+/**
+ * Functions a DEFAULT may call and still be evaluated once at ALTER time (immutable or stable), so
+ * PostgreSQL 11+ stores the value in the catalog instead of rewriting the table. Anything else,
+ * volatile (random(), gen_random_uuid(), nextval) or unknown (a user's myfunc()), is taken as a rewrite.
+ */
+const SAFE_DEFAULT_FUNCTIONS = new Set([
+  "now",
+  "transaction_timestamp",
+  "statement_timestamp",
+  "current_timestamp",
+  "current_date",
+  "localtimestamp",
+  "current_setting",
+  "timezone",
+  "date_trunc",
+  "make_date",
+  "make_time",
+  "make_timestamp",
+  "make_timestamptz",
+  "make_interval",
+  "to_timestamp",
+  "to_date",
+  "lower",
+  "upper",
+  "btrim",
+  "ltrim",
+  "rtrim",
+  "concat",
+  "concat_ws",
+  "length",
+  "abs",
+  "round",
+  "coalesce",
+  "nullif",
+  "greatest",
+  "least",
+  "array_fill",
+  "json_build_object",
+  "jsonb_build_object",
+  "json_build_array",
+  "jsonb_build_array",
+  "to_jsonb",
+  "to_json",
+  "jsonb_object",
+  "int4range",
+  "int8range",
+  "numrange",
+  "tstzrange",
+  "daterange",
 ]);
 
 /** Names of the functions called anywhere in an expression tree (the last part of `schema.name`). */
@@ -223,8 +327,21 @@ function funcNames(n: unknown, out: string[] = []): string[] {
   return out;
 }
 
+/** Whether any node of kind `kind` occurs in the tree. */
+function hasNode(n: unknown, kind: string): boolean {
+  if (Array.isArray(n)) return n.some((x) => hasNode(x, kind));
+  if (!n || typeof n !== "object") return false;
+  return Object.entries(n).some(([k, v]) => k === kind || hasNode(v, kind));
+}
+
+/** Whether a DEFAULT expression is the NULL constant (never rewrites, on any version). */
+function isNullConst(expr: unknown): boolean {
+  const c = (expr as Node | undefined)?.A_Const as Node | undefined;
+  return Boolean(c?.isnull);
+}
+
 /** Why adding this column rewrites the table (see `add-column-rewrites-table`), or undefined. */
-export function columnRewriteReason(def: Node): string | undefined {
+export function columnRewriteReason(def: Node, pgVersion = DEFAULT_PG_VERSION): string | undefined {
   const type = (((def.typeName as Node)?.names as Node[] | undefined) ?? [])
     .map((n) => String((n.String as Node)?.sval ?? ""))
     .pop();
@@ -232,38 +349,125 @@ export function columnRewriteReason(def: Node): string | undefined {
   for (const c of constraints(def)) {
     if (c.contype === "CONSTR_IDENTITY") return "GENERATED AS IDENTITY";
     if (c.contype === "CONSTR_GENERATED") return "GENERATED ALWAYS AS (...) STORED";
-    if (c.contype !== "CONSTR_DEFAULT") continue;
-    const fn = funcNames(c.raw_expr).find((f) => VOLATILE_DEFAULTS.has(f.toLowerCase()));
-    if (fn) return `with volatile DEFAULT ${fn}()`;
+    if (c.contype !== "CONSTR_DEFAULT" || isNullConst(c.raw_expr)) continue;
+    if (pgVersion < 11) return `with a DEFAULT (PostgreSQL ${pgVersion} < 11 rewrites for any DEFAULT)`;
+    const fn = funcNames(c.raw_expr).find((f) => !SAFE_DEFAULT_FUNCTIONS.has(f.toLowerCase()));
+    if (fn) return `with DEFAULT ${fn}(), not known to be immutable or stable`;
+    if (hasNode(c.raw_expr, "SubLink")) return "with a subquery in DEFAULT, which PostgreSQL rejects";
   }
   return undefined;
 }
 
+/** PostgreSQL major version assumed when none is given (the stack's default database image). */
+export const DEFAULT_PG_VERSION = 15;
+
+/** The PostgreSQL major version of a database image (`postgres:16-alpine` -> 16), else undefined. */
+export function pgVersionFromImage(image: string): number | undefined {
+  const tag = /:([^/@]+)(@.*)?$/.exec(image)?.[1];
+  const m = tag ? /^(\d+)/.exec(tag) : undefined;
+  if (!m) return undefined;
+  const v = Number(m[1]);
+  // postgres:9.6 -> 9; postgis/postgis:14-3.4 -> 14; a bare tag like `latest` says nothing.
+  return v >= 9 && v < 100 ? v : undefined;
+}
+
+/** Lint settings that do not come from the SQL itself. */
+export interface LintConfig {
+  /** PostgreSQL major version of the target database (default 15). */
+  pgVersion?: number;
+  /**
+   * The runner sets lock_timeout and statement_timeout itself (`safe-deploy migrate` passes both in
+   * PGOPTIONS), so `require-timeouts` is not reported.
+   */
+  timeoutsSetByRunner?: boolean;
+}
+
+/** What lint learns from earlier migrations of the same directory, in order (e.g. validated CHECKs). */
+export interface LintState {
+  /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
+  provenNotNull: Set<string>;
+  /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
+  notNullChecks: Map<string, string>;
+}
+
+/** A fresh `LintState`, for a directory's first migration. */
+export function newLintState(): LintState {
+  return { provenNotNull: new Set(), notNullChecks: new Map() };
+}
+
+/** The name of a target column (`a` of `SET a[1] = ...` only counts when there is no subscript). */
+function targetNames(list: unknown): string[] {
+  return ((list as unknown[] | undefined) ?? [])
+    .map((t) => (t as Node).ResTarget as Node | undefined)
+    .filter((t): t is Node => Boolean(t?.name) && !(t?.indirection as unknown[] | undefined)?.length)
+    .map((t) => String(t.name));
+}
+
+/** The first name listed twice, else undefined. */
+function firstDuplicate(names: string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) return n;
+    seen.add(n);
+  }
+  return undefined;
+}
+
+/** Output column names of a SELECT as PostgreSQL names them (alias, column, function, else ?column?). */
+function selectOutputNames(select: Node): string[] | undefined {
+  const s = select.SelectStmt as Node | undefined;
+  if (!s || s.op !== "SETOP_NONE" || !s.targetList) return undefined;
+  const names: string[] = [];
+  for (const t of s.targetList as Node[]) {
+    const r = t.ResTarget as Node;
+    const val = (r?.val as Node) ?? {};
+    if (r?.name) names.push(String(r.name));
+    else if (val.ColumnRef) {
+      const fields = ((val.ColumnRef as Node).fields as Node[]) ?? [];
+      const last = fields[fields.length - 1];
+      // `t.*` expands to columns lint cannot see.
+      if (!last?.String) return undefined;
+      names.push(String((last.String as Node).sval));
+    } else if (val.FuncCall) {
+      const parts = ((val.FuncCall as Node).funcname as Node[]) ?? [];
+      names.push(String((parts[parts.length - 1]?.String as Node)?.sval ?? "?column?"));
+    } else names.push("?column?");
+  }
+  return names;
+}
+
+/** Context of one statement: what the file did before it. */
+export interface StatementContext {
+  inTransaction: boolean;
+  createdTables: Set<string>;
+  /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
+  provenNotNull?: Set<string>;
+  /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
+  notNullChecks?: Map<string, string>;
+  /** Constraints added NOT VALID in this file: `table.constraint` -> the transaction that added them. */
+  notValidIn?: Map<string, string>;
+  /** The current transaction's key (each statement is its own outside BEGIN). */
+  txKey?: string;
+  pgVersion?: number;
+}
+
 /** Findings (rule ids and messages) of one parsed statement; pure, so table tests cover each rule. */
-export function checkStatement(
-  stmt: Node,
-  ctx: {
-    inTransaction: boolean;
-    createdTables: Set<string>;
-    /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
-    provenNotNull?: Set<string>;
-    /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
-    notNullChecks?: Map<string, string>;
-  },
-): Array<{ rule: string; message: string }> {
+export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule: string; message: string }> {
   const out: Array<{ rule: string; message: string }> = [];
   const u = unwrap(stmt);
   if (!u) return out;
   const [kind, s] = u;
+  const pg = ctx.pgVersion ?? DEFAULT_PG_VERSION;
   const isNew = (rel: unknown): boolean => ctx.createdTables.has(relName(rel));
+  const concurrentInTx = (what: string) =>
+    out.push({ rule: "concurrently-in-transaction", message: `${what} CONCURRENTLY inside a transaction` });
   switch (kind) {
     case "DropStmt": {
       const t = s.removeType as string;
       if (t === "OBJECT_TABLE") out.push({ rule: "drop-table", message: "DROP TABLE" });
       if (t === "OBJECT_SCHEMA") out.push({ rule: "drop-schema", message: "DROP SCHEMA" });
       if (t === "OBJECT_INDEX") {
-        if (s.concurrent && ctx.inTransaction)
-          out.push({ rule: "concurrently-in-transaction", message: "DROP INDEX CONCURRENTLY inside BEGIN" });
+        if (s.concurrent && ctx.inTransaction) concurrentInTx("DROP INDEX");
         if (!s.concurrent)
           out.push({ rule: "drop-index-without-concurrently", message: "DROP INDEX without CONCURRENTLY" });
       }
@@ -296,29 +500,71 @@ export function checkStatement(
         if (isNew(rel)) continue;
         if (sub === "AT_AlterColumnType")
           out.push({ rule: "change-column-type", message: `ALTER COLUMN ${col} TYPE on ${name}` });
+        if (sub === "AT_DropNotNull")
+          out.push({ rule: "drop-not-null", message: `ALTER COLUMN ${col} DROP NOT NULL on ${name}` });
         if (sub === "AT_ValidateConstraint") {
           const proven = ctx.notNullChecks?.get(`${name}.${col}`);
           if (proven) ctx.provenNotNull?.add(proven);
+          const addedIn = ctx.notValidIn?.get(`${name}.${col}`);
+          if (addedIn && addedIn === ctx.txKey)
+            out.push({
+              rule: "validate-in-same-transaction",
+              message: `VALIDATE CONSTRAINT ${col} on ${name} in the transaction that added it NOT VALID`,
+            });
         }
-        if (sub === "AT_SetNotNull" && !ctx.provenNotNull?.has(`${name}.${col}`))
-          out.push({ rule: "set-not-null", message: `SET NOT NULL on ${name}.${col}` });
+        if (sub === "AT_SetNotNull" && !(pg >= 12 && ctx.provenNotNull?.has(`${name}.${col}`)))
+          out.push({
+            rule: "set-not-null",
+            message: `SET NOT NULL on ${name}.${col}${pg < 12 ? ` (PostgreSQL ${pg} < 12 scans even with a validated CHECK)` : ""}`,
+          });
+        if (sub === "AT_DetachPartition") {
+          const pc = ((cmd.def as Node)?.PartitionCmd as Node) ?? {};
+          const part = relName(pc.name);
+          if (pc.concurrent && ctx.inTransaction) concurrentInTx("DETACH PARTITION");
+          if (!pc.concurrent)
+            out.push({
+              rule: "detach-partition-without-concurrently",
+              message:
+                pg >= 14
+                  ? `DETACH PARTITION ${part} from ${name} without CONCURRENTLY`
+                  : `DETACH PARTITION ${part} from ${name} (PostgreSQL ${pg} has no CONCURRENTLY: 14+)`,
+            });
+        }
         if (sub === "AT_AddColumn") {
           const def = ((cmd.def as Node)?.ColumnDef as Node) ?? {};
+          const colName = String(def.colname);
           const cs = constraints(def);
+          const type = (((def.typeName as Node)?.names as Node[] | undefined) ?? [])
+            .map((n) => String((n.String as Node)?.sval ?? ""))
+            .pop();
           const notNull = cs.some((x) => x.contype === "CONSTR_NOTNULL" || x.contype === "CONSTR_PRIMARY");
-          const hasDefault = cs.some(
-            (x) => x.contype === "CONSTR_DEFAULT" || x.contype === "CONSTR_IDENTITY",
-          );
-          if (notNull && !hasDefault)
+          // Identity, serial and generated columns fill every row themselves: NOT NULL cannot fail.
+          const filled =
+            (type !== undefined && /^(small|big)?serial[248]?$/.test(type)) ||
+            cs.some((x) =>
+              ["CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"].includes(String(x.contype)),
+            );
+          if (notNull && !filled)
             out.push({
               rule: "add-column-not-null-without-default",
-              message: `ADD COLUMN ${String(def.colname)} NOT NULL without DEFAULT on ${name}`,
+              message: `ADD COLUMN ${colName} NOT NULL without DEFAULT on ${name}`,
             });
-          const rewrite = columnRewriteReason(def);
+          const rewrite = columnRewriteReason(def, pg);
           if (rewrite)
             out.push({
               rule: "add-column-rewrites-table",
-              message: `ADD COLUMN ${String(def.colname)} ${rewrite} on ${name}`,
+              message: `ADD COLUMN ${colName} ${rewrite} on ${name}`,
+            });
+          const idx = cs.find((x) => x.contype === "CONSTR_UNIQUE" || x.contype === "CONSTR_PRIMARY");
+          if (idx)
+            out.push({
+              rule: "add-column-inline-index",
+              message: `ADD COLUMN ${colName} ${idx.contype === "CONSTR_UNIQUE" ? "UNIQUE" : "PRIMARY KEY"} on ${name}`,
+            });
+          if (cs.some((x) => x.contype === "CONSTR_FOREIGN"))
+            out.push({
+              rule: "add-column-inline-foreign-key",
+              message: `ADD COLUMN ${colName} REFERENCES on ${name}`,
             });
         }
         if (sub === "AT_AddConstraint") {
@@ -328,6 +574,8 @@ export function checkStatement(
           if (checked && con.conname)
             ctx.notNullChecks?.set(`${name}.${String(con.conname)}`, `${name}.${checked}`);
           if (checked && !con.skip_validation) ctx.provenNotNull?.add(`${name}.${checked}`);
+          if (con.skip_validation && con.conname && ctx.txKey)
+            ctx.notValidIn?.set(`${name}.${String(con.conname)}`, ctx.txKey);
           if ((t === "CONSTR_FOREIGN" || t === "CONSTR_CHECK") && !con.skip_validation)
             out.push({
               rule: "constraint-missing-not-valid",
@@ -342,9 +590,17 @@ export function checkStatement(
       }
       break;
     }
+    case "AlterDomainStmt": {
+      const con = ((s.def as Node)?.Constraint as Node) ?? {};
+      if (s.subtype === "C" && !con.skip_validation)
+        out.push({
+          rule: "alter-domain-add-constraint",
+          message: `ALTER DOMAIN ${((s.typeName as Node[]) ?? []).map((n) => String((n.String as Node)?.sval)).join(".")} ADD CONSTRAINT without NOT VALID`,
+        });
+      break;
+    }
     case "IndexStmt": {
-      if (s.concurrent && ctx.inTransaction)
-        out.push({ rule: "concurrently-in-transaction", message: "CREATE INDEX CONCURRENTLY inside BEGIN" });
+      if (s.concurrent && ctx.inTransaction) concurrentInTx("CREATE INDEX");
       if (!s.concurrent && !isNew(s.relation))
         out.push({
           rule: "create-index-without-concurrently",
@@ -352,13 +608,67 @@ export function checkStatement(
         });
       break;
     }
+    case "ReindexStmt": {
+      const conc = ((s.params as unknown[]) ?? []).some((p) => {
+        const d = (p as Node).DefElem as Node | undefined;
+        return d?.defname === "concurrently" && !isFalse(d.arg);
+      });
+      if (conc && ctx.inTransaction) concurrentInTx("REINDEX");
+      if (!conc && !isNew(s.relation))
+        out.push({
+          rule: "reindex-without-concurrently",
+          message:
+            `REINDEX ${String(s.name ?? relName(s.relation))} without CONCURRENTLY${pg < 12 ? ` (PostgreSQL ${pg} has none: 12+)` : ""}`.replace(
+              "REINDEX  ",
+              "REINDEX ",
+            ),
+        });
+      break;
+    }
     case "TruncateStmt":
       out.push({ rule: "truncate", message: "TRUNCATE" });
       break;
-    case "UpdateStmt":
+    case "UpdateStmt": {
       if (!s.whereClause)
         out.push({ rule: "update-without-where", message: `UPDATE ${relName(s.relation)} without WHERE` });
+      const dup = firstDuplicate(targetNames(s.targetList));
+      if (dup)
+        out.push({
+          rule: "duplicate-column-assignment",
+          message: `UPDATE ${relName(s.relation)} sets ${dup} twice`,
+        });
       break;
+    }
+    case "InsertStmt": {
+      const dup = firstDuplicate(targetNames(s.cols));
+      if (dup)
+        out.push({
+          rule: "duplicate-column-assignment",
+          message: `INSERT INTO ${relName(s.relation)} lists ${dup} twice`,
+        });
+      const oc = (s.onConflictClause as Node | undefined) ?? {};
+      const dupSet = firstDuplicate(targetNames(oc.targetList));
+      if (dupSet)
+        out.push({
+          rule: "duplicate-column-assignment",
+          message: `ON CONFLICT DO UPDATE on ${relName(s.relation)} sets ${dupSet} twice`,
+        });
+      break;
+    }
+    case "ViewStmt": {
+      const aliases = ((s.aliases as Node[] | undefined) ?? []).map((a) =>
+        String((a.String as Node)?.sval ?? ""),
+      );
+      const names = selectOutputNames((s.query as Node) ?? {});
+      const merged = names ? names.map((n, i) => aliases[i] ?? n) : aliases;
+      const dup = firstDuplicate(merged);
+      if (dup)
+        out.push({
+          rule: "view-duplicate-column",
+          message: `CREATE VIEW ${relName(s.view)} has two columns named ${dup}`,
+        });
+      break;
+    }
     case "DeleteStmt":
       if (!s.whereClause)
         out.push({
@@ -367,9 +677,10 @@ export function checkStatement(
         });
       break;
     case "VacuumStmt": {
-      const full = ((s.options as unknown[]) ?? []).some(
-        (o) => ((o as Node).DefElem as Node)?.defname === "full",
-      );
+      const full = ((s.options as unknown[]) ?? []).some((o) => {
+        const d = (o as Node).DefElem as Node | undefined;
+        return d?.defname === "full" && !isFalse(d.arg);
+      });
       if (full) out.push({ rule: "vacuum-full", message: "VACUUM FULL" });
       break;
     }
@@ -380,7 +691,38 @@ export function checkStatement(
   return out;
 }
 
-const LOCKING = new Set(["AlterTableStmt", "IndexStmt", "RenameStmt", "DropStmt", "TruncateStmt"]);
+/** Whether an option's argument turns it off (`FULL FALSE`, `FULL 0`, `CONCURRENTLY off`). */
+function isFalse(arg: unknown): boolean {
+  const a = (arg as Node | undefined) ?? {};
+  const str = (a.String as Node | undefined)?.sval;
+  if (str !== undefined) return /^(false|off|no|0)$/i.test(String(str));
+  const b = a.Boolean as Node | undefined;
+  if (b) return !b.boolval;
+  const i = a.Integer as Node | undefined;
+  if (i) return !i.ival;
+  return false;
+}
+
+/** Statements that take a lock other sessions can queue behind: `require-timeouts` wants timeouts first. */
+const LOCKING = new Set([
+  "AlterTableStmt",
+  "IndexStmt",
+  "RenameStmt",
+  "DropStmt",
+  "TruncateStmt",
+  "LockStmt",
+  "CommentStmt",
+  "CreateEnumStmt",
+  "CompositeTypeStmt",
+  "CreateRangeStmt",
+  "AlterEnumStmt",
+  "AlterDomainStmt",
+  "ReindexStmt",
+  "VacuumStmt",
+  "ClusterStmt",
+  "CreateTrigStmt",
+  "AlterObjectSchemaStmt",
+]);
 
 /** `text` cut at each `;` outside quotes, dollar quotes and comments, with each piece's start offset. */
 export function splitStatements(text: string): Array<{ text: string; at: number }> {
@@ -460,9 +802,18 @@ function doBody(s: Node): { body: string; language: string } {
   return { body, language };
 }
 
-/** Lints the SQL text of one file; `file` is only used in findings. */
-export async function lintSql(sql: string, file: string): Promise<LintFinding[]> {
+/**
+ * Lints the SQL text of one file; `file` is only used in findings. `state` carries what earlier
+ * migrations of the same directory proved (pass the same object to each file, in order).
+ */
+export async function lintSql(
+  sql: string,
+  file: string,
+  config: LintConfig = {},
+  state: LintState = newLintState(),
+): Promise<LintFinding[]> {
   const { parseSync } = await loadParser();
+  const pgVersion = config.pgVersion ?? DEFAULT_PG_VERSION;
   const text = upPart(sql);
   const buf = Buffer.from(text, "utf8");
   // Byte offset of each line start, so a line number is a binary search, not a re-scan of the file.
@@ -478,13 +829,10 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     }
     return lo + 1;
   };
-  const finding = (line: number, rule: string, message: string): LintFinding => ({
-    file,
-    line,
-    rule,
-    ...RULES[rule],
-    message,
-  });
+  const finding = (line: number, rule: string, message: string): LintFinding => {
+    const { severity, why, instead } = RULES[rule];
+    return { file, line, rule, severity, message, why, instead };
+  };
   let stmts: RawStmt[];
   try {
     stmts = ((parseSync(text) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
@@ -498,15 +846,21 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
   }
   const out: LintFinding[] = [];
   // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
-  const implicitTx = /^--\s*Up Migration\b/im.test(sql);
-  const ctx = {
-    inTransaction: implicitTx,
+  const wrapped = /^--\s*Up Migration\b/im.test(sql);
+  let runnerTx = wrapped;
+  let explicitTx: number | undefined; // line of an open BEGIN
+  let txCounter = 0;
+  let stmtCounter = 0;
+  const ctx: StatementContext = {
+    inTransaction: runnerTx,
     createdTables: new Set<string>(),
-    provenNotNull: new Set<string>(),
-    notNullChecks: new Map<string, string>(),
+    provenNotNull: state.provenNotNull,
+    notNullChecks: state.notNullChecks,
+    notValidIn: new Map<string, string>(),
+    pgVersion,
   };
-  let lockTimeoutSet = false;
-  let lockWarned = false;
+  const timeouts = { lock_timeout: false, statement_timeout: false };
+  let timeoutsWarned = Boolean(config.timeoutsSetByRunner);
   let prevEnd = 0;
   for (const raw of stmts) {
     const start = raw.stmt_location ?? 0;
@@ -521,34 +875,65 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
     const afterEnd = buf.indexOf(10, end);
     const trailing = buf.subarray(end, afterEnd < 0 ? buf.length : afterEnd).toString("utf8");
     const allow = allowedRules(lead + "\n" + trailing);
+    // The rule's former name (before statement_timeout joined it) still allows it.
+    if (allow.has("require-lock-timeout")) allow.add("require-timeouts");
     const prefix = /^(\s|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/.exec(lead)?.[0] ?? "";
     const line = lineAt(leadStart + Buffer.byteLength(prefix));
     prevEnd = end;
+    const report = (at: number, rule: string, message: string) => {
+      if (!allow.has(rule)) out.push(finding(at, rule, message));
+    };
     const visit = (stmt: Node, line: number, where: string): void => {
       const u = unwrap(stmt);
       if (!u) return;
       const [kind, s] = u;
+      stmtCounter++;
       if (kind === "TransactionStmt") {
         const k = s.kind as string;
-        if (k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START") ctx.inTransaction = true;
-        if (k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK") ctx.inTransaction = implicitTx;
+        const opens = k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START";
+        const closes = k === "TRANS_STMT_COMMIT" || k === "TRANS_STMT_ROLLBACK";
+        if (opens) {
+          if (runnerTx || explicitTx !== undefined)
+            report(
+              line,
+              "transaction-nesting",
+              `${where}BEGIN inside ${runnerTx ? "the transaction the runner wraps this file in" : "an open transaction"}`,
+            );
+          else explicitTx = line;
+          txCounter++;
+        }
+        if (closes) {
+          if (explicitTx === undefined && runnerTx)
+            report(
+              line,
+              "transaction-nesting",
+              `${where}${k === "TRANS_STMT_COMMIT" ? "COMMIT" : "ROLLBACK"} ends the transaction the runner wraps this file in: the rest runs without one`,
+            );
+          // After COMMIT the session is outside any transaction, the runner's included.
+          explicitTx = undefined;
+          runnerTx = false;
+          txCounter++;
+        }
       }
-      if (kind === "VariableSetStmt" && s.name === "lock_timeout") lockTimeoutSet = true;
-      for (const f of checkStatement(stmt, ctx)) {
-        if (!allow.has(f.rule)) out.push(finding(line, f.rule, where + f.message));
-      }
+      ctx.inTransaction = runnerTx || explicitTx !== undefined;
+      ctx.txKey = ctx.inTransaction ? `tx${txCounter}` : `stmt${stmtCounter}`;
+      if (kind === "VariableSetStmt" && String(s.name) in timeouts)
+        timeouts[String(s.name) as keyof typeof timeouts] = true;
+      for (const f of checkStatement(stmt, ctx)) report(line, f.rule, where + f.message);
+      const rel = s.relation ?? ((s.relations as Node[] | undefined)?.[0]?.RangeVar as Node | undefined);
       const touchesExisting =
         LOCKING.has(kind) &&
         !(kind === "IndexStmt" && s.concurrent) &&
-        !ctx.createdTables.has(relName(s.relation));
-      if (touchesExisting && !lockTimeoutSet && !lockWarned && !allow.has("require-lock-timeout")) {
-        lockWarned = true;
-        out.push(
-          finding(
-            line,
-            "require-lock-timeout",
-            `${where}${kind.replace(/Stmt$/, "")} before any SET lock_timeout`,
-          ),
+        !(rel && ctx.createdTables.has(relName(rel)));
+      const missing = Object.entries(timeouts)
+        .filter(([, set]) => !set)
+        .map(([k]) => k);
+      if (touchesExisting && missing.length && !timeoutsWarned && !allow.has("require-timeouts")) {
+        timeoutsWarned = true;
+        report(
+          line,
+          "require-timeouts",
+          `${where}${kind.replace(/Stmt$/, "")} before any SET ${missing.join(" / ")}`,
         );
       }
       if (kind === "CreateStmt") ctx.createdTables.add(relName(s.relation));
@@ -566,8 +951,7 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
       const lead = /^\s*/.exec(p.sql)?.[0].length ?? 0;
       const at = lineAt(bodyAt + Buffer.byteLength(body.slice(0, p.at + lead)));
       if (p.dynamic) {
-        if (!allow.has("unchecked-dynamic-sql"))
-          out.push(finding(at, "unchecked-dynamic-sql", `in DO block: ${p.sql.trim().slice(0, 60)}`));
+        report(at, "unchecked-dynamic-sql", `in DO block: ${p.sql.trim().slice(0, 60)}`);
         continue;
       }
       let inner: RawStmt[];
@@ -576,9 +960,15 @@ export async function lintSql(sql: string, file: string): Promise<LintFinding[]>
       } catch {
         continue;
       }
-      for (const r of inner) visit(r.stmt, at, "in DO block: ");
+      // Inside a DO block the whole block is one transaction: BEGIN there is PL/pgSQL, not SQL.
+      for (const r of inner)
+        if (unwrap(r.stmt)?.[0] !== "TransactionStmt") visit(r.stmt, at, "in DO block: ");
     }
   }
+  if (explicitTx !== undefined)
+    out.push(
+      finding(explicitTx, "uncommitted-transaction", "BEGIN without a COMMIT before the end of the file"),
+    );
   return out;
 }
 
@@ -620,20 +1010,25 @@ export async function alembicRevisionSql(workDir: string): Promise<Array<{ label
   return out;
 }
 
-/** Lints every SQL file under `paths`; a directory holding alembic.ini is linted through offline SQL. */
-export async function lintPaths(paths: string[]): Promise<LintFinding[]> {
+/**
+ * Lints every SQL file under `paths`, in order, sharing what earlier migrations proved (a CHECK
+ * validated in one migration lets a later SET NOT NULL pass); a directory holding alembic.ini is
+ * linted through offline SQL.
+ */
+export async function lintPaths(paths: string[], config: LintConfig = {}): Promise<LintFinding[]> {
   const out: LintFinding[] = [];
-  const sqlPaths: string[] = [];
   for (const p of paths) {
+    const state = newLintState();
     const isAlembic =
       (await stat(p)).isDirectory() && (await stat(join(p, "alembic.ini")).catch(() => undefined));
-    if (!isAlembic) {
-      sqlPaths.push(p);
+    if (isAlembic) {
+      for (const r of await alembicRevisionSql(p))
+        out.push(...(await lintSql(r.sql, r.label, config, state)));
       continue;
     }
-    for (const r of await alembicRevisionSql(p)) out.push(...(await lintSql(r.sql, r.label)));
+    for (const f of await sqlFiles([p]))
+      out.push(...(await lintSql(await readFile(f, "utf8"), f, config, state)));
   }
-  for (const f of await sqlFiles(sqlPaths)) out.push(...(await lintSql(await readFile(f, "utf8"), f)));
   return out;
 }
 
@@ -645,4 +1040,45 @@ export function formatFindings(findings: LintFinding[]): string {
         `${f.file}:${f.line}: ${f.severity} [${f.rule}] ${f.message}\n  why: ${f.why}\n  instead: ${f.instead}`,
     )
     .join("\n");
+}
+
+/** Options of `lintGate`. */
+export interface LintGateOptions {
+  /** The command that will run the migrations, for the messages (`rehearse`, `migrate up`). */
+  command: string;
+  /** Directory of the migrations (node-pg-migrate/prisma SQL, or Alembic's directory with alembic.ini). */
+  dir: string;
+  /** Go ahead despite lint errors; the reason is printed, so the log says why. */
+  allowLint?: string;
+  pgVersion?: number;
+  out?: (text: string) => void;
+}
+
+/**
+ * Lints the migrations a command is about to run and refuses (CheckFailedError, exit 1) on any error
+ * unless `allowLint` names a reason. The runner sets the timeouts, so `require-timeouts` is not reported.
+ * A directory without SQL (.js migrations) has nothing lint can read and passes.
+ */
+export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
+  const { CheckFailedError, ConfigError } = await import("../errors");
+  if (o.allowLint !== undefined && !o.allowLint.trim())
+    throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
+  if (!(await stat(o.dir).catch(() => undefined))?.isDirectory()) return [];
+  const isAlembic = await stat(join(o.dir, "alembic.ini")).catch(() => undefined);
+  if (!isAlembic && (await sqlFiles([o.dir])).length === 0) return [];
+  const findings = await lintPaths([o.dir], { pgVersion: o.pgVersion, timeoutsSetByRunner: true });
+  const errors = findings.filter((f) => f.severity === "error");
+  if (errors.length === 0) return findings;
+  const list = errors.map((f) => `  ${f.file}:${f.line} [${f.rule}] ${f.message}`).join("\n");
+  if (o.allowLint) {
+    (o.out ?? (() => {}))(
+      `${o.command}: lint found ${errors.length} error(s), allowed: ${o.allowLint}\n${list}`,
+    );
+    return findings;
+  }
+  throw new CheckFailedError(
+    `${o.command} refused: lint found ${errors.length} error(s) in the migrations:\n${list}\n` +
+      `Fix them (see \`safe-deploy lint ${o.dir}\` and docs/lint-rules.md), allow one with \`-- safe-deploy: allow RULE\` in the file, ` +
+      `or pass --allow-lint "REASON" to run them on purpose`,
+  );
 }

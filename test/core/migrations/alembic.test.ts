@@ -52,7 +52,7 @@ describe("lint of Alembic migrations through offline SQL", () => {
     const found = await lintPaths([WORK]);
     assert.deepEqual(
       found.map((f) => `${f.rule} ${f.file.slice(WORK.length)}`),
-      ["create-index-without-concurrently  [alembic a1 -> b2]", "require-lock-timeout  [alembic a1 -> b2]"],
+      ["create-index-without-concurrently  [alembic a1 -> b2]", "require-timeouts  [alembic a1 -> b2]"],
     );
   });
 });

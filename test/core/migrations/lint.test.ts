@@ -8,6 +8,7 @@ import {
   formatFindings,
   lintPaths,
   lintSql,
+  pgVersionFromImage,
   plpgsqlStatements,
   splitStatements,
   upPart,
@@ -77,7 +78,9 @@ describe("lint engine", () => {
 
   it("a long file (40,000 statements): the finding's line is right (its speed: npm run bench:lint)", async () => {
     const sql =
-      "SET lock_timeout = '5s';\n" + "INSERT INTO t VALUES (1, 'x');\n".repeat(40_000) + "DROP TABLE t;\n";
+      "SET lock_timeout = '5s'; SET statement_timeout = '5min';\n" +
+      "INSERT INTO t VALUES (1, 'x');\n".repeat(40_000) +
+      "DROP TABLE t;\n";
     const found = await lintSql(sql, "long.sql");
     assert.deepEqual(
       found.map((f) => `${f.rule}@${f.line}`),
@@ -85,10 +88,70 @@ describe("lint engine", () => {
     );
   });
 
+  it("SET NOT NULL passes when an earlier migration of the directory validated CHECK (col IS NOT NULL)", async () => {
+    const dir = join(FIXTURES, "history");
+    const found = await lintPaths([dir], { timeoutsSetByRunner: true });
+    assert.deepEqual(
+      found.map((f) => `${f.file.slice(dir.length + 1)}:${f.line} ${f.rule} ${f.message}`),
+      ["1700000000002_set-not-null.sql:3 set-not-null SET NOT NULL on notes.body"],
+    );
+    // Before PostgreSQL 12 SET NOT NULL scans whatever CHECK exists.
+    const old = await lintPaths([dir], { timeoutsSetByRunner: true, pgVersion: 11 });
+    assert.deepEqual(
+      old.map((f) => `${f.line} ${f.rule}`),
+      ["2 set-not-null", "3 set-not-null"],
+    );
+    assert.match(old[0].message, /PostgreSQL 11 < 12/);
+  });
+
+  it("the PostgreSQL version decides whether a constant DEFAULT rewrites the table", async () => {
+    const sql =
+      "SET lock_timeout = '1s'; SET statement_timeout = '1min';\nALTER TABLE t ADD COLUMN a int NOT NULL DEFAULT 0;\n";
+    assert.deepEqual(await lintSql(sql, "x.sql", { pgVersion: 15 }), []);
+    const old = await lintSql(sql, "x.sql", { pgVersion: 10 });
+    assert.deepEqual(
+      old.map((f) => `${f.rule}@${f.line}`),
+      ["add-column-rewrites-table@2"],
+    );
+    assert.match(old[0].message, /PostgreSQL 10 < 11/);
+    const detach = "ALTER TABLE m DETACH PARTITION m1;";
+    assert.match(
+      (await lintSql(detach, "d.sql", { pgVersion: 13, timeoutsSetByRunner: true }))[0].message,
+      /no CONCURRENTLY: 14\+/,
+    );
+  });
+
+  it("pgVersionFromImage reads the major version of a database image tag", () => {
+    assert.equal(pgVersionFromImage("postgres:16-alpine"), 16);
+    assert.equal(pgVersionFromImage("docker.io/library/postgres:9.6"), 9);
+    assert.equal(pgVersionFromImage("postgis/postgis:14-3.4"), 14);
+    assert.equal(pgVersionFromImage("localhost:5000/postgres"), undefined);
+    assert.equal(pgVersionFromImage("postgres:latest"), undefined);
+  });
+
+  it("require-timeouts is left to the runner when it sets both (migrate passes them in PGOPTIONS)", async () => {
+    const sql = "ALTER TABLE t ADD COLUMN a int;\n";
+    assert.deepEqual(
+      (await lintSql(sql, "x.sql")).map((f) => f.rule),
+      ["require-timeouts"],
+    );
+    assert.deepEqual(await lintSql(sql, "x.sql", { timeoutsSetByRunner: true }), []);
+  });
+
   it("lintPaths walks directories and formats file:line, rule, why and instead", async () => {
     const all = await lintPaths([FIXTURES]);
     assert.ok(all.some((f) => f.rule === "drop-table" && f.file.endsWith("destructive.sql") && f.line === 4));
     const text = formatFindings(all.filter((f) => f.rule === "drop-table"));
     assert.match(text, /destructive\.sql:4: error \[drop-table\] DROP TABLE\n {2}why: .+\n {2}instead: .+/);
+  });
+});
+
+describe("docs/lint-rules.md", () => {
+  it("lists every rule id of the code in its table, and no other", async () => {
+    const { RULES } = await import("../../../src/core/migrations/lint");
+    const doc = await readFile(join(__dirname, "../../../docs/lint-rules.md"), "utf8");
+    const ids = [...doc.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]);
+    assert.deepEqual([...ids].sort(), Object.keys(RULES).sort());
+    assert.equal(new Set(ids).size, ids.length, "a rule listed twice");
   });
 });
