@@ -81,6 +81,9 @@ export interface UpdateFacts {
   imageId?: string;
 }
 
+/** Step ops after which a Backup resource holds a dump taken by this update (create, or a replacement). */
+const TOOK_BACKUP = new Set(["create", "replace", "create-replacement"]);
+
 /** Folds the step events of one update into the facts a rollback decision needs. Pure. */
 export function factsFromEvents(events: readonly StepEvent[]): UpdateFacts {
   const facts: UpdateFacts = { migrationRan: false };
@@ -93,7 +96,11 @@ export function factsFromEvents(events: readonly StepEvent[]): UpdateFacts {
       continue;
     }
     if (stage === "migration" && e.op !== "same") facts.migrationRan = true;
-    if (stage === "backup" && typeof e.outputs?.file === "string") facts.backupFile = e.outputs.file;
+    // Only a backup this update took: an unchanged (`same`) or settings-only (`update`) Backup step
+    // carries the previous release's file, and recording it would make a later rollback restore a
+    // database older than the one this release left (issue 15).
+    if (stage === "backup" && TOOK_BACKUP.has(e.op) && typeof e.outputs?.file === "string")
+      facts.backupFile = e.outputs.file;
     if (stage === "image" && typeof e.outputs?.imageId === "string") facts.imageId = e.outputs.imageId;
   }
   return facts;
