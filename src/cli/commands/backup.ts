@@ -114,18 +114,37 @@ export async function runBackupPrune(
   );
 }
 
+/** `url` pointed at database `into` on the same server (unchanged without `into`). */
+function intoUrl(url: string, into?: string): string {
+  if (!into) return url;
+  try {
+    const u = new URL(url);
+    u.pathname = `/${encodeURIComponent(into)}`;
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 /** `backup restore`: asks first unless `--yes`; refuses without a terminal and without `--yes`. */
 export async function runBackupRestore(
-  o: DbOpts & { file: string; yes?: boolean; dir?: string },
+  o: DbOpts & { file: string; yes?: boolean; dir?: string; into?: string },
   out: Out = stdout,
 ): Promise<void> {
-  const url = await requireUrl(o);
+  const url = intoUrl(await requireUrl(o), o.into);
   const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
   const { restoreBackup, parseDatabaseUrl, readManifest } = await import("../../core/backup");
   const db = parseDatabaseUrl(url).database;
-  // A backup of another database is allowed (a copy, a renamed app) but never without a word.
+  // A backup of another database replaces the target only when asked by name: a `--yes` (or a
+  // prompt answered by habit) once replaced database B with A's backup after a mere note (issue 15).
   const from = (await readManifest(o.file)).database;
+  if (from !== db && o.into !== db) {
+    throw new ConfigError(
+      `${o.file} is a backup of database "${from}", not of "${db}" named by \`--database-url\`: to restore it into ` +
+        `"${db}" pass \`--into ${db}\` (or point \`--database-url\` at "${from}"); nothing was changed`,
+    );
+  }
   const other = from !== db ? ` (a backup of database "${from}")` : "";
   if (other) out(`note: ${o.file} is a backup of database "${from}"; it goes into "${db}"`);
   if (!o.yes) {
@@ -262,7 +281,11 @@ export function register(program: Command): void {
       .description("Restore a backup (safety backup first; the old database is kept)")
       .argument("<file>", "backup file")
       .option("--yes", "do not ask")
-      .option("--dir <dir>", "where the safety backup goes (default: the backup's directory)"),
+      .option("--dir <dir>", "where the safety backup goes (default: the backup's directory)")
+      .option(
+        "--into <database>",
+        "restore into this database on the --database-url server; required when it is not the backup's own",
+      ),
   ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
   backup
     .command("fetch")
