@@ -73,39 +73,122 @@ async function databaseProperties(
   return JSON.parse(line.slice("PROPS:".length)) as DatabaseProperties;
 }
 
+/** What a pg_dump archive says about the database itself: what `pg_restore -C` would run. */
+export interface ArchiveDatabase {
+  /** The role that owned the database. */
+  owner?: string;
+  /** CREATE DATABASE (encoding, locale provider, locales), for the new name. */
+  create?: string;
+  /** Owner, comment, grants (REVOKE CONNECT ...), connection limit, database and per-role settings. */
+  after: string[];
+}
+
+const DB_ENTRY_TYPES = new Set(["DATABASE", "DATABASE PROPERTIES"]);
+const ON_DB_TYPES = new Set(["COMMENT", "ACL", "SECURITY LABEL"]);
+
 /**
- * ` OWNER "role"` for a database that did not exist before the restore: the role that owned it when it
- * was dumped (`pg_restore -l -C` lists it; only the archive's header is read). Empty when the archive
- * does not say; a role the server lacks fails here, before anything is created, naming the fix.
+ * The statements of `pg_restore -C -s -f -` output (`script`) that belong to the database `from`
+ * itself, rewritten for database `to`: its DATABASE, DATABASE PROPERTIES entries and its comment, ACL
+ * and security labels. Throws when a statement does not name the database where expected.
  */
-async function newOwner(file: string, m: Manifest, target: RunTarget, admin: Conn): Promise<string> {
+export function archiveDatabase(script: string, from: string, to: string): ArchiveDatabase {
+  const forms = [`"${from.replace(/"/g, '""')}"`, from];
+  const rename = (stmt: string) => {
+    for (const f of forms) {
+      const at = `DATABASE ${f}`;
+      let i = stmt.indexOf(at);
+      while (i >= 0 && !/^(\s|;|$)/.test(stmt.slice(i + at.length, i + at.length + 1))) {
+        i = stmt.indexOf(at, i + 1);
+      }
+      if (i >= 0) return stmt.slice(0, i) + `DATABASE ${ident(to)}` + stmt.slice(i + at.length);
+    }
+    throw new CannotRunError(
+      `cannot read the archive's statement about database "${from}": ${stmt.slice(0, 80)}`,
+    );
+  };
+  const out: ArchiveDatabase = { after: [] };
+  let inDb = false;
+  let buf = "";
+  for (const l of script.split("\n")) {
+    const h = /^-- Name: (.*); Type: (.*); Schema: .*; Owner: (.*)$/.exec(l);
+    if (h) {
+      inDb = DB_ENTRY_TYPES.has(h[2]) || (ON_DB_TYPES.has(h[2]) && h[1].startsWith("DATABASE "));
+      if (h[2] === "DATABASE") out.owner = h[3].trim() || undefined;
+      continue;
+    }
+    if (!inDb) continue;
+    if (
+      !buf &&
+      (l === "" ||
+        l.startsWith("--") ||
+        l.startsWith("\\") ||
+        /^(SET|SELECT pg_catalog\.set_config)\b/.test(l))
+    ) {
+      if (l.startsWith("\\")) inDb = false;
+      continue;
+    }
+    buf += (buf ? "\n" : "") + l;
+    // A statement ends at a `;` closing a line outside a string literal (comments may span lines).
+    if (l.endsWith(";") && (buf.match(/'/g)?.length ?? 0) % 2 === 0) {
+      const stmt = rename(buf);
+      buf = "";
+      if (/^CREATE DATABASE /.test(stmt)) out.create = stmt;
+      else out.after.push(stmt);
+    }
+  }
+  return out;
+}
+
+/**
+ * What the archive says about the database (`pg_restore -C -s -f -`; only the archive's header is
+ * read), for the new database `to`. Its owner must exist: checked here, before anything is created.
+ */
+async function readArchiveDatabase(
+  file: string,
+  m: Manifest,
+  target: RunTarget,
+  admin: Conn,
+  to: string,
+): Promise<ArchiveDatabase> {
   const dec = decompressor(m.compression);
-  const pr = spawnPg(target, "pg_restore", ["-l", "-C"], admin);
+  const pr = spawnPg(target, "pg_restore", ["-C", "-s", "-f", "-"], admin);
   const w = watch(pr);
   let out = "";
   pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   // pg_restore stops after the table of contents, so the rest of the file meets a closed pipe.
   await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
   await dec.done.catch(() => {});
-  if ((await w.done) !== 0) return "";
-  const entry = ` DATABASE - ${m.database} `;
-  const line = out.split("\n").find((l) => l.includes(entry));
-  const owner = line?.slice(line.indexOf(entry) + entry.length).trim();
-  if (!owner) return "";
+  if ((await w.done) !== 0) return { after: [] };
+  const a = archiveDatabase(out, m.database, to);
+  if (!a.owner) return a;
   const found = await runSql(
     target,
     admin,
-    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${lit(owner)};`,
+    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${lit(a.owner)};`,
     "looking up the database's owner",
   );
   if (!found.includes("ROLE:1")) {
     throw new CannotRunError(
-      `role "${owner}", owner of database "${m.database}" in ${basename(file)}, does not exist on this server ` +
-        `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE ${ident(owner)} LOGIN PASSWORD '...'\`, ` +
+      `role "${a.owner}", owner of database "${m.database}" in ${basename(file)}, does not exist on this server ` +
+        `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE ${ident(a.owner)} LOGIN PASSWORD '...'\`, ` +
         "and run the restore again; nothing was changed",
     );
   }
-  return ` OWNER ${ident(owner)}`;
+  return a;
+}
+
+/** The error for a CREATE DATABASE the server refused because it lacks the archive's locale. */
+export function localeError(e: unknown, db: string, file: string, create: string): unknown {
+  const msg = (e as Error).message ?? "";
+  if (!/locale|collation|ICU/i.test(msg)) return e;
+  const locales = [...create.matchAll(/(LOCALE|LC_COLLATE|LC_CTYPE|ICU_LOCALE) = ('(?:[^']|'')*')/g)]
+    .map((x) => `${x[1]} ${x[2]}`)
+    .join(", ");
+  return new CannotRunError(
+    `cannot create database "${db}" as it was in ${basename(file)} (${locales}): this server lacks that locale ` +
+      `(${msg.split("\n").pop()}). Install it on the server's machine (e.g. add it to /etc/locale.gen, run ` +
+      "`locale-gen` and restart PostgreSQL) or restore onto a server that has it; nothing was changed",
+  );
 }
 
 /** CREATE DATABASE with the old one's owner, encoding, locale and connection limit (from template0, as pg_dump -C does). */
@@ -121,8 +204,8 @@ export function createLike(name: string, p: DatabaseProperties): string {
 }
 
 /**
- * SQL that, run on the server, prints the statements giving `to` the grants and the per-database and
- * per-role-in-database settings of `from` (pg_dump keeps them outside a single database's archive).
+ * SQL that, run on the server, prints the statements giving `to` the grants, the comment and the
+ * per-database and per-role-in-database settings of `from` (pg_dump keeps them outside a single database's archive).
  * List-valued settings (search_path...) keep their own quoting, as pg_dump does; the others are literals.
  */
 export function carryOverSql(from: string, to: string): string {
@@ -135,6 +218,9 @@ SELECT format('GRANT %s ON DATABASE %I TO %s%s;', a.privilege_type, ${lit(to)},
     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
     CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
   FROM d, aclexplode(d.datacl) a
+UNION ALL
+SELECT format('COMMENT ON DATABASE %I IS %L;', ${lit(to)}, shobj_description(d.oid, 'pg_database')) FROM d
+  WHERE shobj_description(d.oid, 'pg_database') IS NOT NULL
 UNION ALL
 SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${lit(to)}, x.k, x.v)
     ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s;', pg_get_userbyid(s.setrole), ${lit(to)}, x.k, x.v) END
@@ -220,10 +306,16 @@ async function restoreSteps(
   stopIfInterrupted();
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);
+  // A new database is made as `pg_restore -C` would (issue 15: it took the server's default locale and
+  // lost its grants, settings, connection limit and comment), under the temporary name.
+  const archived = props ? undefined : await readArchiveDatabase(file, manifest, target, admin, fresh);
   const create = props
     ? createLike(fresh, props)
-    : `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${await newOwner(file, manifest, target, admin)};`;
-  await runSql(target, admin, create, "creating the database to restore into");
+    : (archived?.create ??
+      `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${archived?.owner ? ` OWNER ${ident(archived.owner)}` : ""};`);
+  await runSql(target, admin, create, "creating the database to restore into").catch((e) => {
+    throw localeError(e, db, file, create);
+  });
   let swapped = false;
   try {
     // Streamed into one pg_restore: measured on pgbench scale 50 it beats decompressing to a temp file
@@ -244,6 +336,15 @@ async function restoreSteps(
     }
     stopIfInterrupted();
     if (!props) {
+      // After the data: a `default_transaction_read_only` or a connection limit of 0 must not stop pg_restore.
+      if (archived?.after.length) {
+        await runSql(
+          target,
+          admin,
+          archived.after.join("\n"),
+          "giving the restored database the owner, comment, grants and settings it had",
+        );
+      }
       await runSql(
         target,
         admin,
@@ -253,7 +354,8 @@ async function restoreSteps(
       swapped = true;
       return { database: db, safety };
     }
-    // What is not in a pg_dump archive but belongs to the database: its grants and its settings.
+    // What is not in a pg_dump archive restored without -C but belongs to the database: its grants,
+    // settings and comment (the comment was lost by every swap before, issue 15).
     const carried = await runSql(
       target,
       admin,
