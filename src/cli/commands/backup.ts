@@ -134,7 +134,8 @@ export async function runBackupRestore(
   const url = intoUrl(await requireUrl(o), o.into);
   const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
-  const { restoreBackup, parseDatabaseUrl, readManifest } = await import("../../core/backup");
+  const { restoreBackup, parseDatabaseUrl, readManifest, listSessions, describeSession } =
+    await import("../../core/backup");
   const db = parseDatabaseUrl(url).database;
   // A backup of another database replaces the target only when asked by name: a `--yes` (or a
   // prompt answered by habit) once replaced database B with A's backup after a mere note (issue 15).
@@ -151,14 +152,24 @@ export async function runBackupRestore(
     if (!process.stdin.isTTY)
       throw new ConfigError(`restoring replaces database "${db}": pass \`--yes\` to confirm`);
     const { createInterface } = await import("node:readline/promises");
+    // Who is about to be disconnected (their writes go into the safety backup, then they are cut off).
+    const sessions = await listSessions(url, where).catch(() => []);
+    const who = sessions.length
+      ? `; ${sessions.length} session(s) will be ended first: ${sessions.map(describeSession).join(", ")}`
+      : "";
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     const answer = await rl.question(
-      `Replace database "${db}" with ${o.file}${other}? Type the database name: `,
+      `Replace database "${db}" with ${o.file}${other}${who}? Type the database name: `,
     );
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
   const r = await restoreBackup(o.file, { databaseUrl: url, target: where, safetyDir: o.dir });
+  if (r.endedSessions)
+    out(
+      `ended ${r.endedSessions.length} session(s) before the safety backup` +
+        (r.endedSessions.length ? `: ${r.endedSessions.map(describeSession).join(", ")}` : ""),
+    );
   if (r.safety) out(`safety backup: ${r.safety.file}`);
   out(
     r.previousDatabase

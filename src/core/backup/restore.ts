@@ -29,6 +29,64 @@ export interface RestoreResult {
   previousDatabase?: string;
   /** The safety backup of the database as it was (none when it did not exist). */
   safety?: BackupResult;
+  /** Client sessions ended before the safety backup so it holds the old database's last writes. */
+  endedSessions?: DbSession[];
+}
+
+/** A client connected to a database, as `pg_stat_activity` shows it. */
+export interface DbSession {
+  pid: number;
+  application: string;
+  user: string;
+  client: string;
+}
+
+/** `app "web" as "app_rw" from 10.0.0.5`, for prompts and output. */
+export const describeSession = (x: DbSession) =>
+  `${x.application ? `"${x.application}"` : "a client"} as "${x.user}" from ${x.client}`;
+
+const sessionsSql = (db: string, action: string) =>
+  `SELECT 'SESSIONS:' || coalesce(json_agg(json_build_object('pid', pid, 'application', application_name,
+     'user', usename, 'client', coalesce(host(client_addr), 'a local socket')) ORDER BY pid)${action}, '[]')
+   FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid() AND backend_type = 'client backend';`;
+
+const parseSessions = (out: string): DbSession[] =>
+  JSON.parse(
+    out
+      .split("\n")
+      .find((l) => l.startsWith("SESSIONS:"))
+      ?.slice("SESSIONS:".length) || "[]",
+  );
+
+/** The client sessions connected to `databaseUrl`'s database now (for the confirmation prompt). */
+export async function listSessions(
+  databaseUrl: string,
+  target: RunTarget = { runIn: "local" },
+): Promise<DbSession[]> {
+  const conn = parseDatabaseUrl(databaseUrl);
+  return parseSessions(
+    await runSql(target, adminConn(conn), sessionsSql(conn.database, ""), "listing the database's sessions"),
+  );
+}
+
+/**
+ * Stops writers before the safety backup (issue 15: writes committed during a restore were in neither
+ * the safety backup nor the restored copy): a connection limit of 0 keeps clients out (superusers are
+ * exempt, so the restore's own superuser still takes the backup), then every session is ended.
+ * `ALLOW_CONNECTIONS false` would keep the safety backup's own pg_dump out too.
+ */
+async function stopWriters(target: RunTarget, admin: Conn, db: string): Promise<DbSession[]> {
+  const out = await runSql(
+    target,
+    admin,
+    [
+      `DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+         EXECUTE format('ALTER DATABASE %I WITH CONNECTION LIMIT 0', ${lit(db)}); END IF; END $$;`,
+      sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
+    ].join("\n"),
+    "ending the database's sessions before the safety backup",
+  );
+  return parseSessions(out);
 }
 
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -279,13 +337,43 @@ async function restoreSteps(
   const stopIfInterrupted = () => {
     if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
   };
-  const now = o.now ?? new Date();
   const db = conn.database;
   // Manifest and checksum first (cheap); the blocks are read by the restore itself, into a new database.
   const { manifest } = await verifyBackup(file, { readArchive: false });
   // The swap renames the database, which nobody may be connected to, this session included.
   const admin = adminConn(conn);
   const props = await databaseProperties(target, admin, db);
+  if (!props || o.safetyFile) return restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props);
+  const endedSessions = await stopWriters(target, admin, db);
+  let result: RestoreResult | undefined;
+  try {
+    result = await restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props);
+    return { ...result, endedSessions };
+  } finally {
+    // On every path (failure, Ctrl-C, success) clients may connect again to the old database, which
+    // after the swap is kept under its dated name.
+    await runSql(
+      target,
+      admin,
+      `ALTER DATABASE ${ident(result?.previousDatabase ?? db)} WITH CONNECTION LIMIT ${Number(props.connLimit)};`,
+      "allowing connections again",
+    ).catch(() => {});
+  }
+}
+
+/** The restore after the database's properties are known (and, with a safety backup to take, its writers stopped). */
+async function restoreInto(
+  file: string,
+  o: RestoreOptions,
+  conn: Conn,
+  target: RunTarget,
+  stopIfInterrupted: () => void,
+  manifest: Manifest,
+  props: DatabaseProperties | undefined,
+): Promise<RestoreResult> {
+  const now = o.now ?? new Date();
+  const db = conn.database;
+  const admin = adminConn(conn);
   // No such database (a new server after a disaster, or a copy under a new name): nothing to keep safe.
   const safety = !props
     ? undefined
