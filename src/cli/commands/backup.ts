@@ -86,7 +86,17 @@ export async function runBackupVerify(
   });
   out(`OK ${o.file}: sha256 matches, archive readable`);
   if (r.restoredRowCounts)
-    out(`OK restore test: ${Object.keys(r.restoredRowCounts).length} tables, row counts match`);
+    out(
+      `OK restore test: ${Object.keys(r.restoredRowCounts).length} tables, row counts match` +
+        (r.checksummedTables === undefined
+          ? " (this backup's manifest has no content checksums)"
+          : `, content checksums match`),
+    );
+  if (r.missingRoles?.length)
+    out(
+      `warning: roles that own objects in the backup are missing on this server: ${r.missingRoles.join(", ")}; ` +
+        "a restore needs them: create them first, e.g. `CREATE ROLE name LOGIN PASSWORD '...'`",
+    );
 }
 
 /** `backup prune`: retention (never the newest, never safety, keep-min; manifest-less files never count). */

@@ -15,7 +15,7 @@ import {
   type RunTarget,
   pgFailure,
 } from "./runner";
-import { countRows, runSql } from "./session";
+import { countRows, runSql, tableChecksums } from "./session";
 import { catchingSignals } from "./interrupt";
 import { decompressor, hasher } from "./streams";
 
@@ -25,6 +25,10 @@ export interface VerifyResult {
   manifest: Manifest;
   /** Set by a restore test: row counts of the scratch restore (equal to the manifest's). */
   restoredRowCounts?: Record<string, number>;
+  /** Set by a restore test of a backup whose manifest has them: tables whose content checksum matched. */
+  checksummedTables?: number;
+  /** Set by a restore test: roles that own objects in the backup but do not exist on the server. */
+  missingRoles?: string[];
 }
 
 /** Reads and sanity-checks `FILE.json`; a missing or malformed manifest is a failed check. */
@@ -214,7 +218,23 @@ async function restoreTest(file: string, m: Manifest, url: string, target: RunTa
     const diff = rowCountDifferences(m.rowCounts, counts);
     if (diff.length)
       throw new CheckFailedError(`restore test of ${basename(file)} lost rows:\n  ${diff.join("\n  ")}`);
-    return { file, manifest: m, restoredRowCounts: counts };
+    // Equal counts can hide changed rows (issue 15): compare content where the manifest has checksums.
+    let checksummedTables: number | undefined;
+    if (m.tableChecksums) {
+      const sums = await tableChecksums(target, conn);
+      const changed = Object.keys({ ...m.tableChecksums, ...sums })
+        .sort()
+        .filter((k) => m.tableChecksums![k] !== sums[k]);
+      if (changed.length) {
+        throw new CheckFailedError(
+          `restore test of ${basename(file)}: the content of ${changed.length} table(s) differs from the backup's ` +
+            `checksums although the row counts match: ${changed.join(", ")}`,
+        );
+      }
+      checksummedTables = Object.keys(sums).length;
+    }
+    const missingRoles = await rolesMissing(file, m, target, admin);
+    return { file, manifest: m, restoredRowCounts: counts, checksummedTables, missingRoles };
   } finally {
     await runSql(
       target,
@@ -223,4 +243,47 @@ async function restoreTest(file: string, m: Manifest, url: string, target: RunTa
       "dropping the scratch database",
     );
   }
+}
+
+/** Owners named in a `pg_restore -l` listing (the last word of each entry line). */
+export function listedOwners(listing: string): string[] {
+  const owners = listing
+    .split("\n")
+    // BLOBS (the large objects' data) is the one entry without an owner: its last word is its name.
+    .filter((l) => /^\d+; \d+ \d+ /.test(l) && !/^\d+; \d+ \d+ BLOBS /.test(l))
+    .map((l) => l.trim().split(" ").pop()!)
+    .filter((o) => o && o !== "-");
+  return [...new Set(owners)].sort();
+}
+
+/**
+ * Roles that own objects in the backup but are not on the server (a restore with owners would fail on
+ * them; the restore test itself runs with `--no-owner --no-acl`). Grantees of ACLs are not listed.
+ */
+async function rolesMissing(file: string, m: Manifest, target: RunTarget, admin: Conn): Promise<string[]> {
+  const dec = decompressor(m.compression);
+  const pr = spawnPg(target, "pg_restore", ["-l"], admin);
+  const w = watch(pr);
+  let out = "";
+  pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  // pg_restore -l stops after the table of contents: the rest of the file meets a closed pipe.
+  await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
+  await dec.done.catch(() => {});
+  if ((await w.done) !== 0) throw pgFailure("listing the backup's contents", w.stderr(), admin, target);
+  const owners = listedOwners(out);
+  if (!owners.length) return [];
+  const lit = (x: string) => `'${x.replace(/'/g, "''")}'`;
+  const found = await runSql(
+    target,
+    admin,
+    `SELECT 'ROLE:' || rolname FROM pg_roles WHERE rolname IN (${owners.map(lit).join(", ")});`,
+    "looking up the backup's roles",
+  );
+  const have = new Set(
+    found
+      .split("\n")
+      .filter((l) => l.startsWith("ROLE:"))
+      .map((l) => l.slice(5)),
+  );
+  return owners.filter((o) => !have.has(o));
 }
