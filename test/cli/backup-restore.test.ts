@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "pg";
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 
 // `backup restore` of one database's backup into another (issue 15).
@@ -65,4 +66,25 @@ test("a backup of A with `--yes --database-url B` is refused (exit 2 naming `--i
   ]);
   assert.equal(copy.code, 0, copy.err);
   assert.equal(await rows("a_copy"), "from-a");
+});
+
+test("restore over a database with a client connected: the output says how many sessions were ended and whose", async () => {
+  await pg.createDatabase("busy");
+  await pg.query("CREATE TABLE t (v text); INSERT INTO t VALUES ('x')", [], "busy");
+  const c = cli(["backup", "create", "--dir", dir, "--database-url", pg.url("busy")]);
+  assert.equal(c.code, 0, c.err);
+  const file = c.out.trim().split("\n").pop()!;
+  const client = new Client({ connectionString: pg.url("busy"), application_name: "busy-app" });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    const r = cli(["backup", "restore", file, "--yes", "--database-url", pg.url("busy")]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(
+      r.out,
+      /^ended 1 session\(s\) before the safety backup: "busy-app" as "tester" from 127\.0\.0\.1$/m,
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
 });
