@@ -181,6 +181,11 @@ export async function runBackupRestore(
         (r.endedSessions.length ? `: ${r.endedSessions.map(describeSession).join(", ")}` : ""),
     );
   if (r.safety) out(`safety backup: ${r.safety.file}`);
+  if (r.lateSessions)
+    out(
+      `warning: ${r.lateSessions.length} session(s) connected after the safety backup began (${r.lateSessions.map(describeSession).join(", ")}); ` +
+        `what they wrote is only in the kept database "${r.previousDatabase}", not in the safety backup`,
+    );
   out(
     r.previousDatabase
       ? `restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`

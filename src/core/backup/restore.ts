@@ -29,6 +29,11 @@ export interface RestoreResult {
   previousDatabase?: string;
   /** The safety backup of the database as it was (none when it did not exist). */
   safety?: BackupResult;
+  /**
+   * Client sessions found connected at the swap, after the safety backup began: whatever they wrote is
+   * only in the kept previous database.
+   */
+  lateSessions?: DbSession[];
   /** Client sessions ended before the safety backup so it holds the old database's last writes. */
   endedSessions?: DbSession[];
 }
@@ -456,11 +461,14 @@ async function restoreInto(
     stopIfInterrupted();
     // Connections are refused first so no client slips in between terminate and rename. The renames
     // are one transaction: stopped between them, the server would be left without the database.
-    await runSql(
+    const swapOut = await runSql(
       target,
       admin,
       [
         `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
+        // Clients here connected after the safety backup began (a superuser is not held back by the
+        // connection limit; a rollback brings a safety backup taken earlier): said, never silent.
+        sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
         `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
         `SELECT pg_sleep(0.2);`,
         "BEGIN;",
@@ -480,7 +488,13 @@ async function restoreInto(
       throw e;
     });
     swapped = true;
-    return { database: db, previousDatabase: previous, safety };
+    const lateSessions = parseSessions(swapOut);
+    return {
+      database: db,
+      previousDatabase: previous,
+      safety,
+      ...(lateSessions.length ? { lateSessions } : {}),
+    };
   } finally {
     if (!swapped) {
       await runSql(

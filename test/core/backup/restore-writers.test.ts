@@ -111,3 +111,22 @@ test("a restore that fails after stopping writers lets them connect again", asyn
   );
   assert.equal(datconnlimit, 5);
 });
+
+test("a client connected at the swap, after the safety backup, is named: its writes are only in the kept database", async () => {
+  const base = await createBackup({ databaseUrl: pg.url("live"), dir, label: "manual" });
+  const safety = await createBackup({ databaseUrl: pg.url("live"), dir, label: "safety" });
+  const client = new Client({ connectionString: pg.url("live"), application_name: "late-app" });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    // A rollback's restore brings a safety backup taken earlier, so nobody is stopped before it.
+    const res = await restoreBackup(base.file, { databaseUrl: pg.url("live"), safetyFile: safety.file });
+    assert.equal(res.endedSessions, undefined);
+    assert.deepEqual(
+      res.lateSessions?.map((x) => [x.application, x.user]),
+      [["late-app", pg.user]],
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+});
