@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
+import { interruptCli, pgRestoreRunning } from "../../helpers/interrupt";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup } from "../../../src/core/backup";
 
@@ -129,4 +130,24 @@ test("a client connected at the swap, after the safety backup, is named: its wri
   } finally {
     await client.end().catch(() => {});
   }
+});
+
+test("Ctrl-C during a restore after writers were stopped: the connection limit is put back", async () => {
+  await pg.query("CREATE DATABASE stopped CONNECTION LIMIT 4");
+  await pg.query(
+    "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 8) AS s FROM generate_series(1, 300000) g",
+    [],
+    "stopped",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("stopped"), dir, label: "manual" });
+  const limit = async () =>
+    (await pg.query<{ l: number }>("SELECT datconnlimit AS l FROM pg_database WHERE datname = 'stopped'"))[0]
+      .l;
+  const res = await interruptCli(
+    ["backup", "restore", r.file, "--yes", "--database-url", pg.url("stopped")],
+    // Mid-way for sure: the limit is 0 (writers stopped) and pg_restore fills the new database.
+    async (pgid) => (await limit()) === 0 && pgRestoreRunning(pgid),
+  );
+  assert.equal(res.code, 3, res.err);
+  assert.equal(await limit(), 4);
 });
