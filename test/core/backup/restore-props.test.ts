@@ -1,6 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
@@ -133,4 +134,29 @@ test("archiveDatabase: the database's own statements, renamed; localeError names
   assert.match(e.message, /LOCALE 'xx_YY\.UTF-8'.*lacks that locale.*locale-gen.*nothing was changed/);
   const other = new CannotRunError("disk full");
   assert.equal(localeError(other, "lost", "f", a.create!), other);
+});
+
+test("a locale the server lacks: the restore fails naming it and the fix, nothing created", async () => {
+  // The source server gets a de_DE.UTF-8 compiled into a private LOCPATH; the target has only C locales.
+  const locales = mkdtempSync(join(tmpdir(), "sd-locale-"));
+  chmodSync(locales, 0o755);
+  execFileSync("localedef", ["-i", "de_DE", "-f", "UTF-8", join(locales, "de_DE.UTF-8")]);
+  process.env.LOCPATH = locales;
+  const source = await startPostgres().finally(() => delete process.env.LOCPATH);
+  try {
+    await source.query("CREATE DATABASE german LOCALE 'de_DE.UTF-8' TEMPLATE template0");
+    await source.query("CREATE TABLE t (id int)", [], "german");
+    const r = await createBackup({ databaseUrl: source.url("german"), dir: join(dir, "german") });
+    const before = await pg.query("SELECT datname FROM pg_database ORDER BY 1");
+    await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("german") }), (e: Error) => {
+      assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+      assert.match(e.message, /database "german" .*LOCALE 'de_DE\.UTF-8'.*lacks that locale.*locale-gen/);
+      assert.match(e.message, /nothing was changed$/);
+      return true;
+    });
+    assert.deepEqual(await pg.query("SELECT datname FROM pg_database ORDER BY 1"), before);
+  } finally {
+    await source.close();
+    rmSync(locales, { recursive: true, force: true });
+  }
 });
