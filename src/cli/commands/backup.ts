@@ -94,7 +94,7 @@ export async function runBackupVerify(
     );
   if (r.missingRoles?.length)
     out(
-      `warning: roles that own objects in the backup are missing on this server: ${r.missingRoles.join(", ")}; ` +
+      `warning: roles the backup names (owners, grantees) are missing on this server: ${r.missingRoles.join(", ")}; ` +
         "a restore needs them: create them first, e.g. `CREATE ROLE name LOGIN PASSWORD '...'`",
     );
 }

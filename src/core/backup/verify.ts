@@ -245,32 +245,41 @@ async function restoreTest(file: string, m: Manifest, url: string, target: RunTa
   }
 }
 
-/** Owners named in a `pg_restore -l` listing (the last word of each entry line). */
-export function listedOwners(listing: string): string[] {
-  const owners = listing
-    .split("\n")
-    // BLOBS (the large objects' data) is the one entry without an owner: its last word is its name.
-    .filter((l) => /^\d+; \d+ \d+ /.test(l) && !/^\d+; \d+ \d+ BLOBS /.test(l))
-    .map((l) => l.trim().split(" ").pop()!)
-    .filter((o) => o && o !== "-");
-  return [...new Set(owners)].sort();
+const unquote = (r: string) => (r.startsWith('"') ? r.slice(1, -1).replace(/""/g, '"') : r);
+
+/**
+ * Roles a restore with owners and grants needs, from `pg_restore -s -f -` output: each entry's owner
+ * and every role its GRANT/REVOKE statements name (not PUBLIC).
+ */
+export function neededRoles(script: string): string[] {
+  const roles = new Set<string>();
+  for (const l of script.split("\n")) {
+    const h = /^-- Name: .*; Type: .*; Schema: .*; Owner: (.+)$/.exec(l);
+    if (h && h[1].trim() && h[1].trim() !== "-") roles.add(h[1].trim());
+    const g =
+      /^(?:GRANT|REVOKE) .* (?:TO|FROM) ((?:"(?:[^"]|"")+"|[^\s;"]+)(?:, (?:"(?:[^"]|"")+"|[^\s;"]+))*)(?: WITH GRANT OPTION)?;$/.exec(
+        l,
+      );
+    if (g) for (const r of g[1].split(", ")) if (r !== "PUBLIC") roles.add(unquote(r));
+  }
+  return [...roles].sort();
 }
 
 /**
- * Roles that own objects in the backup but are not on the server (a restore with owners would fail on
- * them; the restore test itself runs with `--no-owner --no-acl`). Grantees of ACLs are not listed.
+ * Roles that own objects in the backup or are granted rights in it but are not on the server (a
+ * restore with owners and grants would fail on them; the restore test runs `--no-owner --no-acl`).
  */
 async function rolesMissing(file: string, m: Manifest, target: RunTarget, admin: Conn): Promise<string[]> {
   const dec = decompressor(m.compression);
-  const pr = spawnPg(target, "pg_restore", ["-l"], admin);
+  const pr = spawnPg(target, "pg_restore", ["-s", "-f", "-"], admin);
   const w = watch(pr);
   let out = "";
   pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  // pg_restore -l stops after the table of contents: the rest of the file meets a closed pipe.
+  // Schema only: pg_restore stops after the table of contents, the rest of the file meets a closed pipe.
   await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
   await dec.done.catch(() => {});
   if ((await w.done) !== 0) throw pgFailure("listing the backup's contents", w.stderr(), admin, target);
-  const owners = listedOwners(out);
+  const owners = neededRoles(out);
   if (!owners.length) return [];
   const lit = (x: string) => `'${x.replace(/'/g, "''")}'`;
   const found = await runSql(

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, verifyBackup } from "../../../src/core/backup";
-import { listedOwners } from "../../../src/core/backup/verify";
+import { neededRoles } from "../../../src/core/backup/verify";
 import { CheckFailedError } from "../../../src/core/errors";
 import { RICH_SQL } from "./fixture";
 
@@ -59,17 +59,31 @@ test("same row counts, different content: the restore test fails naming the tabl
   });
 });
 
-test("roles that own objects in the backup and are missing on the server are reported", async () => {
+test("roles that own objects in the backup or are granted rights in it and are missing on the server are reported", async () => {
   await pg.query("CREATE ROLE gone_owner");
+  await pg.query("CREATE ROLE gone_reader");
   await pg.createDatabase("owned");
-  await pg.query("CREATE TABLE t (id int); ALTER TABLE t OWNER TO gone_owner", [], "owned");
+  await pg.query(
+    "CREATE TABLE t (id int); ALTER TABLE t OWNER TO gone_owner; GRANT SELECT ON t TO gone_reader",
+    [],
+    "owned",
+  );
   const r = await createBackup({ databaseUrl: pg.url("owned"), dir: join(dir, "d"), label: "manual" });
   await pg.query("DROP DATABASE owned");
   await pg.query("DROP ROLE gone_owner");
+  await pg.query("DROP ROLE gone_reader");
   const v = await verifyBackup(r.file, { restoreTest: true, databaseUrl: pg.url() });
-  assert.deepEqual(v.missingRoles, ["gone_owner"]);
+  assert.deepEqual(v.missingRoles, ["gone_owner", "gone_reader"]);
   assert.deepEqual(
-    listedOwners("214; 1259 16386 TABLE public t app\n;3338; comment\n5; 0 0 BLOBS - BLOBS \n"),
-    ["app"],
+    neededRoles(
+      [
+        "-- Name: t; Type: TABLE; Schema: public; Owner: app",
+        "GRANT SELECT ON TABLE public.t TO reader;",
+        'GRANT ALL ON TABLE public.t TO "Odd ""Role""" WITH GRANT OPTION;',
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC;",
+        "-- Name: BLOBS; Type: BLOBS; Schema: -; Owner: ",
+      ].join("\n"),
+    ),
+    ['Odd "Role"', "app", "reader"],
   );
 });
