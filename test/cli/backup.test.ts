@@ -60,7 +60,7 @@ test("create prints the path last; list, verify, prune, restore; exit codes 0/1/
   assert.match(r.out, /previous database is kept as "app_before_restore_\d{14}"/);
   assert.ok(!r.out.includes("is a backup of database"), "same database: no note");
   // Into another database: said before anything happens, and the copy is a new database.
-  const copy = cli(["backup", "restore", file, "--yes", "--database-url", pg.url("app_copy")]);
+  const copy = cli(["backup", "restore", file, "--yes", "--database-url", pg.url(), "--into", "app_copy"]);
   assert.equal(copy.code, 0, copy.err);
   assert.match(copy.out, /^note: .* is a backup of database "app"; it goes into "app_copy"\n/);
   assert.match(copy.out, /into the new database "app_copy" \(it did not exist\)/);

@@ -86,7 +86,17 @@ export async function runBackupVerify(
   });
   out(`OK ${o.file}: sha256 matches, archive readable`);
   if (r.restoredRowCounts)
-    out(`OK restore test: ${Object.keys(r.restoredRowCounts).length} tables, row counts match`);
+    out(
+      `OK restore test: ${Object.keys(r.restoredRowCounts).length} tables, row counts match` +
+        (r.checksummedTables === undefined
+          ? " (this backup's manifest has no content checksums)"
+          : `, content checksums match`),
+    );
+  if (r.missingRoles?.length)
+    out(
+      `warning: roles the backup names (owners, grantees) are missing on this server: ${r.missingRoles.join(", ")}; ` +
+        "a restore needs them: create them first, e.g. `CREATE ROLE name LOGIN PASSWORD '...'`",
+    );
 }
 
 /** `backup prune`: retention (never the newest, never safety, keep-min; manifest-less files never count). */
@@ -114,33 +124,68 @@ export async function runBackupPrune(
   );
 }
 
+/** `url` pointed at database `into` on the same server (unchanged without `into`). */
+function intoUrl(url: string, into?: string): string {
+  if (!into) return url;
+  try {
+    const u = new URL(url);
+    u.pathname = `/${encodeURIComponent(into)}`;
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 /** `backup restore`: asks first unless `--yes`; refuses without a terminal and without `--yes`. */
 export async function runBackupRestore(
-  o: DbOpts & { file: string; yes?: boolean; dir?: string },
+  o: DbOpts & { file: string; yes?: boolean; dir?: string; into?: string },
   out: Out = stdout,
 ): Promise<void> {
-  const url = await requireUrl(o);
+  const url = intoUrl(await requireUrl(o), o.into);
   const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
-  const { restoreBackup, parseDatabaseUrl, readManifest } = await import("../../core/backup");
+  const { restoreBackup, parseDatabaseUrl, readManifest, listSessions, describeSession } =
+    await import("../../core/backup");
   const db = parseDatabaseUrl(url).database;
-  // A backup of another database is allowed (a copy, a renamed app) but never without a word.
+  // A backup of another database replaces the target only when asked by name: a `--yes` (or a
+  // prompt answered by habit) once replaced database B with A's backup after a mere note (issue 15).
   const from = (await readManifest(o.file)).database;
+  if (from !== db && o.into !== db) {
+    throw new ConfigError(
+      `${o.file} is a backup of database "${from}", not of "${db}" named by \`--database-url\`: to restore it into ` +
+        `"${db}" pass \`--into ${db}\` (or point \`--database-url\` at "${from}"); nothing was changed`,
+    );
+  }
   const other = from !== db ? ` (a backup of database "${from}")` : "";
   if (other) out(`note: ${o.file} is a backup of database "${from}"; it goes into "${db}"`);
   if (!o.yes) {
     if (!process.stdin.isTTY)
       throw new ConfigError(`restoring replaces database "${db}": pass \`--yes\` to confirm`);
     const { createInterface } = await import("node:readline/promises");
+    // Who is about to be disconnected (their writes go into the safety backup, then they are cut off).
+    const sessions = await listSessions(url, where).catch(() => []);
+    const who = sessions.length
+      ? `; ${sessions.length} session(s) will be ended first: ${sessions.map(describeSession).join(", ")}`
+      : "";
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     const answer = await rl.question(
-      `Replace database "${db}" with ${o.file}${other}? Type the database name: `,
+      `Replace database "${db}" with ${o.file}${other}${who}? Type the database name: `,
     );
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
   const r = await restoreBackup(o.file, { databaseUrl: url, target: where, safetyDir: o.dir });
+  if (r.endedSessions)
+    out(
+      `ended ${r.endedSessions.length} session(s) before the safety backup` +
+        (r.endedSessions.length ? `: ${r.endedSessions.map(describeSession).join(", ")}` : ""),
+    );
   if (r.safety) out(`safety backup: ${r.safety.file}`);
+  if (r.lateSessions)
+    out(
+      `warning: ${r.lateSessions.length} session(s) connected after the safety backup began (${r.lateSessions.map(describeSession).join(", ")}); ` +
+        `what they wrote is only in the kept database "${r.previousDatabase}", not in the safety backup`,
+    );
   out(
     r.previousDatabase
       ? `restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`
@@ -281,7 +326,11 @@ export function register(program: Command): void {
       .description("Restore a backup (safety backup first; the old database is kept)")
       .argument("<file>", "backup file")
       .option("--yes", "do not ask")
-      .option("--dir <dir>", "where the safety backup goes (default: the backup's directory)"),
+      .option("--dir <dir>", "where the safety backup goes (default: the backup's directory)")
+      .option(
+        "--into <database>",
+        "restore into this database on the --database-url server; required when it is not the backup's own",
+      ),
   ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
   backup
     .command("fetch")

@@ -175,6 +175,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       await fh.close().catch(() => {});
     }
     const rowCounts = await counted;
+    // Hashed after the dump so it takes no CPU from it; the snapshot is still held (issue 15).
+    const tableChecksums = await snap.tableChecksums();
     // link, not rename: never replaces an existing backup. Two backups in one second with one label
     // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
     for (let n = 2; ; n++) {
@@ -206,6 +208,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       compression,
       ...(label ? { label } : {}),
       rowCounts,
+      tableChecksums,
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");

@@ -4,5 +4,5 @@ export { manifestPath, type Manifest } from "./manifest";
 export { backupFileName, parseBackupFileName, EXTENSIONS, type Compression } from "./names";
 export { parseDatabaseUrl, type RunTarget } from "./runner";
 export { verifyBackup, readManifest, type VerifyResult } from "./verify";
-export { restoreBackup, type RestoreResult } from "./restore";
+export { restoreBackup, listSessions, describeSession, type RestoreResult, type DbSession } from "./restore";
 export { listBackups, pruneBackups, choosePrune, type BackupEntry } from "./retention";

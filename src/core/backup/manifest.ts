@@ -19,6 +19,8 @@ export interface Manifest {
   /** Exact row count of every table, by `schema.table`, from the same snapshot as the dump. */
   rowCounts: Record<string, number>;
   encryption?: { algorithm: "aes-256-gcm" };
+  /** Content checksum of every table, by `schema.table`, from the same snapshot (older backups lack it). */
+  tableChecksums?: Record<string, string>;
 }
 
 /** Path of the manifest that belongs to `file`. */

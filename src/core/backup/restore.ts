@@ -29,6 +29,69 @@ export interface RestoreResult {
   previousDatabase?: string;
   /** The safety backup of the database as it was (none when it did not exist). */
   safety?: BackupResult;
+  /**
+   * Client sessions found connected at the swap, after the safety backup began: whatever they wrote is
+   * only in the kept previous database.
+   */
+  lateSessions?: DbSession[];
+  /** Client sessions ended before the safety backup so it holds the old database's last writes. */
+  endedSessions?: DbSession[];
+}
+
+/** A client connected to a database, as `pg_stat_activity` shows it. */
+export interface DbSession {
+  pid: number;
+  application: string;
+  user: string;
+  client: string;
+}
+
+/** `app "web" as "app_rw" from 10.0.0.5`, for prompts and output. */
+export const describeSession = (x: DbSession) =>
+  `${x.application ? `"${x.application}"` : "a client"} as "${x.user}" from ${x.client}`;
+
+const sessionsSql = (db: string, action: string) =>
+  `SELECT 'SESSIONS:' || coalesce(json_agg(json_build_object('pid', pid, 'application', application_name,
+     'user', usename, 'client', coalesce(host(client_addr), 'a local socket')) ORDER BY pid)${action}, '[]')
+   FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid() AND backend_type = 'client backend';`;
+
+const parseSessions = (out: string): DbSession[] =>
+  JSON.parse(
+    out
+      .split("\n")
+      .find((l) => l.startsWith("SESSIONS:"))
+      ?.slice("SESSIONS:".length) || "[]",
+  );
+
+/** The client sessions connected to `databaseUrl`'s database now (for the confirmation prompt). */
+export async function listSessions(
+  databaseUrl: string,
+  target: RunTarget = { runIn: "local" },
+): Promise<DbSession[]> {
+  const conn = parseDatabaseUrl(databaseUrl);
+  return parseSessions(
+    await runSql(target, adminConn(conn), sessionsSql(conn.database, ""), "listing the database's sessions"),
+  );
+}
+
+/**
+ * Stops writers before the safety backup (issue 15: writes committed during a restore were in neither
+ * the safety backup nor the restored copy): a connection limit of 0 keeps clients out (superusers are
+ * exempt, so the restore's own superuser still takes the backup), then every session is ended.
+ * `ALLOW_CONNECTIONS false` would keep the safety backup's own pg_dump out too.
+ */
+async function stopWriters(target: RunTarget, admin: Conn, db: string): Promise<DbSession[]> {
+  const out = await runSql(
+    target,
+    admin,
+    [
+      `DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+         EXECUTE format('ALTER DATABASE %I WITH CONNECTION LIMIT 0', ${lit(db)}); END IF; END $$;`,
+      sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
+    ].join("\n"),
+    "ending the database's sessions before the safety backup",
+  );
+  return parseSessions(out);
 }
 
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -73,39 +136,122 @@ async function databaseProperties(
   return JSON.parse(line.slice("PROPS:".length)) as DatabaseProperties;
 }
 
+/** What a pg_dump archive says about the database itself: what `pg_restore -C` would run. */
+export interface ArchiveDatabase {
+  /** The role that owned the database. */
+  owner?: string;
+  /** CREATE DATABASE (encoding, locale provider, locales), for the new name. */
+  create?: string;
+  /** Owner, comment, grants (REVOKE CONNECT ...), connection limit, database and per-role settings. */
+  after: string[];
+}
+
+const DB_ENTRY_TYPES = new Set(["DATABASE", "DATABASE PROPERTIES"]);
+const ON_DB_TYPES = new Set(["COMMENT", "ACL", "SECURITY LABEL"]);
+
 /**
- * ` OWNER "role"` for a database that did not exist before the restore: the role that owned it when it
- * was dumped (`pg_restore -l -C` lists it; only the archive's header is read). Empty when the archive
- * does not say; a role the server lacks fails here, before anything is created, naming the fix.
+ * The statements of `pg_restore -C -s -f -` output (`script`) that belong to the database `from`
+ * itself, rewritten for database `to`: its DATABASE, DATABASE PROPERTIES entries and its comment, ACL
+ * and security labels. Throws when a statement does not name the database where expected.
  */
-async function newOwner(file: string, m: Manifest, target: RunTarget, admin: Conn): Promise<string> {
+export function archiveDatabase(script: string, from: string, to: string): ArchiveDatabase {
+  const forms = [`"${from.replace(/"/g, '""')}"`, from];
+  const rename = (stmt: string) => {
+    for (const f of forms) {
+      const at = `DATABASE ${f}`;
+      let i = stmt.indexOf(at);
+      while (i >= 0 && !/^(\s|;|$)/.test(stmt.slice(i + at.length, i + at.length + 1))) {
+        i = stmt.indexOf(at, i + 1);
+      }
+      if (i >= 0) return stmt.slice(0, i) + `DATABASE ${ident(to)}` + stmt.slice(i + at.length);
+    }
+    throw new CannotRunError(
+      `cannot read the archive's statement about database "${from}": ${stmt.slice(0, 80)}`,
+    );
+  };
+  const out: ArchiveDatabase = { after: [] };
+  let inDb = false;
+  let buf = "";
+  for (const l of script.split("\n")) {
+    const h = /^-- Name: (.*); Type: (.*); Schema: .*; Owner: (.*)$/.exec(l);
+    if (h) {
+      inDb = DB_ENTRY_TYPES.has(h[2]) || (ON_DB_TYPES.has(h[2]) && h[1].startsWith("DATABASE "));
+      if (h[2] === "DATABASE") out.owner = h[3].trim() || undefined;
+      continue;
+    }
+    if (!inDb) continue;
+    if (
+      !buf &&
+      (l === "" ||
+        l.startsWith("--") ||
+        l.startsWith("\\") ||
+        /^(SET|SELECT pg_catalog\.set_config)\b/.test(l))
+    ) {
+      if (l.startsWith("\\")) inDb = false;
+      continue;
+    }
+    buf += (buf ? "\n" : "") + l;
+    // A statement ends at a `;` closing a line outside a string literal (comments may span lines).
+    if (l.endsWith(";") && (buf.match(/'/g)?.length ?? 0) % 2 === 0) {
+      const stmt = rename(buf);
+      buf = "";
+      if (/^CREATE DATABASE /.test(stmt)) out.create = stmt;
+      else out.after.push(stmt);
+    }
+  }
+  return out;
+}
+
+/**
+ * What the archive says about the database (`pg_restore -C -s -f -`; only the archive's header is
+ * read), for the new database `to`. Its owner must exist: checked here, before anything is created.
+ */
+async function readArchiveDatabase(
+  file: string,
+  m: Manifest,
+  target: RunTarget,
+  admin: Conn,
+  to: string,
+): Promise<ArchiveDatabase> {
   const dec = decompressor(m.compression);
-  const pr = spawnPg(target, "pg_restore", ["-l", "-C"], admin);
+  const pr = spawnPg(target, "pg_restore", ["-C", "-s", "-f", "-"], admin);
   const w = watch(pr);
   let out = "";
   pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   // pg_restore stops after the table of contents, so the rest of the file meets a closed pipe.
   await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
   await dec.done.catch(() => {});
-  if ((await w.done) !== 0) return "";
-  const entry = ` DATABASE - ${m.database} `;
-  const line = out.split("\n").find((l) => l.includes(entry));
-  const owner = line?.slice(line.indexOf(entry) + entry.length).trim();
-  if (!owner) return "";
+  if ((await w.done) !== 0) return { after: [] };
+  const a = archiveDatabase(out, m.database, to);
+  if (!a.owner) return a;
   const found = await runSql(
     target,
     admin,
-    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${lit(owner)};`,
+    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${lit(a.owner)};`,
     "looking up the database's owner",
   );
   if (!found.includes("ROLE:1")) {
     throw new CannotRunError(
-      `role "${owner}", owner of database "${m.database}" in ${basename(file)}, does not exist on this server ` +
-        `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE ${ident(owner)} LOGIN PASSWORD '...'\`, ` +
+      `role "${a.owner}", owner of database "${m.database}" in ${basename(file)}, does not exist on this server ` +
+        `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE ${ident(a.owner)} LOGIN PASSWORD '...'\`, ` +
         "and run the restore again; nothing was changed",
     );
   }
-  return ` OWNER ${ident(owner)}`;
+  return a;
+}
+
+/** The error for a CREATE DATABASE the server refused because it lacks the archive's locale. */
+export function localeError(e: unknown, db: string, file: string, create: string): unknown {
+  const msg = (e as Error).message ?? "";
+  if (!/locale|collation|ICU/i.test(msg)) return e;
+  const locales = [...create.matchAll(/(LOCALE|LC_COLLATE|LC_CTYPE|ICU_LOCALE) = ('(?:[^']|'')*')/g)]
+    .map((x) => `${x[1]} ${x[2]}`)
+    .join(", ");
+  return new CannotRunError(
+    `cannot create database "${db}" as it was in ${basename(file)} (${locales}): this server lacks that locale ` +
+      `(${msg.split("\n").pop()}). Install it on the server's machine (e.g. add it to /etc/locale.gen, run ` +
+      "`locale-gen` and restart PostgreSQL) or restore onto a server that has it; nothing was changed",
+  );
 }
 
 /** CREATE DATABASE with the old one's owner, encoding, locale and connection limit (from template0, as pg_dump -C does). */
@@ -121,8 +267,8 @@ export function createLike(name: string, p: DatabaseProperties): string {
 }
 
 /**
- * SQL that, run on the server, prints the statements giving `to` the grants and the per-database and
- * per-role-in-database settings of `from` (pg_dump keeps them outside a single database's archive).
+ * SQL that, run on the server, prints the statements giving `to` the grants, the comment and the
+ * per-database and per-role-in-database settings of `from` (pg_dump keeps them outside a single database's archive).
  * List-valued settings (search_path...) keep their own quoting, as pg_dump does; the others are literals.
  */
 export function carryOverSql(from: string, to: string): string {
@@ -135,6 +281,9 @@ SELECT format('GRANT %s ON DATABASE %I TO %s%s;', a.privilege_type, ${lit(to)},
     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
     CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
   FROM d, aclexplode(d.datacl) a
+UNION ALL
+SELECT format('COMMENT ON DATABASE %I IS %L;', ${lit(to)}, shobj_description(d.oid, 'pg_database')) FROM d
+  WHERE shobj_description(d.oid, 'pg_database') IS NOT NULL
 UNION ALL
 SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${lit(to)}, x.k, x.v)
     ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s;', pg_get_userbyid(s.setrole), ${lit(to)}, x.k, x.v) END
@@ -193,13 +342,43 @@ async function restoreSteps(
   const stopIfInterrupted = () => {
     if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
   };
-  const now = o.now ?? new Date();
   const db = conn.database;
   // Manifest and checksum first (cheap); the blocks are read by the restore itself, into a new database.
   const { manifest } = await verifyBackup(file, { readArchive: false });
   // The swap renames the database, which nobody may be connected to, this session included.
   const admin = adminConn(conn);
   const props = await databaseProperties(target, admin, db);
+  if (!props || o.safetyFile) return restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props);
+  const endedSessions = await stopWriters(target, admin, db);
+  let result: RestoreResult | undefined;
+  try {
+    result = await restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props);
+    return { ...result, endedSessions };
+  } finally {
+    // On every path (failure, Ctrl-C, success) clients may connect again to the old database, which
+    // after the swap is kept under its dated name.
+    await runSql(
+      target,
+      admin,
+      `ALTER DATABASE ${ident(result?.previousDatabase ?? db)} WITH CONNECTION LIMIT ${Number(props.connLimit)};`,
+      "allowing connections again",
+    ).catch(() => {});
+  }
+}
+
+/** The restore after the database's properties are known (and, with a safety backup to take, its writers stopped). */
+async function restoreInto(
+  file: string,
+  o: RestoreOptions,
+  conn: Conn,
+  target: RunTarget,
+  stopIfInterrupted: () => void,
+  manifest: Manifest,
+  props: DatabaseProperties | undefined,
+): Promise<RestoreResult> {
+  const now = o.now ?? new Date();
+  const db = conn.database;
+  const admin = adminConn(conn);
   // No such database (a new server after a disaster, or a copy under a new name): nothing to keep safe.
   const safety = !props
     ? undefined
@@ -220,10 +399,16 @@ async function restoreSteps(
   stopIfInterrupted();
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);
+  // A new database is made as `pg_restore -C` would (issue 15: it took the server's default locale and
+  // lost its grants, settings, connection limit and comment), under the temporary name.
+  const archived = props ? undefined : await readArchiveDatabase(file, manifest, target, admin, fresh);
   const create = props
     ? createLike(fresh, props)
-    : `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${await newOwner(file, manifest, target, admin)};`;
-  await runSql(target, admin, create, "creating the database to restore into");
+    : (archived?.create ??
+      `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${archived?.owner ? ` OWNER ${ident(archived.owner)}` : ""};`);
+  await runSql(target, admin, create, "creating the database to restore into").catch((e) => {
+    throw localeError(e, db, file, create);
+  });
   let swapped = false;
   try {
     // Streamed into one pg_restore: measured on pgbench scale 50 it beats decompressing to a temp file
@@ -244,6 +429,15 @@ async function restoreSteps(
     }
     stopIfInterrupted();
     if (!props) {
+      // After the data: a `default_transaction_read_only` or a connection limit of 0 must not stop pg_restore.
+      if (archived?.after.length) {
+        await runSql(
+          target,
+          admin,
+          archived.after.join("\n"),
+          "giving the restored database the owner, comment, grants and settings it had",
+        );
+      }
       await runSql(
         target,
         admin,
@@ -253,7 +447,8 @@ async function restoreSteps(
       swapped = true;
       return { database: db, safety };
     }
-    // What is not in a pg_dump archive but belongs to the database: its grants and its settings.
+    // What is not in a pg_dump archive restored without -C but belongs to the database: its grants,
+    // settings and comment (the comment was lost by every swap before, issue 15).
     const carried = await runSql(
       target,
       admin,
@@ -266,11 +461,14 @@ async function restoreSteps(
     stopIfInterrupted();
     // Connections are refused first so no client slips in between terminate and rename. The renames
     // are one transaction: stopped between them, the server would be left without the database.
-    await runSql(
+    const swapOut = await runSql(
       target,
       admin,
       [
         `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
+        // Clients here connected after the safety backup began (a superuser is not held back by the
+        // connection limit; a rollback brings a safety backup taken earlier): said, never silent.
+        sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
         `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
         `SELECT pg_sleep(0.2);`,
         "BEGIN;",
@@ -290,7 +488,13 @@ async function restoreSteps(
       throw e;
     });
     swapped = true;
-    return { database: db, previousDatabase: previous, safety };
+    const lateSessions = parseSessions(swapOut);
+    return {
+      database: db,
+      previousDatabase: previous,
+      safety,
+      ...(lateSessions.length ? { lateSessions } : {}),
+    };
   } finally {
     if (!swapped) {
       await runSql(

@@ -35,14 +35,17 @@ function zstdStage(args: string[], input?: Readable): Stage {
   done.catch(() => {});
   if (input) return { stream: new PassThrough(), output: child.stdout!, done };
   const stream = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
-  // A pipeline that fails downstream (pg_restore exited early) destroys this stream but not the
-  // process, which would then block forever on a full pipe nobody reads.
+  // A pipeline that fails downstream (pg_restore exited early) destroys this stream but neither the
+  // process, which would then block forever on a full pipe nobody reads, nor its stdout. zstd may
+  // already have exited with its output sitting unread in that paused pipe: the child's "close" waits
+  // for stdout to end, which it never would, and `done` never settled (issue 15: restores onto a
+  // server without the database hung). So the pipes are destroyed whether or not zstd still runs.
   stream.on("close", () => {
-    if (!stream.readableEnded && child.exitCode === null && child.signalCode === null) {
-      abandoned = true;
-      child.stdout!.destroy();
-      child.kill();
-    }
+    if (stream.readableEnded) return;
+    abandoned = true;
+    child.stdin!.destroy();
+    child.stdout!.destroy();
+    if (child.exitCode === null && child.signalCode === null) child.kill();
   });
   return { stream, done };
 }

@@ -15,7 +15,7 @@ import {
   type RunTarget,
   pgFailure,
 } from "./runner";
-import { countRows, runSql } from "./session";
+import { countRows, runSql, tableChecksums } from "./session";
 import { catchingSignals } from "./interrupt";
 import { decompressor, hasher } from "./streams";
 
@@ -25,6 +25,10 @@ export interface VerifyResult {
   manifest: Manifest;
   /** Set by a restore test: row counts of the scratch restore (equal to the manifest's). */
   restoredRowCounts?: Record<string, number>;
+  /** Set by a restore test of a backup whose manifest has them: tables whose content checksum matched. */
+  checksummedTables?: number;
+  /** Set by a restore test: roles that own objects in the backup but do not exist on the server. */
+  missingRoles?: string[];
 }
 
 /** Reads and sanity-checks `FILE.json`; a missing or malformed manifest is a failed check. */
@@ -214,7 +218,23 @@ async function restoreTest(file: string, m: Manifest, url: string, target: RunTa
     const diff = rowCountDifferences(m.rowCounts, counts);
     if (diff.length)
       throw new CheckFailedError(`restore test of ${basename(file)} lost rows:\n  ${diff.join("\n  ")}`);
-    return { file, manifest: m, restoredRowCounts: counts };
+    // Equal counts can hide changed rows (issue 15): compare content where the manifest has checksums.
+    let checksummedTables: number | undefined;
+    if (m.tableChecksums) {
+      const sums = await tableChecksums(target, conn);
+      const changed = Object.keys({ ...m.tableChecksums, ...sums })
+        .sort()
+        .filter((k) => m.tableChecksums![k] !== sums[k]);
+      if (changed.length) {
+        throw new CheckFailedError(
+          `restore test of ${basename(file)}: the content of ${changed.length} table(s) differs from the backup's ` +
+            `checksums although the row counts match: ${changed.join(", ")}`,
+        );
+      }
+      checksummedTables = Object.keys(sums).length;
+    }
+    const missingRoles = await rolesMissing(file, m, target, admin);
+    return { file, manifest: m, restoredRowCounts: counts, checksummedTables, missingRoles };
   } finally {
     await runSql(
       target,
@@ -223,4 +243,56 @@ async function restoreTest(file: string, m: Manifest, url: string, target: RunTa
       "dropping the scratch database",
     );
   }
+}
+
+const unquote = (r: string) => (r.startsWith('"') ? r.slice(1, -1).replace(/""/g, '"') : r);
+
+/**
+ * Roles a restore with owners and grants needs, from `pg_restore -s -f -` output: each entry's owner
+ * and every role its GRANT/REVOKE statements name (not PUBLIC).
+ */
+export function neededRoles(script: string): string[] {
+  const roles = new Set<string>();
+  for (const l of script.split("\n")) {
+    const h = /^-- Name: .*; Type: .*; Schema: .*; Owner: (.+)$/.exec(l);
+    if (h && h[1].trim() && h[1].trim() !== "-") roles.add(h[1].trim());
+    const g =
+      /^(?:GRANT|REVOKE) .* (?:TO|FROM) ((?:"(?:[^"]|"")+"|[^\s;"]+)(?:, (?:"(?:[^"]|"")+"|[^\s;"]+))*)(?: WITH GRANT OPTION)?;$/.exec(
+        l,
+      );
+    if (g) for (const r of g[1].split(", ")) if (r !== "PUBLIC") roles.add(unquote(r));
+  }
+  return [...roles].sort();
+}
+
+/**
+ * Roles that own objects in the backup or are granted rights in it but are not on the server (a
+ * restore with owners and grants would fail on them; the restore test runs `--no-owner --no-acl`).
+ */
+async function rolesMissing(file: string, m: Manifest, target: RunTarget, admin: Conn): Promise<string[]> {
+  const dec = decompressor(m.compression);
+  const pr = spawnPg(target, "pg_restore", ["-s", "-f", "-"], admin);
+  const w = watch(pr);
+  let out = "";
+  pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  // Schema only: pg_restore stops after the table of contents, the rest of the file meets a closed pipe.
+  await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
+  await dec.done.catch(() => {});
+  if ((await w.done) !== 0) throw pgFailure("listing the backup's contents", w.stderr(), admin, target);
+  const owners = neededRoles(out);
+  if (!owners.length) return [];
+  const lit = (x: string) => `'${x.replace(/'/g, "''")}'`;
+  const found = await runSql(
+    target,
+    admin,
+    `SELECT 'ROLE:' || rolname FROM pg_roles WHERE rolname IN (${owners.map(lit).join(", ")});`,
+    "looking up the backup's roles",
+  );
+  const have = new Set(
+    found
+      .split("\n")
+      .filter((l) => l.startsWith("ROLE:"))
+      .map((l) => l.slice(5)),
+  );
+  return owners.filter((o) => !have.has(o));
 }

@@ -1,0 +1,89 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { createBackup, verifyBackup } from "../../../src/core/backup";
+import { neededRoles } from "../../../src/core/backup/verify";
+import { CheckFailedError } from "../../../src/core/errors";
+import { RICH_SQL } from "./fixture";
+
+// `verify --restore-test` compares content, not only row counts, and names missing roles (issue 15).
+let pg: TestPostgres;
+let dir: string;
+
+before(async () => {
+  pg = await startPostgres();
+  dir = mkdtempSync(join(tmpdir(), "sd-bk-vc-"));
+  await pg.createDatabase("rich");
+  await pg.query(RICH_SQL, [], "rich");
+  await pg.query(
+    "CREATE TABLE shop.odd (t timestamptz, f float8, i interval, b bytea); INSERT INTO shop.odd VALUES (now(), 0.1 + 0.2, '1 day 2 hours', '\\x00ff')",
+    [],
+    "rich",
+  );
+});
+after(async () => {
+  await pg?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("the manifest has a content checksum per table and the restore test compares them", async () => {
+  const r = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "a"), label: "manual" });
+  assert.deepEqual(
+    Object.keys(r.manifest.tableChecksums ?? {}).sort(),
+    Object.keys(r.manifest.rowCounts).sort(),
+  );
+  const v = await verifyBackup(r.file, { restoreTest: true, databaseUrl: pg.url() });
+  assert.equal(v.checksummedTables, Object.keys(r.manifest.rowCounts).length);
+  assert.deepEqual(v.missingRoles, []);
+});
+
+test("same row counts, different content: the restore test fails naming the table", async () => {
+  const a = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "b"), label: "manual" });
+  await pg.query("UPDATE shop.customers SET name = name || ' changed' WHERE id = 7", [], "rich");
+  const b = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "c"), label: "manual" });
+  assert.deepEqual(a.manifest.rowCounts, b.manifest.rowCounts);
+  // A's manifest over B's archive (checksum and size made to match): only the content tells them apart.
+  copyFileSync(b.file, a.file);
+  const m = JSON.parse(readFileSync(a.manifestFile, "utf8"));
+  writeFileSync(
+    a.manifestFile,
+    JSON.stringify({ ...m, sha256: b.manifest.sha256, sizeBytes: b.manifest.sizeBytes }),
+  );
+  await assert.rejects(verifyBackup(a.file, { restoreTest: true, databaseUrl: pg.url() }), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError, e.message);
+    assert.match(e.message, /content of 1 table\(s\) differs .*: shop\.customers$/);
+    return true;
+  });
+});
+
+test("roles that own objects in the backup or are granted rights in it and are missing on the server are reported", async () => {
+  await pg.query("CREATE ROLE gone_owner");
+  await pg.query("CREATE ROLE gone_reader");
+  await pg.createDatabase("owned");
+  await pg.query(
+    "CREATE TABLE t (id int); ALTER TABLE t OWNER TO gone_owner; GRANT SELECT ON t TO gone_reader",
+    [],
+    "owned",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("owned"), dir: join(dir, "d"), label: "manual" });
+  await pg.query("DROP DATABASE owned");
+  await pg.query("DROP ROLE gone_owner");
+  await pg.query("DROP ROLE gone_reader");
+  const v = await verifyBackup(r.file, { restoreTest: true, databaseUrl: pg.url() });
+  assert.deepEqual(v.missingRoles, ["gone_owner", "gone_reader"]);
+  assert.deepEqual(
+    neededRoles(
+      [
+        "-- Name: t; Type: TABLE; Schema: public; Owner: app",
+        "GRANT SELECT ON TABLE public.t TO reader;",
+        'GRANT ALL ON TABLE public.t TO "Odd ""Role""" WITH GRANT OPTION;',
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC;",
+        "-- Name: BLOBS; Type: BLOBS; Schema: -; Owner: ",
+      ].join("\n"),
+    ),
+    ['Odd "Role"', "app", "reader"],
+  );
+});
