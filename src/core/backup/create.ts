@@ -139,6 +139,11 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     dump.stdin!.end();
     const counted = snap.rowCounts();
     counted.catch(() => {});
+    // Summed while pg_dump runs too (issue 18): done after the dump, the sums were a second scan of
+    // every row with the other core idle, as long again as the dump itself; the snapshot session
+    // queues them after the counts, and the dump streams meanwhile.
+    const summed = snap.tableChecksums();
+    summed.catch(() => {});
     // pg_dump cannot join a snapshot whose session already failed (say, on a table the role may not
     // read): that session's own error is the cause, not pg_dump's "invalid snapshot identifier".
     const dumpFailure = async (code: number) => {
@@ -175,8 +180,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       await fh.close().catch(() => {});
     }
     const rowCounts = await counted;
-    // Hashed after the dump so it takes no CPU from it; the snapshot is still held (issue 15).
-    const tableChecksums = await snap.tableChecksums();
+    const tableChecksums = await summed;
     // link, not rename: never replaces an existing backup. Two backups in one second with one label
     // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
     for (let n = 2; ; n++) {
