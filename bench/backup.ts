@@ -102,7 +102,7 @@ async function main() {
 
     const r = (x: number) => x.toFixed(2);
     // The goals of issue 18, printed beside each figure with whether this run met them.
-    const goal = (x: number, max: number) => `${r(x)}  (goal <= ${max}: ${x <= max ? "met" : "NOT met"})`;
+    const goal = (x: number, max: number) => `${r(x)}  (goal <= ${r(max)}: ${x <= max ? "met" : "NOT met"})`;
     console.log(
       `bare pg_dump -Fc -Z0: ${r(bare.seconds)} s; pg_dump -Fc: ${r(def.seconds)} s, ${statSync(join(dir, "default.dump")).size} B`,
     );

@@ -139,9 +139,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     dump.stdin!.end();
     const counted = snap.rowCounts();
     counted.catch(() => {});
-    // Summed while pg_dump runs too (issue 18): done after the dump, the sums were a second scan of
-    // every row with the other core idle, as long again as the dump itself; the snapshot session
-    // queues them after the counts, and the dump streams meanwhile.
+    // Counted and summed while pg_dump streams (issue 18): done after the dump, the sums were a second
+    // scan of every row with the other core idle, as long again as the dump itself.
     const summed = snap.tableChecksums();
     summed.catch(() => {});
     // pg_dump cannot join a snapshot whose session already failed (say, on a table the role may not
