@@ -118,6 +118,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   const dumpVersion = pgDumpVersion(target);
   const snap = await openSnapshot(target, conn);
   let tmp: string | undefined;
+  let done = false;
   try {
     const serverMajor = Math.floor(snap.serverVersionNum / 10000);
     if (toolMajor(dumpVersion) < serverMajor) {
@@ -216,9 +217,10 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");
     await fsyncDir(dir);
+    done = true;
     return { file, manifestFile: mf, manifest };
   } finally {
     if (tmp) await unlink(tmp).catch(() => {});
-    await snap.close();
+    await (done ? snap.close() : snap.abort());
   }
 }
