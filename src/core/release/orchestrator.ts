@@ -101,7 +101,11 @@ export function factsFromEvents(events: readonly StepEvent[]): UpdateFacts {
     // database older than the one this release left (issue 15).
     if (stage === "backup" && TOOK_BACKUP.has(e.op) && typeof e.outputs?.file === "string")
       facts.backupFile = e.outputs.file;
-    if (stage === "image" && typeof e.outputs?.imageId === "string") facts.imageId = e.outputs.imageId;
+    // The app's image only (`<name>-app-image`), not the database's or the proxy's. With a mutable tag
+    // its stored id can be stale: after a successful update the stack output `imageId` (what the
+    // container really runs) replaces it.
+    if (stage === "image" && /-app-image$/.test(e.urn) && typeof e.outputs?.imageId === "string")
+      facts.imageId = e.outputs.imageId;
   }
   return facts;
 }
@@ -215,6 +219,7 @@ async function guardedDeploy(
     let url: string | undefined;
     let warnings: string[] = [];
     let failure: unknown;
+    const facts0: { imageId?: string } = {};
     try {
       ports.log.step("pulumi up: image, backup, migration, containers, health gate");
       const { outputs } = await ports.stack.up({
@@ -231,12 +236,13 @@ async function guardedDeploy(
         onOutput: (line) => ports.log.info(line.trimEnd()),
       });
       url = outputs.url?.value;
+      if (outputs.imageId?.value) facts0.imageId = outputs.imageId.value;
       if (outputs.postDeployWarnings?.value)
         warnings = JSON.parse(outputs.postDeployWarnings.value) as string[];
     } catch (e) {
       failure = e;
     }
-    const facts = factsFromEvents(events);
+    const facts = { ...factsFromEvents(events), ...facts0 };
     if (!failure && opts.soak && url && !interrupted()) {
       try {
         ports.log.step(`soak: verifying ${url}`);

@@ -82,3 +82,13 @@ test("rollback --to A after a config-only B and a migrating C restores C's backu
   assert.ok(plan.ok, plan.ok ? "" : plan.reason);
   assert.equal(plan.backupFile, C_FILE);
 });
+
+test("the release's image is the app's: a database or proxy image event after it does not replace it", () => {
+  const IMAGE = "docker:index/remoteImage:RemoteImage";
+  const f = facts([
+    outputs(IMAGE, "staging-app-image", "same", { imageId: "sha256:app" }),
+    outputs(IMAGE, "staging-db-image", "create", { imageId: "sha256:postgres" }),
+    outputs(IMAGE, "staging-app-proxy-image", "same", { imageId: "sha256:haproxy" }),
+  ]);
+  assert.equal(f.imageId, "sha256:app");
+});

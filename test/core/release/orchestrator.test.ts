@@ -650,3 +650,15 @@ test("a person's rollback stopped by SIGTERM during its pulumi up: cancelled, re
   assert.equal(calls.at(-1), "unlock", calls.join("\n"));
   assert.ok(!calls.some((c) => c.startsWith("verify")), "no step after the stop");
 });
+
+test("a good deploy records the image the stack output imageId names (the tag's id now), not the image resource's stored id", async () => {
+  const { p } = await ports({ steps: okSteps() });
+  const up = p.stack.up.bind(p.stack);
+  p.stack.up = async (o) => {
+    const r = await up(o);
+    return { outputs: { ...r.outputs, imageId: { value: "sha256:rebuilt", secret: false } } };
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 0);
+  assert.equal(out.release.imageDigest, "sha256:rebuilt");
+});
