@@ -2,6 +2,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
@@ -196,4 +197,32 @@ test("a set-up that fails half-way changes nothing (one transaction) and its out
     /password authentication failed/,
   );
   await asApp("rotated-pw-9876543210", async () => {});
+});
+
+test("README's snippet for external databases gives app_rw the same rights (run as the owner)", async () => {
+  const readme = readFileSync(join(__dirname, "..", "..", "..", "README.md"), "utf8");
+  const snippet = /\*\*External databases\*\*[\s\S]*?```sql\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(snippet, "README has the SQL snippet");
+  await pg.query(snippet.replace("PASSWORD '...'", "PASSWORD 'ext-app-pw-123'"));
+  await pg.query("CREATE TABLE later_ext (id serial PRIMARY KEY, v text)");
+  const c = new Client({
+    host: "127.0.0.1",
+    port: pg.port,
+    user: "app_rw",
+    password: "ext-app-pw-123",
+    database: "postgres",
+  });
+  await c.connect();
+  try {
+    await c.query("INSERT INTO later_ext (v) VALUES ('x')");
+    assert.equal((await c.query("UPDATE later_ext SET v = 'y'")).rowCount, 1);
+    await assert.rejects(
+      c.query("COPY (SELECT 1) TO PROGRAM 'id'"),
+      /permission denied|pg_execute_server_program/,
+    );
+    await assert.rejects(c.query("CREATE TABLE evil (x int)"), /permission denied for schema public/);
+    await assert.rejects(c.query("DROP TABLE later_ext"), /must be owner/);
+  } finally {
+    await c.end();
+  }
 });
