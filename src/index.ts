@@ -44,7 +44,9 @@ const deployment = new Deployment(stack, {
   commit: currentCommit(),
   secrets: {
     dbPassword: secret("dbPassword"),
+    dbAppPassword: secret("dbAppPassword"),
     databaseUrl: secret("databaseUrl"),
+    appDatabaseUrl: secret("appDatabaseUrl"),
     appSecrets: cfg.getSecretObject<Record<string, string>>("appSecrets"),
     hookSecrets: cfg.getSecretObject<Record<string, string>>("hookSecrets"),
     backupEncryptionKey: secret("backupEncryptionKey"),

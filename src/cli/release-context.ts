@@ -17,6 +17,7 @@ import {
   type StackConfig,
 } from "../config";
 import { urlHost } from "../core/address";
+import { derivedAppPassword } from "../core/database/roles";
 import { createBackup, listBackups, restoreBackup } from "../core/backup";
 import { parseDatabaseUrl, type RunTarget } from "../core/backup/runner";
 import { runSql } from "../core/backup/session";
@@ -105,6 +106,8 @@ export function secretLiterals(secrets: StackSecrets): string[] {
       for (const v of Object.values(parsed)) if (typeof v === "string" && v) out.add(v);
     }
     for (const u of urlSecrets(value)) out.add(u);
+    // The app role's password when none is set is derived from dbPassword (issue 15): mask it too.
+    if (key === "dbPassword" && !secrets.dbAppPassword) out.add(derivedAppPassword(value));
   }
   return [...out];
 }

@@ -7,6 +7,7 @@ import { Backup } from "../providers/backup";
 import { HealthGate } from "../providers/healthgate";
 import { App } from "./app";
 import { Database } from "./database";
+import { derivedAppPassword } from "../core/database/roles";
 import { failedHookLines, hookCommands, type HookContext } from "./hooks";
 import { appImage } from "./image";
 import * as aws from "@pulumi/aws";
@@ -20,7 +21,11 @@ import { Redis } from "./redis";
 /** Secret config values, as Pulumi secrets; only the keys the stack set are present. */
 export interface DeploymentSecrets {
   dbPassword?: pulumi.Output<string>;
+  /** The app role's password (container mode; derived from `dbPassword` when unset). */
+  dbAppPassword?: pulumi.Output<string>;
   databaseUrl?: pulumi.Output<string>;
+  /** External mode: the app's own less privileged URL (migrations and backups keep `databaseUrl`). */
+  appDatabaseUrl?: pulumi.Output<string>;
   appSecrets?: pulumi.Output<Record<string, string>>;
   hookSecrets?: pulumi.Output<Record<string, string>>;
   backupEncryptionKey?: pulumi.Output<string>;
@@ -82,18 +87,6 @@ export class Deployment extends pulumi.ComponentResource {
       child(),
     );
 
-    const db = new Database(
-      `${name}-database`,
-      c.database.mode === "container"
-        ? {
-            ...c.database,
-            password: secrets.dbPassword!,
-            network: network.name,
-            dockerHost: remote ? c.docker.host : undefined,
-          }
-        : { mode: "external", databaseUrl: secrets.databaseUrl! },
-      { parent: this, providers: { docker: provider } },
-    );
     const redis = c.redis.enabled
       ? new Redis(
           `${name}-redis`,
@@ -118,6 +111,30 @@ export class Deployment extends pulumi.ComponentResource {
     this.imageId = imageId;
     this.migrationsChecksum = checksumDir(join(abs(c.migrations.workDir), c.migrations.dir));
     this.releaseKey = imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
+
+    // The app connects as its own non-superuser role (issue 15); set up again on every release.
+    const dbPassword = secrets.dbPassword!;
+    const db = new Database(
+      `${name}-database`,
+      c.database.mode === "container"
+        ? {
+            ...c.database,
+            password: dbPassword,
+            network: network.name,
+            dockerHost: remote ? c.docker.host : undefined,
+            appPassword:
+              secrets.dbAppPassword ?? pulumi.secret(pulumi.output(dbPassword).apply(derivedAppPassword)),
+            roleTrigger: this.releaseKey,
+          }
+        : { mode: "external", databaseUrl: secrets.databaseUrl!, appDatabaseUrl: secrets.appDatabaseUrl },
+      { parent: this, providers: { docker: provider } },
+    );
+    if (c.database.mode === "container" && !secrets.dbAppPassword) {
+      pulumi.log.warn(
+        '`dbAppPassword` is not set: the app role\'s password is derived from `dbPassword`. Set its own with `pulumi config set --secret dbAppPassword "$(openssl rand -base64 24)"`',
+        this,
+      );
+    }
 
     const hookCtx: HookContext = {
       stack: pulumi.getStack(),
@@ -216,7 +233,14 @@ export class Deployment extends pulumi.ComponentResource {
         projectDir: args.projectDir,
         stack: pulumi.getStack(),
       },
-      { parent: this, dependsOn: [backup, ...(maintenanceOn ? [maintenanceOn] : [])] },
+      {
+        parent: this,
+        dependsOn: [
+          backup,
+          ...(maintenanceOn ? [maintenanceOn] : []),
+          ...(db.appRole ? [db.appRole.command] : []),
+        ],
+      },
     );
 
     const postMigrate = hooks("postMigrate", [migration.command]);
@@ -242,7 +266,7 @@ export class Deployment extends pulumi.ComponentResource {
         ...c.app,
         imageId,
         network: network.name,
-        databaseUrl: db.networkUrl,
+        databaseUrl: db.appNetworkUrl,
         secretEnvironment: secrets.appSecrets,
         redisUrl: redis?.url,
         version: this.releaseKey,

@@ -331,7 +331,9 @@ export const RollbackSchema = z
 /** Names of the stack's secret keys (set with `pulumi config set --secret`). */
 export const SECRET_KEYS = [
   "dbPassword",
+  "dbAppPassword",
   "databaseUrl",
+  "appDatabaseUrl",
   "appSecrets",
   "slackWebhookUrl",
   "webhookUrl",
@@ -400,6 +402,13 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
   };
   if (c.database?.mode === "container") need("dbPassword", 'when `database.mode` is "container"');
   if (c.database?.mode === "external") need("databaseUrl", 'when `database.mode` is "external"');
+  if (c.database?.mode === "container" && secretsSet.includes("appDatabaseUrl")) {
+    issues.push({
+      path: ["appDatabaseUrl"],
+      message:
+        'is only for `database.mode: "external"`; a managed database sets up its app role itself (password: `dbAppPassword`): run `pulumi config rm appDatabaseUrl`',
+    });
+  }
   if (c.app && c.database?.mode === "container" && c.app.hostPort === c.database.hostPort) {
     issues.push({
       path: ["app", "hostPort"],
