@@ -51,6 +51,10 @@ export function typeCarries(from: string, to: string): boolean {
   if (from === to) return true;
   if (to === "text" || to === "character varying") return true;
   const base = (t: string) => (t.startsWith("numeric") ? "numeric" : t);
+  const num = (t: string) => /^numeric\((\d+),(\d+)\)$/.exec(t);
+  const [nf, nt] = [num(from), num(to)];
+  if (nf && nt)
+    return Number(nt[2]) >= Number(nf[2]) && Number(nt[1]) - Number(nt[2]) >= Number(nf[1]) - Number(nf[2]);
   if (INT_RANK[base(from)] && INT_RANK[to]) {
     return from.startsWith("numeric") ? to === "numeric" : INT_RANK[base(from)] <= INT_RANK[to];
   }
