@@ -160,6 +160,31 @@ describe("safe-deploy rebuild", () => {
     assert.deepEqual(await leftovers(live), [kept]);
   });
 
+  test("a session still connected to the live database is warned about and ended by the swap", async () => {
+    const { live, dev } = await databases();
+    const { Client } = await import("pg");
+    const app = new Client({ connectionString: pg.url(live) });
+    app.on("error", () => {});
+    await app.connect();
+    try {
+      const r = cli([
+        "rebuild",
+        "--database-url",
+        pg.url(live),
+        "--schema-from",
+        pg.url(dev),
+        "--backup-dir",
+        join(tmp, "session"),
+        "--yes",
+      ]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, /1 other sessions are connected to "live\d+".*Is the app stopped\?/);
+      await assert.rejects(app.query("SELECT 1"));
+    } finally {
+      await app.end().catch(() => {});
+    }
+  });
+
   test("stops at validation when the data breaks a constraint of the new schema: live database untouched, scratch dropped, exit 1", async () => {
     const { live, dev } = await databases(
       DEV_SCHEMA + "ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total > 0);",
