@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -113,6 +121,10 @@ describe("safe-deploy rebuild", () => {
     const kept = /the old database is kept as "(live\d+_before_rebuild_\d{14})"/.exec(r.out)?.[1];
     assert.ok(kept, r.out);
     assert.ok(!r.out.includes(pg.password) && !r.err.includes(pg.password), "no password in the output");
+    // A rollback point at each step.
+    assert.match(r.err, /STEP: backup: .*\(undo: nothing changed yet\)/);
+    assert.match(r.err, /STEP: copy: .*\(undo: nothing changed on "live\d+"/);
+    assert.match(r.err, /swap: done\. Undo: `safe-deploy backup restore .*_safety\.pgdump\.zst/);
 
     assert.deepEqual(await pg.query("SELECT id, email FROM users ORDER BY id", [], live), before);
     assert.deepEqual(
@@ -190,6 +202,7 @@ describe("safe-deploy rebuild", () => {
       DEV_SCHEMA + "ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total > 0);",
     );
     const fp = await fingerprint(live);
+    const appLog = join(tmp, "app-validation.log");
     const r = cli([
       "rebuild",
       "--database-url",
@@ -199,8 +212,17 @@ describe("safe-deploy rebuild", () => {
       "--backup-dir",
       join(tmp, "bad"),
       "--yes",
+      "--stop-app",
+      `echo stopped >> ${appLog}`,
+      "--start-app",
+      `echo started >> ${appLog}`,
     ]);
     assert.equal(r.code, 1, r.err);
+    assert.equal(
+      readFileSync(appLog, "utf8"),
+      "stopped\nstarted\n",
+      "the app is started again after a refusal",
+    );
     assert.match(r.err, /constraint total_positive on public\.orders/);
     assert.match(r.err, /nothing changed on "live\d+"/);
     assert.equal(await fingerprint(live), fp);
@@ -211,9 +233,20 @@ describe("safe-deploy rebuild", () => {
     const { live, dev } = await databases(DEV_SCHEMA + "ALTER TABLE users ADD COLUMN tenant int NOT NULL;");
     const fp = await fingerprint(live);
     const backups = join(tmp, "refused");
-    const r = cli(["rebuild", "--schema-from", pg.url(dev), "--backup-dir", backups, "--yes"], {
-      DATABASE_URL: pg.url(live),
-    });
+    const appLog = join(tmp, "app-refused.log");
+    const r = cli(
+      [
+        "rebuild",
+        "--schema-from",
+        pg.url(dev),
+        "--backup-dir",
+        backups,
+        "--yes",
+        "--stop-app",
+        `touch ${appLog}`,
+      ],
+      { DATABASE_URL: pg.url(live) },
+    );
     assert.equal(r.code, 1, r.err);
     assert.match(
       r.out,
@@ -222,6 +255,7 @@ describe("safe-deploy rebuild", () => {
     assert.equal(await fingerprint(live), fp);
     assert.deepEqual(await leftovers(live), []);
     assert.ok(!existsSync(backups), "no backup taken before the plan was accepted");
+    assert.ok(!existsSync(appLog), "the app is not stopped before the plan was accepted");
   });
 
   test("--dry-run prints the plan and changes nothing", async () => {
