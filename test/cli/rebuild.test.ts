@@ -258,6 +258,18 @@ describe("safe-deploy rebuild", () => {
     assert.ok(!existsSync(appLog), "the app is not stopped before the plan was accepted");
   });
 
+  test("a schema source that refuses the login: exit 3, its password never shown, nothing left behind", async () => {
+    const { live, dev } = await databases();
+    const fp = await fingerprint(live);
+    const bad = pg.url(dev).replace(`:${encodeURIComponent(pg.password)}@`, ":Wr0ng-S3cret@");
+    const r = cli(["rebuild", "--database-url", pg.url(live), "--schema-from", bad, "--dry-run"]);
+    assert.equal(r.code, 3, r.err);
+    assert.match(r.err, /`--schema-from`: pg_dump --schema-only: could not log in/);
+    assert.ok(!r.err.includes("Wr0ng-S3cret") && !r.out.includes("Wr0ng-S3cret"), r.err);
+    assert.equal(await fingerprint(live), fp);
+    assert.deepEqual(await leftovers(live), []);
+  });
+
   test("--dry-run prints the plan and changes nothing", async () => {
     const { live, dev } = await databases();
     const fp = await fingerprint(live);
