@@ -187,3 +187,36 @@ export async function setSequences(client: Client, source: Record<string, number
   }
   return lines;
 }
+
+/**
+ * Fills the materialized views the schema step left empty (`pg_dump --schema-only` creates them WITH NO
+ * DATA; reading one would fail). One that reads another is retried after it, so the order sorts itself out.
+ */
+export async function refreshMaterializedViews(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ v: string }>(
+    "SELECT schemaname || '.' || matviewname AS v FROM pg_matviews WHERE NOT ispopulated ORDER BY 1",
+  );
+  let left = rows.map((r) => r.v);
+  const done: string[] = [];
+  for (let pass = 0; left.length && pass <= rows.length; pass++) {
+    const failed: string[] = [];
+    for (const v of left) {
+      try {
+        await client.query(`REFRESH MATERIALIZED VIEW ${qualified(v)}`);
+        done.push(v);
+      } catch {
+        failed.push(v);
+      }
+    }
+    if (failed.length === left.length) break;
+    left = failed;
+  }
+  if (left.length) await client.query(`REFRESH MATERIALIZED VIEW ${qualified(left[0])}`);
+  return done;
+}
+
+/** How many large objects the database holds (they live outside every table, so a COPY never carries them). */
+export async function largeObjects(client: Client): Promise<number> {
+  const { rows } = await client.query<{ n: string }>("SELECT count(*) AS n FROM pg_largeobject_metadata");
+  return Number(rows[0].n);
+}

@@ -24,10 +24,12 @@ import {
   dropConstraints,
   enableTriggers,
   ident,
+  largeObjects,
   nonEmpty,
   qualified,
   readCatalog,
   readConstraints,
+  refreshMaterializedViews,
   sequenceValues,
   setSequences,
   validateConstraints,
@@ -224,6 +226,8 @@ async function steps(
           `column ${c.table}.${c.column} is NOT NULL in the new schema but ${rows[0].n} live rows hold NULL: give it a DEFAULT or fill those rows first`,
         );
     }
+    const blobs = await largeObjects(live);
+    if (blobs) plan.notCarried.push(`${blobs} large objects (pg_largeobject): COPY carries table rows only`);
     const lines = formatPlan(plan);
     o.onPlan?.(lines);
     await at("plan");
@@ -298,6 +302,7 @@ async function steps(
     await addConstraintsNotValid(target, constraints);
     problems.push(...(await validateConstraints(target)));
     await enableTriggers(target, triggers);
+    for (const v of await refreshMaterializedViews(target)) log.info(`materialized view ${v} refreshed`);
     if (problems.length)
       throw new CheckFailedError(
         `the new database does not hold the live data as it should; nothing changed on "${db}" (the new database was dropped):\n  ${problems.join("\n  ")}`,
