@@ -291,6 +291,36 @@ describe("safe-deploy rebuild", () => {
     assert.deepEqual(await leftovers(live), []);
   });
 
+  test("on a terminal it shows the plan, then asks; another answer than the database name cancels (exit 2, nothing changed)", async () => {
+    const { live, dev } = await databases();
+    const fp = await fingerprint(live);
+    const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+    const cmd = [
+      BIN,
+      "rebuild",
+      "--database-url",
+      pg.url(live),
+      "--schema-from",
+      pg.url(dev),
+      "--backup-dir",
+      join(tmp, "tty"),
+    ]
+      .map(q)
+      .join(" ");
+    // `script` gives the CLI a terminal; what it types comes from our stdin.
+    const r = spawnSync("script", ["-qec", cmd, "/dev/null"], {
+      input: "not-the-name\n",
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stdout, /NOT CARRIED OVER[\s\S]*The app must be stopped[\s\S]*Type the database name:/);
+    assert.match(r.stdout, /rebuild cancelled; nothing changed on "live\d+"/);
+    assert.equal(await fingerprint(live), fp);
+    assert.deepEqual(await leftovers(live), []);
+    assert.ok(!existsSync(join(tmp, "tty")), "no backup taken");
+  });
+
   test("usage: no schema source, no --backup-dir, no --yes without a terminal: exit 2", async () => {
     const { live, dev } = await databases();
     const url = pg.url(live);
