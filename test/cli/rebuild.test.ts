@@ -266,6 +266,18 @@ describe("safe-deploy rebuild", () => {
     assert.ok(!existsSync(appLog), "the app is not stopped before the plan was accepted");
   });
 
+  test("refuses when the live tables belong to another role than the one building the new schema (the app would lose access)", async () => {
+    const { live, dev } = await databases();
+    await pg.query("CREATE ROLE app_owner; ALTER TABLE users OWNER TO app_owner", [], live);
+    const fp = await fingerprint(live);
+    const r = cli(["rebuild", "--database-url", pg.url(live), "--schema-from", pg.url(dev), "--dry-run"]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.out, /table public\.users is owned by "app_owner" live but would be owned by "tester"/);
+    assert.match(r.err, /run the rebuild as "app_owner"/);
+    assert.equal(await fingerprint(live), fp);
+    assert.deepEqual(await leftovers(live), []);
+  });
+
   test("a schema source that refuses the login: exit 3, its password never shown, nothing left behind", async () => {
     const { live, dev } = await databases();
     const fp = await fingerprint(live);

@@ -25,8 +25,9 @@ export async function readCatalog(client: Client): Promise<Table[]> {
     hasdef: boolean;
     gen: boolean;
     ident: boolean;
+    owner: string;
   }>(
-    `SELECT n.nspname || '.' || c.relname AS t, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
+    `SELECT n.nspname || '.' || c.relname AS t, pg_get_userbyid(c.relowner) AS owner, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull AS notnull, a.atthasdef AS hasdef, a.attgenerated <> '' AS gen, a.attidentity <> '' AS ident
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -36,7 +37,7 @@ export async function readCatalog(client: Client): Promise<Table[]> {
   const tables = new Map<string, Table>();
   for (const r of rows) {
     let t = tables.get(r.t);
-    if (!t) tables.set(r.t, (t = { name: r.t, columns: [] }));
+    if (!t) tables.set(r.t, (t = { name: r.t, columns: [], owner: r.owner }));
     t.columns.push({
       name: r.col,
       type: r.type,

@@ -15,6 +15,8 @@ export interface Table {
   /** `schema.name`. */
   name: string;
   columns: Column[];
+  /** The role that owns it (the app's grants and access follow it). */
+  owner?: string;
 }
 
 /** How one table's rows are carried: the columns copied, in the target's order. */
@@ -98,6 +100,10 @@ export function planRebuild(
       );
       continue;
     }
+    if (s.owner && t.owner && s.owner !== t.owner)
+      plan.blockers.push(
+        `table ${t.name} is owned by "${s.owner}" live but would be owned by "${t.owner}" (the role that built the new schema), so the app may lose access to it: run the rebuild as "${s.owner}" (its URL in \`--database-url\`)`,
+      );
     const cols = new Map(s.columns.map((c) => [c.name, c]));
     const copied: string[] = [];
     for (const tc of t.columns) {

@@ -143,6 +143,14 @@ describe("planRebuild", () => {
       for (const [k, v] of Object.entries(c.want)) assert.deepEqual(plan[k as keyof typeof plan], v, k);
     });
 
+  it("a table whose owner would change blocks (the app could lose access)", () => {
+    const plan = planRebuild([{ ...users, owner: "app" }], [{ ...users, owner: "postgres" }]);
+    assert.deepEqual(plan.blockers, [
+      'table public.users is owned by "app" live but would be owned by "postgres" (the role that built the new schema), so the app may lose access to it: run the rebuild as "app" (its URL in `--database-url`)',
+    ]);
+    assert.deepEqual(planRebuild([{ ...users, owner: "app" }], [{ ...users, owner: "app" }]).blockers, []);
+  });
+
   it("formatPlan shows what is not carried and what stops it", () => {
     const lines = formatPlan(
       planRebuild(
