@@ -221,3 +221,31 @@ export async function largeObjects(client: Client): Promise<number> {
   const { rows } = await client.query<{ n: string }>("SELECT count(*) AS n FROM pg_largeobject_metadata");
   return Number(rows[0].n);
 }
+
+/**
+ * `GRANT` statements giving other roles what they hold on the relations (tables, views, sequences) of
+ * this database: `pg_dump --no-privileges` leaves them out, and an app that connects as a role other
+ * than the owner would lose its access at the swap. Keyed by `schema.name`.
+ */
+export async function relationGrants(client: Client): Promise<Array<{ rel: string; sql: string }>> {
+  const { rows } = await client.query<{ rel: string; sql: string }>(
+    `SELECT n.nspname || '.' || c.relname AS rel,
+       format('GRANT %s ON %s %I.%I TO %s%s', a.privilege_type, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+         n.nspname, c.relname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+         CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS sql
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND a.grantee <> c.relowner
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+     ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+/** Every relation of this database by `schema.name` (what a grant can be applied to). */
+export async function relationNames(client: Client): Promise<Set<string>> {
+  const { rows } = await client.query<{ rel: string }>(
+    `SELECT n.nspname || '.' || c.relname AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  );
+  return new Set(rows.map((r) => r.rel));
+}

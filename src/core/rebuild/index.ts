@@ -30,6 +30,8 @@ import {
   readCatalog,
   readConstraints,
   refreshMaterializedViews,
+  relationGrants,
+  relationNames,
   sequenceValues,
   setSequences,
   validateConstraints,
@@ -303,6 +305,13 @@ async function steps(
     problems.push(...(await validateConstraints(target)));
     await enableTriggers(target, triggers);
     for (const v of await refreshMaterializedViews(target)) log.info(`materialized view ${v} refreshed`);
+    const present = await relationNames(target);
+    const grants = (await relationGrants(live)).filter((g) => present.has(g.rel));
+    for (const g of grants) await target.query(g.sql);
+    if (grants.length)
+      log.info(
+        `grants: ${grants.length} carried over from "${db}" (other roles' rights on tables, views, sequences)`,
+      );
     if (problems.length)
       throw new CheckFailedError(
         `the new database does not hold the live data as it should; nothing changed on "${db}" (the new database was dropped):\n  ${problems.join("\n  ")}`,
