@@ -50,7 +50,8 @@ const LIVE_SCHEMA = `
   -- The app connects as a role that is not the owner: its rights must survive the rebuild.
   DO $$ BEGIN CREATE ROLE app_rw; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
   GRANT SELECT, INSERT ON users TO app_rw;
-  GRANT USAGE ON SEQUENCE users_id_seq TO app_rw;`;
+  GRANT USAGE ON SEQUENCE users_id_seq TO app_rw;
+  GRANT CREATE ON SCHEMA public TO app_rw;`;
 
 /** The development schema: a new column with a default, \`legacy\` and \`notes\` gone, a new table, a wider type. */
 const DEV_SCHEMA = `
@@ -172,11 +173,12 @@ describe("safe-deploy rebuild", () => {
     assert.equal(groups, "200");
     const [rights] = await pg.query(
       `SELECT has_table_privilege('app_rw', 'users', 'SELECT') AS sel, has_table_privilege('app_rw', 'users', 'INSERT') AS ins,
-         has_sequence_privilege('app_rw', 'users_id_seq', 'USAGE') AS seq, has_table_privilege('app_rw', 'orders', 'SELECT') AS other`,
+         has_sequence_privilege('app_rw', 'users_id_seq', 'USAGE') AS seq, has_table_privilege('app_rw', 'orders', 'SELECT') AS other,
+         has_schema_privilege('app_rw', 'public', 'CREATE') AS schema`,
       [],
       live,
     );
-    assert.deepEqual(rights, { sel: true, ins: true, seq: true, other: false });
+    assert.deepEqual(rights, { sel: true, ins: true, seq: true, other: false, schema: true });
     // The foreign key is there and valid.
     const fks = await pg.query<{ convalidated: boolean }>(
       "SELECT convalidated FROM pg_constraint WHERE contype = 'f'",

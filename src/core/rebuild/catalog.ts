@@ -224,7 +224,7 @@ export async function largeObjects(client: Client): Promise<number> {
 
 /**
  * `GRANT` statements giving other roles what they hold on the relations (tables, views, sequences) of
- * this database: `pg_dump --no-privileges` leaves them out, and an app that connects as a role other
+ * this database, and on its schemas (keyed by the schema's name): `pg_dump --no-privileges` leaves them out, and an app that connects as a role other
  * than the owner would lose its access at the swap. Keyed by `schema.name`.
  */
 export async function relationGrants(client: Client): Promise<Array<{ rel: string; sql: string }>> {
@@ -236,6 +236,12 @@ export async function relationGrants(client: Client): Promise<Array<{ rel: strin
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND a.grantee <> c.relowner
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+     UNION ALL
+     SELECT n.nspname, format('GRANT %s ON SCHEMA %I TO %s%s', a.privilege_type, n.nspname,
+         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+         CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+     FROM pg_namespace n, aclexplode(n.nspacl) a
+     WHERE a.grantee <> n.nspowner AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
      ORDER BY 1, 2`,
   );
   return rows;
@@ -245,7 +251,8 @@ export async function relationGrants(client: Client): Promise<Array<{ rel: strin
 export async function relationNames(client: Client): Promise<Set<string>> {
   const { rows } = await client.query<{ rel: string }>(
     `SELECT n.nspname || '.' || c.relname AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     UNION ALL SELECT nspname FROM pg_namespace`,
   );
   return new Set(rows.map((r) => r.rel));
 }

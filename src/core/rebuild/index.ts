@@ -310,7 +310,7 @@ async function steps(
     for (const g of grants) await target.query(g.sql);
     if (grants.length)
       log.info(
-        `grants: ${grants.length} carried over from "${db}" (other roles' rights on tables, views, sequences)`,
+        `grants: ${grants.length} carried over from "${db}" (other roles' rights on schemas, tables, views, sequences)`,
       );
     if (problems.length)
       throw new CheckFailedError(
