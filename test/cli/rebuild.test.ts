@@ -414,7 +414,7 @@ describe("safe-deploy rebuild", () => {
     );
   });
 
-  for (const step of ["plan", "backup", "copy", "swap"])
+  for (const step of ["schema", "plan", "backup", "copy", "validate", "swap"])
     test(`Ctrl-C at step "${step}" leaves the live database untouched and the scratch database dropped, exit 3`, async () => {
       const { live, dev } = await databases();
       const fp = await fingerprint(live);

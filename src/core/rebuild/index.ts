@@ -42,7 +42,7 @@ import { formatPlan, planRebuild, type RebuildPlan } from "./plan";
 export { formatPlan, planRebuild, typeCarries, type RebuildPlan } from "./plan";
 
 /** The points a rebuild passes, in order; `onStep` is called at each (tests stop it there). */
-export type RebuildStep = "plan" | "backup" | "copy" | "validate" | "swap";
+export type RebuildStep = "schema" | "plan" | "backup" | "copy" | "validate" | "swap";
 
 /** Options of one rebuild. */
 export interface RebuildOptions {
@@ -202,6 +202,7 @@ async function steps(
   );
   await runSql(LOCAL, admin, createLike(scratch, props), "creating the new database");
   try {
+    await at("schema");
     if (o.schemaFrom) await copySchema(parseDatabaseUrl(o.schemaFrom, "`--schema-from`"), scratchConn);
     else {
       const m = o.migrations!;
@@ -322,7 +323,6 @@ async function steps(
     await live.end();
     live = undefined;
     await at("validate");
-    await at("swap");
 
     log.step(`swap: "${scratch}" becomes "${db}", the old one is kept as "${previous}"`);
     const carried = await runSql(
@@ -333,6 +333,7 @@ async function steps(
     );
     if (carried.trim())
       await runSql(LOCAL, admin, carried, "giving the new database the grants and settings");
+    await at("swap");
     await runSql(
       LOCAL,
       admin,
