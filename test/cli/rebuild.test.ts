@@ -45,6 +45,8 @@ const LIVE_SCHEMA = `
   INSERT INTO orders (user_id, total) SELECT (g % 200) + 1, g FROM generate_series(1, 500) g;
   INSERT INTO orders (user_id, total) VALUES (7, 0);
   INSERT INTO notes VALUES ('kept only in the old database');
+  CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL);
+  INSERT INTO pgmigrations (name, run_on) VALUES ('1_users', now()), ('2_orders', now());
   -- ids handed out then lost (rolled back, deleted): the next id must come after them.
   SELECT setval('users_id_seq', 900);
   -- The app connects as a role that is not the owner: its rights must survive the rebuild.
@@ -60,6 +62,8 @@ const DEV_SCHEMA = `
     user_id int NOT NULL REFERENCES users (id), total numeric(14, 2) NOT NULL);
   CREATE INDEX orders_user_idx ON orders (user_id);
   CREATE TABLE audit (id serial PRIMARY KEY, what text);
+  CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL);
+  INSERT INTO pgmigrations (name, run_on) VALUES ('1_users', now()), ('2_orders', now()), ('3_users-status', now());
   CREATE MATERIALIZED VIEW order_totals AS SELECT user_id, sum(total) AS total FROM orders GROUP BY user_id;`;
 
 let n = 0;
@@ -164,6 +168,13 @@ describe("safe-deploy rebuild", () => {
       live,
     );
     assert.equal(Number(o.id), 502, "max(id) + 1");
+    // The migration history is the schema's: the tool must not run 3_users-status again.
+    assert.match(r.out, /table public\.pgmigrations: the schema source filled it \(3 rows\)/);
+    const applied = await pg.query<{ name: string }>("SELECT name FROM pgmigrations ORDER BY id", [], live);
+    assert.deepEqual(
+      applied.map((a) => a.name),
+      ["1_users", "2_orders", "3_users-status"],
+    );
     // pg_dump --schema-only leaves a materialized view unpopulated: it is filled from the carried rows.
     const [{ groups }] = await pg.query<{ groups: string }>(
       "SELECT count(*) AS groups FROM order_totals",

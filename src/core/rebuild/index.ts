@@ -203,8 +203,26 @@ async function steps(
   await runSql(LOCAL, admin, createLike(scratch, props), "creating the new database");
   try {
     await at("schema");
-    if (o.schemaFrom) await copySchema(parseDatabaseUrl(o.schemaFrom, "`--schema-from`"), scratchConn);
-    else {
+    if (o.schemaFrom) {
+      const source = parseDatabaseUrl(o.schemaFrom, "`--schema-from`");
+      await dumpInto(source, scratchConn, ["--schema-only"], "`--schema-from`: pg_dump --schema-only");
+      // The migration tool's own table says which migrations the schema holds: it must come from the
+      // schema's source, or the tool would run the newer migrations again on the rebuilt database.
+      const client = await connect(o.schemaFrom, "safe-deploy rebuild");
+      const { rows } = await client
+        .query<{ t: string }>(
+          `SELECT format('"%s"."%s"', schemaname, tablename) AS t FROM pg_tables WHERE tablename = ANY($1)`,
+          [MIGRATION_TABLES],
+        )
+        .finally(() => client.end());
+      if (rows.length)
+        await dumpInto(
+          source,
+          scratchConn,
+          ["--data-only", ...rows.flatMap((r) => ["-t", r.t])],
+          "`--schema-from`: pg_dump of the migration table",
+        );
+    } else {
       const m = o.migrations!;
       await migrate({ action: "up", tool: m.tool, dir: m.dir, workDir: m.workDir, databaseUrl: scratchUrl });
     }
@@ -385,9 +403,12 @@ async function steps(
   }
 }
 
-/** `pg_dump --schema-only` of `source` piped into psql on `target` (owners and grants left out: they name the source's roles). */
-async function copySchema(source: Conn, target: Conn): Promise<void> {
-  const dump = spawnPg(LOCAL, "pg_dump", ["--schema-only", "--no-owner", "--no-privileges"], source);
+/** The tables where node-pg-migrate, Prisma and Alembic record what they applied. */
+const MIGRATION_TABLES = ["pgmigrations", "_prisma_migrations", "alembic_version"];
+
+/** `pg_dump ARGS` of `source` piped into psql on `target` (owners and grants left out: they name the source's roles). */
+async function dumpInto(source: Conn, target: Conn, args: string[], what: string): Promise<void> {
+  const dump = spawnPg(LOCAL, "pg_dump", [...args, "--no-owner", "--no-privileges"], source);
   const load = spawnPg(LOCAL, "psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1"], target);
   dump.stdin!.end();
   load.stdout!.resume();
@@ -395,6 +416,6 @@ async function copySchema(source: Conn, target: Conn): Promise<void> {
   const wl = watch(load);
   await pipeline(dump.stdout!, load.stdin!).catch(() => {});
   const [cd, cl] = await Promise.all([wd.done, wl.done]);
-  if (cd !== 0) throw pgFailure("`--schema-from`: pg_dump --schema-only", wd.stderr(), source, LOCAL);
+  if (cd !== 0) throw pgFailure(what, wd.stderr(), source, LOCAL);
   if (cl !== 0) throw pgFailure("loading the schema into the new database", wl.stderr(), target, LOCAL);
 }
