@@ -369,6 +369,9 @@ describe("safe-deploy rebuild", () => {
     const noYes = cli(["rebuild", "--database-url", url, "--schema-from", pg.url(dev), "--backup-dir", tmp]);
     assert.equal(noYes.code, 2, noYes.err);
     assert.match(noYes.err, /pass `--yes`/);
+    const badUrl = cli(["rebuild", "--database-url", "not a url", "--schema-from", pg.url(dev), "--dry-run"]);
+    assert.equal(badUrl.code, 2, badUrl.err);
+    assert.match(badUrl.err, /`--database-url` \/ DATABASE_URL is not a URL/);
     const noTool = cli(["rebuild", "--database-url", url, "--migrations", tmp, "--yes", "--backup-dir", tmp]);
     assert.equal(noTool.code, 2, noTool.err);
     assert.match(noTool.err, /`--migrations` needs `--tool`/);

@@ -31,9 +31,12 @@ async function pauseHook(step: string, signal: AbortSignal): Promise<void> {
 /** Rebuilds the live database with a schema from `--schema-from` or `--migrations`, carrying the data over. */
 export async function runRebuild(o: RebuildCliOptions): Promise<void> {
   const { ConfigError } = await import("../../core/errors");
+  const { parseDatabaseUrl } = await import("../../core/backup/runner");
   const out = o.out ?? ((l: string) => process.stdout.write(l + "\n"));
   const databaseUrl = o.databaseUrl ?? process.env.DATABASE_URL;
   if (!databaseUrl) throw new ConfigError("no database: pass `--database-url` or set DATABASE_URL");
+  const db = parseDatabaseUrl(databaseUrl).database;
+  if (o.schemaFrom) parseDatabaseUrl(o.schemaFrom, "`--schema-from`");
   if (o.migrations && !TOOLS.includes(o.tool ?? ""))
     throw new ConfigError(
       `\`--migrations\` needs \`--tool\`, one of ${TOOLS.join("|")} (got "${o.tool ?? ""}")`,
@@ -55,7 +58,6 @@ export async function runRebuild(o: RebuildCliOptions): Promise<void> {
   const { createLogger } = await import("../../core/log/logger");
   const { rebuildDatabase } = await import("../../core/rebuild");
   const log = createLogger({ console: process.stderr });
-  const db = new URL(databaseUrl).pathname.slice(1);
   const r = await rebuildDatabase({
     databaseUrl,
     schemaFrom: o.schemaFrom,
@@ -69,7 +71,7 @@ export async function runRebuild(o: RebuildCliOptions): Promise<void> {
     log,
     onStep: pauseHook,
     onPlan: (lines) => {
-      out(`plan for database "${decodeURIComponent(db)}":`);
+      out(`plan for database "${db}":`);
       for (const l of lines) out(l);
     },
     confirm: o.yes
@@ -79,10 +81,10 @@ export async function runRebuild(o: RebuildCliOptions): Promise<void> {
           const rl = createInterface({ input: process.stdin, output: process.stderr });
           const stopped = o.stopApp ? "" : " The app must be stopped (or in maintenance) first.";
           const answer = await rl.question(
-            `Rebuild database "${decodeURIComponent(db)}" as planned above?${stopped} Type the database name: `,
+            `Rebuild database "${db}" as planned above?${stopped} Type the database name: `,
           );
           rl.close();
-          return answer.trim() === decodeURIComponent(db);
+          return answer.trim() === db;
         },
   });
   if (r.dryRun) {
