@@ -168,7 +168,6 @@ async function steps(
   const now = o.now ?? new Date();
   const admin = adminConn(conn);
   const at = async (step: RebuildStep) => {
-    state.step = step;
     await o.onStep?.(step, abort);
     if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
   };
@@ -226,6 +225,7 @@ async function steps(
       const m = o.migrations!;
       await migrate({ action: "up", tool: m.tool, dir: m.dir, workDir: m.workDir, databaseUrl: scratchUrl });
     }
+    state.step = "plan";
     live = await connect(o.databaseUrl, "safe-deploy rebuild");
     target = await connect(scratchUrl, "safe-deploy rebuild");
     const sourceTables = await readCatalog(live);
@@ -261,6 +261,7 @@ async function steps(
       throw new ConfigError(`rebuild cancelled; nothing changed on "${db}"`);
 
     if (o.stopApp) {
+      state.step = "stop-app";
       log.step(`stopping the app: ${o.stopApp}`);
       const r = await runShell(o.stopApp, { cwd: process.cwd(), env: {}, secrets: [conn.password] });
       appStopped = true;
@@ -277,6 +278,7 @@ async function steps(
         `${others[0].n} other sessions are connected to "${db}": rows they write from now on are not carried over, and the swap ends them. Is the app stopped?`,
       );
 
+    state.step = "backup";
     log.step(`backup: safety backup of "${db}" into ${o.backupDir} (undo: nothing changed yet)`);
     const backup = await createBackup({
       databaseUrl: o.databaseUrl,
@@ -287,6 +289,7 @@ async function steps(
     log.success(`backup: ${backup.file}`);
     await at("backup");
 
+    state.step = "copy";
     log.step(
       `copy: ${plan.copy.length} tables into "${scratch}" (undo: nothing changed on "${db}"; Ctrl-C drops "${scratch}")`,
     );
@@ -309,6 +312,7 @@ async function steps(
     }
     for (const l of await setSequences(target, await sequenceValues(live))) log.info(l);
 
+    state.step = "validate";
     log.step(`validate: row counts and constraints of "${scratch}" (undo: nothing changed on "${db}")`);
     const problems: string[] = [];
     const counts = await countTables(
@@ -342,6 +346,7 @@ async function steps(
     live = undefined;
     await at("validate");
 
+    state.step = "swap";
     log.step(`swap: "${scratch}" becomes "${db}", the old one is kept as "${previous}"`);
     const carried = await runSql(
       LOCAL,
