@@ -290,6 +290,20 @@ describe("safe-deploy rebuild", () => {
     assert.ok(!existsSync(appLog), "the app is not stopped before the plan was accepted");
   });
 
+  test("refuses before anything when live NULLs would go into a NOT NULL column, even one with a default", async () => {
+    const { live, dev } = await databases(
+      DEV_SCHEMA + "ALTER TABLE users ADD COLUMN legacy text NOT NULL DEFAULT '';",
+    );
+    await pg.query("UPDATE users SET legacy = NULL WHERE id <= 3", [], live);
+    const r = cli(["rebuild", "--database-url", pg.url(live), "--schema-from", pg.url(dev), "--dry-run"]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(
+      r.out,
+      /column public\.users\.legacy is NOT NULL in the new schema but 3 live rows hold NULL/,
+    );
+    assert.deepEqual(await leftovers(live), []);
+  });
+
   test("refuses when the live tables belong to another role than the one building the new schema (the app would lose access)", async () => {
     const { live, dev } = await databases();
     await pg.query("CREATE ROLE app_owner; ALTER TABLE users OWNER TO app_owner", [], live);

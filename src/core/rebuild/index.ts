@@ -244,7 +244,7 @@ async function steps(
       );
       if (Number(rows[0].n) > 0)
         plan.blockers.push(
-          `column ${c.table}.${c.column} is NOT NULL in the new schema but ${rows[0].n} live rows hold NULL: give it a DEFAULT or fill those rows first`,
+          `column ${c.table}.${c.column} is NOT NULL in the new schema but ${rows[0].n} live rows hold NULL (COPY writes them as NULL, a DEFAULT does not apply): fill them on the live database first (UPDATE ... WHERE ${c.column} IS NULL) or keep the column nullable`,
         );
     }
     const blobs = await largeObjects(live);
