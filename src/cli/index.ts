@@ -10,6 +10,7 @@ import { register as history } from "./commands/history";
 import { register as lint } from "./commands/lint";
 import { register as migrate } from "./commands/migrate";
 import { register as lock } from "./commands/lock";
+import { register as rebuild } from "./commands/rebuild";
 import { register as recover } from "./commands/recover";
 import { register as rehearse } from "./commands/rehearse";
 import { register as rollback } from "./commands/rollback";
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
     lint,
     lock,
     migrate,
+    rebuild,
     recover,
     rehearse,
     rollback,
