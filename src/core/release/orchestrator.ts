@@ -5,6 +5,7 @@ import type { StackAccess, StepEvent } from "../../cli/stack";
 import { catchingSignals } from "../backup/interrupt";
 import { CannotRunError } from "../errors";
 import type { Ledger, ReleaseRecord, Stage } from "./ledger";
+import { pinReleaseImage } from "./pin-image";
 import { describeStep, rollbackPlan, type RollbackStep } from "./plan";
 
 /** Notification types of the users' scripts. */
@@ -334,7 +335,7 @@ export function versionFields(r: ReleaseRecord): Record<string, string> {
 /** What the steps of a rollback act on. */
 interface StepContext {
   /** The release (or commit) re-applied by `reapply-release`. */
-  reapply?: { commit: string; configFile?: string };
+  reapply?: { commit: string; configFile?: string; imageDigest?: string };
   /** The exported state without its pending operations, for `clear-pending-operations`. */
   pending?: { state: unknown; cleared: number };
   /** Aborted by Ctrl-C/SIGTERM: no further step starts, and a running `pulumi up` is cancelled. */
@@ -392,7 +393,7 @@ async function runSteps(
           const target = ctx.reapply!;
           if (target.configFile) {
             if (!worktree && ports.config.snapshot) restoreConfig = await ports.config.snapshot();
-            await ports.config.write(target.configFile, worktree?.dir);
+            await ports.config.write(pinReleaseImage(target.configFile, target.imageDigest), worktree?.dir);
           }
           await ports.stack.up({
             signal: ctx.signal,
@@ -512,7 +513,7 @@ async function guardedRollbackTo(
   const started = now();
   const unlock = await ports.lock(r.stack, "rollback");
   const reapply = r.target
-    ? { commit: r.target.commit, configFile: r.target.configFile }
+    ? { commit: r.target.commit, configFile: r.target.configFile, imageDigest: r.target.imageDigest }
     : r.commit
       ? { commit: r.commit, configFile: undefined }
       : undefined;

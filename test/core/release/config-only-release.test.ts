@@ -92,3 +92,19 @@ test("the release's image is the app's: a database or proxy image event after it
   ]);
   assert.equal(f.imageId, "sha256:app");
 });
+
+test("pinReleaseImage: a tag becomes the id the release ran; builds, digests, ids and missing ids are left alone", async () => {
+  const { pinReleaseImage } = await import("../../../src/core/release/pin-image");
+  const id = `sha256:${"0f".repeat(32)}`;
+  const tagged = "# staging\nconfig:\n  safe-deploy:app:\n    image: web:staging # mutable\n    port: 3000\n";
+  const pinned = pinReleaseImage(tagged, id);
+  assert.match(pinned, new RegExp(`image: ${id}`));
+  assert.match(pinned, /# staging/);
+  assert.match(pinned, /port: 3000/);
+  const built = "config:\n  safe-deploy:app:\n    image: web:x\n    build:\n      context: app\n";
+  assert.equal(pinReleaseImage(built, id), built);
+  const digest = `config:\n  safe-deploy:app:\n    image: web@sha256:${"1".repeat(64)}\n`;
+  assert.equal(pinReleaseImage(digest, id), digest);
+  assert.equal(pinReleaseImage(tagged, undefined), tagged);
+  assert.equal(pinReleaseImage(tagged, "not-an-id"), tagged);
+});

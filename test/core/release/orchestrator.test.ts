@@ -662,3 +662,22 @@ test("a good deploy records the image the stack output imageId names (the tag's 
   assert.equal(out.exitCode, 0);
   assert.equal(out.release.imageDigest, "sha256:rebuilt");
 });
+
+test("the automatic rollback re-applies the previous release's image by the id it ran, not by its tag (which may name a newer build now)", async () => {
+  const { p, ledger, prev } = await ports({
+    steps: [
+      { type: IMAGE, name: "staging-app-image" },
+      { type: BACKUP, name: "staging-backup", fail: true },
+    ],
+  });
+  const ranId = `sha256:${"ab".repeat(32)}`;
+  await ledger.update(prev.id, { imageDigest: ranId });
+  const written: string[] = [];
+  p.config.write = async (text) => void written.push(text);
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.release.result, "rolled-back");
+  assert.equal(written.length, 1);
+  assert.match(written[0], new RegExp(`image: ${ranId}`));
+  // The ledger keeps the release's own file: only what is re-applied is pinned.
+  assert.match((await ledger.get(prev.id)).configFile!, /image: web:old/);
+});
