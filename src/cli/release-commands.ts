@@ -15,7 +15,8 @@ import {
   type ContextOptions,
   type ReleaseContext,
 } from "./release-context";
-import type { StackAccess, StackOptions } from "./stack";
+import type { StackOptions } from "./stack";
+import type { StackAccess } from "../core/release/stack-port";
 import { listBackups, type BackupEntry } from "../core/backup";
 import { CannotRunError, CheckFailedError, ConfigError, ExitCode, SafeDeployError } from "../core/errors";
 import { runGate } from "../core/health";

@@ -33,7 +33,8 @@ import { acquireLock } from "../core/release/lock";
 import { appliedMigrationEdits } from "../core/migrations/edits";
 import type { DeployPorts, NotifyType } from "../core/release/orchestrator";
 import { stackContainers } from "./containers";
-import { openStack, type ConfigMap, type StackAccess, type StackOptions } from "./stack";
+import { openStack, type StackOptions } from "./stack";
+import type { ConfigMap, StackAccess } from "../core/release/stack-port";
 
 const run = promisify(execFile);
 

@@ -11,7 +11,8 @@ import {
   runCheckpointShow,
 } from "../../src/cli/checkpoint-commands";
 import { openContext } from "../../src/cli/release-context";
-import { openStack, type ConfigMap, type StackAccess, type StackOptions } from "../../src/cli/stack";
+import { openStack, type StackOptions } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { ConfigError, CheckFailedError } from "../../src/core/errors";
 import {
   checkpointsToPrune,

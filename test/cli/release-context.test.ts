@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { databaseTarget, openContext, secretLiterals } from "../../src/cli/release-context";
 import { parseStackConfig } from "../../src/config";
-import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { unusedPort } from "../helpers/receivers";
 
 const project = mkdtempSync(join(tmpdir(), "sd-context-"));

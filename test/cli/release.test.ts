@@ -17,7 +17,8 @@ import {
   runUp,
   type CommandDeps,
 } from "../../src/cli/release-commands";
-import type { ConfigMap, StackAccess, StackOptions, StepEvent, UpOptions } from "../../src/cli/stack";
+import type { StackOptions } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess, StepEvent, UpOptions } from "../../src/core/release/stack-port";
 import { createBackup } from "../../src/core/backup";
 import { CheckFailedError, ConfigError } from "../../src/core/errors";
 import { Ledger } from "../../src/core/release/ledger";

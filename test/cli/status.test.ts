@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { runStatus, type CommandDeps } from "../../src/cli/release-commands";
 import { Ledger } from "../../src/core/release/ledger";
-import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { startTarget, type Target } from "../helpers/http-targets";
 
 // `status` against a real HTTP app on loopback; only the Pulumi engine (config and outputs) is faked.

@@ -1,0 +1,185 @@
+// The layers of docs/architecture.md ("Layers"), checked on the sources' import statements (issue 19):
+// the engine never imports the CLI, and src/core never imports Pulumi. The imports are read with the
+// TypeScript parser, so static, type-only, re-export, dynamic `import()` and `require()` all count.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import ts from "typescript";
+
+const root = resolve(__dirname, "..");
+
+/** One import of a source file. */
+interface Import {
+  /** The importing file, relative to the repository (`src/core/x.ts`). */
+  file: string;
+  line: number;
+  /** As written: `../../cli/stack`, `@pulumi/pulumi`. */
+  spec: string;
+  /** The imported source file, relative to the repository, for a relative import that resolves. */
+  target?: string;
+  /** `import type`, `export type`, `typeof import("...")`: gone at run time. */
+  typeOnly: boolean;
+  /** At the top of the module (loaded with it), rather than `import()`/`require()` inside a function. */
+  moduleScope: boolean;
+}
+
+/** Every `.ts` file under `dir`, relative to `root`. */
+function sources(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const rel = join(dir, e.name);
+    if (e.isDirectory()) out.push(...sources(rel));
+    else if (e.name.endsWith(".ts")) out.push(rel);
+  }
+  return out.sort();
+}
+
+function resolveRelative(file: string, spec: string, exists: (f: string) => boolean): string | undefined {
+  if (!spec.startsWith(".")) return undefined;
+  const base = join(dirname(file), spec);
+  return [`${base}.ts`, join(base, "index.ts"), base].find(exists);
+}
+
+/** The imports of one file's text (`file` relative to the repository, for resolving and messages). */
+export function importsOf(
+  file: string,
+  text: string,
+  exists: (f: string) => boolean = (f) => existsSync(join(root, f)),
+): Import[] {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const out: Import[] = [];
+  const add = (node: ts.Node, lit: ts.Expression | undefined, typeOnly: boolean, moduleScope: boolean) => {
+    if (!lit || !ts.isStringLiteralLike(lit)) return;
+    const line = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
+    out.push({
+      file,
+      line,
+      spec: lit.text,
+      target: resolveRelative(file, lit.text, exists),
+      typeOnly,
+      moduleScope,
+    });
+  };
+  const visit = (node: ts.Node) => {
+    if (ts.isImportDeclaration(node)) {
+      const c = node.importClause;
+      const typeOnly =
+        !!c &&
+        (c.isTypeOnly ||
+          (!c.name &&
+            !!c.namedBindings &&
+            ts.isNamedImports(c.namedBindings) &&
+            c.namedBindings.elements.length > 0 &&
+            c.namedBindings.elements.every((e) => e.isTypeOnly)));
+      add(node, node.moduleSpecifier, typeOnly, true);
+    } else if (ts.isExportDeclaration(node)) {
+      add(node, node.moduleSpecifier, node.isTypeOnly, true);
+    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
+      add(node, node.moduleReference.expression, node.isTypeOnly, node.parent === sf);
+    } else if (ts.isImportTypeNode(node)) {
+      const arg = node.argument;
+      if (ts.isLiteralTypeNode(arg)) add(node, arg.literal, true, false);
+    } else if (ts.isCallExpression(node)) {
+      const isImport = node.expression.kind === ts.SyntaxKind.ImportKeyword;
+      const isRequire = ts.isIdentifier(node.expression) && node.expression.text === "require";
+      if (isImport || isRequire) add(node, node.arguments[0], false, isModuleScope(node));
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/** Whether a call runs when the module loads: not inside any function. */
+function isModuleScope(node: ts.Node): boolean {
+  for (let n = node.parent; n; n = n.parent) if (ts.isFunctionLike(n)) return false;
+  return true;
+}
+
+const at = (i: Import) => `${i.file}:${i.line} imports "${i.spec}"`;
+const under = (file: string | undefined, dir: string) => !!file && file.startsWith(`${dir}/`);
+
+/** Engine, components and providers never import the CLI (its ports live in the engine). */
+export function cliImports(imports: readonly Import[]): string[] {
+  return imports
+    .filter((i) => ["src/core", "src/components", "src/providers"].some((d) => under(i.file, d)))
+    .filter((i) => under(i.target, "src/cli") || /(^|\/)cli(\/|$)/.test(i.spec.replace(/^\.\.?\//, "")))
+    .map((i) => `${at(i)}: the engine, components and providers must not import src/cli`);
+}
+
+/**
+ * src/core files allowed to import `@pulumi/*`, each with its reason. None today: the engine is
+ * Pulumi-free (docs/architecture.md, "Layers"); an entry here needs a reason a reviewer accepts.
+ */
+export const CORE_PULUMI_EXCEPTIONS: Record<string, string> = {};
+
+/** src/core never imports Pulumi, but for the explicit exceptions. */
+export function pulumiInCore(
+  imports: readonly Import[],
+  exceptions: Record<string, string> = CORE_PULUMI_EXCEPTIONS,
+): string[] {
+  return imports
+    .filter((i) => under(i.file, "src/core") && /^@pulumi\/|^pulumi$/.test(i.spec) && !(i.file in exceptions))
+    .map((i) => `${at(i)}: src/core must stay Pulumi-free (the port is src/core/release/stack-port.ts)`);
+}
+
+const all = () => sources("src").flatMap((f) => importsOf(f, readFileSync(join(root, f), "utf8")));
+
+test("the import reader sees static, type-only, re-exported, dynamic and required imports, with lines", () => {
+  const text = [
+    'import type { A } from "../../cli/stack";',
+    'import { b } from "./b";',
+    'export { c } from "@pulumi/pulumi";',
+    "async function f() {",
+    '  await import("../x");',
+    '  require("@pulumi/docker");',
+    '  type T = typeof import("@aws-sdk/client-s3");',
+    "}",
+    'const eager = require("left-pad");',
+  ].join("\n");
+  const got = importsOf("src/core/release/o.ts", text, (f) => f === "src/core/release/b.ts");
+  assert.deepEqual(
+    got.map((i) => [i.line, i.spec, i.target ?? null, i.typeOnly, i.moduleScope]),
+    [
+      [1, "../../cli/stack", null, true, true],
+      [2, "./b", "src/core/release/b.ts", false, true],
+      [3, "@pulumi/pulumi", null, false, true],
+      [5, "../x", null, false, false],
+      [6, "@pulumi/docker", null, false, false],
+      [7, "@aws-sdk/client-s3", null, true, false],
+      [9, "left-pad", null, false, true],
+    ],
+  );
+});
+
+test("the rules name the offending file, line and import", () => {
+  const exists = (f: string) => f === "src/cli/stack.ts";
+  const bad = [
+    ...importsOf("src/core/release/orchestrator.ts", 'import type { S } from "../../cli/stack";', exists),
+    ...importsOf("src/providers/backup/index.ts", 'const m = () => import("../../cli/stack");', exists),
+    ...importsOf("src/core/x.ts", 'function f() { return require("@pulumi/pulumi"); }', exists),
+  ];
+  assert.deepEqual(cliImports(bad), [
+    'src/core/release/orchestrator.ts:1 imports "../../cli/stack": the engine, components and providers must not import src/cli',
+    'src/providers/backup/index.ts:1 imports "../../cli/stack": the engine, components and providers must not import src/cli',
+  ]);
+  assert.deepEqual(pulumiInCore(bad), [
+    'src/core/x.ts:1 imports "@pulumi/pulumi": src/core must stay Pulumi-free (the port is src/core/release/stack-port.ts)',
+  ]);
+  assert.deepEqual(pulumiInCore(bad, { "src/core/x.ts": "a reason" }), []);
+});
+
+test("nothing under src/core, src/components or src/providers imports src/cli", () => {
+  const imports = all();
+  assert.ok(imports.length > 100, `read ${imports.length} imports: the scan found the sources`);
+  assert.deepEqual(cliImports(imports), []);
+});
+
+test("nothing under src/core imports @pulumi/*, but for the listed exceptions", () => {
+  assert.deepEqual(pulumiInCore(all()), []);
+  for (const [file, why] of Object.entries(CORE_PULUMI_EXCEPTIONS)) {
+    assert.ok(existsSync(join(root, file)), `exception ${file} names a file that exists`);
+    assert.ok(why.length > 10, `exception ${file} gives a reason`);
+  }
+});
