@@ -183,3 +183,118 @@ test("nothing under src/core imports @pulumi/*, but for the listed exceptions", 
     assert.ok(why.length > 10, `exception ${file} gives a reason`);
   }
 });
+
+/**
+ * Verb files that may import another verb's file, each with its reason. Any other import between
+ * `src/cli/commands/*` goes through a shared module (src/cli/shared.ts).
+ */
+export const VERB_IMPORTS: Record<string, string> = {
+  "src/cli/commands/rollback.ts -> src/cli/commands/status.ts":
+    "`rollback --status` and the menu's 'System status' are `status` itself",
+  "src/cli/commands/rollback.ts -> src/cli/commands/history.ts":
+    "`rollback --list` and the menu's 'Recent releases' print `history` itself",
+};
+
+/** A verb file importing another verb's file, but for the listed pairs. */
+export function verbImports(
+  imports: readonly Import[],
+  allowed: Record<string, string> = VERB_IMPORTS,
+): string[] {
+  return imports
+    .filter((i) => under(i.file, "src/cli/commands") && under(i.target, "src/cli/commands"))
+    .filter((i) => i.target !== i.file && !(`${i.file} -> ${i.target}` in allowed))
+    .map((i) => `${at(i)}: a verb imports another verb's file; move what both need to src/cli/shared.ts`);
+}
+
+/** Import circles among the relative imports (any kind: static, type-only, dynamic), each as a path. */
+export function cycles(imports: readonly Import[]): string[] {
+  const edges = new Map<string, string[]>();
+  for (const i of imports) if (i.target) edges.set(i.file, [...(edges.get(i.file) ?? []), i.target]);
+  const state = new Map<string, "open" | "done">();
+  const found: string[] = [];
+  const dfs = (file: string, path: string[]) => {
+    state.set(file, "open");
+    for (const next of new Set(edges.get(file) ?? [])) {
+      if (state.get(next) === "open") found.push([...path.slice(path.indexOf(next)), next].join(" -> "));
+      else if (!state.has(next)) dfs(next, [...path, next]);
+    }
+    state.set(file, "done");
+  };
+  for (const file of [...edges.keys()].sort()) if (!state.has(file)) dfs(file, [file]);
+  return found;
+}
+
+/**
+ * What `file` loads with itself: its module-scope imports that exist at run time, followed through the
+ * relative ones. Bare specifiers (packages, built-ins) are returned as written.
+ */
+export function eagerClosure(file: string, imports: readonly Import[]): Set<string> {
+  const byFile = new Map<string, Import[]>();
+  for (const i of imports) byFile.set(i.file, [...(byFile.get(i.file) ?? []), i]);
+  const seen = new Set<string>();
+  const walk = (f: string) => {
+    for (const i of byFile.get(f) ?? []) {
+      if (i.typeOnly || !i.moduleScope) continue;
+      const key = i.target ?? i.spec;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (i.target) walk(i.target);
+    }
+  };
+  walk(file);
+  return seen;
+}
+
+test("the verb rules see a verb importing another, and an import circle", () => {
+  const files = new Set([
+    "src/cli/commands/a.ts",
+    "src/cli/commands/b.ts",
+    "src/cli/shared.ts",
+    "src/cli/x.ts",
+  ]);
+  const exists = (f: string) => files.has(f);
+  const imports = [
+    ...importsOf(
+      "src/cli/commands/a.ts",
+      'import { s } from "../shared";\nimport type { B } from "./b";',
+      exists,
+    ),
+    ...importsOf("src/cli/commands/b.ts", 'async function f() { await import("../x"); }', exists),
+    ...importsOf("src/cli/x.ts", 'import type { A } from "./commands/a";', exists),
+  ];
+  assert.deepEqual(verbImports(imports), [
+    `src/cli/commands/a.ts:2 imports "./b": a verb imports another verb's file; move what both need to src/cli/shared.ts`,
+  ]);
+  assert.deepEqual(verbImports(imports, { "src/cli/commands/a.ts -> src/cli/commands/b.ts": "why" }), []);
+  assert.deepEqual(cycles(imports), [
+    "src/cli/commands/a.ts -> src/cli/commands/b.ts -> src/cli/x.ts -> src/cli/commands/a.ts",
+  ]);
+  assert.deepEqual(cycles(imports.slice(0, 3)), []);
+  assert.deepEqual([...eagerClosure("src/cli/commands/a.ts", imports)], ["src/cli/shared.ts"]);
+});
+
+test("no verb file under src/cli/commands imports another verb's file, but for the listed pairs", () => {
+  const imports = all();
+  assert.deepEqual(verbImports(imports), []);
+  for (const pair of Object.keys(VERB_IMPORTS)) {
+    const [from, to] = pair.split(" -> ");
+    assert.ok(
+      imports.some((i) => i.file === from && i.target === to),
+      `${pair} is listed but no longer imported: drop it from VERB_IMPORTS`,
+    );
+  }
+});
+
+test("no import circle in src/ (relative imports of any kind)", () => {
+  assert.deepEqual(cycles(all()), []);
+});
+
+test("the CLI loads only commander and Node built-ins with itself: the engine waits for the verb's action", () => {
+  // src/cli/index.ts: `safe-deploy lint` must not pay for the Automation API or any other package.
+  const packages = [...eagerClosure("src/cli/index.ts", all())].filter((k) => !k.startsWith("src/"));
+  assert.deepEqual(
+    packages.filter((p) => p !== "commander" && !p.startsWith("node:")),
+    [],
+    `loaded with src/cli/index.ts: ${packages.join(", ")}`,
+  );
+});

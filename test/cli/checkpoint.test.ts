@@ -9,7 +9,7 @@ import {
   runCheckpointList,
   runCheckpointRestore,
   runCheckpointShow,
-} from "../../src/cli/checkpoint-commands";
+} from "../../src/cli/commands/checkpoint";
 import { openContext } from "../../src/cli/release-context";
 import { openStack, type StackOptions } from "../../src/cli/stack";
 import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runRecover } from "../../src/cli/recover";
+import { runRecover } from "../../src/cli/commands/recover";
 import { openContext } from "../../src/cli/release-context";
 import type { StackOptions } from "../../src/cli/stack";
 import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
