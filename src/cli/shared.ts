@@ -1,7 +1,7 @@
 // What the release verbs (`up`, `rollback`, `status`, `seed`) share: the test seams, the context options
 // of their flags, the release summary and the unfinished-release rule. Light at module scope: the
 // commands import it when they load (src/cli/index.ts), the engine stays behind `await import()`.
-import type { ContextOptions } from "./release-context";
+import type { ContextOptions } from "./context";
 import type { StackOptions } from "./stack";
 import { formatDuration } from "./commands/history";
 import { CannotRunError, ConfigError } from "../core/errors";

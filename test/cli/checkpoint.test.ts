@@ -10,7 +10,7 @@ import {
   runCheckpointRestore,
   runCheckpointShow,
 } from "../../src/cli/commands/checkpoint";
-import { openContext } from "../../src/cli/release-context";
+import { openContext } from "../../src/cli/context";
 import { openStack, type StackOptions } from "../../src/cli/stack";
 import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { ConfigError, CheckFailedError } from "../../src/core/errors";

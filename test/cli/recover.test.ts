@@ -4,7 +4,7 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runRecover } from "../../src/cli/commands/recover";
-import { openContext } from "../../src/cli/release-context";
+import { openContext } from "../../src/cli/context";
 import type { StackOptions } from "../../src/cli/stack";
 import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { CheckFailedError, ConfigError } from "../../src/core/errors";

@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { databaseTarget, openContext, secretLiterals } from "../../src/cli/release-context";
+import { databaseTarget, openContext, secretLiterals } from "../../src/cli/context";
 import { parseStackConfig } from "../../src/config";
 import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { unusedPort } from "../helpers/receivers";

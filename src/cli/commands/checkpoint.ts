@@ -94,7 +94,7 @@ export async function runCheckpointRestore(
   deps: CommandDeps = {},
 ): Promise<void> {
   const { CheckpointStore, summarizeCheckpoint } = await import("../../core/release/checkpoints");
-  const { openContext } = await import("../release-context");
+  const { openContext } = await import("../context");
   const out = deps.out ?? stdout;
   const store = new CheckpointStore(stateDirOf(o), o.stack);
   const state = await store.read(release);

@@ -26,7 +26,7 @@ function nothingToCancel(e: unknown): boolean {
  * stale) `pulumi cancel`, then the orphan containers listed and, confirmed or with `--yes`, removed.
  */
 export async function runRecover(o: RecoverOpts, deps: CommandDeps = {}): Promise<void> {
-  const { openContext } = await import("../release-context");
+  const { openContext } = await import("../context");
   const { removeContainers, stackContainers } = await import("../containers");
   const { orphanContainers } = await import("../../core/release/labels");
   const out = deps.out ?? stdout;

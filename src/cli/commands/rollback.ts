@@ -4,7 +4,7 @@ import type { BackupEntry } from "../../core/backup";
 import { CheckFailedError, ConfigError } from "../../core/errors";
 import type { ReleaseRecord } from "../../core/release/ledger";
 import { describeStep, manualRollbackPlan } from "../../core/release/plan";
-import type { ReleaseContext } from "../release-context";
+import type { ReleaseContext } from "../context";
 import {
   cancelled,
   contextOptions,
@@ -84,7 +84,7 @@ async function resolveCommit(
   releases: readonly ReleaseRecord[],
   sha: string,
 ): Promise<Choice> {
-  const { git } = await import("../release-context");
+  const { git } = await import("../context");
   const full = await git(ctx.projectDir, ["rev-parse", "--verify", `${sha}^{commit}`]).catch(() => {
     throw new ConfigError(`--commit ${sha}: no such commit in ${ctx.projectDir} (try 'git log --oneline')`);
   });
@@ -157,7 +157,7 @@ async function choiceFromFlags(
  * before anything changes, naming the ways on.
  */
 async function requireCommit(ctx: ReleaseContext, commit: string, target?: ReleaseRecord): Promise<void> {
-  const { hasCommit } = await import("../release-context");
+  const { hasCommit } = await import("../context");
   if (await hasCommit(ctx.projectDir, commit)) return;
   throw new ConfigError(
     `rollback refused: ${target ? `release ${target.id} ran commit` : "commit"} ${commit.slice(0, 12)}, which is not ` +
@@ -192,7 +192,7 @@ async function execute(
   o: RollbackOpts,
   deps: CommandDeps,
 ): Promise<void> {
-  const { migrationsAt, readSchemaVersion } = await import("../release-context");
+  const { migrationsAt, readSchemaVersion } = await import("../context");
   const { rollbackTo } = await import("../../core/release/orchestrator");
   const out = deps.out ?? stdout;
   const releases = await ctx.ledger.list();
@@ -262,7 +262,7 @@ async function printBackups(ctx: ReleaseContext, out: (l: string) => void): Prom
 
 /** `rollback --stack S [...]`: flags, or with none on a terminal the users' seven-option menu. */
 export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Promise<void> {
-  const { openContext } = await import("../release-context");
+  const { openContext } = await import("../context");
   const out = deps.out ?? stdout;
   if (o.status) {
     const code = await runStatus({ stack: o.stack, projectDir: o.projectDir, stateDir: o.stateDir }, deps);

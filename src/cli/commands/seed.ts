@@ -24,7 +24,7 @@ export interface SeedOpts {
  */
 export async function runSeed(o: SeedOpts, deps: CommandDeps = {}): Promise<string> {
   const { listBackups } = await import("../../core/backup");
-  const { openContext } = await import("../release-context");
+  const { openContext } = await import("../context");
   const out = deps.out ?? stdout;
   if (!!o.backup === !!o.fromDir)
     throw new ConfigError("seed needs exactly one of --backup FILE or --from-dir DIR");

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { ReleaseRecord } from "../../core/release/ledger";
-import type { ReleaseContext } from "../release-context";
+import type { ReleaseContext } from "../context";
 import { contextOptions, stdout, unfinishedRelease, type CommandDeps } from "../shared";
 
 /** Options of `safe-deploy status`. */
@@ -30,7 +30,7 @@ export interface StatusReport {
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
 export async function runStatus(o: StatusOpts, deps: CommandDeps = {}): Promise<number> {
   const { lockStatus, describeHolder } = await import("../../core/release/lock");
-  const { openContext, secretLiterals } = await import("../release-context");
+  const { openContext, secretLiterals } = await import("../context");
   const { ExitCode, SafeDeployError } = await import("../../core/errors");
   const { maskLiterals, redact } = await import("../../core/log/redact");
   const out = deps.out ?? stdout;

@@ -22,7 +22,7 @@ export interface UpOpts {
 
 /** `up --stack S`: the guarded deploy. Exit 0 healthy; 1 failed (rolled back or not); 2 config; 3 cannot run. */
 export async function runUp(o: UpOpts, deps: CommandDeps = {}): Promise<ReleaseRecord> {
-  const { openContext } = await import("../release-context");
+  const { openContext } = await import("../context");
   const { deploy } = await import("../../core/release/orchestrator");
   const { CheckFailedError } = await import("../../core/errors");
   const out = deps.out ?? stdout;
