@@ -1,5 +1,6 @@
-// The only user of the Automation API (DESIGN.md, STYLE.md point 7). Everything else talks to a stack
-// through the small `StackAccess` interface, so the orchestrator is tested with a recording fake.
+// The only user of the Automation API (docs/architecture.md, "Layers"). Everything else talks to a stack
+// through the engine's small `StackAccess` port (src/core/release/stack-port.ts), so the orchestrator is
+// tested with a recording fake.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";

@@ -295,7 +295,7 @@ export async function runRollback(o: RollbackOpts, deps: CommandDeps = {}): Prom
   return (choice ? execute(ctx, choice, o, deps) : menu(ctx, o, deps)).catch(cancelled("rollback"));
 }
 
-/** The users' rollback.sh menu (seeds/001), on @inquirer/prompts; returns after an action or "exit". */
+/** The users' rollback.sh menu, on @inquirer/prompts; returns after an action or "exit". */
 async function menu(ctx: ReleaseContext, o: RollbackOpts, deps: CommandDeps): Promise<void> {
   const { listBackups } = await import("../../core/backup");
   const out = deps.out ?? stdout;

@@ -1,4 +1,4 @@
-// The guarded deploy and its rollback (issue 6, DESIGN.md "Rollback: re-apply the previous release").
+// The guarded deploy and its rollback (issue 6, docs/architecture.md "Rollback: re-apply the previous release").
 // Pulumi-free: every outside part is a port, so the CLI wires the real engines and tests wire real
 // PostgreSQL/HTTP behind the same ports with a recording fake of the stack.
 import { catchingSignals } from "../backup/interrupt";
