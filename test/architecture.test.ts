@@ -108,6 +108,17 @@ export function cliImports(imports: readonly Import[]): string[] {
     .map((i) => `${at(i)}: the engine, components and providers must not import src/cli`);
 }
 
+/** src/core imports nothing of the layers built on it: components, providers, the Pulumi entry point. */
+export function shellImports(imports: readonly Import[]): string[] {
+  return imports
+    .filter((i) => under(i.file, "src/core"))
+    .filter(
+      (i) =>
+        under(i.target, "src/components") || under(i.target, "src/providers") || i.target === "src/index.ts",
+    )
+    .map((i) => `${at(i)}: src/core must not import the components, providers or src/index.ts built on it`);
+}
+
 /**
  * src/core files allowed to import `@pulumi/*`, each with its reason. None today: the engine is
  * Pulumi-free (docs/architecture.md, "Layers"); an entry here needs a reason a reviewer accepts.
@@ -168,12 +179,21 @@ test("the rules name the offending file, line and import", () => {
     'src/core/x.ts:1 imports "@pulumi/pulumi": src/core must stay Pulumi-free (the port is src/core/release/stack-port.ts)',
   ]);
   assert.deepEqual(pulumiInCore(bad, { "src/core/x.ts": "a reason" }), []);
+  const shell = importsOf(
+    "src/core/y.ts",
+    'import { App } from "../components/app";',
+    (f) => f === "src/components/app.ts",
+  );
+  assert.deepEqual(shellImports(shell), [
+    'src/core/y.ts:1 imports "../components/app": src/core must not import the components, providers or src/index.ts built on it',
+  ]);
 });
 
-test("nothing under src/core, src/components or src/providers imports src/cli", () => {
+test("nothing under src/core, src/components or src/providers imports src/cli; src/core nothing built on it", () => {
   const imports = all();
   assert.ok(imports.length > 100, `read ${imports.length} imports: the scan found the sources`);
   assert.deepEqual(cliImports(imports), []);
+  assert.deepEqual(shellImports(imports), []);
 });
 
 test("nothing under src/core imports @pulumi/*, but for the listed exceptions", () => {
