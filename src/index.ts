@@ -1,4 +1,4 @@
-// Pulumi entry point: the only place that reads pulumi.Config (STYLE.md point 6).
+// Pulumi entry point: the only place that reads pulumi.Config (docs/architecture.md, "Layers").
 import * as pulumi from "@pulumi/pulumi";
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";

@@ -27,8 +27,9 @@ export function buildProgram(): Command {
     .description("Guarded deploys with PostgreSQL backups, migrations, health gates and rollback")
     .showHelpAfterError()
     .exitOverride();
-  // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
-  // scope and load the engine with `await import()` inside its action. Keep this list sorted.
+  // Each `commands/<verb>.ts` exports `register(program)` and its `run<Verb>`; at module scope it imports
+  // only commander, Node built-ins and light modules (../shared: no other package, checked by
+  // test/architecture.test.ts) and loads the engine with `await import()` inside. Keep this list sorted.
   const registrars: Array<(p: Command) => void> = [
     backup,
     checkpoint,

@@ -47,7 +47,7 @@ export interface DeploymentArgs {
 }
 
 /**
- * The guarded deploy of DESIGN.md as one resource graph:
+ * The guarded deploy as one resource graph (docs/architecture.md, "The deploy, as a resource graph"):
  * db -> Backup -> Migration -> App -> HealthGate -> outputs. `pulumi up` fails at the first stage that
  * fails and runs nothing after it, so an unhealthy release never reports success.
  */

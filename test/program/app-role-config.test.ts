@@ -53,7 +53,7 @@ test("shape rules: a short dbAppPassword or a non-postgres appDatabaseUrl, never
 });
 
 test("logs and notifications mask the app role's derived password (no dbAppPassword set)", async () => {
-  const { secretLiterals } = await import("../../src/cli/release-context");
+  const { secretLiterals } = await import("../../src/cli/context");
   const { derivedAppPassword } = await import("../../src/core/database/roles");
   assert.ok(secretLiterals({ dbPassword: "owner-pw-123" }).includes(derivedAppPassword("owner-pw-123")));
   assert.ok(

@@ -25,7 +25,7 @@ before(async () => {
   program = loaded.program;
 });
 
-test("the graph has exactly the resources of DESIGN.md, with types and names derived from the stack", () => {
+test("the graph has exactly the resources of docs/architecture.md, with types and names derived from the stack", () => {
   const got = resources.map((r) => `${r.type} ${r.name}`).sort();
   assert.deepEqual(got, [
     "command:local:Command staging-database-app-role-setup",

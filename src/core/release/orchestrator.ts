@@ -1,12 +1,12 @@
-// The guarded deploy and its rollback (issue 6, DESIGN.md "Rollback: re-apply the previous release").
+// The guarded deploy and its rollback (issue 6, docs/architecture.md "Rollback: re-apply the previous release").
 // Pulumi-free: every outside part is a port, so the CLI wires the real engines and tests wire real
 // PostgreSQL/HTTP behind the same ports with a recording fake of the stack.
-import type { StackAccess, StepEvent } from "../../cli/stack";
 import { catchingSignals } from "../backup/interrupt";
 import { CannotRunError } from "../errors";
 import type { Ledger, ReleaseRecord, Stage } from "./ledger";
 import { pinReleaseImage } from "./pin-image";
 import { describeStep, rollbackPlan, type RollbackStep } from "./plan";
+import type { StackAccess, StepEvent } from "./stack-port";
 
 /** Notification types of the users' scripts. */
 export type NotifyType = "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK_SUCCESS" | "ROLLBACK_FAILED";

@@ -4,7 +4,7 @@ import type { JsonAssertion } from "../../core/health/http";
 import { runGate, type GateSpec } from "../../core/health/run";
 import { diffHealthGate } from "./diff";
 
-/** Inputs of a HealthGate (see /work/brief/INTERFACES.md); the optional extras tune the engine. */
+/** Inputs of a HealthGate; the optional extras tune the engine. */
 export interface HealthGateArgs {
   /** HTTP(S) URL polled from this machine. */
   url: pulumi.Input<string>;

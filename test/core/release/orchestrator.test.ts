@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
-import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import type { StackAccess, StepEvent, UpOptions } from "../../../src/core/release/stack-port";
 import { CannotRunError, CheckFailedError } from "../../../src/core/errors";
 import { Ledger } from "../../../src/core/release/ledger";
 import {
