@@ -88,11 +88,12 @@ test("a failed deploy is a partial failure that records the deploy it started an
   try {
     await assert.rejects(
       callSerializedProvider(provider(), "create", [inputs({ commit: "bad0000" })]),
-      (e: any) => {
+      (e: unknown) => {
         assert.ok(e instanceof SerializedProviderError, String(e));
         assert.match(e.message, /ended build_failed/);
-        assert.equal(e.properties.deployId, api.deploys[0].id);
-        assert.ok(e.properties.previousDeployId.startsWith("dep-"));
+        const props = e.properties as { deployId: string; previousDeployId: string };
+        assert.equal(props.deployId, api.deploys[0].id);
+        assert.ok(props.previousDeployId.startsWith("dep-"));
         return true;
       },
     );
