@@ -522,6 +522,24 @@ function targetChecks(
       message: `is required when \`app.target\` is "${target}" on another machine: the URL this machine polls, e.g. https://app.example.com/health`,
     });
   }
+  if (target === "render" || target === "pm2") {
+    if (c.redis?.enabled) {
+      issues.push({
+        path: ["redis", "enabled"],
+        message: `must be false when \`app.target\` is "${target}": its Redis runs on the Docker network; pass REDIS_URL in \`appSecrets\``,
+      });
+    }
+    for (const point of HOOK_POINTS) {
+      (c.hooks?.[point] ?? []).forEach((h, i) => {
+        if (h.runIn === "container") {
+          issues.push({
+            path: ["hooks", point, String(i), "runIn"],
+            message: `must be "local" when \`app.target\` is "${target}": there is no app image to run it in`,
+          });
+        }
+      });
+    }
+  }
   if ((target === "render" || target === "pm2") && c.migrations?.runIn === "container") {
     issues.push({
       path: ["migrations", "runIn"],
