@@ -192,6 +192,7 @@ export function platformStages(
         databaseUrl: container ? db.hostUrl : secrets.databaseUrl!,
         version: key,
         logLines: p.logLines,
+        timeoutSeconds: p.timeoutSeconds,
       },
       { parent, dependsOn: cutoverAfter },
     );

@@ -17,6 +17,8 @@ export interface Pm2AppArgs {
   version: pulumi.Input<string>;
   /** Lines of `pm2 logs` the log check reads. */
   logLines: number;
+  /** Deadline of the release command. */
+  timeoutSeconds: number;
 }
 
 /**
@@ -52,6 +54,7 @@ export class Pm2App extends pulumi.ComponentResource {
         parent: this,
         // Children don't inherit a component's dependsOn: the release itself waits for the migration.
         dependsOn: ([] as pulumi.Resource[]).concat((opts.dependsOn as pulumi.Resource[]) ?? []),
+        customTimeouts: { create: `${args.timeoutSeconds}s`, update: `${args.timeoutSeconds}s` },
       },
     );
     this.logCheck = logCheckCommand(args.release, args.logLines);

@@ -59,6 +59,8 @@ export const Pm2Schema = z
     bin: z.string().min(1).default("pm2"),
     /** Lines of `pm2 logs --nostream` the health gate scans for critical lines. */
     logLines: z.number().int().min(1).max(10000).default(200),
+    /** Deadline of one release (fetch, install, reload): a hung `npm ci` fails the deploy. */
+    timeoutSeconds: z.number().int().min(10).max(86400).default(1800),
   })
   .strict();
 

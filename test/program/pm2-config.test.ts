@@ -42,6 +42,7 @@ test("pm2: no image needed; app.pm2 with root and script; defaults cluster x2, k
       instances: 2,
       bin: "pm2",
       logLines: 200,
+      timeoutSeconds: 1800,
     },
   );
   assert.match(

@@ -15,6 +15,18 @@ let resources: RecordedResource[];
 let byName: (n: string) => RecordedResource;
 let program: typeof import("../../src/index");
 
+// The recorder of test/helpers/mocks.ts does not keep customTimeouts: read them off the same requests.
+const timeouts: Record<string, { create: string; update: string }> = {};
+{
+  const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
+  const original = MockMonitor.prototype.registerResource;
+  MockMonitor.prototype.registerResource = function (req: any, callback: any) {
+    const t = req.getCustomtimeouts();
+    if (t) timeouts[req.getName()] = { create: t.getCreate(), update: t.getUpdate() };
+    return original.call(this, req, callback);
+  };
+}
+
 before(async () => {
   process.env.SAFE_DEPLOY_COMMIT = COMMIT;
   const loaded = await loadProgram({
@@ -81,6 +93,8 @@ test("the release command is the one src/core/pm2 builds for this commit; the ga
     }),
   );
   assert.match(cmd, /pm2 startOrReload/);
+  // A hung install fails the deploy at app.pm2.timeoutSeconds (default 30 min).
+  assert.deepEqual(timeouts["staging-app-release"], { create: "1800s", update: "1800s" });
   assert.equal(byName("staging-health").inputs.url, "http://127.0.0.1:3335/health");
   assert.equal(
     byName("staging-pm2-logs").inputs.create,
