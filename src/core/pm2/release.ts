@@ -109,9 +109,29 @@ export function releaseScript(r: Pm2Release): string {
     'mv -Tf "$root/current.tmp" "$root/current"',
     'touch "$rel"',
     `${r.bin} ${reload} "$root/ecosystem.config.js" --update-env`,
+    // pm2 finishes a cluster reload even when the new workers crash (it waits listen_timeout, then
+    // kills the old ones): say so here, by name and status only (`jlist` holds the env, secrets too).
+    `${r.bin} jlist | node -e ${shq(onlineCheck(r.appName))}`,
     'cd "$root/releases"',
     `ls -1t | grep -v -x ${shq(r.commit)} | tail -n +${r.keepReleases + 1} | while read -r old; do rm -rf "./$old"; done`,
     `echo ${shq(`release ${r.commit} is current`)}`,
+  ].join("\n");
+}
+
+/** A node script reading `pm2 jlist` on stdin: fails unless every instance of `name` is online. */
+export function onlineCheck(name: string): string {
+  return [
+    'let s = "";',
+    'process.stdin.on("data", (d) => (s += d)).on("end", () => {',
+    `  const name = ${JSON.stringify(name)};`,
+    '  const list = JSON.parse(s.slice(s.indexOf("["))).filter((p) => p.name === name);',
+    '  const bad = list.filter((p) => p.pm2_env.status !== "online");',
+    "  if (list.length === 0 || bad.length > 0) {",
+    '    const states = list.map((p) => `${p.pm_id}: ${p.pm2_env.status}`).join(", ") || "no instance";',
+    "    console.error(`pm2 reports ${name} not online after the reload (${states}): read \\`pm2 logs ${name}\\`; the deploy fails and rolls back`);",
+    "    process.exit(1);",
+    "  }",
+    "});",
   ].join("\n");
 }
 

@@ -37,14 +37,16 @@ function git(...args: string[]): string {
 }
 
 /** Commits the demo app as `web/` with a version, optionally breaking its /health route. */
-function commitApp(version: string, opts: { broken?: boolean } = {}): string {
+function commitApp(version: string, opts: { broken?: boolean; crash?: boolean } = {}): string {
   const pkg = join(repo, "web/package.json");
   const json = JSON.parse(readFileSync(pkg, "utf8"));
   json.version = version;
   writeFileSync(pkg, JSON.stringify(json, null, 2) + "\n");
   const server = join(repo, "web/src/server.js");
   const src = readFileSync(join(ROOT_DIR, "examples/app/src/server.js"), "utf8");
-  writeFileSync(server, opts.broken ? src.replace('path === "/health"', 'path === "/health-gone"') : src);
+  let text = opts.broken ? src.replace('path === "/health"', 'path === "/health-gone"') : src;
+  if (opts.crash) text = `throw new Error("FATAL release cannot start");\n${text}`;
+  writeFileSync(server, text);
   git("add", "-A");
   git("commit", "-q", "-m", version);
   return git("rev-parse", "HEAD");
@@ -111,6 +113,7 @@ before(async () => {
   commits.good = commitApp("1.0.0");
   commits.bad = commitApp("2.0.0", { broken: true });
   commits.next = commitApp("3.0.0");
+  commits.crash = commitApp("4.0.0", { crash: true });
 });
 
 after(async () => {
@@ -145,6 +148,18 @@ test("a bad release: pm2 switches to it and the health gate fails", async () => 
   const g = await gate();
   assert.equal(g.ok, false);
   assert.match(g.message ?? "", /404/);
+});
+
+test("a release that crashes at start: pm2 still completes the reload, the release command fails naming the state", async () => {
+  const r = await run(releaseCommand(spec(commits.crash)));
+  assert.equal(r.code, 1, r.out);
+  assert.match(r.out, /pm2 reports notes not online after the reload \(0: (errored|launching|stopped)/);
+  assert.ok(!r.out.includes(pg.password));
+  assert.equal(
+    (await gate()).ok,
+    false,
+    "the old workers are gone too: this is an outage until the rollback",
+  );
 });
 
 test("rollback re-applies the previous release: `current` back to its directory, no rebuild, old code answers", async () => {
