@@ -208,6 +208,32 @@ test("cluster mode: `pm2 reload` to the next release under steady load fails no 
   assert.deepEqual(readdirSync(join(work, "srv/releases")).sort(), [commits.good, commits.next].sort());
 });
 
+test("fork mode: `pm2 restart` (startOrRestart) of one instance; the next release answers", async () => {
+  const port3 = await freePort();
+  const env = JSON.stringify({ DATABASE_URL: pg.url("postgres"), PORT: String(port3), HOST: "127.0.0.1" });
+  const s = (commit: string) =>
+    spec(commit, { root: join(work, "srv-fork"), appName: "notes-fork", execMode: "fork", instances: 1 });
+  for (const [commit, version] of [
+    [commits.good, "1.0.0"],
+    [commits.next, "3.0.0"],
+  ]) {
+    const r = await run(releaseCommand(s(commit)), { SAFE_DEPLOY_APP_ENV: env });
+    assert.equal(r.code, 0, r.out);
+    const g = await runGate({ url: `http://127.0.0.1:${port3}/health`, retries: 10, delaySeconds: 0.5 });
+    assert.equal(g.ok, true);
+    const body = (await (await fetch(`http://127.0.0.1:${port3}/health`)).json()) as { version: string };
+    assert.equal(body.version, version);
+  }
+  const list = JSON.parse((await run(`${PM2} jlist`)).out) as Array<{
+    name: string;
+    pm2_env: { exec_mode: string };
+  }>;
+  assert.deepEqual(
+    list.filter((p) => p.name === "notes-fork").map((p) => p.pm2_env.exec_mode),
+    ["fork_mode"],
+  );
+});
+
 test("the log check fails on a critical line in `pm2 logs` and masks URL passwords", async () => {
   const logFile = join(pm2Home, "logs", "notes-out-0.log");
   writeFileSync(logFile, `FATAL cannot reach postgres://app:${pg.password}@db:5432/app\n`, { flag: "a" });
