@@ -50,6 +50,8 @@ const deployment = new Deployment(stack, {
     appSecrets: cfg.getSecretObject<Record<string, string>>("appSecrets"),
     hookSecrets: cfg.getSecretObject<Record<string, string>>("hookSecrets"),
     backupEncryptionKey: secret("backupEncryptionKey"),
+    renderApiKey: secret("renderApiKey"),
+    migrationDatabaseUrl: secret("migrationDatabaseUrl"),
   },
 });
 

@@ -17,6 +17,7 @@ import * as command from "@pulumi/command";
 import { MAINTENANCE_ALIAS } from "../core/rollout/haproxy";
 import { maintenanceOffCommand, maintenanceOnCommand } from "../core/rollout/maintenance";
 import { Redis } from "./redis";
+import { platformStages } from "./platform";
 
 /** Secret config values, as Pulumi secrets; only the keys the stack set are present. */
 export interface DeploymentSecrets {
@@ -29,6 +30,10 @@ export interface DeploymentSecrets {
   appSecrets?: pulumi.Output<Record<string, string>>;
   hookSecrets?: pulumi.Output<Record<string, string>>;
   backupEncryptionKey?: pulumi.Output<string>;
+  /** Issue 17: `app.target: render`. */
+  renderApiKey?: pulumi.Output<string>;
+  /** Issue 17: a direct URL for migrations/backups when `databaseUrl` is pooled. */
+  migrationDatabaseUrl?: pulumi.Output<string>;
 }
 
 /** Arguments of the whole guarded deploy. */
@@ -72,6 +77,20 @@ export class Deployment extends pulumi.ComponentResource {
   constructor(name: string, args: DeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:deployment:Deployment", name, {}, opts);
     const { config: c, secrets } = args;
+    if (c.app.target !== "docker") {
+      // Issue 17: pm2 and render pass the same gates; their stages are wired in platform.ts.
+      const o = platformStages(this, name, args);
+      this.url = o.url;
+      this.releaseKey = o.releaseKey;
+      this.backupFile = o.backupFile;
+      this.migrationsChecksum = o.migrationsChecksum;
+      this.imageId = o.imageId;
+      this.healthCheckedAt = o.healthCheckedAt;
+      this.postDeployWarnings = o.postDeployWarnings;
+      this.containers = o.containers;
+      this.registerOutputs({ url: this.url, releaseKey: this.releaseKey, backupFile: this.backupFile });
+      return;
+    }
     const abs = (p: string) => (isAbsolute(p) ? p : resolve(args.projectDir, p));
     const provider = new docker.Provider(`${name}-docker`, { host: c.docker.host }, { parent: this });
     const child = (extra: pulumi.CustomResourceOptions = {}) => ({ parent: this, provider, ...extra });
