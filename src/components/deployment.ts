@@ -16,6 +16,7 @@ import * as command from "@pulumi/command";
 import { MAINTENANCE_ALIAS } from "../core/rollout/haproxy";
 import { maintenanceOffCommand, maintenanceOnCommand } from "../core/rollout/maintenance";
 import { Redis } from "./redis";
+import { pushedRef, swarmApp } from "./swarm";
 
 /** Secret config values, as Pulumi secrets; only the keys the stack set are present. */
 export interface DeploymentSecrets {
@@ -76,7 +77,10 @@ export class Deployment extends pulumi.ComponentResource {
       `${name}-net`,
       {
         name: c.docker.network,
-        driver: "bridge",
+        // A Swarm service only joins swarm-scoped networks; attachable so the database and migration
+        // containers (plain containers) join it too.
+        driver: c.app.target === "swarm" ? "overlay" : "bridge",
+        attachable: c.app.target === "swarm" ? true : undefined,
         labels: [{ label: "safe-deploy.stack", value: pulumi.getStack() }],
       },
       child(),
@@ -104,7 +108,12 @@ export class Deployment extends pulumi.ComponentResource {
 
     // The image is resolved (pulled or built) before anything else runs, so a bad image or a failed build
     // fails the deploy before the backup.
-    const { image: appImageResource, imageId } = appImage(
+    const {
+      image: appImageResource,
+      imageId,
+      ref: imageRef,
+      pushed,
+    } = appImage(
       name,
       {
         ...c.app,
@@ -235,48 +244,79 @@ export class Deployment extends pulumi.ComponentResource {
       );
     const preCutover = hooks("preCutover", [migration.command, ...postMigrate]);
 
-    const app = new App(
-      `${name}-app`,
-      {
-        ...c.app,
-        imageId,
-        network: network.name,
-        databaseUrl: db.networkUrl,
-        secretEnvironment: secrets.appSecrets,
-        redisUrl: redis?.url,
-        version: this.releaseKey,
-        rollout: c.app.rollout,
-        healthcheck: c.app.healthcheck,
-        proxyImage: c.app.proxyImage,
-        maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
-        healthPath: c.health.path,
-        expectStatus: c.health.expectStatus,
-        dockerHost: remote ? c.docker.host : undefined,
-      },
-      {
-        parent: this,
-        providers: { docker: provider },
-        dependsOn: [migration.command, ...preCutover, ...(maintenanceOff ? [maintenanceOff] : [])],
-      },
-    );
+    const appDeps = [migration.command, ...preCutover, ...(maintenanceOff ? [maintenanceOff] : [])];
+    const swarm =
+      c.app.target === "swarm"
+        ? swarmApp(
+            name,
+            c,
+            {
+              image: pushed ? pushedRef(imageRef, pushed) : pulumi.output(imageRef),
+              imageId,
+              network: network.name,
+              databaseUrl: db.networkUrl,
+              secrets,
+              redisUrl: redis?.url,
+              version: this.releaseKey,
+            },
+            { parent: this, providers: { docker: provider }, dependsOn: appDeps },
+          )
+        : undefined;
+    const app = swarm
+      ? undefined
+      : new App(
+          `${name}-app`,
+          {
+            ...c.app,
+            imageId,
+            network: network.name,
+            databaseUrl: db.networkUrl,
+            secretEnvironment: secrets.appSecrets,
+            redisUrl: redis?.url,
+            version: this.releaseKey,
+            rollout: c.app.rollout,
+            healthcheck: c.app.healthcheck,
+            proxyImage: c.app.proxyImage,
+            maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
+            healthPath: c.health.path,
+            expectStatus: c.health.expectStatus,
+            dockerHost: remote ? c.docker.host : undefined,
+          },
+          {
+            parent: this,
+            providers: { docker: provider },
+            dependsOn: appDeps,
+          },
+        );
 
+    const localUrl = swarm ? swarm.localUrl : app!.localUrl;
     const gate = new HealthGate(
       `${name}-health`,
       {
-        url: c.health.url ?? app.localUrl.apply((u) => `${u}${c.health.path}`),
+        url: c.health.url ?? localUrl.apply((u) => `${u}${c.health.path}`),
         expectStatus: c.health.expectStatus,
         retries: c.health.retries,
         delaySeconds: c.health.delaySeconds,
         timeoutSeconds: c.health.timeoutSeconds,
-        triggers: { containerId: app.container.id, imageId: app.imageId },
+        triggers: swarm
+          ? { serviceId: swarm.service.id, imageId, release: this.releaseKey }
+          : { containerId: app!.container.id, imageId: app!.imageId },
         // The new container itself must be running and healthy: behind a blue-green proxy the URL
         // alone could still be answered by the old one.
-        container: pulumi.output(app.container.name).apply((n) => ({
-          name: n,
-          dockerHost: c.docker.host,
-        })),
+        container: swarm
+          ? undefined
+          : pulumi.output(app!.container.name).apply((n) => ({ name: n, dockerHost: c.docker.host })),
+        // Swarm: every running task is this release and Swarm did not roll the update back.
+        service: swarm
+          ? pulumi.all([swarm.service.name, this.releaseKey]).apply(([service, release]) => ({
+              service,
+              release,
+              replicas: c.app.replicas,
+              dockerHost: c.docker.host,
+            }))
+          : undefined,
       },
-      { parent: this, dependsOn: [app.container] },
+      { parent: this, dependsOn: [swarm ? swarm.service : app!.container] },
     );
 
     const postDeploy = hooks("postDeploy", [gate]);
@@ -290,13 +330,13 @@ export class Deployment extends pulumi.ComponentResource {
 
     // Outputs exist only once the gate passed: a failed gate leaves no "success" to read.
     this.healthCheckedAt = gate.checkedAt;
-    this.url = pulumi.all([gate.checkedAt, app.localUrl]).apply(([, u]) => c.health.url ?? u);
+    this.url = pulumi.all([gate.checkedAt, localUrl]).apply(([, u]) => c.health.url ?? u);
     this.backupFile = pulumi.all([gate.checkedAt, backup.file]).apply(([, f]) => f);
     this.containers = pulumi
       .all({
         database: db.containerName ?? pulumi.output(""),
-        app: app.container.name,
-        proxy: app.proxy?.name ?? pulumi.output(""),
+        app: swarm ? swarm.service.name : app!.container.name,
+        proxy: (swarm ? swarm.proxy : app!.proxy)?.name ?? pulumi.output(""),
         redis: redis?.container.name ?? pulumi.output(""),
       })
       .apply((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v)));

@@ -34,6 +34,36 @@ export const BuildSchema = z
   })
   .strict();
 
+/** `app.target: swarm` (issue 18): the app as a Docker Swarm service, rolled task by task. */
+export const SwarmSchema = z
+  .object({
+    /** `ingress`: the routing mesh publishes `app.hostPort` on every node; `host`: a proxy task per node does. */
+    publishMode: z.enum(["ingress", "host"]).default("ingress"),
+    /** e.g. `node.labels.app==true`, `node.role==worker`. */
+    constraints: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]+\s*(==|!=)\s*\S+$/, "like `node.role==worker`"))
+      .default([]),
+    /** Cap on tasks per node (0: no cap). */
+    maxReplicasPerNode: z.number().int().min(0).max(100).default(0),
+    /** Per task, e.g. 0.5 CPU and 512 MB. */
+    limits: z
+      .object({
+        cpus: z.number().min(0.01).max(256).optional(),
+        memoryMb: z.number().int().min(6).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Tasks replaced at once, and how long Swarm watches each new task before the next. */
+    parallelism: z.number().int().min(1).max(100).default(1),
+    monitorSeconds: z.number().int().min(1).max(3600).default(15),
+    /** The Docker network the service and its proxy share (an attachable overlay). */
+    network: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+      .optional(),
+  })
+  .strict();
+
 /** The app container(s) the stack deploys. */
 export const AppSchema = z
   .object({
@@ -62,10 +92,30 @@ export const AppSchema = z
     hostPort: port.default(8080),
     bindAddress: z.string().default("127.0.0.1"),
     environment: z.record(envName, z.string()).default({}),
+    /** Where the app runs: one container (default) or a Swarm service (`app.swarm`, `app.replicas`). */
+    target: z.enum(["container", "swarm"]).default("container"),
+    replicas: z.number().int().min(1).max(100).default(1),
+    swarm: SwarmSchema.prefault({}),
   })
   .strict()
   .superRefine(
     (a, ctx) => {
+      if (a.target === "swarm" && !a.healthcheck) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["healthcheck"],
+          message:
+            'is required when `app.target` is "swarm": the rolling update starts each new task first and waits on it, e.g. { command: ["CMD", "node", "src/healthcheck.js"] }',
+        });
+      }
+      if (a.target === "swarm" && a.rollout === "blue-green") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["rollout"],
+          message:
+            'conflicts with `app.target: "swarm"`: Swarm rolls the service task by task itself; remove `app.rollout`',
+        });
+      }
       if (!a.image && !a.build) {
         ctx.addIssue({
           code: "custom",
@@ -430,6 +480,14 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
     issues.push({ path: ["backup", "runIn"], message: mustRunInContainer });
   if (remoteDb && c.migrations?.runIn === "local") {
     issues.push({ path: ["migrations", "runIn"], message: mustRunInContainer });
+  }
+  // Swarm (issue 18): the migration runs once, from the new image, on the overlay network, before the update.
+  if (c.app?.target === "swarm" && c.migrations?.runIn === "local") {
+    issues.push({
+      path: ["migrations", "runIn"],
+      message:
+        'must be "container" when `app.target` is "swarm": migrations run once as a one-off container of the new image',
+    });
   }
   return issues;
 }
