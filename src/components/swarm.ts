@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
 import { haproxyConfig } from "../core/rollout/haproxy";
-import { swarmProxySpec, swarmServiceSpec, type SwarmSettings } from "../core/swarm/spec";
+import { SWARM_PROXY_PAGE, swarmProxySpec, swarmServiceSpec, type SwarmSettings } from "../core/swarm/spec";
 import type { StackConfig } from "../config";
 import { appEnvs } from "./app";
 
@@ -112,6 +112,7 @@ export class SwarmApp extends pulumi.ComponentResource {
         ],
         healthPath: args.healthPath ?? "/health",
         expectStatus: args.expectStatus,
+        maintenancePage: SWARM_PROXY_PAGE,
       });
       // Each node resolves the image by reference (a content id is not a reference a node can pull).
       const proxy = pulumi.output(args.network).apply((network) =>

@@ -1,3 +1,5 @@
+import { MAINTENANCE_PAGE } from "../rollout/haproxy";
+
 /** Swarm settings of the app (config `app.swarm`), as plain values. */
 export interface SwarmSettings {
   publishMode: "ingress" | "host";
@@ -29,6 +31,9 @@ export interface SwarmServiceInput {
   };
   swarm: SwarmSettings;
 }
+
+/** Where the proxy task writes its maintenance page (pass it to `haproxyConfig`). */
+export const SWARM_PROXY_PAGE = "/tmp/maintenance.html";
 
 /** The label that tells which release a task runs. */
 export const RELEASE_LABEL = "safe-deploy.release";
@@ -122,8 +127,11 @@ export function swarmProxySpec(i: {
   image: string;
   hostPort: number;
   network: string;
+  /** From `haproxyConfig({ ..., maintenancePage: SWARM_PROXY_PAGE })`. */
   haproxyConfig: string;
   constraints: string[];
+  /** HTML served with a 503 while no task is healthy. */
+  maintenancePage?: string;
 }) {
   return {
     name: i.name,
@@ -136,16 +144,24 @@ export function swarmProxySpec(i: {
         commands: [
           "/bin/sh",
           "-c",
-          'printf "%s\\n" "$HAPROXY_CFG" > /tmp/haproxy.cfg && exec haproxy -W -db -f /tmp/haproxy.cfg',
+          `printf "%s" "$MAINTENANCE_PAGE" > ${SWARM_PROXY_PAGE} && ` +
+            'printf "%s\\n" "$HAPROXY_CFG" > /tmp/haproxy.cfg && exec haproxy -W -db -f /tmp/haproxy.cfg',
         ],
-        env: { HAPROXY_CFG: i.haproxyConfig },
+        env: { HAPROXY_CFG: i.haproxyConfig, MAINTENANCE_PAGE: i.maintenancePage ?? MAINTENANCE_PAGE },
         labels: [{ label: "safe-deploy.role", value: "proxy" }],
       },
       networksAdvanceds: [{ name: i.network }],
       placement: { constraints: i.constraints },
       restartPolicy: { condition: "any", delay: "2s" },
     },
-    updateConfig: { parallelism: 1, order: "stop-first", failureAction: "rollback", monitor: "5s" },
+    updateConfig: {
+      parallelism: 1,
+      order: "stop-first",
+      failureAction: "rollback",
+      monitor: "5s",
+      maxFailureRatio: "0",
+      delay: "0s",
+    },
     endpointSpec: {
       mode: "vip",
       ports: [{ targetPort: i.hostPort, publishedPort: i.hostPort, publishMode: "host", protocol: "tcp" }],
