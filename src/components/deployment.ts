@@ -335,8 +335,9 @@ export class Deployment extends pulumi.ComponentResource {
     this.containers = pulumi
       .all({
         database: db.containerName ?? pulumi.output(""),
-        app: swarm ? swarm.service.name : app!.container.name,
-        proxy: (swarm ? swarm.proxy : app!.proxy)?.name ?? pulumi.output(""),
+        // Containers only: `safe-deploy status` inspects each as a container; a Swarm service is not one.
+        app: app?.container.name ?? pulumi.output(""),
+        proxy: app?.proxy?.name ?? pulumi.output(""),
         redis: redis?.container.name ?? pulumi.output(""),
       })
       .apply((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v)));

@@ -116,3 +116,10 @@ test("the gate checks the service's tasks (this release, Swarm not rolled back) 
   assert.equal(g.inputs.service.release, release);
   assert.ok(g.dependencies.includes(service().urn));
 });
+
+test("the containers output (what `safe-deploy status` inspects as containers) holds no Swarm service", async () => {
+  const { valueOf } = await import("../helpers/program");
+  const { containers } = await import("../../src/index");
+  const names = await valueOf(containers as import("@pulumi/pulumi").Output<Record<string, string>>);
+  assert.deepEqual(Object.keys(names), ["database"]);
+});
