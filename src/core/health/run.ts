@@ -52,7 +52,10 @@ export function combineResults(results: ProbeResult[]): ProbeResult {
     const notes = results.map((r) => r.detail).filter((d): d is string => !!d);
     return notes.length ? { ok: true, status, detail: notes.join("; ") } : { ok: true, status };
   }
-  return { ok: false, status, detail: failed.map((r) => r.detail ?? "failed").join("; ") };
+  const detail = failed.map((r) => r.detail ?? "failed").join("; ");
+  return failed.some((r) => r.final)
+    ? { ok: false, status, detail, final: true }
+    : { ok: false, status, detail };
 }
 
 /** One probe running every check of the spec in parallel; an attempt passes only if all pass. */

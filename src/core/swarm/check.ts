@@ -50,6 +50,7 @@ export function serviceVerdict(
   if (failed) {
     return {
       ok: false,
+      final: true,
       detail: `service ${check.service}: ${failed} (UpdateStatus ${u!.State}: ${u!.Message ?? "no message"}): a new task failed its Docker healthcheck or exited within \`app.swarm.monitorSeconds\`; the previous release still serves. See \`docker service ps ${check.service} --no-trunc\``,
     };
   }

@@ -137,8 +137,9 @@ test("2 replicas deploy: the gate passes once both tasks of the release run and 
 test("a release failing the Docker healthcheck: Swarm rolls back, the gate fails and says so", async () => {
   await deploy("r2", "unhealthy");
   assert.equal(await waitUpdate(["rollback_completed", "completed"]), "rollback_completed");
-  const r = await gate("r2", 2, 2);
+  const r = await gate("r2", 2, 30);
   assert.equal(r.ok, false);
+  assert.equal(r.attempts.length, 1, "a rolled-back update fails the gate at once, no retries");
   assert.match(msg(r), /Swarm rolled the update back \(UpdateStatus rollback_completed/);
   // The previous release kept serving.
   assert.deepEqual(await body(), { status: 200, text: "r1" });

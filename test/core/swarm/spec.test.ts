@@ -69,6 +69,8 @@ test("serviceVerdict: table", () => {
   for (const [name, svc, tasks, ok, detail] of cases) {
     const v = serviceVerdict(check, svc, tasks);
     assert.equal(v.ok, ok, name);
+    // Only Swarm's own rollback/pause is final; tasks still starting may pass on a later attempt.
+    assert.equal(v.final ?? false, !!svc.UpdateStatus?.State && svc.UpdateStatus.State !== "completed", name);
     assert.match(v.detail ?? "", detail, name);
   }
 });
