@@ -13,7 +13,7 @@ import { Backup } from "../providers/backup";
 import { HealthGate } from "../providers/healthgate";
 import { offsiteBucket } from "./backupBucket";
 import { Database } from "./database";
-import type { DeploymentArgs } from "./deployment";
+import type { DeploymentArgs } from "./deployment-args";
 import { failedHookLines, hookCommands, type HookContext } from "./hooks";
 import { Migration } from "./migration";
 import { Pm2App } from "./pm2";

@@ -76,8 +76,33 @@ export const RenderSchema = z
   .strict();
 
 /** Where the app runs; every target passes the same gates. */
-export const APP_TARGETS = ["docker", "pm2", "render"] as const;
+export const APP_TARGETS = ["docker", "pm2", "render", "swarm"] as const;
 // --- end of issue 17 block ---
+
+/** `app.target: swarm` (issue 18): the app as a Docker Swarm service, rolled task by task. */
+export const SwarmSchema = z
+  .object({
+    /** `ingress`: the routing mesh publishes `app.hostPort` on every node; `host`: a proxy task per node does. */
+    publishMode: z.enum(["ingress", "host"]).default("ingress"),
+    /** e.g. `node.labels.app==true`, `node.role==worker`. */
+    constraints: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]+\s*(==|!=)\s*\S+$/, "like `node.role==worker`"))
+      .default([]),
+    /** Cap on tasks per node (0: no cap). */
+    maxReplicasPerNode: z.number().int().min(0).max(100).default(0),
+    /** Per task, e.g. 0.5 CPU and 512 MB. */
+    limits: z
+      .object({
+        cpus: z.number().min(0.01).max(256).optional(),
+        memoryMb: z.number().int().min(6).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Tasks replaced at once, and how long Swarm watches each new task before the next. */
+    parallelism: z.number().int().min(1).max(100).default(1),
+    monitorSeconds: z.number().int().min(1).max(3600).default(15),
+  })
+  .strict();
 
 /** The app container(s) the stack deploys. */
 export const AppSchema = z
@@ -107,10 +132,13 @@ export const AppSchema = z
     hostPort: port.default(8080),
     bindAddress: z.string().default("127.0.0.1"),
     environment: z.record(envName, z.string()).default({}),
+    /** Where the app runs: `docker` containers (default), `pm2`, `render`, or a Swarm service (`app.swarm`, `app.replicas`). */
     target: z.enum(APP_TARGETS).default("docker"),
     keepReleases: z.number().int().min(1).max(100).default(5),
     pm2: Pm2Schema.optional(),
     render: RenderSchema.optional(),
+    replicas: z.number().int().min(1).max(100).default(1),
+    swarm: SwarmSchema.prefault({}),
   })
   .strict()
   .superRefine(
@@ -129,7 +157,23 @@ export const AppSchema = z
           message: 'is required when `app.target` is "render": e.g. { serviceId: srv-cq1abc23def }',
         });
       }
-      if (a.target === "docker" && !a.image && !a.build) {
+      if (a.target === "swarm" && !a.healthcheck) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["healthcheck"],
+          message:
+            'is required when `app.target` is "swarm": the rolling update starts each new task first and waits on it, e.g. { command: ["CMD", "node", "src/healthcheck.js"] }',
+        });
+      }
+      if (a.target === "swarm" && a.rollout === "blue-green") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["rollout"],
+          message:
+            'conflicts with `app.target: "swarm"`: Swarm rolls the service task by task itself; remove `app.rollout`',
+        });
+      }
+      if ((a.target === "docker" || a.target === "swarm") && !a.image && !a.build) {
         ctx.addIssue({
           code: "custom",
           path: ["image"],
@@ -505,6 +549,14 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
     issues.push({ path: ["backup", "runIn"], message: mustRunInContainer });
   if (remoteDb && c.migrations?.runIn === "local") {
     issues.push({ path: ["migrations", "runIn"], message: mustRunInContainer });
+  }
+  // Swarm (issue 18): the migration runs once, from the new image, on the overlay network, before the update.
+  if (c.app?.target === "swarm" && c.migrations?.runIn === "local") {
+    issues.push({
+      path: ["migrations", "runIn"],
+      message:
+        'must be "container" when `app.target` is "swarm": migrations run once as a one-off container of the new image',
+    });
   }
   return issues;
 }
