@@ -69,7 +69,8 @@ test("docs/configuration.md: every documented key exists, every schema key is do
   const documented = new Map<string, string>();
   for (const row of rows) for (const k of cellKeys(row[0] ?? "")) documented.set(k, row.join(" | "));
   const keys = new Set<string>();
-  for (const [section, schema] of Object.entries(SECTIONS)) schemaKeys(schema as unknown as Zod, `${section}.`, keys);
+  for (const [section, schema] of Object.entries(SECTIONS))
+    schemaKeys(schema as unknown as Zod, `${section}.`, keys);
   assert.ok(keys.size > 50, `walked only ${keys.size} keys of the schema`);
   const unknown = [...documented.keys()].filter((k) => !keys.has(k));
   assert.deepEqual(unknown, [], "documented keys that the schema does not have");
