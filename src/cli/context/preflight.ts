@@ -100,15 +100,17 @@ export async function preflight(
     config.database.mode === "external" ||
     !!((await ctx.containers().catch(() => ({}))) as Record<string, string>).database;
   const db = await ctx.database();
-  // The app always runs in Docker: it must answer wherever the containers run.
-  await run("docker", ["info", "--format", "{{.ServerVersion}}"], {
-    env: { ...process.env, DOCKER_HOST: config.docker.host },
-    timeout: 30_000,
-  }).catch((e: { stderr?: string; message: string }) =>
-    problems.push(
-      `Docker at ${config.docker.host} does not answer (${(e.stderr || e.message).trim().split("\n")[0]}): start it, or check docker.host`,
-    ),
-  );
+  // Docker must answer wherever the stack's containers run; a stack with none (a Render app on an external
+  // database, a pm2 app on one) does not need it at all.
+  if (needsDocker(config))
+    await run("docker", ["info", "--format", "{{.ServerVersion}}"], {
+      env: { ...process.env, DOCKER_HOST: config.docker.host },
+      timeout: 30_000,
+    }).catch((e: { stderr?: string; message: string }) =>
+      problems.push(
+        `Docker at ${config.docker.host} does not answer (${(e.stderr || e.message).trim().split("\n")[0]}): start it, or check docker.host`,
+      ),
+    );
   let dbBytes: number | undefined;
   if (db && dbExists) {
     try {
@@ -149,4 +151,14 @@ export async function preflight(
     );
   }
   return problems;
+}
+
+/** Whether a stack runs anything in Docker: a container database, Docker or Swarm app targets. Pure. */
+export function needsDocker(config: {
+  app: { target: string };
+  database: { mode: string };
+  redis?: { enabled: boolean };
+}): boolean {
+  if (config.app.target === "docker" || config.app.target === "swarm") return true;
+  return config.database.mode === "container" || !!config.redis?.enabled;
 }
