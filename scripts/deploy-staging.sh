@@ -29,8 +29,11 @@ export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-safe-deploy-staging}
 # The app image is built by the deploy itself (app.build in Pulumi.staging.yaml, tagged with the commit).
 
 pulumi stack select staging --create --secrets-provider passphrase
-if ! pulumi config get dbPassword --stack staging >/dev/null 2>&1; then
-  pulumi config set --secret --stack staging dbPassword "$(node -e 'process.stdout.write(require("crypto").randomBytes(18).toString("base64url"))')"
-fi
+# The owner's password, and the app role's (the app connects as a non-superuser role: issue 15).
+for key in dbPassword dbAppPassword; do
+  if ! pulumi config get "$key" --stack staging >/dev/null 2>&1; then
+    pulumi config set --secret --stack staging "$key" "$(node -e 'process.stdout.write(require("crypto").randomBytes(18).toString("base64url"))')"
+  fi
+done
 # The guarded deploy: preflight, lock, release record, pulumi up, soak, automatic rollback, notifications.
 exec bin/safe-deploy up --stack staging "$@"

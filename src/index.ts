@@ -1,4 +1,4 @@
-// Pulumi entry point: the only place that reads pulumi.Config (STYLE.md point 6).
+// Pulumi entry point: the only place that reads pulumi.Config (docs/architecture.md, "Layers").
 import * as pulumi from "@pulumi/pulumi";
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
@@ -44,10 +44,14 @@ const deployment = new Deployment(stack, {
   commit: currentCommit(),
   secrets: {
     dbPassword: secret("dbPassword"),
+    dbAppPassword: secret("dbAppPassword"),
     databaseUrl: secret("databaseUrl"),
+    appDatabaseUrl: secret("appDatabaseUrl"),
     appSecrets: cfg.getSecretObject<Record<string, string>>("appSecrets"),
     hookSecrets: cfg.getSecretObject<Record<string, string>>("hookSecrets"),
     backupEncryptionKey: secret("backupEncryptionKey"),
+    renderApiKey: secret("renderApiKey"),
+    migrationDatabaseUrl: secret("migrationDatabaseUrl"),
   },
 });
 

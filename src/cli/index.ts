@@ -10,6 +10,7 @@ import { register as history } from "./commands/history";
 import { register as lint } from "./commands/lint";
 import { register as migrate } from "./commands/migrate";
 import { register as lock } from "./commands/lock";
+import { register as rebuild } from "./commands/rebuild";
 import { register as recover } from "./commands/recover";
 import { register as rehearse } from "./commands/rehearse";
 import { register as rollback } from "./commands/rollback";
@@ -26,8 +27,9 @@ export function buildProgram(): Command {
     .description("Guarded deploys with PostgreSQL backups, migrations, health gates and rollback")
     .showHelpAfterError()
     .exitOverride();
-  // Each `commands/<verb>.ts` exports `register(program)`; it must import only commander at module
-  // scope and load the engine with `await import()` inside its action. Keep this list sorted.
+  // Each `commands/<verb>.ts` exports `register(program)` and its `run<Verb>`; at module scope it imports
+  // only commander, Node built-ins and light modules (../shared: no other package, checked by
+  // test/architecture.test.ts) and loads the engine with `await import()` inside. Keep this list sorted.
   const registrars: Array<(p: Command) => void> = [
     backup,
     checkpoint,
@@ -37,6 +39,7 @@ export function buildProgram(): Command {
     lint,
     lock,
     migrate,
+    rebuild,
     recover,
     rehearse,
     rollback,

@@ -3,6 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
 import { pinnedImage } from "./imagePin";
 import { containerLabels } from "../core/release/labels";
+import { appRoleName } from "../core/database/roles";
+import { AppRole } from "./app-role";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
 export type DatabaseArgs =
@@ -21,8 +23,17 @@ export type DatabaseArgs =
       dockerHost?: string;
       /** The data volume's Docker name (default: {@link dataVolumeName} of project and stack). */
       volumeName?: string;
+      /** The app role's password (issue 15): with it, the app connects as a non-superuser role. */
+      appPassword?: pulumi.Input<string>;
+      /** Re-runs the app role's set-up when it changes (the release key). */
+      roleTrigger?: pulumi.Input<string>;
     }
-  | { mode: "external"; databaseUrl: pulumi.Input<string> };
+  | {
+      mode: "external";
+      databaseUrl: pulumi.Input<string>;
+      /** The app's own, less privileged URL; migrations and backups keep `databaseUrl`. */
+      appDatabaseUrl?: pulumi.Input<string>;
+    };
 
 /** The fixed Docker name of a stack's database volume: `<project>-<stack>-pgdata`. Pure. */
 export function dataVolumeName(project: string, stack: string): string {
@@ -37,6 +48,10 @@ export class Database extends pulumi.ComponentResource {
   public readonly hostUrl: pulumi.Output<string>;
   /** URL from inside the database container (for `docker exec pg_dump`). Secret. */
   public readonly containerUrl: pulumi.Output<string>;
+  /** URL the app uses from the stack's network: its own role's when set up, else `networkUrl`. Secret. */
+  public readonly appNetworkUrl: pulumi.Output<string>;
+  /** The app role's set-up, when managed (the migration runs after it). */
+  public readonly appRole?: AppRole;
   /** Name of the database container, when managed. */
   public readonly containerName?: pulumi.Output<string>;
   /** The container resource (the backup depends on it being up). */
@@ -49,6 +64,7 @@ export class Database extends pulumi.ComponentResource {
       this.networkUrl = url;
       this.hostUrl = url;
       this.containerUrl = url;
+      this.appNetworkUrl = args.appDatabaseUrl ? pulumi.secret(args.appDatabaseUrl) : url;
       this.registerOutputs({});
       return;
     }
@@ -64,10 +80,15 @@ export class Database extends pulumi.ComponentResource {
       { name: args.volumeName ?? dataVolumeName(pulumi.getProject(), pulumi.getStack()) },
       { parent: this, retainOnDelete: true, ignoreChanges: ["name"] },
     );
-    const urlFor = (host: pulumi.Input<string>, port: pulumi.Input<number>) =>
+    const urlFor = (
+      host: pulumi.Input<string>,
+      port: pulumi.Input<number>,
+      user = args.user,
+      password = args.password,
+    ) =>
       pulumi.secret(
-        pulumi.interpolate`postgres://${encodeURIComponent(args.user)}:${pulumi
-          .output(args.password)
+        pulumi.interpolate`postgres://${encodeURIComponent(user)}:${pulumi
+          .output(password)
           .apply(encodeURIComponent)}@${host}:${port}/${args.name}`,
       );
     this.container = new docker.Container(
@@ -104,6 +125,26 @@ export class Database extends pulumi.ComponentResource {
     this.networkUrl = urlFor(alias, 5432);
     this.hostUrl = urlFor(urlHost(args.bindAddress), args.hostPort);
     this.containerUrl = urlFor("127.0.0.1", 5432);
+    if (args.appPassword !== undefined) {
+      const role = appRoleName(args.user);
+      this.appRole = new AppRole(
+        `${name}-app-role`,
+        {
+          container: this.container.name,
+          owner: args.user,
+          ownerPassword: args.password,
+          database: args.name,
+          role,
+          password: args.appPassword,
+          trigger: args.roleTrigger ?? "",
+          dockerHost: args.dockerHost,
+        },
+        { parent: this, dependsOn: [this.container] },
+      );
+      this.appNetworkUrl = urlFor(alias, 5432, role, args.appPassword);
+    } else {
+      this.appNetworkUrl = this.networkUrl;
+    }
     this.registerOutputs({ containerName: this.containerName });
   }
 }

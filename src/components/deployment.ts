@@ -7,6 +7,7 @@ import { Backup } from "../providers/backup";
 import { HealthGate } from "../providers/healthgate";
 import { App } from "./app";
 import { Database } from "./database";
+import { derivedAppPassword } from "../core/database/roles";
 import { failedHookLines, hookCommands, type HookContext } from "./hooks";
 import { appImage } from "./image";
 import * as aws from "@pulumi/aws";
@@ -15,34 +16,15 @@ import { Migration } from "./migration";
 import * as command from "@pulumi/command";
 import { MAINTENANCE_ALIAS } from "../core/rollout/haproxy";
 import { maintenanceOffCommand, maintenanceOnCommand } from "../core/rollout/maintenance";
+import type { DeploymentArgs } from "./deployment-args";
 import { Redis } from "./redis";
+import { platformStages } from "./platform";
+import { pushedRef, swarmApp } from "./swarm";
 
-/** Secret config values, as Pulumi secrets; only the keys the stack set are present. */
-export interface DeploymentSecrets {
-  dbPassword?: pulumi.Output<string>;
-  databaseUrl?: pulumi.Output<string>;
-  appSecrets?: pulumi.Output<Record<string, string>>;
-  hookSecrets?: pulumi.Output<Record<string, string>>;
-  backupEncryptionKey?: pulumi.Output<string>;
-}
-
-/** Arguments of the whole guarded deploy. */
-export interface DeploymentArgs {
-  config: StackConfig;
-  secrets: DeploymentSecrets;
-  /** Directory relative paths in the config are resolved against (the project root). */
-  projectDir: string;
-  /**
-   * Where data outlives a release (the backup directory): the project itself, also when an older
-   * commit's program runs from a temporary worktree during a rollback (its files are removed after).
-   */
-  dataDir?: string;
-  /** The git commit being deployed (tags built images, recorded on the release). */
-  commit: string;
-}
+export type { DeploymentArgs, DeploymentSecrets } from "./deployment-args";
 
 /**
- * The guarded deploy of DESIGN.md as one resource graph:
+ * The guarded deploy as one resource graph (docs/architecture.md, "The deploy, as a resource graph"):
  * db -> Backup -> Migration -> App -> HealthGate -> outputs. `pulumi up` fails at the first stage that
  * fails and runs nothing after it, so an unhealthy release never reports success.
  */
@@ -67,6 +49,20 @@ export class Deployment extends pulumi.ComponentResource {
   constructor(name: string, args: DeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:deployment:Deployment", name, {}, opts);
     const { config: c, secrets } = args;
+    if (c.app.target === "pm2" || c.app.target === "render") {
+      // Issue 17: pm2 and render pass the same gates; their stages are wired in platform.ts.
+      const o = platformStages(this, name, args);
+      this.url = o.url;
+      this.releaseKey = o.releaseKey;
+      this.backupFile = o.backupFile;
+      this.migrationsChecksum = o.migrationsChecksum;
+      this.imageId = o.imageId;
+      this.healthCheckedAt = o.healthCheckedAt;
+      this.postDeployWarnings = o.postDeployWarnings;
+      this.containers = o.containers;
+      this.registerOutputs({ url: this.url, releaseKey: this.releaseKey, backupFile: this.backupFile });
+      return;
+    }
     const abs = (p: string) => (isAbsolute(p) ? p : resolve(args.projectDir, p));
     const provider = new docker.Provider(`${name}-docker`, { host: c.docker.host }, { parent: this });
     const child = (extra: pulumi.CustomResourceOptions = {}) => ({ parent: this, provider, ...extra });
@@ -76,24 +72,15 @@ export class Deployment extends pulumi.ComponentResource {
       `${name}-net`,
       {
         name: c.docker.network,
-        driver: "bridge",
+        // A Swarm service only joins swarm-scoped networks; attachable so the database and migration
+        // containers (plain containers) join it too.
+        driver: c.app.target === "swarm" ? "overlay" : "bridge",
+        attachable: c.app.target === "swarm" ? true : undefined,
         labels: [{ label: "safe-deploy.stack", value: pulumi.getStack() }],
       },
       child(),
     );
 
-    const db = new Database(
-      `${name}-database`,
-      c.database.mode === "container"
-        ? {
-            ...c.database,
-            password: secrets.dbPassword!,
-            network: network.name,
-            dockerHost: remote ? c.docker.host : undefined,
-          }
-        : { mode: "external", databaseUrl: secrets.databaseUrl! },
-      { parent: this, providers: { docker: provider } },
-    );
     const redis = c.redis.enabled
       ? new Redis(
           `${name}-redis`,
@@ -104,7 +91,12 @@ export class Deployment extends pulumi.ComponentResource {
 
     // The image is resolved (pulled or built) before anything else runs, so a bad image or a failed build
     // fails the deploy before the backup.
-    const { image: appImageResource, imageId } = appImage(
+    const {
+      image: appImageResource,
+      imageId,
+      ref: imageRef,
+      pushed,
+    } = appImage(
       name,
       {
         ...c.app,
@@ -118,6 +110,30 @@ export class Deployment extends pulumi.ComponentResource {
     this.imageId = imageId;
     this.migrationsChecksum = checksumDir(join(abs(c.migrations.workDir), c.migrations.dir));
     this.releaseKey = imageId.apply((id) => releaseKey(id, this.migrationsChecksum));
+
+    // The app connects as its own non-superuser role (issue 15); set up again on every release.
+    const dbPassword = secrets.dbPassword!;
+    const db = new Database(
+      `${name}-database`,
+      c.database.mode === "container"
+        ? {
+            ...c.database,
+            password: dbPassword,
+            network: network.name,
+            dockerHost: remote ? c.docker.host : undefined,
+            appPassword:
+              secrets.dbAppPassword ?? pulumi.secret(pulumi.output(dbPassword).apply(derivedAppPassword)),
+            roleTrigger: this.releaseKey,
+          }
+        : { mode: "external", databaseUrl: secrets.databaseUrl!, appDatabaseUrl: secrets.appDatabaseUrl },
+      { parent: this, providers: { docker: provider } },
+    );
+    if (c.database.mode === "container" && !secrets.dbAppPassword) {
+      pulumi.log.warn(
+        '`dbAppPassword` is not set: the app role\'s password is derived from `dbPassword`. Set its own with `pulumi config set --secret dbAppPassword "$(openssl rand -base64 24)"`',
+        this,
+      );
+    }
 
     const hookCtx: HookContext = {
       stack: pulumi.getStack(),
@@ -216,7 +232,14 @@ export class Deployment extends pulumi.ComponentResource {
         projectDir: args.projectDir,
         stack: pulumi.getStack(),
       },
-      { parent: this, dependsOn: [backup, ...(maintenanceOn ? [maintenanceOn] : [])] },
+      {
+        parent: this,
+        dependsOn: [
+          backup,
+          ...(maintenanceOn ? [maintenanceOn] : []),
+          ...(db.appRole ? [db.appRole.command] : []),
+        ],
+      },
     );
 
     const postMigrate = hooks("postMigrate", [migration.command]);
@@ -236,48 +259,79 @@ export class Deployment extends pulumi.ComponentResource {
       );
     const preCutover = hooks("preCutover", [migration.command, ...postMigrate]);
 
-    const app = new App(
-      `${name}-app`,
-      {
-        ...c.app,
-        imageId,
-        network: network.name,
-        databaseUrl: db.networkUrl,
-        secretEnvironment: secrets.appSecrets,
-        redisUrl: redis?.url,
-        version: this.releaseKey,
-        rollout: c.app.rollout,
-        healthcheck: c.app.healthcheck,
-        proxyImage: c.app.proxyImage,
-        maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
-        healthPath: c.health.path,
-        expectStatus: c.health.expectStatus,
-        dockerHost: remote ? c.docker.host : undefined,
-      },
-      {
-        parent: this,
-        providers: { docker: provider },
-        dependsOn: [migration.command, ...preCutover, ...(maintenanceOff ? [maintenanceOff] : [])],
-      },
-    );
+    const appDeps = [migration.command, ...preCutover, ...(maintenanceOff ? [maintenanceOff] : [])];
+    const swarm =
+      c.app.target === "swarm"
+        ? swarmApp(
+            name,
+            c,
+            {
+              image: pushed ? pushedRef(imageRef, pushed) : pulumi.output(imageRef),
+              imageId,
+              network: network.name,
+              databaseUrl: db.appNetworkUrl,
+              secrets,
+              redisUrl: redis?.url,
+              version: this.releaseKey,
+            },
+            { parent: this, providers: { docker: provider }, dependsOn: appDeps },
+          )
+        : undefined;
+    const app = swarm
+      ? undefined
+      : new App(
+          `${name}-app`,
+          {
+            ...c.app,
+            imageId,
+            network: network.name,
+            databaseUrl: db.appNetworkUrl,
+            secretEnvironment: secrets.appSecrets,
+            redisUrl: redis?.url,
+            version: this.releaseKey,
+            rollout: c.app.rollout,
+            healthcheck: c.app.healthcheck,
+            proxyImage: c.app.proxyImage,
+            maintenanceFlag: c.app.maintenanceDuringMigrations ? MAINTENANCE_ALIAS : undefined,
+            healthPath: c.health.path,
+            expectStatus: c.health.expectStatus,
+            dockerHost: remote ? c.docker.host : undefined,
+          },
+          {
+            parent: this,
+            providers: { docker: provider },
+            dependsOn: appDeps,
+          },
+        );
 
+    const localUrl = swarm ? swarm.localUrl : app!.localUrl;
     const gate = new HealthGate(
       `${name}-health`,
       {
-        url: c.health.url ?? app.localUrl.apply((u) => `${u}${c.health.path}`),
+        url: c.health.url ?? localUrl.apply((u) => `${u}${c.health.path}`),
         expectStatus: c.health.expectStatus,
         retries: c.health.retries,
         delaySeconds: c.health.delaySeconds,
         timeoutSeconds: c.health.timeoutSeconds,
-        triggers: { containerId: app.container.id, imageId: app.imageId },
+        triggers: swarm
+          ? { serviceId: swarm.service.id, imageId, release: this.releaseKey }
+          : { containerId: app!.container.id, imageId: app!.imageId },
         // The new container itself must be running and healthy: behind a blue-green proxy the URL
         // alone could still be answered by the old one.
-        container: pulumi.output(app.container.name).apply((n) => ({
-          name: n,
-          dockerHost: c.docker.host,
-        })),
+        container: swarm
+          ? undefined
+          : pulumi.output(app!.container.name).apply((n) => ({ name: n, dockerHost: c.docker.host })),
+        // Swarm: every running task is this release and Swarm did not roll the update back.
+        service: swarm
+          ? pulumi.all([swarm.service.name, this.releaseKey]).apply(([service, release]) => ({
+              service,
+              release,
+              replicas: c.app.replicas,
+              dockerHost: c.docker.host,
+            }))
+          : undefined,
       },
-      { parent: this, dependsOn: [app.container] },
+      { parent: this, dependsOn: [swarm ? swarm.service : app!.container] },
     );
 
     const postDeploy = hooks("postDeploy", [gate]);
@@ -291,13 +345,14 @@ export class Deployment extends pulumi.ComponentResource {
 
     // Outputs exist only once the gate passed: a failed gate leaves no "success" to read.
     this.healthCheckedAt = gate.checkedAt;
-    this.url = pulumi.all([gate.checkedAt, app.localUrl]).apply(([, u]) => c.health.url ?? u);
+    this.url = pulumi.all([gate.checkedAt, localUrl]).apply(([, u]) => c.health.url ?? u);
     this.backupFile = pulumi.all([gate.checkedAt, backup.file]).apply(([, f]) => f);
     this.containers = pulumi
       .all({
         database: db.containerName ?? pulumi.output(""),
-        app: app.container.name,
-        proxy: app.proxy?.name ?? pulumi.output(""),
+        // Containers only: `safe-deploy status` inspects each as a container; a Swarm service is not one.
+        app: app?.container.name ?? pulumi.output(""),
+        proxy: app?.proxy?.name ?? pulumi.output(""),
         redis: redis?.container.name ?? pulumi.output(""),
       })
       .apply((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v)));

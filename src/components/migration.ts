@@ -5,7 +5,7 @@ import { isAbsolute, join, relative } from "node:path";
 import { logOutputTo } from "../core/hooks/output-log";
 import { migrationCommand } from "../core/migrations/command";
 
-/** Arguments of the migration step (see DESIGN.md: it runs after the backup, before the new app). */
+/** Arguments of the migration step (it runs after the backup, before the new app: docs/architecture.md, "The deploy, as a resource graph"). */
 export interface MigrationArgs {
   tool: "node-pg-migrate" | "prisma" | "alembic" | "command";
   /** Migrations directory, relative to `workDir`. */

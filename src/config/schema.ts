@@ -34,6 +34,76 @@ export const BuildSchema = z
   })
   .strict();
 
+// --- Issue 17: the pm2 and render targets (keys kept in one block) ---
+/** `app.target: pm2`: a release directory per commit on this machine or a server, run by pm2. */
+export const Pm2Schema = z
+  .object({
+    /** Absolute directory on the target: `releases/<commit>`, `current`, `shared`, the ecosystem file. */
+    root: z
+      .string()
+      .regex(/^\/[^\s'"]*$/, "must be an absolute path without spaces or quotes, e.g. /srv/app"),
+    /** `ssh://user@host[:port]`; absent: this machine (or `docker.host` when that is ssh://). */
+    host: z
+      .string()
+      .regex(/^ssh:\/\/[^@\s]+@[^:\s]+(:\d+)?$/, "must be `ssh://user@host[:port]`")
+      .optional(),
+    /** The app's directory in the repository (`git archive <commit>:<appDir>` fills a release). */
+    appDir: z.string().min(1).default("."),
+    /** Run in the release directory, in order, once per release (a rollback does not rebuild). */
+    install: z.array(z.string().min(1)).default(["npm ci"]),
+    /** The app's entry file, relative to the release (cluster mode needs a Node file, not `npm start`). */
+    script: z.string().min(1),
+    execMode: z.enum(["cluster", "fork"]).default("cluster"),
+    instances: z.union([z.number().int().min(1).max(64), z.literal("max")]).default(2),
+    /** The pm2 executable on the target. */
+    bin: z.string().min(1).default("pm2"),
+    /** Lines of `pm2 logs --nostream` the health gate scans for critical lines. */
+    logLines: z.number().int().min(1).max(10000).default(200),
+    /** Deadline of one release (fetch, install, reload): a hung `npm ci` fails the deploy. */
+    timeoutSeconds: z.number().int().min(10).max(86400).default(1800),
+  })
+  .strict();
+
+/** `app.target: render`: a Render service deployed through Render's REST API. */
+export const RenderSchema = z
+  .object({
+    serviceId: z.string().regex(/^srv-[a-z0-9]+$/, "must be a Render service id like `srv-cq1abc23def`"),
+    apiUrl: z.url().default("https://api.render.com"),
+    /** Deadline for a deploy to go live. */
+    deployTimeoutSeconds: z.number().int().min(10).max(7200).default(900),
+    pollSeconds: duration(0.01, 300).default(10),
+  })
+  .strict();
+
+/** Where the app runs; every target passes the same gates. */
+export const APP_TARGETS = ["docker", "pm2", "render", "swarm"] as const;
+// --- end of issue 17 block ---
+
+/** `app.target: swarm` (issue 18): the app as a Docker Swarm service, rolled task by task. */
+export const SwarmSchema = z
+  .object({
+    /** `ingress`: the routing mesh publishes `app.hostPort` on every node; `host`: a proxy task per node does. */
+    publishMode: z.enum(["ingress", "host"]).default("ingress"),
+    /** e.g. `node.labels.app==true`, `node.role==worker`. */
+    constraints: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]+\s*(==|!=)\s*\S+$/, "like `node.role==worker`"))
+      .default([]),
+    /** Cap on tasks per node (0: no cap). */
+    maxReplicasPerNode: z.number().int().min(0).max(100).default(0),
+    /** Per task, e.g. 0.5 CPU and 512 MB. */
+    limits: z
+      .object({
+        cpus: z.number().min(0.01).max(256).optional(),
+        memoryMb: z.number().int().min(6).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Tasks replaced at once, and how long Swarm watches each new task before the next. */
+    parallelism: z.number().int().min(1).max(100).default(1),
+    monitorSeconds: z.number().int().min(1).max(3600).default(15),
+  })
+  .strict();
+
 /** The app container(s) the stack deploys. */
 export const AppSchema = z
   .object({
@@ -62,11 +132,48 @@ export const AppSchema = z
     hostPort: port.default(8080),
     bindAddress: z.string().default("127.0.0.1"),
     environment: z.record(envName, z.string()).default({}),
+    /** Where the app runs: `docker` containers (default), `pm2`, `render`, or a Swarm service (`app.swarm`, `app.replicas`). */
+    target: z.enum(APP_TARGETS).default("docker"),
+    keepReleases: z.number().int().min(1).max(100).default(5),
+    pm2: Pm2Schema.optional(),
+    render: RenderSchema.optional(),
+    replicas: z.number().int().min(1).max(100).default(1),
+    swarm: SwarmSchema.prefault({}),
   })
   .strict()
   .superRefine(
     (a, ctx) => {
-      if (!a.image && !a.build) {
+      if (a.target === "pm2" && !a.pm2) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["pm2"],
+          message: 'is required when `app.target` is "pm2": e.g. { root: /srv/app, script: dist/main.js }',
+        });
+      }
+      if (a.target === "render" && !a.render) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["render"],
+          message: 'is required when `app.target` is "render": e.g. { serviceId: srv-cq1abc23def }',
+        });
+      }
+      if (a.target === "swarm" && !a.healthcheck) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["healthcheck"],
+          message:
+            'is required when `app.target` is "swarm": the rolling update starts each new task first and waits on it, e.g. { command: ["CMD", "node", "src/healthcheck.js"] }',
+        });
+      }
+      if (a.target === "swarm" && a.rollout === "blue-green") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["rollout"],
+          message:
+            'conflicts with `app.target: "swarm"`: Swarm rolls the service task by task itself; remove `app.rollout`',
+        });
+      }
+      if ((a.target === "docker" || a.target === "swarm") && !a.image && !a.build) {
         ctx.addIssue({
           code: "custom",
           path: ["image"],
@@ -331,7 +438,9 @@ export const RollbackSchema = z
 /** Names of the stack's secret keys (set with `pulumi config set --secret`). */
 export const SECRET_KEYS = [
   "dbPassword",
+  "dbAppPassword",
   "databaseUrl",
+  "appDatabaseUrl",
   "appSecrets",
   "slackWebhookUrl",
   "webhookUrl",
@@ -339,6 +448,8 @@ export const SECRET_KEYS = [
   "smtpUrl",
   "backupEncryptionKey",
   "hookSecrets",
+  "renderApiKey",
+  "migrationDatabaseUrl",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
@@ -400,6 +511,13 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
   };
   if (c.database?.mode === "container") need("dbPassword", 'when `database.mode` is "container"');
   if (c.database?.mode === "external") need("databaseUrl", 'when `database.mode` is "external"');
+  if (c.database?.mode === "container" && secretsSet.includes("appDatabaseUrl")) {
+    issues.push({
+      path: ["appDatabaseUrl"],
+      message:
+        'is only for `database.mode: "external"`; a managed database sets up its app role itself (password: `dbAppPassword`): run `pulumi config rm appDatabaseUrl`',
+    });
+  }
   if (c.app && c.database?.mode === "container" && c.app.hostPort === c.database.hostPort) {
     issues.push({
       path: ["app", "hostPort"],
@@ -415,6 +533,7 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
         "is required when the `smtpUrl` secret is set (else no email is sent): `{ to: [ops@example.com], from: deploy@example.com }`",
     });
   }
+  targetChecks(c, need, issues);
   const remote = c.docker?.host.startsWith("ssh://") ?? false;
   if (remote && c.health && !c.health.url) {
     issues.push({
@@ -431,7 +550,65 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
   if (remoteDb && c.migrations?.runIn === "local") {
     issues.push({ path: ["migrations", "runIn"], message: mustRunInContainer });
   }
+  // Swarm (issue 18): the migration runs once, from the new image, on the overlay network, before the update.
+  if (c.app?.target === "swarm" && c.migrations?.runIn === "local") {
+    issues.push({
+      path: ["migrations", "runIn"],
+      message:
+        'must be "container" when `app.target` is "swarm": migrations run once as a one-off container of the new image',
+    });
+  }
   return issues;
+}
+
+/** Issue 17: rules of the pm2 and render targets. */
+function targetChecks(
+  c: Partial<Sections>,
+  need: (k: SecretKey, why: string) => void,
+  issues: CrossIssue[],
+): void {
+  const target = c.app?.target;
+  if (target === "render") {
+    need("renderApiKey", 'when `app.target` is "render" (a Render API key)');
+    if (c.database && c.database.mode !== "external") {
+      issues.push({
+        path: ["database", "mode"],
+        message: 'must be "external" when `app.target` is "render" (e.g. Supabase): set `databaseUrl` too',
+      });
+    }
+  }
+  // An ssh:// `docker.host` already needs `health.url` (the rule below targetChecks' call).
+  const pm2Remote = target === "pm2" && !!c.app?.pm2?.host && !c.docker?.host.startsWith("ssh://");
+  if ((target === "render" || pm2Remote) && c.health && !c.health.url) {
+    issues.push({
+      path: ["health", "url"],
+      message: `is required when \`app.target\` is "${target}" on another machine: the URL this machine polls, e.g. https://app.example.com/health`,
+    });
+  }
+  if (target === "render" || target === "pm2") {
+    if (c.redis?.enabled) {
+      issues.push({
+        path: ["redis", "enabled"],
+        message: `must be false when \`app.target\` is "${target}": its Redis runs on the Docker network; pass REDIS_URL in \`appSecrets\``,
+      });
+    }
+    for (const point of HOOK_POINTS) {
+      (c.hooks?.[point] ?? []).forEach((h, i) => {
+        if (h.runIn === "container") {
+          issues.push({
+            path: ["hooks", point, String(i), "runIn"],
+            message: `must be "local" when \`app.target\` is "${target}": there is no app image to run it in`,
+          });
+        }
+      });
+    }
+  }
+  if ((target === "render" || target === "pm2") && c.migrations?.runIn === "container") {
+    issues.push({
+      path: ["migrations", "runIn"],
+      message: `must be "local" when \`app.target\` is "${target}": there is no app image to run migrations in`,
+    });
+  }
 }
 
 /** A stack's config after defaults. */

@@ -35,6 +35,14 @@ const RULES: Partial<Record<SecretKey, (v: string) => string | undefined>> = {
     urlWith(v, ["postgres:", "postgresql:"])
       ? undefined
       : `${portProblem(v.trim()) ?? "is not a postgres:// URL"}; ${again("databaseUrl", "'postgres://user:password@host:5432/db'")}`,
+  appDatabaseUrl: (v) =>
+    urlWith(v, ["postgres:", "postgresql:"])
+      ? undefined
+      : `${portProblem(v.trim()) ?? "is not a postgres:// URL"}; ${again("appDatabaseUrl", "'postgres://app_rw:password@host:5432/db'")}`,
+  dbAppPassword: (v) =>
+    v.length >= 16
+      ? undefined
+      : `is shorter than 16 characters; ${again("dbAppPassword", '"$(openssl rand -base64 24)"')}`,
   backupEncryptionKey: (v) => {
     try {
       parseKey(v, "backupEncryptionKey");

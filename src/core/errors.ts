@@ -1,4 +1,4 @@
-/** Exit codes of the command-line contract (DESIGN.md). */
+/** Exit codes of the command-line contract (README, "Command line"). */
 export const ExitCode = { ok: 0, checkFailed: 1, usage: 2, cannotRun: 3 } as const;
 
 /** Base class: every error the tool raises on purpose carries the exit code the CLI sets. */

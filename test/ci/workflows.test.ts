@@ -503,3 +503,14 @@ test("actionlint finds nothing in the workflows and does fail on a broken one", 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("every Pulumi CLI the workflows install is the version the project pins", async () => {
+  const { pinnedPulumiVersion } = await import("../../src/cli/pulumi-cli");
+  const steps = Object.entries(workflows).flatMap(([f, wf]) =>
+    Object.values(wf.jobs).flatMap((j) => j.steps.map((s) => ({ f, s }))),
+  );
+  const pulumi = steps.filter(({ s }) => s.uses?.startsWith("pulumi/actions@"));
+  assert.ok(pulumi.length >= 3, "the workflows install the Pulumi CLI with pulumi/actions");
+  for (const { f, s } of pulumi)
+    assert.equal(s.with?.["pulumi-version"], pinnedPulumiVersion(), `${f}: ${s.name ?? s.uses}`);
+});

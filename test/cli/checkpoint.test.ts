@@ -9,9 +9,10 @@ import {
   runCheckpointList,
   runCheckpointRestore,
   runCheckpointShow,
-} from "../../src/cli/checkpoint-commands";
-import { openContext } from "../../src/cli/release-context";
-import { openStack, type ConfigMap, type StackAccess, type StackOptions } from "../../src/cli/stack";
+} from "../../src/cli/commands/checkpoint";
+import { openContext } from "../../src/cli/context";
+import { openStack, type StackOptions } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { ConfigError, CheckFailedError } from "../../src/core/errors";
 import {
   checkpointsToPrune,

@@ -3,8 +3,8 @@ import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { openContext } from "../../src/cli/release-context";
-import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import { openContext } from "../../src/cli/context";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { migrate } from "../../src/core/migrations/runner";
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 

@@ -4,9 +4,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { databaseTarget, openContext, secretLiterals } from "../../src/cli/release-context";
+import { databaseTarget, openContext, secretLiterals } from "../../src/cli/context";
 import { parseStackConfig } from "../../src/config";
-import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { unusedPort } from "../helpers/receivers";
 
 const project = mkdtempSync(join(tmpdir(), "sd-context-"));

@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { runRollback, runSeed, runStatus, type CommandDeps } from "../../src/cli/release-commands";
+import { runRollback } from "../../src/cli/commands/rollback";
+import { runSeed } from "../../src/cli/commands/seed";
+import { runStatus } from "../../src/cli/commands/status";
+import type { CommandDeps } from "../../src/cli/shared";
 import { CannotRunError } from "../../src/core/errors";
 
 // Flag mistakes must be reported before the stack is opened: opening it needs the Pulumi CLI (exit 3

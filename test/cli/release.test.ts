@@ -8,16 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { promisify } from "node:util";
-import {
-  quickChoice,
-  quickTarget,
-  runRollback,
-  runSeed,
-  runStatus,
-  runUp,
-  type CommandDeps,
-} from "../../src/cli/release-commands";
-import type { ConfigMap, StackAccess, StackOptions, StepEvent, UpOptions } from "../../src/cli/stack";
+import { quickChoice, quickTarget, runRollback } from "../../src/cli/commands/rollback";
+import { runSeed } from "../../src/cli/commands/seed";
+import { runStatus } from "../../src/cli/commands/status";
+import { runUp } from "../../src/cli/commands/up";
+import type { CommandDeps } from "../../src/cli/shared";
+import type { StackOptions } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess, StepEvent, UpOptions } from "../../src/core/release/stack-port";
 import { createBackup } from "../../src/core/backup";
 import { CheckFailedError, ConfigError } from "../../src/core/errors";
 import { Ledger } from "../../src/core/release/ledger";

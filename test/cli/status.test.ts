@@ -4,9 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { runStatus, type CommandDeps } from "../../src/cli/release-commands";
+import { runStatus } from "../../src/cli/commands/status";
+import type { CommandDeps } from "../../src/cli/shared";
 import { Ledger } from "../../src/core/release/ledger";
-import type { ConfigMap, StackAccess } from "../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../src/core/release/stack-port";
 import { startTarget, type Target } from "../helpers/http-targets";
 
 // `status` against a real HTTP app on loopback; only the Pulumi engine (config and outputs) is faked.

@@ -46,6 +46,7 @@ after(() => rmSync(copy, { recursive: true, force: true }));
 test("every Command and the app image build have the same inputs from two checkouts (nothing re-runs after a rollback)", () => {
   assert.deepEqual(here.map((c) => c.name).sort(), [
     "staging-app-image",
+    "staging-database-app-role-setup",
     "staging-database-image-pin",
     "staging-hook-announce",
     "staging-hook-collectstatic",

@@ -106,7 +106,7 @@ test("up compiles without type-checking and without dev dependencies", async () 
 });
 
 test("a rollback's worktree runs its own commit's sources through the same path, with no build step", async () => {
-  // As src/cli/release-context.ts `checkout` does: a detached worktree, the project's node_modules linked.
+  // As src/cli/context/ports.ts `checkout` does: a detached worktree, the project's node_modules linked.
   const tmp = await mkdtemp(join(tmpdir(), "sd-langhost-wt-"));
   const dir = join(tmp, "program");
   const git = (...args: string[]) => execFileSync("git", args, { cwd: root, stdio: "pipe" });

@@ -25,9 +25,10 @@ before(async () => {
   program = loaded.program;
 });
 
-test("the graph has exactly the resources of DESIGN.md, with types and names derived from the stack", () => {
+test("the graph has exactly the resources of docs/architecture.md, with types and names derived from the stack", () => {
   const got = resources.map((r) => `${r.type} ${r.name}`).sort();
   assert.deepEqual(got, [
+    "command:local:Command staging-database-app-role-setup",
     "command:local:Command staging-database-image-pin",
     "command:local:Command staging-migration-migrate",
     "docker:index/container:Container staging-app-app",
@@ -40,6 +41,7 @@ test("the graph has exactly the resources of DESIGN.md, with types and names der
     "pulumi-nodejs:dynamic/safe-deploy:HealthGate staging-health",
     "pulumi:providers:docker staging-docker",
     "safe-deploy:app:App staging-app",
+    "safe-deploy:database:AppRole staging-database-app-role",
     "safe-deploy:database:Database staging-database",
     "safe-deploy:deployment:Deployment staging",
     "safe-deploy:migration:Migration staging-migration",
@@ -89,7 +91,7 @@ test("containers: fixed names replaced delete-first, app pinned to the image id,
   assert.equal(app.inputs.labels.find((l: any) => l.label === "safe-deploy.rollout").value, "recreate");
   const envs: string[] = app.inputs.envs;
   assert.ok(envs.includes("NODE_ENV=production") && envs.includes("PORT=3000"));
-  assert.ok(envs.some((e) => e.startsWith("DATABASE_URL=postgres://app:") && e.endsWith("@db:5432/app")));
+  assert.ok(envs.some((e) => e.startsWith("DATABASE_URL=postgres://app_rw:") && e.endsWith("@db:5432/app")));
 });
 
 test("backup and gate get the right inputs; the gate re-runs whenever the container or image changes", () => {

@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import type { ReleaseRecord } from "../../core/release/ledger";
+import { contextOptions, stdout, summary, type CommandDeps } from "../shared";
 
 /** Options of `safe-deploy up` (flags as commander parses them). */
 export interface UpOpts {
@@ -16,6 +18,29 @@ export interface UpOpts {
   soak?: boolean;
   /** Create the stack when it does not exist yet. */
   create?: boolean;
+}
+
+/** `up --stack S`: the guarded deploy. Exit 0 healthy; 1 failed (rolled back or not); 2 config; 3 cannot run. */
+export async function runUp(o: UpOpts, deps: CommandDeps = {}): Promise<ReleaseRecord> {
+  const { openContext } = await import("../context");
+  const { deploy } = await import("../../core/release/orchestrator");
+  const { CheckFailedError } = await import("../../core/errors");
+  const out = deps.out ?? stdout;
+  const ctx = await openContext({ ...contextOptions(o, deps), create: o.create, logName: "update.log" });
+  const autoRollback = o.rollback === false ? false : ctx.config.rollback.auto;
+  const { exitCode, release } = await deploy(
+    { stack: ctx.stackName, autoRollback, soak: o.soak !== false },
+    ctx.ports({ allowDirty: o.allowDirty, allowMigrationEdits: o.allowMigrationEdits }),
+  );
+  out(summary(release));
+  if (exitCode !== 0) {
+    const back = release.rolledBackTo ? `; rolled back to ${release.rolledBackTo}` : "";
+    throw new CheckFailedError(
+      `deploy of ${ctx.stackName} failed at ${release.failedStage ?? "?"}: ${release.error ?? "see logs/update.log"}${back}. ` +
+        `Details: logs/update.log, 'safe-deploy history --stack ${ctx.stackName}'`,
+    );
+  }
+  return release;
 }
 
 /** Registers `up --stack S`. */
@@ -41,7 +66,6 @@ export function register(program: Command): void {
     .option("--no-soak", "skip the post-cutover soak checks")
     .option("--create", "create the stack if it does not exist")
     .action(async (o: UpOpts) => {
-      const { runUp } = await import("../release-commands");
       await runUp(o);
     });
 }

@@ -1,6 +1,6 @@
 import type { Compression } from "./names";
 
-/** The JSON manifest written beside each backup as `NAME.json` (DESIGN.md's command-line contract). */
+/** The JSON manifest written beside each backup as `NAME.json` (README, "Command line"). */
 export interface Manifest {
   /** Manifest format version. */
   version: 1;

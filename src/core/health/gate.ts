@@ -91,12 +91,13 @@ export async function pollUntilHealthy(
       elapsedMs: Date.now() - start,
     });
     if (d.action === "pass") return { ok: true, checkedAt: new Date().toISOString(), attempts };
-    if (d.action === "fail") {
+    // Retrying a final failure only delays the rollback (issue 18: Swarm already rolled back).
+    if (d.action === "fail" || (!r.ok && r.final)) {
       return {
         ok: false,
         attempts,
         message: redact(
-          `health check of ${target} failed: ${d.reason}.\n${summarizeAttempts(attempts)}\n` +
+          `health check of ${target} failed: ${d.action === "fail" ? d.reason : "a check reported a failure no retry can fix"}.\n${summarizeAttempts(attempts)}\n` +
             gateAdvice(attempts, caGiven),
         ),
       };

@@ -4,6 +4,7 @@ import { httpProbe, type JsonAssertion } from "./http";
 import { postgresProbe } from "./postgres";
 import type { PollPolicy } from "./schedule";
 import { tcpProbe } from "./tcp";
+import { serviceProbe, type ServiceCheck } from "../swarm/check";
 import type { Probe, ProbeResult } from "./types";
 
 /** A gate as plain values: what the HealthGate provider and `safe-deploy health` pass in. */
@@ -26,6 +27,8 @@ export interface GateSpec {
   postgresUrl?: string;
   /** The container to watch: running, Docker-healthy, no restarts, no critical log lines. */
   container?: ContainerCheck;
+  /** A Swarm service: not rolled back by Swarm, every running task of this release (issue 18). */
+  service?: ServiceCheck;
 }
 
 /** The policy a spec means, with the users' defaults: 3 attempts, 10 s apart, 5 s each. */
@@ -49,7 +52,10 @@ export function combineResults(results: ProbeResult[]): ProbeResult {
     const notes = results.map((r) => r.detail).filter((d): d is string => !!d);
     return notes.length ? { ok: true, status, detail: notes.join("; ") } : { ok: true, status };
   }
-  return { ok: false, status, detail: failed.map((r) => r.detail ?? "failed").join("; ") };
+  const detail = failed.map((r) => r.detail ?? "failed").join("; ");
+  return failed.some((r) => r.final)
+    ? { ok: false, status, detail, final: true }
+    : { ok: false, status, detail };
 }
 
 /** One probe running every check of the spec in parallel; an attempt passes only if all pass. */
@@ -61,6 +67,8 @@ export function probeOf(spec: GateSpec): Probe {
   const pg = spec.postgresUrl;
   if (pg) probes.push((t) => postgresProbe(pg, t));
   if (spec.container) probes.push(containerProbe(spec.container));
+  const svc = spec.service;
+  if (svc) probes.push((t) => serviceProbe(svc, t));
   return async (t) => combineResults(await Promise.all(probes.map((p) => p(t))));
 }
 

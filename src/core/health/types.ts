@@ -5,6 +5,8 @@ export interface ProbeResult {
   status?: number;
   /** Why it failed (connection refused, timeout, body assertion...), or a short note when ok. */
   detail?: string;
+  /** No later attempt can pass (e.g. Swarm rolled the update back): the gate fails now. */
+  final?: boolean;
 }
 
 /** One attempt as recorded by the gate, for the summary. */

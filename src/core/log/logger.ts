@@ -8,7 +8,7 @@ export type LogLevel = "STEP" | "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLL
 /** Extra machine-readable fields of a log entry (shown in `--json` mode only). */
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
-/** The logger every engine function takes; redaction happens here, never at call sites (STYLE.md 9). */
+/** The logger every engine function takes; redaction happens here, never at call sites. */
 export interface Logger {
   log(level: LogLevel, message: string, fields?: LogFields): void;
   step(message: string, fields?: LogFields): void;

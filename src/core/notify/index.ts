@@ -137,7 +137,7 @@ export async function notifyAll(
   for (const n of notifiers) for (const s of n.secrets) opts.logger?.addSecret(s);
   const all = notifiers.flatMap((n) => n.secrets);
   const mask = (t: string) => (opts.logger ? opts.logger.redact(redact(t, all)) : redact(t, all));
-  // A message may quote an error that quoted a DATABASE_URL: no channel may carry it (STYLE.md 9).
+  // A message may quote an error that quoted a DATABASE_URL: no channel may carry it.
   const clean: NotificationEvent = {
     ...event,
     message: mask(event.message),

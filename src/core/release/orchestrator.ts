@@ -1,11 +1,12 @@
-// The guarded deploy and its rollback (issue 6, DESIGN.md "Rollback: re-apply the previous release").
+// The guarded deploy and its rollback (issue 6, docs/architecture.md "Rollback: re-apply the previous release").
 // Pulumi-free: every outside part is a port, so the CLI wires the real engines and tests wire real
 // PostgreSQL/HTTP behind the same ports with a recording fake of the stack.
-import type { StackAccess, StepEvent } from "../../cli/stack";
 import { catchingSignals } from "../backup/interrupt";
 import { CannotRunError } from "../errors";
 import type { Ledger, ReleaseRecord, Stage } from "./ledger";
+import { pinReleaseImage } from "./pin-image";
 import { describeStep, rollbackPlan, type RollbackStep } from "./plan";
+import type { StackAccess, StepEvent } from "./stack-port";
 
 /** Notification types of the users' scripts. */
 export type NotifyType = "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK_SUCCESS" | "ROLLBACK_FAILED";
@@ -101,7 +102,11 @@ export function factsFromEvents(events: readonly StepEvent[]): UpdateFacts {
     // database older than the one this release left (issue 15).
     if (stage === "backup" && TOOK_BACKUP.has(e.op) && typeof e.outputs?.file === "string")
       facts.backupFile = e.outputs.file;
-    if (stage === "image" && typeof e.outputs?.imageId === "string") facts.imageId = e.outputs.imageId;
+    // The app's image only (`<name>-app-image`), not the database's or the proxy's. With a mutable tag
+    // its stored id can be stale: after a successful update the stack output `imageId` (what the
+    // container really runs) replaces it.
+    if (stage === "image" && /-app-image$/.test(e.urn) && typeof e.outputs?.imageId === "string")
+      facts.imageId = e.outputs.imageId;
   }
   return facts;
 }
@@ -215,6 +220,7 @@ async function guardedDeploy(
     let url: string | undefined;
     let warnings: string[] = [];
     let failure: unknown;
+    const facts0: { imageId?: string } = {};
     try {
       ports.log.step("pulumi up: image, backup, migration, containers, health gate");
       const { outputs } = await ports.stack.up({
@@ -231,12 +237,13 @@ async function guardedDeploy(
         onOutput: (line) => ports.log.info(line.trimEnd()),
       });
       url = outputs.url?.value;
+      if (outputs.imageId?.value) facts0.imageId = outputs.imageId.value;
       if (outputs.postDeployWarnings?.value)
         warnings = JSON.parse(outputs.postDeployWarnings.value) as string[];
     } catch (e) {
       failure = e;
     }
-    const facts = factsFromEvents(events);
+    const facts = { ...factsFromEvents(events), ...facts0 };
     if (!failure && opts.soak && url && !interrupted()) {
       try {
         ports.log.step(`soak: verifying ${url}`);
@@ -328,7 +335,7 @@ export function versionFields(r: ReleaseRecord): Record<string, string> {
 /** What the steps of a rollback act on. */
 interface StepContext {
   /** The release (or commit) re-applied by `reapply-release`. */
-  reapply?: { commit: string; configFile?: string };
+  reapply?: { commit: string; configFile?: string; imageDigest?: string };
   /** The exported state without its pending operations, for `clear-pending-operations`. */
   pending?: { state: unknown; cleared: number };
   /** Aborted by Ctrl-C/SIGTERM: no further step starts, and a running `pulumi up` is cancelled. */
@@ -386,7 +393,7 @@ async function runSteps(
           const target = ctx.reapply!;
           if (target.configFile) {
             if (!worktree && ports.config.snapshot) restoreConfig = await ports.config.snapshot();
-            await ports.config.write(target.configFile, worktree?.dir);
+            await ports.config.write(pinReleaseImage(target.configFile, target.imageDigest), worktree?.dir);
           }
           await ports.stack.up({
             signal: ctx.signal,
@@ -506,7 +513,7 @@ async function guardedRollbackTo(
   const started = now();
   const unlock = await ports.lock(r.stack, "rollback");
   const reapply = r.target
-    ? { commit: r.target.commit, configFile: r.target.configFile }
+    ? { commit: r.target.commit, configFile: r.target.configFile, imageDigest: r.target.imageDigest }
     : r.commit
       ? { commit: r.commit, configFile: undefined }
       : undefined;

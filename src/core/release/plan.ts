@@ -36,7 +36,7 @@ export interface RollbackPlan {
 }
 
 /**
- * The rollback for a failed stage (DESIGN.md "Rollback: re-apply the previous release", issue 6):
+ * The rollback for a failed stage (docs/architecture.md "Rollback: re-apply the previous release", issue 6):
  * before any migration ran the database is left alone; once one ran or the schema moved, a safety
  * backup is taken and the pre-deploy backup restored; then the previous good release is re-applied
  * (from its own commit when it differs), health verified, and people notified. An old image is never

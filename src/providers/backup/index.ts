@@ -4,7 +4,7 @@ import { parseKey, uploadBackup } from "../../core/backup/offsite";
 import { pruneBackups } from "../../core/backup/retention";
 import { diffBackup } from "./diff";
 
-/** Inputs of a Backup (see /work/brief/INTERFACES.md). */
+/** Inputs of a Backup. */
 export interface BackupArgs {
   /** Image digest + migrations checksum; a change runs a new backup. */
   releaseKey: pulumi.Input<string>;

@@ -15,6 +15,7 @@ export const GATE_INPUT_KEYS = [
   "tcp",
   "postgresUrl",
   "container",
+  "service",
 ] as const;
 
 function stable(v: unknown): string {

@@ -1,10 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerCheck } from "../../core/health/container";
 import type { JsonAssertion } from "../../core/health/http";
+import type { ServiceCheck } from "../../core/swarm/check";
 import { runGate, type GateSpec } from "../../core/health/run";
 import { diffHealthGate } from "./diff";
 
-/** Inputs of a HealthGate (see /work/brief/INTERFACES.md); the optional extras tune the engine. */
+/** Inputs of a HealthGate; the optional extras tune the engine. */
 export interface HealthGateArgs {
   /** HTTP(S) URL polled from this machine. */
   url: pulumi.Input<string>;
@@ -36,6 +37,8 @@ export interface HealthGateArgs {
   postgresUrl?: pulumi.Input<string>;
   /** The container to watch: running, Docker health `healthy`, restarts not rising, no critical log lines. */
   container?: pulumi.Input<ContainerCheck>;
+  /** A Swarm service (`app.target: swarm`): Swarm did not roll back, every running task is this release. */
+  service?: pulumi.Input<ServiceCheck>;
 }
 
 /** The gate's inputs: a probe spec, plus the triggers that make each release run it again. */

@@ -82,3 +82,29 @@ test("rollback --to A after a config-only B and a migrating C restores C's backu
   assert.ok(plan.ok, plan.ok ? "" : plan.reason);
   assert.equal(plan.backupFile, C_FILE);
 });
+
+test("the release's image is the app's: a database or proxy image event after it does not replace it", () => {
+  const IMAGE = "docker:index/remoteImage:RemoteImage";
+  const f = facts([
+    outputs(IMAGE, "staging-app-image", "same", { imageId: "sha256:app" }),
+    outputs(IMAGE, "staging-db-image", "create", { imageId: "sha256:postgres" }),
+    outputs(IMAGE, "staging-app-proxy-image", "same", { imageId: "sha256:haproxy" }),
+  ]);
+  assert.equal(f.imageId, "sha256:app");
+});
+
+test("pinReleaseImage: a tag becomes the id the release ran; builds, digests, ids and missing ids are left alone", async () => {
+  const { pinReleaseImage } = await import("../../../src/core/release/pin-image");
+  const id = `sha256:${"0f".repeat(32)}`;
+  const tagged = "# staging\nconfig:\n  safe-deploy:app:\n    image: web:staging # mutable\n    port: 3000\n";
+  const pinned = pinReleaseImage(tagged, id);
+  assert.match(pinned, new RegExp(`image: ${id}`));
+  assert.match(pinned, /# staging/);
+  assert.match(pinned, /port: 3000/);
+  const built = "config:\n  safe-deploy:app:\n    image: web:x\n    build:\n      context: app\n";
+  assert.equal(pinReleaseImage(built, id), built);
+  const digest = `config:\n  safe-deploy:app:\n    image: web@sha256:${"1".repeat(64)}\n`;
+  assert.equal(pinReleaseImage(digest, id), digest);
+  assert.equal(pinReleaseImage(tagged, undefined), tagged);
+  assert.equal(pinReleaseImage(tagged, "not-an-id"), tagged);
+});

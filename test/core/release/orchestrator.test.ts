@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
-import type { StackAccess, StepEvent, UpOptions } from "../../../src/cli/stack";
+import type { StackAccess, StepEvent, UpOptions } from "../../../src/core/release/stack-port";
 import { CannotRunError, CheckFailedError } from "../../../src/core/errors";
 import { Ledger } from "../../../src/core/release/ledger";
 import {
@@ -649,4 +649,35 @@ test("a person's rollback stopped by SIGTERM during its pulumi up: cancelled, re
   assert.equal(notes.at(-1)!.type, "ROLLBACK_FAILED");
   assert.equal(calls.at(-1), "unlock", calls.join("\n"));
   assert.ok(!calls.some((c) => c.startsWith("verify")), "no step after the stop");
+});
+
+test("a good deploy records the image the stack output imageId names (the tag's id now), not the image resource's stored id", async () => {
+  const { p } = await ports({ steps: okSteps() });
+  const up = p.stack.up.bind(p.stack);
+  p.stack.up = async (o) => {
+    const r = await up(o);
+    return { outputs: { ...r.outputs, imageId: { value: "sha256:rebuilt", secret: false } } };
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 0);
+  assert.equal(out.release.imageDigest, "sha256:rebuilt");
+});
+
+test("the automatic rollback re-applies the previous release's image by the id it ran, not by its tag (which may name a newer build now)", async () => {
+  const { p, ledger, prev } = await ports({
+    steps: [
+      { type: IMAGE, name: "staging-app-image" },
+      { type: BACKUP, name: "staging-backup", fail: true },
+    ],
+  });
+  const ranId = `sha256:${"ab".repeat(32)}`;
+  await ledger.update(prev.id, { imageDigest: ranId });
+  const written: string[] = [];
+  p.config.write = async (text) => void written.push(text);
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.release.result, "rolled-back");
+  assert.equal(written.length, 1);
+  assert.match(written[0], new RegExp(`image: ${ranId}`));
+  // The ledger keeps the release's own file: only what is re-applied is pinned.
+  assert.match((await ledger.get(prev.id)).configFile!, /image: web:old/);
 });
