@@ -15,6 +15,11 @@ export interface SnapshotInfo {
   tableChecksums(): Promise<Record<string, string>>;
   /** Ends the transaction and the session (releasing the lock). */
   close(): Promise<void>;
+  /**
+   * Cancels what the session still runs and ends it: after a failed dump the scan is not needed, and
+   * `close` would wait for it (it runs beside pg_dump, about as long, issue 18).
+   */
+  abort(): Promise<void>;
 }
 
 /** Exact row count of every ordinary and partitioned table, as one JSON line. */
@@ -28,31 +33,49 @@ export const ROW_COUNTS_SQL = `SELECT 'ROWS:' || coalesce(json_object_agg(k, n),
   ORDER BY 1) t;`;
 
 /**
- * A content checksum of every table, as one JSON line: per table, two sums over its rows of 64-bit
- * hashes of the row's text (`hashtextextended`, stable across versions since hash partitioning relies
- * on it; md5 cost 3x as much). Order-independent and streamed (no sort, no 1 GB string for a big
- * table), so it is the same for a restored copy whatever order pg_restore wrote the rows in.
+ * The row count and content checksum of one table (`format()` it with schema and table), as
+ * `COUNT;SUM1:SUM2`: two sums over its rows of 64-bit hashes of the row's text (`hashtextextended`,
+ * stable across versions since hash partitioning relies on it; md5 cost 3x as much). Inlined, the
+ * subquery rendered each row as text once per sum; the volatile `clock_timestamp()` keeps the planner
+ * from inlining it, so each row is rendered once and the server's parallel workers may scan and sum a
+ * big table (with `offset 0` instead the sums sat above the limit, every row's text would have gone to
+ * the leader, and the planner chose no workers) (issue 18). The sums are those of the first definition
+ * (issue 15), so existing manifests still verify.
  */
-export const TABLE_CHECKSUMS_SQL = `SELECT 'SUMS:' || coalesce(json_object_agg(k, h), '{}')::text FROM (
+export const TABLE_SCAN_QUERY =
+  "select count(*) || ';' || coalesce(sum(hashtextextended(x, 1)), 0) || ':' || coalesce(sum(hashtextextended(x, 2)), 0) as h " +
+  "from (select row(r.*)::text as x, clock_timestamp() as t from %I.%I r) s";
+
+/** The same scan for the content checksum alone (`SUM1:SUM2`). */
+export const TABLE_CHECKSUM_QUERY = TABLE_SCAN_QUERY.replace("count(*) || ';' || ", "");
+
+/** One JSON line `PREFIX{"schema.table": value of `perTable`}` over every ordinary and partitioned table. */
+const everyTable = (
+  prefix: string,
+  perTable: string,
+) => `SELECT '${prefix}' || coalesce(json_object_agg(k, h), '{}')::text FROM (
   SELECT n.nspname || '.' || c.relname AS k,
     (xpath('/row/h/text()', query_to_xml(format(
-      'select coalesce(sum(hashtextextended(x, 1)), 0) || '':'' || coalesce(sum(hashtextextended(x, 2)), 0) as h '
-      'from (select row(r.*)::text as x from %I.%I r) s',
+      '${perTable.replace(/'/g, "''")}',
       n.nspname, c.relname), false, true, '')))[1]::text AS h
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
   ORDER BY 1) t;`;
 
+/**
+ * A content checksum of every table, as one JSON line (see TABLE_CHECKSUM_QUERY). Order-independent
+ * and streamed (no sort, no 1 GB string for a big table), so it is the same for a restored copy
+ * whatever order pg_restore wrote the rows in.
+ */
+export const TABLE_CHECKSUMS_SQL = everyTable("SUMS:", TABLE_CHECKSUM_QUERY);
+
+/** Row counts and content checksums of every table in one scan each (see TABLE_SCAN_QUERY). */
+export const COUNTS_AND_SUMS_SQL = everyTable("SCAN:", TABLE_SCAN_QUERY);
+
 /** Settings that make a row's text the same in any session (the checksums hash that text). */
 export const STABLE_TEXT_SQL =
   "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex';";
-
-/**
- * The counts run while pg_dump streams and both need CPU; parallel workers would make the counts finish
- * sooner but take cores from the dump, which is what the backup waits for.
- */
-const SERIAL_SCANS = "SET max_parallel_workers_per_gather = 0;";
 
 /** The rest of the first line of `t` that starts with `prefix` ("" when none does). */
 const line = (t: string, prefix: string) =>
@@ -93,6 +116,7 @@ function psqlSession(target: RunTarget, conn: Conn, what: string) {
       psql.stdin!.end(last);
       await w.done;
     },
+    running: () => psql.exitCode === null && psql.signalCode === null,
   };
 }
 
@@ -102,13 +126,14 @@ function psqlSession(target: RunTarget, conn: Conn, what: string) {
  * same data the manifest's row counts describe. A second backup of the same database fails clearly.
  */
 export async function openSnapshot(target: RunTarget, conn: Conn): Promise<SnapshotInfo> {
-  const { send, end } = psqlSession(target, conn, "backup");
+  const { send, end, running } = psqlSession(target, conn, "backup");
   const text = await send(
     [
       "SELECT 'LOCK:' || pg_try_advisory_lock(hashtext('safe-deploy:backup:' || current_database()));",
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
       "SELECT 'SNAP:' || pg_export_snapshot();",
       "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
+      "SELECT 'PID:' || pg_backend_pid();",
     ],
     "__READY__",
   );
@@ -120,21 +145,37 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
     );
   }
   const [num, ...ver] = line(text, "VER:").split(":");
-  let counts: Promise<Record<string, number>> | undefined;
+  // Counted and summed in one scan of each table, while pg_dump streams (issue 18).
+  let scanned: Promise<{ counts: Record<string, number>; sums: Record<string, string> }> | undefined;
+  const scan = () =>
+    (scanned ??= send([STABLE_TEXT_SQL, COUNTS_AND_SUMS_SQL], "__SCANNED__").then((t) => {
+      const both = JSON.parse(line(t, "SCAN:") || "{}") as Record<string, string>;
+      const counts: Record<string, number> = {};
+      const sums: Record<string, string> = {};
+      for (const [k, v] of Object.entries(both)) {
+        const [n, h] = v.split(";");
+        counts[k] = Number(n);
+        sums[k] = h;
+      }
+      return { counts, sums };
+    }));
   return {
     snapshot: line(text, "SNAP:"),
     serverVersionNum: Number(num),
     serverVersion: ver.join(":"),
-    rowCounts: () =>
-      (counts ??= send([SERIAL_SCANS, ROW_COUNTS_SQL], "__COUNTED__").then((t) => {
-        const rows = JSON.parse(line(t, "ROWS:") || "{}") as Record<string, number>;
-        return Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, Number(v)]));
-      })),
-    tableChecksums: () =>
-      send([STABLE_TEXT_SQL, TABLE_CHECKSUMS_SQL], "__SUMMED__").then(
-        (t) => JSON.parse(line(t, "SUMS:") || "{}") as Record<string, string>,
-      ),
+    rowCounts: () => scan().then((b) => b.counts),
+    tableChecksums: () => scan().then((b) => b.sums),
     close,
+    // Cancelled from another session: a signal to psql would not reach one run by `docker exec`.
+    abort: async () => {
+      const pid = Number(line(text, "PID:"));
+      if (running() && pid > 0) {
+        await runSql(target, conn, `SELECT pg_cancel_backend(${pid});`, "stopping the backup's scan").catch(
+          () => {},
+        );
+      }
+      await end();
+    },
   };
 }
 

@@ -293,3 +293,45 @@ test("two backups of one label in the same second: the second gets its own name,
   assert.equal((await verifyBackup(b.file)).file, b.file); // throws when it does not verify
   assert.equal(JSON.parse(readFileSync(b.file + ".json", "utf8")).file, b.file.split("/").pop());
 });
+
+test("a dump that fails while the content scan still runs: the error comes at once, the scan is cancelled", async () => {
+  // The scan runs beside pg_dump (issue 18); here it waits on a lock the test holds, as a long scan of a
+  // big table would still be running when the dump fails. Before, the backup waited for it to end.
+  await pg.createDatabase("slow");
+  await pg.query("CREATE TABLE a (x int); CREATE TABLE z (x int); INSERT INTO z VALUES (1)", [], "slow");
+  const holder = new Client({ connectionString: pg.url("slow") });
+  await holder.connect();
+  try {
+    await holder.query("BEGIN; LOCK TABLE z IN ACCESS EXCLUSIVE MODE");
+    const d = join(dir, "slow");
+    const p = createBackup({ databaseUrl: pg.url("slow"), dir: d });
+    // Both wait on the lock: pg_dump in its LOCK TABLE, the scan in its read of z. End the dump.
+    const waiting = async (like: string) => {
+      for (let i = 0; i < 4000; i++) {
+        const rows = await pg.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = 'slow' AND wait_event_type = 'Lock' AND query LIKE $1",
+          [like],
+        );
+        if (rows.length) return rows[0].pid;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      throw new Error(`nothing waited on the lock with a query like ${like}`);
+    };
+    await waiting("%SCAN:%");
+    await pg.query("SELECT pg_terminate_backend($1)", [await waiting("LOCK TABLE%")]);
+    // No guard needed beyond the file's timeout: while the test holds the lock, a backup that waits
+    // for the scan never settles.
+    await assert.rejects(p, (e: Error) => {
+      assert.ok(e instanceof CannotRunError);
+      assert.match(e.message, /pg_dump/);
+      return true;
+    });
+    noFiles(d);
+    const left = await pg.query(
+      "SELECT pid FROM pg_stat_activity WHERE datname = 'slow' AND query LIKE '%SCAN:%' AND state = 'active'",
+    );
+    assert.deepEqual(left, [], "the scan was cancelled");
+  } finally {
+    await holder.end();
+  }
+});
