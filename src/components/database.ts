@@ -75,10 +75,15 @@ export class Database extends pulumi.ComponentResource {
     // deleted or renamed resource (retainOnDelete). The resource name never changes so its URN stays the
     // same across commits (a rollback runs an older program). A stack created before this had an
     // auto-named volume: ignoring `name` keeps it, since a new name would replace it with an empty one.
+    // A major upgrade (`safe-deploy db upgrade`) writes `database.volumeName` of a new volume: that is
+    // another resource, so `ignoreChanges` cannot keep the container on the old major's volume, and a
+    // rollback to the release before it (no volumeName) finds `${name}-data` again, kept by Docker.
+    const base = dataVolumeName(pulumi.getProject(), pulumi.getStack());
+    const volumeName = args.volumeName ?? base;
     const volume = new docker.Volume(
-      `${name}-data`,
-      { name: args.volumeName ?? dataVolumeName(pulumi.getProject(), pulumi.getStack()) },
-      { parent: this, retainOnDelete: true, ignoreChanges: ["name"] },
+      volumeName === base ? `${name}-data` : `${name}-data-${volumeName}`,
+      { name: volumeName },
+      { parent: this, retainOnDelete: true, ignoreChanges: volumeName === base ? ["name"] : [] },
     );
     const urlFor = (
       host: pulumi.Input<string>,
