@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { createBackup, type BackupResult } from "../backup/create";
 import { restoreBackup } from "../backup/restore";
 import { parseDatabaseUrl, type Conn, type RunTarget } from "../backup/runner";
-import { countRows, runSql } from "../backup/session";
+import { countRows, runSql, tableChecksums } from "../backup/session";
 import { rowCountDifferences } from "../backup/verify";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import type { Logger } from "../log/logger";
@@ -158,6 +158,13 @@ async function dumpRoles(target: RunTarget, conn: Conn): Promise<string> {
   });
 }
 
+/** Tables whose value (row count or content checksum) differs between two snapshots, sorted. Pure. */
+export function changedTables<T>(before: Record<string, T>, now: Record<string, T>): string[] {
+  return [...new Set([...Object.keys(before), ...Object.keys(now)])]
+    .filter((k) => before[k] !== now[k])
+    .sort();
+}
+
 /** Options of {@link upgradeDatabase}. */
 export interface UpgradeOptions {
   /** The running database container (old major). */
@@ -175,6 +182,8 @@ export interface UpgradeOptions {
   volumeLabels?: Record<string, string>;
   log?: Logger;
   now?: Date;
+  /** Called after each step (`backup`, `restored`): a test hook to act at a known point. */
+  onStep?: (step: "backup" | "restored") => Promise<void>;
 }
 
 /** What an upgrade did. */
@@ -262,6 +271,7 @@ export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult>
     now: o.now,
   });
   step(`upgrade: backup ${backup.file} (${Object.keys(backup.manifest.rowCounts).length} tables)`);
+  await o.onStep?.("backup");
   const roles = rolesScript(await dumpRoles(old, conn), conn.user);
 
   const labels = { "safe-deploy.upgraded-from": o.container, ...o.volumeLabels };
@@ -325,6 +335,19 @@ export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult>
     if (diff.length)
       throw new CheckFailedError(
         `row counts differ after the restore into PostgreSQL ${toMajor}: ${diff.join("; ")}`,
+      );
+    await o.onStep?.("restored");
+    // The copy is of the backup's moment: a write to the old database since then would be left behind on
+    // the old volume when the deploy switches, so the old tables must still match the backup exactly.
+    const oldConn = parseDatabaseUrl(o.databaseUrl);
+    const before = backup.manifest.tableChecksums;
+    const late = before
+      ? changedTables(before, await tableChecksums(old, oldConn))
+      : changedTables(backup.manifest.rowCounts, await countRows(old, oldConn));
+    if (late.length)
+      throw new CheckFailedError(
+        `the database was written to during the upgrade (${late.join(", ")} changed since the pre-upgrade backup): ` +
+          "those writes would stay behind on the old volume. Stop the app (or put it in maintenance) and run `safe-deploy db upgrade` again; nothing was switched",
       );
     step(`upgrade: ${Object.keys(counts).length} tables verified on PostgreSQL ${toMajor}`);
     done = true;

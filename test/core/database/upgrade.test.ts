@@ -190,3 +190,26 @@ test("15 -> 17: backup with the old server, roles and data restored on a new vol
     "15",
   );
 });
+
+test("a write to the old database after the pre-upgrade backup fails the upgrade and removes the new volume", async () => {
+  const volumeName = uniqueName("pgdata-late");
+  await assert.rejects(
+    upgradeDatabase({
+      container: old.name,
+      databaseUrl: url,
+      toImage: pg17,
+      volumeName,
+      backupDir,
+      // An update changes no row count: the content checksums still see it.
+      onStep: async (s) => {
+        if (s === "restored") await psql(old.name, "UPDATE customers SET id = id + 1000 WHERE id = 1");
+      },
+    }),
+    (e: Error) =>
+      /written to during the upgrade \(public\.customers changed/.test(e.message) &&
+      /Stop the app/.test(e.message),
+  );
+  assert.equal(await docker(["volume", "ls", "-q", "--filter", `name=^${volumeName}$`]), "");
+  assert.equal(await docker(["ps", "-aq", "--filter", `name=${volumeName}-upgrade`]), "");
+  await psql(old.name, "UPDATE customers SET id = id - 1000 WHERE id = 1001");
+});
