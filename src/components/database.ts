@@ -5,6 +5,7 @@ import { pinnedImage } from "./imagePin";
 import { containerLabels } from "../core/release/labels";
 import { appRoleName } from "../core/database/roles";
 import { AppRole } from "./app-role";
+import { dataVolumeName } from "../core/database/upgrade";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
 export type DatabaseArgs =
@@ -35,10 +36,8 @@ export type DatabaseArgs =
       appDatabaseUrl?: pulumi.Input<string>;
     };
 
-/** The fixed Docker name of a stack's database volume: `<project>-<stack>-pgdata`. Pure. */
-export function dataVolumeName(project: string, stack: string): string {
-  return `${project}-${stack}-pgdata`.replace(/[^A-Za-z0-9_.-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
-}
+/** The fixed Docker name of a stack's database volume (the CLI's `db upgrade` names the next one). */
+export { dataVolumeName };
 
 /** The database every stage talks to, with its URLs as secrets for each point of view. */
 export class Database extends pulumi.ComponentResource {

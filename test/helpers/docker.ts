@@ -335,6 +335,8 @@ export interface RunContainerOptions {
   volumes?: { source: string; target: string }[];
   healthcheck?: { test: string; intervalS?: number; retries?: number; startPeriodS?: number };
   command?: string[];
+  /** Extra labels, e.g. `safe-deploy.stack` / `safe-deploy.role` for the CLI to find the container. */
+  labels?: Record<string, string>;
 }
 
 /** A started container with its published ports resolved. */
@@ -363,6 +365,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<TestConta
   const name = opts.name ?? uniqueName("ctr");
   const args = ["run", "-d", "--name", name, ...labels()];
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push("-e", `${k}=${v}`);
+  for (const [k, v] of Object.entries(opts.labels ?? {})) args.push("--label", `${k}=${v}`);
   for (const p of opts.ports ?? []) args.push("-p", `127.0.0.1:${p.host ?? ""}:${p.container}`);
   if (opts.network) args.push("--network", opts.network);
   for (const a of opts.aliases ?? []) args.push("--network-alias", a);

@@ -36,6 +36,11 @@ export function serverMajor(version: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** The fixed Docker name of a stack's first database volume: `<project>-<stack>-pgdata`. Pure. */
+export function dataVolumeName(project: string, stack: string): string {
+  return `${project}-${stack}-pgdata`.replace(/[^A-Za-z0-9_.-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+}
+
 /**
  * The data volume for a major reached by an upgrade: `<base>-<major>` (`app-prod-pgdata-17`). The first
  * major keeps the base name, so stacks that never upgrade keep the volume they have. Pure.
@@ -100,6 +105,43 @@ export async function runningMajor(target: RunTarget, databaseUrl: string): Prom
   const major = serverMajor(out);
   if (major === undefined) throw new CannotRunError(`unexpected server_version_num "${out.trim()}"`);
   return major;
+}
+
+/** Major of the data directory `container` runs on (`$PGDATA/PG_VERSION`, no credentials needed). */
+export async function dataDirectoryMajor(container: string, dockerHost?: string): Promise<number> {
+  const out = await docker(
+    ["exec", container, "sh", "-c", 'cat "${PGDATA:-/var/lib/postgresql/data}/PG_VERSION"'],
+    `reading PG_VERSION in container ${container}`,
+    dockerHost,
+  );
+  const major = serverMajor(out);
+  if (major === undefined)
+    throw new CannotRunError(`unexpected PG_VERSION "${out}" in container ${container}`);
+  return major;
+}
+
+/**
+ * {@link majorUpgradeProblem} for a live stack: the running database container's data major against
+ * `image`'s (its tag, else `postgres --version` in it). Undefined before the first deploy (no container)
+ * or when either side cannot be read (preflight reports Docker itself).
+ */
+export async function databaseMajorProblem(o: {
+  stack: string;
+  image: string;
+  container: string | undefined;
+  dockerHost?: string;
+}): Promise<string | undefined> {
+  if (!o.container) return undefined;
+  const running = await dataDirectoryMajor(o.container, o.dockerHost).catch(() => undefined);
+  if (running === undefined) return undefined;
+  const configured =
+    imageMajor(o.image) ?? (await imageServerMajor(o.image, o.dockerHost).catch(() => undefined));
+  return majorUpgradeProblem({
+    stack: o.stack,
+    image: o.image,
+    runningMajor: running,
+    imageMajor: configured,
+  });
 }
 
 /** Major of the server an image runs (`docker run --rm IMAGE postgres --version`). */
