@@ -120,26 +120,105 @@ export async function dataDirectoryMajor(container: string, dockerHost?: string)
   return major;
 }
 
+const DATA_DIR = "/var/lib/postgresql/data";
+
+/** Label on an upgraded volume naming the volume the upgrade started from (where a rollback goes). */
+export const PREVIOUS_VOLUME_LABEL = "safe-deploy.previous-volume";
+
+/** The named volume `container` has at the data directory, or undefined (a bind mount, none). */
+async function mountedVolume(container: string, dockerHost?: string): Promise<string | undefined> {
+  const format = `{{range .Mounts}}{{if eq .Destination "${DATA_DIR}"}}{{.Name}}{{end}}{{end}}`;
+  const out = await docker(["inspect", "--format", format, container], "docker inspect", dockerHost);
+  return out || undefined;
+}
+
+/** Major of the data in `volume` (its PG_VERSION, read with `image`), or null when it holds none. */
+async function volumeMajor(volume: string, image: string, dockerHost?: string): Promise<number | null> {
+  const out = await docker(
+    [
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "-v",
+      `${volume}:/d:ro`,
+      "--entrypoint",
+      "sh",
+      image,
+      "-c",
+      "cat /d/PG_VERSION 2>/dev/null || true",
+    ],
+    `reading PG_VERSION in volume ${volume}`,
+    dockerHost,
+  );
+  return serverMajor(out) ?? null;
+}
+
 /**
- * {@link majorUpgradeProblem} for a live stack: the running database container's data major against
- * `image`'s (its tag, else `postgres --version` in it). Undefined before the first deploy (no container)
- * or when either side cannot be read (preflight reports Docker itself).
+ * {@link majorUpgradeProblem} for a live stack, before a deploy: the major of the data the deploy will
+ * mount (`volumeName` when set and not the running container's volume, as after `db upgrade`; else the
+ * running container's) against `image`'s (its tag, else `postgres --version` in it). Also refuses a
+ * `volumeName` that does not exist or holds no data: the deploy would start an empty database. Undefined
+ * before the first deploy (no container) or when Docker cannot be read (preflight reports Docker itself).
  */
 export async function databaseMajorProblem(o: {
   stack: string;
   image: string;
   container: string | undefined;
+  /** `database.volumeName` as configured (undefined: the default, the container's own). */
+  volumeName?: string;
   dockerHost?: string;
 }): Promise<string | undefined> {
   if (!o.container) return undefined;
-  const running = await dataDirectoryMajor(o.container, o.dockerHost).catch(() => undefined);
-  if (running === undefined) return undefined;
+  const container = o.container;
+  const mounted = await mountedVolume(container, o.dockerHost).catch(() => undefined);
+  // No volumeName on a stack whose database runs on an upgraded volume: a rollback to the release before
+  // the upgrade, which mounts the volume the upgrade started from (recorded on the new volume's label).
+  const previous =
+    !o.volumeName && mounted
+      ? await docker(
+          ["volume", "inspect", "--format", `{{index .Labels "${PREVIOUS_VOLUME_LABEL}"}}`, mounted],
+          "docker volume inspect",
+          o.dockerHost,
+        ).catch(() => "")
+      : "";
+  const volumeName = o.volumeName ?? (previous || undefined);
+  let dataMajor: number | undefined;
+  if (volumeName && mounted && volumeName !== mounted) {
+    const exists = await docker(
+      ["volume", "inspect", volumeName],
+      "docker volume inspect",
+      o.dockerHost,
+    ).then(
+      () => true,
+      () => false,
+    );
+    const containerImage = await docker(
+      ["inspect", "--format", "{{.Image}}", container],
+      "docker inspect",
+      o.dockerHost,
+    ).catch(() => "");
+    const major =
+      exists && containerImage
+        ? await volumeMajor(volumeName, containerImage, o.dockerHost).catch(() => undefined)
+        : null;
+    if (major === null)
+      return (
+        `database.volumeName ${volumeName} ${exists ? "holds no PostgreSQL data" : "does not exist"} while the database runs on ${mounted}: ` +
+        `this deploy would start an empty database. Set database.volumeName back to ${mounted} (or remove the key if that is the default), ` +
+        `or move the data with \`safe-deploy db upgrade --stack ${o.stack} --to IMAGE\``
+      );
+    dataMajor = major;
+  } else {
+    dataMajor = await dataDirectoryMajor(container, o.dockerHost).catch(() => undefined);
+  }
+  if (dataMajor === undefined) return undefined;
   const configured =
     imageMajor(o.image) ?? (await imageServerMajor(o.image, o.dockerHost).catch(() => undefined));
   return majorUpgradeProblem({
     stack: o.stack,
     image: o.image,
-    runningMajor: running,
+    runningMajor: dataMajor,
     imageMajor: configured,
   });
 }
@@ -316,7 +395,12 @@ export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult>
   await o.onStep?.("backup");
   const roles = rolesScript(await dumpRoles(old, conn), conn.user);
 
-  const labels = { "safe-deploy.upgraded-from": o.container, ...o.volumeLabels };
+  const from = await mountedVolume(o.container, o.dockerHost).catch(() => undefined);
+  const labels = {
+    "safe-deploy.upgraded-from": o.container,
+    ...(from ? { [PREVIOUS_VOLUME_LABEL]: from } : {}),
+    ...o.volumeLabels,
+  };
   await docker(
     [
       "volume",

@@ -139,3 +139,31 @@ test("db upgrade --yes: new volume <project>-<stack>-pgdata-17, config gets imag
   assert.match(lines.join("\n"), /PostgreSQL 15 -> 17: 1 tables verified/);
   assert.doesNotMatch(lines.join("\n"), new RegExp(PW));
 });
+
+test("after db upgrade, preflight lets the deploy onto the new volume go on, and refuses a volumeName with no data", async () => {
+  const volume = `sdup-${stack}-pgdata-17`;
+  // The container still runs 15 on the old volume; the deploy will mount the upgraded one, which is 17.
+  assert.equal(
+    await databaseMajorProblem({ stack, image: pg17, container: db.name, volumeName: volume }),
+    undefined,
+  );
+  assert.match(
+    (await databaseMajorProblem({ stack, image: pg15, container: db.name, volumeName: volume })) ?? "",
+    /is PostgreSQL 15 but the running database is PostgreSQL 17/,
+  );
+  const missing = await databaseMajorProblem({
+    stack,
+    image: pg17,
+    container: db.name,
+    volumeName: "sd-test-no-such-volume",
+  });
+  assert.match(
+    missing ?? "",
+    /sd-test-no-such-volume does not exist while the database runs on sd-test-pgdata-.* empty database/,
+  );
+  const empty = await createVolume("empty");
+  assert.match(
+    (await databaseMajorProblem({ stack, image: pg17, container: db.name, volumeName: empty })) ?? "",
+    /holds no PostgreSQL data/,
+  );
+});

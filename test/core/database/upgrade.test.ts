@@ -6,6 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  databaseMajorProblem,
   imageMajor,
   majorUpgradeProblem,
   rolesScript,
@@ -182,6 +183,27 @@ test("15 -> 17: backup with the old server, roles and data restored on a new vol
   assert.equal(await psql(upgraded.name, "SHOW server_version_num").then((v) => serverMajor(v)), 17);
   assert.equal(await psql(upgraded.name, "SELECT count(*) FROM orders"), "1234");
   assert.equal(await psql(upgraded.name, "SELECT count(*) FROM orders", "shop_app", "app-pw-123"), "1234");
+
+  // A rollback to the release before the upgrade (old image, no volumeName) mounts the old volume
+  // again: preflight checks that volume's data, named on the new volume's label, not the running one's.
+  assert.equal(
+    await docker([
+      "volume",
+      "inspect",
+      "--format",
+      '{{index .Labels "safe-deploy.previous-volume"}}',
+      volumeName,
+    ]),
+    oldVolume,
+  );
+  assert.equal(
+    await databaseMajorProblem({ stack: "prod", image: pg15, container: upgraded.name }),
+    undefined,
+  );
+  assert.match(
+    (await databaseMajorProblem({ stack: "prod", image: pg17, container: upgraded.name })) ?? "",
+    /is PostgreSQL 17 but the running database is PostgreSQL 15/,
+  );
 
   // The old server and its volume are as they were: a rollback can start PostgreSQL 15 on them again.
   assert.equal(await psql(old.name, "SELECT count(*) FROM orders"), "1234");
