@@ -223,6 +223,15 @@ export async function databaseMajorProblem(o: {
   });
 }
 
+/**
+ * Preflight's guard: throws {@link databaseMajorProblem}'s problem as a ConfigError (exit 2), before the
+ * lock and the release record, since nothing about this deploy can start until the data is moved.
+ */
+export async function refuseMajorChange(o: Parameters<typeof databaseMajorProblem>[0]): Promise<void> {
+  const problem = await databaseMajorProblem(o);
+  if (problem) throw new ConfigError(problem);
+}
+
 /** Major of the server an image runs (`docker run --rm IMAGE postgres --version`). */
 export async function imageServerMajor(image: string, dockerHost?: string): Promise<number> {
   const out = await docker(

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runDbUpgrade } from "../../../src/cli/commands/db";
 import type { ConfigMap, StackAccess } from "../../../src/cli/stack";
-import { databaseMajorProblem } from "../../../src/core/database/upgrade";
+import { databaseMajorProblem, refuseMajorChange } from "../../../src/core/database/upgrade";
 import { ConfigError } from "../../../src/core/errors";
 import {
   cleanupDocker,
@@ -86,6 +86,11 @@ test("preflight: database.image of another major than the running container's da
   assert.match(p ?? "", new RegExp(`is PostgreSQL 17 but the running database is PostgreSQL 15`));
   assert.match(p ?? "", new RegExp(`safe-deploy db upgrade --stack ${stack} --to `));
   assert.equal(await databaseMajorProblem({ stack, image: pg15, container: db.name }), undefined);
+  await assert.rejects(
+    refuseMajorChange({ stack, image: pg17, container: db.name }),
+    (e: Error) => e instanceof ConfigError && e.exitCode === 2 && /db upgrade --stack/.test(e.message),
+  );
+  await refuseMajorChange({ stack, image: pg15, container: db.name });
   // Before the first deploy there is no container: nothing to compare.
   assert.equal(await databaseMajorProblem({ stack, image: pg17, container: undefined }), undefined);
 });
