@@ -4,6 +4,7 @@ import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { createBackup, type BackupResult } from "../backup/create";
+import { catchingSignals } from "../backup/interrupt";
 import { restoreBackup } from "../backup/restore";
 import { parseDatabaseUrl, type Conn, type RunTarget } from "../backup/runner";
 import { countRows, runSql, tableChecksums } from "../backup/session";
@@ -373,6 +374,27 @@ async function waitReady(
  * nothing but this run's partial copy) is removed, and the error says what failed.
  */
 export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult> {
+  return catchingSignals(async (interrupted) => {
+    try {
+      return await upgradeSteps(o, interrupted);
+    } catch (e) {
+      const sig = interrupted();
+      if (!sig) throw e;
+      throw new CannotRunError(
+        `upgrade interrupted by ${sig}: nothing was switched (the stack config is unchanged), the new volume ` +
+          `${o.volumeName} and the temporary container were removed; run \`safe-deploy db upgrade\` again`,
+      );
+    }
+  });
+}
+
+async function upgradeSteps(
+  o: UpgradeOptions,
+  interrupted: () => NodeJS.Signals | undefined,
+): Promise<UpgradeResult> {
+  const stopIfInterrupted = () => {
+    if (interrupted()) throw new CannotRunError(`interrupted by ${interrupted()}`);
+  };
   const conn = parseDatabaseUrl(o.databaseUrl);
   const old: RunTarget = { runIn: "container", container: o.container, dockerHost: o.dockerHost };
   const step = (s: string) => o.log?.info(s);
@@ -402,6 +424,7 @@ export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult>
   });
   step(`upgrade: backup ${backup.file} (${Object.keys(backup.manifest.rowCounts).length} tables)`);
   await o.onStep?.("backup");
+  stopIfInterrupted();
   const roles = rolesScript(await dumpRoles(old, conn), conn.user);
 
   const from = await mountedVolume(o.container, o.dockerHost).catch(() => undefined);
@@ -472,6 +495,7 @@ export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult>
         `row counts differ after the restore into PostgreSQL ${toMajor}: ${diff.join("; ")}`,
       );
     await o.onStep?.("restored");
+    stopIfInterrupted();
     // The copy is of the backup's moment: a write to the old database since then would be left behind on
     // the old volume when the deploy switches, so the old tables must still match the backup exactly.
     const oldConn = parseDatabaseUrl(o.databaseUrl);
@@ -485,11 +509,12 @@ export async function upgradeDatabase(o: UpgradeOptions): Promise<UpgradeResult>
           "those writes would stay behind on the old volume. Stop the app (or put it in maintenance) and run `safe-deploy db upgrade` again; nothing was switched",
       );
     step(`upgrade: ${Object.keys(counts).length} tables verified on PostgreSQL ${toMajor}`);
+    stopIfInterrupted();
     done = true;
     return { fromMajor, toMajor, backup, volumeName: o.volumeName, rowCounts: counts };
   } finally {
     await docker(["rm", "-f", "-v", temp], "removing the temporary container", o.dockerHost).catch(() => {});
-    if (!done)
+    if (!done || interrupted())
       await docker(["volume", "rm", o.volumeName], "removing the new volume", o.dockerHost).catch(() => {});
   }
 }

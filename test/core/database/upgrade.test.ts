@@ -235,3 +235,22 @@ test("a write to the old database after the pre-upgrade backup fails the upgrade
   assert.equal(await docker(["ps", "-aq", "--filter", `name=${volumeName}-upgrade`]), "");
   await psql(old.name, "UPDATE customers SET id = id - 1000 WHERE id = 1001");
 });
+
+test("SIGTERM during the upgrade: stops, removes the new volume and the temporary container, says nothing was switched", async () => {
+  const volumeName = uniqueName("pgdata-sig");
+  await assert.rejects(
+    upgradeDatabase({
+      container: old.name,
+      databaseUrl: url,
+      toImage: pg17,
+      volumeName,
+      backupDir,
+      onStep: async (s) => {
+        if (s === "restored") process.kill(process.pid, "SIGTERM");
+      },
+    }),
+    (e: Error) => /interrupted by SIGTERM: nothing was switched/.test(e.message),
+  );
+  assert.equal(await docker(["volume", "ls", "-q", "--filter", `name=^${volumeName}$`]), "");
+  assert.equal(await docker(["ps", "-aq", "--filter", `name=${volumeName}-upgrade`]), "");
+});
