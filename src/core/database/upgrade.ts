@@ -123,6 +123,9 @@ export async function dataDirectoryMajor(container: string, dockerHost?: string)
 
 const DATA_DIR = "/var/lib/postgresql/data";
 
+/** What Docker (and the config schema's `database.volumeName`) accepts as a volume name. */
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
 /** Label on an upgraded volume naming the volume the upgrade started from (where a rollback goes). */
 export const PREVIOUS_VOLUME_LABEL = "safe-deploy.previous-volume";
 
@@ -404,10 +407,18 @@ async function upgradeSteps(
     throw new ConfigError(
       `\`--to\` ${o.toImage} is PostgreSQL ${toMajor}, older than the running PostgreSQL ${fromMajor}: a downgrade is a restore of a backup taken before the upgrade (\`safe-deploy rollback\`), not an upgrade`,
     );
+  if (!VOLUME_NAME.test(o.volumeName))
+    throw new ConfigError(
+      `\`--volume\` "${o.volumeName}" is not a Docker volume name: letters, digits, _ . - (starting with a letter or digit)`,
+    );
+  // `volume inspect` matches the exact name (a `--filter name=` is a regular expression).
   const exists = await docker(
-    ["volume", "ls", "-q", "--filter", `name=^${o.volumeName}$`],
-    "docker volume ls",
+    ["volume", "inspect", o.volumeName],
+    "docker volume inspect",
     o.dockerHost,
+  ).then(
+    () => true,
+    () => false,
   );
   if (exists)
     throw new ConfigError(

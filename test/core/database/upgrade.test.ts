@@ -156,6 +156,10 @@ test("an existing target volume is refused before any backup, and left as it was
       e.message.includes(`docker volume rm ${taken}`),
   );
   assert.equal(await docker(["volume", "ls", "-q", "--filter", `name=^${taken}$`]), taken);
+  await assert.rejects(
+    upgradeDatabase({ container: old.name, databaseUrl: url, toImage: pg17, volumeName: "-x y", backupDir }),
+    (e: Error) => e instanceof ConfigError && /`--volume` "-x y" is not a Docker volume name/.test(e.message),
+  );
 });
 
 test("15 -> 17: backup with the old server, roles and data restored on a new volume, verified; the old volume untouched", async () => {
