@@ -311,7 +311,7 @@ export function nodeBaseImage(): Promise<string> {
 }
 
 /** Every test image, for `npm run images`. */
-export const ALL_IMAGES: ImageSpec[] = [POSTGRES_IMAGE, NODE_BASE_IMAGE];
+export const ALL_IMAGES: ImageSpec[] = [POSTGRES_IMAGE, POSTGRES_17_IMAGE, NODE_BASE_IMAGE];
 
 /** A unique, labelled-by-convention resource name. */
 export function uniqueName(prefix: string): string {
