@@ -4,6 +4,7 @@ import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
 import { register as backup } from "./commands/backup";
 import { register as checkpoint } from "./commands/checkpoint";
+import { register as db } from "./commands/db";
 import { register as drift } from "./commands/drift";
 import { register as health } from "./commands/health";
 import { register as history } from "./commands/history";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   const registrars: Array<(p: Command) => void> = [
     backup,
     checkpoint,
+    db,
     drift,
     health,
     history,

@@ -5,6 +5,7 @@ import { pinnedImage } from "./imagePin";
 import { containerLabels } from "../core/release/labels";
 import { appRoleName } from "../core/database/roles";
 import { AppRole } from "./app-role";
+import { dataVolumeName } from "../core/database/upgrade";
 
 /** A managed PostgreSQL container with its volume, or an external database known only by its URL. */
 export type DatabaseArgs =
@@ -35,10 +36,8 @@ export type DatabaseArgs =
       appDatabaseUrl?: pulumi.Input<string>;
     };
 
-/** The fixed Docker name of a stack's database volume: `<project>-<stack>-pgdata`. Pure. */
-export function dataVolumeName(project: string, stack: string): string {
-  return `${project}-${stack}-pgdata`.replace(/[^A-Za-z0-9_.-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
-}
+/** The fixed Docker name of a stack's database volume (the CLI's `db upgrade` names the next one). */
+export { dataVolumeName };
 
 /** The database every stage talks to, with its URLs as secrets for each point of view. */
 export class Database extends pulumi.ComponentResource {
@@ -75,10 +74,15 @@ export class Database extends pulumi.ComponentResource {
     // deleted or renamed resource (retainOnDelete). The resource name never changes so its URN stays the
     // same across commits (a rollback runs an older program). A stack created before this had an
     // auto-named volume: ignoring `name` keeps it, since a new name would replace it with an empty one.
+    // A major upgrade (`safe-deploy db upgrade`) writes `database.volumeName` of a new volume: that is
+    // another resource, so `ignoreChanges` cannot keep the container on the old major's volume, and a
+    // rollback to the release before it (no volumeName) finds `${name}-data` again, kept by Docker.
+    const base = dataVolumeName(pulumi.getProject(), pulumi.getStack());
+    const volumeName = args.volumeName ?? base;
     const volume = new docker.Volume(
-      `${name}-data`,
-      { name: args.volumeName ?? dataVolumeName(pulumi.getProject(), pulumi.getStack()) },
-      { parent: this, retainOnDelete: true, ignoreChanges: ["name"] },
+      volumeName === base ? `${name}-data` : `${name}-data-${volumeName}`,
+      { name: volumeName },
+      { parent: this, retainOnDelete: true, ignoreChanges: volumeName === base ? ["name"] : [] },
     );
     const urlFor = (
       host: pulumi.Input<string>,

@@ -93,7 +93,9 @@ export interface ImageSpec {
   /** Repository part of the tag; the tag is `<name>:<version>-<hash of the spec>`. */
   name: string;
   version: string;
-  /** Debian bookworm packages installed with `debootstrap --include`. */
+  /** Debian suite to debootstrap (default bookworm); trixie carries PostgreSQL 17, a second major. */
+  suite?: string;
+  /** Debian packages installed with `debootstrap --include`. */
   packages: string[];
   /** Files written into the root filesystem before import (path -> content, mode). */
   files?: Record<string, { content: string; mode?: number }>;
@@ -106,7 +108,16 @@ export interface ImageSpec {
 /** The tag of an image spec: a changed recipe gets a new tag, an unchanged one is reused. */
 export function imageTag(spec: ImageSpec): string {
   const hash = createHash("sha256")
-    .update(JSON.stringify([spec.packages, spec.files ?? {}, spec.setup ?? "", spec.changes]))
+    .update(
+      JSON.stringify([
+        spec.packages,
+        spec.files ?? {},
+        spec.setup ?? "",
+        spec.changes,
+        // Only a non-default suite enters the hash, so the existing bookworm tags stay the same.
+        ...(spec.suite && spec.suite !== "bookworm" ? [spec.suite] : []),
+      ]),
+    )
     .digest("hex")
     .slice(0, 12);
   return `${spec.name}:${spec.version}-${hash}`;
@@ -155,8 +166,8 @@ export async function ensureImage(spec: ImageSpec): Promise<string> {
     const root = join(work, "rootfs");
     try {
       await sh(
-        `debootstrap --variant=minbase --include="$1" bookworm "$2"`,
-        [spec.packages.join(","), root],
+        `debootstrap --variant=minbase --include="$1" "$3" "$2"`,
+        [spec.packages.join(","), root, spec.suite ?? "bookworm"],
         15 * 60_000,
       );
       for (const [path, { content, mode }] of Object.entries(spec.files ?? {})) {
@@ -264,6 +275,17 @@ export const POSTGRES_IMAGE: ImageSpec = {
   ],
 };
 
+/** Recipe of a PostgreSQL 17 test image (Debian trixie), the second major for upgrade tests. */
+export const POSTGRES_17_IMAGE: ImageSpec = {
+  name: "safe-deploy-test/postgres",
+  version: "17",
+  suite: "trixie",
+  packages: ["postgresql-17", "postgresql-client-17"],
+  files: POSTGRES_IMAGE.files,
+  setup: "rm -rf /var/lib/postgresql/17/main /etc/postgresql/17/main /usr/share/doc/* /usr/share/man/*",
+  changes: POSTGRES_IMAGE.changes.map((c) => c.replace("/postgresql/15/", "/postgresql/17/")),
+};
+
 /** Recipe of the Node.js 18 base image the demo app is built on (`--build-arg NODE_IMAGE=`). */
 export const NODE_BASE_IMAGE: ImageSpec = {
   name: "safe-deploy-test/node",
@@ -278,13 +300,18 @@ export function postgresImage(): Promise<string> {
   return ensureImage(POSTGRES_IMAGE);
 }
 
+/** Builds (or reuses) the PostgreSQL 17 test image (trixie) and returns its tag. */
+export function postgres17Image(): Promise<string> {
+  return ensureImage(POSTGRES_17_IMAGE);
+}
+
 /** Builds (or reuses) the Node.js 18 base image and returns its tag. */
 export function nodeBaseImage(): Promise<string> {
   return ensureImage(NODE_BASE_IMAGE);
 }
 
 /** Every test image, for `npm run images`. */
-export const ALL_IMAGES: ImageSpec[] = [POSTGRES_IMAGE, NODE_BASE_IMAGE];
+export const ALL_IMAGES: ImageSpec[] = [POSTGRES_IMAGE, POSTGRES_17_IMAGE, NODE_BASE_IMAGE];
 
 /** A unique, labelled-by-convention resource name. */
 export function uniqueName(prefix: string): string {
@@ -308,6 +335,8 @@ export interface RunContainerOptions {
   volumes?: { source: string; target: string }[];
   healthcheck?: { test: string; intervalS?: number; retries?: number; startPeriodS?: number };
   command?: string[];
+  /** Extra labels, e.g. `safe-deploy.stack` / `safe-deploy.role` for the CLI to find the container. */
+  labels?: Record<string, string>;
 }
 
 /** A started container with its published ports resolved. */
@@ -336,6 +365,7 @@ export async function runContainer(opts: RunContainerOptions): Promise<TestConta
   const name = opts.name ?? uniqueName("ctr");
   const args = ["run", "-d", "--name", name, ...labels()];
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push("-e", `${k}=${v}`);
+  for (const [k, v] of Object.entries(opts.labels ?? {})) args.push("--label", `${k}=${v}`);
   for (const p of opts.ports ?? []) args.push("-p", `127.0.0.1:${p.host ?? ""}:${p.container}`);
   if (opts.network) args.push("--network", opts.network);
   for (const a of opts.aliases ?? []) args.push("--network-alias", a);
