@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import type { StackAccess, StackOptions } from "../stack";
+import type { StackAccess } from "../../core/release/stack-port";
+import type { StackOptions } from "../stack";
 
 /** Options of `safe-deploy db upgrade`. */
 export interface DbUpgradeOptions {
@@ -30,7 +31,7 @@ export async function runDbUpgrade(o: DbUpgradeOptions): Promise<void> {
   const { CannotRunError, ConfigError } = await import("../../core/errors");
   if (!o.to) throw new ConfigError("`--to` is required: the new PostgreSQL image, e.g. --to postgres:17");
   const out = o.out ?? ((l: string) => process.stdout.write(l + "\n"));
-  const { openContext } = await import("../release-context");
+  const { openContext } = await import("../context");
   const ctx = await openContext({
     stack: o.stack,
     projectDir: o.projectDir,

@@ -100,6 +100,19 @@ export async function preflight(
     config.database.mode === "external" ||
     !!((await ctx.containers().catch(() => ({}))) as Record<string, string>).database;
   const db = await ctx.database();
+  // A new PostgreSQL major cannot start on the old data directory: the upgrade is its own guarded step.
+  if (config.database.mode === "container" && dbExists) {
+    const { databaseMajorProblem } = await import("../../core/database/upgrade");
+    const container = ((await ctx.containers().catch(() => ({}))) as Record<string, string>).database;
+    const major = await databaseMajorProblem({
+      stack: ctx.stackName,
+      image: config.database.image,
+      container,
+      volumeName: config.database.volumeName,
+      dockerHost: config.docker.host,
+    }).catch((e: Error) => `could not check the database's PostgreSQL major: ${e.message}`);
+    if (major) problems.push(major);
+  }
   // Docker must answer wherever the stack's containers run; a stack with none (a Render app on an external
   // database, a pm2 app on one) does not need it at all.
   if (needsDocker(config))

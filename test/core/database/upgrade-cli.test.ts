@@ -7,7 +7,7 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runDbUpgrade } from "../../../src/cli/commands/db";
-import type { ConfigMap, StackAccess } from "../../../src/cli/stack";
+import type { ConfigMap, StackAccess } from "../../../src/core/release/stack-port";
 import { databaseMajorProblem, refuseMajorChange } from "../../../src/core/database/upgrade";
 import { ConfigError } from "../../../src/core/errors";
 import {
