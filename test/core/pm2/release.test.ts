@@ -175,6 +175,7 @@ test("rollback re-applies the previous release: `current` back to its directory,
 
 test("cluster mode: `pm2 reload` to the next release under steady load fails no request; old releases pruned", async (t) => {
   let stop = false;
+  let done = false;
   let ok = 0;
   const failures: string[] = [];
   const load = (async () => {
@@ -188,15 +189,23 @@ test("cluster mode: `pm2 reload` to the next release under steady load fails no 
           r.on("end", () => res(r.statusCode ?? 0));
         });
         req.on("error", (e) => res(String(e)));
+        // A request the server never answers is a failure, not a hang of the whole test.
+        req.setTimeout(10_000, () => req.destroy(new Error("no answer in 10 s")));
       });
       if (status === 200) ok++;
       else failures.push(String(status));
     }
+    done = true;
   })();
-  while (ok < 20) await new Promise((r) => setTimeout(r, 20));
+  // Waits for `n` answers; ends early (and the asserts below say why) when the load loop gave up.
+  const answers = async (n: number) => {
+    while (ok < n && !done) await new Promise((r) => setTimeout(r, 20));
+  };
+  await answers(20);
+  assert.ok(ok >= 20, `the app did not answer before the reload: ${failures.slice(0, 3).join("; ")}`);
   const r = await run(releaseCommand(spec(commits.next, { keepReleases: 1 })));
   const seen = ok;
-  while (ok < seen + 20) await new Promise((r) => setTimeout(r, 20));
+  await answers(seen + 20);
   stop = true;
   await load;
   assert.equal(r.code, 0, r.out);
