@@ -68,7 +68,8 @@ export function findCriticalLine(logs: string, patterns: string[]): string | nul
   return null;
 }
 
-function docker(
+/** Runs the docker CLI against `dockerHost`; resolves with its exit code and output, never rejects. */
+export function docker(
   args: string[],
   dockerHost: string | undefined,
   timeoutMs: number,

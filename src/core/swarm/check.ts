@@ -1,3 +1,4 @@
+import { docker } from "../health/container";
 import type { ProbeResult } from "../health/types";
 import { RELEASE_LABEL } from "./spec";
 
@@ -99,28 +100,6 @@ export function parseTaskLine(line: string): TaskState {
       ContainerSpec: { Labels: release && release !== "<no value>" ? { [RELEASE_LABEL]: release } : {} },
     },
   };
-}
-
-function docker(
-  args: string[],
-  dockerHost: string | undefined,
-  timeoutMs: number,
-): Promise<{ code: number; out: string; err: string }> {
-  const { execFile } = require("node:child_process");
-  const env = dockerHost ? { ...process.env, DOCKER_HOST: dockerHost } : process.env;
-  return new Promise((resolve) => {
-    execFile(
-      "docker",
-      args,
-      { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
-      (e: (Error & { code?: number | string }) | null, out: string, err: string) =>
-        resolve({
-          code: e ? (typeof e.code === "number" ? e.code : 1) : 0,
-          out: String(out),
-          err: String(err || e?.message || ""),
-        }),
-    );
-  });
 }
 
 /** Reads the service and its tasks through the Docker CLI (a manager node's), then judges them. */
