@@ -6,14 +6,18 @@
 // rollback's restore. BENCH_SCALE (default 50 ≈ 755 MB) sizes the pgbench database of the restore.
 import autocannon from "autocannon";
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
+import { PassThrough } from "node:stream";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { restoreBackup } from "../src/core/backup";
 import { runGate } from "../src/core/health/run";
 import { releaseCommand, type Pm2Release } from "../src/core/pm2/release";
+import type { StackAccess } from "../src/core/release/stack-port";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../src/core/rollout/haproxy";
 import { SWARM_PROXY_PAGE, swarmProxySpec, swarmServiceSpec } from "../src/core/swarm/spec";
 import {
@@ -36,6 +40,8 @@ const ROOT = resolve(__dirname, "..");
 const BIN = join(ROOT, "bin", "safe-deploy");
 const scale = Number(process.env.BENCH_SCALE ?? 50);
 const STEADY_MS = 3000;
+// BENCH_ONLY=rollouts,recover,overhead runs only those parts (default: all).
+const want = (part: string) => (process.env.BENCH_ONLY ?? part).split(",").includes(part);
 let appImage = "";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const s = (ms: number) => (ms / 1000).toFixed(2);
@@ -430,90 +436,171 @@ async function benchRecover(withRestore: boolean, backup?: { file: string; url: 
   return { totalMs: performance.now() - t0, restoreMs };
 }
 
+/**
+ * The CLI's own part of an `up` of an unchanged app (preflight, lock, release record, soak) through
+ * `runUp` with the Pulumi engine faked by a stack whose `up` changes nothing (STAND-IN: the engine's own
+ * time is not in it). Returns the second `up` (the first records the first release) without and with soak.
+ */
+async function cliOverhead(pg: TestPostgres): Promise<{ noSoakMs: number; soakMs: number; soak: string }> {
+  const { runUp } = await import("../src/cli/commands/up");
+  const project = mkdtempSync(join(tmpdir(), "sd-bench-cli-"));
+  const app = createServer((_q, r) => r.end("ok"));
+  await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
+  const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+  try {
+    const dbUrl = await pg.createDatabase("cliapp");
+    const git = (...a: string[]) => execFileSync("git", ["-C", project, ...a], { encoding: "utf8" });
+    git("init", "-q", "-b", "main");
+    git("config", "user.email", "bench@example.com");
+    git("config", "user.name", "bench");
+    writeFileSync(join(project, "Pulumi.yaml"), "name: safe-deploy\nruntime: nodejs\n");
+    writeFileSync(join(project, ".gitignore"), "backups/\nlogs/\n.safe-deploy/\n");
+    writeFileSync(join(project, "Pulumi.staging.yaml"), "config:\n  safe-deploy:app:\n    image: web:v1\n");
+    mkdirSync(join(project, "migrations"));
+    writeFileSync(join(project, "migrations", "001_init.sql"), "SELECT 1;\n");
+    git("add", "-A");
+    git("commit", "-qm", "v1");
+    const plain = (v: unknown) => ({ value: JSON.stringify(v), secret: false });
+    const config = {
+      "safe-deploy:app": plain({ image: "web:v1" }),
+      "safe-deploy:database": plain({ mode: "external" }),
+      "safe-deploy:databaseUrl": { value: dbUrl, secret: true },
+      "safe-deploy:backup": plain({ dir: "./backups/staging" }),
+      "safe-deploy:migrations": plain({ tool: "node-pg-migrate", workDir: ".", dir: "migrations" }),
+    };
+    const outputs = async () => ({ url: { value: appUrl, secret: false } });
+    const stack: StackAccess = {
+      name: "staging",
+      getAllConfig: async () => config,
+      setAllConfig: async () => undefined,
+      exportState: async () => ({ version: 3, deployment: { resources: [], pending_operations: [] } }),
+      importState: async () => undefined,
+      refresh: async () => undefined,
+      cancel: async () => undefined,
+      history: async () => [],
+      outputs,
+      up: async () => ({ outputs: await outputs() }),
+    };
+    const deps = {
+      openStack: async () => stack,
+      out: () => undefined,
+      console: { write: () => true },
+      terminal: { input: new PassThrough(), output: new PassThrough(), isTTY: false },
+    };
+    const up = async (soak: boolean) => {
+      const t = performance.now();
+      await runUp({ stack: "staging", projectDir: project, soak }, deps);
+      return performance.now() - t;
+    };
+    await up(false);
+    const noSoakMs = await up(false);
+    const soakMs = await up(true);
+    return { noSoakMs, soakMs, soak: "15 polls 2 s apart (health.soakAttempts/soakDelaySeconds defaults)" };
+  } finally {
+    await new Promise((r) => app.close(r));
+    rmSync(project, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   await ensureDocker();
   [appImage, haproxy] = await Promise.all([nodeBaseImage(), ensureHaproxyImage()]);
   const pg = await startPostgres();
   const dir = mkdtempSync(join(tmpdir(), "sd-bench-rollout-"));
   try {
-    const rollouts: RolloutFigures[] = [];
-    for (const f of [benchRecreate, benchBlueGreen, benchSwarm, () => benchPm2(pg)]) {
-      rollouts.push(await f());
-      await cleanupDocker();
-    }
-    console.log(`\nrollouts under a closed-loop load (autocannon, ${CONNECTIONS} connections, 2 s timeout)`);
-    console.log(
-      "rollout      requests  failed (errors/non-2xx)  longest gap  p99 steady  p99 cutover  ratio  cutover  goal",
-    );
-    for (const r of rollouts) {
-      const goal = r.name === "recreate" ? "a gap expected" : "0 failed, p99 <= 2x";
+    if (want("rollouts")) {
+      const rollouts: RolloutFigures[] = [];
+      for (const f of [benchRecreate, benchBlueGreen, benchSwarm, () => benchPm2(pg)]) {
+        rollouts.push(await f());
+        await cleanupDocker();
+      }
       console.log(
-        `${r.name.padEnd(12)} ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)} (${r.kinds})`.padEnd(
-          48,
-        ) +
-          `${s(r.gapMs).padStart(9)} s` +
-          `  ${r.p99Steady.toFixed(1).padStart(7)} ms  ${r.p99Cutover.toFixed(1).padStart(8)} ms  ${(r.p99Cutover / r.p99Steady).toFixed(2).padStart(5)}  ${s(r.cutoverMs).padStart(5)} s  ${goal}`,
+        `\nrollouts under a closed-loop load (autocannon, ${CONNECTIONS} connections, 2 s timeout)`,
+      );
+      console.log(
+        "rollout      requests  failed (errors/non-2xx)  longest gap  p99 steady  p99 cutover  ratio  cutover  goal",
+      );
+      for (const r of rollouts) {
+        const goal = r.name === "recreate" ? "a gap expected" : "0 failed, p99 <= 2x";
+        console.log(
+          `${r.name.padEnd(12)} ${String(r.requests).padStart(8)}  ${String(r.failed).padStart(6)} (${r.kinds})`.padEnd(
+            48,
+          ) +
+            `${s(r.gapMs).padStart(9)} s` +
+            `  ${r.p99Steady.toFixed(1).padStart(7)} ms  ${r.p99Cutover.toFixed(1).padStart(8)} ms  ${(r.p99Cutover / r.p99Steady).toFixed(2).padStart(5)}  ${s(r.cutoverMs).padStart(5)} s  ${goal}`,
+        );
+      }
+    }
+    if (want("recover")) {
+      // Time to recover, with a pgbench database at BENCH_SCALE as the app's database.
+      const url = await pg.createDatabase("bench");
+      const env = {
+        ...process.env,
+        PGPASSWORD: pg.password,
+        PGHOST: "127.0.0.1",
+        PGPORT: String(pg.port),
+        PGUSER: pg.user,
+      };
+      execFileSync(join(PG_BIN, "pgbench"), ["-i", "-q", "-s", String(scale), "bench"], {
+        env,
+        stdio: "ignore",
+      });
+      const [sz] = await pg.query<{ s: string }>("SELECT pg_size_pretty(pg_database_size('bench')) AS s");
+      const out = execFileSync(BIN, ["backup", "create", "--dir", join(dir, "pre"), "--label", "manual"], {
+        env: { ...process.env, DATABASE_URL: url },
+        encoding: "utf8",
+      });
+      const file = out.trim().split("\n").pop()!;
+      const plain = await benchRecover(false);
+      await cleanupDocker();
+      const restored = await benchRecover(true, { file, url, dir: join(dir, "safety") });
+      await cleanupDocker();
+      console.log(`\ntime to recover (recreate, failed gate -> previous release passes the gate again)`);
+      console.log(`  re-apply only:          ${s(plain.totalMs)} s`);
+      console.log(
+        `  restore + re-apply:     ${s(restored.totalMs)} s, of which restore ${s(restored.restoreMs)} s = ` +
+          `${((100 * restored.restoreMs) / restored.totalMs).toFixed(0)}%  (pgbench scale ${scale}, ${sz.s}; the restore includes its safety backup)`,
       );
     }
-
-    // Time to recover, with a pgbench database at BENCH_SCALE as the app's database.
-    const url = await pg.createDatabase("bench");
-    const env = {
-      ...process.env,
-      PGPASSWORD: pg.password,
-      PGHOST: "127.0.0.1",
-      PGPORT: String(pg.port),
-      PGUSER: pg.user,
-    };
-    execFileSync(join(PG_BIN, "pgbench"), ["-i", "-q", "-s", String(scale), "bench"], {
-      env,
-      stdio: "ignore",
-    });
-    const [sz] = await pg.query<{ s: string }>("SELECT pg_size_pretty(pg_database_size('bench')) AS s");
-    const out = execFileSync(BIN, ["backup", "create", "--dir", join(dir, "pre"), "--label", "manual"], {
-      env: { ...process.env, DATABASE_URL: url },
-      encoding: "utf8",
-    });
-    const file = out.trim().split("\n").pop()!;
-    const plain = await benchRecover(false);
-    await cleanupDocker();
-    const restored = await benchRecover(true, { file, url, dir: join(dir, "safety") });
-    await cleanupDocker();
-    console.log(`\ntime to recover (recreate, failed gate -> previous release passes the gate again)`);
-    console.log(`  re-apply only:          ${s(plain.totalMs)} s`);
-    console.log(
-      `  restore + re-apply:     ${s(restored.totalMs)} s, of which restore ${s(restored.restoreMs)} s = ` +
-        `${((100 * restored.restoreMs) / restored.totalMs).toFixed(0)}%  (pgbench scale ${scale}, ${sz.s}; the restore includes its safety backup)`,
-    );
-
-    // The guarded deploy's overhead. STAND-INS: no Pulumi CLI here, so no engine, plugins or state.
-    const config = await stackFileConfig(join(ROOT, "Pulumi.staging.yaml"));
-    const lh = await runLikeLanghost({
-      projectDir: ROOT,
-      stack: "staging",
-      config,
-      secrets: { dbPassword: "pw-bench-123456" },
-    });
-    if (lh.exitCode !== 0) throw new Error(`the program failed under the language host path:\n${lh.stderr}`);
-    const net = await createNetwork("bench-bare");
-    const b0 = performance.now();
-    const c = await runContainer({
-      image: appImage,
-      network: net,
-      ports: [{ container: 8080 }],
-      env: { V: "v1", BROKEN: "0" },
-      command: APP,
-    });
-    await until(`http://127.0.0.1:${c.hostPort}/health`, (r) => r.status === 200, "bare container");
-    const bare = performance.now() - b0;
-    console.log(`\nguarded deploy overhead (an unchanged app; goal: small against the bare container start)`);
-    console.log(
-      `  program load, language host path under mocks (STAND-IN for the engine): ${s(lh.lastResourceMs)} s, ${lh.resources.length} resources`,
-    );
-    console.log(`  bare container start (docker run -> first 200):                         ${s(bare)} s`);
-    console.log(
-      `  NOT MEASURED: the CLI's preflight + lock + release record + soak (left for a later change)`,
-    );
+    if (want("overhead")) {
+      // The guarded deploy's overhead. STAND-INS: no Pulumi CLI here, so no engine, plugins or state.
+      const config = await stackFileConfig(join(ROOT, "Pulumi.staging.yaml"));
+      const lh = await runLikeLanghost({
+        projectDir: ROOT,
+        stack: "staging",
+        config,
+        secrets: { dbPassword: "pw-bench-123456" },
+      });
+      if (lh.exitCode !== 0)
+        throw new Error(`the program failed under the language host path:\n${lh.stderr}`);
+      const net = await createNetwork("bench-bare");
+      const b0 = performance.now();
+      const c = await runContainer({
+        image: appImage,
+        network: net,
+        ports: [{ container: 8080 }],
+        env: { V: "v1", BROKEN: "0" },
+        command: APP,
+      });
+      await until(`http://127.0.0.1:${c.hostPort}/health`, (r) => r.status === 200, "bare container");
+      const bare = performance.now() - b0;
+      console.log(
+        `\nguarded deploy overhead (an unchanged app; goal: small against the bare container start)`,
+      );
+      console.log(
+        `  program load, language host path under mocks (STAND-IN for the engine): ${s(lh.lastResourceMs)} s, ${lh.resources.length} resources`,
+      );
+      console.log(`  bare container start (docker run -> first 200):                         ${s(bare)} s`);
+      const cli = await cliOverhead(pg);
+      console.log(
+        `  CLI up of an unchanged app, engine faked (STAND-IN: no engine time): ${s(cli.noSoakMs)} s with --no-soak, ` +
+          `${s(cli.soakMs)} s with the soak (${cli.soak})`,
+      );
+      console.log(
+        `  overhead without the soak = program load + CLI = ${s(lh.lastResourceMs + cli.noSoakMs)} s = ` +
+          `${((lh.lastResourceMs + cli.noSoakMs) / bare).toFixed(1)} x the bare container start`,
+      );
+    }
   } finally {
     await cleanupDocker();
     await pg.close();
