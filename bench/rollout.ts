@@ -1,5 +1,5 @@
-// `npm run bench:rollout` (issue 18): each rollout under a steady request load (autocannon, loopback only,
-// bounded in rate and time). Prints figures beside their goals and asserts nothing: it is not a test.
+// `npm run bench:rollout` (issue 18): each rollout under a steady closed-loop load (autocannon, loopback only,
+// bounded in connections and time). Prints figures beside their goals and asserts nothing: it is not a test.
 // `pulumi up` cannot run here, so each rollout is driven by the operations the program declares, as the
 // tests do: Docker containers + the project's HAProxy config (recreate, blue-green), the program's swarm
 // spec through test/helpers/swarm.ts, pm2 through src/core/pm2's command strings, restoreBackup for the
