@@ -78,6 +78,8 @@ export async function runBackupVerify(
   o: DbOpts & { file: string; restoreTest?: boolean },
   out: Out = stdout,
 ): Promise<void> {
+  const { checkBackupFile } = await import("../backup-file");
+  await checkBackupFile(o.file);
   const { verifyBackup } = await import("../../core/backup");
   const r = await verifyBackup(o.file, {
     restoreTest: o.restoreTest,
@@ -112,7 +114,12 @@ export async function runBackupPrune(
   );
   const verb = o.dryRun ? "would remove" : "removed";
   const noManifest = "no manifest: not a usable backup";
-  for (const e of r.remove) out(`${verb} ${e.file}${e.hasManifest ? "" : `  (${noManifest})`}`);
+  const policy = { keepDays: o.keepDays ?? 7, keepMin: o.keepMin ?? 3 };
+  if (o.dryRun) for (const e of r.keep) out(`keep ${e.file}  (${keepReason(e, r.keep, policy, new Date())})`);
+  for (const e of r.remove)
+    out(
+      `${verb} ${e.file}  (${e.hasManifest ? `older than ${policy.keepDays} day(s) (--keep-days) and beyond the ${policy.keepMin} kept (--keep-min)` : noManifest})`,
+    );
   for (const e of r.unusable.filter((u) => !r.remove.includes(u)))
     out(
       `left ${e.file}  (${noManifest}; ${e.label === "safety" ? "a safety backup" : "may still be being written"})`,
@@ -122,6 +129,24 @@ export async function runBackupPrune(
     `${verb} ${r.remove.length + r.staleTemp.length}, kept ${r.keep.length}` +
       (r.unusable.length ? `; ${r.unusable.length} without a manifest` : ""),
   );
+}
+
+/**
+ * Why retention keeps `e` (one of `kept`, newest first), in the order `choosePrune` decides: a safety
+ * backup, the newest, one within `--keep-days`, else one of the `--keep-min` kept. Pure.
+ */
+export function keepReason(
+  e: { createdAt: string; label?: string },
+  kept: Array<{ createdAt: string; label?: string }>,
+  policy: { keepDays: number; keepMin: number },
+  now: Date,
+): string {
+  if (e.label === "safety")
+    return "safety backup: never pruned; once no longer needed remove it and its .json by hand";
+  if (kept.every((k) => k.createdAt <= e.createdAt)) return "newest";
+  if (Date.parse(e.createdAt) >= now.getTime() - policy.keepDays * 86_400_000)
+    return `within --keep-days ${policy.keepDays}`;
+  return `one of the --keep-min ${policy.keepMin} kept`;
 }
 
 /** `url` pointed at database `into` on the same server (unchanged without `into`). */
@@ -141,6 +166,8 @@ export async function runBackupRestore(
   o: DbOpts & { file: string; yes?: boolean; dir?: string; into?: string },
   out: Out = stdout,
 ): Promise<void> {
+  const { checkBackupFile } = await import("../backup-file");
+  await checkBackupFile(o.file);
   const url = intoUrl(await requireUrl(o), o.into);
   const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
@@ -219,6 +246,9 @@ export async function runBackupFetch(
   warn: Out = stderr,
 ): Promise<string | undefined> {
   const { ConfigError } = await import("../../core/errors");
+  // The SDK prints 8 lines on Node < 22 on every run about its releases after January 2027; Node 20 is
+  // supported here (package.json engines) and the SDK is pinned by the lockfile. Its own switch, unless set.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const { fetchBackup, inspectOffsite, listOffsite } = await import("../../core/backup/fetch");
   const { parseKey } = await import("../../core/backup/offsite");
   const target = {
@@ -260,13 +290,15 @@ export async function runBackupFetch(
   return r.file;
 }
 
-const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) {
-    throw new InvalidArgumentError(`${name} must be a whole number of 0 or more (got "${v}")`);
-  }
-  return n;
-};
+const int =
+  (name: string, min = 0) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${name} must be a whole number of ${min} or more (got "${v}")`);
+    }
+    return n;
+  };
 
 function dbFlags(c: Command): Command {
   return c
@@ -317,7 +349,12 @@ export function register(program: Command): void {
     .description("Apply retention")
     .requiredOption("--dir <dir>", "backup directory")
     .option("--keep-days <n>", "keep backups younger than this", int("--keep-days"), 7)
-    .option("--keep-min <n>", "never keep fewer than this", int("--keep-min"), 3)
+    .option(
+      "--keep-min <n>",
+      "never keep fewer than this (1 or more: the newest is always kept)",
+      int("--keep-min", 1),
+      3,
+    )
     .option("--dry-run", "only show what would be removed")
     .action(async (o) => runBackupPrune(o));
   dbFlags(
