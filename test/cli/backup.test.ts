@@ -137,3 +137,35 @@ test("usage and reachability errors: 2 names the flag, 3 for a dead server, pass
   assert.equal(fileAsDir.code, 2, fileAsDir.err);
   assert.match(fileAsDir.err, /not a directory: pass another `--dir`/);
 });
+
+test("backup databases lists the databases restores keep and drops one only when asked by name", async () => {
+  const env = { DATABASE_URL: pg.url("app") };
+  const c = cli(["backup", "create", "--dir", dir, "--label", "manual"], env);
+  assert.equal(c.code, 0, c.err);
+  const file = c.out.trim().split("\n").pop()!;
+  assert.equal(cli(["backup", "restore", file, "--yes"], env).code, 0);
+  const kept = (
+    await pg.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_before\\_restore\\_%' ORDER BY 1",
+    )
+  ).map((r) => r.datname);
+  assert.ok(kept.length >= 1);
+  const list = cli(["backup", "databases", "--json"], env);
+  assert.equal(list.code, 0, list.err);
+  assert.deepEqual(
+    JSON.parse(list.out).map((d: { name: string }) => d.name),
+    kept,
+  );
+  const notKept = cli(["backup", "databases", "--drop", "app", "--yes"], env);
+  assert.equal(notKept.code, 2);
+  assert.match(notKept.err, /only drops a database a restore or rebuild kept/);
+  const noYes = cli(["backup", "databases", "--drop", kept[0]], env);
+  assert.equal(noYes.code, 2);
+  assert.match(noYes.err, /`--yes`/);
+  const dropped = cli(["backup", "databases", "--drop", kept[0], "--yes"], env);
+  assert.equal(dropped.code, 0, dropped.err);
+  const after = (await pg.query<{ datname: string }>("SELECT datname FROM pg_database")).map(
+    (r) => r.datname,
+  );
+  assert.ok(!after.includes(kept[0]) && after.includes("app"));
+});

@@ -220,6 +220,65 @@ export async function runBackupRestore(
   );
 }
 
+/** The databases a restore or rebuild keeps: `<db>_before_restore_<stamp>`, `<db>_before_rebuild_<stamp>`. */
+export const KEPT_DATABASE = /^.+_before_(restore|rebuild)_\d{14}$/;
+
+/**
+ * `backup databases`: lists the old databases every restore and rebuild keeps (name, size), or drops one
+ * named by `--drop` (only such a database; `--yes` or the name typed on a terminal).
+ */
+export async function runBackupDatabases(
+  o: { databaseUrl?: string; drop?: string; yes?: boolean; json?: boolean },
+  out: Out = stdout,
+): Promise<void> {
+  const url = await requireUrl(o);
+  const { ConfigError } = await import("../../core/errors");
+  const { connect } = await import("../../core/migrations/runner");
+  const c = await connect(url, "safe-deploy backup databases");
+  try {
+    const { rows } = await c.query<{ name: string; bytes: string }>(
+      `SELECT datname AS name, pg_database_size(oid)::text AS bytes FROM pg_database
+        WHERE datname ~ '_before_(restore|rebuild)_[0-9]{14}$' ORDER BY datname`,
+    );
+    if (o.drop === undefined) {
+      if (o.json)
+        return out(
+          JSON.stringify(
+            rows.map((r) => ({ name: r.name, bytes: Number(r.bytes) })),
+            null,
+            2,
+          ),
+        );
+      if (!rows.length) return out("no databases kept by a restore or rebuild on this server");
+      for (const r of rows) out(`${r.name}  ${r.bytes} bytes`);
+      return out(
+        `${rows.length} kept database(s); once sure the restore is good, drop one with \`backup databases --drop NAME --yes\``,
+      );
+    }
+    if (!KEPT_DATABASE.test(o.drop))
+      throw new ConfigError(
+        `\`--drop\` only drops a database a restore or rebuild kept (NAME_before_restore_STAMP or NAME_before_rebuild_STAMP), not "${o.drop}"`,
+      );
+    if (!rows.some((r) => r.name === o.drop))
+      throw new ConfigError(
+        `no database "${o.drop}" on this server; \`backup databases\` lists the kept ones: ${rows.map((r) => r.name).join(", ") || "(none)"}`,
+      );
+    if (!o.yes) {
+      if (!process.stdin.isTTY)
+        throw new ConfigError(`dropping database "${o.drop}" cannot be undone: pass \`--yes\` to confirm`);
+      const { createInterface } = await import("node:readline/promises");
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(`Drop database "${o.drop}" for good? Type its name: `);
+      rl.close();
+      if (answer.trim() !== o.drop) throw new ConfigError("drop cancelled: nothing was changed");
+    }
+    await c.query(`DROP DATABASE ${c.escapeIdentifier(o.drop)} WITH (FORCE)`);
+    out(`dropped database "${o.drop}"`);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 /** Options of `backup fetch`: where the off-site copies are (as in the stack's `backup.s3`). */
 export interface FetchCmdOpts {
   bucket: string;
@@ -318,7 +377,7 @@ function dbFlags(c: Command): Command {
 export function register(program: Command): void {
   const backup = program
     .command("backup")
-    .description("Take, list, verify, prune, restore and fetch backups");
+    .description("Take, list, verify, prune, restore and fetch backups; list or drop kept databases");
   dbFlags(
     backup
       .command("create")
@@ -369,6 +428,14 @@ export function register(program: Command): void {
         "restore into this database on the --database-url server; required when it is not the backup's own",
       ),
   ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
+  backup
+    .command("databases")
+    .description("List the old databases restores and rebuilds keep (<db>_before_restore_*), or drop one")
+    .option("--database-url <url>", "PostgreSQL URL of the server (default $DATABASE_URL)")
+    .option("--drop <name>", "drop this kept database")
+    .option("--yes", "with --drop: do not ask")
+    .option("--json", "JSON output")
+    .action(async (o) => runBackupDatabases(o));
   backup
     .command("fetch")
     .description(
