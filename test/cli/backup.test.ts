@@ -169,3 +169,33 @@ test("backup databases lists the databases restores keep and drops one only when
   );
   assert.ok(!after.includes(kept[0]) && after.includes("app"));
 });
+
+test("progress: on a terminal create and restore show bytes, rate and elapsed, and the safety backup is announced before the restore; in a pipe or CI no progress", () => {
+  const env = { DATABASE_URL: pg.url("app") };
+  const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const tty = (args: string[], extra = "") =>
+    spawnSync("script", ["-qfec", `${extra}${[BIN, ...args].map(q).join(" ")}`, "/dev/null"], {
+      encoding: "utf8",
+      env: { ...process.env, ...env, CI: "" },
+      timeout: 120_000,
+    });
+  const progress = /dumped: \d+\.\d MB, \d+\.\d MB\/s, \d+\.\d s elapsed/;
+  const c = tty(["backup", "create", "--dir", dir, "--label", "manual"]);
+  assert.equal(c.status, 0, c.stdout);
+  assert.match(c.stdout, new RegExp(`backup: ${progress.source}`));
+  const file = /(\/\S+_manual\.pgdump\.zst)\s*$/.exec(c.stdout)![1];
+  const r = tty(["backup", "restore", file, "--yes"]);
+  assert.equal(r.status, 0, r.stdout);
+  const started = r.stdout.indexOf(`safety backup of "app" into`);
+  assert.ok(started >= 0, r.stdout);
+  assert.ok(started < r.stdout.search(progress), "announced before it runs");
+  assert.ok(started < r.stdout.indexOf("restored "), "announced before the restore");
+
+  const ci = tty(["backup", "create", "--dir", dir, "--label", "manual"], "CI=true ");
+  assert.equal(ci.status, 0, ci.stdout);
+  assert.doesNotMatch(ci.stdout, progress);
+  const piped = cli(["backup", "restore", file, "--yes"], env);
+  assert.equal(piped.code, 0, piped.err);
+  assert.doesNotMatch(piped.out + piped.err, progress);
+  assert.match(piped.out, /^safety backup of "app" into .*: started$/m);
+});

@@ -43,13 +43,17 @@ async function target(o: DbOpts) {
 /** `backup create`: prints progress, then the backup's path as the last line. */
 export async function runBackupCreate(o: CreateCmdOpts, out: Out = stdout): Promise<string> {
   const { createBackup } = await import("../../core/backup");
+  const { byteProgress } = await import("../progress");
+  const bar = byteProgress("backup: dumped");
   const r = await createBackup({
     databaseUrl: await requireUrl(o),
     dir: o.dir,
     label: o.label,
     compression: o.compression ?? "zstd",
     target: await target(o),
+    onProgress: bar.update,
   });
+  bar.done();
   const m = r.manifest;
   const tables = Object.keys(m.rowCounts).length;
   out(
@@ -201,7 +205,17 @@ export async function runBackupRestore(
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
-  const r = await restoreBackup(o.file, { databaseUrl: url, target: where, safetyDir: o.dir });
+  const { byteProgress } = await import("../progress");
+  const bar = byteProgress("safety backup: dumped");
+  const r = await restoreBackup(o.file, {
+    databaseUrl: url,
+    target: where,
+    safetyDir: o.dir,
+    // Said when it starts: a long safety dump is not a hang, and where it goes is known at once.
+    onSafetyStart: (dir) => out(`safety backup of "${db}" into ${dir}: started`),
+    onProgress: bar.update,
+  });
+  if (r.safety) bar.done();
   if (r.endedSessions)
     out(
       `ended ${r.endedSessions.length} session(s) before the safety backup` +
