@@ -180,3 +180,29 @@ test("migrate and drift --stack read the stack's migrations; drift --json says d
   assert.equal(j.drift, true);
   assert.match(JSON.stringify(j.items), /by_hand/);
 });
+
+test("rehearse shows its steps as they finish on a terminal, none in a pipe", () => {
+  const args = [
+    "rehearse",
+    "--backup",
+    backup,
+    "--stack",
+    "staging",
+    "--project-dir",
+    project,
+    "--database-url",
+    pg.url("postgres"),
+  ];
+  const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const tty = spawnSync("script", ["-qfec", [BIN, ...args].map(q).join(" "), "/dev/null"], {
+    encoding: "utf8",
+    env: { ...process.env, CI: "", DATABASE_URL: "" },
+    timeout: 180_000,
+  });
+  assert.equal(tty.status, 0, tty.stdout);
+  assert.match(tty.stdout, /rehearsal: restored in \d+\.\d s; applying migrations/);
+  assert.match(tty.stdout, /rehearsal: 1700000002000_email-index in \d+\.\d\d s/);
+  const piped = cli(args);
+  assert.equal(piped.code, 0, piped.err);
+  assert.doesNotMatch(piped.out + piped.err, /rehearsal: restored in/);
+});

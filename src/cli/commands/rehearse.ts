@@ -54,6 +54,7 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
     out: opts.json ? (t: string) => process.stderr.write(t + "\n") : out,
   });
   const { rehearseOrFail } = await import("../../core/migrations/rehearsal");
+  const { showProgress } = await import("../progress");
   await rehearseOrFail(
     {
       backupFile: opts.backup,
@@ -67,6 +68,8 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
         .filter(Boolean),
       maxRowLossPercent: max,
       scratchUrl: opts.scratchUrl,
+      // Steps as they finish, on a terminal only: a pipe or CI gets the report alone.
+      log: showProgress() ? (l: string) => process.stderr.write(l + "\n") : undefined,
     },
     out,
     opts.json,

@@ -275,7 +275,12 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
     ? await givenScratch(opts.scratchUrl)
     : await createScratchDatabase(opts.databaseUrl, "safe_deploy_rehearsal");
   try {
+    const t0 = process.hrtime.bigint();
+    log(`rehearsal: restoring ${opts.backupFile} into a scratch database`);
     await restoreBackup(opts.backupFile, scratch.url);
+    log(
+      `rehearsal: restored in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s; applying migrations one at a time`,
+    );
     const c = await connect(scratch.url, "safe-deploy rehearsal");
     const recorder = await lockRecorder(scratch.url);
     const countsBefore = await countRows(c);
