@@ -18,6 +18,7 @@ import { register as rollback } from "./commands/rollback";
 import { register as seed } from "./commands/seed";
 import { register as status } from "./commands/status";
 import { register as up } from "./commands/up";
+import { checkStackName } from "./stack-name";
 
 /**
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
@@ -26,6 +27,7 @@ import { register as up } from "./commands/up";
 export function buildProgram(): Command {
   const program = new Command("safe-deploy")
     .description("Guarded deploys with PostgreSQL backups, migrations, health gates and rollback")
+    .version(packageVersion(), "-V, --version", "print the safe-deploy version")
     .showHelpAfterError()
     .exitOverride();
   // Each `commands/<verb>.ts` exports `register(program)` and its `run<Verb>`; at module scope it imports
@@ -50,7 +52,48 @@ export function buildProgram(): Command {
     up,
   ];
   for (const register of registrars) register(program);
+  for (const c of allCommands(program)) unknownBeforeMissing(c);
+  // Every command taking `--stack` checks the name first: `history --stack stagin` said "no releases", exit 0.
+  program.hook("preAction", (_program, action) => {
+    const o = action.opts<{ stack?: unknown; projectDir?: unknown }>();
+    if (typeof o.stack === "string")
+      checkStackName(o.stack, typeof o.projectDir === "string" ? o.projectDir : ".");
+  });
   return program;
+}
+
+/** The version in package.json (read at run time: the CLI runs from source through tsx). */
+function packageVersion(): string {
+  return (require("../../package.json") as { version: string }).version;
+}
+
+function allCommands(c: Command): Command[] {
+  return [c, ...c.commands.flatMap(allCommands)];
+}
+
+/**
+ * Commander checks required options before unknown ones, so a typo (`--dri`) was reported as
+ * "required option '--dir' not specified". This reports the unknown option first.
+ */
+function unknownBeforeMissing(c: Command): void {
+  let unknown: string[] = [];
+  const parse = c.parseOptions.bind(c);
+  c.parseOptions = (args) => {
+    const r = parse(args);
+    unknown = r.unknown;
+    return r;
+  };
+  // Two methods commander 14 marks private (not in its typings); test/cli/dba.test.ts fails if they change.
+  const raw = c as unknown as {
+    missingMandatoryOptionValue(option: unknown): void;
+    unknownOption(flag: string): void;
+  };
+  const missing = raw.missingMandatoryOptionValue.bind(c);
+  raw.missingMandatoryOptionValue = (option) => {
+    const typo = unknown.find((a) => a.startsWith("-"));
+    if (typo) raw.unknownOption(typo);
+    missing(option);
+  };
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */

@@ -137,3 +137,65 @@ test("usage and reachability errors: 2 names the flag, 3 for a dead server, pass
   assert.equal(fileAsDir.code, 2, fileAsDir.err);
   assert.match(fileAsDir.err, /not a directory: pass another `--dir`/);
 });
+
+test("backup databases lists the databases restores keep and drops one only when asked by name", async () => {
+  const env = { DATABASE_URL: pg.url("app") };
+  const c = cli(["backup", "create", "--dir", dir, "--label", "manual"], env);
+  assert.equal(c.code, 0, c.err);
+  const file = c.out.trim().split("\n").pop()!;
+  assert.equal(cli(["backup", "restore", file, "--yes"], env).code, 0);
+  const kept = (
+    await pg.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_before\\_restore\\_%' ORDER BY 1",
+    )
+  ).map((r) => r.datname);
+  assert.ok(kept.length >= 1);
+  const list = cli(["backup", "databases", "--json"], env);
+  assert.equal(list.code, 0, list.err);
+  assert.deepEqual(
+    JSON.parse(list.out).map((d: { name: string }) => d.name),
+    kept,
+  );
+  const notKept = cli(["backup", "databases", "--drop", "app", "--yes"], env);
+  assert.equal(notKept.code, 2);
+  assert.match(notKept.err, /only drops a database a restore or rebuild kept/);
+  const noYes = cli(["backup", "databases", "--drop", kept[0]], env);
+  assert.equal(noYes.code, 2);
+  assert.match(noYes.err, /`--yes`/);
+  const dropped = cli(["backup", "databases", "--drop", kept[0], "--yes"], env);
+  assert.equal(dropped.code, 0, dropped.err);
+  const after = (await pg.query<{ datname: string }>("SELECT datname FROM pg_database")).map(
+    (r) => r.datname,
+  );
+  assert.ok(!after.includes(kept[0]) && after.includes("app"));
+});
+
+test("progress: on a terminal create and restore show bytes, rate and elapsed, and the safety backup is announced before the restore; in a pipe or CI no progress", () => {
+  const env = { DATABASE_URL: pg.url("app") };
+  const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const tty = (args: string[], extra = "") =>
+    spawnSync("script", ["-qfec", `${extra}${[BIN, ...args].map(q).join(" ")}`, "/dev/null"], {
+      encoding: "utf8",
+      env: { ...process.env, ...env, CI: "" },
+      timeout: 120_000,
+    });
+  const progress = /dumped: \d+\.\d MB, \d+\.\d MB\/s, \d+\.\d s elapsed/;
+  const c = tty(["backup", "create", "--dir", dir, "--label", "manual"]);
+  assert.equal(c.status, 0, c.stdout);
+  assert.match(c.stdout, new RegExp(`backup: ${progress.source}`));
+  const file = /(\/\S+_manual\.pgdump\.zst)\s*$/.exec(c.stdout)![1];
+  const r = tty(["backup", "restore", file, "--yes"]);
+  assert.equal(r.status, 0, r.stdout);
+  const started = r.stdout.indexOf(`safety backup of "app" into`);
+  assert.ok(started >= 0, r.stdout);
+  assert.ok(started < r.stdout.search(progress), "announced before it runs");
+  assert.ok(started < r.stdout.indexOf("restored "), "announced before the restore");
+
+  const ci = tty(["backup", "create", "--dir", dir, "--label", "manual"], "CI=true ");
+  assert.equal(ci.status, 0, ci.stdout);
+  assert.doesNotMatch(ci.stdout, progress);
+  const piped = cli(["backup", "restore", file, "--yes"], env);
+  assert.equal(piped.code, 0, piped.err);
+  assert.doesNotMatch(piped.out + piped.err, progress);
+  assert.match(piped.out, /^safety backup of "app" into .*: started$/m);
+});

@@ -22,7 +22,7 @@ after(async () => {
 });
 const lines: string[] = [];
 const out = (l: string) => lines.push(l);
-const fast = { delay: "0.02", timeout: "1" };
+const fast = { delay: "0.02", soakDelay: "0.02", timeout: "1" };
 
 test("passes on a healthy URL and reports the attempts", async () => {
   const t = await target((n) => (n === 1 ? [503] : [200]));
@@ -91,6 +91,39 @@ test("soak: default 15 healthy answers in a row; one failure during the soak fai
     return true;
   });
   assert.equal(dips.hits(), 5, "the soak stops at the first failure");
+});
+
+test("--soak is paced by the stack's soak gap (2 s, health.soakDelaySeconds), not --delay's 10 s", async () => {
+  const steady = await target(() => [200]);
+  const seen: string[] = [];
+  const r = await runHealth({ url: steady.url, soak: "2", timeout: "1" }, (l) => seen.push(l));
+  assert.deepEqual(r, { attempts: 1, soaked: 2 });
+  assert.ok(
+    seen.includes("health: healthy; soaking 2 attempt(s), 2 s apart, every one must pass"),
+    seen.join("\n"),
+  );
+});
+
+test("bin/safe-deploy health --json: the result on stdout, healthy or not (exit 1), URL credentials masked", async () => {
+  const ok = await target(() => [200]);
+  const bad = await target(() => [503]);
+  const bin = join(__dirname, "..", "..", "bin", "safe-deploy");
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(bin, ["health", "--json", "--timeout", "1", "--delay", "0.05", ...args], (e, stdout) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? -1) : 0, stdout }),
+      ),
+    );
+  const good = await run(["--url", ok.url, "--retries", "1"]);
+  assert.equal(good.code, 0);
+  assert.deepEqual(JSON.parse(good.stdout), { url: ok.url, healthy: true, attempts: 1, soaked: 0 });
+  const withPass = bad.url.replace("http://", "http://u:hunter2@");
+  const failed = await run(["--url", withPass, "--retries", "2"]);
+  assert.equal(failed.code, 1);
+  const j = JSON.parse(failed.stdout);
+  assert.equal(j.healthy, false);
+  assert.match(j.error, /failed/);
+  assert.ok(!failed.stdout.includes("hunter2"), failed.stdout);
 });
 
 test("bin/safe-deploy health exits 0 when healthy, 1 when not, 2 on a bad flag", async () => {

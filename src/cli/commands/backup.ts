@@ -43,13 +43,17 @@ async function target(o: DbOpts) {
 /** `backup create`: prints progress, then the backup's path as the last line. */
 export async function runBackupCreate(o: CreateCmdOpts, out: Out = stdout): Promise<string> {
   const { createBackup } = await import("../../core/backup");
+  const { byteProgress } = await import("../progress");
+  const bar = byteProgress("backup: dumped");
   const r = await createBackup({
     databaseUrl: await requireUrl(o),
     dir: o.dir,
     label: o.label,
     compression: o.compression ?? "zstd",
     target: await target(o),
+    onProgress: bar.update,
   });
+  bar.done();
   const m = r.manifest;
   const tables = Object.keys(m.rowCounts).length;
   out(
@@ -78,6 +82,8 @@ export async function runBackupVerify(
   o: DbOpts & { file: string; restoreTest?: boolean },
   out: Out = stdout,
 ): Promise<void> {
+  const { checkBackupFile } = await import("../backup-file");
+  await checkBackupFile(o.file);
   const { verifyBackup } = await import("../../core/backup");
   const r = await verifyBackup(o.file, {
     restoreTest: o.restoreTest,
@@ -112,7 +118,12 @@ export async function runBackupPrune(
   );
   const verb = o.dryRun ? "would remove" : "removed";
   const noManifest = "no manifest: not a usable backup";
-  for (const e of r.remove) out(`${verb} ${e.file}${e.hasManifest ? "" : `  (${noManifest})`}`);
+  const policy = { keepDays: o.keepDays ?? 7, keepMin: o.keepMin ?? 3 };
+  if (o.dryRun) for (const e of r.keep) out(`keep ${e.file}  (${keepReason(e, r.keep, policy, new Date())})`);
+  for (const e of r.remove)
+    out(
+      `${verb} ${e.file}  (${e.hasManifest ? `older than ${policy.keepDays} day(s) (--keep-days) and beyond the ${policy.keepMin} kept (--keep-min)` : noManifest})`,
+    );
   for (const e of r.unusable.filter((u) => !r.remove.includes(u)))
     out(
       `left ${e.file}  (${noManifest}; ${e.label === "safety" ? "a safety backup" : "may still be being written"})`,
@@ -122,6 +133,24 @@ export async function runBackupPrune(
     `${verb} ${r.remove.length + r.staleTemp.length}, kept ${r.keep.length}` +
       (r.unusable.length ? `; ${r.unusable.length} without a manifest` : ""),
   );
+}
+
+/**
+ * Why retention keeps `e` (one of `kept`, newest first), in the order `choosePrune` decides: a safety
+ * backup, the newest, one within `--keep-days`, else one of the `--keep-min` kept. Pure.
+ */
+export function keepReason(
+  e: { createdAt: string; label?: string },
+  kept: Array<{ createdAt: string; label?: string }>,
+  policy: { keepDays: number; keepMin: number },
+  now: Date,
+): string {
+  if (e.label === "safety")
+    return "safety backup: never pruned; once no longer needed remove it and its .json by hand";
+  if (kept.every((k) => k.createdAt <= e.createdAt)) return "newest";
+  if (Date.parse(e.createdAt) >= now.getTime() - policy.keepDays * 86_400_000)
+    return `within --keep-days ${policy.keepDays}`;
+  return `one of the --keep-min ${policy.keepMin} kept`;
 }
 
 /** `url` pointed at database `into` on the same server (unchanged without `into`). */
@@ -141,6 +170,8 @@ export async function runBackupRestore(
   o: DbOpts & { file: string; yes?: boolean; dir?: string; into?: string },
   out: Out = stdout,
 ): Promise<void> {
+  const { checkBackupFile } = await import("../backup-file");
+  await checkBackupFile(o.file);
   const url = intoUrl(await requireUrl(o), o.into);
   const where = await target(o);
   const { ConfigError } = await import("../../core/errors");
@@ -174,7 +205,17 @@ export async function runBackupRestore(
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
-  const r = await restoreBackup(o.file, { databaseUrl: url, target: where, safetyDir: o.dir });
+  const { byteProgress } = await import("../progress");
+  const bar = byteProgress("safety backup: dumped");
+  const r = await restoreBackup(o.file, {
+    databaseUrl: url,
+    target: where,
+    safetyDir: o.dir,
+    // Said when it starts: a long safety dump is not a hang, and where it goes is known at once.
+    onSafetyStart: (dir) => out(`safety backup of "${db}" into ${dir}: started`),
+    onProgress: bar.update,
+  });
+  if (r.safety) bar.done();
   if (r.endedSessions)
     out(
       `ended ${r.endedSessions.length} session(s) before the safety backup` +
@@ -191,6 +232,65 @@ export async function runBackupRestore(
       ? `restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`
       : `restored ${o.file} into the new database "${r.database}" (it did not exist)`,
   );
+}
+
+/** The databases a restore or rebuild keeps: `<db>_before_restore_<stamp>`, `<db>_before_rebuild_<stamp>`. */
+export const KEPT_DATABASE = /^.+_before_(restore|rebuild)_\d{14}$/;
+
+/**
+ * `backup databases`: lists the old databases every restore and rebuild keeps (name, size), or drops one
+ * named by `--drop` (only such a database; `--yes` or the name typed on a terminal).
+ */
+export async function runBackupDatabases(
+  o: { databaseUrl?: string; drop?: string; yes?: boolean; json?: boolean },
+  out: Out = stdout,
+): Promise<void> {
+  const url = await requireUrl(o);
+  const { ConfigError } = await import("../../core/errors");
+  const { connect } = await import("../../core/migrations/runner");
+  const c = await connect(url, "safe-deploy backup databases");
+  try {
+    const { rows } = await c.query<{ name: string; bytes: string }>(
+      `SELECT datname AS name, pg_database_size(oid)::text AS bytes FROM pg_database
+        WHERE datname ~ '_before_(restore|rebuild)_[0-9]{14}$' ORDER BY datname`,
+    );
+    if (o.drop === undefined) {
+      if (o.json)
+        return out(
+          JSON.stringify(
+            rows.map((r) => ({ name: r.name, bytes: Number(r.bytes) })),
+            null,
+            2,
+          ),
+        );
+      if (!rows.length) return out("no databases kept by a restore or rebuild on this server");
+      for (const r of rows) out(`${r.name}  ${r.bytes} bytes`);
+      return out(
+        `${rows.length} kept database(s); once sure the restore is good, drop one with \`backup databases --drop NAME --yes\``,
+      );
+    }
+    if (!KEPT_DATABASE.test(o.drop))
+      throw new ConfigError(
+        `\`--drop\` only drops a database a restore or rebuild kept (NAME_before_restore_STAMP or NAME_before_rebuild_STAMP), not "${o.drop}"`,
+      );
+    if (!rows.some((r) => r.name === o.drop))
+      throw new ConfigError(
+        `no database "${o.drop}" on this server; \`backup databases\` lists the kept ones: ${rows.map((r) => r.name).join(", ") || "(none)"}`,
+      );
+    if (!o.yes) {
+      if (!process.stdin.isTTY)
+        throw new ConfigError(`dropping database "${o.drop}" cannot be undone: pass \`--yes\` to confirm`);
+      const { createInterface } = await import("node:readline/promises");
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(`Drop database "${o.drop}" for good? Type its name: `);
+      rl.close();
+      if (answer.trim() !== o.drop) throw new ConfigError("drop cancelled: nothing was changed");
+    }
+    await c.query(`DROP DATABASE ${c.escapeIdentifier(o.drop)} WITH (FORCE)`);
+    out(`dropped database "${o.drop}"`);
+  } finally {
+    await c.end().catch(() => {});
+  }
 }
 
 /** Options of `backup fetch`: where the off-site copies are (as in the stack's `backup.s3`). */
@@ -219,6 +319,9 @@ export async function runBackupFetch(
   warn: Out = stderr,
 ): Promise<string | undefined> {
   const { ConfigError } = await import("../../core/errors");
+  // The SDK prints 8 lines on Node < 22 on every run about its releases after January 2027; Node 20 is
+  // supported here (package.json engines) and the SDK is pinned by the lockfile. Its own switch, unless set.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const { fetchBackup, inspectOffsite, listOffsite } = await import("../../core/backup/fetch");
   const { parseKey } = await import("../../core/backup/offsite");
   const target = {
@@ -260,13 +363,15 @@ export async function runBackupFetch(
   return r.file;
 }
 
-const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) {
-    throw new InvalidArgumentError(`${name} must be a whole number of 0 or more (got "${v}")`);
-  }
-  return n;
-};
+const int =
+  (name: string, min = 0) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${name} must be a whole number of ${min} or more (got "${v}")`);
+    }
+    return n;
+  };
 
 function dbFlags(c: Command): Command {
   return c
@@ -286,7 +391,7 @@ function dbFlags(c: Command): Command {
 export function register(program: Command): void {
   const backup = program
     .command("backup")
-    .description("Take, list, verify, prune, restore and fetch backups");
+    .description("Take, list, verify, prune, restore and fetch backups; list or drop kept databases");
   dbFlags(
     backup
       .command("create")
@@ -317,7 +422,12 @@ export function register(program: Command): void {
     .description("Apply retention")
     .requiredOption("--dir <dir>", "backup directory")
     .option("--keep-days <n>", "keep backups younger than this", int("--keep-days"), 7)
-    .option("--keep-min <n>", "never keep fewer than this", int("--keep-min"), 3)
+    .option(
+      "--keep-min <n>",
+      "never keep fewer than this (1 or more: the newest is always kept)",
+      int("--keep-min", 1),
+      3,
+    )
     .option("--dry-run", "only show what would be removed")
     .action(async (o) => runBackupPrune(o));
   dbFlags(
@@ -332,6 +442,14 @@ export function register(program: Command): void {
         "restore into this database on the --database-url server; required when it is not the backup's own",
       ),
   ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
+  backup
+    .command("databases")
+    .description("List the old databases restores and rebuilds keep (<db>_before_restore_*), or drop one")
+    .option("--database-url <url>", "PostgreSQL URL of the server (default $DATABASE_URL)")
+    .option("--drop <name>", "drop this kept database")
+    .option("--yes", "with --drop: do not ask")
+    .option("--json", "JSON output")
+    .action(async (o) => runBackupDatabases(o));
   backup
     .command("fetch")
     .description(

@@ -2,7 +2,11 @@ import type { Command } from "commander";
 
 /** Options of `safe-deploy drift`. */
 export interface DriftCliOptions {
-  migrations: string;
+  /** Required unless `stack` is given. */
+  migrations?: string;
+  stack?: string;
+  projectDir?: string;
+  json?: boolean;
   tool?: string;
   workDir?: string;
   databaseUrl?: string;
@@ -16,6 +20,9 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
   const out = opts.out ?? ((t: string) => process.stdout.write(t + "\n"));
   const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
   if (!databaseUrl) throw new ConfigError("no database: pass `--database-url` or set DATABASE_URL");
+  if (!opts.migrations)
+    throw new ConfigError("`drift` needs `--migrations DIR` or `--stack S` to read it from Pulumi.<S>.yaml");
+  const migrations = opts.migrations;
   const tool = opts.tool ?? "node-pg-migrate";
   if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
     throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic for drift, got "${tool}"`);
@@ -24,16 +31,16 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
     parseDatabaseUrl(opts.scratchUrl, "`--scratch-url`");
   }
   const { missingMigrationsDirectory } = await import("../../core/migrations/runner");
-  const missing = await missingMigrationsDirectory(tool as "prisma", opts.workDir, opts.migrations);
+  const missing = await missingMigrationsDirectory(tool as "prisma", opts.workDir, migrations);
   if (missing)
     throw new ConfigError(
-      `\`--migrations\` ${opts.migrations}${missing === opts.migrations ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
+      `\`--migrations\` ${migrations}${missing === migrations ? "" : ` (${missing})`} does not exist or is not a directory; pass the migrations directory, absolute or relative to \`--work-dir\``,
     );
   const { checkDrift, formatDrift } = await import("../../core/migrations/drift");
   const { version, items } = await checkDrift({
     databaseUrl,
     tool: tool as "node-pg-migrate",
-    dir: opts.migrations,
+    dir: migrations,
     workDir: opts.workDir,
     scratchUrl: opts.scratchUrl,
   });
@@ -46,19 +53,33 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
   const edits = await checksumEdits(
     client,
     tool as "node-pg-migrate",
-    resolve(opts.workDir ?? ".", opts.migrations),
+    resolve(opts.workDir ?? ".", migrations),
   ).finally(() => client.end().catch(() => {}));
+  if (opts.json)
+    out(
+      JSON.stringify(
+        {
+          drift: items.length > 0 || edits.length > 0,
+          version: version ?? null,
+          items,
+          checksumEdits: edits,
+        },
+        null,
+        2,
+      ),
+    );
   if (items.length === 0 && edits.length === 0) {
+    if (opts.json) return;
     out(`no drift: the live schema matches the migrations ${at}`);
     return;
   }
   if (items.length === 0)
     throw new CheckFailedError(`no schema drift ${at}, but ${checksumEditsMessage(edits)}`);
-  out(formatDrift(items));
+  if (!opts.json) out(formatDrift(items));
   // What the migrations build but live lacks or has otherwise is as often an applied migration
   // edited after it ran (it never runs again) as a manual change: say both, or one is sent hunting.
   const edited = items.some((i) => i.expected !== undefined)
-    ? `; if nobody changed the database by hand, a migration applied before was edited afterwards (\`git log -p -- ${opts.migrations}\`): applied migrations never run again, so restore that file and put the change in a new migration`
+    ? `; if nobody changed the database by hand, a migration applied before was edited afterwards (\`git log -p -- ${migrations}\`): applied migrations never run again, so restore that file and put the change in a new migration`
     : "";
   throw new CheckFailedError(
     `schema drift: ${items.length} difference(s) between the live database and the migrations ${at}; turn manual changes into a migration or revert them${edited}${edits.length ? `. Also, ${checksumEditsMessage(edits)}` : ""}`,
@@ -70,7 +91,10 @@ export function register(program: Command): void {
   program
     .command("drift")
     .description("Compare the live schema with the one the migrations build in a scratch database")
-    .requiredOption("--migrations <dir>", "migrations directory, absolute or relative to --work-dir")
+    .option(
+      "--migrations <dir>",
+      "migrations directory, absolute or relative to --work-dir (required without --stack)",
+    )
     .option("--tool <tool>", "node-pg-migrate|prisma|alembic", "node-pg-migrate")
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "defaults to $DATABASE_URL")
@@ -78,5 +102,12 @@ export function register(program: Command): void {
       "--scratch-url <url>",
       "an empty database to build the expected schema in (default: a temporary one on the live server)",
     )
-    .action(async (o: DriftCliOptions) => runDrift(o));
+    .option("--json", "print the result as JSON on stdout")
+    .option("--stack <name>", "read the migrations' tool, dir and workDir from Pulumi.<stack>.yaml")
+    .option("--project-dir <dir>", "directory of Pulumi.yaml, for --stack", ".")
+    .action(async (o: DriftCliOptions, cmd: Command) => {
+      const { applyStackMigrations } = await import("../stack-migrations");
+      applyStackMigrations(cmd, o as DriftCliOptions & Record<string, unknown>, "migrations");
+      return runDrift(o);
+    });
 }

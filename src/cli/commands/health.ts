@@ -14,7 +14,14 @@ export interface HealthOpts {
   expectJson?: string;
   /** PEM file of a CA to trust for an https:// URL. */
   ca?: string;
+  /** Seconds between soak attempts; default the stack's `health.soakDelaySeconds` default, 2. */
+  soakDelay?: string | number;
+  /** Print the result as JSON on stdout (progress stays on stderr). */
+  json?: boolean;
 }
+
+/** The stack's soak gap (`health.soakDelaySeconds`' default): the soak is not paced by `--delay`'s 10 s. */
+export const DEFAULT_SOAK_DELAY = 2;
 
 /** Whether PEM text holds at least one certificate Node can parse. */
 function holdsCertificate(pem: string): boolean {
@@ -69,6 +76,7 @@ export async function runHealth(
   }
   const retries = await num("retries", o.retries, 3, 1, true);
   const delaySeconds = await num("delay", o.delay, 10, 0, false);
+  const soakDelaySeconds = await num("soak-delay", o.soakDelay, DEFAULT_SOAK_DELAY, 0, false);
   const timeoutSeconds = await num("timeout", o.timeout, 5, 0.001, false);
   const codes = (
     Array.isArray(o.expectStatus) ? o.expectStatus : o.expectStatus === undefined ? [] : [o.expectStatus]
@@ -145,8 +153,11 @@ export async function runHealth(
     out(`health: ${shown} is healthy after ${first.attempts.length} attempt(s)`);
     return { attempts: first.attempts.length, soaked: 0 };
   }
-  out(`health: healthy; soaking ${soak} attempt(s), every one must pass`);
-  const soaked = await runGate({ ...spec, retries: soak, successThreshold: soak }, progress("soak"));
+  out(`health: healthy; soaking ${soak} attempt(s), ${soakDelaySeconds} s apart, every one must pass`);
+  const soaked = await runGate(
+    { ...spec, retries: soak, successThreshold: soak, delaySeconds: soakDelaySeconds },
+    progress("soak"),
+  );
   if (!soaked.ok) throw new CheckFailedError(`soak after cutover failed: ${soaked.message}`);
   out(`health: ${shown} stayed healthy for ${soak} attempt(s)`);
   return { attempts: first.attempts.length, soaked: soaked.attempts.length };
@@ -170,7 +181,23 @@ export function register(program: Command): void {
     )
     .option("--expect-json <path=value>", 'assert a JSON body value, e.g. checks.db="ok"')
     .option("--ca <file>", "PEM CA certificate to trust for an https:// URL")
+    .option(
+      "--soak-delay <seconds>",
+      `wait between soak attempts (the stack's health.soakDelaySeconds default)`,
+      String(DEFAULT_SOAK_DELAY),
+    )
+    .option("--json", "print the result as JSON on stdout")
     .action(async (o: HealthOpts) => {
-      await runHealth(o);
+      if (!o.json) return void (await runHealth(o));
+      const { redactUrls } = await import("../../core/log/redact");
+      const url = o.url === undefined ? undefined : redactUrls(o.url);
+      const print = (v: object) => process.stdout.write(JSON.stringify({ url, ...v }, null, 2) + "\n");
+      try {
+        print({ healthy: true, ...(await runHealth(o)) });
+      } catch (e) {
+        const { CheckFailedError } = await import("../../core/errors");
+        if (e instanceof CheckFailedError) print({ healthy: false, error: redactUrls(e.message) });
+        throw e;
+      }
     });
 }

@@ -4,7 +4,10 @@ import type { Command } from "commander";
 export interface MigrateCliOptions {
   action: string;
   target?: string;
-  tool: string;
+  /** Required unless `stack` names a stack whose config says it. */
+  tool?: string;
+  stack?: string;
+  projectDir?: string;
   dir?: string;
   workDir?: string;
   databaseUrl?: string;
@@ -75,6 +78,10 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
   const out = opts.out ?? ((t: string) => process.stdout.write(t + "\n"));
   if (!ACTIONS.includes(opts.action))
     throw new ConfigError(`\`migrate\` action must be one of ${ACTIONS.join("|")}, got "${opts.action}"`);
+  if (opts.tool === undefined)
+    throw new ConfigError(
+      `\`migrate\` needs \`--tool\` (${TOOLS.join("|")}) or \`--stack S\` to read it from Pulumi.<S>.yaml`,
+    );
   if (!TOOLS.includes(opts.tool))
     throw new ConfigError(`\`--tool\` must be one of ${TOOLS.join("|")}, got "${opts.tool}"`);
   const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
@@ -168,7 +175,7 @@ export function register(program: Command): void {
       "[target]",
       "N (how many) or REV (migration name / revision) for up and down; NAME for accept-edit",
     )
-    .requiredOption("--tool <tool>", TOOLS.join("|"))
+    .option("--tool <tool>", `${TOOLS.join("|")} (required without --stack)`)
     .option("--dir <dir>", "migrations directory, absolute or relative to --work-dir")
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "defaults to $DATABASE_URL")
@@ -184,8 +191,18 @@ export function register(program: Command): void {
     .option("--critical-tables <list>", "comma-separated tables whose rows must not be lost (integrity)")
     .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")
     .option("--yes", "down: revert without asking (required without a terminal)")
+    .option("--stack <name>", "read the migrations' tool, dir and workDir from Pulumi.<stack>.yaml")
+    .option("--project-dir <dir>", "directory of Pulumi.yaml, for --stack", ".")
     .action(
-      async (action: string, target: string | undefined, o: Omit<MigrateCliOptions, "action" | "target">) =>
-        runMigrate({ ...o, action, target }),
+      async (
+        action: string,
+        target: string | undefined,
+        o: Omit<MigrateCliOptions, "action" | "target">,
+        cmd: Command,
+      ) => {
+        const { applyStackMigrations } = await import("../stack-migrations");
+        applyStackMigrations(cmd, o, "dir");
+        return runMigrate({ ...o, action, target });
+      },
     );
 }

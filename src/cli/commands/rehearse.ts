@@ -9,6 +9,10 @@ export interface RehearseCliOptions {
   databaseUrl?: string;
   criticalTables?: string;
   maxRowLossPercent?: string;
+  scratchUrl?: string;
+  stack?: string;
+  projectDir?: string;
+  json?: boolean;
   /** Rehearse even though lint finds errors in the migrations; the reason is printed. */
   allowLint?: string;
   out?: (text: string) => void;
@@ -18,9 +22,11 @@ export interface RehearseCliOptions {
 export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
   const { ConfigError } = await import("../../core/errors");
   const out = opts.out ?? ((t: string) => process.stdout.write(t + "\n"));
-  const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
+  const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL ?? opts.scratchUrl;
   if (!databaseUrl)
-    throw new ConfigError("no server for the scratch database: pass `--database-url` or set DATABASE_URL");
+    throw new ConfigError(
+      "no server for the scratch database: pass `--database-url` (or set DATABASE_URL) or `--scratch-url`",
+    );
   const tool = opts.tool ?? "node-pg-migrate";
   if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
     throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic, got "${tool}"`);
@@ -44,9 +50,11 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
     command: "rehearse",
     dir: resolve(opts.workDir ?? ".", dir),
     allowLint: opts.allowLint,
-    out,
+    // With --json, stdout holds only the report.
+    out: opts.json ? (t: string) => process.stderr.write(t + "\n") : out,
   });
   const { rehearseOrFail } = await import("../../core/migrations/rehearsal");
+  const { showProgress } = await import("../progress");
   await rehearseOrFail(
     {
       backupFile: opts.backup,
@@ -59,8 +67,12 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
         .map((s) => s.trim())
         .filter(Boolean),
       maxRowLossPercent: max,
+      scratchUrl: opts.scratchUrl,
+      // Steps as they finish, on a terminal only: a pipe or CI gets the report alone.
+      log: showProgress() ? (l: string) => process.stderr.write(l + "\n") : undefined,
     },
     out,
+    opts.json,
   );
 }
 
@@ -79,5 +91,16 @@ export function register(program: Command): void {
     .option("--critical-tables <list>", "comma-separated tables that must not lose rows")
     .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")
     .option("--allow-lint <reason>", "rehearse even though lint finds errors in the migrations (say why)")
-    .action(async (o: RehearseCliOptions) => runRehearse(o));
+    .option(
+      "--scratch-url <url>",
+      "an empty database to restore into instead of a new one (for a role without CREATEDB); emptied after",
+    )
+    .option("--json", "print the report as JSON on stdout")
+    .option("--stack <name>", "read the migrations' tool, dir and workDir from Pulumi.<stack>.yaml")
+    .option("--project-dir <dir>", "directory of Pulumi.yaml, for --stack", ".")
+    .action(async (o: RehearseCliOptions, cmd: Command) => {
+      const { applyStackMigrations } = await import("../stack-migrations");
+      applyStackMigrations(cmd, o as RehearseCliOptions & Record<string, unknown>, "migrations");
+      return runRehearse(o);
+    });
 }

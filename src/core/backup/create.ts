@@ -28,6 +28,8 @@ export interface CreateOptions {
   target?: RunTarget;
   /** Clock for the name (tests). */
   now?: Date;
+  /** Called as the dump streams, with the bytes pg_dump has written so far (a progress display). */
+  onProgress?: (bytes: number) => void;
 }
 
 /** A finished backup: the file, its manifest path and the manifest. */
@@ -157,6 +159,10 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       }
       return pgFailure("pg_dump", stderr || `pg_dump exited with ${code}`, conn, target);
     };
+    if (o.onProgress) {
+      let bytes = 0;
+      dump.stdout!.on("data", (c: Buffer) => o.onProgress!((bytes += c.length)));
+    }
     const comp = compressor(compression, dump.stdout!);
     try {
       if (comp.output) await pipeline(comp.output, h.stream, fileSink(fh));

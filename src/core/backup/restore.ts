@@ -20,6 +20,10 @@ export interface RestoreOptions {
   now?: Date;
   /** A safety backup of this database taken moments ago (a rollback's): verified and used instead of a new one. */
   safetyFile?: string;
+  /** Told when the safety backup starts (its directory), before anything else is written. */
+  onSafetyStart?: (dir: string) => void;
+  /** The safety backup's progress: bytes dumped so far. */
+  onProgress?: (bytes: number) => void;
 }
 
 /** What a restore did. */
@@ -389,13 +393,15 @@ async function restoreInto(
           // Taken by this run moments ago: its checksum is enough (reading it again costs a full pass).
           manifest: (await verifyBackup(o.safetyFile, { readArchive: false })).manifest,
         }
-      : await createBackup({
+      : (o.onSafetyStart?.(o.safetyDir ?? dirname(file)),
+        await createBackup({
           databaseUrl: o.databaseUrl,
           dir: o.safetyDir ?? dirname(file),
           label: "safety",
           compression: "zstd",
           target,
-        });
+          onProgress: o.onProgress,
+        }));
   stopIfInterrupted();
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Client } from "pg";
 import { stoppedBySignal } from "../backup/interrupt";
-import { ConfigError } from "../errors";
+import { CannotRunError, ConfigError } from "../errors";
 import { versionQuery, type CustomCommands, type Tool } from "./presets";
 import { connect, migrate, schemaVersion } from "./runner";
 
@@ -97,6 +97,16 @@ export async function createScratchDatabase(
   const admin = await connect(databaseUrl, "safe-deploy scratch");
   try {
     await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE template0`);
+  } catch (e) {
+    // The advice `backup verify --restore-test` gives (core/backup/runner.ts pgFailure), plus the way round.
+    if ((e as { code?: string }).code === "42501") {
+      const user = decodeURIComponent(new URL(databaseUrl).username) || "(default user)";
+      throw new CannotRunError(
+        `role "${user}" may not create databases, and ${prefix.includes("rehearsal") ? "a rehearsal restores the backup" : "a drift check builds the expected schema"} ` +
+          `into a new one: grant it with \`ALTER ROLE "${user}" CREATEDB\` or use an admin's \`--database-url\`, or pass \`--scratch-url\` (an empty database to use instead)`,
+      );
+    }
+    throw e;
   } finally {
     await admin.end();
   }

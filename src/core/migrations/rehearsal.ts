@@ -72,8 +72,10 @@ export interface RehearsalStep {
   seconds: number;
   /** Locks the tool's sessions waited for (sampled), e.g. `AccessExclusiveLock on public.users`. */
   locksWaited: string[];
-  /** Relation locks the tool held (sampled): what the live app would have queued behind. */
+  /** Relation locks the tool held (recorded and sampled): what the live app would have queued behind. */
   locksHeld: string[];
+  /** Each DDL statement with the relation locks it added to its transaction (recorded, not sampled). */
+  statements?: Array<{ statement: string; locks: string[] }>;
 }
 
 /** Options of {@link rehearse}. */
@@ -81,6 +83,8 @@ export interface RehearseOptions {
   backupFile: string;
   /** A server on which a scratch database can be created (the backup is restored there). */
   databaseUrl: string;
+  /** An empty database to restore into instead of a new one (for a role without CREATEDB); emptied after. */
+  scratchUrl?: string;
   tool: Tool;
   dir: string;
   workDir?: string;
@@ -101,6 +105,9 @@ export interface RehearsalReport {
   failure?: string;
 }
 
+/** The tools' own bookkeeping tables: their locks are not the migration's. */
+const TOOL_TABLES = /^(public\.(pgmigrations|_prisma_migrations|alembic_version)|safe_deploy\..+)$/;
+
 async function sampleLocks(
   url: string,
   stop: { done: boolean },
@@ -111,11 +118,14 @@ async function sampleLocks(
   try {
     while (!stop.done) {
       const { rows } = await c.query<{ mode: string; rel: string | null; granted: boolean }>(
-        `SELECT l.mode, l.relation::regclass::text AS rel, l.granted FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE a.application_name = 'safe-deploy migrate tool' AND l.locktype = 'relation' AND a.datname = current_database()`,
+        `SELECT l.mode, n.nspname || '.' || c.relname AS rel, l.granted
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE a.application_name = 'safe-deploy migrate tool' AND l.locktype = 'relation' AND a.datname = current_database()
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'safe_deploy') AND n.nspname NOT LIKE 'pg_toast%'`,
       );
       for (const r of rows) {
-        if (!r.rel || r.rel.startsWith("pg_")) continue;
+        if (!r.rel || TOOL_TABLES.test(r.rel)) continue;
         (r.granted ? held : waited).add(`${r.mode} on ${r.rel}`);
       }
       await new Promise((r) => setTimeout(r, 20));
@@ -124,6 +134,124 @@ async function sampleLocks(
     await c.end();
   }
   return { waited, held };
+}
+
+const SYSTEM_SCHEMAS =
+  "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
+
+/**
+ * `--scratch-url`: a database the caller made for rehearsals. It must hold no tables (a rehearsal must
+ * not mix with, or later wipe, anything else); afterwards every schema it got is dropped again.
+ */
+async function givenScratch(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const c = await connect(url, "safe-deploy rehearsal scratch");
+  try {
+    const { rows } = await c.query<{ t: string }>(
+      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND ${SYSTEM_SCHEMAS} LIMIT 3`,
+    );
+    if (rows.length)
+      throw new ConfigError(
+        `\`--scratch-url\` database "${c.database}" is not empty (${rows.map((r) => r.t).join(", ")}...): a rehearsal restores into an empty database and empties it after; create one (\`CREATE DATABASE rehearsal\`, as a role that may) and pass its URL`,
+      );
+  } finally {
+    await c.end();
+  }
+  return {
+    url,
+    drop: async () => {
+      const d = await connect(url, "safe-deploy rehearsal scratch");
+      try {
+        await d.query("DROP EVENT TRIGGER IF EXISTS safe_deploy_rehearsal_locks");
+        const { rows } = await d.query<{ s: string }>(
+          `SELECT n.nspname AS s FROM pg_namespace n WHERE ${SYSTEM_SCHEMAS}`,
+        );
+        for (const { s } of rows) await d.query(`DROP SCHEMA ${d.escapeIdentifier(s)} CASCADE`);
+        await d.query("CREATE SCHEMA IF NOT EXISTS public");
+      } finally {
+        await d.end();
+      }
+    },
+  };
+}
+
+const LOCK_CHANNEL = "safe_deploy_rehearsal_locks";
+
+/**
+ * Records the relation locks each DDL statement takes, in its own transaction: a sampler polling from
+ * another session misses a short ADD COLUMN or CREATE INDEX ("none seen"), and cannot name a relation the
+ * migration created (its pg_class row is not committed yet). An event trigger at `ddl_command_end` reads
+ * pg_locks joined with pg_class for its own backend and sends them with NOTIFY, delivered on commit.
+ * Needs a superuser (event triggers): without one, `undefined` and the sampler alone reports.
+ */
+async function lockRecorder(url: string): Promise<
+  | {
+      take: () => Promise<Array<{ statement: string; locks: string[] }>>;
+      close: () => Promise<void>;
+    }
+  | undefined
+> {
+  const c = await connect(url, "safe-deploy rehearsal locks");
+  try {
+    await c.query(`CREATE SCHEMA IF NOT EXISTS safe_deploy;
+CREATE FUNCTION safe_deploy.rehearsal_locks() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('${LOCK_CHANNEL}', left(json_build_object(
+    'pid', pg_backend_pid(),
+    'statement', tg_tag,
+    'objects', (SELECT coalesce(json_agg(DISTINCT object_identity), '[]'::json) FROM pg_event_trigger_ddl_commands()),
+    'locks', (SELECT coalesce(json_agg(l.mode || ' on ' || n.nspname || '.' || c.relname), '[]'::json)
+      FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+        AND c.relkind IN ('r', 'p', 'm', 'f')
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'safe_deploy') AND n.nspname NOT LIKE 'pg_toast%'))::text, 7999));
+EXCEPTION WHEN OTHERS THEN NULL; -- a report must never fail the migration
+END $f$;
+CREATE EVENT TRIGGER safe_deploy_rehearsal_locks ON ddl_command_end EXECUTE FUNCTION safe_deploy.rehearsal_locks();
+LISTEN ${LOCK_CHANNEL};`);
+  } catch {
+    await c.end();
+    return undefined;
+  }
+  let got: Array<{ statement: string; locks: string[] }> = [];
+  const seen = new Map<number, Set<string>>();
+  let marker: { token: string; arrived: () => void } | undefined;
+  c.on("notification", (n) => {
+    if (marker && n.payload === marker.token) return marker.arrived();
+    try {
+      const m = JSON.parse(n.payload ?? "") as {
+        pid: number;
+        statement: string;
+        objects: string[];
+        locks: string[];
+      };
+      // Locks accumulate over a transaction: a statement is charged with those it added.
+      const before = seen.get(m.pid) ?? new Set<string>();
+      const fresh = m.locks.filter((l) => !before.has(l) && !TOOL_TABLES.test(l.replace(/^.* on /, "")));
+      m.locks.forEach((l) => before.add(l));
+      seen.set(m.pid, before);
+      // A statement that made nothing (IF NOT EXISTS) or only the tool's bookkeeping is left out.
+      if (m.objects.some((o) => !TOOL_TABLES.test(o)))
+        got.push({ statement: `${m.statement} ${m.objects.join(", ")}`, locks: [...new Set(fresh)].sort() });
+    } catch {
+      // a truncated payload (a huge migration): the sampler still reports
+    }
+  });
+  return {
+    take: async () => {
+      // Notifications come in commit order: once our own marker, sent after the tool committed, is
+      // back, every statement's report is in.
+      const token = `marker-${process.hrtime.bigint()}`;
+      const arrived = new Promise<void>((done) => (marker = { token, arrived: done }));
+      await c.query("SELECT pg_notify($1, $2)", [LOCK_CHANNEL, token]);
+      await arrived;
+      const r = got;
+      got = [];
+      seen.clear();
+      return r;
+    },
+    close: () => c.end().catch(() => {}),
+  };
 }
 
 /**
@@ -143,10 +271,18 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
 
 async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
   const log = opts.log ?? (() => {});
-  const scratch = await createScratchDatabase(opts.databaseUrl, "safe_deploy_rehearsal");
+  const scratch = opts.scratchUrl
+    ? await givenScratch(opts.scratchUrl)
+    : await createScratchDatabase(opts.databaseUrl, "safe_deploy_rehearsal");
   try {
+    const t0 = process.hrtime.bigint();
+    log(`rehearsal: restoring ${opts.backupFile} into a scratch database`);
     await restoreBackup(opts.backupFile, scratch.url);
+    log(
+      `rehearsal: restored in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s; applying migrations one at a time`,
+    );
     const c = await connect(scratch.url, "safe-deploy rehearsal");
+    const recorder = await lockRecorder(scratch.url);
     const countsBefore = await countRows(c);
     const steps: RehearsalStep[] = [];
     let failure: string | undefined;
@@ -179,6 +315,11 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
         }
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const locks = await sampler;
+        const statements = await recorder?.take();
+        for (const st of statements ?? []) st.locks.forEach((l) => locks.held.add(l));
+        // A relation the migration created is only an OID to the sampler's session: named above instead.
+        for (const set of [locks.held, locks.waited])
+          for (const l of set) if (/ on \d+$/.test(l)) set.delete(l);
         if (failure) {
           steps.push({
             from,
@@ -186,6 +327,7 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
             seconds,
             locksWaited: [...locks.waited],
             locksHeld: [...locks.held],
+            statements,
           });
           break;
         }
@@ -196,6 +338,7 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
           seconds,
           locksWaited: [...locks.waited].sort(),
           locksHeld: [...locks.held].sort(),
+          statements,
         });
         log(`rehearsal: ${to} in ${seconds.toFixed(2)} s`);
         if (opts.tool === "prisma") break;
@@ -210,6 +353,7 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
       };
       return report;
     } finally {
+      await recorder?.close();
       await c.end();
     }
   } finally {
@@ -224,7 +368,12 @@ export function formatRehearsal(r: RehearsalReport, losses: string[]): string {
   for (const s of r.steps) {
     lines.push(`${s.to ?? "FAILED after " + (s.from ?? "(none)")}: ${s.seconds.toFixed(2)} s`);
     lines.push(`  locks waited: ${s.locksWaited.length ? s.locksWaited.join(", ") : "none"}`);
-    lines.push(`  locks held: ${s.locksHeld.length ? s.locksHeld.join(", ") : "none seen"}`);
+    // "none seen": only sampled (no superuser for the recorder), a short lock can slip between samples.
+    lines.push(
+      `  locks held: ${s.locksHeld.length ? s.locksHeld.join(", ") : s.statements ? "none" : "none seen"}`,
+    );
+    for (const st of s.statements ?? [])
+      lines.push(`    ${st.statement}: ${st.locks.length ? st.locks.join(", ") : "no new relation locks"}`);
   }
   lines.push("row counts:");
   lines.push(...(r.rowChanges.length ? r.rowChanges.map((l) => "  " + l) : ["  unchanged"]));
@@ -237,6 +386,7 @@ export function formatRehearsal(r: RehearsalReport, losses: string[]): string {
 export async function rehearseOrFail(
   opts: RehearseOptions,
   out: (t: string) => void,
+  json = false,
 ): Promise<RehearsalReport> {
   const r = await rehearse(opts);
   const losses = rowLosses(
@@ -245,7 +395,11 @@ export async function rehearseOrFail(
     opts.criticalTables ?? [],
     opts.maxRowLossPercent,
   ).map((l) => `${l.table} lost ${l.lossPercent.toFixed(1)}% (${l.before} -> ${l.after ?? "dropped"})`);
-  out(formatRehearsal(r, losses));
+  out(
+    json
+      ? JSON.stringify({ passed: !r.failure && !losses.length, ...r, rowLosses: losses }, null, 2)
+      : formatRehearsal(r, losses),
+  );
   if (r.failure)
     throw new CheckFailedError(
       `rehearsal failed: a migration failed on the restored backup; fix it before deploying`,

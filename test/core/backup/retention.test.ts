@@ -153,14 +153,22 @@ test("prune --dry-run output names the manifest-less backups and the stale temp 
     const f = unfinishedFixture(dir, new Date());
     const lines: string[] = [];
     await runBackupPrune({ dir, dryRun: true }, (l) => lines.push(l));
-    assert.deepEqual(lines, [
-      `would remove ${join(dir, f.noManifestOld)}  (no manifest: not a usable backup)`,
-      `left ${join(dir, f.noManifestYoung)}  (no manifest: not a usable backup; may still be being written)`,
-      ...[...f.staleTmp]
-        .sort()
-        .map((t) => `would remove ${join(dir, t)}  (temp file of an unfinished backup)`),
-      "would remove 3, kept 3; 2 without a manifest",
-    ]);
+    // Each kept backup with its reason first (issue 16), then what goes.
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith("keep ")).map((l) => l.replace(/^keep \S+ {2}/, "")),
+      ["(newest)", "(one of the --keep-min 3 kept)", "(one of the --keep-min 3 kept)"],
+    );
+    assert.deepEqual(
+      lines.filter((l) => !l.startsWith("keep ")),
+      [
+        `would remove ${join(dir, f.noManifestOld)}  (no manifest: not a usable backup)`,
+        `left ${join(dir, f.noManifestYoung)}  (no manifest: not a usable backup; may still be being written)`,
+        ...[...f.staleTmp]
+          .sort()
+          .map((t) => `would remove ${join(dir, t)}  (temp file of an unfinished backup)`),
+        "would remove 3, kept 3; 2 without a manifest",
+      ],
+    );
     assert.equal(readdirSync(dir).length, 11);
   } finally {
     rmSync(dir, { recursive: true, force: true });
