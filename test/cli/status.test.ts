@@ -99,3 +99,32 @@ test("status is NOT OK (exit 1) while the newest deploy failed without a rollbac
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("status lists the old databases restores and rebuilds kept on the stack's server (issue 16)", async () => {
+  const { startPostgres } = await import("../helpers/postgres");
+  const pg = await startPostgres();
+  try {
+    await pg.createDatabase("app");
+    await pg.createDatabase("app_before_restore_20261206063000");
+    const d = deps([]);
+    const url = pg.url("app");
+    const stack = (await d.openStack!({} as never)) as StackAccess;
+    const config = await stack.getAllConfig();
+    const withDb: StackAccess = {
+      ...stack,
+      getAllConfig: async () => ({ ...config, "safe-deploy:databaseUrl": { value: url, secret: true } }),
+    };
+    for (const json of [false, true]) {
+      const lines: string[] = [];
+      await runStatus(
+        { stack: "staging", projectDir: project, json },
+        { ...d, openStack: async () => withDb, out: (l) => lines.push(l) },
+      );
+      const out = lines.join("\n");
+      assert.match(out, /app_before_restore_20261206063000/);
+      assert.ok(!out.includes(pg.password), "the database password reached the output");
+    }
+  } finally {
+    await pg.close();
+  }
+});

@@ -25,6 +25,8 @@ export interface StatusReport {
   ledgerError?: string;
   /** The newest deploy failed and was not rolled back, or never finished: what runs is no good release. */
   attention?: string;
+  /** Old databases restores and rebuilds kept on the server (`backup databases` lists and drops them). */
+  keptDatabases?: string[];
 }
 
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
@@ -110,6 +112,25 @@ async function inspect(ctx: ReleaseContext, report: StatusReport): Promise<void>
     });
     report.health = { url: target, ok: g.ok, detail: g.ok ? "healthy" : g.message };
   }
+  report.keptDatabases = await keptDatabases(ctx).catch(() => undefined);
+}
+
+/** The `<db>_before_restore_/_before_rebuild_` databases on the stack's server; undefined if it cannot be asked. */
+async function keptDatabases(ctx: ReleaseContext): Promise<string[] | undefined> {
+  const db = await ctx.database();
+  if (!db) return undefined;
+  const { runSql } = await import("../../core/backup/session");
+  const { parseDatabaseUrl } = await import("../../core/backup/runner");
+  const out = await runSql(
+    db.target,
+    parseDatabaseUrl(db.url),
+    "SELECT datname FROM pg_database WHERE datname ~ '_before_(restore|rebuild)_[0-9]{14}$' ORDER BY datname;",
+    "listing kept databases",
+  );
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 function printStatus(r: StatusReport, out: (l: string) => void): void {
@@ -128,6 +149,11 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
   for (const c of r.containers)
     out(`  container ${c.role} (${c.name}): ${c.ok ? "ok" : "NOT OK"}, ${c.detail}`);
   if (r.health) out(`  health ${r.health.url}: ${r.health.ok ? "ok" : `NOT OK: ${r.health.detail}`}`);
+  if (r.keptDatabases?.length)
+    out(
+      `  kept databases: ${r.keptDatabases.join(", ")} (left by restores/rebuilds; once sure, drop with ` +
+        "'safe-deploy backup databases --drop NAME --yes')",
+    );
 }
 
 /** Registers `status --stack S`. */
