@@ -21,6 +21,8 @@ export interface MigrateCliOptions {
   maxRowLossPercent?: string;
   /** `down` without asking (scripts). */
   yes?: boolean;
+  /** `up` despite lint errors in the migrations: the reason, printed with them. */
+  allowLint?: string;
   /** Asks a question on the terminal; default: readline on stdin/stderr when stdin is a TTY. */
   ask?: (question: string) => Promise<string>;
   out?: (text: string) => void;
@@ -134,6 +136,18 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
     return;
   }
   if (opts.action === "down") await confirmDown(opts, databaseUrl, dir);
+  // Dangerous migrations are refused before they run (issue 16), as `rehearse` and the deploy's preflight
+  // do; a `command` tool's directory is the user's own layout, which preflight does not lint either.
+  if (opts.action === "up" && opts.tool !== "command") {
+    const { lintGate } = await import("../../core/migrations/lint");
+    const { resolve } = await import("node:path");
+    await lintGate({
+      command: "migrate up",
+      dir: resolve(opts.workDir ?? ".", dir),
+      allowLint: opts.allowLint,
+      out,
+    });
+  }
   const custom = opts.command ? { [opts.action]: opts.command } : undefined;
   const result = await migrate({
     action: opts.action as "up",
@@ -191,6 +205,7 @@ export function register(program: Command): void {
     .option("--critical-tables <list>", "comma-separated tables whose rows must not be lost (integrity)")
     .option("--max-row-loss-percent <p>", "allowed loss in critical tables", "0")
     .option("--yes", "down: revert without asking (required without a terminal)")
+    .option("--allow-lint <reason>", "up: run although lint finds errors in the migrations, for this reason")
     .option("--stack <name>", "read the migrations' tool, dir and workDir from Pulumi.<stack>.yaml")
     .option("--project-dir <dir>", "directory of Pulumi.yaml, for --stack", ".")
     .action(

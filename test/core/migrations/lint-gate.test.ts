@@ -58,3 +58,21 @@ it("rehearse runs the lint first: it refuses before touching the backup or the s
     return true;
   });
 });
+
+it("migrate up runs the lint first: it refuses before touching the database; --allow-lint lets it go on", async () => {
+  const { runMigrate } = await import("../../../src/cli/commands/migrate");
+  const o = {
+    action: "up",
+    tool: "node-pg-migrate",
+    dir: ".",
+    workDir: dir,
+    // Port 1 on loopback: nothing listens, so reaching the server would fail differently.
+    databaseUrl: "postgres://nobody@127.0.0.1:1/none",
+    out: () => {},
+  };
+  await assert.rejects(runMigrate(o), /migrate up refused: lint found 1 error/);
+  await assert.rejects(runMigrate({ ...o, allowLint: "demo table" }), (e: Error) => {
+    assert.doesNotMatch(e.message, /lint found/);
+    return true;
+  });
+});
