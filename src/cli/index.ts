@@ -24,7 +24,7 @@ import { checkStackName } from "./stack-name";
  * `safe-deploy`: parses flags and dispatches. Each verb lives in `commands/<verb>.ts`, loaded lazily so
  * `safe-deploy lint` never pays for the Automation API. One catch below sets the exit code.
  */
-export function buildProgram(): Command {
+export function buildProgram(opts: { checkStack?: boolean } = {}): Command {
   const program = new Command("safe-deploy")
     .description("Guarded deploys with PostgreSQL backups, migrations, health gates and rollback")
     .version(packageVersion(), "-V, --version", "print the safe-deploy version")
@@ -54,11 +54,13 @@ export function buildProgram(): Command {
   for (const register of registrars) register(program);
   for (const c of allCommands(program)) unknownBeforeMissing(c);
   // Every command taking `--stack` checks the name first: `history --stack stagin` said "no releases", exit 0.
-  program.hook("preAction", (_program, action) => {
-    const o = action.opts<{ stack?: unknown; projectDir?: unknown }>();
-    if (typeof o.stack === "string")
-      checkStackName(o.stack, typeof o.projectDir === "string" ? o.projectDir : ".");
-  });
+  // Off for the workflow checker, which parses invocations whose `--stack` is a `${{ }}` expression.
+  if (opts.checkStack !== false)
+    program.hook("preAction", (_program, action) => {
+      const o = action.opts<{ stack?: unknown; projectDir?: unknown }>();
+      if (typeof o.stack === "string")
+        checkStackName(o.stack, typeof o.projectDir === "string" ? o.projectDir : ".");
+    });
   return program;
 }
 

@@ -183,7 +183,8 @@ function checkStructure(words: string[]): string | undefined {
 
 /** Commander's own parse of the words, actions stubbed: conflicts, choices and argument counts as the CLI sees them. */
 function checkWithCommander(words: string[]): string | undefined {
-  const program = buildProgram();
+  // The stack named by `--stack` is not checked against Pulumi.<stack>.yaml here: in a workflow it is an expression.
+  const program = buildProgram({ checkStack: false });
   const quiet = (cmd: Command) => {
     cmd.exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
     if (!cmd.commands.length) cmd.action(() => undefined);
