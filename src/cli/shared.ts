@@ -93,3 +93,19 @@ export async function requireBackup(file: string, flag = "--backup"): Promise<st
     throw new ConfigError(`${flag} ${file}: no such file (list them with 'safe-deploy rollback --list')`);
   return abs;
 }
+
+/**
+ * The database deploy lock for a verb that changes a database it knows only by URL (`migrate up|down`):
+ * refused (exit 1, naming the holder) while a deploy from any clone holds it; a no-op for other actions
+ * and inside the deploy that holds it (issue 15).
+ */
+export async function holdDatabaseLock(
+  databaseUrl: string,
+  command: string,
+  action: string,
+): Promise<() => Promise<void>> {
+  if (action !== "up" && action !== "down") return async () => {};
+  const { acquireDbLock } = await import("../core/release/db-lock");
+  const lock = await acquireDbLock({ databaseUrl, stack: "", command });
+  return () => lock.release();
+}

@@ -109,7 +109,7 @@ const field = (text: string, prefix: string) =>
 /** The sentence naming a database lock's holder: who, where, what, from which checkout and commit, since when. */
 export function describeDbHolder(h: DbHolder): string {
   return (
-    `${h.owner} on ${h.host} (pid ${h.pid}, \`${h.command}\`, stack ${h.stack}, checkout ${h.checkout} at ` +
+    `${h.owner} on ${h.host} (pid ${h.pid}, \`${h.command}\`${h.stack ? `, stack ${h.stack}` : ""}, checkout ${h.checkout} at ` +
     `${h.commit.slice(0, 12) || "unknown commit"}) since ${h.since}`
   );
 }
@@ -139,14 +139,15 @@ export async function dbLockStatus(
   return readState(target, parseDatabaseUrl(databaseUrl));
 }
 
-function refusal(stack: string, st: DbLockState): CheckFailedError {
+function refusal(database: string, st: DbLockState): CheckFailedError {
   const who =
     st.state === "held" && st.holder
       ? describeDbHolder(st.holder)
       : `a session of server process ${st.state === "free" ? "?" : st.backendPid} that wrote no holder row yet`;
   return new CheckFailedError(
-    `the database of stack "${stack}" is locked by another deploy: ${who}. Wait for it to finish ` +
-      `(\`safe-deploy lock status --stack ${stack}\`); a holder whose session is gone is replaced by itself.`,
+    `database "${database}" is locked by another deploy: ${who}. Wait for it to finish ` +
+      `(\`safe-deploy lock status --stack ${st.state === "held" && st.holder?.stack ? st.holder.stack : "STACK"}\`); ` +
+      "a holder whose session is gone is replaced by itself.",
   );
 }
 
@@ -173,7 +174,7 @@ export async function acquireDbLock(opts: DbLockOptions): Promise<DbLockHandle> 
     if (inherited && holderPid === inherited && st.state === "held" && st.holder) {
       return { holder: st.holder, release: async () => {} };
     }
-    throw refusal(opts.stack, st);
+    throw refusal(conn.database, st);
   }
   const holder: DbHolder = {
     stack: opts.stack,

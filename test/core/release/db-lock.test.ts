@@ -74,7 +74,7 @@ test("a second clone is refused naming the first holder; a killed holder's sessi
   const lost = await b.attempt();
   assert.ok("lost" in lost, JSON.stringify(lost));
   const msg = String(lost.message);
-  assert.match(msg, /the database of stack "production" is locked by another deploy: /);
+  assert.match(msg, /^database "shop" is locked by another deploy: /);
   assert.ok(msg.includes(`on ${hostname()} (pid ${a.p.pid}, \`safe-deploy up --stack production\``), msg);
   assert.ok(msg.includes(`checkout ${a.stateDir} at 0123456789ab`), msg);
   assert.match(msg, /since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
