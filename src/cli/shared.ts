@@ -109,3 +109,17 @@ export async function holdDatabaseLock(
   const lock = await acquireDbLock({ databaseUrl, stack: "", command });
   return () => lock.release();
 }
+
+/** The database lock's state and one line about it for `lock status`; undefined without a database URL. */
+export async function databaseLockLine(databaseUrl: string | undefined) {
+  if (!databaseUrl) return undefined;
+  const { dbLockStatus, describeDbHolder } = await import("../core/release/db-lock");
+  const state = await dbLockStatus(databaseUrl);
+  const line =
+    state.state === "free"
+      ? "database lock: free"
+      : state.state === "stale"
+        ? `database lock: stale holder row (its session is gone), replaced by the next deploy: ${describeDbHolder(state.holder)}`
+        : `database lock: held by ${state.holder ? describeDbHolder(state.holder) : `server process ${state.backendPid} (no holder row yet)`}`;
+  return { state, line };
+}

@@ -68,3 +68,39 @@ test("`migrate up` while a deploy from another clone holds the database lock is 
   // Once the deploy is done, the same command runs.
   await runMigrate(o);
 });
+
+test("`lock status --database-url` shows the database holder; `lock release --force` clears a stale holder row", async () => {
+  const { runLock } = await import("../../src/cli/commands/lock");
+  const { acquireDbLock, dbLockStatus } = await import("../../src/core/release/db-lock");
+  const url = await pg.createDatabase("status");
+  const stateDir = join(work, "status", ".safe-deploy");
+  const lock = await acquireDbLock({
+    databaseUrl: url,
+    stack: "production",
+    command: "safe-deploy up",
+    commit: "abc",
+  });
+  const out: string[] = [];
+  const w = { write: (s: string) => out.push(s) };
+  const r = await runLock({ action: "status", stack: "production", stateDir, databaseUrl: url, out: w });
+  assert.equal((r.database as { state: string }).state, "held");
+  assert.equal(out[0], 'stack "production" is not locked\n');
+  assert.match(
+    out[1],
+    new RegExp(
+      `^database lock: held by \\S+ on \\S+ \\(pid ${process.pid}, \`safe-deploy up\`, stack production, checkout .+ at abc\\) since .+ UTC\\n$`,
+    ),
+  );
+  // A live holder is not cleared, even with --force.
+  await assert.rejects(
+    runLock({ action: "release", stack: "production", stateDir, databaseUrl: url, force: true, out: w }),
+    /held by a live session/,
+  );
+  // The holder's session ends without deleting its row (a killed deploy): the row is stale, --force clears it.
+  await pg.query(`SELECT pg_terminate_backend($1)`, [lock.holder.backendPid]);
+  while ((await dbLockStatus(url)).state === "held") await new Promise((res) => setTimeout(res, 50));
+  await runLock({ action: "release", stack: "production", stateDir, databaseUrl: url, force: true, out: w });
+  const rows = await pg.query(`SELECT count(*)::int AS n FROM safe_deploy.deploy_lock`, [], "status");
+  assert.equal(rows[0].n, 0);
+  await lock.release();
+});
