@@ -323,8 +323,17 @@ export async function acquireDeployLocks(
       warn: file.warn,
     });
   } catch (e) {
-    await fileLock.release();
-    throw e;
+    // Refused: another deploy holds it. Unreachable (a stopped or missing database container): the file
+    // lock alone, warned, so `recover` and the deploy that brings the database back can still run.
+    if (e instanceof CheckFailedError) {
+      await fileLock.release();
+      throw e;
+    }
+    file.warn?.(
+      `could not take the database lock of stack "${file.stack}" (${(e as Error).message}): only this ` +
+        "checkout's file lock is held, so a deploy from another clone is not excluded",
+    );
+    return { file: fileLock, release: () => fileLock.release() };
   }
   return {
     file: fileLock,
