@@ -93,3 +93,33 @@ export async function requireBackup(file: string, flag = "--backup"): Promise<st
     throw new ConfigError(`${flag} ${file}: no such file (list them with 'safe-deploy rollback --list')`);
   return abs;
 }
+
+/**
+ * The database deploy lock for a verb that changes a database it knows only by URL (`migrate up|down`):
+ * refused (exit 1, naming the holder) while a deploy from any clone holds it; a no-op for other actions
+ * and inside the deploy that holds it (issue 15).
+ */
+export async function holdDatabaseLock(
+  databaseUrl: string,
+  command: string,
+  action: string,
+): Promise<() => Promise<void>> {
+  if (action !== "up" && action !== "down") return async () => {};
+  const { acquireDbLock } = await import("../core/release/db-lock");
+  const lock = await acquireDbLock({ databaseUrl, stack: "", command });
+  return () => lock.release();
+}
+
+/** The database lock's state and one line about it for `lock status`; undefined without a database URL. */
+export async function databaseLockLine(databaseUrl: string | undefined) {
+  if (!databaseUrl) return undefined;
+  const { dbLockStatus, describeDbHolder } = await import("../core/release/db-lock");
+  const state = await dbLockStatus(databaseUrl);
+  const line =
+    state.state === "free"
+      ? "database lock: free"
+      : state.state === "stale"
+        ? `database lock: stale holder row (its session is gone), replaced by the next deploy: ${describeDbHolder(state.holder)}`
+        : `database lock: held by ${state.holder ? describeDbHolder(state.holder) : `server process ${state.backendPid} (no holder row yet)`}`;
+  return { state, line };
+}

@@ -10,6 +10,8 @@ export interface LockCommandOptions {
   stateDir?: string;
   json?: boolean;
   force?: boolean;
+  /** The stack's database (or DATABASE_URL): also show / clear its database lock holder (issue 15). */
+  databaseUrl?: string;
   out?: { write(chunk: string): unknown };
 }
 
@@ -25,7 +27,9 @@ export async function runLock(opts: LockCommandOptions): Promise<Record<string, 
   const base = { stateDir, stack: opts.stack };
   if (opts.action === "status") {
     const st = await lockStatus(base);
-    const result = { stack: opts.stack, ...st };
+    const { databaseLockLine } = await import("../shared");
+    const db = await databaseLockLine(opts.databaseUrl ?? process.env.DATABASE_URL);
+    const result = { stack: opts.stack, ...st, ...(db ? { database: db.state } : {}) };
     if (opts.json) out.write(JSON.stringify(result) + "\n");
     else if (st.state === "free") out.write(`stack "${opts.stack}" is not locked\n`);
     else if (st.state === "held")
@@ -36,7 +40,14 @@ export async function runLock(opts: LockCommandOptions): Promise<Record<string, 
           `deploy takes it over, or remove it with \`safe-deploy lock release --stack ${opts.stack}\`\n`,
       );
     }
+    if (db && !opts.json) out.write(db.line + "\n");
     return result;
+  }
+  const url = opts.databaseUrl ?? process.env.DATABASE_URL;
+  if (url && opts.force) {
+    // Clears a stale holder row; a live holder's session is never ended from here (releaseDbLock refuses).
+    const { releaseDbLock } = await import("../../core/release/db-lock");
+    await releaseDbLock(url);
   }
   const released = await releaseLock({ ...base, force: opts.force });
   const result = { stack: opts.stack, released: released ?? null };
@@ -57,9 +68,16 @@ export function register(program: Command): void {
         "--state-dir <dir>",
         "where safe-deploy keeps locks and releases (default <project>/.safe-deploy)",
       )
-      .option("--json", "print one JSON object");
+      .option("--json", "print one JSON object")
+      .option("--database-url <url>", "also the database lock of this database (default $DATABASE_URL)");
   common(lock.command("status").description("Who holds the deploy lock, since and until when")).action(
-    async (o: { stack: string; projectDir: string; stateDir?: string; json?: boolean }) => {
+    async (o: {
+      stack: string;
+      projectDir: string;
+      stateDir?: string;
+      json?: boolean;
+      databaseUrl?: string;
+    }) => {
       await runLock({ action: "status", ...o });
     },
   );

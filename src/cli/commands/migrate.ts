@@ -149,6 +149,8 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
     });
   }
   const custom = opts.command ? { [opts.action]: opts.command } : undefined;
+  const { holdDatabaseLock } = await import("../shared");
+  const unlock = await holdDatabaseLock(databaseUrl, `safe-deploy migrate ${opts.action}`, opts.action);
   const result = await migrate({
     action: opts.action as "up",
     target: opts.target,
@@ -172,7 +174,7 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
         }
       : undefined,
     log: (l) => process.stderr.write(l + "\n"),
-  });
+  }).finally(unlock);
   if (result.output.trim()) out(result.output.trim());
   if (opts.action === "up" || opts.action === "down")
     out(`schema version: ${result.before ?? "(none)"} -> ${result.after ?? "(none)"}`);

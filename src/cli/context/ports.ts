@@ -12,7 +12,7 @@ import { CannotRunError, CheckFailedError } from "../../core/errors";
 import { runGate } from "../../core/health";
 import { notifiersFrom, notifyAll } from "../../core/notify";
 import { CheckpointStore } from "../../core/release/checkpoints";
-import { acquireLock } from "../../core/release/lock";
+import { acquireDeployLocks } from "../../core/release/db-lock";
 import type { DeployPorts, NotifyType } from "../../core/release/orchestrator";
 import { stackFile } from "./config";
 import { readSchemaVersion } from "./database";
@@ -100,12 +100,18 @@ export function realPorts(
       },
     },
     lock: async (stack, command) => {
-      const handle = await acquireLock({
-        stateDir: ctx.stateDir,
-        stack,
-        command: `safe-deploy ${command}`,
-        warn: (m) => ctx.log.warn(m),
-      });
+      // File lock (this checkout's state), then the database's (every clone); issue 15.
+      const db = await ctx.database();
+      const locks = await acquireDeployLocks(
+        { stateDir: ctx.stateDir, stack, command: `safe-deploy ${command}`, warn: (m) => ctx.log.warn(m) },
+        db && { url: db.url, target: db.target },
+        {
+          checkout: projectDir,
+          commit: await git(projectDir, ["rev-parse", "HEAD"]).catch(() => ""),
+          info: (m) => ctx.log.info(m),
+        },
+      );
+      const handle = locks.file;
       // A long deploy keeps its lock alive; a dead one lets it expire. A renewal that fails is said once
       // (the lock was forced away, or the state directory became unwritable): another deploy may start.
       let told = false;
@@ -124,7 +130,7 @@ export function realPorts(
       timer.unref();
       return async () => {
         clearInterval(timer);
-        await handle.release();
+        await locks.release();
       };
     },
     preflight: () => preflight(ctx, !!o.allowDirty, !!o.allowMigrationEdits),

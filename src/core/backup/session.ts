@@ -89,7 +89,7 @@ const line = (t: string, prefix: string) =>
  * marker it echoes after the SQL comes back (or rejects as soon as psql fails, the error naming `what`);
  * `end` closes its input (after `last`, if given) and waits for it to exit.
  */
-function psqlSession(target: RunTarget, conn: Conn, what: string) {
+export function psqlSession(target: RunTarget, conn: Conn, what: string) {
   const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
   const w = watch(psql);
   let out = "";
