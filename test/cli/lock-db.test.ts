@@ -104,3 +104,52 @@ test("`lock status --database-url` shows the database holder; `lock release --fo
   assert.equal(rows[0].n, 0);
   await lock.release();
 });
+
+test("`backup restore` while a deploy from another clone holds the database lock is refused, the database untouched (issue 15)", async () => {
+  const { runBackupCreate, runBackupRestore } = await import("../../src/cli/commands/backup");
+  const url = await pg.createDatabase("shop2");
+  await pg.query("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", [], "shop2");
+  const dir = join(work, "restore-backups");
+  const file = await runBackupCreate({ databaseUrl: url, dir, compression: "none" } as never, () => {});
+  await pg.query("INSERT INTO t VALUES (2)", [], "shop2");
+  const stateDir = join(work, "clone2", ".safe-deploy");
+  const p = spawn(
+    process.execPath,
+    ["--import", "tsx", join(root, "test/helpers/db-lock-child.ts"), stateDir, "production", url],
+    { cwd: root, stdio: ["pipe", "pipe", "pipe"] },
+  ) as ChildProcessWithoutNullStreams;
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  createInterface({ input: p.stdout }).on("line", (l) => {
+    lines.push(JSON.parse(l));
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<void>((r) => p.on("exit", () => r()));
+  const wait = async (n: number) => {
+    while (lines.length < n) await new Promise<void>((r) => waiters.push(r));
+  };
+  await wait(1);
+  p.stdin.write("go\n");
+  await wait(2);
+  assert.ok("won" in lines[1], JSON.stringify(lines[1]));
+  const o = { file, databaseUrl: url, yes: true, dir };
+  try {
+    await assert.rejects(
+      runBackupRestore(o, () => {}),
+      (e: unknown) => {
+        assert.ok(e instanceof CheckFailedError, String(e));
+        assert.match(e.message, /^database "shop2" is locked by another deploy: /);
+        return true;
+      },
+    );
+    const rows = await pg.query<{ n: string }>("SELECT count(*) AS n FROM t", [], "shop2");
+    assert.equal(rows[0].n, "2", "the live database was not replaced");
+  } finally {
+    p.stdin.end();
+    await exited;
+  }
+  // Once the deploy is done, the restore runs.
+  await runBackupRestore(o, () => {});
+  const rows = await pg.query<{ n: string }>("SELECT count(*) AS n FROM t", [], "shop2");
+  assert.equal(rows[0].n, "1");
+});

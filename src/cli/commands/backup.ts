@@ -165,11 +165,10 @@ function intoUrl(url: string, into?: string): string {
   }
 }
 
+type RestoreCmdOpts = DbOpts & { file: string; yes?: boolean; dir?: string; into?: string };
+
 /** `backup restore`: asks first unless `--yes`; refuses without a terminal and without `--yes`. */
-export async function runBackupRestore(
-  o: DbOpts & { file: string; yes?: boolean; dir?: string; into?: string },
-  out: Out = stdout,
-): Promise<void> {
+export async function runBackupRestore(o: RestoreCmdOpts, out: Out = stdout): Promise<void> {
   const { checkBackupFile } = await import("../backup-file");
   await checkBackupFile(o.file);
   const url = intoUrl(await requireUrl(o), o.into);
@@ -205,6 +204,35 @@ export async function runBackupRestore(
     rl.close();
     if (answer.trim() !== db) throw new ConfigError("restore cancelled");
   }
+  // A restore swaps the live database: refused while a deploy from any clone holds the database lock (issue
+  // 15). Through `--run-in container` the URL is the container's view, which this machine cannot reach.
+  const { acquireDbLock } = await import("../../core/release/db-lock");
+  // A database that does not exist yet (a new server after a disaster) has no deploy running against it.
+  const lock =
+    where.runIn === "local"
+      ? await acquireDbLock({ databaseUrl: url, stack: "", command: "safe-deploy backup restore" }).catch(
+          (e: Error) => {
+            if (/database "[^"]*" .*does not exist/.test(e.message)) return undefined;
+            throw e;
+          },
+        )
+      : undefined;
+  try {
+    await restoreWithReport(o, url, where, db, out, restoreBackup, describeSession);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function restoreWithReport(
+  o: RestoreCmdOpts,
+  url: string,
+  where: Awaited<ReturnType<typeof target>>,
+  db: string,
+  out: Out,
+  restoreBackup: typeof import("../../core/backup").restoreBackup,
+  describeSession: typeof import("../../core/backup").describeSession,
+): Promise<void> {
   const { byteProgress } = await import("../progress");
   const bar = byteProgress("safety backup: dumped");
   const r = await restoreBackup(o.file, {
