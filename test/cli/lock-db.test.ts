@@ -20,9 +20,8 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-test("`migrate up` while a deploy from another clone holds the database lock is refused (exit 1) naming the holder", async () => {
-  const url = await pg.createDatabase("shop");
-  const stateDir = join(work, "clone", ".safe-deploy");
+/** A deploy from another clone (its own state dir, its own process) holding the database lock until its stdin ends. */
+async function deployInAnotherClone(stateDir: string, url: string) {
   const p = spawn(
     process.execPath,
     ["--import", "tsx", join(root, "test/helpers/db-lock-child.ts"), stateDir, "production", url],
@@ -42,6 +41,13 @@ test("`migrate up` while a deploy from another clone holds the database lock is 
   p.stdin.write("go\n");
   await wait(2);
   assert.ok("won" in lines[1], JSON.stringify(lines[1]));
+  return { p, exited };
+}
+
+test("`migrate up` while a deploy from another clone holds the database lock is refused (exit 1) naming the holder", async () => {
+  const url = await pg.createDatabase("shop");
+  const stateDir = join(work, "clone", ".safe-deploy");
+  const { p, exited } = await deployInAnotherClone(stateDir, url);
   const o = {
     action: "up",
     tool: "node-pg-migrate",
@@ -113,25 +119,7 @@ test("`backup restore` while a deploy from another clone holds the database lock
   const file = await runBackupCreate({ databaseUrl: url, dir, compression: "none" } as never, () => {});
   await pg.query("INSERT INTO t VALUES (2)", [], "shop2");
   const stateDir = join(work, "clone2", ".safe-deploy");
-  const p = spawn(
-    process.execPath,
-    ["--import", "tsx", join(root, "test/helpers/db-lock-child.ts"), stateDir, "production", url],
-    { cwd: root, stdio: ["pipe", "pipe", "pipe"] },
-  ) as ChildProcessWithoutNullStreams;
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: p.stdout }).on("line", (l) => {
-    lines.push(JSON.parse(l));
-    for (const w of waiters.splice(0)) w();
-  });
-  const exited = new Promise<void>((r) => p.on("exit", () => r()));
-  const wait = async (n: number) => {
-    while (lines.length < n) await new Promise<void>((r) => waiters.push(r));
-  };
-  await wait(1);
-  p.stdin.write("go\n");
-  await wait(2);
-  assert.ok("won" in lines[1], JSON.stringify(lines[1]));
+  const { p, exited } = await deployInAnotherClone(stateDir, url);
   const o = { file, databaseUrl: url, yes: true, dir };
   try {
     await assert.rejects(
