@@ -199,3 +199,27 @@ test("progress: on a terminal create and restore show bytes, rate and elapsed, a
   assert.doesNotMatch(piped.out + piped.err, progress);
   assert.match(piped.out, /^safety backup of "app" into .*: started$/m);
 });
+
+test("progress: verify --restore-test names each long step on a terminal, nothing in a pipe", () => {
+  const env = { DATABASE_URL: pg.url("app") };
+  const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const made = cli(["backup", "create", "--dir", dir, "--label", "manual"], env);
+  assert.equal(made.code, 0, made.err);
+  const file = made.out.trim().split("\n").pop()!;
+  const args = ["backup", "verify", file, "--restore-test"];
+  const tty = spawnSync("script", ["-qfec", [BIN, ...args].map(q).join(" "), "/dev/null"], {
+    encoding: "utf8",
+    env: { ...process.env, ...env, CI: "" },
+    timeout: 120_000,
+  });
+  assert.equal(tty.status, 0, tty.stdout);
+  const steps = [
+    /verify: reading every block/,
+    /verify: restoring into the scratch database/,
+    /verify: comparing \d+ tables/,
+  ];
+  for (const s of steps) assert.match(tty.stdout, s);
+  const piped = cli(args, env);
+  assert.equal(piped.code, 0, piped.err);
+  for (const s of steps) assert.doesNotMatch(piped.out + piped.err, s);
+});

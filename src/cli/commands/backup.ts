@@ -85,10 +85,13 @@ export async function runBackupVerify(
   const { checkBackupFile } = await import("../backup-file");
   await checkBackupFile(o.file);
   const { verifyBackup } = await import("../../core/backup");
+  const { showProgress } = await import("../progress");
   const r = await verifyBackup(o.file, {
     restoreTest: o.restoreTest,
     databaseUrl: o.restoreTest ? await requireUrl(o) : undefined,
     target: await target(o),
+    // Steps on a terminal only: a restore test of a large backup runs for minutes.
+    onStep: showProgress() ? (s: string) => process.stderr.write(`verify: ${s}\n`) : undefined,
   });
   out(`OK ${o.file}: sha256 matches, archive readable`);
   if (r.restoredRowCounts)
@@ -376,6 +379,8 @@ export async function runBackupFetch(
     return undefined;
   }
   if (!o.dir) throw new ConfigError("`backup fetch` needs `--dir` (where the backup goes) or `--list`");
+  const { byteProgress } = await import("../progress");
+  const bar = byteProgress("fetching: downloaded");
   const r = await fetchBackup({
     target,
     dir: o.dir,
@@ -383,7 +388,9 @@ export async function runBackupFetch(
     encryptionKey: keyText ? parseKey(keyText) : undefined,
     trustUnsigned: o.trustUnsigned,
     warn,
+    onProgress: bar.update,
   });
+  bar.done();
   out(
     `fetched s3://${target.bucket}/${r.key}: ${r.manifest.sizeBytes} bytes, sha256 ${r.manifest.sha256} (matches its manifest)`,
   );

@@ -181,6 +181,8 @@ export async function fetchBackup(o: {
   /** A backup file name whose unsigned manifest the user accepts (`--trust-unsigned`). */
   trustUnsigned?: string;
   warn?: (line: string) => void;
+  /** Bytes downloaded so far (progress on a terminal). */
+  onProgress?: (bytes: number) => void;
 }): Promise<FetchResult> {
   const { GetObjectCommand } = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
   const t = o.target;
@@ -252,8 +254,18 @@ export async function fetchBackup(o: {
     const plain = hasher();
     try {
       const got = await s3.send(new GetObjectCommand({ Bucket: t.bucket, Key: key }));
+      // Counted inside the pipeline: a 'data' listener on the body would start it flowing before the
+      // pipeline reads it, and the first chunks would miss the checksum and the file.
+      let n = 0;
+      const counted = new PassThrough({
+        transform(c: Buffer, _e, done) {
+          o.onProgress?.((n += c.length));
+          done(null, c);
+        },
+      });
       await pipeline(
         got.Body as Readable,
+        counted,
         sent.stream,
         encrypted ? decryptStream(o.encryptionKey!) : new PassThrough(),
         plain.stream,

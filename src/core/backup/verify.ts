@@ -148,6 +148,8 @@ export interface VerifyOptions {
    * database reads every block anyway, and a bad one fails there before anything is swapped.
    */
   readArchive?: boolean;
+  /** Told as each long step starts (reading the archive, restoring, comparing): progress on a terminal. */
+  onStep?: (step: string) => void;
 }
 
 /** Compares two row-count maps; returns one line per difference. */
@@ -178,6 +180,7 @@ export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise
   if (o.readArchive !== false) {
     // pg_restore runs where the target says (in the database container, version-matched), not always here.
     const none = parseDatabaseUrl("postgres://verify@127.0.0.1/verify");
+    o.onStep?.(`reading every block of the archive (${m.sizeBytes} bytes)`);
     await restoreStream(file, m, target, none, ["-f", "/dev/null"], "reading the archive");
   }
   if (!o.restoreTest) return { file, manifest: m };
@@ -188,7 +191,7 @@ export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise
   // Caught so a stop half-way still drops the scratch database below.
   return catchingSignals(async (interrupted) => {
     try {
-      return await restoreTest(file, m, url, target);
+      return await restoreTest(file, m, url, target, o.onStep ?? (() => {}));
     } catch (e) {
       const sig = interrupted();
       if (!sig) throw e;
@@ -200,12 +203,19 @@ export async function verifyBackup(file: string, o: VerifyOptions = {}): Promise
 }
 
 /** Restores into a scratch database, compares row counts with the manifest, drops the scratch database. */
-async function restoreTest(file: string, m: Manifest, url: string, target: RunTarget): Promise<VerifyResult> {
+async function restoreTest(
+  file: string,
+  m: Manifest,
+  url: string,
+  target: RunTarget,
+  step: (s: string) => void,
+): Promise<VerifyResult> {
   const admin = withDatabase(parseDatabaseUrl(url), "postgres");
   const scratch = `safe_deploy_verify_${randomBytes(4).toString("hex")}`;
   await runSql(target, admin, `CREATE DATABASE "${scratch}";`, "creating the scratch database");
   try {
     const conn = withDatabase(admin, scratch);
+    step(`restoring into the scratch database ${scratch}`);
     await restoreStream(
       file,
       m,
@@ -214,6 +224,7 @@ async function restoreTest(file: string, m: Manifest, url: string, target: RunTa
       ["--exit-on-error", "--no-owner", "--no-acl", "-d", scratch],
       "restore test",
     );
+    step(`comparing ${Object.keys(m.rowCounts).length} tables with the backup's manifest`);
     const counts = await countRows(target, conn);
     const diff = rowCountDifferences(m.rowCounts, counts);
     if (diff.length)

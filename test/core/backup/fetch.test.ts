@@ -208,3 +208,25 @@ test("backup fetch: no AWS credentials or wrong ones say which variables to set 
     process.env = saved;
   }
 });
+
+test("fetchBackup reports the bytes downloaded as they arrive, up to the whole object (progress on a terminal)", async () => {
+  delete process.env.SAFE_DEPLOY_BACKUP_KEY;
+  const { fetchBackup } = await import("../../../src/core/backup/fetch");
+  const seen: number[] = [];
+  const r = await fetchBackup({
+    target,
+    dir: join(dir, "progress"),
+    // The newest copy: an earlier test altered the older one on purpose.
+    name: newest.manifest.file,
+    encryptionKey: key,
+    onProgress: (n) => seen.push(n),
+  });
+  assert.ok(seen.length >= 1, "progress was reported");
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    seen,
+    "never goes backwards",
+  );
+  // Counted as downloaded: the encrypted object, a little larger than the backup it decrypts to.
+  assert.ok(seen.at(-1)! >= statSync(r.file).size, `${seen.at(-1)} < ${statSync(r.file).size}`);
+});
