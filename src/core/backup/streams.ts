@@ -266,10 +266,23 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
       }
       // The common case, a whole row chunk in this buffer: its length, then its bytes.
       if (state === "chunk" && field.length === 0 && intSize === 4) {
+        // The buffer is copied to the stage once and each row moved down over the length before it
+        // (copyWithin allocates nothing; a copy per row made a view per row).
+        const base =
+          table && end - i <= stage.length
+            ? staged + end - i > stage.length
+              ? (flushStage(), 0)
+              : staged
+            : -1;
+        if (base >= 0) stage.set(i === 0 ? c : c.subarray(i), base);
+        const from = i;
         while (i + 5 <= end && c[i] === 0) {
           const n = c[i + 1] + c[i + 2] * 0x100 + c[i + 3] * 0x10000 + c[i + 4] * 0x1000000;
           if (n === 0 || i + 5 + n > end) break;
-          hashBytes(c, i + 5, i + 5 + n);
+          if (base >= 0) {
+            stage.copyWithin(staged, base + i + 5 - from, base + i + 5 - from + n);
+            staged += n;
+          } else hashBytes(c, i + 5, i + 5 + n);
           i += 5 + n;
         }
         if (i >= end) return;
