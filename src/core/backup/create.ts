@@ -15,7 +15,7 @@ import {
   watch,
   type RunTarget,
 } from "./runner";
-import { openSnapshot } from "./session";
+import { openSnapshot, runSql } from "./session";
 import { archiveTableSums, compressor, DUMP_TEXT_ENV, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
 
@@ -148,6 +148,10 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     // Each table's checksum is taken from the dump as it streams (issue 18): summed by the server
     // beside pg_dump, every row was rendered as text a second time, competing for the same cores.
     const sums = archiveTableSums();
+    // The one output setting pg_dump leaves to the session that a scratch copy would not share: a
+    // database or role with `bytea_output = escape` dumps bytea otherwise than its restored copy.
+    const bytea = runSql(target, conn, "SHOW bytea_output;", "reading bytea_output").then((t) => t.trim());
+    bytea.catch(() => {});
     // pg_dump cannot join a snapshot whose session already failed (say, on a table the role may not
     // read): that session's own error is the cause, not pg_dump's "invalid snapshot identifier".
     const dumpFailure = async (code: number) => {
@@ -224,6 +228,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       rowCounts,
       tableChecksums,
       ...(read.unreadable || !read.encoding ? {} : { encoding: read.encoding }),
+      ...(!read.unreadable && (await bytea) === "escape" ? { byteaOutput: "escape" as const } : {}),
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");

@@ -30,6 +30,8 @@ export interface Manifest {
   tableChecksums?: Record<string, string>;
   /** Version 2: the archive's encoding, which a check re-dumps in (`pg_dump -E`) to compare the checksums. */
   encoding?: string;
+  /** Version 2: set when the dump wrote bytea in `escape` form (the database's or role's setting), so a re-dump does too. */
+  byteaOutput?: "escape";
 }
 
 /** Whether `v` is a manifest version this code reads (a newer one is refused, not misread). */

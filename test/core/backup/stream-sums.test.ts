@@ -175,6 +175,19 @@ test("a backup's manifest (version 2) holds the dump's checksums, and a row chan
   assert.deepEqual(changed, ["shop.customers"]);
 });
 
+test("a database that writes bytea as escape: its restored copy is re-dumped the same way and matches", async () => {
+  await pg.createDatabase("esc");
+  await pg.query(
+    "CREATE TABLE b (x bytea); INSERT INTO b VALUES ('\\x00ff41'), (NULL); ALTER DATABASE esc SET bytea_output = 'escape'",
+    [],
+    "esc",
+  );
+  const r = await createBackup({ databaseUrl: pg.url("esc"), dir: join(dir, "e"), label: "manual" });
+  assert.equal(r.manifest.byteaOutput, "escape");
+  const v = await verifyBackup(r.file, { restoreTest: true, databaseUrl: pg.url() });
+  assert.equal(v.checksummedTables, 1);
+});
+
 test("a backup with a version 1 manifest (server-side sums, made before) still verifies, and its sums are compared", async () => {
   const m = JSON.parse(readFileSync(`${FIXTURE}.json`, "utf8"));
   assert.equal(m.version, 1);
