@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { postgres17Image } from "../../helpers/docker";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, verifyBackup } from "../../../src/core/backup";
 import { parseDatabaseUrl } from "../../../src/core/backup/runner";
@@ -133,6 +134,31 @@ test("each table's checksum is the sha256 of its COPY data as pg_dump wrote it, 
     assert.deepEqual(cut.read, whole.read, `pieces of ${sizes.join(",")}`);
     assert.ok(cut.out.equals(bytes));
   }
+});
+
+test("pg_dump 17's archive (version 1.16, in the test image) reads to the same sums as pg_dump 15's", async () => {
+  const image = await postgres17Image();
+  const v17 = execFileSync(
+    "docker",
+    [
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      "-e",
+      "PGPASSWORD",
+      "-e",
+      "PGTZ=UTC",
+      "--entrypoint",
+      "pg_dump",
+      image,
+    ].concat(["-Fc", "-Z0", "-h", "127.0.0.1", "-p", String(pg.port), "-U", pg.user, "rich"]),
+    { env, maxBuffer: 1 << 26 },
+  );
+  assert.equal(v17[6], 16, "archive minor version");
+  const a = await feed(v17, [65536]);
+  assert.equal(a.read.unreadable, undefined);
+  assert.deepEqual(a.read, (await feed(dump("rich"), [65536])).read);
 });
 
 test("an archive the reader cannot follow passes through unchanged and says why", async () => {
