@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
-import { Duplex, PassThrough, Transform, Writable, type Readable } from "node:stream";
+import { Duplex, PassThrough, Transform, Writable } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 import type { Compression } from "./names";
 
@@ -9,15 +9,11 @@ import type { Compression } from "./names";
 export interface Stage {
   stream: Duplex;
   done: Promise<void>;
-  /** Set when the stage reads its input itself: its output (and `stream` is unused). */
-  output?: Readable;
 }
 
-function zstdStage(args: string[], input?: Readable): Stage {
-  // Given the producer's pipe, zstd reads it directly: the uncompressed dump never passes through node.
-  const child = spawn("zstd", ["-q", ...args], { stdio: [input ?? "pipe", "pipe", "pipe"] });
-  // zstd holds its own copy of the pipe; ours must close, or the producer's "close" never comes.
-  input?.destroy();
+function zstdStage(args: string[]): Stage {
+  // The dump passes through node on its way to zstd since its tables are checksummed there (issue 18).
+  const child = spawn("zstd", ["-q", ...args], { stdio: ["pipe", "pipe", "pipe"] });
   let err = "";
   let abandoned = false;
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
@@ -33,7 +29,6 @@ function zstdStage(args: string[], input?: Readable): Stage {
     });
   });
   done.catch(() => {});
-  if (input) return { stream: new PassThrough(), output: child.stdout!, done };
   const stream = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
   // A pipeline that fails downstream (pg_restore exited early) destroys this stream but neither the
   // process, which would then block forever on a full pipe nobody reads, nor its stdout. zstd may
@@ -55,8 +50,8 @@ function zstdStage(args: string[], input?: Readable): Stage {
  * No `--long`: measured on pgbench scale 50 it made the file larger (6.4 vs 4.8 MB) and three times
  * slower to compress; decompression keeps `--long=27` so backups written with it still restore.
  */
-export function compressor(c: Compression, input?: Readable): Stage {
-  if (c === "zstd") return zstdStage(["-3", "-T0", "-c"], input);
+export function compressor(c: Compression): Stage {
+  if (c === "zstd") return zstdStage(["-3", "-T0", "-c"]);
   if (c === "gzip") return { stream: createGzip({ level: 6 }), done: Promise.resolve() };
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
