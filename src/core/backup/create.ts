@@ -195,6 +195,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     // An archive the reader cannot follow (a pg_dump newer than it knows): summed by the server as
     // before, in the snapshot still held, as a version 1 manifest.
     const tableChecksums = read.unreadable ? await snap.tableChecksums() : read.sums;
+    // Known before the file is named: a failure here leaves no backup without its manifest.
+    const byteaOutput = read.unreadable ? undefined : await bytea;
     // link, not rename: never replaces an existing backup. Two backups in one second with one label
     // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
     for (let n = 2; ; n++) {
@@ -228,7 +230,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       rowCounts,
       tableChecksums,
       ...(read.unreadable || !read.encoding ? {} : { encoding: read.encoding }),
-      ...(!read.unreadable && (await bytea) === "escape" ? { byteaOutput: "escape" as const } : {}),
+      ...(byteaOutput === "escape" ? { byteaOutput } : {}),
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");
