@@ -15,8 +15,8 @@ import {
   watch,
   type RunTarget,
 } from "./runner";
-import { openSnapshot } from "./session";
-import { compressor, fileSink, hasher } from "./streams";
+import { openSnapshot, runSql } from "./session";
+import { archiveTableSums, compressor, DUMP_TEXT_ENV, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
 
 /** Options of one backup. */
@@ -137,15 +137,21 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     tmp = join(dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
     const fh = await open(tmp, "wx", 0o600);
     const h = hasher();
-    const dump = spawnPg(target, "pg_dump", ["-Fc", "-Z0", `--snapshot=${snap.snapshot}`, "--no-sync"], conn);
+    const dump = spawnPg(target, "pg_dump", ["-Fc", "-Z0", `--snapshot=${snap.snapshot}`, "--no-sync"], {
+      ...conn,
+      env: { ...conn.env, ...DUMP_TEXT_ENV },
+    });
     const dw = watch(dump);
     dump.stdin!.end();
     const counted = snap.rowCounts();
     counted.catch(() => {});
-    // Counted and summed while pg_dump streams (issue 18): done after the dump, the sums were a second
-    // scan of every row with the other core idle, as long again as the dump itself.
-    const summed = snap.tableChecksums();
-    summed.catch(() => {});
+    // Each table's checksum is taken from the dump as it streams (issue 18): summed by the server
+    // beside pg_dump, every row was rendered as text a second time, competing for the same cores.
+    const sums = archiveTableSums();
+    // The one output setting pg_dump leaves to the session that a scratch copy would not share: a
+    // database or role with `bytea_output = escape` dumps bytea otherwise than its restored copy.
+    const bytea = runSql(target, conn, "SHOW bytea_output;", "reading bytea_output").then((t) => t.trim());
+    bytea.catch(() => {});
     // pg_dump cannot join a snapshot whose session already failed (say, on a table the role may not
     // read): that session's own error is the cause, not pg_dump's "invalid snapshot identifier".
     const dumpFailure = async (code: number) => {
@@ -163,10 +169,9 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       let bytes = 0;
       dump.stdout!.on("data", (c: Buffer) => o.onProgress!((bytes += c.length)));
     }
-    const comp = compressor(compression, dump.stdout!);
+    const comp = compressor(compression);
     try {
-      if (comp.output) await pipeline(comp.output, h.stream, fileSink(fh));
-      else await pipeline(dump.stdout!, comp.stream, h.stream, fileSink(fh));
+      await pipeline(dump.stdout!, sums.stream, comp.stream, h.stream, fileSink(fh));
       await comp.done;
       const code = await dw.done;
       if (code !== 0) throw await dumpFailure(code);
@@ -186,7 +191,12 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       await fh.close().catch(() => {});
     }
     const rowCounts = await counted;
-    const tableChecksums = await summed;
+    const read = sums.result();
+    // An archive the reader cannot follow (a pg_dump newer than it knows): summed by the server as
+    // before, in the snapshot still held, as a version 1 manifest.
+    const tableChecksums = read.unreadable ? await snap.tableChecksums() : read.sums;
+    // Known before the file is named: a failure here leaves no backup without its manifest.
+    const byteaOutput = read.unreadable ? undefined : await bytea;
     // link, not rename: never replaces an existing backup. Two backups in one second with one label
     // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
     for (let n = 2; ; n++) {
@@ -205,7 +215,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     tmp = undefined;
     await fsyncDir(dir);
     const manifest: Manifest = {
-      version: 1,
+      version: read.unreadable ? 1 : 2,
       file: name,
       sha256: h.hash.digest("hex"),
       sizeBytes: h.bytes(),
@@ -219,6 +229,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       ...(label ? { label } : {}),
       rowCounts,
       tableChecksums,
+      ...(read.unreadable || !read.encoding ? {} : { encoding: read.encoding }),
+      ...(byteaOutput === "escape" ? { byteaOutput } : {}),
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");

@@ -12,7 +12,7 @@ import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import writeFileAtomic from "write-file-atomic";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
-import { manifestPath, type Manifest } from "./manifest";
+import { knownManifestVersion, manifestPath, type Manifest } from "./manifest";
 import { manifestAuthStatus, type ManifestAuth } from "./manifest-auth";
 import { parseBackupFileName } from "./names";
 import { decryptStream, objectKey, s3Client, s3ErrorText, type S3Target } from "./offsite";
@@ -88,7 +88,7 @@ async function readRemoteManifest(
       );
     throw s3Failure(e, t, mKey, "reading");
   }
-  if (remote?.version !== 1 || typeof remote.sha256 !== "string" || remote.file !== name)
+  if (!knownManifestVersion(remote?.version) || typeof remote.sha256 !== "string" || remote.file !== name)
     throw new CheckFailedError(`${where(t, mKey)} is not the manifest of ${name}`);
   return remote;
 }

@@ -130,10 +130,26 @@ export function spawnPg(
     });
   }
   const bin = localPgBin();
-  return spawn(bin ? `${bin}/${tool}` : tool, args, {
+  const cmd = bin ? `${bin}/${tool}` : tool;
+  // pg_dump writes its archive through stdio, which flushes a pipe every 4 kB: 65,000 writes and as
+  // many reads for a 500 MB dump, half the CPU the reading process spent on it (issue 18). coreutils'
+  // stdbuf gives it a 1 MB buffer. (In a container, docker's own copy already moves 32 kB pieces.)
+  const buffered = tool === "pg_dump" && stdbuf();
+  return spawn(buffered || cmd, buffered ? ["-o1M", cmd, ...args] : args, {
     env: { ...process.env, ...conn.env },
     stdio: ["pipe", "pipe", "pipe"],
   });
+}
+
+let stdbufPath: string | false | undefined;
+/** Path of coreutils' `stdbuf` on this machine, or false. */
+function stdbuf(): string | false {
+  stdbufPath ??=
+    (process.env.PATH ?? "/usr/bin:/bin")
+      .split(":")
+      .map((d) => `${d}/stdbuf`)
+      .find((p) => p.startsWith("/") && existsSync(p)) ?? false;
+  return stdbufPath;
 }
 
 /** Resolves with the exit code (or signal) once `child` has exited; collects stderr (capped). */

@@ -11,7 +11,7 @@ export interface SnapshotInfo {
    * the manifest costs no time of its own before the dump starts.
    */
   rowCounts(): Promise<Record<string, number>>;
-  /** Content checksum of every table in the snapshot (after the counts, in the same session). */
+  /** Version-1 content checksum of every table in the snapshot (see TABLE_CHECKSUM_QUERY), after the counts. */
   tableChecksums(): Promise<Record<string, string>>;
   /** Ends the transaction and the session (releasing the lock). */
   close(): Promise<void>;
@@ -145,26 +145,29 @@ export async function openSnapshot(target: RunTarget, conn: Conn): Promise<Snaps
     );
   }
   const [num, ...ver] = line(text, "VER:").split(":");
-  // Counted and summed in one scan of each table, while pg_dump streams (issue 18).
-  let scanned: Promise<{ counts: Record<string, number>; sums: Record<string, string> }> | undefined;
-  const scan = () =>
-    (scanned ??= send([STABLE_TEXT_SQL, COUNTS_AND_SUMS_SQL], "__SCANNED__").then((t) => {
-      const both = JSON.parse(line(t, "SCAN:") || "{}") as Record<string, string>;
-      const counts: Record<string, number> = {};
-      const sums: Record<string, string> = {};
-      for (const [k, v] of Object.entries(both)) {
-        const [n, h] = v.split(";");
-        counts[k] = Number(n);
-        sums[k] = h;
-      }
-      return { counts, sums };
-    }));
+  // Counted while pg_dump streams (issue 18). The content checksums now come from the dump stream
+  // itself; this session sums only for a manifest of version 1 (an archive the reader cannot follow).
+  let counted: Promise<Record<string, number>> | undefined;
+  const rowCounts = () =>
+    (counted ??= send([ROW_COUNTS_SQL], "__COUNTED__").then((t) =>
+      Object.fromEntries(
+        Object.entries(JSON.parse(line(t, "ROWS:") || "{}") as Record<string, number>).map(([k, v]) => [
+          k,
+          Number(v),
+        ]),
+      ),
+    ));
+  let summed: Promise<Record<string, string>> | undefined;
+  const sums = () =>
+    (summed ??= send([STABLE_TEXT_SQL, TABLE_CHECKSUMS_SQL], "__SUMMED__").then(
+      (t) => JSON.parse(line(t, "SUMS:") || "{}") as Record<string, string>,
+    ));
   return {
     snapshot: line(text, "SNAP:"),
     serverVersionNum: Number(num),
     serverVersion: ver.join(":"),
-    rowCounts: () => scan().then((b) => b.counts),
-    tableChecksums: () => scan().then((b) => b.sums),
+    rowCounts,
+    tableChecksums: sums,
     close,
     // Cancelled from another session: a signal to psql would not reach one run by `docker exec`.
     abort: async () => {

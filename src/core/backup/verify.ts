@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
-import { manifestPath, type Manifest } from "./manifest";
+import { knownManifestVersion, manifestPath, type Manifest } from "./manifest";
 import {
   parseDatabaseUrl,
   spawnPg,
@@ -17,7 +17,7 @@ import {
 } from "./runner";
 import { countRows, runSql, tableChecksums } from "./session";
 import { catchingSignals } from "./interrupt";
-import { decompressor, hasher } from "./streams";
+import { archiveTableSums, decompressor, DUMP_TEXT_ENV, hasher } from "./streams";
 
 /** What `verify` checked. */
 export interface VerifyResult {
@@ -48,7 +48,12 @@ export async function readManifest(file: string): Promise<Manifest> {
   } catch {
     throw new CheckFailedError(`${basename(manifestPath(file))} is not valid JSON`);
   }
-  if (m?.version !== 1 || typeof m.sha256 !== "string" || typeof m.compression !== "string" || !m.rowCounts) {
+  if (
+    !knownManifestVersion(m?.version) ||
+    typeof m.sha256 !== "string" ||
+    typeof m.compression !== "string" ||
+    !m.rowCounts
+  ) {
     throw new CheckFailedError(`${basename(manifestPath(file))} is not a safe-deploy backup manifest`);
   }
   return m;
@@ -225,6 +230,15 @@ async function restoreTest(
       "restore test",
     );
     step(`comparing ${Object.keys(m.rowCounts).length} tables with the backup's manifest`);
+    // The scratch database lacks the original's settings: its re-dump writes bytea as the backup's did.
+    if (m.version === 2 && m.byteaOutput === "escape") {
+      await runSql(
+        target,
+        admin,
+        `ALTER DATABASE "${scratch}" SET bytea_output = 'escape';`,
+        "setting bytea_output on the scratch database",
+      );
+    }
     const counts = await countRows(target, conn);
     const diff = rowCountDifferences(m.rowCounts, counts);
     if (diff.length)
@@ -232,7 +246,7 @@ async function restoreTest(
     // Equal counts can hide changed rows (issue 15): compare content where the manifest has checksums.
     let checksummedTables: number | undefined;
     if (m.tableChecksums) {
-      const sums = await tableChecksums(target, conn);
+      const sums = await tableChecksumsLike(m, target, conn);
       const changed = Object.keys({ ...m.tableChecksums, ...sums })
         .sort()
         .filter((k) => m.tableChecksums![k] !== sums[k]);
@@ -254,6 +268,36 @@ async function restoreTest(
       "dropping the scratch database",
     );
   }
+}
+
+/**
+ * The content checksums of the database `conn` names, made the way `m`'s were, to compare with them:
+ * version 2 by dumping its data (`pg_dump -Z0 --data-only`, in the archive's encoding) through the
+ * reader the backup used; version 1 by the server-side sums.
+ */
+export async function tableChecksumsLike(
+  m: Manifest,
+  target: RunTarget,
+  conn: Conn,
+): Promise<Record<string, string>> {
+  if (m.version === 1) return tableChecksums(target, conn);
+  const args = ["-Fc", "-Z0", "--data-only", "--no-sync", ...(m.encoding ? ["-E", m.encoding] : [])];
+  const dump = spawnPg(target, "pg_dump", args, { ...conn, env: { ...conn.env, ...DUMP_TEXT_ENV } });
+  const w = watch(dump);
+  dump.stdin!.end();
+  const sums = archiveTableSums();
+  const streamed = pipeline(dump.stdout!, sums.stream, new Writable({ write: (_c, _e, cb) => cb() }));
+  const code = await w.done;
+  await streamed.catch(() => {});
+  if (code !== 0) throw pgFailure("dumping the restored tables to checksum them", w.stderr(), conn, target);
+  const read = sums.result();
+  if (read.unreadable) {
+    throw new CannotRunError(
+      `cannot checksum the restored tables: the archive its pg_dump wrote could not be read (${read.unreadable}); ` +
+        "run the check with the pg_dump the backup was made with (`--run-in container`)",
+    );
+  }
+  return read.sums;
 }
 
 const unquote = (r: string) => (r.startsWith('"') ? r.slice(1, -1).replace(/""/g, '"') : r);

@@ -7,8 +7,8 @@ import { createBackup, type BackupResult } from "../backup/create";
 import { catchingSignals } from "../backup/interrupt";
 import { restoreBackup } from "../backup/restore";
 import { parseDatabaseUrl, type Conn, type RunTarget } from "../backup/runner";
-import { countRows, runSql, tableChecksums } from "../backup/session";
-import { rowCountDifferences } from "../backup/verify";
+import { countRows, runSql } from "../backup/session";
+import { rowCountDifferences, tableChecksumsLike } from "../backup/verify";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import type { Logger } from "../log/logger";
 import { redact } from "../log/redact";
@@ -512,7 +512,7 @@ async function upgradeSteps(
     const oldConn = parseDatabaseUrl(o.databaseUrl);
     const before = backup.manifest.tableChecksums;
     const late = before
-      ? changedTables(before, await tableChecksums(old, oldConn))
+      ? changedTables(before, await tableChecksumsLike(backup.manifest, old, oldConn))
       : changedTables(backup.manifest.rowCounts, await countRows(old, oldConn));
     if (late.length)
       throw new CheckFailedError(

@@ -54,3 +54,19 @@ export async function fingerprint(pg: TestPostgres, db: string): Promise<Record<
   out.view = await pg.query(`SELECT count(*)::int AS n FROM shop.vip`, [], db);
   return out;
 }
+
+/**
+ * The database of `fixtures/backup_20261206_070000_v1.pgdump.zst`, a backup with a version 1 manifest
+ * (server-side checksums) made by the code before issue 18's dump-stream checksums; kept to prove such
+ * backups still verify. Fixed values only, so the checksums do not depend on when it is restored.
+ */
+export const V1_FIXTURE_SQL = `
+CREATE SCHEMA shop;
+CREATE TABLE shop.items (id int PRIMARY KEY, name text, price numeric(10,2), at timestamptz, b bytea, f float8);
+INSERT INTO shop.items SELECT g, 'artículo ' || g, g * 1.25, '2026-01-01 00:00+00'::timestamptz + g * interval '1 hour',
+  int4send(g), g / 7.0 FROM generate_series(1, 200) g;
+CREATE TABLE public.notes (k text, v jsonb);
+INSERT INTO public.notes VALUES ('a', '{"x": 1}'), ('b', '[1, "dos"]'), ('tab	and newline
+', NULL);
+CREATE TABLE public.empty (x int);
+`;
