@@ -108,8 +108,13 @@ export async function alembicRevisions(o: AlembicRun): Promise<AlembicRevision[]
 
 /** The last meaningful line of a Python traceback (`AttributeError: ...`), or the whole text trimmed. */
 function lastLine(text: string): string {
-  const lines = text.trim().split("\n").filter(Boolean);
-  return lines[lines.length - 1]?.trim() ?? "(no output)";
+  const lines = text
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("(Background on this error"));
+  const error = lines.filter((l) => /^[\w.]+(Error|Exception|Exit)\b.*:/.test(l)).pop();
+  return error ?? lines[lines.length - 1] ?? "(no output)";
 }
 
 /** One revision rendered offline: its SQL, or why it cannot be (a revision that needs a connection). */

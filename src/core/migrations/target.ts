@@ -61,11 +61,16 @@ export async function checkToolTarget(o: TargetCheck): Promise<void> {
   if (o.tool === "alembic") {
     const run: AlembicRun = { workDir: o.cwd, env: o.env };
     const t = await alembicTarget(run);
-    if (t.code !== 0)
+    if (t.code !== 0) {
+      const ini = await readFile(resolve(o.cwd, process.env.ALEMBIC_CONFIG ?? "alembic.ini"), "utf8").catch(
+        () => "",
+      );
+      const iniUrl = /^sqlalchemy\.url\s*=\s*(\S+)/m.exec(ini)?.[1];
       throw new ConfigError(
-        `alembic could not read the current revision (\`alembic current\` exit ${t.code}: ${redact(t.error ?? "")}), so nothing was migrated. ` +
+        `alembic could not read the current revision (\`alembic current\` exit ${t.code}: ${redact(t.error ?? "")}), so nothing was migrated${iniUrl ? `; alembic.ini's sqlalchemy.url is ${redact(iniUrl)}` : ""}. ` +
           `If env.py takes its URL from \`sqlalchemy.url\` in alembic.ini or another variable rather than DATABASE_URL, it may point at another database: make env.py read DATABASE_URL (\`url = os.environ["DATABASE_URL"]\`), ${URL_ENV_FIX}`,
       );
+    }
     const elsewhere = t.url
       ? databaseAddress(t.url) !== named
       : [...t.revisions].sort().join(",") !== [...(o.targetRevisions ?? [])].sort().join(",");
