@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { relative, resolve, sep } from "node:path";
 import { promisify } from "node:util";
 import { redact, urlSecrets } from "../log/redact";
 
@@ -119,7 +120,9 @@ function lastLine(text: string): string {
 
 /** One revision rendered offline: its SQL, or why it cannot be (a revision that needs a connection). */
 export interface RenderedRevision {
+  /** The revision file relative to `workDir`, `/`-separated (`versions/a1_create.py`): lint baselines key on it. */
   file: string;
+  /** The id alembic_version holds. */
   revision: string;
   sql?: string;
   error?: string;
@@ -151,11 +154,12 @@ export async function renderAlembicRevisions(
       const where = [...res.stderr.matchAll(/File "([^"]+)", line (\d+), in (upgrade|\w+)/g)]
         .filter((m) => m[1] === r.file)
         .pop();
+      const file = relative(resolve(workDir), r.file).split(sep).join("/");
       out[i] =
         res.code === 0
-          ? { file: r.file, revision: r.revision, sql: res.stdout }
+          ? { file, revision: r.revision, sql: res.stdout }
           : {
-              file: r.file,
+              file,
               revision: r.revision,
               error: `not checkable offline: ${lastLine(res.stderr)}${where ? ` (line ${where[2]})` : ""}; it needs a database connection (op.get_bind()), so lint cannot read its SQL: rehearse it instead (\`safe-deploy rehearse\`)`,
             };
