@@ -21,7 +21,8 @@ export interface PrismaUrlSetting {
  * `directUrl` when it is set (the pooled `url` is for the app), else `url`.
  */
 export function prismaDatasource(schema: string): PrismaUrlSetting[] {
-  const block = /datasource\s+\w+\s*\{([\s\S]*?)\}/.exec(schema.replace(/\/\/.*$/gm, ""))?.[1] ?? "";
+  const block =
+    /datasource\s+\w+\s*\{([\s\S]*?)\}/.exec(schema.replace(/(^|\s)\/\/[^"\n]*$/gm, "$1"))?.[1] ?? "";
   const out: PrismaUrlSetting[] = [];
   for (const key of ["url", "directUrl"] as const) {
     const m = new RegExp(`^\\s*${key}\\s*=\\s*(.+?)\\s*$`, "m").exec(block);
