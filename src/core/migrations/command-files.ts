@@ -48,6 +48,9 @@ export function applyFileCommand(up: string, dir: string, file: string): string 
   return up.replace(/\{file\}/g, shellQuote(join(dir, file)));
 }
 
+/** The step name of an apply command without `{file}`: it applies whatever is pending at once. */
+export const WHOLE_COMMAND = "all pending (one run of --command)";
+
 /** One step of a `--tool command` rehearsal or drift build. */
 export interface CommandStep {
   name?: string;
@@ -69,7 +72,7 @@ export async function commandSteps(o: {
 }): Promise<CommandStep[]> {
   if (!o.up)
     throw new ConfigError("`--tool command` needs `--command`: the shell command that applies migrations");
-  if (!o.up.includes("{file}")) return [{ custom: { up: o.up } }];
+  if (!o.up.includes("{file}")) return [{ name: WHOLE_COMMAND, custom: { up: o.up } }];
   const files = await sqlMigrationFiles(o.dir);
   const from = o.current ? await currentOf(o, files) : -1;
   const to = o.until ?? files.length - 1;
