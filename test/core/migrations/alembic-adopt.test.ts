@@ -120,6 +120,32 @@ describe("Alembic on an existing project, real PostgreSQL", () => {
     }
   });
 
+  it("drift of a project whose alembic.ini points elsewhere stops (exit 2) instead of reporting the other database's schema as drift", async () => {
+    const { checkDrift } = await import("../../../src/core/migrations/drift");
+    const live = await pg.createDatabase("drift_live");
+    await migrate({ action: "up", tool: "alembic", dir: ".", workDir: WORK, databaseUrl: live });
+    const other = await pg.createDatabase("drift_other");
+    const root = await initProject(other.replace(/^postgres:/, "postgresql:"));
+    try {
+      const err = await rejected(
+        checkDrift({ tool: "alembic", dir: "proj", workDir: root, databaseUrl: live }),
+      );
+      assert.equal(err.exitCode, 2);
+      assert.match(
+        err.message,
+        /^alembic would act on .*\/drift_other, not on the database named \(localhost:\d+\/safe_deploy_scratch_\w+\)/,
+      );
+      assert.equal(
+        (
+          await pg.query<{ t: string | null }>("SELECT to_regclass('accounts')::text AS t", [], "drift_other")
+        )[0].t,
+        null,
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it("with migrations.databaseUrlEnv the runner sets the variable env.py reads", async () => {
     const url = await pg.createDatabase("urlenv");
     const root = await mkdtemp(join(tmpdir(), "sd-alembic-env-"));

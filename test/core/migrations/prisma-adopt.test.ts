@@ -92,7 +92,10 @@ describe("Prisma on an existing project (stand-in CLI), real PostgreSQL", () => 
       );
       assert.deepEqual(
         r.steps.map((s) => s.statements?.map((st) => st.statement)),
-        [["CREATE TABLE public.orders, public.orders_id_seq, public.orders_pkey"], ["ALTER TABLE public.users"]],
+        [
+          ["CREATE TABLE public.orders, public.orders_id_seq, public.orders_pkey"],
+          ["ALTER TABLE public.users"],
+        ],
       );
     } finally {
       await rm(p.work, { recursive: true, force: true });
