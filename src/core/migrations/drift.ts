@@ -287,6 +287,7 @@ async function driftSteps(opts: DriftOptions): Promise<{ version?: string; items
               await sqlMigrationFiles(dir),
             )
           : undefined;
+      if (until !== undefined && until >= 0) version = (await sqlMigrationFiles(dir))[until];
       const steps = await commandSteps({ dir, up, run: async () => ({ code: 0, output: "" }), until });
       for (const step of steps)
         await migrate({ ...run, custom: step.custom, dir: opts.dir, databaseUrl: scratch.url });
