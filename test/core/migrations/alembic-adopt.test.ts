@@ -174,6 +174,18 @@ describe("Alembic on an existing project, real PostgreSQL", () => {
       );
       const r = await migrate({ ...o, databaseUrlEnv: "APP_DATABASE_URL" });
       assert.equal(r.after, "5e6f");
+      const { runMigrate } = await import("../../../src/cli/commands/migrate");
+      const lines: string[] = [];
+      await runMigrate({
+        action: "current",
+        tool: "alembic",
+        dir: ".",
+        workDir: root,
+        databaseUrl: url,
+        databaseUrlEnv: "APP_DATABASE_URL",
+        out: (t) => lines.push(t),
+      });
+      assert.match(lines.join("\n"), /^5e6f \(head\)$/m, "--database-url-env reaches the runner");
     } finally {
       await rm(root, { recursive: true, force: true });
     }
