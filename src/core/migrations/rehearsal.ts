@@ -378,6 +378,30 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
           break;
         }
         if (plan === "until-still" && to === from) break;
+        // The step's own migration must now be recorded in the scratch copy, or the tool applied it elsewhere.
+        if (step.name && (opts.tool === "alembic" || opts.tool === "prisma")) {
+          const at =
+            opts.tool === "alembic"
+              ? (await schemaVersion(c, "alembic"))
+                ? await alembicCurrent(c)
+                : []
+              : to
+                ? [to]
+                : [];
+          if (!at.includes(step.name)) {
+            failure = `${opts.tool} exited 0 for ${step.name}, but the scratch copy's ${opts.tool === "alembic" ? "alembic_version" : "_prisma_migrations"} says ${at.join(", ") || "(none)"}: the tool did not act on the database in DATABASE_URL; make it read DATABASE_URL, or set \`migrations.databaseUrlEnv\` to the variable it reads`;
+            steps.push({
+              from,
+              name: step.name,
+              seconds,
+              wallSeconds: wall,
+              locksWaited: [...locks.waited],
+              locksHeld: [...locks.held],
+              statements,
+            });
+            break;
+          }
+        }
         if (opts.tool === "command" && step.name && opts.custom?.current) {
           // The SQL runner's own record must now name this file, or the command ran elsewhere.
           const { currentOf, sqlMigrationFiles } = await import("./command-files");

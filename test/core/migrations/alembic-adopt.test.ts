@@ -222,6 +222,61 @@ describe("Alembic on an existing project, real PostgreSQL", () => {
     assert.match(formatRehearsal(r, []), /step times exclude the tool's start-up/);
   });
 
+  it("env.py that upgrades through another variable than it reads with (a migration role's URL): caught after the step, saying what moved", async () => {
+    const root = await mkdtemp(join(tmpdir(), "sd-alembic-migrole-"));
+    const live = await pg.createDatabase("migrole_live");
+    const other = await pg.createDatabase("migrole_other");
+    const o = { tool: "alembic" as const, dir: ".", workDir: WORK };
+    for (const db of [live, other]) await migrate({ ...o, action: "up", target: "1a2b", databaseUrl: db });
+    process.env.SD_TEST_MIGRATION_URL = other.replace(/^postgres:/, "postgresql:");
+    try {
+      await cp(WORK, root, { recursive: true });
+      const envPy = join(root, "env.py");
+      await writeFile(
+        envPy,
+        (await readFile(envPy, "utf8")).replace(
+          'url = os.environ.get("DATABASE_URL") or context.config.get_main_option("sqlalchemy.url")',
+          [
+            "cmd = getattr(context.config.cmd_opts, 'cmd', None)",
+            "upgrading = cmd is not None and cmd[0].__name__ == 'upgrade'",
+            'url = os.environ["SD_TEST_MIGRATION_URL"] if upgrading else os.environ["DATABASE_URL"]',
+          ].join("\n"),
+        ),
+      );
+      const err = await rejected(migrate({ ...o, workDir: root, action: "up", databaseUrl: live }));
+      assert.equal(err.exitCode, 1);
+      assert.match(
+        err.message,
+        /^alembic exited 0 with 1 migration\(s\) pending \(5e6f\), but alembic_version in the database named \(localhost:\d+\/migrole_live\) did not move: still at 1a2b\. The migrations ran against another database \(alembic current says it is 1a2b in postgresql:\/\/tester:\*\*\*@127\.0\.0\.1:\d+\/migrole_live\)/,
+      );
+      const moved = await pg.query<{ v: string }>(
+        "SELECT version_num AS v FROM alembic_version",
+        [],
+        "migrole_other",
+      );
+      assert.equal(moved[0].v, "5e6f", "the other database is where it went");
+      await pg.query("UPDATE alembic_version SET version_num = '1a2b'", [], "migrole_other");
+      await pg.query(
+        "DROP INDEX accounts_email_idx; ALTER TABLE accounts DROP COLUMN domain",
+        [],
+        "migrole_other",
+      );
+      const backup = join(tmp, "migrole.dump");
+      const { url: bare, env } = splitPassword(live);
+      await run("/usr/lib/postgresql/15/bin/pg_dump", ["-Fc", "-f", backup, bare], {
+        env: { ...process.env, ...env },
+      });
+      const r = await rehearse({ ...o, workDir: root, backupFile: backup, databaseUrl: pg.url("postgres") });
+      assert.match(
+        r.failure ?? "",
+        /^alembic exited 0 for 3c4d, but the scratch copy's alembic_version says 1a2b: the tool did not act on the database in DATABASE_URL/,
+      );
+    } finally {
+      delete process.env.SD_TEST_MIGRATION_URL;
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it("rehearse of a project whose alembic.ini points elsewhere stops before the first step; that database is not migrated", async () => {
     const live = await pg.createDatabase("live2");
     const other = await pg.createDatabase("other2");
