@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -15,6 +16,13 @@ export interface LintFinding {
   message: string;
   why: string;
   instead: string;
+  /**
+   * Hash of the statement's parse tree without positions: the same after reformatting, comments or a
+   * move to another line, different once the statement changes (what a baseline entry matches).
+   */
+  fingerprint?: string;
+  /** The migration's name in its tool's version table (file name, Prisma directory, Alembic revision). */
+  migration?: string;
 }
 
 /** What each rule reports: why it hurts a live database and what to do instead (squawk's rule set, issue 4). */
@@ -161,6 +169,12 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
       why: "rewrites every row of the table in one transaction, locking all of them",
       instead: "add a WHERE clause, and backfill large tables in batches",
     },
+    "backfill-in-one-statement": {
+      severity: "error",
+      why: "UPDATE ... WHERE col IS NULL right after ADD COLUMN col matches every row (the column is new, so all NULL): a whole-table backfill in one transaction, locking every row until it ends",
+      instead:
+        "backfill in batches (WHERE id BETWEEN ... AND ..., one transaction each) from a later migration or a script, then enforce NOT NULL",
+    },
     "delete-without-where": {
       severity: "error",
       why: "deletes every row of the table",
@@ -253,6 +267,18 @@ function relName(rel: unknown): string {
   return [r.schemaname, r.relname].filter(Boolean).join(".");
 }
 
+/** A table's key in `createdTables`: `public.t`, `pg_temp.t` and `t` are the same table to a migration. */
+export function tableKey(name: string): string {
+  return name.replace(/^(public|pg_temp)\./, "");
+}
+
+/** The dotted name of a DROP's object (`List` of `String`s, or one `String`). */
+function objectName(o: unknown): string {
+  const n = o as Node;
+  const items = ((n?.List as Node | undefined)?.items as Node[] | undefined) ?? [n];
+  return items.map((i) => String((i?.String as Node | undefined)?.sval ?? "?")).join(".");
+}
+
 /** The column of a `col IS NOT NULL` expression, else undefined. */
 function notNullColumn(expr: unknown): string | undefined {
   const t = (expr as Node | undefined)?.NullTest as Node | undefined;
@@ -260,6 +286,25 @@ function notNullColumn(expr: unknown): string | undefined {
   const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
   const last = fields[fields.length - 1]?.String as Node | undefined;
   return last ? String(last.sval) : undefined;
+}
+
+/**
+ * The columns of a WHERE made only of `col IS NULL` tests (joined by AND/OR), else undefined: such a
+ * WHERE on a column just added matches every row. Any other condition (`id BETWEEN ...`) is a batch.
+ */
+function nullTestedColumns(expr: unknown): string[] | undefined {
+  const n = (expr as Node | undefined) ?? {};
+  const t = n.NullTest as Node | undefined;
+  if (t) {
+    if (t.nulltesttype !== "IS_NULL") return undefined;
+    const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
+    const last = fields[fields.length - 1]?.String as Node | undefined;
+    return last ? [String(last.sval)] : undefined;
+  }
+  const b = n.BoolExpr as Node | undefined;
+  if (!b || b.boolop === "NOT_EXPR") return undefined;
+  const parts = ((b.args as unknown[]) ?? []).map(nullTestedColumns);
+  return parts.every(Boolean) ? (parts.flat() as string[]) : undefined;
 }
 
 /**
@@ -380,6 +425,11 @@ export interface LintConfig {
    * PGOPTIONS), so `require-timeouts` is not reported.
    */
   timeoutsSetByRunner?: boolean;
+  /**
+   * The runner wraps this SQL in a transaction (a node-pg-migrate JS/TS migration without
+   * `pgm.noTransaction()`); `.sql` files say so with `-- Up Migration`.
+   */
+  inTransaction?: boolean;
 }
 
 /** What lint learns from earlier migrations of the same directory, in order (e.g. validated CHECKs). */
@@ -388,11 +438,26 @@ export interface LintState {
   provenNotNull: Set<string>;
   /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
   notNullChecks: Map<string, string>;
+  /**
+   * The one `require-timeouts` finding of the directory and how many later migrations lack the SETs too:
+   * said once per directory, not on nearly every file (issue 21).
+   */
+  timeouts?: { finding: LintFinding; base: string; more: number };
+  /** Statements lint read (a DO block's inner ones included): 0 means nothing was checked. */
+  statements?: number;
 }
 
 /** A fresh `LintState`, for a directory's first migration. */
 export function newLintState(): LintState {
-  return { provenNotNull: new Set(), notNullChecks: new Map() };
+  return { provenNotNull: new Set(), notNullChecks: new Map(), statements: 0 };
+}
+
+/** See {@link LintFinding.fingerprint}: positions are the only part of the tree that formatting moves. */
+export function statementFingerprint(stmt: unknown): string {
+  const json = JSON.stringify(stmt, (k, v: unknown) =>
+    k === "location" || k === "stmt_location" || k === "stmt_len" ? undefined : v,
+  );
+  return createHash("sha256").update(json).digest("hex").slice(0, 16);
 }
 
 /** The name of a target column (`a` of `SET a[1] = ...` only counts when there is no subscript). */
@@ -439,7 +504,10 @@ function selectOutputNames(select: Node): string[] | undefined {
 /** Context of one statement: what the file did before it. */
 export interface StatementContext {
   inTransaction: boolean;
+  /** Tables (keys of `tableKey`) this migration created, temporary ones included: nothing to lock or lose yet. */
   createdTables: Set<string>;
+  /** Columns this migration added to existing tables: `tableKey.column`. */
+  addedColumns?: Set<string>;
   /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
   provenNotNull?: Set<string>;
   /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
@@ -458,26 +526,35 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
   if (!u) return out;
   const [kind, s] = u;
   const pg = ctx.pgVersion ?? DEFAULT_PG_VERSION;
-  const isNew = (rel: unknown): boolean => ctx.createdTables.has(relName(rel));
+  const isNew = (rel: unknown): boolean => ctx.createdTables.has(tableKey(relName(rel)));
   const concurrentInTx = (what: string) =>
     out.push({ rule: "concurrently-in-transaction", message: `${what} CONCURRENTLY inside a transaction` });
   switch (kind) {
     case "DropStmt": {
       const t = s.removeType as string;
-      if (t === "OBJECT_TABLE") out.push({ rule: "drop-table", message: "DROP TABLE" });
-      if (t === "OBJECT_SCHEMA") out.push({ rule: "drop-schema", message: "DROP SCHEMA" });
+      const names = ((s.objects as unknown[]) ?? []).map(objectName);
+      // A table this migration created (a temporary table, a scratch copy) holds nothing yet.
+      const existing = names.filter((n) => !ctx.createdTables.has(tableKey(n)));
+      if (t === "OBJECT_TABLE" && existing.length)
+        out.push({ rule: "drop-table", message: `DROP TABLE ${existing.join(", ")}` });
+      if (t === "OBJECT_SCHEMA")
+        out.push({ rule: "drop-schema", message: `DROP SCHEMA ${names.join(", ")}` });
       if (t === "OBJECT_INDEX") {
         if (s.concurrent && ctx.inTransaction) concurrentInTx("DROP INDEX");
         if (!s.concurrent)
-          out.push({ rule: "drop-index-without-concurrently", message: "DROP INDEX without CONCURRENTLY" });
+          out.push({
+            rule: "drop-index-without-concurrently",
+            message: `DROP INDEX ${names.join(", ")} without CONCURRENTLY`,
+          });
       }
       break;
     }
     case "DropdbStmt":
-      out.push({ rule: "drop-database", message: "DROP DATABASE" });
+      out.push({ rule: "drop-database", message: `DROP DATABASE ${String(s.dbname)}` });
       break;
     case "RenameStmt": {
       const t = s.renameType as string;
+      if (isNew(s.relation)) break;
       if (t === "OBJECT_COLUMN")
         out.push({
           rule: "rename-column",
@@ -495,9 +572,9 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
         if (!cmd) continue;
         const sub = cmd.subtype as string;
         const col = String(cmd.name ?? "");
+        if (isNew(rel)) continue;
         if (sub === "AT_DropColumn")
           out.push({ rule: "drop-column", message: `DROP COLUMN ${col} on ${name}` });
-        if (isNew(rel)) continue;
         if (sub === "AT_AlterColumnType")
           out.push({ rule: "change-column-type", message: `ALTER COLUMN ${col} TYPE on ${name}` });
         if (sub === "AT_DropNotNull")
@@ -534,6 +611,9 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
           const def = ((cmd.def as Node)?.ColumnDef as Node) ?? {};
           const colName = String(def.colname);
           const cs = constraints(def);
+          // A column added without a value is NULL in every row: `WHERE col IS NULL` then means all of them.
+          if (!cs.some((x) => x.contype === "CONSTR_DEFAULT" && !isNullConst(x.raw_expr)))
+            ctx.addedColumns?.add(`${tableKey(name)}.${colName}`);
           const type = (((def.typeName as Node)?.names as Node[] | undefined) ?? [])
             .map((n) => String((n.String as Node)?.sval ?? ""))
             .pop();
@@ -625,12 +705,23 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
         });
       break;
     }
-    case "TruncateStmt":
-      out.push({ rule: "truncate", message: "TRUNCATE" });
+    case "TruncateStmt": {
+      const names = ((s.relations as Node[]) ?? []).map((r) => r.RangeVar).filter((r) => !isNew(r));
+      if (names.length) out.push({ rule: "truncate", message: `TRUNCATE ${names.map(relName).join(", ")}` });
       break;
+    }
     case "UpdateStmt": {
+      if (isNew(s.relation)) break;
       if (!s.whereClause)
         out.push({ rule: "update-without-where", message: `UPDATE ${relName(s.relation)} without WHERE` });
+      const backfilled = nullTestedColumns(s.whereClause)?.filter((c) =>
+        ctx.addedColumns?.has(`${tableKey(relName(s.relation))}.${c}`),
+      );
+      if (backfilled?.length)
+        out.push({
+          rule: "backfill-in-one-statement",
+          message: `UPDATE ${relName(s.relation)} WHERE ${backfilled.join(" / ")} IS NULL right after ADD COLUMN ${backfilled.join(", ")}: every row, in one statement`,
+        });
       const dup = firstDuplicate(targetNames(s.targetList));
       if (dup)
         out.push({
@@ -670,7 +761,7 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
       break;
     }
     case "DeleteStmt":
-      if (!s.whereClause)
+      if (!s.whereClause && !isNew(s.relation))
         out.push({
           rule: "delete-without-where",
           message: `DELETE FROM ${relName(s.relation)} without WHERE`,
@@ -681,11 +772,12 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
         const d = (o as Node).DefElem as Node | undefined;
         return d?.defname === "full" && !isFalse(d.arg);
       });
-      if (full) out.push({ rule: "vacuum-full", message: "VACUUM FULL" });
+      const rels = ((s.rels as Node[]) ?? []).map((r) => relName((r.VacuumRelation as Node)?.relation));
+      if (full) out.push({ rule: "vacuum-full", message: `VACUUM FULL ${rels.join(", ")}`.trim() });
       break;
     }
     case "ClusterStmt":
-      out.push({ rule: "vacuum-full", message: "CLUSTER" });
+      out.push({ rule: "vacuum-full", message: `CLUSTER ${relName(s.relation)}`.trim() });
       break;
   }
   return out;
@@ -829,10 +921,12 @@ export async function lintSql(
     }
     return lo + 1;
   };
-  const finding = (line: number, rule: string, message: string): LintFinding => {
+  const finding = (line: number, rule: string, message: string, fingerprint?: string): LintFinding => {
     const { severity, why, instead } = RULES[rule];
-    return { file, line, rule, severity, message, why, instead };
+    return { file, line, rule, severity, message, why, instead, fingerprint };
   };
+  const textPrint = (t: string) =>
+    createHash("sha256").update(t.replace(/\s+/g, " ").trim()).digest("hex").slice(0, 16);
   let stmts: RawStmt[];
   try {
     stmts = ((parseSync(text) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
@@ -842,11 +936,11 @@ export async function lintSql(
     // line number pointed at an earlier line.
     const pos = err.sqlDetails?.cursorPosition;
     const byte = pos ? Buffer.byteLength(Array.from(text).slice(0, pos).join("")) : 0;
-    return [finding(pos ? lineAt(byte) : 1, "parse-error", String(err.message ?? e))];
+    return [finding(pos ? lineAt(byte) : 1, "parse-error", String(err.message ?? e), textPrint(text))];
   }
   const out: LintFinding[] = [];
   // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
-  const wrapped = /^--\s*Up Migration\b/im.test(sql);
+  const wrapped = config.inTransaction ?? /^--\s*Up Migration\b/im.test(sql);
   let runnerTx = wrapped;
   let explicitTx: number | undefined; // line of an open BEGIN
   let txCounter = 0;
@@ -854,6 +948,7 @@ export async function lintSql(
   const ctx: StatementContext = {
     inTransaction: runnerTx,
     createdTables: new Set<string>(),
+    addedColumns: new Set<string>(),
     provenNotNull: state.provenNotNull,
     notNullChecks: state.notNullChecks,
     notValidIn: new Map<string, string>(),
@@ -861,6 +956,7 @@ export async function lintSql(
   };
   const timeouts = { lock_timeout: false, statement_timeout: false };
   let timeoutsWarned = Boolean(config.timeoutsSetByRunner);
+  let begin: string | undefined; // fingerprint of the open BEGIN
   let prevEnd = 0;
   for (const raw of stmts) {
     const start = raw.stmt_location ?? 0;
@@ -880,14 +976,17 @@ export async function lintSql(
     const prefix = /^(\s|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/.exec(lead)?.[0] ?? "";
     const line = lineAt(leadStart + Buffer.byteLength(prefix));
     prevEnd = end;
+    let print = "";
     const report = (at: number, rule: string, message: string) => {
-      if (!allow.has(rule)) out.push(finding(at, rule, message));
+      if (!allow.has(rule)) out.push(finding(at, rule, message, print));
     };
     const visit = (stmt: Node, line: number, where: string): void => {
       const u = unwrap(stmt);
       if (!u) return;
       const [kind, s] = u;
       stmtCounter++;
+      state.statements = (state.statements ?? 0) + 1;
+      print = statementFingerprint(stmt);
       if (kind === "TransactionStmt") {
         const k = s.kind as string;
         const opens = k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START";
@@ -899,7 +998,10 @@ export async function lintSql(
               "transaction-nesting",
               `${where}BEGIN inside ${runnerTx ? "the transaction the runner wraps this file in" : "an open transaction"}`,
             );
-          else explicitTx = line;
+          else {
+            explicitTx = line;
+            begin = print;
+          }
           txCounter++;
         }
         if (closes) {
@@ -924,19 +1026,30 @@ export async function lintSql(
       const touchesExisting =
         LOCKING.has(kind) &&
         !(kind === "IndexStmt" && s.concurrent) &&
-        !(rel && ctx.createdTables.has(relName(rel)));
+        !(rel && ctx.createdTables.has(tableKey(relName(rel))));
       const missing = Object.entries(timeouts)
         .filter(([, set]) => !set)
         .map(([k]) => k);
       if (touchesExisting && missing.length && !timeoutsWarned && !allow.has("require-timeouts")) {
         timeoutsWarned = true;
-        report(
-          line,
-          "require-timeouts",
-          `${where}${kind.replace(/Stmt$/, "")} before any SET ${missing.join(" / ")}`,
-        );
+        if (state.timeouts) {
+          // Said once per directory: the first finding counts the later migrations that lack them too.
+          const t = state.timeouts;
+          t.more++;
+          t.finding.message = `${t.base} (and in ${t.more} later migration(s); said once)`;
+        } else {
+          const base = `${where}${kind.replace(/Stmt$/, "")} before any SET ${missing.join(" / ")}`;
+          const f = finding(line, "require-timeouts", base, print);
+          out.push(f);
+          state.timeouts = { finding: f, base, more: 0 };
+        }
       }
-      if (kind === "CreateStmt") ctx.createdTables.add(relName(s.relation));
+      // CREATE TABLE IF NOT EXISTS may find the table already there, with its rows: not new.
+      if (kind === "CreateStmt" && !s.if_not_exists) ctx.createdTables.add(tableKey(relName(s.relation)));
+      if (kind === "CreateTableAsStmt" && !s.if_not_exists)
+        ctx.createdTables.add(tableKey(relName((s.into as Node | undefined)?.rel)));
+      if (kind === "SelectStmt" && s.intoClause)
+        ctx.createdTables.add(tableKey(relName((s.intoClause as Node).rel)));
     };
     const u = unwrap(raw.stmt);
     if (u?.[0] !== "DoStmt") {
@@ -967,7 +1080,12 @@ export async function lintSql(
   }
   if (explicitTx !== undefined)
     out.push(
-      finding(explicitTx, "uncommitted-transaction", "BEGIN without a COMMIT before the end of the file"),
+      finding(
+        explicitTx,
+        "uncommitted-transaction",
+        "BEGIN without a COMMIT before the end of the file",
+        begin,
+      ),
     );
   return out;
 }
