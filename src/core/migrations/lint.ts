@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
 
 /** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
@@ -23,6 +23,8 @@ export interface LintFinding {
   fingerprint?: string;
   /** The migration's name in its tool's version table (file name, Prisma directory, Alembic revision). */
   migration?: string;
+  /** The migration's file when `file` is not one (an Alembic revision's `versions/x.py`). */
+  source?: string;
 }
 
 /** What each rule reports: why it hurts a live database and what to do instead (squawk's rule set, issue 4). */
@@ -1108,7 +1110,10 @@ export async function sqlFiles(paths: string[]): Promise<string[]> {
  * Offline SQL of each Alembic revision (`alembic upgrade PREV:REV --sql`), so Python migrations are
  * linted as the SQL they will run. Offline mode never connects; a placeholder URL only picks the dialect.
  */
-export async function alembicRevisionSql(workDir: string): Promise<Array<{ label: string; sql: string }>> {
+export async function alembicRevisionSql(
+  workDir: string,
+  skip: (revision: string) => boolean = () => false,
+): Promise<Array<{ label: string; sql: string; revision: string }>> {
   const run = promisify(execFile);
   const env = {
     ...process.env,
@@ -1117,36 +1122,143 @@ export async function alembicRevisionSql(workDir: string): Promise<Array<{ label
   const alembic = (args: string[]) =>
     run("alembic", args, { cwd: workDir, env, maxBuffer: 64 * 1024 * 1024 });
   const { stdout } = await alembic(["history"]);
-  const out: Array<{ label: string; sql: string }> = [];
+  const out: Array<{ label: string; sql: string; revision: string }> = [];
   for (const line of stdout.split("\n").reverse()) {
     const m = /^(\S+) -> (\w+)/.exec(line.trim());
-    if (!m || m[1].includes(",")) continue;
+    if (!m || m[1].includes(",") || skip(m[2])) continue;
     const range = m[1] === "<base>" ? m[2] : `${m[1]}:${m[2]}`;
     const sql = (await alembic(["upgrade", range, "--sql"])).stdout;
-    out.push({ label: `${workDir} [alembic ${m[1]} -> ${m[2]}]`, sql });
+    out.push({ label: `${workDir} [alembic ${m[1]} -> ${m[2]}]`, sql, revision: m[2] });
   }
   return out;
+}
+
+/** What `lintMigrations` read, skipped and found in one directory (or file). */
+export interface LintReport {
+  findings: LintFinding[];
+  /** Migrations in the directory (files, or Alembic revisions). */
+  migrations: number;
+  /** Migrations skipped because the target database (or the last good release) already applied them. */
+  skippedApplied: number;
+  /** Findings left out because the lint baseline accepted them. */
+  accepted: number;
+  /** Statements lint read: 0 with migrations to check means nothing could be checked. */
+  statements: number;
+  /** Migrations that could not be rendered to SQL offline, with the reason. */
+  unchecked: Array<{ file: string; reason: string }>;
+}
+
+/** Options of `lintMigrations`. */
+export interface LintMigrationsOptions extends LintConfig {
+  /**
+   * Migration files (relative to the directory, `/`-separated; Alembic: `versions/x.py`) already applied:
+   * they are not judged again (issue 21). Undefined: every migration is linted.
+   */
+  applied?: ReadonlySet<string>;
+  /** Drops findings the baseline accepted; returns the rest (see baseline.ts). */
+  accept?: (findings: LintFinding[]) => LintFinding[];
+  /** Project directory, where a JS/TS migration's own imports resolve (default: the directory's parent). */
+  cwd?: string;
+}
+
+/** The name a migration is recorded under: Prisma's directory, node-pg-migrate's file name without extension. */
+export function migrationName(rel: string): string {
+  const prisma = /^([^/]+)\/migration\.sql$/.exec(rel);
+  if (prisma) return prisma[1];
+  return rel.includes("/") ? rel : rel.replace(/\.[^.]+$/, "");
+}
+
+/**
+ * Lints one migrations directory (or one file) in run order, sharing what earlier migrations proved:
+ * `.sql` files (node-pg-migrate, Prisma's `NAME/migration.sql`, plain), node-pg-migrate's own JS/TS
+ * migrations through the SQL their `up` produces, an Alembic directory through offline SQL per revision.
+ */
+export async function lintMigrations(path: string, o: LintMigrationsOptions = {}): Promise<LintReport> {
+  const report: LintReport = {
+    findings: [],
+    migrations: 0,
+    skippedApplied: 0,
+    accepted: 0,
+    statements: 0,
+    unchecked: [],
+  };
+  const state = newLintState();
+  const isApplied = (rel: string) => o.applied?.has(rel) ?? false;
+  const st = await stat(path);
+  if (st.isDirectory() && (await stat(join(path, "alembic.ini")).catch(() => undefined))) {
+    const { migrationFileChecksums } = await import("./checksums");
+    const files = new Map(
+      (await migrationFileChecksums("alembic", path)).map((f) => [f.name, f.file] as [string, string]),
+    );
+    report.migrations = files.size;
+    const skip = (rev: string) => isApplied(files.get(rev) ?? "");
+    for (const r of await alembicRevisionSql(path, skip)) {
+      const source = files.get(r.revision);
+      // In place, not copies: the directory's one require-timeouts finding is updated by later files.
+      for (const f of await lintSql(r.sql, r.label, o, state))
+        report.findings.push(
+          Object.assign(f, { migration: r.revision, source: source && join(path, source) }),
+        );
+    }
+    report.skippedApplied = [...files.values()].filter(isApplied).length;
+  } else {
+    const { CODE_MIGRATION, renderNodePgMigrate } = await import("./node-pg-migrate-sql");
+    const root = st.isDirectory() ? path : dirname(path);
+    const rels = st.isDirectory()
+      ? [
+          ...((await readdir(path, { recursive: true })) as string[]).filter((n) => n.endsWith(".sql")),
+          // node-pg-migrate runs the directory's own files only, .sql and code alike.
+          ...(await readdir(path)).filter((n) => CODE_MIGRATION.test(n) && !n.endsWith(".d.ts")),
+        ].sort()
+      : [basename(path)];
+    report.migrations = rels.length;
+    const pending = rels.filter((r) => !isApplied(r.split(sep).join("/")));
+    report.skippedApplied = rels.length - pending.length;
+    const code = pending.filter((r) => CODE_MIGRATION.test(r) && !r.includes(sep));
+    const rendered = new Map(
+      (
+        await renderNodePgMigrate(
+          code.map((r) => join(root, r)),
+          o.cwd ?? dirname(root),
+        )
+      ).map((m) => [m.file, m] as const),
+    );
+    const generated = new Set<LintFinding>();
+    for (const rel of pending) {
+      const file = join(root, rel);
+      const migration = migrationName(rel.split(sep).join("/"));
+      let found: LintFinding[];
+      const r = rendered.get(file);
+      if (r?.error !== undefined) {
+        report.unchecked.push({ file, reason: r.error });
+        continue;
+      } else if (r) {
+        found = await lintSql(r.sql ?? "", file, { ...o, inTransaction: r.transaction }, state);
+        for (const f of found) generated.add(f);
+      } else if (rel.endsWith(".sql")) found = await lintSql(await readFile(file, "utf8"), file, o, state);
+      else continue;
+      for (const f of found) report.findings.push(Object.assign(f, { migration }));
+    }
+    // Generated SQL has no lines of its own: the finding names the migration file and its up().
+    for (const f of generated) Object.assign(f, { line: 1, message: `in up(): ${f.message}` });
+  }
+  report.statements = state.statements ?? 0;
+  if (o.accept) {
+    const kept = o.accept(report.findings);
+    report.accepted = report.findings.length - kept.length;
+    report.findings = kept;
+  }
+  return report;
 }
 
 /**
  * Lints every SQL file under `paths`, in order, sharing what earlier migrations proved (a CHECK
  * validated in one migration lets a later SET NOT NULL pass); a directory holding alembic.ini is
- * linted through offline SQL.
+ * linted through offline SQL, node-pg-migrate's JS/TS migrations through the SQL their `up` produces.
  */
 export async function lintPaths(paths: string[], config: LintConfig = {}): Promise<LintFinding[]> {
   const out: LintFinding[] = [];
-  for (const p of paths) {
-    const state = newLintState();
-    const isAlembic =
-      (await stat(p)).isDirectory() && (await stat(join(p, "alembic.ini")).catch(() => undefined));
-    if (isAlembic) {
-      for (const r of await alembicRevisionSql(p))
-        out.push(...(await lintSql(r.sql, r.label, config, state)));
-      continue;
-    }
-    for (const f of await sqlFiles([p]))
-      out.push(...(await lintSql(await readFile(f, "utf8"), f, config, state)));
-  }
+  for (const p of paths) out.push(...(await lintMigrations(p, config)).findings);
   return out;
 }
 
@@ -1169,22 +1281,31 @@ export interface LintGateOptions {
   /** Go ahead despite lint errors; the reason is printed, so the log says why. */
   allowLint?: string;
   pgVersion?: number;
+  /** Migration files the target database applied (see pending.ts): not judged again. */
+  applied?: ReadonlySet<string>;
+  /** Lint baseline file (default `.safe-deploy/lint-baseline.json` in the working directory), if it exists. */
+  baseline?: string;
   out?: (text: string) => void;
 }
 
 /**
  * Lints the migrations a command is about to run and refuses (CheckFailedError, exit 1) on any error
  * unless `allowLint` names a reason. The runner sets the timeouts, so `require-timeouts` is not reported.
- * A directory without SQL (.js migrations) has nothing lint can read and passes.
+ * node-pg-migrate JS/TS migrations are judged by the SQL their `up` produces; baseline findings pass.
  */
 export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
   const { CheckFailedError, ConfigError } = await import("../errors");
   if (o.allowLint !== undefined && !o.allowLint.trim())
     throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
   if (!(await stat(o.dir).catch(() => undefined))?.isDirectory()) return [];
-  const isAlembic = await stat(join(o.dir, "alembic.ini")).catch(() => undefined);
-  if (!isAlembic && (await sqlFiles([o.dir])).length === 0) return [];
-  const findings = await lintPaths([o.dir], { pgVersion: o.pgVersion, timeoutsSetByRunner: true });
+  const { DEFAULT_BASELINE, baselineFilter } = await import("./baseline");
+  const report = await lintMigrations(o.dir, {
+    pgVersion: o.pgVersion,
+    timeoutsSetByRunner: true,
+    applied: o.applied,
+    accept: await baselineFilter(o.baseline ?? DEFAULT_BASELINE),
+  });
+  const findings = report.findings;
   const errors = findings.filter((f) => f.severity === "error");
   if (errors.length === 0) return findings;
   const list = errors.map((f) => `  ${f.file}:${f.line} [${f.rule}] ${f.message}`).join("\n");
