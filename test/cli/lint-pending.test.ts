@@ -73,6 +73,12 @@ describe("lint --database-url judges only the pending migrations", () => {
       r.text,
       /^0 error\(s\), 0 warning\(s\) .*; 3 migration\(s\) of .*npm-ts skipped as applied \(the database's pgmigrations\); 1 not checkable offline$/m,
     );
+    // migrate up / rehearse's gate, given the database, judges the same way (it refused on the history before).
+    const { lintGate } = await import("../../src/core/migrations/lint");
+    const gate = (database?: { url: string; tool: "node-pg-migrate" }) =>
+      lintGate({ command: "migrate up", dir, database, baseline: join(tmp, "no-baseline.json") });
+    await assert.rejects(gate(), /migrate up refused: lint found 3 error/);
+    assert.deepEqual(await gate({ url, tool: "node-pg-migrate" }), []);
     const fresh = await lint({ paths: [dir], databaseUrl: await pg.createDatabase("npm_ts_new") });
     assert.match(fresh.error ?? "", /lint found 3 error/);
     assert.ok(!fresh.text.includes("skipped as applied"));

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
+import type { Tool } from "./presets";
 
 /** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
 export type Severity = "error" | "warning";
@@ -1283,6 +1284,8 @@ export interface LintGateOptions {
   pgVersion?: number;
   /** Migration files the target database applied (see pending.ts): not judged again. */
   applied?: ReadonlySet<string>;
+  /** The target database and its tool: the migrations its version table lists are not judged again. */
+  database?: { url: string; tool: Tool };
   /** Lint baseline file (default `.safe-deploy/lint-baseline.json` in the working directory), if it exists. */
   baseline?: string;
   out?: (text: string) => void;
@@ -1299,10 +1302,23 @@ export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
     throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
   if (!(await stat(o.dir).catch(() => undefined))?.isDirectory()) return [];
   const { DEFAULT_BASELINE, baselineFilter } = await import("./baseline");
+  let applied = o.applied;
+  if (!applied && o.database && o.database.tool !== "command") {
+    const { appliedFromDatabase } = await import("./pending");
+    const { connect } = await import("./runner");
+    const client = await connect(o.database.url, "safe-deploy lint");
+    try {
+      const query = async (q: string) =>
+        (await client.query<Record<string, unknown>>(q)).rows.map((r) => String(Object.values(r)[0]));
+      applied = (await appliedFromDatabase(o.database.tool, o.dir, query)).files;
+    } finally {
+      await client.end();
+    }
+  }
   const report = await lintMigrations(o.dir, {
     pgVersion: o.pgVersion,
     timeoutsSetByRunner: true,
-    applied: o.applied,
+    applied,
     accept: await baselineFilter(o.baseline ?? DEFAULT_BASELINE),
   });
   const findings = report.findings;
