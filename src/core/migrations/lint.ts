@@ -979,9 +979,11 @@ export async function lintSql(
     const prefix = /^(\s|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/.exec(lead)?.[0] ?? "";
     const line = lineAt(leadStart + Buffer.byteLength(prefix));
     prevEnd = end;
-    let print = "";
+    // Hashed only when a finding needs it: most statements have none (npm run bench:lint).
+    let current: Node = {};
+    const print = () => statementFingerprint(current);
     const report = (at: number, rule: string, message: string) => {
-      if (!allow.has(rule)) out.push(finding(at, rule, message, print));
+      if (!allow.has(rule)) out.push(finding(at, rule, message, print()));
     };
     const visit = (stmt: Node, line: number, where: string): void => {
       const u = unwrap(stmt);
@@ -989,7 +991,7 @@ export async function lintSql(
       const [kind, s] = u;
       stmtCounter++;
       state.statements = (state.statements ?? 0) + 1;
-      print = statementFingerprint(stmt);
+      current = stmt;
       if (kind === "TransactionStmt") {
         const k = s.kind as string;
         const opens = k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START";
@@ -1003,7 +1005,7 @@ export async function lintSql(
             );
           else {
             explicitTx = line;
-            begin = print;
+            begin = print();
           }
           txCounter++;
         }
@@ -1042,7 +1044,7 @@ export async function lintSql(
           t.finding.message = `${t.base} (and in ${t.more} later migration(s); said once)`;
         } else {
           const base = `${where}${kind.replace(/Stmt$/, "")} before any SET ${missing.join(" / ")}`;
-          const f = finding(line, "require-timeouts", base, print);
+          const f = finding(line, "require-timeouts", base, print());
           out.push(f);
           state.timeouts = { finding: f, base, more: 0 };
         }
