@@ -2,6 +2,7 @@
 // file's `up` is called with node-pg-migrate's own MigrationBuilder, as `node-pg-migrate up --dry-run`
 // does, and its SQL steps are collected per file (issue 21: such folders got no lint at all).
 import { execFile } from "node:child_process";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
@@ -68,7 +69,8 @@ export async function renderNodePgMigrate(files: string[], cwd: string): Promise
     ["--import", tsx, "--input-type=module", "--eval", SCRIPT],
     {
       cwd,
-      env: { ...process.env, SD_NPGM_URL: npgm, SD_NPGM_FILES: JSON.stringify(files) },
+      // Absolute: the child runs in the project directory, not ours.
+      env: { ...process.env, SD_NPGM_URL: npgm, SD_NPGM_FILES: JSON.stringify(files.map((f) => resolve(f))) },
       maxBuffer: 256 * 1024 * 1024,
       timeout: 120_000,
     },
@@ -77,5 +79,5 @@ export async function renderNodePgMigrate(files: string[], cwd: string): Promise
       `could not render the node-pg-migrate migrations to SQL: ${(e.stderr || e.message).trim().split("\n")[0]}`,
     );
   });
-  return JSON.parse(stdout) as RenderedMigration[];
+  return (JSON.parse(stdout) as RenderedMigration[]).map((m, i) => ({ ...m, file: files[i] }));
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { runLint } from "../../../src/cli/commands/lint";
@@ -113,6 +113,17 @@ describe("lint of node-pg-migrate JS/TS migrations (the SQL their up() produces,
       );
       return true;
     });
+  });
+
+  it("a relative directory works too (the renderer runs in the project directory)", async () => {
+    const rel = relative(process.cwd(), TS);
+    const r = await lintMigrations(rel, { timeoutsSetByRunner: true });
+    assert.deepEqual(
+      r.unchecked.map((u) => u.file),
+      [join(rel, "1700000005000_fill-from-query.ts")],
+    );
+    assert.equal(r.findings.length, 3);
+    assert.ok(r.findings.every((f) => f.file.startsWith(rel)));
   });
 
   it("JavaScript CommonJS migrations with shorthands and a callback-style up() render too", async () => {
