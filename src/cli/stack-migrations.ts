@@ -13,6 +13,10 @@ export interface StackMigrations {
   dir: string;
   /** Absolute: the config's `workDir` resolved against the project directory. */
   workDir: string;
+  /** `tool: command`'s apply command. */
+  command?: string;
+  /** The variable the tool reads its URL from (`migrations.databaseUrlEnv`). */
+  databaseUrlEnv?: string;
 }
 
 /** Reads `safe-deploy:migrations` from `<projectDir>/Pulumi.<stack>.yaml` (no Pulumi CLI needed). */
@@ -33,6 +37,8 @@ export function stackMigrations(projectDir: string, stack: string): StackMigrati
     tool: str("tool", "node-pg-migrate"),
     dir: str("dir", "examples/app/migrations"),
     workDir: resolve(projectDir, str("workDir", ".")),
+    command: str("command", "") || undefined,
+    databaseUrlEnv: str("databaseUrlEnv", "") || undefined,
   };
 }
 
@@ -54,4 +60,7 @@ export function applyStackMigrations(
   if (unset("tool")) o.tool = s.tool;
   if (unset(dirKey)) o[dirKey] = s.dir;
   if (unset("workDir")) o.workDir = s.workDir;
+  if (unset("databaseUrlEnv") && s.databaseUrlEnv) o.databaseUrlEnv = s.databaseUrlEnv;
+  // `migrate --command` is one action's command; the config's is the apply command rehearse/drift run.
+  if (dirKey === "migrations" && unset("command") && s.command) o.command = s.command;
 }

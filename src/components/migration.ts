@@ -17,6 +17,8 @@ export interface MigrationArgs {
   runIn: "local" | "container";
   /** Secret; reaches the tool only through the environment. */
   databaseUrl: pulumi.Input<string>;
+  /** The variable the tool reads its URL from when not DATABASE_URL: set to the same secret (issue 21). */
+  databaseUrlEnv?: string;
   /** sha256 over the migration files: a change re-runs the step. */
   migrationsChecksum: string;
   /** The release's backup id: a new backup means a new release, so the step runs again. */
@@ -88,6 +90,7 @@ export class Migration extends pulumi.ComponentResource {
     const environment: Record<string, pulumi.Input<string>> = {
       ...cmd.environment,
       DATABASE_URL: pulumi.secret(args.databaseUrl),
+      ...(args.databaseUrlEnv ? { [args.databaseUrlEnv]: pulumi.secret(args.databaseUrl) } : {}),
     };
     if (local && args.backupFile !== undefined) environment.SAFE_DEPLOY_BACKUP_FILE = args.backupFile;
     if (args.runIn === "container") {

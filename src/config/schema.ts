@@ -330,6 +330,14 @@ export const MigrationsSchema = z
     tool: z.enum(["node-pg-migrate", "prisma", "alembic", "command"]).default("node-pg-migrate"),
     dir: z.string().min(1).default("examples/app/migrations"),
     command: z.string().min(1).optional(),
+    /** The variable the tool reads its URL from when not DATABASE_URL; set to the same URL (issue 21). */
+    databaseUrlEnv: z
+      .string()
+      .regex(
+        /^[A-Za-z_][A-Za-z0-9_]*$/,
+        "must be an environment variable name, e.g. NEXT_PRIVATE_DATABASE_URL",
+      )
+      .optional(),
     workDir: z.string().min(1).default("."),
     runIn: z.enum(["local", "container"]).default("local"),
     timeoutSeconds: z.number().int().min(1).max(86400).default(600),

@@ -189,3 +189,16 @@ test("without backup.dir, each stack writes to its own ./backups/<stack> (one sh
     "/srv/backups",
   );
 });
+
+test("migrations.databaseUrlEnv: the variable the tool reads its URL from (issue 21); a name, nothing else", () => {
+  const c = parseStackConfig({
+    ...minimal,
+    migrations: { tool: "prisma", databaseUrlEnv: "NEXT_PRIVATE_DATABASE_URL" },
+  });
+  assert.equal(c.migrations.databaseUrlEnv, "NEXT_PRIVATE_DATABASE_URL");
+  assert.ok(
+    problemsOf({ ...minimal, migrations: { databaseUrlEnv: "postgres://x" } }).some((p) =>
+      /migrations\.databaseUrlEnv.*must be an environment variable name/.test(p),
+    ),
+  );
+});

@@ -11,6 +11,12 @@ export interface DriftCliOptions {
   workDir?: string;
   databaseUrl?: string;
   scratchUrl?: string;
+  /** `--tool command`: the shell command that applies migrations (`{file}`: once per migration file). */
+  command?: string;
+  /** `--tool command`: prints the latest applied migration, so only those build the expected schema. */
+  currentCommand?: string;
+  /** The variable the tool reads its URL from, set like DATABASE_URL (`migrations.databaseUrlEnv`). */
+  databaseUrlEnv?: string;
   out?: (text: string) => void;
 }
 
@@ -24,8 +30,12 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
     throw new ConfigError("`drift` needs `--migrations DIR` or `--stack S` to read it from Pulumi.<S>.yaml");
   const migrations = opts.migrations;
   const tool = opts.tool ?? "node-pg-migrate";
-  if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
-    throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic for drift, got "${tool}"`);
+  if (!["node-pg-migrate", "prisma", "alembic", "command"].includes(tool))
+    throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic|command, got "${tool}"`);
+  if (tool === "command" && !opts.command)
+    throw new ConfigError(
+      "`--tool command` needs `--command CMD`: the shell command that applies migrations (with `{file}` and `--current-command`, only the applied ones build the expected schema)",
+    );
   if (opts.scratchUrl) {
     const { parseDatabaseUrl } = await import("../../core/backup/runner");
     parseDatabaseUrl(opts.scratchUrl, "`--scratch-url`");
@@ -43,6 +53,8 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
     dir: migrations,
     workDir: opts.workDir,
     scratchUrl: opts.scratchUrl,
+    custom: opts.command ? { up: opts.command, current: opts.currentCommand } : undefined,
+    databaseUrlEnv: opts.databaseUrlEnv,
   });
   const at = `at version ${version ?? "(none)"}`;
   // A data fix edited into an applied migration changes no schema: only its recorded checksum shows it.
@@ -95,7 +107,16 @@ export function register(program: Command): void {
       "--migrations <dir>",
       "migrations directory, absolute or relative to --work-dir (required without --stack)",
     )
-    .option("--tool <tool>", "node-pg-migrate|prisma|alembic", "node-pg-migrate")
+    .option("--tool <tool>", "node-pg-migrate|prisma|alembic|command", "node-pg-migrate")
+    .option(
+      "--command <cmd>",
+      "with --tool command: applies migrations; {file} runs it once per migration file",
+    )
+    .option(
+      "--current-command <cmd>",
+      "with --tool command: prints the latest applied migration (file name or version), or nothing",
+    )
+    .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL")
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "defaults to $DATABASE_URL")
     .option(

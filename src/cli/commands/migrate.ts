@@ -12,6 +12,8 @@ export interface MigrateCliOptions {
   workDir?: string;
   databaseUrl?: string;
   command?: string;
+  /** The variable the tool reads its URL from, set like DATABASE_URL (`migrations.databaseUrlEnv`). */
+  databaseUrlEnv?: string;
   lockTimeout?: string;
   statementTimeout?: string;
   lockWait?: string;
@@ -159,6 +161,7 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
     workDir: opts.workDir,
     databaseUrl,
     custom,
+    databaseUrlEnv: opts.databaseUrlEnv,
     lockTimeout: opts.lockTimeout,
     statementTimeout: opts.statementTimeout,
     lockWaitSeconds: num("--lock-wait", opts.lockWait),
@@ -199,6 +202,7 @@ export function register(program: Command): void {
       "--command <cmd>",
       "with --tool command: the shell command for this action ({target} is replaced)",
     )
+    .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL")
     .option("--lock-timeout <t>", "PostgreSQL lock_timeout for the tool", "5s")
     .option("--statement-timeout <t>", "PostgreSQL statement_timeout for the tool", "15min")
     .option("--lock-wait <seconds>", "how long to wait for another run's migration lock", "60")

@@ -13,6 +13,12 @@ export interface RehearseCliOptions {
   stack?: string;
   projectDir?: string;
   json?: boolean;
+  /** `--tool command`: the shell command that applies migrations (`{file}`: once per migration file). */
+  command?: string;
+  /** `--tool command`: prints the latest applied migration (the runner's own table), or nothing. */
+  currentCommand?: string;
+  /** The variable the tool reads its URL from, set like DATABASE_URL (`migrations.databaseUrlEnv`). */
+  databaseUrlEnv?: string;
   /** Rehearse even though lint finds errors in the migrations; the reason is printed. */
   allowLint?: string;
   out?: (text: string) => void;
@@ -28,8 +34,12 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
       "no server for the scratch database: pass `--database-url` (or set DATABASE_URL) or `--scratch-url`",
     );
   const tool = opts.tool ?? "node-pg-migrate";
-  if (!["node-pg-migrate", "prisma", "alembic"].includes(tool))
-    throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic, got "${tool}"`);
+  if (!["node-pg-migrate", "prisma", "alembic", "command"].includes(tool))
+    throw new ConfigError(`\`--tool\` must be node-pg-migrate|prisma|alembic|command, got "${tool}"`);
+  if (tool === "command" && !opts.command)
+    throw new ConfigError(
+      "`--tool command` needs `--command CMD`: the shell command that applies migrations, with `{file}` where one migration file goes to rehearse them one at a time (and `--current-command` to say which are applied)",
+    );
   const { access } = await import("node:fs/promises");
   await access(opts.backup).catch(() => {
     throw new ConfigError(`\`--backup\`: no such file ${opts.backup}`);
@@ -62,6 +72,8 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
       tool: tool as "node-pg-migrate",
       dir,
       workDir: opts.workDir,
+      custom: opts.command ? { up: opts.command, current: opts.currentCommand } : undefined,
+      databaseUrlEnv: opts.databaseUrlEnv,
       criticalTables: opts.criticalTables
         ?.split(",")
         .map((s) => s.trim())
@@ -85,7 +97,16 @@ export function register(program: Command): void {
     )
     .requiredOption("--backup <file>", "a pg_dump -Fc file")
     .option("--migrations <dir>", "migrations directory, relative to --work-dir", "migrations")
-    .option("--tool <tool>", "node-pg-migrate|prisma|alembic", "node-pg-migrate")
+    .option("--tool <tool>", "node-pg-migrate|prisma|alembic|command", "node-pg-migrate")
+    .option(
+      "--command <cmd>",
+      "with --tool command: applies migrations; {file} runs it once per migration file",
+    )
+    .option(
+      "--current-command <cmd>",
+      "with --tool command: prints the latest applied migration (file name or version), or nothing",
+    )
+    .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL")
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "server for the scratch database; defaults to $DATABASE_URL")
     .option("--critical-tables <list>", "comma-separated tables that must not lose rows")

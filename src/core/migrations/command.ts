@@ -17,6 +17,8 @@ export interface MigrationCommandArgs {
   /** Container mode: the Docker network the database answers on (`$SAFE_DEPLOY_NETWORK`). */
   network?: string;
   dockerHost?: string;
+  /** The variable the tool reads its URL from besides DATABASE_URL; the caller sets it to the same secret. */
+  databaseUrlEnv?: string;
   /** PostgreSQL `lock_timeout` for the tool's sessions (default 5s): DDL never queues the app for long. */
   lockTimeout?: string;
   /** PostgreSQL `statement_timeout` (default 15min). */
@@ -74,6 +76,8 @@ export function pgOptions(lockTimeout = "5s", statementTimeout = "15min"): strin
 export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
   if (!args.dir) throw new Error("`dir` is required (the migrations directory, relative to `workDir`)");
   if (!args.workDir) throw new Error("`workDir` is required");
+  if (args.databaseUrlEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(args.databaseUrlEnv))
+    throw new Error(`\`databaseUrlEnv\` must be an environment variable name, got "${args.databaseUrlEnv}"`);
   if (args.tool === "command" && !args.command)
     throw new Error('`command` is required when `tool` is "command"');
   const tool = args.command ?? toolCommand(args.tool, "up", { dir: args.dir })!;
@@ -87,6 +91,7 @@ export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
     const argv = [g.bin ?? safeDeployBin(), "migrate", "up", "--tool", args.tool];
     argv.push("--dir", args.dir, "--work-dir", ".");
     if (args.command) argv.push("--command", args.command);
+    if (args.databaseUrlEnv) argv.push("--database-url-env", args.databaseUrlEnv);
     argv.push(
       "--lock-timeout",
       args.lockTimeout ?? "5s",
@@ -110,7 +115,7 @@ export function migrationCommand(args: MigrationCommandArgs): MigrationCommand {
   if (args.dockerHost) environment.DOCKER_HOST = args.dockerHost;
   const create = [
     'docker run --rm --label safe-deploy.role=migration --network "$SAFE_DEPLOY_NETWORK"',
-    `-e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w ${shellQuote(args.workDir)}`,
+    `-e DATABASE_URL${args.databaseUrlEnv ? ` -e ${args.databaseUrlEnv}` : ""} -e PGOPTIONS -e PGAPPNAME -w ${shellQuote(args.workDir)}`,
     `"$SAFE_DEPLOY_IMAGE" /bin/sh -c ${shellQuote(tool)}`,
   ].join(" ");
   return { create, dir: ".", environment };

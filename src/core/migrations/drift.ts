@@ -6,7 +6,8 @@ import type { Client } from "pg";
 import { stoppedBySignal } from "../backup/interrupt";
 import { CannotRunError, ConfigError } from "../errors";
 import { versionQuery, type CustomCommands, type Tool } from "./presets";
-import { connect, migrate, schemaVersion } from "./runner";
+import { urlSecrets } from "../log/redact";
+import { connect, migrate, runShell, schemaVersion, toolEnv } from "./runner";
 
 /** A schema flattened to `category -> object key -> definition`, so two schemas compare as maps. */
 export type SchemaSnapshot = Record<string, Record<string, string>>;
@@ -134,6 +135,8 @@ export interface DriftOptions {
   custom?: Partial<CustomCommands>;
   /** An empty database to build the expected schema in; default: a scratch database on the live server. */
   scratchUrl?: string;
+  /** The variable the tool reads its URL from besides DATABASE_URL (`migrations.databaseUrlEnv`). */
+  databaseUrlEnv?: string;
 }
 
 /** Names of the Prisma migrations `_prisma_migrations` records as applied (finished, not rolled back), in order. */
@@ -254,11 +257,41 @@ async function driftSteps(opts: DriftOptions): Promise<{ version?: string; items
     ? { url: opts.scratchUrl, drop: async () => {} }
     : await createScratchDatabase(opts.databaseUrl);
   try {
-    const run = { action: "up" as const, tool: opts.tool, workDir: opts.workDir, custom: opts.custom };
-    // A custom command has no version to stop at: it builds everything. Otherwise no version means
-    // nothing applied yet, so the expected schema is an empty one.
-    if (opts.tool === "command") await migrate({ ...run, dir: opts.dir, databaseUrl: scratch.url });
-    else if (version !== undefined && opts.tool === "prisma") {
+    const run = {
+      action: "up" as const,
+      tool: opts.tool,
+      workDir: opts.workDir,
+      custom: opts.custom,
+      databaseUrlEnv: opts.databaseUrlEnv,
+    };
+    // A custom command builds everything, unless it takes `{file}` and a `current` command says where
+    // the live database is: then only the files up to that one. Otherwise no version means nothing
+    // applied yet, so the expected schema is an empty one.
+    if (opts.tool === "command") {
+      const { commandSteps, currentOf, sqlMigrationFiles } = await import("./command-files");
+      const cwd = resolve(opts.workDir ?? ".");
+      const dir = resolve(cwd, opts.dir);
+      const up = opts.custom?.up ?? "";
+      const until =
+        up.includes("{file}") && opts.custom?.current
+          ? await currentOf(
+              {
+                current: opts.custom.current,
+                run: (cmd) =>
+                  runShell(cmd, {
+                    cwd,
+                    env: toolEnv("command", opts.databaseUrl, opts.databaseUrlEnv),
+                    secrets: urlSecrets(opts.databaseUrl),
+                  }),
+              },
+              await sqlMigrationFiles(dir),
+            )
+          : undefined;
+      if (until !== undefined && until >= 0) version = (await sqlMigrationFiles(dir))[until];
+      const steps = await commandSteps({ dir, up, run: async () => ({ code: 0, output: "" }), until });
+      for (const step of steps)
+        await migrate({ ...run, custom: step.custom, dir: opts.dir, databaseUrl: scratch.url });
+    } else if (version !== undefined && opts.tool === "prisma") {
       const dir = resolve(opts.workDir ?? ".", opts.dir);
       const staged = await stagePrismaMigrations(dir, prismaApplied);
       try {

@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { access } from "node:fs/promises";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
+import type { Client } from "pg";
 import { stoppedBySignal } from "../backup/interrupt";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { redact, urlSecrets } from "../log/redact";
-import { createScratchDatabase } from "./drift";
 import {
   countRows,
   formatCountChanges,
@@ -13,8 +14,11 @@ import {
   unknownTablesMessage,
   type RowCounts,
 } from "./integrity";
-import type { CustomCommands, Tool } from "./presets";
-import { connect, migrate, schemaVersion } from "./runner";
+import { alembicRevisions } from "./alembic";
+import { createScratchDatabase, stagePrismaMigrations } from "./drift";
+import { LOCAL_BIN, shellQuote, type CustomCommands, type Tool } from "./presets";
+import { connect, migrate, runShell, schemaVersion, toolEnv } from "./runner";
+import { checkToolTarget } from "./target";
 
 /** Where Debian's PostgreSQL client binaries live (override with `PG_BIN`). */
 const PG_BIN = process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin";
@@ -69,7 +73,12 @@ export async function restoreBackup(file: string, databaseUrl: string): Promise<
 export interface RehearsalStep {
   from?: string;
   to?: string;
+  /** The migration this step applied (revision, migration directory, file), when known beforehand. */
+  name?: string;
+  /** The migration's time: wall time of the step less the tool's start-up ({@link RehearsalReport}). */
   seconds: number;
+  /** The step's wall time, the tool's start-up included. */
+  wallSeconds?: number;
   /** Locks the tool's sessions waited for (sampled), e.g. `AccessExclusiveLock on public.users`. */
   locksWaited: string[];
   /** Relation locks the tool held (recorded and sampled): what the live app would have queued behind. */
@@ -93,12 +102,18 @@ export interface RehearseOptions {
   maxRowLossPercent?: number;
   lockTimeout?: string;
   statementTimeout?: string;
+  /** The variable the tool reads its URL from besides DATABASE_URL (`migrations.databaseUrlEnv`). */
+  databaseUrlEnv?: string;
   log?: (line: string) => void;
 }
 
 /** What a rehearsal found. */
 export interface RehearsalReport {
   steps: RehearsalStep[];
+  /** The tool's start-up, measured with a read-only run and subtracted from each step's seconds. */
+  startupSeconds?: number;
+  /** How the start-up was measured. */
+  startupHow?: string;
   rowChanges: string[];
   countsBefore: RowCounts;
   countsAfter: RowCounts;
@@ -286,34 +301,63 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
     const countsBefore = await countRows(c);
     const steps: RehearsalStep[] = [];
     let failure: string | undefined;
+    let startup: Startup | undefined;
     try {
-      for (;;) {
+      const cwd = resolve(opts.workDir ?? ".");
+      const env: Record<string, string> = {
+        ...toolEnv(opts.tool, scratch.url, opts.databaseUrlEnv),
+        PGAPPNAME: "safe-deploy rehearsal probe",
+      };
+      // The tool must act on the scratch copy (issue 21): checked once, before the first step.
+      await checkToolTarget({
+        tool: opts.tool,
+        cwd,
+        dir: resolve(cwd, opts.dir),
+        databaseUrl: scratch.url,
+        env,
+        targetRevisions:
+          opts.tool === "alembic" && (await schemaVersion(c, "alembic")) ? await alembicCurrent(c) : [],
+      });
+      const plan = await stepPlan(c, opts, cwd, env);
+      startup = await measureStartup(opts, cwd, env);
+      if (startup)
+        log(
+          `rehearsal: tool start-up ${startup.seconds.toFixed(2)} s (${startup.how}), subtracted from each step`,
+        );
+      for (let i = 0; plan === "until-still" || i < plan.length; i++) {
+        const step = plan === "until-still" ? { target: "1" } : plan[i];
         const from = await schemaVersion(c, opts.tool);
         const stop = { done: false };
         const sampler = sampleLocks(scratch.url, stop);
         const t0 = process.hrtime.bigint();
         let to: string | undefined;
+        const staged = step.prismaNames
+          ? await stagePrismaMigrations(resolve(cwd, opts.dir), step.prismaNames)
+          : undefined;
         try {
-          const target = opts.tool === "prisma" ? undefined : "1";
           to = (
             await migrate({
               action: "up",
-              target,
+              target: step.target,
               tool: opts.tool,
-              dir: opts.dir,
+              dir: staged?.dir ?? opts.dir,
               workDir: opts.workDir,
-              custom: opts.custom,
+              custom: step.custom ?? opts.custom,
               lockTimeout: opts.lockTimeout,
               statementTimeout: opts.statementTimeout,
               databaseUrl: scratch.url,
+              databaseUrlEnv: opts.databaseUrlEnv,
+              targetChecked: true,
             })
           ).after;
         } catch (e) {
           failure = (e as Error).message;
         } finally {
           stop.done = true;
+          await staged?.remove();
         }
-        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        const seconds = Math.max(0, wall - (startup?.seconds ?? 0));
         const locks = await sampler;
         const statements = await recorder?.take();
         for (const st of statements ?? []) st.locks.forEach((l) => locks.held.add(l));
@@ -324,28 +368,58 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
           steps.push({
             from,
             to: undefined,
+            name: step.name,
             seconds,
+            wallSeconds: wall,
             locksWaited: [...locks.waited],
             locksHeld: [...locks.held],
             statements,
           });
           break;
         }
-        if (to === from) break;
+        if (plan === "until-still" && to === from) break;
+        if (opts.tool === "command" && step.name && opts.custom?.current) {
+          // The SQL runner's own record must now name this file, or the command ran elsewhere.
+          const { currentOf, sqlMigrationFiles } = await import("./command-files");
+          const files = await sqlMigrationFiles(resolve(cwd, opts.dir));
+          const at = await currentOf(
+            {
+              current: opts.custom.current,
+              run: (cmd) => runShell(cmd, { cwd, env, secrets: urlSecrets(env.DATABASE_URL) }),
+            },
+            files,
+          );
+          if (files[at] !== step.name) {
+            failure = `the command exited 0 for ${step.name}, but the \`current\` command on the scratch database says ${files[at] ?? "(none)"}: the apply command did not act on the database in DATABASE_URL (or does not record what it applied); make it use DATABASE_URL, or set \`migrations.databaseUrlEnv\` to the variable it reads`;
+            steps.push({
+              from,
+              name: step.name,
+              seconds,
+              wallSeconds: wall,
+              locksWaited: [...locks.waited],
+              locksHeld: [...locks.held],
+              statements,
+            });
+            break;
+          }
+        }
         steps.push({
           from,
-          to,
+          to: step.name ?? to,
+          name: step.name,
           seconds,
+          wallSeconds: wall,
           locksWaited: [...locks.waited].sort(),
           locksHeld: [...locks.held].sort(),
           statements,
         });
-        log(`rehearsal: ${to} in ${seconds.toFixed(2)} s`);
-        if (opts.tool === "prisma") break;
+        log(`rehearsal: ${step.name ?? to} in ${seconds.toFixed(2)} s`);
       }
       const countsAfter = await countRows(c);
       const report: RehearsalReport = {
         steps,
+        startupSeconds: startup?.seconds,
+        startupHow: startup?.how,
         rowChanges: formatCountChanges(countsBefore, countsAfter),
         countsBefore,
         countsAfter,
@@ -361,12 +435,114 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
   }
 }
 
+/** One planned rehearsal step: the migration it applies and how `migrate up` is told to stop there. */
+interface PlannedStep {
+  name?: string;
+  target?: string;
+  /** Prisma: the migrations staged for this step (those applied plus the next one). */
+  prismaNames?: string[];
+  custom?: Partial<CustomCommands>;
+}
+
+async function alembicCurrent(c: Client): Promise<string[]> {
+  return (await c.query<{ v: string }>("SELECT version_num AS v FROM alembic_version ORDER BY 1")).rows.map(
+    (r) => r.v,
+  );
+}
+
+/**
+ * The pending migrations, one step each, decided before the first runs: Alembic revisions by id (`up
+ * +1` at head failed with "Relative revision +1 didn't produce 1 migrations", issue 21), Prisma
+ * directories staged one more at a time (`migrate deploy` takes no target), a custom command with
+ * `{file}` once per file. node-pg-migrate steps with `up 1` until nothing moves ("until-still").
+ */
+async function stepPlan(
+  c: Client,
+  opts: RehearseOptions,
+  cwd: string,
+  env: Record<string, string>,
+): Promise<PlannedStep[] | "until-still"> {
+  if (opts.tool === "alembic") {
+    const revs = await alembicRevisions({
+      workDir: cwd,
+      env: toolEnv("alembic", "postgresql://plan@127.0.0.1/plan"),
+    });
+    const down = new Map(revs.map((r) => [r.revision, r.down]));
+    const applied = new Set<string>();
+    const walk = (rev: string) => {
+      if (applied.has(rev)) return;
+      applied.add(rev);
+      for (const d of down.get(rev) ?? []) walk(d);
+    };
+    if (await schemaVersion(c, "alembic")) for (const v of await alembicCurrent(c)) walk(v);
+    return revs
+      .filter((r) => !applied.has(r.revision))
+      .map((r) => ({ name: r.revision, target: r.revision }));
+  }
+  if (opts.tool === "prisma") {
+    const { appliedPrismaMigrations } = await import("./drift");
+    const { migrationFileChecksums } = await import("./checksums");
+    const dir = resolve(cwd, opts.dir);
+    const all = [...new Set((await migrationFileChecksums("prisma", dir)).map((f) => f.name))];
+    const applied = await appliedPrismaMigrations(c);
+    const pending = all.filter((n) => !applied.includes(n));
+    return pending.map((name, i) => ({ name, prismaNames: [...applied, ...pending.slice(0, i + 1)] }));
+  }
+  if (opts.tool === "command") {
+    const { commandSteps } = await import("./command-files");
+    return commandSteps({
+      dir: resolve(cwd, opts.dir),
+      up: opts.custom?.up ?? "",
+      current: opts.custom?.current,
+      run: (cmd) => runShell(cmd, { cwd, env, secrets: urlSecrets(env.DATABASE_URL) }),
+    });
+  }
+  return "until-still";
+}
+
+interface Startup {
+  seconds: number;
+  how: string;
+}
+
+/**
+ * The tool's start-up (interpreter, imports, connecting), timed once with a read-only command on the
+ * scratch database, so step times are the migrations' own (issue 21: about 0.6 s of each step was the
+ * tool starting). Undefined for a custom command (nothing read-only to time).
+ */
+async function measureStartup(
+  opts: RehearseOptions,
+  cwd: string,
+  env: Record<string, string>,
+): Promise<Startup | undefined> {
+  const probe: Partial<Record<Tool, string>> = {
+    alembic: "alembic current",
+    "node-pg-migrate": `${LOCAL_BIN} node-pg-migrate up --dry-run -m ${shellQuote(opts.dir)} --no-verbose`,
+    prisma: `${LOCAL_BIN} prisma migrate status --schema ${shellQuote(resolve(cwd, opts.dir, "..", "schema.prisma"))}`,
+  };
+  const cmd = probe[opts.tool];
+  if (!cmd) return undefined;
+  // The faster of two runs: the first pays for cold caches, and subtracting too much would hide a step.
+  const times: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const t0 = process.hrtime.bigint();
+    await runShell(cmd, { cwd, env, secrets: [] });
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return {
+    seconds: Math.min(...times),
+    how: `the faster of two runs of \`${cmd.replace(/^PATH="[^"]*" /, "")}\``,
+  };
+}
+
 /** Human-readable report; the last line says whether the rehearsal passed. */
 export function formatRehearsal(r: RehearsalReport, losses: string[]): string {
   const lines: string[] = [];
   if (r.steps.length === 0) lines.push("no pending migrations");
   for (const s of r.steps) {
-    lines.push(`${s.to ?? "FAILED after " + (s.from ?? "(none)")}: ${s.seconds.toFixed(2)} s`);
+    lines.push(
+      `${s.to ?? `FAILED ${s.name ? s.name + " " : ""}after ${s.from ?? "(none)"}`}: ${s.seconds.toFixed(2)} s`,
+    );
     lines.push(`  locks waited: ${s.locksWaited.length ? s.locksWaited.join(", ") : "none"}`);
     // "none seen": only sampled (no superuser for the recorder), a short lock can slip between samples.
     lines.push(
@@ -375,6 +551,10 @@ export function formatRehearsal(r: RehearsalReport, losses: string[]): string {
     for (const st of s.statements ?? [])
       lines.push(`    ${st.statement}: ${st.locks.length ? st.locks.join(", ") : "no new relation locks"}`);
   }
+  if (r.startupSeconds !== undefined && r.steps.length)
+    lines.push(
+      `(step times exclude the tool's start-up, ${r.startupSeconds.toFixed(2)} s: ${r.startupHow ?? "measured once"}; wall times ${r.steps.map((s) => (s.wallSeconds ?? s.seconds).toFixed(2)).join(", ")} s)`,
+    );
   lines.push("row counts:");
   lines.push(...(r.rowChanges.length ? r.rowChanges.map((l) => "  " + l) : ["  unchanged"]));
   if (r.failure) lines.push(`migration failed: ${r.failure}`);

@@ -16,7 +16,9 @@ import {
   unknownTablesMessage,
   type RowCounts,
 } from "./integrity";
+import { alembicHeads, alembicTarget, databaseAddress, sqlalchemyUrl } from "./alembic";
 import { toolCommand, versionQuery, type Action, type CustomCommands, type Tool } from "./presets";
+import { checkToolTarget, claimedApplied, notMovedMessage } from "./target";
 
 /** Advisory lock key (two int4s) every safe-deploy migration run takes, so two runs never interleave. */
 export const MIGRATE_LOCK: [number, number] = [0x5afe, 0xd391];
@@ -44,6 +46,13 @@ export interface MigrateOptions {
   /** If set, this release's backup file must exist before anything runs. */
   backupFile?: string;
   integrity?: { criticalTables: string[]; maxRowLossPercent?: number };
+  /**
+   * The variable the tool reads its URL from when not DATABASE_URL (`migrations.databaseUrlEnv`, e.g.
+   * NEXT_PRIVATE_DATABASE_URL): set to the same URL as DATABASE_URL.
+   */
+  databaseUrlEnv?: string;
+  /** The caller already checked that the tool connects to `databaseUrl` (rehearsal's later steps). */
+  targetChecked?: boolean;
   log?: (line: string) => void;
 }
 
@@ -390,6 +399,89 @@ export async function migrationsToRevert(databaseUrl: string, target?: string): 
   }
 }
 
+/**
+ * The environment every tool gets: DATABASE_URL, and the same URL under `migrations.databaseUrlEnv`
+ * when the tool reads another variable; Alembic's as `postgresql://` (SQLAlchemy 1.4 rejects `postgres://`).
+ */
+export function toolEnv(tool: Tool, databaseUrl: string, databaseUrlEnv?: string): Record<string, string> {
+  if (databaseUrlEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(databaseUrlEnv))
+    throw new ConfigError(
+      `\`migrations.databaseUrlEnv\` (\`--database-url-env\`) must be an environment variable name such as NEXT_PRIVATE_DATABASE_URL, got "${databaseUrlEnv}"`,
+    );
+  const url = tool === "alembic" ? sqlalchemyUrl(databaseUrl) : databaseUrl;
+  return { DATABASE_URL: url, ...(databaseUrlEnv ? { [databaseUrlEnv]: url } : {}) };
+}
+
+/** Every revision alembic_version holds (several on branches), sorted; empty before the first. */
+async function alembicVersions(client: Client): Promise<string[]> {
+  const t = await client.query<{ t: string | null }>("SELECT to_regclass('alembic_version')::text AS t");
+  if (!t.rows[0].t) return [];
+  return (
+    await client.query<{ v: string }>("SELECT version_num AS v FROM alembic_version ORDER BY 1")
+  ).rows.map((r) => r.v);
+}
+
+/**
+ * After `up` exited 0 with the version table unchanged: the message saying the tool migrated another
+ * database (it reported applying migrations, or some were pending and still are), or undefined.
+ */
+async function notMoved(
+  client: Client,
+  opts: MigrateOptions,
+  o: {
+    cwd: string;
+    env: Record<string, string>;
+    migDir: string;
+    target?: string;
+    before?: string;
+    output: string;
+  },
+): Promise<string | undefined> {
+  const claimed = claimedApplied(opts.tool, o.output);
+  let stillPending: string[] = [];
+  let elsewhere: string | undefined;
+  // `up REV` with REV already applied moves nothing and is fine: only "all" and "N" must move.
+  const all = o.target === undefined || /^\d+$/.test(o.target) || /^heads?$/.test(o.target);
+  if (opts.tool === "alembic") {
+    const run = { workDir: o.cwd, env: o.env };
+    if (all && !claimed.length) {
+      const current = await alembicVersions(client);
+      stillPending = (await alembicHeads(run).catch(() => [])).filter((h) => !current.includes(h));
+    }
+    if (claimed.length || stillPending.length) {
+      const t = await alembicTarget(run);
+      if (t.url) elsewhere = `alembic current says it is ${t.revisions.join(",") || "(none)"} in ${t.url}`;
+    }
+  } else if (opts.tool === "node-pg-migrate" && all && !claimed.length) {
+    const done = new Set((await appliedNodePgMigrate(client)).map((a) => a.name));
+    stillPending = (await migrationFiles(o.migDir)).filter((f) => !done.has(f));
+  } else if (opts.tool === "prisma" && !claimed.length) {
+    const { migrationFileChecksums } = await import("./checksums");
+    const names = [...new Set((await migrationFileChecksums("prisma", o.migDir)).map((f) => f.name))];
+    const t = await client.query<{ t: string | null }>("SELECT to_regclass('_prisma_migrations')::text AS t");
+    const done = new Set(
+      t.rows[0].t
+        ? (
+            await client.query<{ n: string }>(
+              "SELECT migration_name AS n FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
+            )
+          ).rows.map((r) => r.n)
+        : [],
+    );
+    stillPending = names.filter((n) => !done.has(n));
+  }
+  if (!claimed.length && !stillPending.length) return undefined;
+  return notMovedMessage({
+    tool: opts.tool,
+    named: databaseAddress(opts.databaseUrl),
+    table: versionQuery(opts.tool)?.table ?? "the version table",
+    before: o.before,
+    claimed,
+    stillPending,
+    elsewhere,
+  });
+}
+
 /** Why the checksums could not be written; the migration itself still runs (bookkeeping must not block it). */
 function checksumsNotRecorded(e: Error): string {
   return `migration checksums not recorded in safe_deploy.migration_history (${e.message}): edits of applied migrations go unnoticed until the migration role may CREATE in the database (GRANT CREATE ON DATABASE ... TO ...)`;
@@ -429,11 +521,9 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     throw new ConfigError(
       `\`--critical-tables\` with \`--tool ${opts.tool}\` needs \`--backup FILE\`: ${opts.tool} does not run the migrations in one transaction, so lost rows can only be brought back by restoring a backup taken first (\`safe-deploy backup create\`); it is restored automatically when rows are lost`,
     );
-  const env = {
-    DATABASE_URL: opts.databaseUrl,
-    PGOPTIONS: options,
-    PGAPPNAME: "safe-deploy migrate tool",
-  };
+  const env = toolEnv(opts.tool, opts.databaseUrl, opts.databaseUrlEnv);
+  env.PGOPTIONS = options;
+  env.PGAPPNAME = "safe-deploy migrate tool";
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
   let armed = false;
   const disarm = async () => {
@@ -445,6 +535,16 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     if (mutating) await acquireMigrateLock(client, opts.lockWaitSeconds);
     const before = await schemaVersion(client, opts.tool);
     const migDir = resolve(cwd, opts.dir);
+    // Before anything runs: the tool must act on this database (issue 21).
+    if (!opts.targetChecked && (mutating || opts.action === "check" || opts.action === "current"))
+      await checkToolTarget({
+        tool: opts.tool,
+        cwd,
+        dir: migDir,
+        databaseUrl: opts.databaseUrl,
+        env,
+        targetRevisions: opts.tool === "alembic" ? await alembicVersions(client) : undefined,
+      });
     if (mutating) {
       const back = await syncChecksums(client, opts.tool, migDir, "backfill").catch((e: Error) => {
         log(`warning: ${checksumsNotRecorded(e)}`);
@@ -503,23 +603,20 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       return { before, after: before, output };
     }
     if (opts.tool === "alembic" && opts.action === "check") {
+      // The database's alembic_version against the script heads, not `alembic check`: that compares
+      // the app's models (it needs them importable) and came only in Alembic 1.9 (issue 21).
       const secrets = urlSecrets(opts.databaseUrl);
       const pending = await alembicPending(client, (c) => runShell(c, { cwd, env, secrets }));
       if (pending.length)
         throw new CheckFailedError(
           `${pending.length} pending:\n${pending.map((p) => `  ${p}`).join("\n")}\nfix: apply them with \`safe-deploy migrate up\``,
         );
-      const r = await runShell("alembic check", { cwd, env, secrets });
-      // `alembic check` (models against the database) came in Alembic 1.9; Debian 12 ships 1.8.
-      if (r.code !== 0 && /invalid choice: 'check'/.test(r.output))
-        return {
-          before,
-          after: before,
-          output: "0 pending (this Alembic has no `alembic check`: models not compared)",
-        };
-      if (r.code !== 0)
-        throw new CheckFailedError(`alembic check failed (exit ${r.code}): ${r.output.trim()}`);
-      return { before, after: before, output: `0 pending\n${r.output.trim()}`.trim() };
+      const at = await alembicVersions(client);
+      return {
+        before,
+        after: before,
+        output: `0 pending: the database is at the script head(s) ${at.join(", ")}`,
+      };
     }
     const countsBefore: RowCounts | undefined =
       opts.integrity && mutating ? await countRows(client) : undefined;
@@ -596,6 +693,10 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       throw new CheckFailedError(
         `${opts.tool} ${opts.action} failed${failed ? ` in migration ${failed}` : ""} (exit ${code}); schema version before ${before ?? "(none)"}, now ${after ?? "(none)"}:\n${output.trim()}${hints.map((h) => "\n" + h).join("")}`,
       );
+    }
+    if (opts.action === "up" && after === before) {
+      const message = await notMoved(client, opts, { cwd, env, migDir, target, before, output });
+      if (message) throw new CheckFailedError(message);
     }
     log(`migrate ${opts.action}: now at ${after ?? "(none)"}`);
     const synced = await syncChecksums(

@@ -86,6 +86,33 @@ describe("migrationCommand (table)", () => {
     );
   });
 
+  it("databaseUrlEnv reaches the tool: `--database-url-env` under the guard, `-e NAME` into the container", () => {
+    const local = migrationCommand({
+      tool: "prisma",
+      dir: "prisma/migrations",
+      workDir: "/srv/app",
+      runIn: "local",
+      databaseUrlEnv: "NEXT_PRIVATE_DATABASE_URL",
+      guard: { bin: "/opt/sd" },
+    });
+    assert.match(local.create, / --database-url-env NEXT_PRIVATE_DATABASE_URL /);
+    const container = migrationCommand({
+      tool: "prisma",
+      dir: "prisma/migrations",
+      workDir: "/app",
+      runIn: "container",
+      image: "img",
+      network: "n",
+      databaseUrlEnv: "NEXT_PRIVATE_DATABASE_URL",
+    });
+    assert.match(container.create, /-e DATABASE_URL -e NEXT_PRIVATE_DATABASE_URL -e PGOPTIONS/);
+    assert.throws(
+      () =>
+        migrationCommand({ tool: "prisma", dir: "p", workDir: "/w", runIn: "local", databaseUrlEnv: "A B" }),
+      /`databaseUrlEnv` must be an environment variable name/,
+    );
+  });
+
   it("rejects what cannot work, naming the argument", () => {
     assert.throws(
       () => migrationCommand({ tool: "command", dir: "m", workDir: "/w", runIn: "local" }),

@@ -9,6 +9,7 @@ import { checkDrift, diffSchemas, formatDrift } from "../../../src/core/migratio
 import { migrate } from "../../../src/core/migrations/runner";
 import { main } from "../../../src/cli/index";
 import { interruptCli } from "../../helpers/interrupt";
+import { prismaStandIn } from "../../helpers/prisma-standin";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
@@ -147,7 +148,7 @@ describe("drift", () => {
   });
 
   it("with Prisma, only the migrations _prisma_migrations records as finished build the expected schema", async () => {
-    // Prisma downloads its engine on first run, so a stand-in with its layout and table plays `migrate deploy`.
+    // Prisma downloads its engine on first run, so the STAND-IN of test/helpers/prisma-standin.ts plays `migrate deploy`.
     const work = await mkdtemp(join(tmpdir(), "sd-drift-prisma-"));
     try {
       const bin = join(work, "node_modules", ".bin");
@@ -159,7 +160,7 @@ describe("drift", () => {
         'datasource db {\n  provider = "postgresql"\n}\n',
       );
       await writeFile(join(migrations, "migration_lock.toml"), 'provider = "postgresql"\n');
-      await writeFile(join(bin, "prisma"), fakePrisma(require.resolve("pg")));
+      await writeFile(join(bin, "prisma"), prismaStandIn());
       await chmod(join(bin, "prisma"), 0o755);
       const add = async (name: string, sql: string) => {
         await mkdir(join(migrations, name));
@@ -253,39 +254,3 @@ describe("drift", () => {
     }
   });
 });
-
-/** A `prisma` that applies `<schema dir>/migrations/*\/migration.sql` not yet finished, recording them like Prisma. */
-function fakePrisma(pgModule: string): string {
-  return `#!/usr/bin/env node
-const fs = require("fs");
-const path = require("path");
-const { Client } = require(${JSON.stringify(pgModule)});
-const args = process.argv.slice(2);
-if (args[0] !== "migrate" || args[1] !== "deploy") process.exit(2);
-const dir = path.join(path.dirname(args[args.indexOf("--schema") + 1]), "migrations");
-(async () => {
-  const c = new Client({ connectionString: process.env.DATABASE_URL });
-  await c.connect();
-  await c.query(\`CREATE TABLE IF NOT EXISTS _prisma_migrations (id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL,
-    finished_at timestamptz, migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz,
-    started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count integer NOT NULL DEFAULT 0)\`);
-  const names = fs.readdirSync(dir).filter((n) => fs.statSync(path.join(dir, n)).isDirectory()).sort();
-  for (const name of names) {
-    const done = await c.query(
-      "SELECT 1 FROM _prisma_migrations WHERE migration_name = $1 AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
-      [name],
-    );
-    if (done.rowCount) continue;
-    await c.query(fs.readFileSync(path.join(dir, name, "migration.sql"), "utf8"));
-    await c.query(
-      "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count) VALUES (md5(random()::text), 'x', now(), $1, 1)",
-      [name],
-    );
-  }
-  await c.end();
-})().catch((e) => {
-  console.error(e.message);
-  process.exit(1);
-});
-`;
-}
