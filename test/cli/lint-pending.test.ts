@@ -47,7 +47,7 @@ describe("lint --database-url judges only the pending migrations", () => {
     assert.equal(findings.length, 1, r.text);
     assert.match(
       findings[0],
-      /\[alembic r07 -> r08\]:\d+: error \[create-index-without-concurrently\] CREATE INDEX orders_created_at_idx/,
+      /versions\/r08_orders_created_at_index\.py:1: error \[create-index-without-concurrently\] in upgrade\(\): CREATE INDEX orders_created_at_idx/,
     );
     assert.match(
       r.text,

@@ -1,8 +1,6 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
-import { promisify } from "node:util";
 import type { Tool } from "./presets";
 
 /** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
@@ -1109,33 +1107,6 @@ export async function sqlFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
-/**
- * Offline SQL of each Alembic revision (`alembic upgrade PREV:REV --sql`), so Python migrations are
- * linted as the SQL they will run. Offline mode never connects; a placeholder URL only picks the dialect.
- */
-export async function alembicRevisionSql(
-  workDir: string,
-  skip: (revision: string) => boolean = () => false,
-): Promise<Array<{ label: string; sql: string; revision: string }>> {
-  const run = promisify(execFile);
-  const env = {
-    ...process.env,
-    DATABASE_URL: process.env.DATABASE_URL ?? "postgresql://offline@127.0.0.1/offline",
-  };
-  const alembic = (args: string[]) =>
-    run("alembic", args, { cwd: workDir, env, maxBuffer: 64 * 1024 * 1024 });
-  const { stdout } = await alembic(["history"]);
-  const out: Array<{ label: string; sql: string; revision: string }> = [];
-  for (const line of stdout.split("\n").reverse()) {
-    const m = /^(\S+) -> (\w+)/.exec(line.trim());
-    if (!m || m[1].includes(",") || skip(m[2])) continue;
-    const range = m[1] === "<base>" ? m[2] : `${m[1]}:${m[2]}`;
-    const sql = (await alembic(["upgrade", range, "--sql"])).stdout;
-    out.push({ label: `${workDir} [alembic ${m[1]} -> ${m[2]}]`, sql, revision: m[2] });
-  }
-  return out;
-}
-
 /** What `lintMigrations` read, skipped and found in one directory (or file). */
 export interface LintReport {
   findings: LintFinding[];
@@ -1188,22 +1159,30 @@ export async function lintMigrations(path: string, o: LintMigrationsOptions = {}
   const state = newLintState();
   const isApplied = (rel: string) => o.applied?.has(rel) ?? false;
   const st = await stat(path);
+  const generated = new Set<LintFinding>();
+  let fn = "up()";
   if (st.isDirectory() && (await stat(join(path, "alembic.ini")).catch(() => undefined))) {
-    const { migrationFileChecksums } = await import("./checksums");
-    const files = new Map(
-      (await migrationFileChecksums("alembic", path)).map((f) => [f.name, f.file] as [string, string]),
-    );
-    report.migrations = files.size;
-    const skip = (rev: string) => isApplied(files.get(rev) ?? "");
-    for (const r of await alembicRevisionSql(path, skip)) {
-      const source = files.get(r.revision);
+    fn = "upgrade()";
+    // Revision by revision (adopt-tools' alembic.ts): one that needs a connection is named, the rest linted.
+    const { renderAlembicRevisions } = await import("./alembic");
+    const revisions = await renderAlembicRevisions(path);
+    report.migrations = revisions.length;
+    for (const r of revisions) {
+      if (isApplied(r.file)) {
+        report.skippedApplied++;
+        continue;
+      }
+      const file = join(path, r.file);
+      if (r.error !== undefined) {
+        report.unchecked.push({ file, reason: r.error });
+        continue;
+      }
       // In place, not copies: the directory's one require-timeouts finding is updated by later files.
-      for (const f of await lintSql(r.sql, r.label, o, state))
-        report.findings.push(
-          Object.assign(f, { migration: r.revision, source: source && join(path, source) }),
-        );
+      for (const f of await lintSql(r.sql ?? "", file, o, state)) {
+        generated.add(f);
+        report.findings.push(Object.assign(f, { migration: r.revision }));
+      }
     }
-    report.skippedApplied = [...files.values()].filter(isApplied).length;
   } else {
     const { CODE_MIGRATION, renderNodePgMigrate } = await import("./node-pg-migrate-sql");
     const root = st.isDirectory() ? path : dirname(path);
@@ -1226,7 +1205,6 @@ export async function lintMigrations(path: string, o: LintMigrationsOptions = {}
         )
       ).map((m) => [m.file, m] as const),
     );
-    const generated = new Set<LintFinding>();
     for (const rel of pending) {
       const file = join(root, rel);
       const migration = migrationName(rel.split(sep).join("/"));
@@ -1242,9 +1220,9 @@ export async function lintMigrations(path: string, o: LintMigrationsOptions = {}
       else continue;
       for (const f of found) report.findings.push(Object.assign(f, { migration }));
     }
-    // Generated SQL has no lines of its own: the finding names the migration file and its up().
-    for (const f of generated) Object.assign(f, { line: 1, message: `in up(): ${f.message}` });
   }
+  // Generated SQL has no lines of its own: the finding names the migration file and the function.
+  for (const f of generated) Object.assign(f, { line: 1, message: `in ${fn}: ${f.message}` });
   report.statements = state.statements ?? 0;
   if (o.accept) {
     const kept = o.accept(report.findings);
