@@ -11,6 +11,14 @@ export interface LintOptions {
   projectDir?: string;
   /** Print one JSON document instead of text. */
   json?: boolean;
+  /** Judge only the migrations this database has not applied (its tool's version table). */
+  databaseUrl?: string;
+  /** Whose version table to read; default from the layout (alembic.ini, NAME/migration.sql, else node-pg-migrate). */
+  tool?: string;
+  /** The baseline file (default `.safe-deploy/lint-baseline.json`); used when it exists. */
+  baseline?: string;
+  /** Write every current finding to the baseline instead of reporting them. */
+  writeBaseline?: boolean;
   out?: (text: string) => void;
 }
 
@@ -44,14 +52,35 @@ export async function stackPgVersion(projectDir: string, stack: string): Promise
   return v;
 }
 
-/** Lints migration SQL files; throws CheckFailedError (exit 1) when any finding is an error. */
+/** The tool whose version table tells what a directory's database applied, from its layout. */
+export async function detectTool(dir: string): Promise<"alembic" | "prisma" | "node-pg-migrate"> {
+  const { existsSync } = await import("node:fs");
+  const { readdir } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  if (existsSync(join(dir, "alembic.ini"))) return "alembic";
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.some((n) => existsSync(join(dir, n, "migration.sql"))) ? "prisma" : "node-pg-migrate";
+}
+
+/**
+ * Lints migrations (SQL files, node-pg-migrate JS/TS, Alembic); throws CheckFailedError (exit 1) when
+ * any finding is an error. With `databaseUrl`, only the migrations that database has not applied are
+ * judged; findings the baseline file accepted are left out; `writeBaseline` accepts every finding.
+ */
 export async function runLint(opts: LintOptions): Promise<void> {
-  const { lintPaths, formatFindings, sqlFiles, DEFAULT_PG_VERSION } =
-    await import("../../core/migrations/lint");
+  const { lintMigrations, formatFindings, DEFAULT_PG_VERSION } = await import("../../core/migrations/lint");
+  const { DEFAULT_BASELINE, baselineFilter, writeBaseline } = await import("../../core/migrations/baseline");
   const { CheckFailedError, ConfigError } = await import("../../core/errors");
   const out = opts.out ?? ((t: string) => process.stdout.write(t + "\n"));
   if (opts.paths.length === 0)
     throw new ConfigError("`lint` needs at least one PATH (a .sql file or a directory)");
+  const tools = ["node-pg-migrate", "prisma", "alembic", "command"];
+  if (opts.tool !== undefined && !tools.includes(opts.tool))
+    throw new ConfigError(`\`--tool\` must be one of ${tools.join(", ")}, not ${opts.tool}`);
+  if (opts.writeBaseline && opts.databaseUrl)
+    throw new ConfigError(
+      "`--write-baseline` accepts the findings of every migration, applied or not: drop `--database-url`",
+    );
   let pgVersion: number | undefined;
   if (opts.pgVersion !== undefined) {
     pgVersion = Number(opts.pgVersion);
@@ -65,27 +94,73 @@ export async function runLint(opts: LintOptions): Promise<void> {
     if (e.code === "ENOENT") throw new ConfigError(`\`lint\`: no such file or directory: ${e.path}`);
     throw e;
   };
-  // A directory with nothing to lint (a wrong path, or .js migrations) must not pass as "0 errors".
-  const { existsSync } = await import("node:fs");
-  const { join } = await import("node:path");
+  const baselineFile = opts.baseline ?? DEFAULT_BASELINE;
+  const accept = opts.writeBaseline ? undefined : await baselineFilter(baselineFile);
+  const { stat } = await import("node:fs/promises");
+  const reports = [];
   for (const p of opts.paths) {
-    const files = await sqlFiles([p]).catch(notFound);
-    if (files.length === 0 && !existsSync(join(p, "alembic.ini")))
+    const isDir = (await stat(p).catch(notFound)).isDirectory();
+    let applied;
+    if (opts.databaseUrl && isDir) {
+      const { appliedFromDatabase } = await import("../../core/migrations/pending");
+      const { connect } = await import("../../core/migrations/runner");
+      const client = await connect(opts.databaseUrl, "safe-deploy lint");
+      try {
+        const tool = (opts.tool ?? (await detectTool(p))) as "node-pg-migrate";
+        applied = await appliedFromDatabase(tool, p, async (q) =>
+          (await client.query<Record<string, unknown>>(q)).rows.map((r) => String(Object.values(r)[0])),
+        );
+      } finally {
+        await client.end();
+      }
+    }
+    const report = await lintMigrations(p, { pgVersion, applied: applied?.files, accept }).catch(notFound);
+    // A directory with nothing to lint (a wrong path) must not pass as "0 errors".
+    if (report.migrations === 0)
       throw new ConfigError(
-        `\`lint\`: no .sql file under ${p}, so nothing would be checked; pass the directory of the SQL migrations (or of alembic.ini)`,
+        `\`lint\`: no migration under ${p} (.sql files, node-pg-migrate .js/.ts, or alembic.ini), so nothing would be checked; pass the migrations directory`,
       );
+    const pending = report.migrations - report.skippedApplied;
+    if (pending > 0 && report.statements === 0)
+      throw new ConfigError(
+        `\`lint\`: ${pending} migration(s) under ${p} but 0 statements could be checked` +
+          (report.unchecked.length
+            ? ` (not checkable offline: ${report.unchecked.map((u) => `${u.file}: ${u.reason}`).join("; ")})`
+            : "") +
+          `: nothing was judged, which is not "0 problems"`,
+      );
+    reports.push({ path: p, from: applied?.from, ...report });
   }
-  const findings = await lintPaths(opts.paths, { pgVersion }).catch(notFound);
+  const findings = reports.flatMap((r) => r.findings);
+  if (opts.writeBaseline) {
+    const b = await writeBaseline(baselineFile, findings);
+    out(
+      `wrote ${b.entries.length} accepted finding(s) to ${baselineFile}: commit it; later lints and deploys skip them and report any new or changed statement`,
+    );
+    return;
+  }
   const errors = findings.filter((f) => f.severity === "error").length;
-  if (opts.json)
-    out(JSON.stringify({ pgVersion, errors, warnings: findings.length - errors, findings }, null, 2));
-  else {
+  const skipped = reports.reduce((n, r) => n + r.skippedApplied, 0);
+  const accepted = reports.reduce((n, r) => n + r.accepted, 0);
+  const unchecked = reports.flatMap((r) => r.unchecked);
+  if (opts.json) {
+    const summary = { pgVersion, errors, warnings: findings.length - errors };
+    const extra = { skippedApplied: skipped, accepted, unchecked };
+    out(JSON.stringify({ ...summary, ...extra, findings }, null, 2));
+  } else {
     if (findings.length) out(formatFindings(findings));
-    out(`${errors} error(s), ${findings.length - errors} warning(s) (PostgreSQL ${pgVersion})`);
+    for (const u of unchecked) out(`${u.file}: not checkable offline: ${u.reason}`);
+    const parts = [`${errors} error(s), ${findings.length - errors} warning(s) (PostgreSQL ${pgVersion})`];
+    for (const r of reports)
+      if (r.skippedApplied)
+        parts.push(`${r.skippedApplied} migration(s) of ${r.path} skipped as applied (${r.from})`);
+    if (accepted) parts.push(`${accepted} accepted in the baseline ${baselineFile}`);
+    if (unchecked.length) parts.push(`${unchecked.length} not checkable offline`);
+    out(parts.join("; "));
   }
   if (errors > 0)
     throw new CheckFailedError(
-      `lint found ${errors} error(s); fix them or allow one on purpose with \`-- safe-deploy: allow RULE\` (rules: docs/lint-rules.md)`,
+      `lint found ${errors} error(s); fix them, allow one on purpose with \`-- safe-deploy: allow RULE\` (rules: docs/lint-rules.md), or accept the existing ones with \`safe-deploy lint --write-baseline\` (docs/adopting.md)`,
     );
 }
 
@@ -93,8 +168,10 @@ export async function runLint(opts: LintOptions): Promise<void> {
 export function register(program: Command): void {
   program
     .command("lint")
-    .description("Report destructive or locking changes in migration SQL (PostgreSQL's own parser)")
-    .argument("<paths...>", "SQL files or directories")
+    .description(
+      "Report destructive or locking changes in migrations: SQL, node-pg-migrate JS/TS, Alembic (PostgreSQL's own parser)",
+    )
+    .argument("<paths...>", "migration files or directories")
     .option(
       "--pg-version <major>",
       "PostgreSQL major version of the target (default: the stack's image, else 15)",
@@ -102,5 +179,15 @@ export function register(program: Command): void {
     .option("--stack <name>", "read the PostgreSQL version from this stack's database image")
     .option("--project-dir <dir>", "directory of Pulumi.yaml, for --stack", ".")
     .option("--json", "print the findings as one JSON document")
+    .option(
+      "--database-url <url>",
+      "judge only the migrations this database has not applied (read from the tool's version table)",
+    )
+    .option(
+      "--tool <tool>",
+      "whose version table --database-url reads (default: from the directory's layout)",
+    )
+    .option("--baseline <file>", "accepted findings to skip", ".safe-deploy/lint-baseline.json")
+    .option("--write-baseline", "accept every current finding: write them to the baseline file")
     .action(async (paths: string[], o: Omit<LintOptions, "paths">) => runLint({ paths, ...o }));
 }

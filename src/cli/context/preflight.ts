@@ -53,6 +53,67 @@ async function migrationEdits(ctx: ReleaseContext, migDir: string): Promise<stri
   ];
 }
 
+/**
+ * Lint of the migrations this deploy will run (issue 21): those the database's version table does not
+ * list; with no database to ask, those added since the last good release's commit (which applied all of
+ * its own); with neither (a first deploy, a new database), all. Findings in the lint baseline
+ * (`.safe-deploy/lint-baseline.json`) are accepted. The runner sets the timeouts.
+ */
+async function pendingLint(
+  ctx: ReleaseContext,
+  migDir: string,
+  db: { target: Parameters<typeof runSql>[0]; url: string } | "new" | "unknown",
+): Promise<string[]> {
+  const { lintMigrations } = await import("../../core/migrations/lint");
+  const { DEFAULT_BASELINE, baselineFilter } = await import("../../core/migrations/baseline");
+  const { appliedFromDatabase, appliedAtCommit } = await import("../../core/migrations/pending");
+  const tool = ctx.config.migrations.tool;
+  let applied: { files: Set<string>; from: string } | undefined;
+  if (typeof db === "object") {
+    const query = async (q: string) =>
+      (await runSql(db.target, parseDatabaseUrl(db.url), `${q};`, "reading applied migrations")).split("\n");
+    applied = await appliedFromDatabase(tool, migDir, query).catch(() => undefined);
+  }
+  // A database not created yet has applied nothing; one we cannot read, what the last good release had.
+  const last = applied || db === "new" ? undefined : await ctx.ledger.lastGood();
+  if (last && /^[0-9a-f]{7,64}$/i.test(last.commit) && (await hasCommit(migDir, last.commit)))
+    applied = appliedAtCommit(
+      await git(migDir, ["ls-tree", "-r", "--name-only", last.commit, "--", "."]).catch(() => ""),
+      last.id,
+    );
+  const baseline = resolve(ctx.projectDir, DEFAULT_BASELINE);
+  const report = await lintMigrations(migDir, {
+    timeoutsSetByRunner: true,
+    applied: applied?.files,
+    accept: await baselineFilter(baseline),
+    cwd: resolve(ctx.projectDir, ctx.config.migrations.workDir),
+  });
+  const skipped = [
+    report.skippedApplied ? `${report.skippedApplied} applied migration(s) skipped (${applied?.from})` : "",
+    report.accepted ? `${report.accepted} accepted in the baseline ${DEFAULT_BASELINE}` : "",
+  ].filter(Boolean);
+  const pending = report.migrations - report.skippedApplied;
+  if (pending > 0 && report.statements === 0)
+    ctx.log.warn(
+      `lint checked no statement of the ${pending} pending migration(s) in ${migDir}` +
+        (report.unchecked.length
+          ? ` (not checkable offline: ${report.unchecked.map((u) => u.file).join(", ")})`
+          : "") +
+        ": review them by hand",
+    );
+  else if (report.unchecked.length)
+    ctx.log.warn(
+      `lint could not check ${report.unchecked.map((u) => `${u.file} (${u.reason})`).join(", ")}: review by hand`,
+    );
+  const errors = report.findings.filter((f) => f.severity === "error");
+  if (!errors.length) return [];
+  return [
+    `lint found ${errors.length} error(s) in the pending migrations (${errors.map((f) => `${f.file}:${f.line} [${f.rule}]`).join(", ")})` +
+      `${skipped.length ? `; ${skipped.join("; ")}` : ""}: see 'safe-deploy lint ${migDir}', or accept them on purpose ` +
+      `with 'safe-deploy lint --write-baseline ${migDir}' (docs/adopting.md)`,
+  ];
+}
+
 /** Checks before anything changes; each problem says what to do. */
 export async function preflight(
   ctx: ReleaseContext,
@@ -84,16 +145,6 @@ export async function preflight(
     }
   }
   const migDir = resolve(projectDir, config.migrations.workDir, config.migrations.dir);
-  if (config.migrations.tool !== "command" && existsSync(migDir)) {
-    const { lintPaths } = await import("../../core/migrations/lint");
-    const errors = (await lintPaths([migDir])).filter((f) => f.severity === "error");
-    if (errors.length) {
-      problems.push(
-        `lint found ${errors.length} error(s) in the migrations (${errors.map((f) => `${f.file}:${f.line} [${f.rule}]`).join(", ")}): ` +
-          `see 'safe-deploy lint ${migDir}'`,
-      );
-    }
-  }
   if (!allowMigrationEdits && existsSync(migDir)) problems.push(...(await migrationEdits(ctx, migDir)));
   // A managed database exists once an update created its container (the stack's `containers` output).
   const dbExists =
@@ -152,6 +203,8 @@ export async function preflight(
       problems.push(`the database (${db.where}) is not reachable: ${ctx.log.redact((e as Error).message)}`);
     }
   }
+  if (config.migrations.tool !== "command" && existsSync(migDir))
+    problems.push(...(await pendingLint(ctx, migDir, dbExists ? (db ?? "unknown") : "new")));
   await mkdir(ctx.backupDir, { recursive: true, mode: 0o700 });
   const newest = (await listBackups(ctx.backupDir).catch(() => []))[0];
   const need = Math.max(64 << 20, newest?.sizeBytes ? newest.sizeBytes * 2 : Math.ceil((dbBytes ?? 0) / 2));

@@ -1,7 +1,7 @@
-import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { promisify } from "node:util";
+import { basename, dirname, join, sep } from "node:path";
+import type { Tool } from "./presets";
 
 /** How bad a finding is: errors fail `safe-deploy lint` (exit 1) and block a deploy; warnings only print. */
 export type Severity = "error" | "warning";
@@ -15,6 +15,15 @@ export interface LintFinding {
   message: string;
   why: string;
   instead: string;
+  /**
+   * Hash of the statement's parse tree without positions: the same after reformatting, comments or a
+   * move to another line, different once the statement changes (what a baseline entry matches).
+   */
+  fingerprint?: string;
+  /** The migration's name in its tool's version table (file name, Prisma directory, Alembic revision). */
+  migration?: string;
+  /** The migration's file when `file` is not one (an Alembic revision's `versions/x.py`). */
+  source?: string;
 }
 
 /** What each rule reports: why it hurts a live database and what to do instead (squawk's rule set, issue 4). */
@@ -161,6 +170,12 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
       why: "rewrites every row of the table in one transaction, locking all of them",
       instead: "add a WHERE clause, and backfill large tables in batches",
     },
+    "backfill-in-one-statement": {
+      severity: "error",
+      why: "UPDATE ... WHERE col IS NULL right after ADD COLUMN col matches every row (the column is new, so all NULL): a whole-table backfill in one transaction, locking every row until it ends",
+      instead:
+        "backfill in batches (WHERE id BETWEEN ... AND ..., one transaction each) from a later migration or a script, then enforce NOT NULL",
+    },
     "delete-without-where": {
       severity: "error",
       why: "deletes every row of the table",
@@ -253,6 +268,18 @@ function relName(rel: unknown): string {
   return [r.schemaname, r.relname].filter(Boolean).join(".");
 }
 
+/** A table's key in `createdTables`: `public.t`, `pg_temp.t` and `t` are the same table to a migration. */
+export function tableKey(name: string): string {
+  return name.replace(/^(public|pg_temp)\./, "");
+}
+
+/** The dotted name of a DROP's object (`List` of `String`s, or one `String`). */
+function objectName(o: unknown): string {
+  const n = o as Node;
+  const items = ((n?.List as Node | undefined)?.items as Node[] | undefined) ?? [n];
+  return items.map((i) => String((i?.String as Node | undefined)?.sval ?? "?")).join(".");
+}
+
 /** The column of a `col IS NOT NULL` expression, else undefined. */
 function notNullColumn(expr: unknown): string | undefined {
   const t = (expr as Node | undefined)?.NullTest as Node | undefined;
@@ -260,6 +287,25 @@ function notNullColumn(expr: unknown): string | undefined {
   const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
   const last = fields[fields.length - 1]?.String as Node | undefined;
   return last ? String(last.sval) : undefined;
+}
+
+/**
+ * The columns of a WHERE made only of `col IS NULL` tests (joined by AND/OR), else undefined: such a
+ * WHERE on a column just added matches every row. Any other condition (`id BETWEEN ...`) is a batch.
+ */
+function nullTestedColumns(expr: unknown): string[] | undefined {
+  const n = (expr as Node | undefined) ?? {};
+  const t = n.NullTest as Node | undefined;
+  if (t) {
+    if (t.nulltesttype !== "IS_NULL") return undefined;
+    const fields = (((t.arg as Node)?.ColumnRef as Node)?.fields as Node[] | undefined) ?? [];
+    const last = fields[fields.length - 1]?.String as Node | undefined;
+    return last ? [String(last.sval)] : undefined;
+  }
+  const b = n.BoolExpr as Node | undefined;
+  if (!b || b.boolop === "NOT_EXPR") return undefined;
+  const parts = ((b.args as unknown[]) ?? []).map(nullTestedColumns);
+  return parts.every(Boolean) ? (parts.flat() as string[]) : undefined;
 }
 
 /**
@@ -380,6 +426,11 @@ export interface LintConfig {
    * PGOPTIONS), so `require-timeouts` is not reported.
    */
   timeoutsSetByRunner?: boolean;
+  /**
+   * The runner wraps this SQL in a transaction (a node-pg-migrate JS/TS migration without
+   * `pgm.noTransaction()`); `.sql` files say so with `-- Up Migration`.
+   */
+  inTransaction?: boolean;
 }
 
 /** What lint learns from earlier migrations of the same directory, in order (e.g. validated CHECKs). */
@@ -388,11 +439,26 @@ export interface LintState {
   provenNotNull: Set<string>;
   /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
   notNullChecks: Map<string, string>;
+  /**
+   * The one `require-timeouts` finding of the directory and how many later migrations lack the SETs too:
+   * said once per directory, not on nearly every file (issue 21).
+   */
+  timeouts?: { finding: LintFinding; base: string; more: number };
+  /** Statements lint read (a DO block's inner ones included): 0 means nothing was checked. */
+  statements?: number;
 }
 
 /** A fresh `LintState`, for a directory's first migration. */
 export function newLintState(): LintState {
-  return { provenNotNull: new Set(), notNullChecks: new Map() };
+  return { provenNotNull: new Set(), notNullChecks: new Map(), statements: 0 };
+}
+
+/** See {@link LintFinding.fingerprint}: positions are the only part of the tree that formatting moves. */
+export function statementFingerprint(stmt: unknown): string {
+  const json = JSON.stringify(stmt, (k, v: unknown) =>
+    k === "location" || k === "stmt_location" || k === "stmt_len" ? undefined : v,
+  );
+  return createHash("sha256").update(json).digest("hex").slice(0, 16);
 }
 
 /** The name of a target column (`a` of `SET a[1] = ...` only counts when there is no subscript). */
@@ -439,7 +505,10 @@ function selectOutputNames(select: Node): string[] | undefined {
 /** Context of one statement: what the file did before it. */
 export interface StatementContext {
   inTransaction: boolean;
+  /** Tables (keys of `tableKey`) this migration created, temporary ones included: nothing to lock or lose yet. */
   createdTables: Set<string>;
+  /** Columns this migration added to existing tables: `tableKey.column`. */
+  addedColumns?: Set<string>;
   /** `table.column` proven NOT NULL by a validated CHECK, so SET NOT NULL skips its scan (PG 12+). */
   provenNotNull?: Set<string>;
   /** CHECK (col IS NOT NULL) constraints added NOT VALID: `table.constraint` -> `table.column`. */
@@ -458,26 +527,35 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
   if (!u) return out;
   const [kind, s] = u;
   const pg = ctx.pgVersion ?? DEFAULT_PG_VERSION;
-  const isNew = (rel: unknown): boolean => ctx.createdTables.has(relName(rel));
+  const isNew = (rel: unknown): boolean => ctx.createdTables.has(tableKey(relName(rel)));
   const concurrentInTx = (what: string) =>
     out.push({ rule: "concurrently-in-transaction", message: `${what} CONCURRENTLY inside a transaction` });
   switch (kind) {
     case "DropStmt": {
       const t = s.removeType as string;
-      if (t === "OBJECT_TABLE") out.push({ rule: "drop-table", message: "DROP TABLE" });
-      if (t === "OBJECT_SCHEMA") out.push({ rule: "drop-schema", message: "DROP SCHEMA" });
+      const names = ((s.objects as unknown[]) ?? []).map(objectName);
+      // A table this migration created (a temporary table, a scratch copy) holds nothing yet.
+      const existing = names.filter((n) => !ctx.createdTables.has(tableKey(n)));
+      if (t === "OBJECT_TABLE" && existing.length)
+        out.push({ rule: "drop-table", message: `DROP TABLE ${existing.join(", ")}` });
+      if (t === "OBJECT_SCHEMA")
+        out.push({ rule: "drop-schema", message: `DROP SCHEMA ${names.join(", ")}` });
       if (t === "OBJECT_INDEX") {
         if (s.concurrent && ctx.inTransaction) concurrentInTx("DROP INDEX");
         if (!s.concurrent)
-          out.push({ rule: "drop-index-without-concurrently", message: "DROP INDEX without CONCURRENTLY" });
+          out.push({
+            rule: "drop-index-without-concurrently",
+            message: `DROP INDEX ${names.join(", ")} without CONCURRENTLY`,
+          });
       }
       break;
     }
     case "DropdbStmt":
-      out.push({ rule: "drop-database", message: "DROP DATABASE" });
+      out.push({ rule: "drop-database", message: `DROP DATABASE ${String(s.dbname)}` });
       break;
     case "RenameStmt": {
       const t = s.renameType as string;
+      if (isNew(s.relation)) break;
       if (t === "OBJECT_COLUMN")
         out.push({
           rule: "rename-column",
@@ -495,9 +573,9 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
         if (!cmd) continue;
         const sub = cmd.subtype as string;
         const col = String(cmd.name ?? "");
+        if (isNew(rel)) continue;
         if (sub === "AT_DropColumn")
           out.push({ rule: "drop-column", message: `DROP COLUMN ${col} on ${name}` });
-        if (isNew(rel)) continue;
         if (sub === "AT_AlterColumnType")
           out.push({ rule: "change-column-type", message: `ALTER COLUMN ${col} TYPE on ${name}` });
         if (sub === "AT_DropNotNull")
@@ -534,6 +612,9 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
           const def = ((cmd.def as Node)?.ColumnDef as Node) ?? {};
           const colName = String(def.colname);
           const cs = constraints(def);
+          // A column added without a value is NULL in every row: `WHERE col IS NULL` then means all of them.
+          if (!cs.some((x) => x.contype === "CONSTR_DEFAULT" && !isNullConst(x.raw_expr)))
+            ctx.addedColumns?.add(`${tableKey(name)}.${colName}`);
           const type = (((def.typeName as Node)?.names as Node[] | undefined) ?? [])
             .map((n) => String((n.String as Node)?.sval ?? ""))
             .pop();
@@ -625,12 +706,23 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
         });
       break;
     }
-    case "TruncateStmt":
-      out.push({ rule: "truncate", message: "TRUNCATE" });
+    case "TruncateStmt": {
+      const names = ((s.relations as Node[]) ?? []).map((r) => r.RangeVar).filter((r) => !isNew(r));
+      if (names.length) out.push({ rule: "truncate", message: `TRUNCATE ${names.map(relName).join(", ")}` });
       break;
+    }
     case "UpdateStmt": {
+      if (isNew(s.relation)) break;
       if (!s.whereClause)
         out.push({ rule: "update-without-where", message: `UPDATE ${relName(s.relation)} without WHERE` });
+      const backfilled = nullTestedColumns(s.whereClause)?.filter((c) =>
+        ctx.addedColumns?.has(`${tableKey(relName(s.relation))}.${c}`),
+      );
+      if (backfilled?.length)
+        out.push({
+          rule: "backfill-in-one-statement",
+          message: `UPDATE ${relName(s.relation)} WHERE ${backfilled.join(" / ")} IS NULL right after ADD COLUMN ${backfilled.join(", ")}: every row, in one statement`,
+        });
       const dup = firstDuplicate(targetNames(s.targetList));
       if (dup)
         out.push({
@@ -670,7 +762,7 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
       break;
     }
     case "DeleteStmt":
-      if (!s.whereClause)
+      if (!s.whereClause && !isNew(s.relation))
         out.push({
           rule: "delete-without-where",
           message: `DELETE FROM ${relName(s.relation)} without WHERE`,
@@ -681,11 +773,12 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
         const d = (o as Node).DefElem as Node | undefined;
         return d?.defname === "full" && !isFalse(d.arg);
       });
-      if (full) out.push({ rule: "vacuum-full", message: "VACUUM FULL" });
+      const rels = ((s.rels as Node[]) ?? []).map((r) => relName((r.VacuumRelation as Node)?.relation));
+      if (full) out.push({ rule: "vacuum-full", message: `VACUUM FULL ${rels.join(", ")}`.trim() });
       break;
     }
     case "ClusterStmt":
-      out.push({ rule: "vacuum-full", message: "CLUSTER" });
+      out.push({ rule: "vacuum-full", message: `CLUSTER ${relName(s.relation)}`.trim() });
       break;
   }
   return out;
@@ -829,10 +922,12 @@ export async function lintSql(
     }
     return lo + 1;
   };
-  const finding = (line: number, rule: string, message: string): LintFinding => {
+  const finding = (line: number, rule: string, message: string, fingerprint?: string): LintFinding => {
     const { severity, why, instead } = RULES[rule];
-    return { file, line, rule, severity, message, why, instead };
+    return { file, line, rule, severity, message, why, instead, fingerprint };
   };
+  const textPrint = (t: string) =>
+    createHash("sha256").update(t.replace(/\s+/g, " ").trim()).digest("hex").slice(0, 16);
   let stmts: RawStmt[];
   try {
     stmts = ((parseSync(text) as { stmts?: RawStmt[] }).stmts ?? []) as RawStmt[];
@@ -842,11 +937,11 @@ export async function lintSql(
     // line number pointed at an earlier line.
     const pos = err.sqlDetails?.cursorPosition;
     const byte = pos ? Buffer.byteLength(Array.from(text).slice(0, pos).join("")) : 0;
-    return [finding(pos ? lineAt(byte) : 1, "parse-error", String(err.message ?? e))];
+    return [finding(pos ? lineAt(byte) : 1, "parse-error", String(err.message ?? e), textPrint(text))];
   }
   const out: LintFinding[] = [];
   // node-pg-migrate runs SQL files inside a transaction it opens itself (no noTransaction for .sql).
-  const wrapped = /^--\s*Up Migration\b/im.test(sql);
+  const wrapped = config.inTransaction ?? /^--\s*Up Migration\b/im.test(sql);
   let runnerTx = wrapped;
   let explicitTx: number | undefined; // line of an open BEGIN
   let txCounter = 0;
@@ -854,6 +949,7 @@ export async function lintSql(
   const ctx: StatementContext = {
     inTransaction: runnerTx,
     createdTables: new Set<string>(),
+    addedColumns: new Set<string>(),
     provenNotNull: state.provenNotNull,
     notNullChecks: state.notNullChecks,
     notValidIn: new Map<string, string>(),
@@ -861,6 +957,7 @@ export async function lintSql(
   };
   const timeouts = { lock_timeout: false, statement_timeout: false };
   let timeoutsWarned = Boolean(config.timeoutsSetByRunner);
+  let begin: string | undefined; // fingerprint of the open BEGIN
   let prevEnd = 0;
   for (const raw of stmts) {
     const start = raw.stmt_location ?? 0;
@@ -880,14 +977,19 @@ export async function lintSql(
     const prefix = /^(\s|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/.exec(lead)?.[0] ?? "";
     const line = lineAt(leadStart + Buffer.byteLength(prefix));
     prevEnd = end;
+    // Hashed only when a finding needs it: most statements have none (npm run bench:lint).
+    let current: Node = {};
+    const print = () => statementFingerprint(current);
     const report = (at: number, rule: string, message: string) => {
-      if (!allow.has(rule)) out.push(finding(at, rule, message));
+      if (!allow.has(rule)) out.push(finding(at, rule, message, print()));
     };
     const visit = (stmt: Node, line: number, where: string): void => {
       const u = unwrap(stmt);
       if (!u) return;
       const [kind, s] = u;
       stmtCounter++;
+      state.statements = (state.statements ?? 0) + 1;
+      current = stmt;
       if (kind === "TransactionStmt") {
         const k = s.kind as string;
         const opens = k === "TRANS_STMT_BEGIN" || k === "TRANS_STMT_START";
@@ -899,7 +1001,10 @@ export async function lintSql(
               "transaction-nesting",
               `${where}BEGIN inside ${runnerTx ? "the transaction the runner wraps this file in" : "an open transaction"}`,
             );
-          else explicitTx = line;
+          else {
+            explicitTx = line;
+            begin = print();
+          }
           txCounter++;
         }
         if (closes) {
@@ -924,19 +1029,30 @@ export async function lintSql(
       const touchesExisting =
         LOCKING.has(kind) &&
         !(kind === "IndexStmt" && s.concurrent) &&
-        !(rel && ctx.createdTables.has(relName(rel)));
+        !(rel && ctx.createdTables.has(tableKey(relName(rel))));
       const missing = Object.entries(timeouts)
         .filter(([, set]) => !set)
         .map(([k]) => k);
       if (touchesExisting && missing.length && !timeoutsWarned && !allow.has("require-timeouts")) {
         timeoutsWarned = true;
-        report(
-          line,
-          "require-timeouts",
-          `${where}${kind.replace(/Stmt$/, "")} before any SET ${missing.join(" / ")}`,
-        );
+        if (state.timeouts) {
+          // Said once per directory: the first finding counts the later migrations that lack them too.
+          const t = state.timeouts;
+          t.more++;
+          t.finding.message = `${t.base} (and in ${t.more} later migration(s); said once)`;
+        } else {
+          const base = `${where}${kind.replace(/Stmt$/, "")} before any SET ${missing.join(" / ")}`;
+          const f = finding(line, "require-timeouts", base, print());
+          out.push(f);
+          state.timeouts = { finding: f, base, more: 0 };
+        }
       }
-      if (kind === "CreateStmt") ctx.createdTables.add(relName(s.relation));
+      // CREATE TABLE IF NOT EXISTS may find the table already there, with its rows: not new.
+      if (kind === "CreateStmt" && !s.if_not_exists) ctx.createdTables.add(tableKey(relName(s.relation)));
+      if (kind === "CreateTableAsStmt" && !s.if_not_exists)
+        ctx.createdTables.add(tableKey(relName((s.into as Node | undefined)?.rel)));
+      if (kind === "SelectStmt" && s.intoClause)
+        ctx.createdTables.add(tableKey(relName((s.intoClause as Node).rel)));
     };
     const u = unwrap(raw.stmt);
     if (u?.[0] !== "DoStmt") {
@@ -967,7 +1083,12 @@ export async function lintSql(
   }
   if (explicitTx !== undefined)
     out.push(
-      finding(explicitTx, "uncommitted-transaction", "BEGIN without a COMMIT before the end of the file"),
+      finding(
+        explicitTx,
+        "uncommitted-transaction",
+        "BEGIN without a COMMIT before the end of the file",
+        begin,
+      ),
     );
   return out;
 }
@@ -986,49 +1107,139 @@ export async function sqlFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
+/** What `lintMigrations` read, skipped and found in one directory (or file). */
+export interface LintReport {
+  findings: LintFinding[];
+  /** Migrations in the directory (files, or Alembic revisions). */
+  migrations: number;
+  /** Migrations skipped because the target database (or the last good release) already applied them. */
+  skippedApplied: number;
+  /** Findings left out because the lint baseline accepted them. */
+  accepted: number;
+  /** Statements lint read: 0 with migrations to check means nothing could be checked. */
+  statements: number;
+  /** Migrations that could not be rendered to SQL offline, with the reason. */
+  unchecked: Array<{ file: string; reason: string }>;
+}
+
+/** Options of `lintMigrations`. */
+export interface LintMigrationsOptions extends LintConfig {
+  /**
+   * Migration files (relative to the directory, `/`-separated; Alembic: `versions/x.py`) already applied:
+   * they are not judged again (issue 21). Undefined: every migration is linted.
+   */
+  applied?: ReadonlySet<string>;
+  /** Drops findings the baseline accepted; returns the rest (see baseline.ts). */
+  accept?: (findings: LintFinding[]) => LintFinding[];
+  /** Project directory, where a JS/TS migration's own imports resolve (default: the directory's parent). */
+  cwd?: string;
+}
+
+/** The name a migration is recorded under: Prisma's directory, node-pg-migrate's file name without extension. */
+export function migrationName(rel: string): string {
+  const prisma = /^([^/]+)\/migration\.sql$/.exec(rel);
+  if (prisma) return prisma[1];
+  return rel.includes("/") ? rel : rel.replace(/\.[^.]+$/, "");
+}
+
 /**
- * Offline SQL of each Alembic revision (`alembic upgrade PREV:REV --sql`), so Python migrations are
- * linted as the SQL they will run. Offline mode never connects; a placeholder URL only picks the dialect.
+ * Lints one migrations directory (or one file) in run order, sharing what earlier migrations proved:
+ * `.sql` files (node-pg-migrate, Prisma's `NAME/migration.sql`, plain), node-pg-migrate's own JS/TS
+ * migrations through the SQL their `up` produces, an Alembic directory through offline SQL per revision.
  */
-export async function alembicRevisionSql(workDir: string): Promise<Array<{ label: string; sql: string }>> {
-  const run = promisify(execFile);
-  const env = {
-    ...process.env,
-    DATABASE_URL: process.env.DATABASE_URL ?? "postgresql://offline@127.0.0.1/offline",
+export async function lintMigrations(path: string, o: LintMigrationsOptions = {}): Promise<LintReport> {
+  const report: LintReport = {
+    findings: [],
+    migrations: 0,
+    skippedApplied: 0,
+    accepted: 0,
+    statements: 0,
+    unchecked: [],
   };
-  const alembic = (args: string[]) =>
-    run("alembic", args, { cwd: workDir, env, maxBuffer: 64 * 1024 * 1024 });
-  const { stdout } = await alembic(["history"]);
-  const out: Array<{ label: string; sql: string }> = [];
-  for (const line of stdout.split("\n").reverse()) {
-    const m = /^(\S+) -> (\w+)/.exec(line.trim());
-    if (!m || m[1].includes(",")) continue;
-    const range = m[1] === "<base>" ? m[2] : `${m[1]}:${m[2]}`;
-    const sql = (await alembic(["upgrade", range, "--sql"])).stdout;
-    out.push({ label: `${workDir} [alembic ${m[1]} -> ${m[2]}]`, sql });
+  const state = newLintState();
+  const isApplied = (rel: string) => o.applied?.has(rel) ?? false;
+  const st = await stat(path);
+  const generated = new Set<LintFinding>();
+  let fn = "up()";
+  if (st.isDirectory() && (await stat(join(path, "alembic.ini")).catch(() => undefined))) {
+    fn = "upgrade()";
+    // Revision by revision (adopt-tools' alembic.ts): one that needs a connection is named, the rest linted.
+    const { renderAlembicRevisions } = await import("./alembic");
+    const revisions = await renderAlembicRevisions(path);
+    report.migrations = revisions.length;
+    for (const r of revisions) {
+      if (isApplied(r.file)) {
+        report.skippedApplied++;
+        continue;
+      }
+      const file = join(path, r.file);
+      if (r.error !== undefined) {
+        report.unchecked.push({ file, reason: r.error });
+        continue;
+      }
+      // In place, not copies: the directory's one require-timeouts finding is updated by later files.
+      for (const f of await lintSql(r.sql ?? "", file, o, state)) {
+        generated.add(f);
+        report.findings.push(Object.assign(f, { migration: r.revision }));
+      }
+    }
+  } else {
+    const { CODE_MIGRATION, renderNodePgMigrate } = await import("./node-pg-migrate-sql");
+    const root = st.isDirectory() ? path : dirname(path);
+    const rels = st.isDirectory()
+      ? [
+          ...((await readdir(path, { recursive: true })) as string[]).filter((n) => n.endsWith(".sql")),
+          // node-pg-migrate runs the directory's own files only, .sql and code alike.
+          ...(await readdir(path)).filter((n) => CODE_MIGRATION.test(n) && !n.endsWith(".d.ts")),
+        ].sort()
+      : [basename(path)];
+    report.migrations = rels.length;
+    const pending = rels.filter((r) => !isApplied(r.split(sep).join("/")));
+    report.skippedApplied = rels.length - pending.length;
+    const code = pending.filter((r) => CODE_MIGRATION.test(r) && !r.includes(sep));
+    const rendered = new Map(
+      (
+        await renderNodePgMigrate(
+          code.map((r) => join(root, r)),
+          o.cwd ?? dirname(root),
+        )
+      ).map((m) => [m.file, m] as const),
+    );
+    for (const rel of pending) {
+      const file = join(root, rel);
+      const migration = migrationName(rel.split(sep).join("/"));
+      let found: LintFinding[];
+      const r = rendered.get(file);
+      if (r?.error !== undefined) {
+        report.unchecked.push({ file, reason: r.error });
+        continue;
+      } else if (r) {
+        found = await lintSql(r.sql ?? "", file, { ...o, inTransaction: r.transaction }, state);
+        for (const f of found) generated.add(f);
+      } else if (rel.endsWith(".sql")) found = await lintSql(await readFile(file, "utf8"), file, o, state);
+      else continue;
+      for (const f of found) report.findings.push(Object.assign(f, { migration }));
+    }
   }
-  return out;
+  // Generated SQL has no lines of its own: the finding names the migration file and the function.
+  for (const f of generated) Object.assign(f, { line: 1, message: `in ${fn}: ${f.message}` });
+  report.statements = state.statements ?? 0;
+  if (o.accept) {
+    const kept = o.accept(report.findings);
+    report.accepted = report.findings.length - kept.length;
+    report.findings = kept;
+  }
+  return report;
 }
 
 /**
  * Lints every SQL file under `paths`, in order, sharing what earlier migrations proved (a CHECK
  * validated in one migration lets a later SET NOT NULL pass); a directory holding alembic.ini is
- * linted through offline SQL.
+ * linted through offline SQL, node-pg-migrate's JS/TS migrations through the SQL their `up` produces.
  */
 export async function lintPaths(paths: string[], config: LintConfig = {}): Promise<LintFinding[]> {
   const out: LintFinding[] = [];
-  for (const p of paths) {
-    const state = newLintState();
-    const isAlembic =
-      (await stat(p)).isDirectory() && (await stat(join(p, "alembic.ini")).catch(() => undefined));
-    if (isAlembic) {
-      for (const r of await alembicRevisionSql(p))
-        out.push(...(await lintSql(r.sql, r.label, config, state)));
-      continue;
-    }
-    for (const f of await sqlFiles([p]))
-      out.push(...(await lintSql(await readFile(f, "utf8"), f, config, state)));
-  }
+  for (const p of paths) out.push(...(await lintMigrations(p, config)).findings);
   return out;
 }
 
@@ -1051,22 +1262,46 @@ export interface LintGateOptions {
   /** Go ahead despite lint errors; the reason is printed, so the log says why. */
   allowLint?: string;
   pgVersion?: number;
+  /** Migration files the target database applied (see pending.ts): not judged again. */
+  applied?: ReadonlySet<string>;
+  /** The target database and its tool: the migrations its version table lists are not judged again. */
+  database?: { url: string; tool: Tool };
+  /** Lint baseline file (default `.safe-deploy/lint-baseline.json` in the working directory), if it exists. */
+  baseline?: string;
   out?: (text: string) => void;
 }
 
 /**
  * Lints the migrations a command is about to run and refuses (CheckFailedError, exit 1) on any error
  * unless `allowLint` names a reason. The runner sets the timeouts, so `require-timeouts` is not reported.
- * A directory without SQL (.js migrations) has nothing lint can read and passes.
+ * node-pg-migrate JS/TS migrations are judged by the SQL their `up` produces; baseline findings pass.
  */
 export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
   const { CheckFailedError, ConfigError } = await import("../errors");
   if (o.allowLint !== undefined && !o.allowLint.trim())
     throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
   if (!(await stat(o.dir).catch(() => undefined))?.isDirectory()) return [];
-  const isAlembic = await stat(join(o.dir, "alembic.ini")).catch(() => undefined);
-  if (!isAlembic && (await sqlFiles([o.dir])).length === 0) return [];
-  const findings = await lintPaths([o.dir], { pgVersion: o.pgVersion, timeoutsSetByRunner: true });
+  const { DEFAULT_BASELINE, baselineFilter } = await import("./baseline");
+  let applied = o.applied;
+  if (!applied && o.database && o.database.tool !== "command") {
+    const { appliedFromDatabase } = await import("./pending");
+    const { connect } = await import("./runner");
+    const client = await connect(o.database.url, "safe-deploy lint");
+    try {
+      const query = async (q: string) =>
+        (await client.query<Record<string, unknown>>(q)).rows.map((r) => String(Object.values(r)[0]));
+      applied = (await appliedFromDatabase(o.database.tool, o.dir, query)).files;
+    } finally {
+      await client.end();
+    }
+  }
+  const report = await lintMigrations(o.dir, {
+    pgVersion: o.pgVersion,
+    timeoutsSetByRunner: true,
+    applied,
+    accept: await baselineFilter(o.baseline ?? DEFAULT_BASELINE),
+  });
+  const findings = report.findings;
   const errors = findings.filter((f) => f.severity === "error");
   if (errors.length === 0) return findings;
   const list = errors.map((f) => `  ${f.file}:${f.line} [${f.rule}] ${f.message}`).join("\n");

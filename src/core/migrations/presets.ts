@@ -15,6 +15,19 @@ export function shellQuote(s: string): string {
  */
 export const LOCAL_BIN = 'PATH="$PWD/node_modules/.bin:$PATH"';
 
+/**
+ * Loads TypeScript migrations through tsx (the project's own) when the directory holds `.ts` files:
+ * without it Node stops at the first type annotation (`Unexpected token '{'`, `Unknown file extension
+ * ".ts"`), issue 21. node-pg-migrate's own `--tsx` registers only tsx's ESM hooks, which fails on `.ts`
+ * migrations in a CommonJS package (ERR_REQUIRE_CYCLE_MODULE); `--import tsx` registers both. Decided by
+ * the shell where the command runs (deploy host or container), where the files are: a JavaScript-only
+ * project needs no tsx and gets nothing.
+ */
+export function tsxNodeOptions(dir: string): string {
+  const glob = `${shellQuote(dir.replace(/\/$/, ""))}/*.ts`;
+  return `NODE_OPTIONS="$(for f in ${glob}; do [ -e "$f" ] && echo --import=tsx; break; done) $NODE_OPTIONS"`;
+}
+
 /** Custom command set for `tool: "command"`; `{target}` in a command is replaced by the quoted target. */
 export interface CustomCommands {
   up: string;
@@ -38,7 +51,7 @@ export function toolCommand(
   const q = (s: string) => shellQuote(s);
   switch (tool) {
     case "node-pg-migrate": {
-      const base = `${LOCAL_BIN} node-pg-migrate`;
+      const base = `${LOCAL_BIN} ${tsxNodeOptions(opts.dir)} node-pg-migrate`;
       const flags = `-m ${q(opts.dir)} --single-transaction --no-verbose`;
       if (action === "up") return `${base} up ${t ? q(t) + " " : ""}${flags}`;
       if (action === "down") return `${base} down ${t ? q(t) : "1"} ${flags}`;

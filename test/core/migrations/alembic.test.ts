@@ -50,9 +50,28 @@ describe("lint of Alembic migrations through offline SQL", () => {
   it("flags the revision that creates an index without CONCURRENTLY, and not the one creating its table", async () => {
     const { lintPaths } = await import("../../../src/core/migrations/lint");
     const found = await lintPaths([WORK]);
+    // Findings name the revision file, not a line of generated SQL (issue 21).
     assert.deepEqual(
-      found.map((f) => `${f.rule} ${f.file.slice(WORK.length)}`),
-      ["create-index-without-concurrently  [alembic a1 -> b2]", "require-timeouts  [alembic a1 -> b2]"],
+      found.map((f) => `${f.rule} ${f.file.slice(WORK.length)}:${f.line} ${f.message}`),
+      [
+        "create-index-without-concurrently /versions/b2_accounts_email_index.py:1 in upgrade(): CREATE INDEX accounts_email_idx on accounts without CONCURRENTLY",
+        "require-timeouts /versions/b2_accounts_email_index.py:1 in upgrade(): Index before any SET lock_timeout / statement_timeout",
+      ],
+    );
+  });
+
+  it("a revision that needs a connection is named not checkable offline; the others are still linted (before: exit 3)", async () => {
+    const { lintMigrations } = await import("../../../src/core/migrations/lint");
+    const dir = join(__dirname, "../../fixtures/migrations/alembic-adopt");
+    const r = await lintMigrations(dir, { timeoutsSetByRunner: true });
+    assert.deepEqual(
+      r.unchecked.map((u) => u.file.slice(dir.length + 1)),
+      ["versions/3c4d_accounts_domain_backfill.py"],
+    );
+    assert.match(r.unchecked[0].reason, /^not checkable offline: /);
+    assert.deepEqual(
+      r.findings.map((f) => `${f.file.slice(dir.length + 1)} ${f.rule}`),
+      ["versions/5e6f_accounts_email_index.py create-index-without-concurrently"],
     );
   });
 });

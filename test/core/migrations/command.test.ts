@@ -14,7 +14,7 @@ describe("migrationCommand (table)", () => {
     [
       "node-pg-migrate local",
       { tool: "node-pg-migrate", dir: "migrations", workDir: "/app", runIn: "local" },
-      /^PATH="\$PWD\/node_modules\/.bin:\$PATH" node-pg-migrate up -m migrations --single-transaction/,
+      /^PATH="\$PWD\/node_modules\/.bin:\$PATH" NODE_OPTIONS=.* node-pg-migrate up -m migrations --single-transaction/,
     ],
     [
       "alembic local",
@@ -42,7 +42,7 @@ describe("migrationCommand (table)", () => {
         network: "net1",
         dockerHost: "ssh://u@h",
       },
-      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'PATH="\$PWD\/node_modules\/.bin:\$PATH" node-pg-migrate up -m '\\''my migrations'\\''/,
+      /^docker run --rm .*--network "\$SAFE_DEPLOY_NETWORK" -e DATABASE_URL -e PGOPTIONS -e PGAPPNAME -w \/app "\$SAFE_DEPLOY_IMAGE" \/bin\/sh -c 'PATH="\$PWD\/node_modules\/.bin:\$PATH" NODE_OPTIONS=.* node-pg-migrate up -m '\\''my migrations'\\''/,
     ],
   ];
   for (const [name, args, re] of cases) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
@@ -138,11 +139,49 @@ describe("lint engine", () => {
     assert.deepEqual(await lintSql(sql, "x.sql", { timeoutsSetByRunner: true }), []);
   });
 
+  it("require-timeouts is said once per directory, counting the later migrations without the SETs (issue 21)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sd-lint-timeouts-"));
+    try {
+      for (const [i, t] of ["a", "b", "c"].entries())
+        await writeFile(join(dir, `170000000000${i}_${t}.sql`), `ALTER TABLE ${t} ADD COLUMN x text;\n`);
+      const found = (await lintPaths([dir])).filter((f) => f.rule === "require-timeouts");
+      assert.deepEqual(
+        found.map((f) => `${f.file.slice(dir.length + 1)}: ${f.message}`),
+        [
+          "1700000000000_a.sql: AlterTable before any SET lock_timeout / statement_timeout (and in 2 later migration(s); said once)",
+        ],
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("messages name the object: DROP, TRUNCATE, VACUUM FULL, CLUSTER", async () => {
+    const sql =
+      "DROP TABLE public.a, b; DROP SCHEMA s CASCADE; DROP INDEX i; DROP DATABASE d; TRUNCATE a, b; VACUUM FULL a; CLUSTER a;";
+    const found = await lintSql(sql, "x.sql", { timeoutsSetByRunner: true });
+    assert.deepEqual(
+      found.map((f) => f.message),
+      [
+        "DROP TABLE public.a, b",
+        "DROP SCHEMA s",
+        "DROP INDEX i without CONCURRENTLY",
+        "DROP DATABASE d",
+        "TRUNCATE a, b",
+        "VACUUM FULL a",
+        "CLUSTER a",
+      ],
+    );
+  });
+
   it("lintPaths walks directories and formats file:line, rule, why and instead", async () => {
     const all = await lintPaths([FIXTURES]);
     assert.ok(all.some((f) => f.rule === "drop-table" && f.file.endsWith("destructive.sql") && f.line === 4));
     const text = formatFindings(all.filter((f) => f.rule === "drop-table"));
-    assert.match(text, /destructive\.sql:4: error \[drop-table\] DROP TABLE\n {2}why: .+\n {2}instead: .+/);
+    assert.match(
+      text,
+      /destructive\.sql:4: error \[drop-table\] DROP TABLE sessions\n {2}why: .+\n {2}instead: .+/,
+    );
   });
 });
 
