@@ -18,6 +18,7 @@ import { restoreBackup } from "../src/core/backup";
 import { runGate } from "../src/core/health/run";
 import { releaseCommand, type Pm2Release } from "../src/core/pm2/release";
 import type { StackAccess } from "../src/core/release/stack-port";
+import { drainCommand } from "../src/core/rollout/drain";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../src/core/rollout/haproxy";
 import { SWARM_PROXY_PAGE, swarmProxySpec, swarmServiceSpec } from "../src/core/swarm/spec";
 import {
@@ -250,7 +251,12 @@ async function benchBlueGreen(): Promise<RolloutFigures> {
       await release("v2"); // new container first (deleteBeforeReplace: false), waited healthy
       const g = await runGate({ url, retries: 30, delaySeconds: 0.5 });
       if (!g.ok) throw new Error(`blue-green gate failed: ${g.message}`);
-      await deleteContainer(old); // the replaced container goes at the end of the update
+      // The end of the update: the drain command's delete (src/components/app.ts), then the container's.
+      await run("sh", [
+        "-c",
+        drainCommand({ proxy: proxy.id, container: old, network: net, backend: "app", graceSeconds: 30 }),
+      ]);
+      await deleteContainer(old);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
