@@ -57,8 +57,11 @@ const DRAIN_IN_PROXY = [
   '[ -n "$slot" ] || exit 3',
   "i=0",
   // The new release must be in rotation before the old one leaves it, or every request gets the
-  // maintenance page: wait for it (Docker DNS + one health check), up to the grace time.
-  'until servers | while read -r name _ op adm; do [ "$name" != "$slot" ] && [ "$op" = 2 ] && [ $((adm & 8)) = 0 ] && echo ok; done | grep -q ok; do',
+  // maintenance page: wait for it (Docker DNS + one health check), up to the grace time. No other
+  // server with an address at all (the stack is being destroyed): nothing to wait for.
+  "while :; do",
+  '  others=$(servers | while read -r name _ op adm; do [ "$name" = "$slot" ] && continue; if [ "$op" = 2 ] && [ $((adm & 8)) = 0 ]; then echo up; elif [ $((adm & 32)) = 0 ]; then echo starting; fi; done)',
+  '  case "$others" in *up*) break ;; *starting*) ;; *) echo "no other server in backend $be: $slot is not drained" >&2; exit 4 ;; esac',
   '  i=$((i + 1)); [ "$i" -le $((grace * 10)) ] || { echo "no other server of backend $be is running: $slot is not drained" >&2; exit 4; }',
   "  sleep 0.1",
   "done",

@@ -178,3 +178,57 @@ test("a blue-green cutover under a steady request loop: no request fails, none i
     await load.stop();
   }
 });
+
+test("the last app container (a destroy): nothing to move traffic to, so it is stopped undrained at once, and no slot stays drained", async () => {
+  const [appImage, proxyImage] = await Promise.all([nodeBaseImage(), ensureHaproxyImage()]);
+  const net = await createNetwork("drain-last");
+  const alias = `last-${RUN_ID}`;
+  const dir = mkdtempSync(join(tmpdir(), "sd-drain-last-"));
+  dirs.push(dir);
+  writeFileSync(
+    join(dir, "haproxy.cfg"),
+    haproxyConfig({
+      listenPort: 8080,
+      healthPath: "/",
+      backends: [{ name: "app", host: alias, port: 8080, count: 4 }],
+    }),
+  );
+  writeFileSync(join(dir, "maintenance.html"), MAINTENANCE_PAGE);
+  const only = await runContainer({
+    image: appImage,
+    network: net,
+    aliases: [alias],
+    env: { V: "v1" },
+    healthcheck: { test: "test -f /tmp/ready", intervalS: 1, retries: 60 },
+    command: ["node", "-e", SERVER],
+  });
+  await waitForHealthy(only.id, 120_000);
+  const proxy = await runContainer({
+    image: proxyImage,
+    network: net,
+    ports: [{ container: 8080 }],
+    volumes: [{ source: dir, target: "/etc/haproxy" }],
+    command: ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"],
+  });
+  const load = loop(proxy.hostPort!, 1);
+  await load.answers(20, (b) => b === "v1");
+  await load.stop();
+  const r = await run("sh", [
+    "-c",
+    drainCommand({ proxy: proxy.id, container: only.id, network: net, backend: "app", graceSeconds: 30 }),
+  ]);
+  assert.match(r.stderr, /no other server in backend app: app\d is not drained/);
+  assert.equal((await docker(["inspect", "-f", "{{.State.Running}}", only.id])).trim(), "false");
+  const state = await run("docker", [
+    "exec",
+    proxy.id,
+    "bash",
+    "-c",
+    'exec 3<>/dev/tcp/127.0.0.1/9999; printf "show servers state app\\n" >&3; cat <&3',
+  ]);
+  const drained = state.stdout
+    .split("\n")
+    .filter((l) => /^\d+ app /.test(l))
+    .filter((l) => (Number(l.split(" ")[6]) & 8) !== 0);
+  assert.deepEqual(drained, []);
+});
