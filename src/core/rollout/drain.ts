@@ -104,9 +104,10 @@ function inProxy(proxy: string, backend: string, script: string, args: string): 
 
 /**
  * Pure: the command run just before the old container of a blue-green cutover is deleted: drains it
- * in HAProxy, waits for its requests in flight, stops it (SIGTERM, `graceSeconds`), waits until the
- * proxy counts it gone, and clears the drain. Any failure to drain is reported and the container is
- * stopped anyway, as it was before: the drain never blocks a deploy.
+ * in HAProxy once a successor serves, waits for its requests in flight, stops it (SIGTERM,
+ * `graceSeconds`), waits until the proxy counts it gone, and clears the drain. Without a successor, or
+ * when the proxy cannot be reached, it only says so: the provider's delete stops the container, as
+ * before the drain. The drain never fails a deploy.
  */
 export function drainCommand(i: DrainInput): string {
   const proxy = checked("proxy", i.proxy);
@@ -119,11 +120,15 @@ export function drainCommand(i: DrainInput): string {
     `if [ -z "$ip" ]; then echo 'drain: container ${old} is not running on ${net}: nothing to drain'; exit 0; fi`,
     `slot=$(${inProxy(proxy, i.backend, DRAIN_IN_PROXY, `"$ip" ${grace}`)})`,
     "rc=$?",
-    `case $rc in 0) echo "drain: ${old} ($ip, $slot) drained in proxy ${proxy}";;`,
-    `  3) echo 'drain: no server of proxy ${proxy} has the address of ${old}';;`,
-    `  *) echo "drain: could not drain ${old} in proxy ${proxy} (exit $rc; the proxy needs bash and its runtime API on ${RUNTIME_API.host}:${RUNTIME_API.port}): stopping it undrained" >&2;; esac`,
-    `docker stop -t ${grace} ${old} >/dev/null || true`,
-    `if [ "$rc" = 0 ]; then ${inProxy(proxy, i.backend, READY_IN_PROXY, `"$slot" "$ip"`)} || true; fi`,
+    // Stopped here only once drained, i.e. while a successor serves: if Pulumi ever deletes this command
+    // without its container, a live container must not be stopped. Otherwise the provider's delete
+    // stops it, as it did before the drain.
+    `case $rc in 0) echo "drain: ${old} ($ip, $slot) drained in proxy ${proxy}"`,
+    `  docker stop -t ${grace} ${old} >/dev/null || true`,
+    `  ${inProxy(proxy, i.backend, READY_IN_PROXY, `"$slot" "$ip"`)} || true;;`,
+    `  3) echo 'drain: no server of proxy ${proxy} has the address of ${old}: nothing to drain';;`,
+    `  4) echo 'drain: ${old} left to the provider to stop, undrained';;`,
+    `  *) echo "drain: could not drain ${old} in proxy ${proxy} (exit $rc; the proxy needs bash and its runtime API on ${RUNTIME_API.host}:${RUNTIME_API.port}): the provider stops it undrained" >&2;; esac`,
     "exit 0",
   ].join("\n");
 }
