@@ -118,23 +118,38 @@ export function releaseScript(r: Pm2Release): string {
     `$low_cli ${r.bin} ${reload} "$root/ecosystem.config.js" --update-env`,
     // pm2 finishes a cluster reload even when the new workers crash (it waits listen_timeout, then
     // kills the old ones): say so here, by name and status only (`jlist` holds the env, secrets too).
-    `$low ${r.bin} jlist | $low node -e ${shq(onlineCheck(r.appName))}`,
+    // Two readings apart: a worker that crashes at start flips between online and launching, and one
+    // reading under load may catch it online (CI, 2026-12-06).
+    `{ $low ${r.bin} jlist; echo ${JSON_SPLIT}; sleep 2; $low ${r.bin} jlist; } | $low node -e ${shq(onlineCheck(r.appName))}`,
     'cd "$root/releases"',
     `ls -1t | grep -v -x ${shq(r.commit)} | tail -n +${r.keepReleases + 1} | while read -r old; do rm -rf "./$old"; done`,
     `echo ${shq(`release ${r.commit} is current`)}`,
   ].join("\n");
 }
 
-/** A node script reading `pm2 jlist` on stdin: fails unless every instance of `name` is online. */
+/** Separates the two `pm2 jlist` readings that `onlineCheck` compares. */
+const JSON_SPLIT = "@@safe-deploy-next-reading@@";
+
+/**
+ * A node script reading two `pm2 jlist` outputs on stdin (split by JSON_SPLIT): fails unless every
+ * instance of `name` is online in both and pm2 did not restart it in between (a crash loop).
+ */
 export function onlineCheck(name: string): string {
   return [
     'let s = "";',
     'process.stdin.on("data", (d) => (s += d)).on("end", () => {',
     `  const name = ${JSON.stringify(name)};`,
-    '  const list = JSON.parse(s.slice(s.indexOf("["))).filter((p) => p.name === name);',
-    '  const bad = list.filter((p) => p.pm2_env.status !== "online");',
-    "  if (list.length === 0 || bad.length > 0) {",
-    '    const states = list.map((p) => `${p.pm_id}: ${p.pm2_env.status}`).join(", ") || "no instance";',
+    // The list is one JSON line; pm2 may print "[PM2] ..." lines around it (spawning its daemon).
+    "  const list = (t) => {",
+    '    for (const l of t.split("\\n").reverse()) if (l.startsWith("[")) try { return JSON.parse(l); } catch {}',
+    "    return [];",
+    "  };",
+    `  const [a, b] = s.split(${JSON.stringify(JSON_SPLIT)}).map((t) => list(t).filter((p) => p.name === name));`,
+    "  const before = new Map(a.map((p) => [p.pm_id, p.pm2_env.restart_time]));",
+    '  const state = (p) => p.pm2_env.status !== "online" ? p.pm2_env.status : before.has(p.pm_id) && before.get(p.pm_id) !== p.pm2_env.restart_time ? "restarting" : "online";',
+    '  const bad = [...a, ...b].filter((p) => state(p) !== "online");',
+    "  if (b.length === 0 || bad.length > 0) {",
+    '    const states = [...new Set(bad.map((p) => `${p.pm_id}: ${state(p)}`))].join(", ") || "no instance";',
     "    console.error(`pm2 reports ${name} not online after the reload (${states}): read \\`pm2 logs ${name}\\`; the deploy fails and rolls back`);",
     "    process.exit(1);",
     "  }",

@@ -92,7 +92,7 @@ test("the first deploy starts pm2's daemon at normal priority; a reload runs tar
     true,
   );
   const calls = readFileSync(join(work, "calls.log"), "utf8").trim().split("\n");
-  assert.deepEqual(calls, [`${base + 10} startOrReload`, `${base + 10} jlist`]);
+  assert.deepEqual(calls, [`${base + 10} startOrReload`, `${base + 10} jlist`, `${base + 10} jlist`]);
   assert.equal(Number(readFileSync(join(work, "install.log"), "utf8").trim()), base + 10);
   const list = JSON.parse((await run(`${PM2} jlist`)).out) as Array<{ name: string; pid: number }>;
   const workers = list.filter((p) => p.name === "nice-app");
