@@ -18,6 +18,7 @@ import { restoreBackup } from "../src/core/backup";
 import { runGate } from "../src/core/health/run";
 import { releaseCommand, type Pm2Release } from "../src/core/pm2/release";
 import type { StackAccess } from "../src/core/release/stack-port";
+import { drainCommand } from "../src/core/rollout/drain";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../src/core/rollout/haproxy";
 import { SWARM_PROXY_PAGE, swarmProxySpec, swarmServiceSpec } from "../src/core/swarm/spec";
 import {
@@ -62,6 +63,7 @@ process.on("SIGTERM", () => { s.close(() => process.exit(0)); s.closeIdleConnect
 const APP = ["node", "-e", SERVER];
 const HEALTHCHECK = { test: "test -f /tmp/ready", intervalS: 1, retries: 30 };
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
+const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 
 interface Sample {
   t: number;
@@ -250,7 +252,12 @@ async function benchBlueGreen(): Promise<RolloutFigures> {
       await release("v2"); // new container first (deleteBeforeReplace: false), waited healthy
       const g = await runGate({ url, retries: 30, delaySeconds: 0.5 });
       if (!g.ok) throw new Error(`blue-green gate failed: ${g.message}`);
-      await deleteContainer(old); // the replaced container goes at the end of the update
+      // The end of the update: the drain command's delete (src/components/app.ts), then the container's.
+      await run("sh", [
+        "-c",
+        drainCommand({ proxy: proxy.id, container: old, network: net, backend: "app", graceSeconds: 30 }),
+      ]);
+      await deleteContainer(old);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -510,9 +517,20 @@ async function main() {
   try {
     if (want("rollouts")) {
       const rollouts: RolloutFigures[] = [];
-      for (const f of [benchRecreate, benchBlueGreen, benchSwarm, () => benchPm2(pg)]) {
-        rollouts.push(await f());
-        await cleanupDocker();
+      const all: Array<[string, () => Promise<RolloutFigures>]> = [
+        ["recreate", benchRecreate],
+        ["blue-green", benchBlueGreen],
+        ["swarm", benchSwarm],
+        ["pm2", () => benchPm2(pg)],
+      ];
+      // BENCH_ROLLOUTS=blue-green,pm2 picks rollouts; BENCH_RUNS=5 repeats each (others share these cores).
+      const picked = (process.env.BENCH_ROLLOUTS ?? all.map(([n]) => n).join(",")).split(",");
+      for (let i = 0; i < RUNS; i++) {
+        for (const [n, f] of all) {
+          if (!picked.includes(n)) continue;
+          rollouts.push(await f());
+          await cleanupDocker();
+        }
       }
       console.log(
         `\nrollouts under a closed-loop load (autocannon, ${CONNECTIONS} connections, 2 s timeout)`,
@@ -529,6 +547,22 @@ async function main() {
             `${s(r.gapMs).padStart(9)} s` +
             `  ${r.p99Steady.toFixed(1).padStart(7)} ms  ${r.p99Cutover.toFixed(1).padStart(8)} ms  ${(r.p99Cutover / r.p99Steady).toFixed(2).padStart(5)}  ${s(r.cutoverMs).padStart(5)} s  ${goal}`,
         );
+      }
+      if (RUNS > 1) {
+        const median = (xs: number[]) => {
+          const v = [...xs].sort((a, b) => a - b);
+          return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+        };
+        console.log(`\nmedians over ${RUNS} runs`);
+        for (const name of [...new Set(rollouts.map((r) => r.name))]) {
+          const rs = rollouts.filter((r) => r.name === name);
+          console.log(
+            `${name.padEnd(12)} failed ${rs.map((r) => r.failed).join("/")} (median ${median(rs.map((r) => r.failed))})` +
+              `  p99 steady ${median(rs.map((r) => r.p99Steady)).toFixed(1)} ms  cutover ${median(rs.map((r) => r.p99Cutover)).toFixed(1)} ms` +
+              `  ratio ${median(rs.map((r) => r.p99Cutover / r.p99Steady)).toFixed(2)} (runs: ${rs.map((r) => (r.p99Cutover / r.p99Steady).toFixed(2)).join(" ")})` +
+              `  longest gap ${s(median(rs.map((r) => r.gapMs)))} s`,
+          );
+        }
       }
     }
     if (want("recover")) {

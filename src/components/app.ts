@@ -1,7 +1,9 @@
+import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { urlHost } from "../core/address";
 import { containerLabels } from "../core/release/labels";
+import { drainCommand, readyAllCommand } from "../core/rollout/drain";
 import { haproxyConfig, MAINTENANCE_PAGE } from "../core/rollout/haproxy";
 import { rolloutPlan, type RolloutStrategy } from "../core/rollout/plan";
 import { pinnedImage } from "./imagePin";
@@ -79,6 +81,8 @@ export class App extends pulumi.ComponentResource {
   public readonly localUrl: pulumi.Output<string>;
   /** Blue-green only: the proxy container. */
   public readonly proxy?: docker.Container;
+  /** Blue-green only: drains this container in the proxy before its delete (issue 18). */
+  public readonly drain?: command.local.Command;
 
   constructor(name: string, args: AppArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("safe-deploy:app:App", name, {}, opts);
@@ -132,8 +136,34 @@ export class App extends pulumi.ComponentResource {
         additionalSecretOutputs: ["envs"],
       },
     );
+    if (this.proxy) this.drain = this.makeDrain(name, args, this.proxy);
     this.localUrl = pulumi.output(`http://${urlHost(args.bindAddress)}:${args.hostPort}`);
     this.registerOutputs({ imageId: this.imageId });
+  }
+
+  /**
+   * Blue-green: replaced with each container and depending on it, so Pulumi deletes the old one just
+   * before the old container: its `delete` takes that container out of HAProxy's rotation, waits for
+   * its requests in flight and stops it; only then does the provider remove it (issue 18: a request
+   * sent to the address of a container already gone hung until `timeout connect`).
+   */
+  private makeDrain(name: string, args: AppArgs, proxy: docker.Container): command.local.Command {
+    const grace = 30; // the container's destroyGraceSeconds
+    return new command.local.Command(
+      `${name}-drain`,
+      {
+        create: proxy.name.apply((p) => readyAllCommand(p, "app")),
+        delete: pulumi
+          .all([proxy.name, this.container.name, args.network])
+          .apply(([p, c, network]) =>
+            drainCommand({ proxy: p, container: c, network, backend: "app", graceSeconds: grace }),
+          ),
+        environment: args.dockerHost ? { DOCKER_HOST: args.dockerHost } : undefined,
+        triggers: [this.container.id],
+        addPreviousOutputInEnv: false,
+      },
+      { parent: this, dependsOn: [this.container, proxy] },
+    );
   }
 
   /** The blue-green proxy: owns the host port, routes only to healthy containers of the `app` alias. */

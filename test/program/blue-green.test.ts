@@ -80,3 +80,19 @@ test("without app.maintenanceDuringMigrations: no maintenance commands, no flag 
     "the app still waits for the migration",
   );
 });
+
+test("issue 18: a drain command per app container, replaced with it, drains it in the proxy before its delete", () => {
+  const drain = byName("staging-app-drain");
+  const app = byName("staging-app-app");
+  const proxy = byName("staging-app-proxy");
+  assert.equal(drain.type, "command:local:Command");
+  assert.ok(drain.dependencies.includes(app.urn), "deleted before the container it drains");
+  assert.ok(drain.dependencies.includes(proxy.urn));
+  assert.deepEqual(drain.inputs.triggers, ["staging-app-app-id"], "the mocks' id of the container");
+  assert.match(drain.inputs.delete, /set server \$be\/\$slot state drain/);
+  assert.match(drain.inputs.delete, /docker stop -t 30 \S+/);
+  assert.match(drain.inputs.create, /state ready/);
+  assert.equal(drain.inputs.environment, undefined, "a local Docker engine: no DOCKER_HOST");
+  const cfg = proxy.inputs.uploads.find((u: any) => u.file.endsWith("haproxy.cfg")).content;
+  assert.match(cfg, /^ {2}stats socket ipv4@127\.0\.0\.1:9999 level admin$/m);
+});

@@ -1,6 +1,7 @@
 "use strict";
 
 const http = require("node:http");
+const net = require("node:net");
 const { loadConfig, ConfigError } = require("./config");
 const { createLogger, secretsOf } = require("./log");
 const { createPool, ping, isUnavailable } = require("./db");
@@ -249,9 +250,10 @@ function createServer(options) {
         stopping = true;
         for (const res of pending) if (!res.headersSent) res.setHeader("connection", "close");
         await new Promise((resolve) => {
-          server.close(() => resolve(undefined));
-          // Node 18 keeps idle keep-alive sockets open until they time out; Node 19+ closes them itself.
-          server.closeIdleConnections?.();
+          // Stop accepting, but leave idle keep-alive connections open: http's close() would cut them,
+          // racing a request the client is sending on one right now (issue 18: lost in a pm2 reload).
+          // Each one's next answer closes it (`stopping`); one that stays idle ends at keepAliveTimeout.
+          net.Server.prototype.close.call(server, () => resolve(undefined));
         });
         await pool.end();
       })();

@@ -165,3 +165,35 @@ test("SIGTERM during a request on a keep-alive connection: the request completes
   const rows = await pg.query("SELECT 1 FROM notes WHERE body = 'sent across SIGTERM'", [], "proc");
   assert.equal(rows.length, 1);
 });
+
+test("SIGTERM/SIGINT with an idle keep-alive connection: the next request on it is answered (with connection: close), not cut", async () => {
+  // Issue 18: pm2 reload sends SIGINT to the old worker; a keep-alive client (autocannon, a proxy)
+  // sends its next request on the connection it has. Closing idle connections at the signal raced that
+  // request: it was lost.
+  const port = await freePort();
+  const app = startApp({ DATABASE_URL: pg.url("proc"), PORT: String(port), HOST: "127.0.0.1" });
+  await listening(app);
+  const sock = connect(port, "127.0.0.1");
+  let reply = "";
+  sock.on("data", (d) => (reply += d));
+  const ended = new Promise<void>((resolve) => sock.on("close", () => resolve()));
+  const get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n";
+  sock.write(get);
+  await new Promise<void>((resolve) => {
+    const check = () => (/"version"/.test(reply) ? resolve() : setTimeout(check, 20));
+    check();
+  });
+  app.child.kill("SIGINT");
+  await new Promise<void>((resolve) => {
+    const check = () => (app.out().includes('"msg":"shutting down"') ? resolve() : setTimeout(check, 20));
+    check();
+  });
+  sock.on("error", () => undefined); // a reset is what the assertion below reports
+  sock.write(get);
+  await ended;
+  const answers = reply.split(/(?=HTTP\/1\.1 )/);
+  assert.equal(answers.length, 2, `the second request got no answer:\n${reply}`);
+  assert.match(answers[1], /^HTTP\/1\.1 200 /);
+  assert.match(answers[1], /\r\nconnection: close\r\n/i);
+  assert.equal(await app.exited, 0);
+});

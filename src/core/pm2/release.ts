@@ -87,6 +87,12 @@ export function releaseScript(r: Pm2Release): string {
     "set -eu",
     // The app's environment reached this shell only to be written to shared/env.json.
     "unset SAFE_DEPLOY_APP_ENV",
+    // Issue 18: the deploy's own processes (tar, the install, the pm2 CLI: a Node process each) yield
+    // the CPU to the workers answering requests (p99 during a reload on 2 busy cores). The CLI that
+    // would start pm2's daemon does not: the daemon, and every worker it starts, would inherit it.
+    'if nice -n 10 true 2>/dev/null; then low="nice -n 10"; else low=""; fi',
+    'pm2_pid="${PM2_HOME:-$HOME/.pm2}/pm2.pid"',
+    'if [ -f "$pm2_pid" ] && kill -0 "$(cat "$pm2_pid")" 2>/dev/null; then low_cli="$low"; else low_cli=""; fi',
     `root=${shq(r.root)}`,
     `rel=${shq(rel)}`,
     'mkdir -p "$root/releases"',
@@ -96,9 +102,10 @@ export function releaseScript(r: Pm2Release): string {
     "else",
     '  rm -rf "$rel"',
     '  mkdir -p "$rel"',
-    '  tar -x -C "$rel"',
+    '  $low tar -x -C "$rel"',
     '  cd "$rel"',
-    ...r.install.flatMap((c) => [`  echo ${shq(`install: ${c}`)}`, `  ${c}`]),
+    // One shell for all of them, as before: a `cd` in one still holds for the next.
+    `  $low sh -c ${shq(["set -eu", ...r.install.flatMap((c) => [`echo ${shq(`install: ${c}`)}`, c])].join("\n"))}`,
     '  touch "$rel/.safe-deploy-built"',
     "fi",
     `cat > "$root/ecosystem.config.js.tmp" <<'SAFE_DEPLOY_EOF'`,
@@ -108,12 +115,12 @@ export function releaseScript(r: Pm2Release): string {
     `ln -sfn ${shq(`releases/${r.commit}`)} "$root/current.tmp"`,
     'mv -Tf "$root/current.tmp" "$root/current"',
     'touch "$rel"',
-    `${r.bin} ${reload} "$root/ecosystem.config.js" --update-env`,
+    `$low_cli ${r.bin} ${reload} "$root/ecosystem.config.js" --update-env`,
     // pm2 finishes a cluster reload even when the new workers crash (it waits listen_timeout, then
     // kills the old ones): say so here, by name and status only (`jlist` holds the env, secrets too).
     // Two readings apart: a worker that crashes at start flips between online and launching, and one
     // reading under load may catch it online (CI, 2026-12-06).
-    `{ ${r.bin} jlist; echo ${JSON_SPLIT}; sleep 2; ${r.bin} jlist; } | node -e ${shq(onlineCheck(r.appName))}`,
+    `{ $low ${r.bin} jlist; echo ${JSON_SPLIT}; sleep 2; $low ${r.bin} jlist; } | $low node -e ${shq(onlineCheck(r.appName))}`,
     'cd "$root/releases"',
     `ls -1t | grep -v -x ${shq(r.commit)} | tail -n +${r.keepReleases + 1} | while read -r old; do rm -rf "./$old"; done`,
     `echo ${shq(`release ${r.commit} is current`)}`,

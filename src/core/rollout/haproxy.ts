@@ -1,3 +1,5 @@
+import { RUNTIME_API } from "./drain";
+
 /** One app container behind the proxy, addressed on the Docker network by name or IP. */
 export interface ProxyBackend {
   name: string;
@@ -68,12 +70,18 @@ export function haproxyConfig(i: ProxyConfigInput): string {
   return [
     "global",
     "  log stdout format raw local0",
+    // The runtime API, on loopback inside the proxy container: a cutover drains the old container
+    // through it before stopping it (drain.ts).
+    `  stats socket ipv4@${RUNTIME_API.host}:${RUNTIME_API.port} level admin`,
     "",
     "defaults",
     "  mode http",
     "  log global",
     "  option httplog",
-    "  timeout connect 2s",
+    // Short: a connection on the Docker network is set up in well under a millisecond, and a retry on a
+    // refused connection waits min(timeout connect, 1 s) first (a new release's container that Docker
+    // DNS announced before it listens).
+    "  timeout connect 500ms",
     "  timeout client 30s",
     "  timeout server 30s",
     // A backend that stops accepting connections (an old container shutting down) stays in rotation until

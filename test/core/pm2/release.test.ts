@@ -13,7 +13,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { get as httpGet } from "node:http";
+import { Agent, get as httpGet } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, startPostgres, type TestPostgres } from "../../helpers/postgres";
@@ -182,12 +182,13 @@ test("cluster mode: `pm2 reload` to the next release under steady load fails no 
   let ok = 0;
   const failures: string[] = [];
   const load = (async () => {
-    // Bounded: at most 5000 requests, one at a time, on loopback, each on a new connection as a
-    // `curl` loop makes them (a reused keep-alive socket of a stopping worker is closed under a client
-    // that does not retry; browsers and proxies retry those).
+    // Bounded: at most 5000 requests, one at a time, on loopback, on one keep-alive connection as a
+    // load generator or a proxy sends them: the stopping worker must answer the request it gets on it
+    // (issue 18: its idle connection was cut under that request).
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     for (let i = 0; i < 5000 && !stop; i++) {
       const status = await new Promise<number | string>((res) => {
-        const req = httpGet({ host: "127.0.0.1", port, path: "/health", agent: false }, (r) => {
+        const req = httpGet({ host: "127.0.0.1", port, path: "/health", agent }, (r) => {
           r.resume();
           r.on("end", () => res(r.statusCode ?? 0));
         });
@@ -198,6 +199,7 @@ test("cluster mode: `pm2 reload` to the next release under steady load fails no 
       if (status === 200) ok++;
       else failures.push(String(status));
     }
+    agent.destroy();
     done = true;
   })();
   // Waits for `n` answers; ends early (and the asserts below say why) when the load loop gave up.
