@@ -392,7 +392,7 @@ function reason(e: unknown): string {
   return text
     .replace(/^.*? failed: /s, "")
     .replace(/\s+/g, " ")
-    .trim();
+    .replace(/[.\s]+$/, "");
 }
 
 /**
