@@ -279,7 +279,9 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
   const flush = async () => {
     if (!batch.length) return;
     try {
-      await session.send(["BEGIN;", ...batch, "COMMIT;"], `__BATCH_${flushed}__`);
+      // `\;` makes psql send the whole batch as one query: one round trip, not one per statement.
+      const text = ["BEGIN", ...batch.map((x) => x.replace(/;$/, ""))].join("\\;\n");
+      await session.send([`${text}\\;\nCOMMIT;`], `__BATCH_${flushed}__`);
     } catch (e) {
       const signal = o.interrupted?.();
       if (signal) throw stopped(signal);
