@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "pg";
 import { listReleaseSlots, replayChanges, slotName } from "../../../src/core/changes";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { connOf, local, restoreInto, rowsJson, slotAndDump } from "./fixture";
@@ -162,4 +163,49 @@ test("after a rollback every committed write is back, or in the report: customer
     (await listReleaseSlots(local, connOf(pg, "shop"))).map((x) => x.slot),
     [slot],
   );
+});
+
+test("a migration's transaction named by its txid_current() is not replayed, though it writes no bookkeeping row", async () => {
+  await pg.createDatabase("crm");
+  await pg.query(
+    "CREATE TABLE contacts (id int PRIMARY KEY, phone text); INSERT INTO contacts SELECT g, '+34 600 00' || g FROM generate_series(10, 30) g",
+    [],
+    "crm",
+  );
+  const slot = slotName("crm", "r1");
+  const dump = join(dir, "crm.dump");
+  const s = await slotAndDump(pg, "crm", slot, dump);
+  // A data migration run by a tool that records nothing in the database (e.g. a custom command).
+  const c = new Client({ connectionString: pg.url("crm") });
+  await c.connect();
+  await c.query("BEGIN");
+  await c.query("UPDATE contacts SET phone = replace(phone, ' ', '')");
+  const xid = (await c.query<{ xid: string }>("SELECT txid_current()::text AS xid")).rows[0].xid;
+  await c.query("COMMIT");
+  await c.end();
+  assert.ok(xid);
+  await pg.query("INSERT INTO contacts VALUES (1, 'user wrote this')", [], "crm");
+  const replay = async (db: string, excludeXids: string[]) =>
+    replayChanges({
+      target: local,
+      live: connOf(pg, "crm"),
+      slot,
+      startLsn: s.startLsn,
+      into: await restoreInto(pg, dump, db),
+      reportDir: dir,
+      excludeXids,
+    });
+  const r = await replay("crm_rb", [xid]);
+  assert.equal(r.excluded, 1);
+  assert.equal(r.applied, 1);
+  const spaced = await pg.query<{ n: string }>(
+    "SELECT count(*) AS n FROM contacts WHERE phone LIKE '+34 %'",
+    [],
+    "crm_rb",
+  );
+  assert.equal(spaced[0].n, "21", "the migration's rewrite of the old rows was replayed");
+  // Without the xid it is taken for a user's writes: the reason the option exists.
+  const without = await replay("crm_rb2", []);
+  assert.equal(without.excluded, 0);
+  assert.equal(without.applied, 22);
 });
