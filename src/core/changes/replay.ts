@@ -385,6 +385,14 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
     await settle();
     result.sequencesAdvanced = await advanceSequences(o, schema, migration, session.send);
     done = true;
+  } catch (e) {
+    // Ctrl-C reaches the client tools too (same process group): psql cancels its query and fails.
+    const signal = o.interrupted?.();
+    if (signal && !(e instanceof ReplayError && e.interrupted)) {
+      await applying?.catch(() => {});
+      throw stopped(signal);
+    }
+    throw e;
   } finally {
     await applying?.catch(() => {});
     await session.end().catch(() => {});
