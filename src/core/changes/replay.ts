@@ -12,7 +12,7 @@ import {
   type StreamRelation,
   type StreamTransaction,
 } from "./decode";
-import { ident, literal, lsnValue, outLine, qualified } from "./sql";
+import { errorText, ident, literal, lsnValue, outLine, qualified } from "./sql";
 
 /**
  * Bookkeeping tables of migration tools. A transaction that writes to one is a migration's (the tools
@@ -419,7 +419,7 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
 
 /** The database's own words from a failed psql run (the line with ERROR and its DETAIL). */
 function reason(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
+  const text = errorText(e);
   return text
     .replace(/^.*? failed: /s, "")
     .replace(/\s+/g, " ")
