@@ -65,7 +65,7 @@ async function main() {
   };
   try {
     console.log(
-      `changes | restore (baseline) | replay | stream read alone | replayed/s | rollback time added`,
+      "changes | restore (baseline) | replay | stream read alone | replayed/s | rollback time added | CPU server + client: restore; replay",
     );
     for (const n of SIZES) {
       const db = `bench_${n}`;
@@ -106,12 +106,15 @@ async function main() {
       for (let r = 0; r < ROUNDS; r++) {
         const target = `${db}_rb${r}`;
         await pg.createDatabase(target);
+        const r0 = cpu(pg.dataDir);
         base.push(
           await seconds(async () =>
             execFileSync(join(PG_BIN, "pg_restore"), ["--no-owner", "-d", target, dump], { env }),
           ),
         );
         const c0 = cpu(pg.dataDir);
+        const spent = (a: typeof c0, z: typeof c0) =>
+          `${(z.server - a.server).toFixed(2)} s + ${(z.client - a.client).toFixed(2)} s`;
         replay.push(
           await seconds(async () => {
             const res = await replayChanges({
@@ -126,7 +129,7 @@ async function main() {
           }),
         );
         const c1 = cpu(pg.dataDir);
-        cpus.push(`${(c1.server - c0.server).toFixed(2)} s + ${(c1.client - c0.client).toFixed(2)} s`);
+        cpus.push(`${spent(r0, c0)}; ${spent(c0, c1)}`);
         read.push(
           await seconds(async () => {
             for await (const t of readChanges({ target: local, conn, slot })) void t;
