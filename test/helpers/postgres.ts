@@ -81,7 +81,14 @@ async function waitReady(port: number, user: string, password: string, child: Ch
  * Starts a PostgreSQL 15 server for one test file. Password authentication (scram) is on, so tests
  * exercise the same credentials path as production. Call `close()` in `after()`.
  */
-export async function startPostgres(opts: { user?: string; password?: string } = {}): Promise<TestPostgres> {
+export async function startPostgres(
+  opts: {
+    user?: string;
+    password?: string;
+    /** `logical` lets the server keep logical replication slots (issue 20); default: PostgreSQL's `replica`. */
+    walLevel?: "replica" | "logical";
+  } = {},
+): Promise<TestPostgres> {
   const user = opts.user ?? "tester";
   const password = opts.password ?? `pw-${Math.random().toString(36).slice(2, 12)}`;
   const dataDir = await mkdtemp(join(tmpdir(), "sd-pg-"));
@@ -100,11 +107,12 @@ export async function startPostgres(opts: { user?: string; password?: string } =
   );
   const port = await freePort();
   let child: ChildProcess | undefined;
+  const settings = opts.walLevel ? ["-c", `wal_level=${opts.walLevel}`] : [];
 
   const start = async () => {
     child = spawn(
       join(PG_BIN, "postgres"),
-      ["-D", dataDir, "-p", String(port), "-h", "127.0.0.1", "-k", dataDir, "-c", "fsync=off"],
+      ["-D", dataDir, "-p", String(port), "-h", "127.0.0.1", "-k", dataDir, "-c", "fsync=off", ...settings],
       { stdio: ["ignore", "ignore", "pipe"], env: initdbEnv, ...owner },
     );
     child.stderr?.resume();

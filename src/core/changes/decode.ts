@@ -1,4 +1,10 @@
+import { createInterface } from "node:readline";
+import { PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import type { Conn, RunTarget } from "../backup/runner";
+import { pgFailure, spawnPg, watch } from "../backup/runner";
+import { runSql } from "../backup/session";
+import { PUBLICATION } from "./slot";
+import { literal, lsnText, lsnValue, outLine } from "./sql";
 
 /** A column of a relation as the stream describes it. */
 export interface StreamColumn {
@@ -48,12 +54,148 @@ export interface ReadOptions {
   uptoLsn?: string;
 }
 
+/** The server's current WAL position (what a replay reads up to). */
+export async function currentLsn(target: RunTarget, conn: Conn): Promise<string> {
+  const out = await runSql(
+    target,
+    conn,
+    "SELECT 'LSN:' || pg_current_wal_lsn();",
+    "reading the WAL position",
+  );
+  return outLine(out, "LSN:");
+}
+
+const ident: Record<string, string> = { default: "d", full: "f", index: "i", nothing: "n" };
+
+/**
+ * Turns pgoutput messages into committed transactions. Values stay in PostgreSQL's text form (the
+ * library would run pg's type parsers on them; the replay writes them back as literals), and a row
+ * image lists only the columns whose value the message carries (an unchanged TOAST value is absent).
+ */
+export class TransactionDecoder {
+  // The plugin's public `parse` (its parser class is not exported); it starts no replication itself.
+  private readonly parser = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION] });
+  private readonly relations = new Map<Pgoutput.MessageRelation, StreamRelation>();
+  private current?: StreamTransaction;
+
+  /** Feeds one pgoutput message; returns the transaction its commit completes. */
+  push(data: Buffer): StreamTransaction | undefined {
+    const msg = this.parser.parse(data);
+    switch (msg.tag) {
+      case "begin":
+        this.current = {
+          xid: msg.xid,
+          commitLsn: norm(msg.commitLsn),
+          endLsn: "",
+          commitTime: new Date(0),
+          changes: [],
+        };
+        return undefined;
+      case "relation":
+        for (const c of msg.columns) c.parser = (s: string) => s;
+        return undefined;
+      case "insert":
+        this.txn().changes.push({ kind: "insert", relation: this.rel(msg.relation), row: row(msg.new) });
+        return undefined;
+      case "update": {
+        const relation = this.rel(msg.relation);
+        const next = row(msg.new);
+        const key = msg.key ? row(msg.key) : msg.old ? row(msg.old) : keyOf(relation, next);
+        this.txn().changes.push({ kind: "update", relation, key, row: next });
+        return undefined;
+      }
+      case "delete":
+        this.txn().changes.push({
+          kind: "delete",
+          relation: this.rel(msg.relation),
+          key: row((msg.key ?? msg.old) as Record<string, unknown>),
+        });
+        return undefined;
+      case "truncate":
+        this.txn().changes.push({
+          kind: "truncate",
+          relations: msg.relations.map((r: Pgoutput.MessageRelation) => this.rel(r)),
+          cascade: msg.cascade,
+          restartIdentity: msg.restartIdentity,
+        });
+        return undefined;
+      case "commit": {
+        const t = this.txn();
+        t.endLsn = norm(msg.commitEndLsn);
+        t.commitTime = new Date(Number(BigInt(msg.commitTime.toString()) / 1000n));
+        this.current = undefined;
+        return t;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private txn(): StreamTransaction {
+    if (!this.current) throw new Error("pgoutput change outside a transaction");
+    return this.current;
+  }
+
+  private rel(r: Pgoutput.MessageRelation): StreamRelation {
+    let s = this.relations.get(r);
+    if (!s) {
+      s = {
+        schema: r.schema,
+        name: r.name,
+        replicaIdentity: ident[r.replicaIdentity] ?? "d",
+        columns: r.columns.map((c) => ({ name: c.name, key: (c.flags & 1) === 1, typeOid: c.typeOid })),
+      };
+      this.relations.set(r, s);
+    }
+    return s;
+  }
+}
+
+const norm = (lsn: string | null): string => (lsn ? lsnText(lsnValue(lsn)) : "0/0");
+
+/** The columns a tuple carries, as text (undefined: unchanged TOAST or not part of a key image). */
+function row(t: Record<string, unknown>): Row {
+  const r: Row = {};
+  for (const [k, v] of Object.entries(t)) {
+    if (v === undefined) continue;
+    r[k] = v === null ? null : Buffer.isBuffer(v) ? v.toString() : String(v);
+  }
+  return r;
+}
+
+function keyOf(rel: StreamRelation, r: Row): Row {
+  const key: Row = {};
+  for (const c of rel.columns) if (c.key && c.name in r) key[c.name] = r[c.name];
+  return key;
+}
+
 /**
  * Peeks (never consumes) the slot's committed transactions as pgoutput through SQL, so it works
- * wherever psql runs (locally or `docker exec`), decoded by pg-logical-replication's parser.
+ * wherever psql runs (locally or `docker exec`), decoded by pg-logical-replication's parser. COPY
+ * streams the rows, so memory holds one transaction at a time, not the whole stream.
  */
 export async function* readChanges(o: ReadOptions): AsyncGenerator<StreamTransaction> {
-  void o;
-  yield* [];
-  throw new Error("not yet");
+  const upto = o.uptoLsn ?? (await currentLsn(o.target, o.conn));
+  const what = `reading the changes of slot "${o.slot}" on database "${o.conn.database}"`;
+  const psql = spawnPg(o.target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], o.conn);
+  const w = watch(psql);
+  psql.stdin!.on("error", () => {});
+  psql.stdin!.end(
+    `COPY (SELECT encode(data, 'hex') FROM pg_logical_slot_peek_binary_changes(${literal(o.slot)}, ` +
+      `${literal(upto)}::pg_lsn, NULL, 'proto_version', '1', 'publication_names', ${literal(PUBLICATION)})) TO STDOUT;\n`,
+  );
+  const decoder = new TransactionDecoder();
+  let finished = false;
+  try {
+    for await (const hex of createInterface({ input: psql.stdout!, crlfDelay: Infinity })) {
+      if (!hex) continue;
+      const t = decoder.push(Buffer.from(hex, "hex"));
+      if (t) yield t;
+    }
+    finished = true;
+  } finally {
+    if (!finished && psql.exitCode === null) psql.kill("SIGTERM");
+  }
+  const code = await w.done;
+  if (code !== 0) throw pgFailure(what, w.stderr(), o.conn, o.target);
 }

@@ -1,4 +1,7 @@
 import type { Conn, RunTarget } from "../backup/runner";
+import { runSql } from "../backup/session";
+import { PUBLICATION } from "./slot";
+import { outLine } from "./sql";
 
 /** Whether a server and role can keep a release's change stream, and what to change if not. */
 export interface Readiness {
@@ -13,9 +16,76 @@ export interface Readiness {
   problems: string[];
 }
 
+const READINESS_SQL = `SELECT 'READY:' || json_build_object(
+  'walLevel', current_setting('wal_level'),
+  'rds', current_setting('rds.logical_replication', true),
+  'superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  'replication', (SELECT rolreplication FROM pg_roles WHERE rolname = current_user),
+  'publication', EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '${PUBLICATION}' AND puballtables),
+  'maxSlots', current_setting('max_replication_slots')::int,
+  'usedSlots', (SELECT count(*) FROM pg_replication_slots),
+  'noIdentity', (SELECT coalesce(json_agg(n.nspname || '.' || c.relname ORDER BY n.nspname, c.relname), '[]')
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_%'
+      AND (c.relreplident = 'n'
+        OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+        OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))))
+)::text;`;
+
+interface Raw {
+  walLevel: string;
+  rds: string | null;
+  superuser: boolean;
+  replication: boolean;
+  publication: boolean;
+  maxSlots: number;
+  usedSlots: number;
+  noIdentity: string[];
+}
+
+/** The problems of a server's answers, each with its fix (pure, so tests table-drive it). */
+export function readinessProblems(r: Raw, user: string): string[] {
+  const problems: string[] = [];
+  if (r.walLevel !== "logical") {
+    problems.push(
+      r.rds !== null
+        ? `wal_level is ${r.walLevel}, not logical: set the parameter \`rds.logical_replication = 1\` in the instance's parameter group and reboot it`
+        : `wal_level is ${r.walLevel}, not logical: set \`wal_level = logical\` (ALTER SYSTEM SET wal_level = logical, or -c wal_level=logical for a container) and restart the server`,
+    );
+  }
+  if (!r.superuser && !r.replication) {
+    problems.push(
+      `role "${user}" may not create replication slots: \`ALTER ROLE "${user}" REPLICATION\` (RDS: \`GRANT rds_replication TO "${user}"\`)`,
+    );
+  }
+  if (!r.publication && !r.superuser) {
+    problems.push(
+      `publication ${PUBLICATION} is missing and role "${user}" may not create it FOR ALL TABLES: run once as a superuser \`CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES\``,
+    );
+  }
+  if (r.maxSlots - r.usedSlots < 1) {
+    problems.push(
+      `all ${r.maxSlots} replication slots are in use: raise \`max_replication_slots\` (restart) or drop unused slots`,
+    );
+  }
+  if (r.noIdentity.length) {
+    problems.push(
+      `tables without primary key or replica identity: ${r.noIdentity.join(", ")}; while the publication exists PostgreSQL refuses UPDATE and DELETE on them, and they could not be replayed: add a primary key, or \`ALTER TABLE … REPLICA IDENTITY FULL\``,
+    );
+  }
+  return problems;
+}
+
 /** Checks wal_level, the role's rights, free slots and tables without replica identity. */
 export async function logicalReadiness(target: RunTarget, conn: Conn): Promise<Readiness> {
-  void target;
-  void conn;
-  throw new Error("not yet");
+  const out = await runSql(target, conn, READINESS_SQL, "checking logical replication readiness");
+  const r = JSON.parse(outLine(out, "READY:")) as Raw;
+  return {
+    walLevel: r.walLevel,
+    canReplicate: r.superuser || r.replication,
+    canPublish: r.publication || r.superuser,
+    tablesWithoutIdentity: r.noIdentity,
+    problems: readinessProblems(r, conn.user),
+  };
 }

@@ -1,0 +1,28 @@
+// SQL text helpers shared by the change stream modules.
+
+/** A string as an SQL literal (standard_conforming_strings, on since PostgreSQL 9.1). */
+export const literal = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+
+/** An identifier, always quoted. */
+export const ident = (v: string): string => `"${v.replace(/"/g, '""')}"`;
+
+/** `schema.table`, both quoted. */
+export const qualified = (schema: string, name: string): string => `${ident(schema)}.${ident(name)}`;
+
+/** The rest of the first line of psql output `t` that starts with `prefix` ("" when none does). */
+export const outLine = (t: string, prefix: string): string =>
+  t
+    .split("\n")
+    .find((l) => l.startsWith(prefix))
+    ?.slice(prefix.length) ?? "";
+
+/** An LSN (`X/Y`, hex) as a number to compare. */
+export const lsnValue = (lsn: string): bigint => {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn);
+  if (!m) throw new Error(`not an LSN: ${lsn}`);
+  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+};
+
+/** An LSN in PostgreSQL's own spelling (no leading zeros), e.g. `0/16B3748`. */
+export const lsnText = (v: bigint): string =>
+  `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
