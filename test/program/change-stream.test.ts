@@ -29,3 +29,9 @@ test("the database container starts with wal_level=logical and room for replicat
     "max_wal_senders=20",
   ]);
 });
+
+test("the Backup opens the release's change stream unless rollback.changeStream is off", () => {
+  const b = byName("prod-backup").inputs;
+  assert.equal(b.changeStream, false);
+  assert.equal(b.stack, "prod");
+});

@@ -16,6 +16,7 @@ import {
   type RunTarget,
 } from "./runner";
 import { openSnapshot } from "./session";
+import { createReleaseSlot, type ReleaseSlot } from "../changes/slot";
 import { compressor, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
 
@@ -30,6 +31,12 @@ export interface CreateOptions {
   now?: Date;
   /** Called as the dump streams, with the bytes pg_dump has written so far (a progress display). */
   onProgress?: (bytes: number) => void;
+  /**
+   * The release's change stream (issue 20): create this logical slot and dump from its exported
+   * snapshot, so the dump and the slot meet at one LSN. A server or role that cannot have one (wal_level,
+   * REPLICATION right) gives a backup as before, with the reason in `BackupResult.changesSkipped`.
+   */
+  changeSlot?: string;
 }
 
 /** A finished backup: the file, its manifest path and the manifest. */
@@ -37,6 +44,8 @@ export interface BackupResult {
   file: string;
   manifestFile: string;
   manifest: Manifest;
+  /** Why no change stream was opened though one was asked for (the error, first line). */
+  changesSkipped?: string;
 }
 
 /** Major version of a `pg_dump --version` line, e.g. "pg_dump (PostgreSQL) 15.8 (Debian...)" -> 15. */
@@ -118,7 +127,22 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   }
 
   const dumpVersion = pgDumpVersion(target);
-  const snap = await openSnapshot(target, conn);
+  let slot: ReleaseSlot | undefined;
+  let changesSkipped: string | undefined;
+  if (o.changeSlot) {
+    try {
+      slot = await createReleaseSlot(target, conn, o.changeSlot);
+    } catch (e) {
+      changesSkipped = String((e as Error)?.message ?? e).split("\n")[0];
+    }
+  }
+  let snap: Awaited<ReturnType<typeof openSnapshot>>;
+  try {
+    snap = await openSnapshot(target, conn, slot?.snapshot);
+  } catch (e) {
+    await slot?.abort().catch(() => {});
+    throw e;
+  }
   let tmp: string | undefined;
   let done = false;
   try {
@@ -219,14 +243,20 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       ...(label ? { label } : {}),
       rowCounts,
       tableChecksums,
+      ...(slot ? { changes: { slot: slot.slot, startLsn: slot.startLsn } } : {}),
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");
     await fsyncDir(dir);
     done = true;
-    return { file, manifestFile: mf, manifest };
+    return { file, manifestFile: mf, manifest, ...(changesSkipped ? { changesSkipped } : {}) };
   } finally {
     if (tmp) await unlink(tmp).catch(() => {});
-    await (done ? snap.close() : snap.abort());
+    try {
+      await (done ? snap.close() : snap.abort());
+    } finally {
+      // A failed or cancelled backup leaves no slot: nothing could ever replay it, and it holds WAL.
+      if (slot) await (done ? slot.close() : slot.abort());
+    }
   }
 }

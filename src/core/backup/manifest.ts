@@ -21,6 +21,12 @@ export interface Manifest {
   encryption?: { algorithm: "aes-256-gcm" };
   /** Content checksum of every table, by `schema.table`, from the same snapshot (older backups lack it). */
   tableChecksums?: Record<string, string>;
+  /**
+   * The release's change stream (issue 20): the logical slot created with the snapshot this dump was
+   * taken from, and its consistent point. The dump holds every write committed before `startLsn`, the
+   * slot every one after, so a rollback with restore can replay them. Absent when the stream was off.
+   */
+  changes?: { slot: string; startLsn: string };
 }
 
 /** Path of the manifest that belongs to `file`. */
