@@ -33,7 +33,8 @@ const READINESS_SQL = `SELECT 'READY:' || json_build_object(
         OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))))
 )::text;`;
 
-interface Raw {
+/** What the server answered (the input of `readinessProblems`). */
+export interface ReadinessFacts {
   walLevel: string;
   rds: string | null;
   superuser: boolean;
@@ -45,7 +46,7 @@ interface Raw {
 }
 
 /** The problems of a server's answers, each with its fix (pure, so tests table-drive it). */
-export function readinessProblems(r: Raw, user: string): string[] {
+export function readinessProblems(r: ReadinessFacts, user: string): string[] {
   const problems: string[] = [];
   if (r.walLevel !== "logical") {
     problems.push(
@@ -80,7 +81,7 @@ export function readinessProblems(r: Raw, user: string): string[] {
 /** Checks wal_level, the role's rights, free slots and tables without replica identity. */
 export async function logicalReadiness(target: RunTarget, conn: Conn): Promise<Readiness> {
   const out = await runSql(target, conn, READINESS_SQL, "checking logical replication readiness");
-  const r = JSON.parse(outLine(out, "READY:")) as Raw;
+  const r = JSON.parse(outLine(out, "READY:")) as ReadinessFacts;
   return {
     walLevel: r.walLevel,
     canReplicate: r.superuser || r.replication,

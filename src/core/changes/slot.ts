@@ -73,6 +73,13 @@ function slotFailure(what: string, err: unknown, conn: Conn): Error {
         `${PUBLICATION} FOR ALL TABLES\` and \`ALTER ROLE "${conn.user}" REPLICATION\`, or use an admin's URL`,
     );
   }
+  if (/pg_hba\.conf.*replication connection/i.test(text)) {
+    return new CannotRunError(
+      `${what}: the server's pg_hba.conf lets role "${conn.user}" in, but not over a replication connection ` +
+        `(the change stream needs one): add \`host replication ${conn.user} <client address> scram-sha-256\` ` +
+        "and reload the server (SELECT pg_reload_conf())",
+    );
+  }
   if (/all replication slots are in use|max_replication_slots/i.test(text)) {
     return new CannotRunError(
       `${what}: every replication slot of the server is in use: raise \`max_replication_slots\` (restart) ` +
