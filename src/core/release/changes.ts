@@ -161,3 +161,44 @@ export function slotsToDrop(
   }
   return out;
 }
+
+/** How a watch ended: the slot was gone already, its window ended, or it reached the WAL limit. */
+export type WatchEnd = "gone" | "expired" | "wal-limit";
+
+/**
+ * Watches one kept slot until its window ends (then drops it) or it holds `maxBytes` of WAL (then drops
+ * it and sends a WARNING: a manual rollback to before that release can no longer keep the later writes).
+ * Ports injected, so the loop is tested without waiting.
+ */
+export async function watchSlot(o: {
+  slot: string;
+  until: Date;
+  maxBytes: number;
+  list(): Promise<Pick<SlotInfo, "slot" | "retainedBytes">[]>;
+  drop(): Promise<void>;
+  warn(message: string): Promise<void>;
+  sleep(ms: number): Promise<void>;
+  now(): Date;
+  pollMs?: number;
+}): Promise<WatchEnd> {
+  const poll = o.pollMs ?? 60_000;
+  for (;;) {
+    const s = (await o.list()).find((x) => x.slot === o.slot);
+    if (!s) return "gone";
+    if (s.retainedBytes >= o.maxBytes) {
+      await o.drop();
+      await o.warn(
+        `change stream ${o.slot} dropped: it held ${(s.retainedBytes / 2 ** 20).toFixed(0)} MB of WAL, the limit ` +
+          `rollback.maxRetainedWalMB is ${(o.maxBytes / 2 ** 20).toFixed(0)} MB. A rollback to before this release now ` +
+          "loses the writes made since it; raise the limit (or shorten rollback.keepChangesMinutes) if that is wrong",
+      );
+      return "wal-limit";
+    }
+    const left = o.until.getTime() - o.now().getTime();
+    if (left <= 0) {
+      await o.drop();
+      return "expired";
+    }
+    await o.sleep(Math.min(poll, left));
+  }
+}
