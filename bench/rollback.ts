@@ -4,7 +4,7 @@
 // the replay after it, the stream read alone, and the changes replayed per second. BENCH_ROUNDS
 // (default 1) repeats each and takes the median; BENCH_CHANGES overrides the sizes (e.g. "10000").
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDatabaseUrl, type RunTarget } from "../src/core/backup/runner";
@@ -21,6 +21,24 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const SIZES = (process.env.BENCH_CHANGES ?? "10000,100000").split(",").map(Number);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const local: RunTarget = { runIn: "local" };
+
+/**
+ * CPU seconds of the server (the postmaster's exited children: the replay's and the peek's backends
+ * end with it) and of this process with its exited children (psql): on 2 shared cores at a load of
+ * 15-20, wall times vary 2x between runs, CPU time far less.
+ */
+function cpu(dataDir: string): { server: number; client: number } {
+  const ticks = (pid: string) =>
+    readFileSync(`/proc/${pid}/stat`, "utf8")
+      .split(") ")[1]
+      .split(" ")
+      .slice(11, 15)
+      .reduce((a, b) => a + Number(b), 0) / 100;
+  return {
+    server: ticks(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]),
+    client: ticks("self"),
+  };
+}
 
 const seconds = async (fn: () => Promise<unknown>) => {
   const t0 = process.hrtime.bigint();
@@ -76,6 +94,7 @@ async function main() {
       const base: number[] = [];
       const replay: number[] = [];
       const read: number[] = [];
+      const cpus: string[] = [];
       let applied = 0;
       for (let r = 0; r < ROUNDS; r++) {
         const target = `${db}_rb${r}`;
@@ -85,6 +104,7 @@ async function main() {
             execFileSync(join(PG_BIN, "pg_restore"), ["--no-owner", "-d", target, dump], { env }),
           ),
         );
+        const c0 = cpu(pg.dataDir);
         replay.push(
           await seconds(async () => {
             const res = await replayChanges({
@@ -98,6 +118,8 @@ async function main() {
             applied = res.applied;
           }),
         );
+        const c1 = cpu(pg.dataDir);
+        cpus.push(`${(c1.server - c0.server).toFixed(2)} s + ${(c1.client - c0.client).toFixed(2)} s`);
         read.push(
           await seconds(async () => {
             for await (const t of readChanges({ target: local, conn, slot })) void t;
@@ -109,7 +131,7 @@ async function main() {
       const b = median(base);
       const p = median(replay);
       console.log(
-        `${n} | ${b.toFixed(2)} s | ${p.toFixed(2)} s | ${median(read).toFixed(2)} s | ${Math.round(n / p)} | +${((p / b) * 100).toFixed(0)}% (${p.toFixed(2)} s on ${b.toFixed(2)} s)`,
+        `${n} | ${b.toFixed(2)} s | ${p.toFixed(2)} s | ${median(read).toFixed(2)} s | ${Math.round(n / p)} | +${((p / b) * 100).toFixed(0)}% (${p.toFixed(2)} s on ${b.toFixed(2)} s) | ${cpus.join(", ")}`,
       );
       await dropReleaseSlot(local, conn, slot);
     }

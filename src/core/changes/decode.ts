@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline";
 import { PgoutputPlugin, type Pgoutput } from "pg-logical-replication";
 import type { Conn, RunTarget } from "../backup/runner";
+import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch } from "../backup/runner";
 import { runSql } from "../backup/session";
 import { PUBLICATION } from "./slot";
@@ -197,5 +198,14 @@ export async function* readChanges(o: ReadOptions): AsyncGenerator<StreamTransac
     if (!finished && psql.exitCode === null) psql.kill("SIGTERM");
   }
   const code = await w.done;
-  if (code !== 0) throw pgFailure(what, w.stderr(), o.conn, o.target);
+  if (code !== 0) {
+    if (/replication slot ".*" does not exist/.test(w.stderr())) {
+      throw new CannotRunError(
+        `${what}: the slot is gone (dropped when its confirmation window ended, its WAL grew past the limit, or by ` +
+          "hand), so the writes made since the deploy can no longer be replayed: roll back without replaying; " +
+          "they stay in the kept live database",
+      );
+    }
+    throw pgFailure(what, w.stderr(), o.conn, o.target);
+  }
 }

@@ -12,7 +12,7 @@ import {
   type StreamRelation,
   type StreamTransaction,
 } from "./decode";
-import { ident, literal, lsnValue, outLine, qualified } from "./sql";
+import { errorText, ident, literal, lsnValue, outLine, qualified } from "./sql";
 
 /**
  * Bookkeeping tables of migration tools. A transaction that writes to one is a migration's (the tools
@@ -276,32 +276,45 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
   let batchLast: StreamTransaction | undefined;
   let flushed = 0;
   let pending = 0;
+  // The batch the server is applying while the next one is read and built (reading and applying
+  // overlap; at most one batch waits in psql behind it).
+  let applying: Promise<void> | undefined;
+  const settle = async () => {
+    const a = applying;
+    applying = undefined;
+    await a;
+  };
   const flush = async () => {
     if (!batch.length) return;
-    try {
-      // `\;` makes psql send the whole batch as one query: one round trip, not one per statement.
-      const text = ["BEGIN", ...batch.map((x) => x.replace(/;$/, ""))].join("\\;\n");
-      await session.send([`${text}\\;\nCOMMIT;`], `__BATCH_${flushed}__`);
-    } catch (e) {
-      const signal = o.interrupted?.();
-      if (signal) throw stopped(signal);
-      throw new ReplayError(
-        `${what} stopped: a change of the transactions committed from ${batchFirst!.commitTime.toISOString()} ` +
-          `(xid ${batchFirst!.xid}, LSN ${batchFirst!.commitLsn}) to ${batchLast!.commitTime.toISOString()} ` +
-          `(xid ${batchLast!.xid}) cannot be applied to the old schema: ${reason(e)}. None of that batch was ` +
-          `applied; the live database and the change stream are untouched. Discard database "${o.into.database}", ` +
-          "then either fix the cause (e.g. the row the new release wrote that conflicts) and roll back again " +
-          "(the stream is kept, so the replay runs again), or roll back without replaying and take the writes " +
-          "made since the deploy from the kept live database by hand",
-      );
-    }
-    flushed++;
-    result.transactions += pending;
-    pending = 0;
-    o.onProgress?.(result.transactions);
+    // `\;` makes psql send the whole batch as one query: one round trip, not one per statement.
+    const text = `${["BEGIN", ...batch.map((x) => x.replace(/;$/, ""))].join("\\;\n")}\\;\nCOMMIT;`;
+    const [first, last, n, marker] = [batchFirst!, batchLast!, pending, `__BATCH_${flushed++}__`];
     batch = [];
     batchChanges = 0;
+    pending = 0;
     batchFirst = batchLast = undefined;
+    await settle();
+    const job = session.send([text], marker).then(
+      () => {
+        result.transactions += n;
+        o.onProgress?.(result.transactions);
+      },
+      (e: unknown) => {
+        const signal = o.interrupted?.();
+        if (signal) throw stopped(signal);
+        throw new ReplayError(
+          `${what} stopped: a change of the transactions committed from ${first.commitTime.toISOString()} ` +
+            `(xid ${first.xid}, LSN ${first.commitLsn}) to ${last.commitTime.toISOString()} ` +
+            `(xid ${last.xid}) cannot be applied to the old schema: ${reason(e)}. None of that batch was ` +
+            `applied; the live database and the change stream are untouched. Discard database "${o.into.database}", ` +
+            "then either fix the cause (e.g. the row the new release wrote that conflicts) and roll back again " +
+            "(the stream is kept, so the replay runs again), or roll back without replaying and take the writes " +
+            "made since the deploy from the kept live database by hand",
+        );
+      },
+    );
+    job.catch(() => {});
+    applying = job;
   };
   const stopped = (signal: NodeJS.Signals) =>
     new ReplayError(
@@ -316,7 +329,10 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
     await session.send([SETUP_SQL], "__SETUP__");
     for await (const t of readChanges({ target: o.target, conn: o.live, slot: o.slot, uptoLsn: upToLsn })) {
       const signal = o.interrupted?.();
-      if (signal) throw stopped(signal);
+      if (signal) {
+        await settle();
+        throw stopped(signal);
+      }
       if (lsnValue(t.commitLsn) < start) continue;
       const tables = t.changes
         .flatMap((c) => (c.kind === "truncate" ? c.relations : [c.relation]))
@@ -361,11 +377,24 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
       if (batchChanges >= BATCH_CHANGES) await flush();
     }
     const signal = o.interrupted?.();
-    if (signal) throw stopped(signal);
+    if (signal) {
+      await settle();
+      throw stopped(signal);
+    }
     await flush();
+    await settle();
     result.sequencesAdvanced = await advanceSequences(o, schema, migration, session.send);
     done = true;
+  } catch (e) {
+    // Ctrl-C reaches the client tools too (same process group): psql cancels its query and fails.
+    const signal = o.interrupted?.();
+    if (signal && !(e instanceof ReplayError && e.interrupted)) {
+      await applying?.catch(() => {});
+      throw stopped(signal);
+    }
+    throw e;
   } finally {
+    await applying?.catch(() => {});
     await session.end().catch(() => {});
     if (report) {
       await Promise.all(
@@ -390,7 +419,7 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
 
 /** The database's own words from a failed psql run (the line with ERROR and its DETAIL). */
 function reason(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
+  const text = errorText(e);
   return text
     .replace(/^.*? failed: /s, "")
     .replace(/\s+/g, " ")

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "../backup/runner";
 import { runSql } from "../backup/session";
-import { literal, outLine } from "./sql";
+import { errorText, literal, outLine } from "./sql";
 
 /** The publication every release slot decodes through (FOR ALL TABLES, created if missing). */
 export const PUBLICATION = "safe_deploy_changes";
@@ -54,8 +54,8 @@ const ENSURE_PUBLICATION = `DO $$ BEGIN
 END $$;`;
 
 /** The error for a server or role that cannot keep a change stream, naming the fix. */
-function slotFailure(what: string, err: unknown, conn: Conn): Error {
-  const text = err instanceof Error ? err.message : String(err);
+export function slotFailure(what: string, err: unknown, conn: Conn): Error {
+  const text = errorText(err);
   if (/wal_level/.test(text)) {
     return new CannotRunError(
       `${what}: the server runs with wal_level below logical, so it cannot keep the writes made after the ` +
@@ -92,7 +92,10 @@ function slotFailure(what: string, err: unknown, conn: Conn): Error {
         "dropReleaseSlot / the cleanup command, then retry",
     );
   }
-  return err instanceof Error ? err : new CannotRunError(`${what} failed: ${text}`);
+  // Passed on as thrown (its class and exit code), even when it is not `instanceof Error` (see errorText).
+  return err && typeof err === "object" && "message" in err
+    ? (err as Error)
+    : new CannotRunError(`${what} failed: ${text}`);
 }
 
 /** libpq connection string value, quoted. */
@@ -112,7 +115,7 @@ export async function createReleaseSlot(target: RunTarget, conn: Conn, slot: str
     await runSql(target, conn, ENSURE_PUBLICATION, what);
   } catch (e) {
     // Two deploys creating it at once: the loser finds it there.
-    if (!/already exists/.test(String(e))) throw slotFailure(what, e, conn);
+    if (!/already exists/.test(errorText(e))) throw slotFailure(what, e, conn);
   }
   // The replication option goes in the conninfo (libpq has no environment variable for it); the
   // credentials stay in the environment.

@@ -26,3 +26,10 @@ export const lsnValue = (lsn: string): bigint => {
 /** An LSN in PostgreSQL's own spelling (no leading zeros), e.g. `0/16B3748`. */
 export const lsnText = (v: bigint): string =>
   `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
+
+/**
+ * The message of anything thrown. Inside Pulumi's provider host the engine's error classes are copied
+ * by value and their instances fail `instanceof Error`, so this reads `message` wherever it is.
+ */
+export const errorText = (e: unknown): string =>
+  e && typeof e === "object" && "message" in e ? String((e as { message: unknown }).message) : String(e);

@@ -7,6 +7,7 @@ import {
   listReleaseSlots,
   logicalReadiness,
   readinessProblems,
+  slotFailure,
   slotName,
 } from "../../../src/core/changes";
 import { CannotRunError } from "../../../src/core/errors";
@@ -173,4 +174,20 @@ test("readinessProblems: an RDS server is told its parameter, a full set of slot
   assert.equal(rds.length, 1);
   assert.match(rds[0], /`rds\.logical_replication = 1`.*parameter group.*reboot/);
   assert.match(readinessProblems({ ...ok, usedSlots: 10 }, "app")[0], /raise `max_replication_slots`/);
+});
+
+test("slotFailure reads the message of an error copied by value (Pulumi's provider host), not '[object Object]'", () => {
+  const conn = connOf(pg, "app");
+  // What a CannotRunError thrown by pgFailure looks like inside the provider host: not instanceof Error.
+  const copied = {
+    name: "CannotRunError",
+    exitCode: 3,
+    message: "psql: ERROR:  logical decoding requires wal_level >= logical",
+  };
+  assert.equal(copied instanceof Error, false);
+  const e = slotFailure("creating the change stream slot", copied, conn);
+  assert.match(e.message, /set `wal_level = logical`/);
+  const other = { name: "CannotRunError", exitCode: 3, message: "psql: could not connect" };
+  assert.equal(slotFailure("creating", other, conn), other, "passed on as thrown, keeping its exit code");
+  assert.match(slotFailure("creating", "text thrown", conn).message, /creating failed: text thrown/);
 });

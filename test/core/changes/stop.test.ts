@@ -139,3 +139,25 @@ test("an interrupt stops the replay at a transaction boundary; a second replay f
   assert.equal(r.transactions, 3000);
   assert.equal(await count("events_rb2", "events"), 9000);
 });
+
+test("a replay from a slot that is gone says the writes cannot be replayed and what to do", async () => {
+  await pg.createDatabase("gone");
+  await pg.query("CREATE TABLE t (id int PRIMARY KEY)", [], "gone");
+  const slot = slotName("gone", "r1");
+  const dump = join(dir, "gone.dump");
+  const s = await slotAndDump(pg, "gone", slot, dump);
+  await pg.query("INSERT INTO t VALUES (1)", [], "gone");
+  await pg.query("SELECT pg_drop_replication_slot($1)", [slot], "gone");
+  const into = await restoreInto(pg, dump, "gone_rb");
+  await assert.rejects(
+    replayChanges({
+      target: local,
+      live: connOf(pg, "gone"),
+      slot,
+      startLsn: s.startLsn,
+      into,
+      reportDir: dir,
+    }),
+    /the slot is gone .* roll back without replaying/,
+  );
+});
