@@ -144,3 +144,15 @@ test("the stream off: no slot, no stream fields", async () => {
   assert.equal("changeSlot" in outs || "changesSkipped" in outs, false);
   assert.deepEqual(await slots(), []);
 });
+
+test("a table without primary key: no stream (the publication would make PostgreSQL refuse its updates), and its updates still work", async () => {
+  const url = await pg.createDatabase("nopk");
+  await pg.query("CREATE TABLE events (at int, what text); INSERT INTO events VALUES (1, 'a')", [], "nopk");
+  const inputs = { releaseKey: "k6", databaseUrl: url, dir, changeStream: true, stack: "prod" };
+  const { outs } = await callSerializedProvider(providerText, "create", [inputs]);
+  assert.equal("changeSlot" in outs, false);
+  assert.match(outs.changesSkipped, /public\.events.*primary key/);
+  assert.deepEqual(await pg.query("SELECT pubname FROM pg_publication", [], "nopk"), []);
+  await pg.query("UPDATE events SET what = 'b'", [], "nopk");
+  assert.deepEqual(await slots(), []);
+});

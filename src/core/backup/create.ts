@@ -16,6 +16,7 @@ import {
   type RunTarget,
 } from "./runner";
 import { openSnapshot } from "./session";
+import { logicalReadiness } from "../changes/ready";
 import { createReleaseSlot, type ReleaseSlot } from "../changes/slot";
 import { compressor, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
@@ -131,6 +132,15 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   let changesSkipped: string | undefined;
   if (o.changeSlot) {
     try {
+      // While the FOR ALL TABLES publication exists, PostgreSQL refuses UPDATE and DELETE on a table
+      // without primary key or replica identity: the app's writes would fail. No stream then.
+      const { tablesWithoutIdentity: noKey } = await logicalReadiness(target, conn);
+      if (noKey.length) {
+        throw new Error(
+          `table(s) without a primary key or replica identity: ${noKey.join(", ")} (a publication would make ` +
+            "PostgreSQL refuse their UPDATE and DELETE): add a primary key, or `ALTER TABLE ... REPLICA IDENTITY FULL`",
+        );
+      }
       slot = await createReleaseSlot(target, conn, o.changeSlot);
     } catch (e) {
       changesSkipped = String((e as Error)?.message ?? e).split("\n")[0];
