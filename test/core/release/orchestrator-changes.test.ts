@@ -7,7 +7,12 @@ import { createBackup, parseDatabaseUrl } from "../../../src/core/backup";
 import { dropReleaseSlot, listReleaseSlots, slotName } from "../../../src/core/changes/slot";
 import { restoreKeepingWrites, slotsToDrop, streamOf } from "../../../src/core/release/changes";
 import { Ledger } from "../../../src/core/release/ledger";
-import { deploy, type DeployPorts, type NotifyType } from "../../../src/core/release/orchestrator";
+import {
+  deploy,
+  rollbackTo,
+  type DeployPorts,
+  type NotifyType,
+} from "../../../src/core/release/orchestrator";
 import type { StackAccess, UpOptions } from "../../../src/core/release/stack-port";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
@@ -210,4 +215,30 @@ test("slotsToDrop: expired kept slots always; orphans only when asked; other dat
     { slot: "safe_deploy_a", why: "expired" },
     { slot: "safe_deploy_c", why: "orphan" },
   ]);
+});
+
+test("a manual rollback --to within the keep window replays the writes made since that release's backup", async () => {
+  const s = await scenario("manual", { gateFails: false });
+  await deploy({ stack: "prod", autoRollback: true, soak: false }, s.ports);
+  // Users keep writing to the good release; a person then rolls the database back to before it.
+  await pg.query("INSERT INTO customers (name, vip) VALUES ('later', false)", [], "manual");
+  const out = await rollbackTo(
+    {
+      stack: "prod",
+      steps: [{ kind: "safety-backup" }, { kind: "restore-backup", file: s.backup() }, { kind: "notify" }],
+      backupFile: s.backup(),
+    },
+    s.ports,
+  );
+  assert.equal(out.exitCode, 0);
+  const done = s.notes.at(-1)!;
+  assert.equal(done.type, "ROLLBACK_SUCCESS");
+  assert.match(done.message, /writes made after the backup: 2 replayed \(2 transaction\(s\)\), 1 reported/);
+  assert.deepEqual(
+    (
+      await pg.query<{ name: string }>("SELECT name FROM customers WHERE id > 20 ORDER BY id", [], "manual")
+    ).map((r) => r.name),
+    ["late", "later"],
+  );
+  assert.deepEqual(await slots(), []);
 });
