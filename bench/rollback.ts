@@ -4,7 +4,7 @@
 // the replay after it, the stream read alone, and the changes replayed per second. BENCH_ROUNDS
 // (default 1) repeats each and takes the median; BENCH_CHANGES overrides the sizes (e.g. "10000").
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDatabaseUrl, type RunTarget } from "../src/core/backup/runner";
@@ -23,21 +23,28 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const local: RunTarget = { runIn: "local" };
 
 /**
- * CPU seconds of the server (the postmaster's exited children: the replay's and the peek's backends
- * end with it) and of this process with its exited children (psql): on 2 shared cores at a load of
- * 15-20, wall times vary 2x between runs, CPU time far less.
+ * CPU seconds used so far by the server (the postmaster, its reaped children, and its live or not yet
+ * reaped ones: the replay's and the peek's backends) and by this process with its exited children
+ * (psql). On 2 cores shared at a load of 15-25, wall times vary 2x between runs; CPU time far less.
  */
 function cpu(dataDir: string): { server: number; client: number } {
-  const ticks = (pid: string) =>
-    readFileSync(`/proc/${pid}/stat`, "utf8")
-      .split(") ")[1]
-      .split(" ")
-      .slice(11, 15)
-      .reduce((a, b) => a + Number(b), 0) / 100;
-  return {
-    server: ticks(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]),
-    client: ticks("self"),
+  const stat = (pid: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    } catch {
+      return undefined; // ended between the listing and the read: counted in its parent's total
+    }
   };
+  // Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), in clock ticks of 10 ms.
+  const ticks = (f: string[] | undefined, n: number) =>
+    (f ?? []).slice(11, 11 + n).reduce((a, b) => a + Number(b), 0) / 100;
+  const postmaster = readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0];
+  let server = ticks(stat(postmaster), 4);
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    const f = stat(pid);
+    if (f?.[1] === postmaster) server += ticks(f, 2);
+  }
+  return { server, client: ticks(stat("self"), 4) };
 }
 
 const seconds = async (fn: () => Promise<unknown>) => {
@@ -58,7 +65,7 @@ async function main() {
   };
   try {
     console.log(
-      `changes | restore (baseline) | replay | stream read alone | replayed/s | rollback time added`,
+      "changes | restore (baseline) | replay | stream read alone | replayed/s | rollback time added | CPU server + client: restore; replay",
     );
     for (const n of SIZES) {
       const db = `bench_${n}`;
@@ -99,12 +106,15 @@ async function main() {
       for (let r = 0; r < ROUNDS; r++) {
         const target = `${db}_rb${r}`;
         await pg.createDatabase(target);
+        const r0 = cpu(pg.dataDir);
         base.push(
           await seconds(async () =>
             execFileSync(join(PG_BIN, "pg_restore"), ["--no-owner", "-d", target, dump], { env }),
           ),
         );
         const c0 = cpu(pg.dataDir);
+        const spent = (a: typeof c0, z: typeof c0) =>
+          `${(z.server - a.server).toFixed(2)} s + ${(z.client - a.client).toFixed(2)} s`;
         replay.push(
           await seconds(async () => {
             const res = await replayChanges({
@@ -119,7 +129,7 @@ async function main() {
           }),
         );
         const c1 = cpu(pg.dataDir);
-        cpus.push(`${(c1.server - c0.server).toFixed(2)} s + ${(c1.client - c0.client).toFixed(2)} s`);
+        cpus.push(`${spent(r0, c0)}; ${spent(c0, c1)}`);
         read.push(
           await seconds(async () => {
             for await (const t of readChanges({ target: local, conn, slot })) void t;

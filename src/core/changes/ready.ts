@@ -1,7 +1,7 @@
 import type { Conn, RunTarget } from "../backup/runner";
 import { runSql } from "../backup/session";
 import { PUBLICATION } from "./slot";
-import { outLine } from "./sql";
+import { NO_IDENTITY_SQL, outLine } from "./sql";
 
 /** Whether a server and role can keep a release's change stream, and what to change if not. */
 export interface Readiness {
@@ -24,13 +24,7 @@ const READINESS_SQL = `SELECT 'READY:' || json_build_object(
   'publication', EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '${PUBLICATION}' AND puballtables),
   'maxSlots', current_setting('max_replication_slots')::int,
   'usedSlots', (SELECT count(*) FROM pg_replication_slots),
-  'noIdentity', (SELECT coalesce(json_agg(n.nspname || '.' || c.relname ORDER BY n.nspname, c.relname), '[]')
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg\\_%'
-      AND (c.relreplident = 'n'
-        OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-        OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))))
+  'noIdentity', (${NO_IDENTITY_SQL})
 )::text;`;
 
 /** What the server answered (the input of `readinessProblems`). */

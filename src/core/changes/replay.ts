@@ -134,19 +134,20 @@ const quoteName = (k: string) => {
 
 const value = (v: string | null) => (v === null ? "NULL" : literal(v));
 
-/** WHERE text matching `key` (IS NOT DISTINCT FROM: a FULL identity may hold NULLs). */
-const where = (key: Row, full: boolean) =>
-  Object.entries(key)
-    .map(([c, v]) => (full ? `${ident(c)} IS NOT DISTINCT FROM ${value(v)}` : `${ident(c)} = ${value(v)}`))
-    .join(" AND ") || "false";
+/** Writes a value into the SQL: inline as a literal, or as a `$n` parameter of a prepared statement. */
+type Param = (v: string | null) => string;
 
 /** Short description of a key for error messages: `(id)=(5)`. */
 const keyText = (key: Row) => `(${Object.keys(key).join(", ")})=(${Object.values(key).join(", ")})`;
 
-/** SQL of one change against a table whose columns are `cols` (all of them when writing the report). */
+/**
+ * SQL of one change against a table whose columns are `cols` (all of them, unchecked, when writing
+ * the report). Values go through `param` (default: inline literals).
+ */
 export function changeSql(
   c: Exclude<Change, { kind: "truncate" }>,
   cols: readonly string[] | undefined,
+  param: Param = value,
 ): string {
   const rel = c.relation;
   const table = qualified(rel.schema, rel.name);
@@ -158,27 +159,62 @@ export function changeSql(
       `a ${c.kind} of ${rel.schema}.${rel.name} is matched by column ${missingKey.join(", ")}, which the restored (old) schema does not have`,
     );
   }
-  const what = literal(`${c.kind} of ${rel.schema}.${rel.name} ${keyText(c.kind === "insert" ? {} : c.key)}`);
-  // A FULL identity matches whole rows, and two identical rows are one change's either: take one.
-  const match = (key: Row) =>
-    full ? `ctid = (SELECT ctid FROM ${table} WHERE ${where(key, true)} LIMIT 1)` : where(key, false);
   if (c.kind === "insert") {
     const names = Object.keys(c.row).filter(has);
+    if (!names.length) return `INSERT INTO ${table} DEFAULT VALUES;`;
     return `INSERT INTO ${table} (${names.map(ident).join(", ")}) OVERRIDING SYSTEM VALUE VALUES (${names
-      .map((k) => value(c.row[k]))
+      .map((k) => param(c.row[k]))
       .join(", ")});`;
   }
+  // WHERE matching the key; IS NOT DISTINCT FROM for a FULL identity (it may hold NULLs), which
+  // matches whole rows, and two identical rows are one change's either: take one.
+  const keyWhere = () => {
+    const w =
+      Object.entries(c.key)
+        .map(([k, v]) => `${ident(k)} ${full ? "IS NOT DISTINCT FROM" : "="} ${param(v)}`)
+        .join(" AND ") || "false";
+    return full ? `ctid = (SELECT ctid FROM ${table} WHERE ${w} LIMIT 1)` : w;
+  };
+  const check = (from: string) =>
+    `SELECT pg_temp.sd_one(count(*), ${param(`${c.kind} of ${rel.schema}.${rel.name} ${keyText(c.key)}`)}) FROM ${from};`;
   if (c.kind === "delete") {
-    if (!cols) return `DELETE FROM ${table} WHERE ${match(c.key)};`;
-    return `WITH c AS (DELETE FROM ${table} WHERE ${match(c.key)} RETURNING 1) SELECT pg_temp.sd_one(count(*), ${what}) FROM c;`;
+    if (!cols) return `DELETE FROM ${table} WHERE ${keyWhere()};`;
+    return `WITH c AS (DELETE FROM ${table} WHERE ${keyWhere()} RETURNING 1) ${check("c")}`;
   }
   // A key column keeps its value (the key image says so): not set, as an identity column
   // GENERATED ALWAYS may not be.
   const sets = Object.keys(c.row).filter((k) => has(k) && !(k in c.key && c.key[k] === c.row[k]));
-  const setText = sets.map((k) => `${ident(k)} = ${value(c.row[k])}`).join(", ");
-  if (!cols) return `UPDATE ${table} SET ${setText} WHERE ${match(c.key)};`;
-  if (!sets.length) return `SELECT pg_temp.sd_one(count(*), ${what}) FROM ${table} WHERE ${match(c.key)};`;
-  return `WITH c AS (UPDATE ${table} SET ${setText} WHERE ${match(c.key)} RETURNING 1) SELECT pg_temp.sd_one(count(*), ${what}) FROM c;`;
+  const setText = () => sets.map((k) => `${ident(k)} = ${param(c.row[k])}`).join(", ");
+  if (!cols) return `UPDATE ${table} SET ${setText()} WHERE ${keyWhere()};`;
+  if (!sets.length) return check(`${table} WHERE ${keyWhere()}`);
+  const setSql = setText();
+  return `WITH c AS (UPDATE ${table} SET ${setSql} WHERE ${keyWhere()} RETURNING 1) ${check("c")}`;
+}
+
+/**
+ * Turns changes into EXECUTEs of statements prepared once per shape (table, kind, columns), so the
+ * server parses and plans each shape once, not each row.
+ */
+export class PreparedChanges {
+  private readonly names = new Map<string, string>();
+
+  /** The statements for one change: its PREPARE the first time that shape is seen, then its EXECUTE. */
+  statements(c: Exclude<Change, { kind: "truncate" }>, cols: readonly string[]): string[] {
+    const args: Array<string | null> = [];
+    const template = changeSql(c, cols, (v) => {
+      args.push(v);
+      return `$${args.length}`;
+    });
+    const out: string[] = [];
+    let name = this.names.get(template);
+    if (!name) {
+      name = `sd_replay_${this.names.size}`;
+      this.names.set(template, name);
+      out.push(`PREPARE ${name} AS ${template}`);
+    }
+    out.push(args.length ? `EXECUTE ${name}(${args.map(value).join(", ")});` : `EXECUTE ${name};`);
+    return out;
+  }
 }
 
 /** A change that went to the report, as written to its JSON. */
@@ -270,6 +306,7 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
 
   const what = `replaying the writes made since the deploy into database "${o.into.database}"`;
   const session = psqlSession(o.target, o.into, what);
+  const prepared = new PreparedChanges();
   let batch: string[] = [];
   let batchChanges = 0;
   let batchFirst: StreamTransaction | undefined;
@@ -361,7 +398,7 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
           continue;
         }
         try {
-          sql.push(changeSql(c, cols));
+          sql.push(...prepared.statements(c, cols));
         } catch (e) {
           throw new ReplayError(
             `${what} stopped at the transaction xid ${t.xid} (LSN ${t.commitLsn}): ${reason(e)}. Nothing of it was applied; discard database "${o.into.database}" (the live one and the stream are untouched) and roll back without replaying`,

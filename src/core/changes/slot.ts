@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "../backup/runner";
 import { runSql } from "../backup/session";
-import { errorText, literal, outLine } from "./sql";
+import { errorText, literal, NO_IDENTITY_SQL, outLine } from "./sql";
 
 /** The publication every release slot decodes through (FOR ALL TABLES, created if missing). */
 export const PUBLICATION = "safe_deploy_changes";
@@ -105,12 +105,30 @@ const conninfoValue = (v: string) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, 
  * Creates the logical slot `slot` (pgoutput) over a replication connection with EXPORT_SNAPSHOT and
  * keeps that session open, so `pg_dump --snapshot` dumps exactly the state at `startLsn`. Creating the
  * slot waits for transactions already running to end (PostgreSQL needs them finished to find its
- * consistent point). The publication is created first: pgoutput reads it as of each change, so one
+ * consistent point). Refused while a table has no primary key or replica identity (nl-wire request 2). The publication is created first: pgoutput reads it as of each change, so one
  * created after the slot would be missing for the changes before it.
  */
 export async function createReleaseSlot(target: RunTarget, conn: Conn, slot: string): Promise<ReleaseSlot> {
   checkSlot(slot);
   const what = `creating the change stream slot "${slot}" on database "${conn.database}"`;
+  // Checked before the publication exists: with it, the app's UPDATE and DELETE on these tables fail.
+  const facts = await runSql(
+    target,
+    conn,
+    `SELECT 'WAL:' || current_setting('wal_level'); SELECT 'NOID:' || (${NO_IDENTITY_SQL})::text;`,
+    what,
+  );
+  const walLevel = outLine(facts, "WAL:");
+  if (walLevel !== "logical") throw slotFailure(what, `wal_level is ${walLevel}`, conn);
+  const noIdentity = JSON.parse(outLine(facts, "NOID:") || "[]") as string[];
+  if (noIdentity.length) {
+    throw new CannotRunError(
+      `${what}: ${noIdentity.join(", ")} ${noIdentity.length > 1 ? "have" : "has"} no primary key or replica ` +
+        `identity; while the change stream's publication exists PostgreSQL refuses UPDATE and DELETE on such ` +
+        "tables (and they could not be replayed): add a primary key, or `ALTER TABLE … REPLICA IDENTITY FULL`, " +
+        "or turn the change stream off",
+    );
+  }
   try {
     await runSql(target, conn, ENSURE_PUBLICATION, what);
   } catch (e) {

@@ -33,3 +33,15 @@ export const lsnText = (v: bigint): string =>
  */
 export const errorText = (e: unknown): string =>
   e && typeof e === "object" && "message" in e ? String((e as { message: unknown }).message) : String(e);
+
+/**
+ * JSON array of `schema.table` for the ordinary tables without primary key or replica identity:
+ * while a publication FOR ALL TABLES exists, PostgreSQL refuses UPDATE and DELETE on them.
+ */
+export const NO_IDENTITY_SQL = `SELECT coalesce(json_agg(n.nspname || '.' || c.relname ORDER BY n.nspname, c.relname), '[]')
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_%'
+      AND (c.relreplident = 'n'
+        OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+        OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))`;

@@ -24,12 +24,12 @@ before(async () => {
     await p.createDatabase("app");
     await p.query(
       `CREATE TABLE orders (id serial PRIMARY KEY, v text);
-       CREATE TABLE audit_log (at timestamptz, line text);
        CREATE TABLE wide (a int, b text); ALTER TABLE wide REPLICA IDENTITY FULL;`,
       [],
       "app",
     );
   }
+  await replica.query("CREATE TABLE audit_log (at timestamptz, line text)", [], "app");
   await pg.query("CREATE ROLE plain LOGIN PASSWORD 'plain-pw'; GRANT ALL ON DATABASE app TO plain");
 });
 after(async () => {
@@ -190,4 +190,28 @@ test("slotFailure reads the message of an error copied by value (Pulumi's provid
   const other = { name: "CannotRunError", exitCode: 3, message: "psql: could not connect" };
   assert.equal(slotFailure("creating", other, conn), other, "passed on as thrown, keeping its exit code");
   assert.match(slotFailure("creating", "text thrown", conn).message, /creating failed: text thrown/);
+});
+
+test("a table without primary key or replica identity: no publication and no slot, the error names it and the fix", async () => {
+  await pg.createDatabase("keyless");
+  const conn = connOf(pg, "keyless");
+  await pg.query(
+    "CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE audit_log (at timestamptz, line text)",
+    [],
+    "keyless",
+  );
+  await assert.rejects(createReleaseSlot(local, conn, slotName("keyless", "r1")), (e: Error) => {
+    assert.ok(e instanceof CannotRunError);
+    assert.match(e.message, /public\.audit_log has no primary key or replica identity/);
+    assert.match(e.message, /refuses UPDATE and DELETE/);
+    assert.match(e.message, /REPLICA IDENTITY FULL/);
+    return true;
+  });
+  assert.deepEqual(await pg.query("SELECT pubname FROM pg_publication", [], "keyless"), []);
+  assert.deepEqual(await listReleaseSlots(local, conn), []);
+  // The app's updates on it still work, as before.
+  await pg.query("INSERT INTO audit_log VALUES (now(), 'a'); UPDATE audit_log SET line = 'b'", [], "keyless");
+  await pg.query("ALTER TABLE audit_log REPLICA IDENTITY FULL", [], "keyless");
+  const s = await createReleaseSlot(local, conn, slotName("keyless", "r1"));
+  await s.abort();
 });
