@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { ExitCode, SafeDeployError } from "../core/errors";
 import { redact } from "../core/log/redact";
 import { register as backup } from "./commands/backup";
+import { register as changes } from "./commands/changes";
 import { register as checkpoint } from "./commands/checkpoint";
 import { register as db } from "./commands/db";
 import { register as drift } from "./commands/drift";
@@ -35,6 +36,7 @@ export function buildProgram(opts: { checkStack?: boolean } = {}): Command {
   // test/architecture.test.ts) and loads the engine with `await import()` inside. Keep this list sorted.
   const registrars: Array<(p: Command) => void> = [
     backup,
+    changes,
     checkpoint,
     db,
     drift,

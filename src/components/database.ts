@@ -36,6 +36,23 @@ export type DatabaseArgs =
       appDatabaseUrl?: pulumi.Input<string>;
     };
 
+/**
+ * The managed server's command: logical decoding on, so each release's change stream (issue 20) can
+ * keep the writes a rollback with restore would otherwise lose. The same whatever `rollback.changeStream`
+ * says, so switching it never restarts the database; costs a little more WAL per write. PostgreSQL
+ * refuses to start at a lower `wal_level` while a logical slot exists, so it never goes back down.
+ * Slots and senders: one slot per release kept (at most a few), headroom for the user's own.
+ */
+export const POSTGRES_COMMAND = [
+  "postgres",
+  "-c",
+  "wal_level=logical",
+  "-c",
+  "max_replication_slots=20",
+  "-c",
+  "max_wal_senders=20",
+] as const;
+
 /** The fixed Docker name of a stack's database volume (the CLI's `db upgrade` names the next one). */
 export { dataVolumeName };
 
@@ -99,6 +116,7 @@ export class Database extends pulumi.ComponentResource {
       `${name}-db`,
       {
         image: image.id,
+        command: [...POSTGRES_COMMAND],
         envs: [
           `POSTGRES_USER=${args.user}`,
           `POSTGRES_DB=${args.name}`,

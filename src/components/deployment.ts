@@ -177,6 +177,8 @@ export class Deployment extends pulumi.ComponentResource {
         retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
         s3: s3 && offsite ? offsite.bucket.bucket.apply((bucket) => ({ ...s3, bucket })) : s3,
         encryptionKey: secrets.backupEncryptionKey,
+        changeStream: c.rollback.changeStream,
+        stack: pulumi.getStack(),
       },
       {
         parent: this,

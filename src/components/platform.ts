@@ -129,6 +129,8 @@ export function platformStages(
       retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
       s3: s3 && offsite ? offsite.bucket.bucket.apply((bucket) => ({ ...s3, bucket })) : s3,
       encryptionKey: secrets.backupEncryptionKey,
+      changeStream: c.rollback.changeStream,
+      stack: pulumi.getStack(),
     },
     {
       parent,

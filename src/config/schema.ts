@@ -437,11 +437,42 @@ export const IntegritySchema = z
   .strict()
   .default({ criticalTables: [], maxRowLossPercent: 0 });
 
-/** What a rollback does by itself. */
+/**
+ * What a rollback does by itself, and the change stream that lets a rollback with restore keep the
+ * writes committed after the pre-deploy backup (issue 20, docs/operations.md "Rollback").
+ */
 export const RollbackSchema = z
-  .object({ auto: z.boolean().default(true) })
+  .object({
+    auto: z.boolean().default(true),
+    /** Off: no replication slot per release; a rollback with restore loses the writes made after the backup. */
+    changeStream: z.boolean().default(true),
+    /** How long after the soak a release's slot is kept for a manual `rollback --to`. */
+    keepChangesMinutes: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 60)
+      .default(60),
+    // A slot holds WAL on the server's disk until dropped. 1024 MB is PostgreSQL's own default
+    // `max_wal_size`: room for millions of small writes in the keep window, and a size any host
+    // already has to hold during a checkpoint; at least one 16 MB segment.
+    maxRetainedWalMB: z
+      .number()
+      .int()
+      .min(16)
+      .max(1024 * 1024)
+      .default(1024),
+    /** Refuse to deploy (exit 2) when no-loss rollback is not possible, instead of saying so. */
+    requireNoLoss: z.boolean().default(false),
+  })
   .strict()
-  .default({ auto: true });
+  .default({
+    auto: true,
+    changeStream: true,
+    keepChangesMinutes: 60,
+    maxRetainedWalMB: 1024,
+    requireNoLoss: false,
+  });
 
 /** Names of the stack's secret keys (set with `pulumi config set --secret`). */
 export const SECRET_KEYS = [
@@ -542,6 +573,13 @@ export function crossChecks(c: Partial<Sections>, secretsSet: readonly string[])
     });
   }
   targetChecks(c, need, issues);
+  if (c.rollback?.requireNoLoss && !c.rollback.changeStream) {
+    issues.push({
+      path: ["rollback", "requireNoLoss"],
+      message:
+        "needs `rollback.changeStream: true` (a rollback keeps writes only through the change stream): set one of the two",
+    });
+  }
   const remote = c.docker?.host.startsWith("ssh://") ?? false;
   if (remote && c.health && !c.health.url) {
     issues.push({

@@ -28,6 +28,14 @@ test("defaults follow the users' scripts: 3 retries 10 s apart, 7 days of backup
   assert.equal(c.docker.host, "unix:///var/run/docker.sock");
   assert.equal(c.redis.enabled, false);
   assert.equal(c.rollback.auto, true);
+  // Issue 20: the change stream is on, kept an hour after the soak, dropped past 1 GB of WAL.
+  assert.deepEqual(c.rollback, {
+    auto: true,
+    changeStream: true,
+    keepChangesMinutes: 60,
+    maxRetainedWalMB: 1024,
+    requireNoLoss: false,
+  });
   assert.equal(c.migrations.tool, "node-pg-migrate");
 });
 
@@ -76,6 +84,16 @@ const cases: Array<[string, unknown, string[]]> = [
     ["health.url", "backup.runIn", "migrations.runIn"],
   ],
   ["unknown secret name", { ...minimal, secretsSet: ["dbPassword", "apiKey"] }, ["secretsSet.1"]],
+  [
+    "no-loss rollback required with the change stream off",
+    { ...minimal, rollback: { requireNoLoss: true, changeStream: false } },
+    ["rollback.requireNoLoss"],
+  ],
+  [
+    "WAL limit under one segment, negative keep window",
+    { ...minimal, rollback: { maxRetainedWalMB: 1, keepChangesMinutes: -5 } },
+    ["rollback.keepChangesMinutes", "rollback.maxRetainedWalMB"],
+  ],
 ];
 
 for (const [name, raw, keys] of cases) {

@@ -27,6 +27,8 @@ export interface StatusReport {
   attention?: string;
   /** Old databases restores and rebuilds kept on the server (`backup databases` lists and drops them). */
   keptDatabases?: string[];
+  /** Release change streams (issue 20) on the stack's database, with the WAL each holds back. */
+  changeSlots?: Array<{ slot: string; retainedMB: number; keptUntil?: string; release?: string }>;
 }
 
 /** `status --stack S`: what runs and whether it is healthy. Exit 0 healthy, 1 not, 3 when the stack cannot be read. */
@@ -113,6 +115,22 @@ async function inspect(ctx: ReleaseContext, report: StatusReport): Promise<void>
     report.health = { url: target, ok: g.ok, detail: g.ok ? "healthy" : g.message };
   }
   report.keptDatabases = await keptDatabases(ctx).catch(() => undefined);
+  report.changeSlots = await changeSlots(ctx).catch(() => undefined);
+}
+
+/** The stack's change stream slots after dropping the expired ones (no daemon: every status prunes them). */
+async function changeSlots(ctx: ReleaseContext): Promise<StatusReport["changeSlots"]> {
+  const { pruneSlots, stackSlots } = await import("../context/changes");
+  await pruneSlots(ctx, false);
+  const kept = new Map((await ctx.ledger.list()).flatMap((r) => (r.changes ? [[r.changes.slot, r]] : [])));
+  return (await stackSlots(ctx)).map((s) => {
+    const r = kept.get(s.slot);
+    return {
+      slot: s.slot,
+      retainedMB: Math.round((s.retainedBytes / 2 ** 20) * 10) / 10,
+      ...(r ? { keptUntil: r.changes!.keepUntil, release: r.id } : {}),
+    };
+  });
 }
 
 /** The `<db>_before_restore_/_before_rebuild_` databases on the stack's server; undefined if it cannot be asked. */
@@ -149,6 +167,13 @@ function printStatus(r: StatusReport, out: (l: string) => void): void {
   for (const c of r.containers)
     out(`  container ${c.role} (${c.name}): ${c.ok ? "ok" : "NOT OK"}, ${c.detail}`);
   if (r.health) out(`  health ${r.health.url}: ${r.health.ok ? "ok" : `NOT OK: ${r.health.detail}`}`);
+  for (const c of r.changeSlots ?? [])
+    out(
+      `  change stream ${c.slot}: ${c.retainedMB} MB of WAL retained, ` +
+        (c.release
+          ? `kept for ${c.release} until ${c.keptUntil}`
+          : "kept by no release ('safe-deploy changes prune' drops it)"),
+    );
   if (r.keptDatabases?.length)
     out(
       `  kept databases: ${r.keptDatabases.join(", ")} (left by restores/rebuilds; once sure, drop with ` +

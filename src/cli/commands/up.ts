@@ -33,6 +33,11 @@ export async function runUp(o: UpOpts, deps: CommandDeps = {}): Promise<ReleaseR
     ctx.ports({ allowDirty: o.allowDirty, allowMigrationEdits: o.allowMigrationEdits }),
   );
   out(summary(release));
+  // Refused by `rollback.requireNoLoss` (issue 20): a setting the user chose, so a usage error (exit 2).
+  if (release.failedStage === "preflight" && /rollback\.requireNoLoss: /.test(release.error ?? "")) {
+    const { ConfigError } = await import("../../core/errors");
+    throw new ConfigError(`deploy of ${ctx.stackName} refused at preflight: ${release.error}`);
+  }
   if (exitCode !== 0) {
     const back = release.rolledBackTo ? `; rolled back to ${release.rolledBackTo}` : "";
     throw new CheckFailedError(

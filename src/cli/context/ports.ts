@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import writeFileAtomic from "write-file-atomic";
-import { createBackup, restoreBackup } from "../../core/backup";
+import { createBackup } from "../../core/backup";
 import { CannotRunError, CheckFailedError } from "../../core/errors";
 import { runGate } from "../../core/health";
 import { notifiersFrom, notifyAll } from "../../core/notify";
@@ -153,16 +153,45 @@ export function realPorts(
       },
       restore: async (backupFile, safety) => {
         const db = await needDb();
-        const r = await restoreBackup(backupFile, {
+        // Issue 20: the writes made after the backup are replayed from its change stream before the swap.
+        const { restoreKeepingWrites, describeKept } = await import("../../core/release/changes");
+        const k = await restoreKeepingWrites(backupFile, {
           databaseUrl: db.url,
           target: db.target,
           safetyFile: safety,
+          reportDir: ctx.backupDir,
+          changeStream: config.rollback.changeStream,
         });
+        const r = k.restore;
         ctx.log.info(
           r.previousDatabase
             ? `restored ${backupFile}; the database as it was is kept as ${r.previousDatabase}`
             : `restored ${backupFile} into the new database ${r.database} (it did not exist)`,
         );
+        if (k.replay) ctx.log.info(describeKept(k));
+        else ctx.log.warn(describeKept(k));
+        return k.replay ?? { lost: k.lost ?? "no change stream" };
+      },
+    },
+    changes: {
+      of: async (backupFile) => {
+        if (!config.rollback.changeStream) return undefined;
+        const { streamOf } = await import("../../core/release/changes");
+        return streamOf(backupFile);
+      },
+      keep: async (releaseId, stream) => {
+        const keepUntil = new Date(Date.now() + config.rollback.keepChangesMinutes * 60_000).toISOString();
+        const { startWatcher } = await import("./changes");
+        startWatcher(ctx, stream.slot, keepUntil);
+        ctx.log.info(
+          `change stream ${stream.slot} of ${releaseId} kept until ${keepUntil} for 'safe-deploy rollback --to' ` +
+            `(dropped earlier at ${config.rollback.maxRetainedWalMB} MB of retained WAL)`,
+        );
+        return keepUntil;
+      },
+      sweep: async () => {
+        const { pruneSlots } = await import("./changes");
+        await pruneSlots(ctx, true);
       },
     },
     verify: async (url) => {

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { listBackups } from "../../core/backup";
 import { parseDatabaseUrl } from "../../core/backup/runner";
 import { runSql } from "../../core/backup/session";
+import type { Readiness } from "../../core/changes/ready";
 import { appliedMigrationEdits } from "../../core/migrations/edits";
 import { git, hasCommit } from "./git";
 import type { ReleaseContext } from "./types";
@@ -199,12 +200,26 @@ export async function preflight(
           ])),
         );
       }
+      if (config.rollback.changeStream) {
+        const { logicalReadiness } = await import("../../core/changes/ready");
+        const verdict = noLossVerdict(
+          await logicalReadiness(db.target, parseDatabaseUrl(db.url)),
+          config.rollback.requireNoLoss,
+        );
+        problems.push(...verdict.problems.map((p) => ctx.log.redact(p)));
+        if (verdict.warning) ctx.log.warn(ctx.log.redact(verdict.warning));
+      }
     } catch (e) {
       problems.push(`the database (${db.where}) is not reachable: ${ctx.log.redact((e as Error).message)}`);
     }
   }
   if (config.migrations.tool !== "command" && existsSync(migDir))
     problems.push(...(await pendingLint(ctx, migDir, dbExists ? (db ?? "unknown") : "new")));
+  if (!config.rollback.changeStream) {
+    ctx.fileLog.info(
+      "rollback.changeStream is off: a rollback with restore loses the writes made after the pre-deploy backup",
+    );
+  }
   await mkdir(ctx.backupDir, { recursive: true, mode: 0o700 });
   const newest = (await listBackups(ctx.backupDir).catch(() => []))[0];
   const need = Math.max(64 << 20, newest?.sizeBytes ? newest.sizeBytes * 2 : Math.ceil((dbBytes ?? 0) / 2));
@@ -217,6 +232,42 @@ export async function preflight(
     );
   }
   return problems;
+}
+
+/** What the preflight says of no-loss rollback (issue 20): problems refuse the deploy, a warning only tells. */
+export function noLossVerdict(
+  r: Pick<Readiness, "problems" | "tablesWithoutIdentity">,
+  requireNoLoss: boolean,
+): { problems: string[]; warning?: string } {
+  const tables = r.tablesWithoutIdentity;
+  const reasons = [
+    ...r.problems,
+    ...(tables.length && !r.problems.some((p) => tables.some((t) => p.includes(t)))
+      ? [
+          `table(s) without a primary key or replica identity: ${tables.join(", ")} (their updates and deletes cannot ` +
+            "be replayed): add a primary key, or `ALTER TABLE ... REPLICA IDENTITY FULL`",
+        ]
+      : []),
+  ];
+  if (!reasons.length) return { problems: [] };
+  if (requireNoLoss) {
+    return {
+      problems: [
+        `rollback.requireNoLoss: a rollback of this deploy could lose writes, so it is refused: ${reasons.join("; ")}. ` +
+          "Fix the above, or set `rollback.requireNoLoss: false` to deploy anyway",
+      ],
+    };
+  }
+  const partly = !r.problems.length;
+  return {
+    problems: [],
+    warning:
+      (partly
+        ? "no-loss rollback is partial: a rollback with restore would lose the updates and deletes made after this " +
+          "deploy to the tables named here"
+        : "no-loss rollback is not possible: a rollback with restore would lose every write made after this deploy") +
+      ` (${reasons.join("; ")}); \`rollback.requireNoLoss: true\` refuses such a deploy instead`,
+  };
 }
 
 /** Whether a stack runs anything in Docker: a container database, Docker or Swarm app targets. Pure. */

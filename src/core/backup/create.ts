@@ -16,6 +16,8 @@ import {
   type RunTarget,
 } from "./runner";
 import { openSnapshot, runSql } from "./session";
+import { logicalReadiness } from "../changes/ready";
+import { createReleaseSlot, type ReleaseSlot } from "../changes/slot";
 import { archiveTableSums, compressor, DUMP_TEXT_ENV, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
 
@@ -30,6 +32,12 @@ export interface CreateOptions {
   now?: Date;
   /** Called as the dump streams, with the bytes pg_dump has written so far (a progress display). */
   onProgress?: (bytes: number) => void;
+  /**
+   * The release's change stream (issue 20): create this logical slot and dump from its exported
+   * snapshot, so the dump and the slot meet at one LSN. A server or role that cannot have one (wal_level,
+   * REPLICATION right) gives a backup as before, with the reason in `BackupResult.changesSkipped`.
+   */
+  changeSlot?: string;
 }
 
 /** A finished backup: the file, its manifest path and the manifest. */
@@ -37,6 +45,8 @@ export interface BackupResult {
   file: string;
   manifestFile: string;
   manifest: Manifest;
+  /** Why no change stream was opened though one was asked for (the error, first line). */
+  changesSkipped?: string;
 }
 
 /** Major version of a `pg_dump --version` line, e.g. "pg_dump (PostgreSQL) 15.8 (Debian...)" -> 15. */
@@ -118,7 +128,31 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   }
 
   const dumpVersion = pgDumpVersion(target);
-  const snap = await openSnapshot(target, conn);
+  let slot: ReleaseSlot | undefined;
+  let changesSkipped: string | undefined;
+  if (o.changeSlot) {
+    try {
+      // While the FOR ALL TABLES publication exists, PostgreSQL refuses UPDATE and DELETE on a table
+      // without primary key or replica identity: the app's writes would fail. No stream then.
+      const { tablesWithoutIdentity: noKey } = await logicalReadiness(target, conn);
+      if (noKey.length) {
+        throw new Error(
+          `table(s) without a primary key or replica identity: ${noKey.join(", ")} (a publication would make ` +
+            "PostgreSQL refuse their UPDATE and DELETE): add a primary key, or `ALTER TABLE ... REPLICA IDENTITY FULL`",
+        );
+      }
+      slot = await createReleaseSlot(target, conn, o.changeSlot);
+    } catch (e) {
+      changesSkipped = String((e as Error)?.message ?? e).split("\n")[0];
+    }
+  }
+  let snap: Awaited<ReturnType<typeof openSnapshot>>;
+  try {
+    snap = await openSnapshot(target, conn, slot?.snapshot);
+  } catch (e) {
+    await slot?.abort().catch(() => {});
+    throw e;
+  }
   let tmp: string | undefined;
   let done = false;
   try {
@@ -231,14 +265,20 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       tableChecksums,
       ...(read.unreadable || !read.encoding ? {} : { encoding: read.encoding }),
       ...(byteaOutput === "escape" ? { byteaOutput } : {}),
+      ...(slot ? { changes: { slot: slot.slot, startLsn: slot.startLsn } } : {}),
     };
     const mf = manifestPath(file);
     await writeFileAtomic(mf, JSON.stringify(manifest, null, 2) + "\n");
     await fsyncDir(dir);
     done = true;
-    return { file, manifestFile: mf, manifest };
+    return { file, manifestFile: mf, manifest, ...(changesSkipped ? { changesSkipped } : {}) };
   } finally {
     if (tmp) await unlink(tmp).catch(() => {});
-    await (done ? snap.close() : snap.abort());
+    try {
+      await (done ? snap.close() : snap.abort());
+    } finally {
+      // A failed or cancelled backup leaves no slot: nothing could ever replay it, and it holds WAL.
+      if (slot) await (done ? slot.close() : slot.abort());
+    }
   }
 }

@@ -32,6 +32,12 @@ export interface Manifest {
   encoding?: string;
   /** Version 2: set when the dump wrote bytea in `escape` form (the database's or role's setting), so a re-dump does too. */
   byteaOutput?: "escape";
+  /**
+   * The release's change stream (issue 20): the logical slot created with the snapshot this dump was
+   * taken from, and its consistent point. The dump holds every write committed before `startLsn`, the
+   * slot every one after, so a rollback with restore can replay them. Absent when the stream was off.
+   */
+  changes?: { slot: string; startLsn: string };
 }
 
 /** Whether `v` is a manifest version this code reads (a newer one is refused, not misread). */

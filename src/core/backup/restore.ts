@@ -24,6 +24,12 @@ export interface RestoreOptions {
   onSafetyStart?: (dir: string) => void;
   /** The safety backup's progress: bytes dumped so far. */
   onProgress?: (bytes: number) => void;
+  /**
+   * Runs on the restored copy once it is checked, with the live database's writers stopped, just before
+   * the swap (issue 20: the replay of the writes made after the backup). A throw or Ctrl-C there drops
+   * the copy and leaves the live database untouched, as any failure before the swap does.
+   */
+  beforeSwap?: (restored: Conn, interrupted: () => NodeJS.Signals | undefined) => Promise<void>;
 }
 
 /** What a restore did. */
@@ -352,12 +358,15 @@ async function restoreSteps(
   // The swap renames the database, which nobody may be connected to, this session included.
   const admin = adminConn(conn);
   const props = await databaseProperties(target, admin, db);
-  if (!props || o.safetyFile) return restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props);
-  const endedSessions = await stopWriters(target, admin, db);
+  const inner = (): Promise<RestoreResult> =>
+    restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props, interrupted);
+  if (!props || (o.safetyFile && !o.beforeSwap)) return inner();
+  // With a safety backup already taken (a rollback), writers are stopped only before `beforeSwap`.
+  const endedSessions = o.safetyFile ? [] : await stopWriters(target, admin, db);
   let result: RestoreResult | undefined;
   try {
-    result = await restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props);
-    return { ...result, endedSessions };
+    result = await inner();
+    return o.safetyFile ? result : { ...result, endedSessions };
   } finally {
     // On every path (failure, Ctrl-C, success) clients may connect again to the old database, which
     // after the swap is kept under its dated name.
@@ -379,6 +388,7 @@ async function restoreInto(
   stopIfInterrupted: () => void,
   manifest: Manifest,
   props: DatabaseProperties | undefined,
+  interrupted: () => NodeJS.Signals | undefined,
 ): Promise<RestoreResult> {
   const now = o.now ?? new Date();
   const db = conn.database;
@@ -434,6 +444,12 @@ async function restoreInto(
       );
     }
     stopIfInterrupted();
+    if (o.beforeSwap) {
+      // Writes after this point would be in neither the copy nor what `beforeSwap` carries over.
+      if (props && o.safetyFile) await stopWriters(target, admin, db);
+      await o.beforeSwap(withDatabase(conn, fresh), interrupted);
+      stopIfInterrupted();
+    }
     if (!props) {
       // After the data: a `default_transaction_read_only` or a connection limit of 0 must not stop pg_restore.
       if (archived?.after.length) {

@@ -125,13 +125,24 @@ export function psqlSession(target: RunTarget, conn: Conn, what: string) {
  * exports its snapshot and counts rows in it, then stays open so `pg_dump --snapshot` sees exactly the
  * same data the manifest's row counts describe. A second backup of the same database fails clearly.
  */
-export async function openSnapshot(target: RunTarget, conn: Conn): Promise<SnapshotInfo> {
+export async function openSnapshot(
+  target: RunTarget,
+  conn: Conn,
+  /** A snapshot exported elsewhere (a release slot's, issue 20) to count and sum in, instead of a new one. */
+  imported?: string,
+): Promise<SnapshotInfo> {
   const { send, end, running } = psqlSession(target, conn, "backup");
   const text = await send(
     [
       "SELECT 'LOCK:' || pg_try_advisory_lock(hashtext('safe-deploy:backup:' || current_database()));",
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
-      "SELECT 'SNAP:' || pg_export_snapshot();",
+      // The slot's snapshot: the manifest's counts and sums then describe exactly the slot's start point.
+      ...(imported
+        ? [
+            `SET TRANSACTION SNAPSHOT '${imported.replace(/'/g, "''")}';`,
+            `SELECT 'SNAP:' || '${imported.replace(/'/g, "''")}';`,
+          ]
+        : ["SELECT 'SNAP:' || pg_export_snapshot();"]),
       "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
       "SELECT 'PID:' || pg_backend_pid();",
     ],

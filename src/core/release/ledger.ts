@@ -49,6 +49,21 @@ export interface ReleaseRecord {
   configFile?: string;
   /** Warnings of a good release (failed postDeploy hooks). */
   warnings?: string[];
+  /** A good release's change stream (issue 20), kept for a manual rollback until `keepUntil` (ISO). */
+  changes?: { slot: string; startLsn: string; keepUntil: string };
+  /**
+   * A rollback with restore (issue 20): the writes made after the restored backup, replayed (counts and
+   * report files) or why they were not (`lost`).
+   */
+  replay?: {
+    slot?: string;
+    transactions?: number;
+    applied?: number;
+    reported?: number;
+    reportJson?: string;
+    reportSql?: string;
+    lost?: string;
+  };
 }
 
 /** What a new record needs; id, time and result are filled in. */

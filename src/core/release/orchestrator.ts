@@ -8,6 +8,21 @@ import { pinReleaseImage } from "./pin-image";
 import { describeStep, rollbackPlan, type RollbackStep } from "./plan";
 import type { StackAccess, StepEvent } from "./stack-port";
 
+/** What a rollback with restore did with the writes made after the backup (issue 20). */
+export type WritesAfterBackup = NonNullable<ReleaseRecord["replay"]>;
+
+/** The notification field about those writes. Pure. */
+export function writesField(w: WritesAfterBackup | undefined): Record<string, string> {
+  if (!w) return {};
+  if (w.lost !== undefined) return { writesAfterBackup: `NOT replayed: ${w.lost}` };
+  return {
+    writesAfterBackup:
+      `${w.applied ?? 0} replayed (${w.transactions ?? 0} transaction(s)), ${w.reported ?? 0} reported` +
+      (w.reportJson ? ` in ${w.reportJson}` : "") +
+      (w.reportSql ? ` (re-insert with ${w.reportSql})` : ""),
+  };
+}
+
 /** Notification types of the users' scripts. */
 export type NotifyType = "INFO" | "SUCCESS" | "WARNING" | "ERROR" | "ROLLBACK_SUCCESS" | "ROLLBACK_FAILED";
 
@@ -32,9 +47,19 @@ export interface DeployPorts {
     safetyBackup(): Promise<string>;
     /**
      * Restores a backup (itself safe: restore into new db, verify, swap). `safety` is the safety backup
-     * just taken, so the restore need not take a second one.
+     * just taken, so the restore need not take a second one. Says what became of the writes made after
+     * the backup (issue 20: replayed from its change stream, or why not).
      */
-    restore(file: string, safety?: string): Promise<void>;
+    restore(file: string, safety?: string): Promise<void | WritesAfterBackup>;
+  };
+  /** Release change streams (issue 20); absent: none are kept or dropped. */
+  changes?: {
+    /** The change stream a backup opened, from its manifest. */
+    of(backupFile: string): Promise<{ slot: string; startLsn: string } | undefined>;
+    /** Keeps a good release's stream for its window (a watcher drops it then); resolves with the end (ISO). */
+    keep(releaseId: string, stream: { slot: string; startLsn: string }): Promise<string>;
+    /** Under the deploy lock: drops every slot of the stack no good release keeps, and the expired ones. */
+    sweep(): Promise<void>;
   };
   /** Post-cutover verification (soak); throws with every attempt summarised. */
   verify(url: string): Promise<void>;
@@ -280,6 +305,7 @@ async function guardedDeploy(
         ...versionFields(release),
         next: `'safe-deploy rollback --stack ${opts.stack} --quick' returns to the last good release`,
       });
+      await sweepStreams(ports);
       throw new CannotRunError(
         `deploy of ${opts.stack} ${error}. Release ${id} is recorded as bad and the lock is released. Return to ` +
           `the last good release with 'safe-deploy rollback --stack ${opts.stack} --quick', or deploy again with ` +
@@ -287,6 +313,15 @@ async function guardedDeploy(
       );
     }
     if (!failure) {
+      // Issue 20: the stream stays for a manual `rollback --to` until the keep window ends.
+      const stream = facts.backupFile ? await ports.changes?.of(facts.backupFile) : undefined;
+      if (stream) {
+        const keepUntil = await ports.changes!.keep(id, stream).catch((e: unknown) => {
+          ports.log.warn(`the change stream ${stream.slot} could not be kept: ${message(e)}`);
+          return undefined;
+        });
+        if (keepUntil) release = await ports.releases.update(id, { changes: { ...stream, keepUntil } });
+      }
       release = await ports.releases.markResult(id, "good", { durationMs: durationMs() });
       ports.log.info(`release ${id} is good`);
       await ports.notify("SUCCESS", `Deploy of ${opts.stack} succeeded`, { release: id, commit });
@@ -310,10 +345,23 @@ async function guardedDeploy(
         ? await ports.releases.markResult(id, "rolled-back", { rolledBackTo: back, durationMs: durationMs() })
         : await ports.releases.update(id, { error: `${error}; automatic rollback failed` });
     }
+    // No slot outlives a failed deploy (issue 20): its rollback replayed it, or nothing ever will.
+    await sweepStreams(ports);
     return { exitCode: 1, release };
   } finally {
     await unlock();
   }
+}
+
+/** Drops the slots of failed or cancelled deploys; a failure is said, never fatal (`changes prune` retries). */
+async function sweepStreams(ports: DeployPorts): Promise<void> {
+  await ports.changes
+    ?.sweep()
+    .catch((e: unknown) =>
+      ports.log.warn(
+        `could not drop the change stream slots of failed deploys: ${message(e)}; run 'safe-deploy changes prune'`,
+      ),
+    );
 }
 
 /**
@@ -330,6 +378,12 @@ export function versionFields(r: ReleaseRecord): Record<string, string> {
     schemaAfter: r.schemaVersion ?? "none",
     backup: r.backupFile ?? "none",
   };
+}
+
+/** What a rollback's steps produced: the safety backup, and what became of the writes after the backup. */
+interface Taken {
+  safety?: string;
+  writes?: WritesAfterBackup;
 }
 
 /** What the steps of a rollback act on. */
@@ -351,7 +405,7 @@ async function runSteps(
   steps: readonly RollbackStep[],
   ctx: StepContext,
   ports: DeployPorts,
-  taken: { safety?: string },
+  taken: Taken,
 ): Promise<void> {
   let worktree: { dir: string; remove(): Promise<void> } | undefined;
   let restoreConfig: (() => Promise<void>) | undefined;
@@ -380,10 +434,12 @@ async function runSteps(
           ports.log.step("rollback: safety backup of the current database");
           taken.safety = await ports.database.safetyBackup();
           break;
-        case "restore-backup":
+        case "restore-backup": {
           ports.log.step(`rollback: restoring the backup ${step.file}`);
-          await ports.database.restore(step.file, taken.safety);
+          const writes = await ports.database.restore(step.file, taken.safety);
+          if (writes) taken.writes = writes;
           break;
+        }
         case "checkout-commit":
           ports.log.step(`rollback: checking out ${step.commit.slice(0, 12)} in a temporary worktree`);
           worktree = await ports.git.checkout(step.commit);
@@ -445,16 +501,18 @@ export async function rollbackAfterFailure(
   });
   ports.log.step(`rollback plan:\n${plan.steps.map((s, i) => `  ${i + 1}. ${describeStep(s)}`).join("\n")}`);
   const fields = versionFields(failed);
-  const taken: { safety?: string } = {};
+  const taken: Taken = {};
   try {
     await runSteps(plan.steps, { reapply: previous, pending }, ports, taken);
   } catch (e) {
     ports.log.error(`rollback failed: ${message(e)}`);
+    if (taken.writes) await ports.releases.update(failed.id, { replay: taken.writes });
     await ports.notify(
       "ROLLBACK_FAILED",
       `Rollback of ${failed.stack} failed: ${message(e).split("\n")[0]}`,
       {
         ...fields,
+        ...writesField(taken.writes),
         safetyBackup: taken.safety ?? "none",
         next:
           `the pre-deploy backup is ${failed.backupFile ?? "missing"}; the safety backup is ${taken.safety ?? "not taken"}; ` +
@@ -464,11 +522,15 @@ export async function rollbackAfterFailure(
     return undefined;
   }
   ports.log.info(`rollback to release ${previous!.id} succeeded`);
+  if (taken.writes) await ports.releases.update(failed.id, { replay: taken.writes });
+  const kept = writesField(taken.writes);
   await ports.notify(
     "ROLLBACK_SUCCESS",
-    `Rolled ${failed.stack} back to release ${previous!.id} after ${failed.id} failed at ${failed.failedStage ?? "?"}`,
+    `Rolled ${failed.stack} back to release ${previous!.id} after ${failed.id} failed at ${failed.failedStage ?? "?"}` +
+      (kept.writesAfterBackup ? `; writes made after the backup: ${kept.writesAfterBackup}` : ""),
     {
       ...fields,
+      ...kept,
       safetyBackup: taken.safety ?? "none",
       next: `release ${previous!.id} runs again; fix the cause above and deploy again ('safe-deploy history --stack ${failed.stack}')`,
     },
@@ -523,7 +585,7 @@ async function guardedRollbackTo(
       ? `commit ${r.commit.slice(0, 12)}`
       : "the database";
   const fields = { to: what, backup: r.backupFile ?? "none" };
-  const taken: { safety?: string } = {};
+  const taken: Taken = {};
   try {
     let release = reapply
       ? await ports.releases.create({
@@ -566,6 +628,7 @@ async function guardedRollbackTo(
       if (release) {
         // The safety backup holds the database as the release before this rollback left it.
         if (taken.safety) release = await ports.releases.update(release.id, { backupFile: taken.safety });
+        if (taken.writes) release = await ports.releases.update(release.id, { replay: taken.writes });
         release = await ports.releases.markResult(release.id, "bad", {
           error,
           failedStage: "containers",
@@ -574,6 +637,7 @@ async function guardedRollbackTo(
       }
       await ports.notify("ROLLBACK_FAILED", `Rollback of ${r.stack} to ${what} failed: ${error}`, {
         ...fields,
+        ...writesField(taken.writes),
         safetyBackup: taken.safety ?? "none",
         next:
           `the safety backup is ${taken.safety ?? "not taken"}; ` +
@@ -588,6 +652,7 @@ async function guardedRollbackTo(
       release = await ports.releases.update(release.id, {
         backupFile: taken.safety,
         schemaVersion: await ports.database.schemaVersion().catch(() => undefined),
+        ...(taken.writes ? { replay: taken.writes } : {}),
       });
       release = await ports.releases.markResult(release.id, "good", {
         rolledBackTo: r.target?.id,
@@ -595,10 +660,13 @@ async function guardedRollbackTo(
       });
     }
     ports.log.info(`rollback of ${r.stack} to ${what} succeeded`);
-    await ports.notify("ROLLBACK_SUCCESS", `Rolled ${r.stack} back to ${what}`, {
-      ...fields,
-      safetyBackup: taken.safety ?? "none",
-    });
+    const kept = writesField(taken.writes);
+    await ports.notify(
+      "ROLLBACK_SUCCESS",
+      `Rolled ${r.stack} back to ${what}` +
+        (kept.writesAfterBackup ? `; writes made after the backup: ${kept.writesAfterBackup}` : ""),
+      { ...fields, ...kept, safetyBackup: taken.safety ?? "none" },
+    );
     return { exitCode: 0, release };
   } finally {
     await unlock();

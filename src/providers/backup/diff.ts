@@ -9,6 +9,7 @@ export interface BackupState {
   dockerHost?: string;
   retention?: unknown;
   s3?: unknown;
+  changeStream?: boolean;
 }
 
 const SETTINGS = [
@@ -20,6 +21,7 @@ const SETTINGS = [
   "dockerHost",
   "retention",
   "s3",
+  "changeStream",
 ] as const;
 
 /**

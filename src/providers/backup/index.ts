@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { createBackup } from "../../core/backup/create";
 import { parseKey, uploadBackup } from "../../core/backup/offsite";
 import { pruneBackups } from "../../core/backup/retention";
+import { slotName } from "../../core/changes/slot";
 import { diffBackup } from "./diff";
 
 /** Inputs of a Backup. */
@@ -32,6 +33,10 @@ export interface BackupArgs {
   }>;
   /** AES-256-GCM key (64 hex chars or base64) for the off-site copy; default $SAFE_DEPLOY_BACKUP_KEY. Secret. */
   encryptionKey?: pulumi.Input<string>;
+  /** Open the release's change stream (a logical slot at the dump's snapshot, issue 20). Default false. */
+  changeStream?: pulumi.Input<boolean>;
+  /** The stack, for the slot's name. */
+  stack?: pulumi.Input<string>;
 }
 
 interface Inputs {
@@ -46,6 +51,8 @@ interface Inputs {
   retention?: { days: number; minKeep: number };
   s3?: { bucket: string; region: string; endpoint?: string; prefix: string; forcePathStyle: boolean };
   encryptionKey?: string;
+  changeStream?: boolean;
+  stack?: string;
 }
 
 /** Serialized engine errors are no longer `instanceof Error`; hosts print a plain Error's message. */
@@ -90,6 +97,10 @@ const provider: pulumi.dynamic.ResourceProvider = {
       label: inputs.label ?? "pre-deploy",
       compression: inputs.compression ?? "zstd",
       target: { runIn: inputs.runIn ?? "local", container: inputs.container, dockerHost: inputs.dockerHost },
+      // One slot per backup: the release it guards is known by the backup's time (the ledger's id is not).
+      changeSlot: inputs.changeStream
+        ? slotName(inputs.stack ?? "stack", new Date().toISOString().replace(/\D/g, "").slice(0, 14))
+        : undefined,
     }).catch(plainError);
     let s3Key: string | undefined;
     if (inputs.s3) {
@@ -116,6 +127,10 @@ const provider: pulumi.dynamic.ResourceProvider = {
         // Absent, not `undefined`: Pulumi's provider host marshals outs with Struct.fromJavaScript,
         // which throws on undefined after the dump is written (pulumi/pulumi#7576).
         ...(s3Key === undefined ? {} : { s3Key }),
+        ...(r.manifest.changes
+          ? { changeSlot: r.manifest.changes.slot, changeStartLsn: r.manifest.changes.startLsn }
+          : {}),
+        ...(r.changesSkipped ? { changesSkipped: r.changesSkipped } : {}),
       },
     };
   },
@@ -140,6 +155,12 @@ export class Backup extends pulumi.dynamic.Resource {
   /** ISO time. */
   declare readonly createdAt: pulumi.Output<string>;
   declare readonly s3Key: pulumi.Output<string | undefined>;
+  /** The release's logical slot (issue 20), when the change stream is on and the server allows it. */
+  declare readonly changeSlot: pulumi.Output<string | undefined>;
+  /** The slot's consistent point: the dump holds what was committed before it. */
+  declare readonly changeStartLsn: pulumi.Output<string | undefined>;
+  /** Why the change stream was asked for but not opened. */
+  declare readonly changesSkipped: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: BackupArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -154,6 +175,9 @@ export class Backup extends pulumi.dynamic.Resource {
         sizeBytes: undefined,
         createdAt: undefined,
         s3Key: undefined,
+        changeSlot: undefined,
+        changeStartLsn: undefined,
+        changesSkipped: undefined,
       },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["databaseUrl", "encryptionKey"] }),
       "safe-deploy",
