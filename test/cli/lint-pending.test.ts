@@ -79,6 +79,20 @@ describe("lint --database-url judges only the pending migrations", () => {
       lintGate({ command: "migrate up", dir, database, baseline: join(tmp, "no-baseline.json") });
     await assert.rejects(gate(), /migrate up refused: lint found 3 error/);
     assert.deepEqual(await gate({ url, tool: "node-pg-migrate" }), []);
+    // `migrate up` passes its database to the gate: the two pending migrations run (refused before).
+    const { runMigrate } = await import("../../src/cli/commands/migrate");
+    const said: string[] = [];
+    const up = {
+      tool: "node-pg-migrate",
+      dir,
+      workDir: ROOT,
+      databaseUrl: url,
+      out: (t: string) => said.push(t),
+    };
+    await runMigrate({ ...up, action: "up" });
+    said.length = 0;
+    await runMigrate({ ...up, action: "current" });
+    assert.deepEqual(said, ["1700000005000_fill-from-query"]);
     const fresh = await lint({ paths: [dir], databaseUrl: await pg.createDatabase("npm_ts_new") });
     assert.match(fresh.error ?? "", /lint found 3 error/);
     assert.ok(!fresh.text.includes("skipped as applied"));

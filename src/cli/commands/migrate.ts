@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { Tool } from "../../core/migrations/presets";
 
 /** Options of `safe-deploy migrate ACTION [N|REV]`. */
 export interface MigrateCliOptions {
@@ -147,6 +148,8 @@ export async function runMigrate(opts: MigrateCliOptions): Promise<void> {
       command: "migrate up",
       dir: resolve(opts.workDir ?? ".", dir),
       allowLint: opts.allowLint,
+      // Only what this database has not applied is judged (issue 21): years of applied history pass.
+      database: { url: databaseUrl, tool: opts.tool as Tool },
       out,
     });
   }
