@@ -17,13 +17,17 @@ it("lint exits 1 on errors and 0 on a clean file, through the CLI contract", asy
   assert.equal(await main(["lint", join(FIX, "missing.sql")]), 2);
 });
 
-it("a directory without any .sql file is a usage error, not a pass over nothing", async () => {
+it("a directory whose migrations yield no statement is a usage error, not a pass over nothing", async () => {
   const empty = await mkdtemp(join(tmpdir(), "sd-lint-"));
   try {
     await writeFile(join(empty, "1700000000000_init.js"), "exports.up = () => {};\n");
     await assert.rejects(runLint({ paths: [join(FIX, "safe.sql"), empty], out: () => {} }), (e: Error) => {
       assert.equal(e.name, "ConfigError");
-      assert.match(e.message, /no \.sql file under .*sd-lint-.*, so nothing would be checked/);
+      // A JS migration is rendered through node-pg-migrate now (issue 21); an empty `up` yields nothing.
+      assert.match(
+        e.message,
+        /1 migration\(s\) under .*sd-lint-.* but 0 statements could be checked: nothing was judged/,
+      );
       return true;
     });
     assert.equal(await main(["lint", empty]), 2);

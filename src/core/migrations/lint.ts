@@ -202,6 +202,12 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
       instead:
         "SET lock_timeout = '5s'; SET statement_timeout = '5min'; once at the top of the file. `safe-deploy migrate` sets both through PGOPTIONS, so lint run by migrate or preflight does not report this rule",
     },
+    "table-without-primary-key": {
+      severity: "warning",
+      why: "while a release's change stream is kept (rollback.changeStream), PostgreSQL refuses UPDATE and DELETE on a table with neither a primary key nor a replica identity, and a rollback cannot replay its changes",
+      instead:
+        "give the table a primary key (or `ALTER TABLE ... REPLICA IDENTITY FULL` in the same migration)",
+    },
     "unchecked-dynamic-sql": {
       severity: "warning",
       why: "EXECUTE of a string built at run time (format(), concatenation): lint cannot see what it will run",
@@ -531,6 +537,22 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
   const concurrentInTx = (what: string) =>
     out.push({ rule: "concurrently-in-transaction", message: `${what} CONCURRENTLY inside a transaction` });
   switch (kind) {
+    case "CreateStmt": {
+      // A temporary table, or a partition (its parent's key applies), is not published.
+      const rel = s.relation as { relpersistence?: string } | undefined;
+      if (rel?.relpersistence === "t" || s.partbound) break;
+      const elts =
+        (s.tableElts as Array<Record<string, { contype?: string; constraints?: unknown[] }>>) ?? [];
+      const isKey = (c: unknown) =>
+        (c as { Constraint?: { contype?: string } })?.Constraint?.contype === "CONSTR_PRIMARY";
+      const keyed = elts.some((e) => isKey(e) || (e.ColumnDef?.constraints ?? []).some(isKey));
+      if (!keyed)
+        out.push({
+          rule: "table-without-primary-key",
+          message: `CREATE TABLE ${relName(s.relation)} without a primary key`,
+        });
+      break;
+    }
     case "DropStmt": {
       const t = s.removeType as string;
       const names = ((s.objects as unknown[]) ?? []).map(objectName);
@@ -1286,13 +1308,15 @@ export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
   if (!applied && o.database && o.database.tool !== "command") {
     const { appliedFromDatabase } = await import("./pending");
     const { connect } = await import("./runner");
-    const client = await connect(o.database.url, "safe-deploy lint");
+    // A database that does not answer: every migration is judged (the run after the gate says why it
+    // cannot migrate); the gate never fails on the connection itself.
+    const client = await connect(o.database.url, "safe-deploy lint").catch(() => undefined);
     try {
       const query = async (q: string) =>
-        (await client.query<Record<string, unknown>>(q)).rows.map((r) => String(Object.values(r)[0]));
-      applied = (await appliedFromDatabase(o.database.tool, o.dir, query)).files;
+        (await client!.query<Record<string, unknown>>(q)).rows.map((r) => String(Object.values(r)[0]));
+      if (client) applied = (await appliedFromDatabase(o.database.tool, o.dir, query)).files;
     } finally {
-      await client.end();
+      await client?.end();
     }
   }
   const report = await lintMigrations(o.dir, {
