@@ -156,7 +156,7 @@ test('the MAC is over the UTF-8 bytes sent: a receiver hashing the raw body veri
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
     const sender = webhookNotifier(url, SECRET, () => new Date(1_800_000_000 * 1000));
     const message = "la migración falló en «café» ☕";
-    const [r] = await notifyAll([sender], { ...event, type: "FAILURE", message }, { retry: fast });
+    const [r] = await notifyAll([sender], { ...event, type: "ERROR", message }, { retry: fast });
     assert.equal(got.length, 1);
     assert.ok(got[0].raw.includes(Buffer.from(message, "utf8")), "the body goes out as UTF-8");
     assert.equal(got[0].ok, true, "the receiver's HMAC of the raw bytes matches the header");
