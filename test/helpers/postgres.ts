@@ -76,6 +76,9 @@ function hookExit(): void {
   });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     const onSignal = () => {
+      // Someone else handles it (the product under test catching Ctrl-C in this process): the process
+      // lives on, and so do its servers; "exit" stops them when it does end.
+      if (process.listenerCount(sig) > 1) return;
       for (const c of live) c.kill("SIGINT");
       // Then die of the same signal, as without this handler.
       process.removeListener(sig, onSignal);
