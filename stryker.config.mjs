@@ -19,7 +19,7 @@ const TESTS = {
   backup: ["test/core/backup/*.test.ts", "test/cli/backup-syscalls.test.ts"],
   "migrations/lint": ["test/core/migrations/lint*.test.ts"],
   // The pure verdict has its own table test; the runner's tests reach it too, at a minute a mutant.
-  "migrations/integrity": ["test/core/migrations/integrity.test.ts"],
+  "migrations/integrity": ["test/core/migrations/integrity*.test.ts"],
   migrations: ["test/core/migrations/{integrity,runner,guard,command,checksums,edits,alembic}.test.ts"],
   health: ["test/core/health/*.test.ts"],
   release: ["test/core/release/*.test.ts"],

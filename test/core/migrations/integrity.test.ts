@@ -1,16 +1,13 @@
 // Issue 22: the row-loss verdict at its edges, where a planted bug survived the suite: a critical table
 // the migrations drop, and a loss of exactly the limit.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { Client } from "pg";
+import { describe, it } from "node:test";
 import {
-  countRows,
   formatCountChanges,
   qualify,
   rowLosses,
   unknownTables,
 } from "../../../src/core/migrations/integrity";
-import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 describe("rowLosses", () => {
   it("a critical table that vanished is a 100% loss, refused under any limit below 100", () => {
@@ -68,35 +65,4 @@ describe("rowLosses", () => {
     );
     assert.deepEqual(formatCountChanges({ "public.a": 1 }, { "public.a": 3 }), ["public.a: 1 -> 3 (+2)"]);
   });
-});
-
-describe("countRows then rowLosses on a real database", () => {
-  let pg: TestPostgres;
-  before(async () => {
-    pg = await startPostgres();
-  });
-  after(async () => pg?.close());
-
-  it(
-    "DROP TABLE of a critical table is reported as a 100% loss, with the default limit",
-    { timeout: 60_000 },
-    async () => {
-      const c = new Client({ connectionString: await pg.createDatabase("dropped") });
-      await c.connect();
-      try {
-        await c.query(`CREATE SCHEMA "Odd"; CREATE TABLE "Odd"."T x" (id int); INSERT INTO "Odd"."T x" VALUES (1), (2);
-        CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 3);
-        CREATE TABLE empty (id int);`);
-        const before = await countRows(c);
-        assert.deepEqual(before, { "Odd.T x": 2, "public.empty": 0, "public.orders": 3 });
-        await c.query("DROP TABLE orders");
-        const after = await countRows(c);
-        assert.deepEqual(rowLosses(before, after, ["orders", "empty", "Odd.T x"]), [
-          { table: "public.orders", before: 3, after: undefined, lossPercent: 100 },
-        ]);
-      } finally {
-        await c.end();
-      }
-    },
-  );
 });
