@@ -64,5 +64,11 @@ describe("rowLosses", () => {
       ["public.a: 5 -> 2 (-3)", "public.b: dropped (had 3 rows)", "public.c: new table, 4 rows"],
     );
     assert.deepEqual(formatCountChanges({ "public.a": 1 }, { "public.a": 3 }), ["public.a: 1 -> 3 (+2)"]);
+    // Sorted by name whatever order the counts came in.
+    assert.deepEqual(formatCountChanges({ "public.z": 1, "public.b": 2 }, { "public.m": 1 }), [
+      "public.b: dropped (had 2 rows)",
+      "public.m: new table, 1 rows",
+      "public.z: dropped (had 1 rows)",
+    ]);
   });
 });
