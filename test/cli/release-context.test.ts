@@ -118,42 +118,64 @@ test("a notification channel that is down is reported once in update.log and on 
   }
 });
 
-test("a channel that hangs until the deadline is skipped for the rest of the run, so later notifications do not wait again", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sd-context-hang-"));
-  const { createServer } = await import("node:net");
-  const sockets: import("node:net").Socket[] = [];
-  const silent = createServer((s) => sockets.push(s));
-  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-  const port = (silent.address() as import("node:net").AddressInfo).port;
-  try {
-    const out: string[] = [];
-    const ctx = await contextIn(
-      dir,
-      { "safe-deploy:slackWebhookUrl": { value: `http://127.0.0.1:${port}/services/T0/B0/x`, secret: true } },
-      out,
-    );
-    const ports = ctx.ports({ notifyDeadlineMs: 800 });
-    await ports.notify("INFO", "Deploy of staging started", { release: "r1", commit: "abc" });
-    // Attempts already under way when the deadline hit may still be connecting: let them land first.
-    await new Promise((r) => setTimeout(r, 300));
-    const reached = sockets.length;
-    assert.ok(reached >= 1, "the first notification reached the silent server");
-    await ports.notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
-    // Not timed (no timed assertions in tests): waiting again would mean connecting again.
-    assert.equal(sockets.length, reached, "no new connection to the silent channel");
-    assert.match(
-      out.join(""),
-      /notifications via slack are skipped for the rest of this run: it did not answer in time/,
-    );
-    // The log file channel still got both.
-    const log = readFileSync(join(dir, "logs", "notifications.log"), "utf8");
-    assert.match(log, /Deploy of staging started[\s\S]*Deploy of staging failed/);
-  } finally {
-    for (const s of sockets) s.destroy();
-    silent.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "a channel that hangs until the deadline is skipped for the rest of the run, so later notifications do not wait again",
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sd-context-hang-"));
+    const { createServer } = await import("node:net");
+    const sockets: import("node:net").Socket[] = [];
+    // What each connection sent, and whether it came after the second notification started.
+    const requests: Array<{ late: boolean; text: Promise<string> }> = [];
+    let second = false;
+    let connected!: () => void;
+    const firstConnection = new Promise<void>((r) => (connected = r));
+    const silent = createServer((s) => {
+      sockets.push(s);
+      let text = "";
+      requests.push({
+        late: second,
+        // The request's body is written at once on connect: its end is the message.
+        text: new Promise((r) =>
+          s.on("data", (d: Buffer) => (text += d.toString()) && /staging/.test(text) && r(text)),
+        ),
+      });
+      connected();
+    });
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const port = (silent.address() as import("node:net").AddressInfo).port;
+    try {
+      const out: string[] = [];
+      const ctx = await contextIn(
+        dir,
+        {
+          "safe-deploy:slackWebhookUrl": { value: `http://127.0.0.1:${port}/services/T0/B0/x`, secret: true },
+        },
+        out,
+      );
+      const ports = ctx.ports({ notifyDeadlineMs: 800 });
+      await ports.notify("INFO", "Deploy of staging started", { release: "r1", commit: "abc" });
+      await firstConnection; // the first notification reached the silent server
+      second = true;
+      await ports.notify("ERROR", "Deploy of staging failed", { release: "r1", commit: "abc" });
+      // Attempts of the first notification still connecting when the deadline hit may land now: each
+      // connection is told apart by what it sends, and none may carry the second message.
+      for (const r of requests.filter((x) => x.late))
+        assert.match(await r.text, /staging started/, "no new connection for the second notification");
+      assert.match(
+        out.join(""),
+        /notifications via slack are skipped for the rest of this run: it did not answer in time/,
+      );
+      // The log file channel still got both.
+      const log = readFileSync(join(dir, "logs", "notifications.log"), "utf8");
+      assert.match(log, /Deploy of staging started[\s\S]*Deploy of staging failed/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test("the CLI reaches a database published on an IPv6 address through a URL with brackets", () => {
   const config = parseStackConfig({
@@ -165,31 +187,62 @@ test("the CLI reaches a database published on an IPv6 address through a URL with
   assert.equal(t?.url, "postgres://app:pw@[::1]:5432/app");
 });
 
-test("a lock renewal that fails (the lock was forced away) is said once in update.log and on the console", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sd-context-renew-"));
-  try {
-    const out: string[] = [];
-    const ctx = await contextIn(dir, {}, out);
-    const unlock = await ctx.ports({ lockRenewMs: 30 }).lock("staging", "up");
-    const file = join(dir, ".safe-deploy", "locks", "staging.json");
-    const held = JSON.parse(readFileSync(file, "utf8"));
-    // Someone runs `lock release --force` and another deploy takes the lock.
-    writeFileSync(file, JSON.stringify({ ...held, id: "someone-else" }));
-    const said = (t: string) => t.split("\n").filter((l) => /could not renew the deploy lock/.test(l));
-    // Several renewal ticks after the first failure (each would say it again if it were not said once).
-    for (let i = 0; i < 250 && said(out.join("")).length === 0; i++)
-      await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 150));
-    await unlock();
-    const log = readFileSync(join(dir, "logs", "update.log"), "utf8");
-    assert.equal(said(log).length, 1, log);
-    assert.equal(said(out.join("")).length, 1, out.join(""));
-    assert.match(said(log)[0], /no longer held by this process.*Another deploy of staging could start/);
-    assert.equal(JSON.parse(readFileSync(file, "utf8")).id, "someone-else", "the other deploy's lock stays");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "a lock renewal that fails (the lock was forced away) is said once in update.log and on the console",
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sd-context-renew-"));
+    try {
+      const out: string[] = [];
+      const ctx = await contextIn(dir, {}, out);
+      const unlock = await ctx.ports({ lockRenewMs: 30 }).lock("staging", "up");
+      const file = join(dir, ".safe-deploy", "locks", "staging.json");
+      const held = JSON.parse(readFileSync(file, "utf8"));
+      // Someone runs `lock release --force` and another deploy takes the lock.
+      writeFileSync(file, JSON.stringify({ ...held, id: "someone-else" }));
+      const said = (t: string) => t.split("\n").filter((l) => /could not renew the deploy lock/.test(l));
+      // Each renewal tick reads the lock file: count the reads, to wait for ticks rather than for time.
+      const fsp = (await import("node:fs")).promises;
+      const readFile = fsp.readFile;
+      let reads = 0;
+      let tick = () => {};
+      fsp.readFile = ((...a: Parameters<typeof readFile>) => {
+        if (a[0] === file) {
+          reads++;
+          tick();
+        }
+        return readFile(...a);
+      }) as typeof readFile;
+      const ticks = (n: number) =>
+        new Promise<void>((r) => {
+          const target = reads + n;
+          tick = () => reads >= target && r();
+        });
+      // The renewal timer is unref'd: something must keep the event loop alive while the test waits.
+      const alive = setInterval(() => {}, 60_000);
+      try {
+        // The first failure, then five more ticks (each would say it again if it were not said once).
+        while (said(out.join("")).length === 0) await ticks(1);
+        await ticks(5);
+      } finally {
+        clearInterval(alive);
+        fsp.readFile = readFile;
+      }
+      await unlock();
+      const log = readFileSync(join(dir, "logs", "update.log"), "utf8");
+      assert.equal(said(log).length, 1, log);
+      assert.equal(said(out.join("")).length, 1, out.join(""));
+      assert.match(said(log)[0], /no longer held by this process.*Another deploy of staging could start/);
+      assert.equal(
+        JSON.parse(readFileSync(file, "utf8")).id,
+        "someone-else",
+        "the other deploy's lock stays",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test("preflight refuses applied migrations edited or removed since the last good release; new ones pass", async () => {
   const dir = mkdtempSync(join(tmpdir(), "sd-context-edits-"));

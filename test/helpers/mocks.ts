@@ -54,10 +54,25 @@ export async function setupMocks(opts: {
   config?: Record<string, unknown>;
   secretKeys?: string[];
   state?: (r: { type: string; name: string; inputs: Record<string, any> }) => Record<string, any>;
-}): Promise<{ resources: RecordedResource[]; byName(name: string): RecordedResource }> {
+}): Promise<{
+  resources: RecordedResource[];
+  byName(name: string): RecordedResource;
+  registered(...names: string[]): Promise<void>;
+}> {
   const project = opts.project ?? "safe-deploy";
   const stack = opts.stack ?? "staging";
   const resources: RecordedResource[] = [];
+  // Names the mocks' newResource has seen (with inputs), and tests waiting for some (issue 22: the
+  // tests slept a fixed 1-1.5 s and hoped the registrations were done).
+  const seen = new Set<string>();
+  let waiters: Array<{ names: string[]; resolve: () => void }> = [];
+  const wake = () => {
+    waiters = waiters.filter((w) => {
+      if (!w.names.every((n) => seen.has(n))) return true;
+      w.resolve();
+      return false;
+    });
+  };
   const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
   const original = MockMonitor.prototype.registerResource;
   MockMonitor.prototype.registerResource = function (req: any, callback: any) {
@@ -82,6 +97,8 @@ export async function setupMocks(opts: {
       newResource: (args) => {
         const rec = [...resources].reverse().find((r) => r.type === args.type && r.name === args.name);
         if (rec) rec.inputs = unwrapSecrets(args.inputs);
+        seen.add(args.name);
+        setImmediate(wake);
         const extra = opts.state?.({ type: args.type, name: args.name, inputs: args.inputs }) ?? {};
         return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
       },
@@ -109,6 +126,13 @@ export async function setupMocks(opts: {
       const r = resources.find((x) => x.name === name);
       if (!r) throw new Error(`no resource named ${name}; have: ${resources.map((x) => x.name).join(", ")}`);
       return r;
+    },
+    /** Resolves once every named resource has been registered (its inputs resolved and recorded). */
+    registered(...names: string[]) {
+      return new Promise<void>((resolve) => {
+        waiters.push({ names, resolve });
+        wake();
+      });
     },
   };
 }

@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -57,6 +58,46 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Servers this process started and has not stopped: stopped when it exits, however it exits. */
+const live = new Set<ChildProcess>();
+let exitHooked = false;
+
+/**
+ * A test file that dies (uncaught error, SIGTERM or SIGINT from the runner's timeout, `process.exit`) must
+ * not leave its server running with no parent (issue 22: a hung file left one behind). "exit" covers
+ * the ends node sees; for SIGKILL, which nobody sees, `setpriv --pdeathsig` makes the kernel tell the
+ * server (see `start`).
+ */
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on("exit", () => {
+    for (const c of live) c.kill("SIGINT");
+  });
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    const onSignal = () => {
+      // Someone else handles it (the product under test catching Ctrl-C in this process): the process
+      // lives on, and so do its servers; "exit" stops them when it does end.
+      if (process.listenerCount(sig) > 1) return;
+      for (const c of live) c.kill("SIGINT");
+      // Then die of the same signal, as without this handler.
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+/** `setpriv --pdeathsig SIGINT --` when util-linux's setpriv is there: the server's fast shutdown when this process dies. */
+const PDEATH = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+});
+
 async function waitReady(port: number, user: string, password: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
   let last: unknown;
@@ -110,11 +151,32 @@ export async function startPostgres(
   const settings = opts.walLevel ? ["-c", `wal_level=${opts.walLevel}`] : [];
 
   const start = async () => {
-    child = spawn(
-      join(PG_BIN, "postgres"),
-      ["-D", dataDir, "-p", String(port), "-h", "127.0.0.1", "-k", dataDir, "-c", "fsync=off", ...settings],
-      { stdio: ["ignore", "ignore", "pipe"], env: initdbEnv, ...owner },
-    );
+    const args = [
+      "-D",
+      dataDir,
+      "-p",
+      String(port),
+      "-h",
+      "127.0.0.1",
+      "-k",
+      dataDir,
+      "-c",
+      "fsync=off",
+      ...settings,
+    ];
+    const postgres = join(PG_BIN, "postgres");
+    // setpriv execs postgres (same pid), after the uid change, so the parent-death signal stays armed.
+    child = PDEATH
+      ? spawn(PDEATH, ["--pdeathsig", "SIGINT", "--", postgres, ...args], {
+          stdio: ["ignore", "ignore", "pipe"],
+          env: initdbEnv,
+          ...owner,
+        })
+      : spawn(postgres, args, { stdio: ["ignore", "ignore", "pipe"], env: initdbEnv, ...owner });
+    const c = child;
+    live.add(c);
+    hookExit();
+    c.once("exit", () => live.delete(c));
     child.stderr?.resume();
     await waitReady(port, user, password, child);
   };

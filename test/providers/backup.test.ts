@@ -16,31 +16,34 @@ let providerText: string;
 let wire: Record<string, any>;
 let dbUrl: string;
 
-before(async () => {
-  pg = await startPostgres();
-  dbUrl = await pg.createDatabase("shop");
-  await pg.query(
-    "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 250) g;" +
-      "CREATE SCHEMA audit; CREATE TABLE audit.log (at timestamptz DEFAULT now()); INSERT INTO audit.log DEFAULT VALUES;",
-    [],
-    "shop",
-  );
-  dir = mkdtempSync(join(tmpdir(), "sd-bk-"));
-  const rec = await setupMocks({});
-  const pulumi = await import("@pulumi/pulumi");
-  const { Backup } = await import("../../src/providers/backup");
-  new Backup("pre", {
-    releaseKey: "k1",
-    databaseUrl: pulumi.secret(dbUrl),
-    dir: join(dir, "backups"),
-    compression: "zstd",
-  });
-  await new Promise((r) => setTimeout(r, 1500));
-  const r = rec.byName("pre");
-  assert.equal(r.type, "pulumi-nodejs:dynamic/safe-deploy:Backup");
-  providerText = r.inputs.__provider;
-  wire = r.wireInputs;
-});
+before(
+  async () => {
+    pg = await startPostgres();
+    dbUrl = await pg.createDatabase("shop");
+    await pg.query(
+      "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) SELECT 'n' || g FROM generate_series(1, 250) g;" +
+        "CREATE SCHEMA audit; CREATE TABLE audit.log (at timestamptz DEFAULT now()); INSERT INTO audit.log DEFAULT VALUES;",
+      [],
+      "shop",
+    );
+    dir = mkdtempSync(join(tmpdir(), "sd-bk-"));
+    const rec = await setupMocks({});
+    const pulumi = await import("@pulumi/pulumi");
+    const { Backup } = await import("../../src/providers/backup");
+    new Backup("pre", {
+      releaseKey: "k1",
+      databaseUrl: pulumi.secret(dbUrl),
+      dir: join(dir, "backups"),
+      compression: "zstd",
+    });
+    await rec.registered("pre");
+    const r = rec.byName("pre");
+    assert.equal(r.type, "pulumi-nodejs:dynamic/safe-deploy:Backup");
+    providerText = r.inputs.__provider;
+    wire = r.wireInputs;
+  },
+  { timeout: 120_000 },
+);
 
 after(async () => {
   await pg?.close();

@@ -10,28 +10,31 @@ let never: Target;
 let gate: RecordedResource;
 let withDb: RecordedResource;
 
-before(async () => {
-  healthy = await startTarget(() => [200]);
-  flaky = await startTarget((n) => (n === 1 ? [503] : [200]));
-  never = await startTarget(() => [503, "maintenance"]);
-  const rec = await setupMocks({});
-  const { HealthGate } = await import("../../src/providers/healthgate");
-  new HealthGate("web-health", {
-    url: healthy.url,
-    retries: 2,
-    delaySeconds: 0.1,
-    timeoutSeconds: 2,
-    triggers: { containerId: "c1", imageId: "sha256:aaa" },
-  });
-  new HealthGate("db-health", {
-    url: healthy.url,
-    postgresUrl: "postgres://app:s3cret-pw@127.0.0.1:1/app",
-    triggers: { containerId: "c1" },
-  });
-  await new Promise((r) => setTimeout(r, 1500));
-  gate = rec.byName("web-health");
-  withDb = rec.byName("db-health");
-});
+before(
+  async () => {
+    healthy = await startTarget(() => [200]);
+    flaky = await startTarget((n) => (n === 1 ? [503] : [200]));
+    never = await startTarget(() => [503, "maintenance"]);
+    const rec = await setupMocks({});
+    const { HealthGate } = await import("../../src/providers/healthgate");
+    new HealthGate("web-health", {
+      url: healthy.url,
+      retries: 2,
+      delaySeconds: 0.1,
+      timeoutSeconds: 2,
+      triggers: { containerId: "c1", imageId: "sha256:aaa" },
+    });
+    new HealthGate("db-health", {
+      url: healthy.url,
+      postgresUrl: "postgres://app:s3cret-pw@127.0.0.1:1/app",
+      triggers: { containerId: "c1" },
+    });
+    await rec.registered("web-health", "db-health");
+    gate = rec.byName("web-health");
+    withDb = rec.byName("db-health");
+  },
+  { timeout: 120_000 },
+);
 
 after(async () => {
   await Promise.all([healthy.close(), flaky.close(), never.close()]);

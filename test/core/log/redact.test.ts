@@ -90,3 +90,45 @@ test("a stack secret databaseUrl with a port out of range says so, without the p
   assert.match(p, /^databaseUrl: has port 70000, out of range \(1-65535\); set it again/);
   assert.ok(!p.includes("s3cr3t"));
 });
+
+// Issue 22: the edges the mutation run found untested.
+test("maskLiterals: secrets of 4+ characters, longest first so an overlap leaves no tail", async () => {
+  const { maskLiterals } = await import("../../../src/core/log/redact");
+  assert.equal(maskLiterals("pin abc, code abcd", ["abc", "abcd"]), "pin abc, code ***");
+  assert.equal(maskLiterals("token abcdef and abcd", ["abcd", "abcdef"]), "token *** and ***");
+  assert.equal(maskLiterals("a-b-a-b", ["a-b-"]), "***a-b");
+  assert.equal(maskLiterals("nothing", []), "nothing");
+});
+
+test("urlSecrets: raw and decoded password; a URL without one, or badly encoded, as it is", () => {
+  assert.deepEqual(urlSecrets("postgres://u:p%40ss%2Fw@h/db"), [
+    "postgres://u:p%40ss%2Fw@h/db",
+    "p%40ss%2Fw",
+    "p@ss/w",
+  ]);
+  assert.deepEqual(urlSecrets("postgres://u:plain@h/db"), ["postgres://u:plain@h/db", "plain"]);
+  assert.deepEqual(urlSecrets("POSTGRESQL://u:Up@h/db"), ["POSTGRESQL://u:Up@h/db", "Up"]);
+  assert.deepEqual(urlSecrets("postgres://u:100%@h/db"), ["postgres://u:100%@h/db", "100%"]);
+  assert.deepEqual(urlSecrets("postgres://u@h/db"), ["postgres://u@h/db"]);
+  assert.deepEqual(urlSecrets("x postgres://u:p@h/db"), ["x postgres://u:p@h/db"], "only a URL at the start");
+});
+
+const more: Array<[string, string]> = [
+  ["POSTGRESQL+psycopg2://u:Pw9x@h/db", "POSTGRESQL+psycopg2://u:***@h/db"],
+  ["redis://:onlypw@cache:6379", "redis://:***@cache:6379"],
+  ["see https://h/x?api_key=K1&b=2;sig=S2#f", "see https://h/x?api_key=***&b=2;sig=***#f"],
+  [
+    "/h?Secret=v1&passwd=v2&pwd=v3&auth=v4&credentials=v5&keys=v6",
+    "/h?Secret=***&passwd=***&pwd=***&auth=***&credentials=***&keys=***",
+  ],
+  ['"/h?session=x&x_token=abc" <b>', '"/h?session=x&x_token=***" <b>'],
+  ["/h?token=abc<br>", "/h?token=***<br>"],
+  ["/h?monkey=banana", "/h?monkey=***"],
+  ["/hi?keyboard=qwerty", "/hi?keyboard=***"],
+  ['conn PASSWORD="a b" x', "conn PASSWORD=*** x"],
+  ['password  =  "q\\"x" next', "password  =  *** next"],
+  ["mypassword=abc", "mypassword=abc"],
+  ['{"PGPASSWORD" : "s3", "x": 1}', '{"PGPASSWORD" : ***, "x": 1}'],
+  ['{"password":"a\\"b"}', '{"password":***}'],
+];
+for (const [text, want] of more) test(`redact: ${text}`, () => assert.equal(redact(text), want));

@@ -131,3 +131,43 @@ test("config validation refuses http:// webhook URLs except on loopback, naming 
   ])
     assert.deepEqual(secretValueProblems({ webhookUrl: ok }), [], ok);
 });
+
+test('the MAC is over the UTF-8 bytes sent: a receiver hashing the raw body verifies a message with "café" (issue 22)', async () => {
+  // Receivers in other languages hash the bytes they got, not a decoded string: this one never decodes.
+  const got: Array<{ raw: Buffer; header: string; ok: boolean }> = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const raw = Buffer.concat(chunks);
+      const header = String(req.headers["x-safe-deploy-signature"] ?? "");
+      const f = Object.fromEntries(header.split(",").map((kv) => kv.split("=", 2)));
+      const want = createHmac("sha256", SECRET)
+        .update(Buffer.concat([Buffer.from(`${f.t}.`, "ascii"), raw]))
+        .digest();
+      const mac = Buffer.from(String(f.v1 ?? ""), "hex");
+      const ok = mac.length === want.length && timingSafeEqual(mac, want);
+      got.push({ raw, header, ok });
+      res.writeHead(ok ? 200 : 401).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const sender = webhookNotifier(url, SECRET, () => new Date(1_800_000_000 * 1000));
+    const message = "la migración falló en «café» ☕";
+    const [r] = await notifyAll([sender], { ...event, type: "ERROR", message }, { retry: fast });
+    assert.equal(got.length, 1);
+    assert.ok(got[0].raw.includes(Buffer.from(message, "utf8")), "the body goes out as UTF-8");
+    assert.equal(got[0].ok, true, "the receiver's HMAC of the raw bytes matches the header");
+    assert.equal(r.ok, true, r.error);
+    // verifySignature, given the body decoded as UTF-8, agrees.
+    assert.ok(
+      verifySignature(SECRET, got[0].raw.toString("utf8"), got[0].header, {
+        now: new Date(1_800_000_000 * 1000),
+      }),
+    );
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
