@@ -277,7 +277,7 @@ test("preflight refuses applied migrations edited or removed since the last good
       (await ctx.ports({ allowDirty: true }).preflight()).filter((p) => /applied migration/.test(p));
 
     // A new migration and a README edit: fine.
-    writeFileSync(join(mig, "3_new.sql"), "CREATE INDEX ON notes (id);\n");
+    writeFileSync(join(mig, "3_new.sql"), "ALTER TABLE notes ADD COLUMN title text;\n");
     writeFileSync(join(mig, "README.md"), "how we migrate, v2\n");
     g("add", "-A");
     g("commit", "-qm", "release 2");

@@ -10,7 +10,7 @@ ALTER TABLE notes ADD COLUMN title text;
 
 UPDATE notes
 SET title = left(coalesce(nullif(btrim(split_part(body, E'\n', 1), E' \t\r'), ''), 'Untitled'), 80)
-WHERE title IS NULL;
+WHERE title IS NULL; -- safe-deploy: allow backfill-in-one-statement (a demo-sized table: on a big one, backfill in batches from a script)
 
 ALTER TABLE notes ALTER COLUMN title SET DEFAULT 'Untitled';
 
