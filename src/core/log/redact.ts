@@ -10,11 +10,11 @@ const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/\s]*:)(\S+)@(?=[^@\s/?#]*(?:[\s
  * health URL like `/health?token=...` is printed in gate failures, logs and notifications.
  */
 const QUERY_SECRET =
-  /([?&;](?:[a-z0-9_.-]*(?:token|secret|passw(?:or)?d|pwd|key|sig|signature|auth|credential)[a-z0-9_.-]*)=)([^&;#\s"'<>]+)/gi;
+  /([?&;](?:[a-z0-9_.-]*(?:token|secret|passw(?:or)?d|pwd|key|sig|signature|auth|credential)[a-z0-9_.-]*)=)(["']?)([^&;#\s"'<>]+)/gi;
 
 /** Replaces the password of every `scheme://user:password@` URL, and credential query values, with `***`. */
 export function redactUrls(text: string): string {
-  return text.replace(URL_PASSWORD, "$1***@").replace(QUERY_SECRET, "$1***");
+  return text.replace(URL_PASSWORD, "$1***@").replace(QUERY_SECRET, "$1$2***");
 }
 
 /**

@@ -123,6 +123,9 @@ const more: Array<[string, string]> = [
   ],
   ['"/h?session=x&x_token=abc" <b>', '"/h?session=x&x_token=***" <b>'],
   ["/h?token=abc<br>", "/h?token=***<br>"],
+  // A quoted value (seen by the mutation run, issue 22): the quote stays, the value goes.
+  ['/h?x_token="q"&b=1', '/h?x_token="***"&b=1'],
+  ["/h?sig='S1'", "/h?sig='***'"],
   ["/h?monkey=banana", "/h?monkey=***"],
   ["/hi?keyboard=qwerty", "/hi?keyboard=***"],
   ['conn PASSWORD="a b" x', "conn PASSWORD=*** x"],
