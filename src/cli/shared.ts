@@ -1,6 +1,7 @@
 // What the release verbs (`up`, `rollback`, `status`, `seed`) share: the test seams, the context options
 // of their flags, the release summary and the unfinished-release rule. Light at module scope: the
 // commands import it when they load (src/cli/index.ts), the engine stays behind `await import()`.
+import type { Command } from "commander";
 import type { ContextOptions } from "./context";
 import type { StackOptions } from "./stack";
 import { formatDuration } from "./commands/history";
@@ -32,6 +33,24 @@ export function contextOptions(
     openStack: deps.openStack,
     console: deps.console,
   };
+}
+
+/**
+ * The migration tool flags of `rehearse` and `drift`: `--tool` (with `command`: the user's own apply and
+ * current commands) and the variable the tool reads its URL from.
+ */
+export function toolCommandOptions(cmd: Command): Command {
+  return cmd
+    .option("--tool <tool>", "node-pg-migrate|prisma|alembic|command", "node-pg-migrate")
+    .option(
+      "--command <cmd>",
+      "with --tool command: applies migrations; {file} runs it once per migration file",
+    )
+    .option(
+      "--current-command <cmd>",
+      "with --tool command: prints the latest applied migration (file name or version), or nothing",
+    )
+    .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL");
 }
 
 /** One line about a release, printed after `up` and `rollback`. */

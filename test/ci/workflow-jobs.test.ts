@@ -23,6 +23,7 @@ import {
   removeContainer,
   runContainer,
   type TestContainer,
+  waitForPostgresIn,
 } from "../helpers/docker";
 import { startPostgres, type TestPostgres } from "../helpers/postgres";
 import { startSshDockerHost, type SshDockerHost } from "../helpers/ssh";
@@ -188,25 +189,7 @@ before(async () => {
     env: { POSTGRES_USER: "app", POSTGRES_PASSWORD: DB_PASSWORD, POSTGRES_DB: "app" },
     ports: [{ container: 5432 }],
   });
-  for (let i = 0; ; i++) {
-    const ready = await docker([
-      "exec",
-      db.name,
-      "pg_isready",
-      "-h",
-      "127.0.0.1",
-      "-U",
-      "app",
-      "-d",
-      "app",
-    ]).then(
-      () => true,
-      () => false,
-    );
-    if (ready) break;
-    if (i > 120) throw new Error("the database container did not become ready");
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitForPostgresIn(db.name);
   rehearsalServer = await startPostgres({ user: "rehearsal", password: "rehearsal" });
   await rehearsalServer.createDatabase("rehearsal");
 });

@@ -515,3 +515,16 @@ export async function waitForPostgres(url: string, timeoutMs = 60_000): Promise<
   const where = url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
   throw new Error(`PostgreSQL at ${where} did not answer within ${timeoutMs} ms: ${String(last)}`);
 }
+
+/** Waits until PostgreSQL in container `name` accepts connections as `user` to `db` (60 s at most). */
+export async function waitForPostgresIn(name: string, user = "app", db = "app"): Promise<void> {
+  for (let i = 0; ; i++) {
+    const ready = await docker(["exec", name, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", db]).then(
+      () => true,
+      () => false,
+    );
+    if (ready) return;
+    if (i > 120) throw new Error(`the database container ${name} did not become ready`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { toolCommandOptions } from "../shared";
 
 /** Options of `safe-deploy drift`. */
 export interface DriftCliOptions {
@@ -100,23 +101,15 @@ export async function runDrift(opts: DriftCliOptions): Promise<void> {
 
 /** Registers `drift --migrations DIR`. */
 export function register(program: Command): void {
-  program
-    .command("drift")
-    .description("Compare the live schema with the one the migrations build in a scratch database")
-    .option(
-      "--migrations <dir>",
-      "migrations directory, absolute or relative to --work-dir (required without --stack)",
-    )
-    .option("--tool <tool>", "node-pg-migrate|prisma|alembic|command", "node-pg-migrate")
-    .option(
-      "--command <cmd>",
-      "with --tool command: applies migrations; {file} runs it once per migration file",
-    )
-    .option(
-      "--current-command <cmd>",
-      "with --tool command: prints the latest applied migration (file name or version), or nothing",
-    )
-    .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL")
+  toolCommandOptions(
+    program
+      .command("drift")
+      .description("Compare the live schema with the one the migrations build in a scratch database")
+      .option(
+        "--migrations <dir>",
+        "migrations directory, absolute or relative to --work-dir (required without --stack)",
+      ),
+  )
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "defaults to $DATABASE_URL")
     .option(

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { toolCommandOptions } from "../shared";
 
 /** Options of `safe-deploy rehearse`. */
 export interface RehearseCliOptions {
@@ -90,23 +91,15 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
 
 /** Registers `rehearse --backup FILE`. */
 export function register(program: Command): void {
-  program
-    .command("rehearse")
-    .description(
-      "Restore a backup into a scratch database and apply pending migrations, reporting time, locks and row changes",
-    )
-    .requiredOption("--backup <file>", "a pg_dump -Fc file")
-    .option("--migrations <dir>", "migrations directory, relative to --work-dir", "migrations")
-    .option("--tool <tool>", "node-pg-migrate|prisma|alembic|command", "node-pg-migrate")
-    .option(
-      "--command <cmd>",
-      "with --tool command: applies migrations; {file} runs it once per migration file",
-    )
-    .option(
-      "--current-command <cmd>",
-      "with --tool command: prints the latest applied migration (file name or version), or nothing",
-    )
-    .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL")
+  toolCommandOptions(
+    program
+      .command("rehearse")
+      .description(
+        "Restore a backup into a scratch database and apply pending migrations, reporting time, locks and row changes",
+      )
+      .requiredOption("--backup <file>", "a pg_dump -Fc file")
+      .option("--migrations <dir>", "migrations directory, relative to --work-dir", "migrations"),
+  )
     .option("--work-dir <dir>", "where the tool runs", ".")
     .option("--database-url <url>", "server for the scratch database; defaults to $DATABASE_URL")
     .option("--critical-tables <list>", "comma-separated tables that must not lose rows")

@@ -364,7 +364,8 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
         // A relation the migration created is only an OID to the sampler's session: named above instead.
         for (const set of [locks.held, locks.waited])
           for (const l of set) if (/ on \d+$/.test(l)) set.delete(l);
-        if (failure) {
+        // A failed step is reported with what it did until it failed, and nothing runs after it.
+        const failedStep = () =>
           steps.push({
             from,
             to: undefined,
@@ -375,6 +376,8 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
             locksHeld: [...locks.held],
             statements,
           });
+        if (failure) {
+          failedStep();
           break;
         }
         if (plan === "until-still" && to === from) break;
@@ -390,15 +393,7 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
                 : [];
           if (!at.includes(step.name)) {
             failure = `${opts.tool} exited 0 for ${step.name}, but the scratch copy's ${opts.tool === "alembic" ? "alembic_version" : "_prisma_migrations"} says ${at.join(", ") || "(none)"}: the tool did not act on the database in DATABASE_URL; make it read DATABASE_URL, or set \`migrations.databaseUrlEnv\` to the variable it reads`;
-            steps.push({
-              from,
-              name: step.name,
-              seconds,
-              wallSeconds: wall,
-              locksWaited: [...locks.waited],
-              locksHeld: [...locks.held],
-              statements,
-            });
+            failedStep();
             break;
           }
         }
@@ -415,15 +410,7 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
           );
           if (files[at] !== step.name) {
             failure = `the command exited 0 for ${step.name}, but the \`current\` command on the scratch database says ${files[at] ?? "(none)"}: the apply command did not act on the database in DATABASE_URL (or does not record what it applied); make it use DATABASE_URL, or set \`migrations.databaseUrlEnv\` to the variable it reads`;
-            steps.push({
-              from,
-              name: step.name,
-              seconds,
-              wallSeconds: wall,
-              locksWaited: [...locks.waited],
-              locksHeld: [...locks.held],
-              statements,
-            });
+            failedStep();
             break;
           }
         }

@@ -10,6 +10,7 @@ import {
   removeContainer,
   runContainer,
   type TestContainer,
+  waitForPostgresIn,
 } from "../../helpers/docker";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { startSshDockerHost } from "../../helpers/ssh";
@@ -29,25 +30,7 @@ before(async () => {
     image,
     env: { POSTGRES_USER: "app", POSTGRES_PASSWORD: "In5ideSecret", POSTGRES_DB: "app" },
   });
-  for (let i = 0; ; i++) {
-    const ok = await docker([
-      "exec",
-      db.name,
-      "pg_isready",
-      "-h",
-      "127.0.0.1",
-      "-U",
-      "app",
-      "-d",
-      "app",
-    ]).then(
-      () => true,
-      () => false,
-    );
-    if (ok) break;
-    if (i > 120) throw new Error("database container did not become ready");
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitForPostgresIn(db.name);
   await docker([
     "exec",
     "-e",

@@ -20,6 +20,7 @@ import {
   removeContainer,
   runContainer,
   type TestContainer,
+  waitForPostgresIn,
 } from "../../helpers/docker";
 
 // The change stream where the tool may not reach the server's port: every step (the replication
@@ -39,25 +40,7 @@ before(async () => {
     command: ["-c", "wal_level=logical"],
   });
   target = { runIn: "container", container: db.name };
-  for (let i = 0; ; i++) {
-    const ok = await docker([
-      "exec",
-      db.name,
-      "pg_isready",
-      "-h",
-      "127.0.0.1",
-      "-U",
-      "app",
-      "-d",
-      "app",
-    ]).then(
-      () => true,
-      () => false,
-    );
-    if (ok) break;
-    if (i > 120) throw new Error("database container did not become ready");
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitForPostgresIn(db.name);
   dir = mkdtempSync(join(tmpdir(), "sd-changes-docker-"));
 });
 after(async () => {
