@@ -16,7 +16,6 @@ import {
   type RunTarget,
 } from "./runner";
 import { openSnapshot, runSql } from "./session";
-import { logicalReadiness } from "../changes/ready";
 import { createReleaseSlot, type ReleaseSlot } from "../changes/slot";
 import { archiveTableSums, compressor, DUMP_TEXT_ENV, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
@@ -132,15 +131,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
   let changesSkipped: string | undefined;
   if (o.changeSlot) {
     try {
-      // While the FOR ALL TABLES publication exists, PostgreSQL refuses UPDATE and DELETE on a table
-      // without primary key or replica identity: the app's writes would fail. No stream then.
-      const { tablesWithoutIdentity: noKey } = await logicalReadiness(target, conn);
-      if (noKey.length) {
-        throw new Error(
-          `table(s) without a primary key or replica identity: ${noKey.join(", ")} (a publication would make ` +
-            "PostgreSQL refuse their UPDATE and DELETE): add a primary key, or `ALTER TABLE ... REPLICA IDENTITY FULL`",
-        );
-      }
+      // Refused (no stream then) on a server below wal_level=logical, or while a table has no primary
+      // key or replica identity: with the publication, PostgreSQL would refuse the app's UPDATE/DELETE there.
       slot = await createReleaseSlot(target, conn, o.changeSlot);
     } catch (e) {
       changesSkipped = String((e as Error)?.message ?? e).split("\n")[0];
