@@ -122,11 +122,9 @@ async function retries(proxy: string): Promise<{ wretr: number; wredis: number }
   return { wretr: get("wretr"), wredis: get("wredis") };
 }
 
-test("a blue-green cutover under a steady request loop: no request fails, none is retried after the old container goes", async () => {
-  const [appImage, proxyImage] = await Promise.all([nodeBaseImage(), ensureHaproxyImage()]);
-  const net = await createNetwork("drain");
-  const alias = `app-${RUN_ID}`;
-  const dir = mkdtempSync(join(tmpdir(), "sd-drain-"));
+/** A directory with the proxy's config (four server slots for `alias`) and maintenance page. */
+function proxyFiles(prefix: string, alias: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(dir);
   writeFileSync(
     join(dir, "haproxy.cfg"),
@@ -137,6 +135,14 @@ test("a blue-green cutover under a steady request loop: no request fails, none i
     }),
   );
   writeFileSync(join(dir, "maintenance.html"), MAINTENANCE_PAGE);
+  return dir;
+}
+
+test("a blue-green cutover under a steady request loop: no request fails, none is retried after the old container goes", async () => {
+  const [appImage, proxyImage] = await Promise.all([nodeBaseImage(), ensureHaproxyImage()]);
+  const net = await createNetwork("drain");
+  const alias = `app-${RUN_ID}`;
+  const dir = proxyFiles("sd-drain-", alias);
   const release = async (v: string) => {
     const c = await runContainer({
       image: appImage,
@@ -202,17 +208,7 @@ test("no successor (a destroy, or the drain command deleted alone): the containe
   const [appImage, proxyImage] = await Promise.all([nodeBaseImage(), ensureHaproxyImage()]);
   const net = await createNetwork("drain-last");
   const alias = `last-${RUN_ID}`;
-  const dir = mkdtempSync(join(tmpdir(), "sd-drain-last-"));
-  dirs.push(dir);
-  writeFileSync(
-    join(dir, "haproxy.cfg"),
-    haproxyConfig({
-      listenPort: 8080,
-      healthPath: "/",
-      backends: [{ name: "app", host: alias, port: 8080, count: 4 }],
-    }),
-  );
-  writeFileSync(join(dir, "maintenance.html"), MAINTENANCE_PAGE);
+  const dir = proxyFiles("sd-drain-last-", alias);
   const only = await runContainer({
     image: appImage,
     network: net,
