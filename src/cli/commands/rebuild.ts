@@ -25,7 +25,13 @@ async function pauseHook(step: string, signal: AbortSignal): Promise<void> {
   if (process.env.SAFE_DEPLOY_REBUILD_PAUSE !== step || !process.env.SAFE_DEPLOY_REBUILD_MARKER) return;
   const { writeFile } = await import("node:fs/promises");
   await writeFile(process.env.SAFE_DEPLOY_REBUILD_MARKER, step);
-  if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+  if (signal.aborted) return;
+  // A ref'd timer keeps the process up until the signal is seen: the group's Ctrl-C also ends the lock's
+  // psql, and should its exit be handled first, nothing else would hold the event loop open.
+  const alive = setInterval(() => {}, 60_000);
+  await new Promise((r) => signal.addEventListener("abort", r, { once: true })).finally(() =>
+    clearInterval(alive),
+  );
 }
 
 /** Rebuilds the live database with a schema from `--schema-from` or `--migrations`, carrying the data over. */
