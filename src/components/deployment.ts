@@ -178,6 +178,8 @@ export class Deployment extends pulumi.ComponentResource {
         s3: s3 && offsite ? offsite.bucket.bucket.apply((bucket) => ({ ...s3, bucket })) : s3,
         encryptionKey: secrets.backupEncryptionKey,
         changeStream: c.rollback.changeStream,
+        slotWaitSeconds: c.rollback.slotWaitSeconds,
+        requireNoLoss: c.rollback.requireNoLoss,
         stack: pulumi.getStack(),
       },
       {

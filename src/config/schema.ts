@@ -462,6 +462,9 @@ export const RollbackSchema = z
       .min(16)
       .max(1024 * 1024)
       .default(1024),
+    // Opening the stream waits for transactions already running to end; a session left idle in a
+    // transaction would hold the deploy forever. A minute covers any healthy transaction.
+    slotWaitSeconds: z.number().int().min(1).max(3600).default(60),
     /** Refuse to deploy (exit 2) when no-loss rollback is not possible, instead of saying so. */
     requireNoLoss: z.boolean().default(false),
   })
@@ -471,6 +474,7 @@ export const RollbackSchema = z
     changeStream: true,
     keepChangesMinutes: 60,
     maxRetainedWalMB: 1024,
+    slotWaitSeconds: 60,
     requireNoLoss: false,
   });
 

@@ -34,6 +34,7 @@ test("defaults follow the users' scripts: 3 retries 10 s apart, 7 days of backup
     changeStream: true,
     keepChangesMinutes: 60,
     maxRetainedWalMB: 1024,
+    slotWaitSeconds: 60,
     requireNoLoss: false,
   });
   assert.equal(c.migrations.tool, "node-pg-migrate");

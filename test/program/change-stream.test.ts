@@ -34,4 +34,7 @@ test("the Backup opens the release's change stream unless rollback.changeStream 
   const b = byName("prod-backup").inputs;
   assert.equal(b.changeStream, false);
   assert.equal(b.stack, "prod");
+  // Defaults reach the provider: a minute's wait for running transactions, no refusal.
+  assert.equal(b.slotWaitSeconds, 60);
+  assert.equal(b.requireNoLoss, false);
 });

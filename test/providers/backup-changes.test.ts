@@ -1,6 +1,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
@@ -156,3 +164,42 @@ test("a table without primary key: no stream (the publication would make Postgre
   await pg.query("UPDATE events SET what = 'b'", [], "nopk");
   assert.deepEqual(await slots(), []);
 });
+
+test(
+  "a transaction left open: the backup waits slotWaitSeconds, then goes on without a stream naming it, or under requireNoLoss fails leaving no file",
+  { timeout: 120_000 },
+  async (t) => {
+    const app = new Client({ connectionString: dbUrl, application_name: "billing-job" });
+    await app.connect();
+    t.after(() => app.end().catch(() => {}));
+    await app.query("BEGIN");
+    await app.query("INSERT INTO items (name) VALUES ('held')");
+    const pid = (await app.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    const base = { databaseUrl: dbUrl, changeStream: true, stack: "prod", slotWaitSeconds: 1 };
+
+    const { outs } = await callSerializedProvider(providerText, "create", [
+      { ...base, releaseKey: "k7", dir },
+    ]);
+    assert.equal("changeSlot" in outs, false);
+    assert.match(outs.changesSkipped, new RegExp(`waited 1 s .*pid ${pid} \\(.*application "billing-job"`));
+    assert.ok(readFileSync(`${outs.file}.json`, "utf8").length > 0, "the backup itself was taken");
+
+    const strict = mkdtempSync(join(tmpdir(), "sd-bkch-strict-"));
+    t.after(() => rmSync(strict, { recursive: true, force: true }));
+    const err = await callSerializedProvider(providerText, "create", [
+      { ...base, releaseKey: "k8", dir: strict, requireNoLoss: true },
+    ]).then(
+      () => assert.fail("took a backup without a stream under requireNoLoss"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof SerializedProviderError, String(err));
+    assert.match(
+      String((err as Error).message),
+      new RegExp(
+        `rollback\\.requireNoLoss: no backup was taken.*pid ${pid}.*set \`rollback\\.requireNoLoss: false\``,
+      ),
+    );
+    assert.deepEqual(readdirSync(strict), [], "no file, no manifest");
+    assert.deepEqual(await slots(), []);
+  },
+);

@@ -37,6 +37,13 @@ export interface CreateOptions {
    * REPLICATION right) gives a backup as before, with the reason in `BackupResult.changesSkipped`.
    */
   changeSlot?: string;
+  /** How long creating the slot may wait for transactions already running (default 60 s). */
+  changeSlotWaitMs?: number;
+  /**
+   * `rollback.requireNoLoss`: no stream, no backup. The create fails (before any migration runs)
+   * instead of going on with a rollback that would lose the writes made after the deploy.
+   */
+  requireChanges?: boolean;
 }
 
 /** A finished backup: the file, its manifest path and the manifest. */
@@ -133,9 +140,14 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     try {
       // Refused (no stream then) on a server below wal_level=logical, or while a table has no primary
       // key or replica identity: with the publication, PostgreSQL would refuse the app's UPDATE/DELETE there.
-      slot = await createReleaseSlot(target, conn, o.changeSlot);
+      slot = await createReleaseSlot(target, conn, o.changeSlot, { waitMs: o.changeSlotWaitMs });
     } catch (e) {
       changesSkipped = String((e as Error)?.message ?? e).split("\n")[0];
+      if (o.requireChanges)
+        throw new CannotRunError(
+          `rollback.requireNoLoss: no backup was taken, since a rollback of this deploy could lose writes: ` +
+            `${changesSkipped}. Fix that, or set \`rollback.requireNoLoss: false\` to deploy anyway`,
+        );
     }
   }
   let snap: Awaited<ReturnType<typeof openSnapshot>>;

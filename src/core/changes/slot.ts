@@ -98,6 +98,49 @@ export function slotFailure(what: string, err: unknown, conn: Conn): Error {
     : new CannotRunError(`${what} failed: ${text}`);
 }
 
+/** How long slot creation waits for running transactions by default (`rollback.slotWaitSeconds`). */
+export const DEFAULT_SLOT_WAIT_MS = 60_000;
+
+/** The oldest transactions holding a transaction id: those a new logical slot waits for, server-wide. */
+const BLOCKERS_SQL = `SELECT 'BLOCK:' || coalesce(json_agg(b)::text, '[]') FROM (
+  SELECT pid, datname AS db, usename AS "user", application_name AS app, state,
+    extract(epoch FROM now() - xact_start)::int AS seconds
+  FROM pg_stat_activity
+  WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  ORDER BY xact_start LIMIT 5) b;`;
+
+/** Ends the walsender creating `slot` (its slot is still ephemeral then, so it goes too). */
+const terminateCreatorSql = (slot: string) =>
+  `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'walsender' ` +
+  `AND query LIKE ${literal(`CREATE_REPLICATION_SLOT ${slot} %`)};`;
+
+/** The sessions slot creation waited for, as a person reads them. Pure. */
+export function formatBlockers(out: string): string {
+  let rows: Array<{
+    pid: number;
+    db?: string;
+    user?: string;
+    app?: string;
+    state?: string;
+    seconds?: number;
+  }>;
+  try {
+    rows = JSON.parse(outLine(out, "BLOCK:") || "[]");
+  } catch {
+    rows = [];
+  }
+  if (!rows.length)
+    return "the sessions could not be listed (a role without pg_read_all_stats sees only its own)";
+  return rows
+    .map(
+      (r) =>
+        `pid ${r.pid} (${r.user ? `role "${r.user}"` : "another role"}${r.app ? `, application "${r.app}"` : ""}` +
+        `${r.db ? ` on "${r.db}"` : ""}, ${r.state ?? "state unknown"}` +
+        `${r.seconds === undefined || r.seconds === null ? "" : `, transaction open ${r.seconds} s`})`,
+    )
+    .join(", ");
+}
+
 /** libpq connection string value, quoted. */
 const conninfoValue = (v: string) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 
@@ -105,10 +148,16 @@ const conninfoValue = (v: string) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, 
  * Creates the logical slot `slot` (pgoutput) over a replication connection with EXPORT_SNAPSHOT and
  * keeps that session open, so `pg_dump --snapshot` dumps exactly the state at `startLsn`. Creating the
  * slot waits for transactions already running to end (PostgreSQL needs them finished to find its
- * consistent point). Refused while a table has no primary key or replica identity (nl-wire request 2). The publication is created first: pgoutput reads it as of each change, so one
+ * consistent point): at most `waitMs`, then the attempt is cancelled (no slot is left) and the error
+ * names the sessions it waited for. Refused while a table has no primary key or replica identity (nl-wire request 2). The publication is created first: pgoutput reads it as of each change, so one
  * created after the slot would be missing for the changes before it.
  */
-export async function createReleaseSlot(target: RunTarget, conn: Conn, slot: string): Promise<ReleaseSlot> {
+export async function createReleaseSlot(
+  target: RunTarget,
+  conn: Conn,
+  slot: string,
+  { waitMs = DEFAULT_SLOT_WAIT_MS }: { waitMs?: number } = {},
+): Promise<ReleaseSlot> {
   checkSlot(slot);
   const what = `creating the change stream slot "${slot}" on database "${conn.database}"`;
   // Checked before the publication exists: with it, the app's UPDATE and DELETE on these tables fail.
@@ -166,7 +215,22 @@ export async function createReleaseSlot(target: RunTarget, conn: Conn, slot: str
   });
   exited.catch(() => {});
   psql.stdin!.write(`CREATE_REPLICATION_SLOT ${slot} LOGICAL pgoutput EXPORT_SNAPSHOT;\n\\echo ${marker}\n`);
-  const text = await Promise.race([ready, exited]);
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), waitMs)));
+  const text = await Promise.race([ready, exited, waited]).finally(() => clearTimeout(timer));
+  if (text === "timeout") {
+    const blockers = await runSql(target, conn, BLOCKERS_SQL, what).catch(() => "");
+    // The walsender ends with its session; a slot still being created is ephemeral and goes with it.
+    await runSql(target, conn, terminateCreatorSql(slot), what).catch(() => "");
+    psql.stdin!.end();
+    await Promise.race([w.done, new Promise((r) => setTimeout(r, 5_000))]);
+    if (psql.exitCode === null && psql.signalCode === null) psql.kill("SIGKILL");
+    throw new CannotRunError(
+      `${what}: waited ${Math.round(waitMs / 1000)} s for transactions that were already running to end ` +
+        `(PostgreSQL starts a change stream only once they have): ${formatBlockers(blockers)}. Commit or roll ` +
+        "them back (`SELECT pg_terminate_backend(<pid>)` ends a session), or raise `rollback.slotWaitSeconds`",
+    );
+  }
   const row = text.split("\n").find((l) => l.startsWith(`${slot}|`));
   const [, startLsn, snapshot] = row?.split("|") ?? [];
   const end = async () => {

@@ -105,6 +105,8 @@ export interface UpdateFacts {
   migrationRan: boolean;
   backupFile?: string;
   imageId?: string;
+  /** Why the backup opened no change stream though one was asked for (a rollback would lose writes). */
+  changesSkipped?: string;
 }
 
 /** Step ops after which a Backup resource holds a dump taken by this update (create, or a replacement). */
@@ -127,6 +129,8 @@ export function factsFromEvents(events: readonly StepEvent[]): UpdateFacts {
     // database older than the one this release left (issue 15).
     if (stage === "backup" && TOOK_BACKUP.has(e.op) && typeof e.outputs?.file === "string")
       facts.backupFile = e.outputs.file;
+    if (stage === "backup" && TOOK_BACKUP.has(e.op) && typeof e.outputs?.changesSkipped === "string")
+      facts.changesSkipped = e.outputs.changesSkipped;
     // The app's image only (`<name>-app-image`), not the database's or the proxy's. With a mutable tag
     // its stored id can be stale: after a successful update the stack output `imageId` (what the
     // container really runs) replaces it.
@@ -269,6 +273,15 @@ async function guardedDeploy(
       failure = e;
     }
     const facts = { ...factsFromEvents(events), ...facts0 };
+    if (facts.changesSkipped) {
+      // The preflight found the stream possible, yet the backup could not open it (a long transaction,
+      // a role changed since): said now, kept in the release record and sent with the success.
+      const w =
+        `no-loss rollback is not possible for this release: the pre-deploy backup opened no change stream ` +
+        `(${facts.changesSkipped}); a rollback with restore would lose the writes made after the backup`;
+      ports.log.warn(w);
+      warnings = [...warnings, w];
+    }
     if (!failure && opts.soak && url && !interrupted()) {
       try {
         ports.log.step(`soak: verifying ${url}`);

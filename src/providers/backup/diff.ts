@@ -10,6 +10,8 @@ export interface BackupState {
   retention?: unknown;
   s3?: unknown;
   changeStream?: boolean;
+  slotWaitSeconds?: number;
+  requireNoLoss?: boolean;
 }
 
 const SETTINGS = [
@@ -22,6 +24,8 @@ const SETTINGS = [
   "retention",
   "s3",
   "changeStream",
+  "slotWaitSeconds",
+  "requireNoLoss",
 ] as const;
 
 /**

@@ -35,6 +35,10 @@ export interface BackupArgs {
   encryptionKey?: pulumi.Input<string>;
   /** Open the release's change stream (a logical slot at the dump's snapshot, issue 20). Default false. */
   changeStream?: pulumi.Input<boolean>;
+  /** How long opening the stream may wait for transactions already running (`rollback.slotWaitSeconds`). */
+  slotWaitSeconds?: pulumi.Input<number>;
+  /** `rollback.requireNoLoss`: fail the backup (so the deploy) when the stream cannot be opened. */
+  requireNoLoss?: pulumi.Input<boolean>;
   /** The stack, for the slot's name. */
   stack?: pulumi.Input<string>;
 }
@@ -52,6 +56,8 @@ interface Inputs {
   s3?: { bucket: string; region: string; endpoint?: string; prefix: string; forcePathStyle: boolean };
   encryptionKey?: string;
   changeStream?: boolean;
+  slotWaitSeconds?: number;
+  requireNoLoss?: boolean;
   stack?: string;
 }
 
@@ -101,6 +107,8 @@ const provider: pulumi.dynamic.ResourceProvider = {
       changeSlot: inputs.changeStream
         ? slotName(inputs.stack ?? "stack", new Date().toISOString().replace(/\D/g, "").slice(0, 14))
         : undefined,
+      changeSlotWaitMs: inputs.slotWaitSeconds ? inputs.slotWaitSeconds * 1000 : undefined,
+      requireChanges: inputs.changeStream ? inputs.requireNoLoss === true : undefined,
     }).catch(plainError);
     let s3Key: string | undefined;
     if (inputs.s3) {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { parseDatabaseUrl } from "../../../src/core/backup/runner";
 import {
   createReleaseSlot,
+  formatBlockers,
   dropReleaseSlot,
   listReleaseSlots,
   logicalReadiness,
@@ -214,4 +215,59 @@ test("a table without primary key or replica identity: no publication and no slo
   await pg.query("ALTER TABLE audit_log REPLICA IDENTITY FULL", [], "keyless");
   const s = await createReleaseSlot(local, conn, slotName("keyless", "r1"));
   await s.abort();
+});
+
+test(
+  "a transaction left open: slot creation gives up after waitMs naming that session, leaves no slot, and works once it ends",
+  { timeout: 60_000 },
+  async (t) => {
+    const conn = connOf(pg, "app");
+    const { Client } = await import("pg");
+    const app = new Client({ connectionString: pg.url("app"), application_name: "web-worker" });
+    await app.connect();
+    t.after(() => app.end().catch(() => {}));
+    await app.query("BEGIN");
+    await app.query("INSERT INTO orders (v) VALUES ('held')");
+    const pid = (await app.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    const slot = slotName("app", "waited");
+    const err = await createReleaseSlot(local, conn, slot, { waitMs: 1500 }).then(
+      () => assert.fail("created a slot while a transaction that holds an xid was open"),
+      (e: Error) => e,
+    );
+    assert.ok(err instanceof CannotRunError, String(err));
+    assert.match(
+      err.message,
+      new RegExp(
+        `waited 2 s for transactions that were already running to end .*pid ${pid} \\(role "${pg.user}", ` +
+          `application "web-worker" on "app", idle in transaction, transaction open \\d+ s\\).*rollback\\.slotWaitSeconds`,
+      ),
+    );
+    assert.ok(!err.message.includes(pg.password));
+    // The attempt is gone from the server: no slot, no walsender still waiting.
+    const left = async () =>
+      pg.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender') AS n`,
+        [],
+        "app",
+      );
+    for (let i = 0; i < 100 && Number((await left())[0].n) > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(Number((await left())[0].n), 0);
+    await app.query("COMMIT");
+    const s = await createReleaseSlot(local, conn, slot, { waitMs: 30_000 });
+    await s.abort();
+    assert.deepEqual(await listReleaseSlots(local, conn), []);
+  },
+);
+
+test("formatBlockers: each session as a person reads it; an empty or unreadable list says why", () => {
+  assert.equal(
+    formatBlockers(
+      'BLOCK:[{"pid":7,"db":"app","user":"web","app":"api","state":"idle in transaction","seconds":95},{"pid":9,"state":"active"}]',
+    ),
+    'pid 7 (role "web", application "api" on "app", idle in transaction, transaction open 95 s), ' +
+      "pid 9 (another role, active)",
+  );
+  for (const out of ["BLOCK:[]", "", "BLOCK:{broken"])
+    assert.match(formatBlockers(out), /could not be listed .*pg_read_all_stats/);
 });

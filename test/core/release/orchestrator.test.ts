@@ -237,7 +237,7 @@ async function ports(s: Scenario) {
     if (st.type === BACKUP) {
       const file = join(dir, `pre-deploy-${Math.random().toString(36).slice(2)}.dump`);
       preDeployBackup = file;
-      st.outputs = { file };
+      st.outputs = { ...st.outputs, file };
       const effect = st.effect;
       st.effect = async () => {
         await run(join(PG_BIN, "pg_dump"), ["-Fc", "-f", file, "-d", pg.url("app")]);
@@ -279,6 +279,48 @@ test("a good deploy: one up, soak verified, release good, lock released, INFO th
   assert.equal((await ledger.get(out.release.id)).result, "good");
   assert.match((await ledger.get(out.release.id)).configFile!, /web:new/);
   assert.equal(isLocked(), false);
+});
+
+test("a backup that opened no change stream: the deploy is good, and the log, the release record and a WARNING say a rollback would lose writes", async () => {
+  const steps = okSteps();
+  const why = "waited 60 s for transactions that were already running to end: pid 4242 (idle in transaction)";
+  steps[1].outputs = { changesSkipped: why };
+  const { p, notes } = await ports({ steps });
+  const warned: string[] = [];
+  p.log = { ...p.log, warn: (l: string) => void warned.push(l) };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 0);
+  const said = new RegExp(
+    `no-loss rollback is not possible for this release.*pid 4242.*would lose the writes`,
+  );
+  assert.ok(
+    warned.some((l) => said.test(l)),
+    warned.join("\n"),
+  );
+  assert.ok(
+    out.release.warnings?.some((w) => said.test(w)),
+    JSON.stringify(out.release.warnings),
+  );
+  assert.deepEqual(
+    notes.map((n) => n.type),
+    ["INFO", "SUCCESS", "WARNING"],
+  );
+  assert.match(notes[2].message, said);
+  // An unchanged Backup step carries the previous release's outputs: not this release's news.
+  const same = okSteps();
+  same[1] = { ...same[1], op: "same", outputs: { changesSkipped: why } };
+  assert.equal(
+    factsFromEvents(
+      same.map((x) => ({
+        kind: "done" as const,
+        op: x.op ?? "create",
+        type: x.type,
+        urn: `u::${x.name}`,
+        outputs: x.outputs,
+      })),
+    ).changesSkipped,
+    undefined,
+  );
 });
 
 const rollbackCases: Array<[string, Scenario["steps"], boolean]> = [
