@@ -3,15 +3,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { isAbsolute, join, resolve } from "node:path";
 import type { StackConfig } from "../config";
 import { checksumDir, releaseKey } from "../core/checksum";
-import { Backup } from "../providers/backup";
 import { HealthGate } from "../providers/healthgate";
 import { App } from "./app";
 import { Database } from "./database";
 import { derivedAppPassword } from "../core/database/roles";
 import { failedHookLines, hookCommands, type HookContext } from "./hooks";
 import { appImage } from "./image";
-import * as aws from "@pulumi/aws";
-import { offsiteBucket } from "./backupBucket";
+import { preDeployBackup } from "./pre-deploy-backup";
 import { Migration } from "./migration";
 import * as command from "@pulumi/command";
 import { MAINTENANCE_ALIAS } from "../core/rollout/haproxy";
@@ -149,51 +147,18 @@ export class Deployment extends pulumi.ComponentResource {
       hookCommands(name, point, c.hooks[point], hookCtx, after, { parent: this });
     const preBackup = hooks("preBackup", [appImageResource, ...(db.container ? [db.container] : [])]);
 
-    // Production declares its own off-site bucket (versioned, encrypted, private, 30-day expiry).
-    const s3 = c.backup.s3;
-    const offsite = s3?.manageBucket
-      ? offsiteBucket(
-          `${name}-backups`,
-          { bucketName: s3.bucket, prefix: s3.prefix },
-          {
-            parent: this,
-            provider: new aws.Provider(`${name}-aws`, { region: s3.region as aws.Region }, { parent: this }),
-          },
-        )
-      : undefined;
     // An external database has no container to exec into: it is dumped from this machine, as the CLI does.
-    const backupInContainer = c.backup.runIn === "container" && c.database.mode === "container";
-    const backup = new Backup(
-      `${name}-backup`,
-      {
-        releaseKey: this.releaseKey,
-        databaseUrl: backupInContainer ? db.containerUrl : db.hostUrl,
-        dir: isAbsolute(c.backup.dir) ? c.backup.dir : resolve(args.dataDir ?? args.projectDir, c.backup.dir),
-        label: "pre-deploy",
-        compression: c.backup.compression,
-        runIn: backupInContainer ? "container" : "local",
-        container: backupInContainer ? db.containerName : undefined,
-        dockerHost: c.docker.host,
-        retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
-        s3: s3 && offsite ? offsite.bucket.bucket.apply((bucket) => ({ ...s3, bucket })) : s3,
-        encryptionKey: secrets.backupEncryptionKey,
-        changeStream: c.rollback.changeStream,
-        slotWaitSeconds: c.rollback.slotWaitSeconds,
-        requireNoLoss: c.rollback.requireNoLoss,
-        stack: pulumi.getStack(),
-      },
-      {
-        parent: this,
-        dependsOn: [
-          ...(offsite
-            ? [offsite.versioning, offsite.encryption, offsite.publicAccessBlock, offsite.lifecycle]
-            : []),
-          ...preBackup,
-          appImageResource,
-          ...(db.container ? [db.container] : []),
-        ],
-      },
-    );
+    const backup = preDeployBackup(name, {
+      config: c,
+      args,
+      releaseKey: this.releaseKey,
+      databaseUrl: db.hostUrl,
+      container:
+        c.database.mode === "container" ? { url: db.containerUrl, name: db.containerName } : undefined,
+      encryptionKey: secrets.backupEncryptionKey,
+      dependsOn: [...preBackup, appImageResource, ...(db.container ? [db.container] : [])],
+      parent: this,
+    });
 
     // Blue-green with maintenanceDuringMigrations: the proxy serves its maintenance page from just
     // before the migration until it (and postMigrate) finished. A failed migration leaves the page up

@@ -1,7 +1,6 @@
 // Issue 17: the pm2 and render targets behind the same gates as Docker. The stages are the same
 // components (Backup -> Migration -> hooks -> app -> HealthGate); only the app stage differs. Kept out
 // of deployment.ts so the Docker graph stays exactly as it was.
-import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -9,14 +8,13 @@ import { isAbsolute, join, resolve } from "node:path";
 import type { StackConfig } from "../config";
 import { checksumDir, releaseKey } from "../core/checksum";
 import { directDatabaseUrl } from "../core/render/database";
-import { Backup } from "../providers/backup";
 import { HealthGate } from "../providers/healthgate";
-import { offsiteBucket } from "./backupBucket";
 import { Database } from "./database";
 import type { DeploymentArgs } from "./deployment-args";
 import { failedHookLines, hookCommands, type HookContext } from "./hooks";
 import { Migration } from "./migration";
 import { Pm2App } from "./pm2";
+import { preDeployBackup } from "./pre-deploy-backup";
 import { RenderApp } from "./render";
 
 /** What the Deployment exports, whatever the target. */
@@ -103,48 +101,16 @@ export function platformStages(
     hookCommands(name, point, c.hooks[point], hookCtx, after, { parent });
   const preBackup = hooks("preBackup", db.container ? [db.container] : []);
 
-  const s3 = c.backup.s3;
-  const offsite = s3?.manageBucket
-    ? offsiteBucket(
-        `${name}-backups`,
-        { bucketName: s3.bucket, prefix: s3.prefix },
-        {
-          parent,
-          provider: new aws.Provider(`${name}-aws`, { region: s3.region as aws.Region }, { parent }),
-        },
-      )
-    : undefined;
-  const inContainer = c.backup.runIn === "container" && container;
-  const backup = new Backup(
-    `${name}-backup`,
-    {
-      releaseKey: key,
-      databaseUrl: inContainer ? db.containerUrl : directUrl,
-      dir: isAbsolute(c.backup.dir) ? c.backup.dir : resolve(args.dataDir ?? args.projectDir, c.backup.dir),
-      label: "pre-deploy",
-      compression: c.backup.compression,
-      runIn: inContainer ? "container" : "local",
-      container: inContainer ? db.containerName : undefined,
-      dockerHost: c.docker.host,
-      retention: { days: c.backup.retentionDays, minKeep: c.backup.minKeep },
-      s3: s3 && offsite ? offsite.bucket.bucket.apply((bucket) => ({ ...s3, bucket })) : s3,
-      encryptionKey: secrets.backupEncryptionKey,
-      changeStream: c.rollback.changeStream,
-      slotWaitSeconds: c.rollback.slotWaitSeconds,
-      requireNoLoss: c.rollback.requireNoLoss,
-      stack: pulumi.getStack(),
-    },
-    {
-      parent,
-      dependsOn: [
-        ...(offsite
-          ? [offsite.versioning, offsite.encryption, offsite.publicAccessBlock, offsite.lifecycle]
-          : []),
-        ...preBackup,
-        ...(db.container ? [db.container] : []),
-      ],
-    },
-  );
+  const backup = preDeployBackup(name, {
+    config: c,
+    args,
+    releaseKey: key,
+    databaseUrl: directUrl,
+    container: container ? { url: db.containerUrl, name: db.containerName } : undefined,
+    encryptionKey: secrets.backupEncryptionKey,
+    dependsOn: [...preBackup, ...(db.container ? [db.container] : [])],
+    parent,
+  });
 
   const migration = new Migration(
     `${name}-migration`,
