@@ -57,13 +57,18 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
     throw new ConfigError("`--max-row-loss-percent` must be a non-negative number");
   const { lintGate } = await import("../../core/migrations/lint");
   const { resolve } = await import("node:path");
-  await lintGate({
-    command: "rehearse",
-    dir: resolve(opts.workDir ?? ".", dir),
-    allowLint: opts.allowLint,
-    // With --json, stdout holds only the report.
-    out: opts.json ? (t: string) => process.stderr.write(t + "\n") : out,
-  });
+  if (opts.allowLint !== undefined && !opts.allowLint.trim())
+    throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
+  // Judged once the backup is restored: only the migrations its database has not applied.
+  const gate = (scratchUrl: string) =>
+    lintGate({
+      command: "rehearse",
+      dir: resolve(opts.workDir ?? ".", dir),
+      allowLint: opts.allowLint,
+      database: { url: scratchUrl, tool: tool as "node-pg-migrate" },
+      // With --json, stdout holds only the report.
+      out: opts.json ? (t: string) => process.stderr.write(t + "\n") : out,
+    }).then(() => {});
   const { rehearseOrFail } = await import("../../core/migrations/rehearsal");
   const { showProgress } = await import("../progress");
   await rehearseOrFail(
@@ -81,6 +86,7 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
         .filter(Boolean),
       maxRowLossPercent: max,
       scratchUrl: opts.scratchUrl,
+      beforeMigrations: gate,
       // Steps as they finish, on a terminal only: a pipe or CI gets the report alone.
       log: showProgress() ? (l: string) => process.stderr.write(l + "\n") : undefined,
     },

@@ -105,6 +105,11 @@ export interface RehearseOptions {
   /** The variable the tool reads its URL from besides DATABASE_URL (`migrations.databaseUrlEnv`). */
   databaseUrlEnv?: string;
   log?: (line: string) => void;
+  /**
+   * Runs once the backup is restored, before any migration: the lint gate, which then judges only the
+   * migrations pending on the backup's database (its version table says which are applied).
+   */
+  beforeMigrations?: (scratchUrl: string) => Promise<void>;
 }
 
 /** What a rehearsal found. */
@@ -296,6 +301,7 @@ async function rehearseSteps(opts: RehearseOptions): Promise<RehearsalReport> {
     log(
       `rehearsal: restored in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s; applying migrations one at a time`,
     );
+    await opts.beforeMigrations?.(scratch.url);
     const c = await connect(scratch.url, "safe-deploy rehearsal");
     const recorder = await lockRecorder(scratch.url);
     const countsBefore = await countRows(c);
