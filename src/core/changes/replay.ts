@@ -27,7 +27,11 @@ export const MIGRATION_TABLES = [
   "schema_migrations", // Rails, golang-migrate, dbmate
   "goose_db_version", // goose
   "_prisma_migrations", // Prisma
+  "safe_deploy.migration_xacts", // marked by `migrate up` (migrations/marker.ts): any tool's DDL transactions
 ];
+
+/** The schema of safe-deploy's own tables in the app's database. */
+const OWN_SCHEMA = "safe_deploy";
 
 /** Options of `replayChanges`. */
 export interface ReplayOptions {
@@ -380,6 +384,9 @@ export async function replayChanges(o: ReplayOptions): Promise<ReplayResult> {
       }
       const sql: string[] = [];
       for (const c of t.changes) {
+        // safe-deploy's own bookkeeping (locks, checksums, the migration marker) belongs to the
+        // database it was written in: the restored one keeps its own, like a tool's version table.
+        if (c.kind !== "truncate" && c.relation.schema === OWN_SCHEMA) continue;
         result.changes++;
         if (c.kind === "truncate") {
           const kept = c.relations.filter((r) => relKey(r) in schema.tables);

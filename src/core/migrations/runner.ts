@@ -8,6 +8,7 @@ import { redact, urlSecrets } from "../log/redact";
 import { pgOptions } from "./command";
 import { checksumEdits, checksumEditsMessage, syncChecksums } from "./checksums";
 import { armRowGuard, disarmRowGuard, guardVerdict } from "./guard";
+import { armMigrationMarker, disarmMigrationMarker } from "./marker";
 import {
   countRows,
   formatCountChanges,
@@ -482,6 +483,19 @@ async function notMoved(
   });
 }
 
+/**
+ * Recorded checksums this role may not read (another role made safe_deploy): a permission error becomes
+ * the grant that fixes it; anything else is thrown as it came.
+ */
+function unreadableChecksums(e: Error & { code?: string }, user: string): string {
+  if (e.code !== "42501") throw e;
+  return (
+    `the checksums of applied migrations in safe_deploy.migration_history could not be read (${e.message}), so ` +
+    `edits of applied migrations are not checked: let role "${user}" read them (GRANT USAGE ON SCHEMA safe_deploy ` +
+    `TO "${user}"; GRANT SELECT ON safe_deploy.migration_history TO "${user}") or migrate as the role that made them`
+  );
+}
+
 /** Why the checksums could not be written; the migration itself still runs (bookkeeping must not block it). */
 function checksumsNotRecorded(e: Error): string {
   return `migration checksums not recorded in safe_deploy.migration_history (${e.message}): edits of applied migrations go unnoticed until the migration role may CREATE in the database (GRANT CREATE ON DATABASE ... TO ...)`;
@@ -526,9 +540,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   env.PGAPPNAME = "safe-deploy migrate tool";
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
   let armed = false;
+  let marking = false;
   const disarm = async () => {
     if (armed) await disarmRowGuard(client).catch(() => {});
     armed = false;
+    if (marking) await disarmMigrationMarker(client).catch(() => {});
+    marking = false;
   };
   try {
     const mutating = opts.action === "up" || opts.action === "down";
@@ -554,10 +571,15 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         log(
           `recorded the checksums of ${back.recorded.length} already-applied migration(s) in safe_deploy.migration_history (first run with checksums; edits from now on are found): ${back.recorded.join(", ")}`,
         );
-      const edits = await checksumEdits(client, opts.tool, migDir);
+      const edits = await checksumEdits(client, opts.tool, migDir).catch((e: Error) => {
+        log(`warning: ${unreadableChecksums(e, client.user ?? "?")}`);
+        return [];
+      });
       if (edits.length) log(`warning: ${checksumEditsMessage(edits)}`);
     } else if (opts.action === "check") {
-      const edits = await checksumEdits(client, opts.tool, migDir);
+      const edits = await checksumEdits(client, opts.tool, migDir).catch((e: Error) => {
+        throw new CannotRunError(unreadableChecksums(e, client.user ?? "?"));
+      });
       if (edits.length) throw new CheckFailedError(checksumEditsMessage(edits));
     }
     let target = opts.target;
@@ -632,6 +654,12 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         );
       });
       armed = true;
+    }
+    if (mutating) {
+      // A rollback's replay must tell this migration's transactions from the users' (marker.ts).
+      const mark = await armMigrationMarker(client);
+      marking = mark.armed;
+      if (mark.reason) log(`note: ${redact(mark.reason, urlSecrets(opts.databaseUrl))}`);
     }
     log(
       `migrate ${opts.action}${opts.target ? " " + opts.target : ""} with ${opts.tool}: from ${before ?? "(none)"}`,
