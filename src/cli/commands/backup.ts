@@ -168,7 +168,13 @@ function intoUrl(url: string, into?: string): string {
   }
 }
 
-type RestoreCmdOpts = DbOpts & { file: string; yes?: boolean; dir?: string; into?: string };
+type RestoreCmdOpts = DbOpts & {
+  file: string;
+  yes?: boolean;
+  dir?: string;
+  into?: string;
+  keepWrites?: boolean;
+};
 
 /** `backup restore`: asks first unless `--yes`; refuses without a terminal and without `--yes`. */
 export async function runBackupRestore(o: RestoreCmdOpts, out: Out = stdout): Promise<void> {
@@ -238,14 +244,35 @@ async function restoreWithReport(
 ): Promise<void> {
   const { byteProgress } = await import("../progress");
   const bar = byteProgress("safety backup: dumped");
-  const r = await restoreBackup(o.file, {
+  const opts = {
     databaseUrl: url,
     target: where,
     safetyDir: o.dir,
     // Said when it starts: a long safety dump is not a hang, and where it goes is known at once.
-    onSafetyStart: (dir) => out(`safety backup of "${db}" into ${dir}: started`),
+    onSafetyStart: (dir: string) => out(`safety backup of "${db}" into ${dir}: started`),
     onProgress: bar.update,
-  });
+  };
+  const { restoreKeepingWrites, describeKept, streamOf } = await import("../../core/release/changes");
+  let kept: string | undefined;
+  let r: Awaited<ReturnType<typeof restoreBackup>>;
+  if (o.keepWrites) {
+    // As a rollback does: the backup's change stream replayed into the restored copy before the swap.
+    const { dirname } = await import("node:path");
+    const k = await restoreKeepingWrites(o.file, {
+      ...opts,
+      reportDir: o.dir ?? dirname(o.file),
+      changeStream: true,
+    });
+    r = k.restore;
+    kept = describeKept(k);
+  } else {
+    r = await restoreBackup(o.file, opts);
+    const stream = await streamOf(o.file);
+    if (stream)
+      kept =
+        `note: the writes made after this backup were not replayed${r.previousDatabase ? ` (they are only in "${r.previousDatabase}")` : ""}; ` +
+        `while its change stream ${stream.slot} exists, \`backup restore --keep-writes\` replays them before the swap`;
+  }
   if (r.safety) bar.done();
   if (r.endedSessions)
     out(
@@ -263,6 +290,7 @@ async function restoreWithReport(
       ? `restored ${o.file} into "${r.database}"; the previous database is kept as "${r.previousDatabase}"`
       : `restored ${o.file} into the new database "${r.database}" (it did not exist)`,
   );
+  if (kept) out(kept);
 }
 
 /** The databases a restore or rebuild keeps: `<db>_before_restore_<stamp>`, `<db>_before_rebuild_<stamp>`. */
@@ -475,6 +503,10 @@ export function register(program: Command): void {
       .option(
         "--into <database>",
         "restore into this database on the --database-url server; required when it is not the backup's own",
+      )
+      .option(
+        "--keep-writes",
+        "replay the writes made after the backup (its change stream) into the restored copy before the swap, as a rollback does",
       ),
   ).action(async (file: string, o) => runBackupRestore({ ...o, file }));
   backup
