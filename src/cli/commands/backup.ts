@@ -238,15 +238,19 @@ async function restoreWithReport(
 ): Promise<void> {
   const { byteProgress } = await import("../progress");
   const bar = byteProgress("safety backup: dumped");
+  // The bar ends before the restore says how it loads the archive (the bar's line stays whole).
+  let barOpen = false;
+  const endBar = () => (barOpen ? ((barOpen = false), bar.done()) : undefined);
   const r = await restoreBackup(o.file, {
     databaseUrl: url,
     target: where,
     safetyDir: o.dir,
     // Said when it starts: a long safety dump is not a hang, and where it goes is known at once.
     onSafetyStart: (dir) => out(`safety backup of "${db}" into ${dir}: started`),
-    onProgress: bar.update,
+    onProgress: (b) => ((barOpen = true), bar.update(b)),
+    onStep: (step) => (endBar(), out(step)),
   });
-  if (r.safety) bar.done();
+  endBar();
   if (r.endedSessions)
     out(
       `ended ${r.endedSessions.length} session(s) before the safety backup` +

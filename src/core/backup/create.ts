@@ -245,6 +245,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       file: name,
       sha256: h.hash.digest("hex"),
       sizeBytes: h.bytes(),
+      ...(read.bytes ? { archiveBytes: read.bytes } : {}),
       createdAt: now.toISOString(),
       database: conn.database,
       serverVersion: snap.serverVersion,

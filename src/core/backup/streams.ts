@@ -63,6 +63,28 @@ export function decompressor(c: Compression): Stage {
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
 
+/**
+ * Decompresses the backup `file` into the open file `fd` (a parallel restore's temp copy of the archive):
+ * the decompressor writes there itself, so the bytes never pass through node. Rejects with the
+ * decompressor's error; `code` is "ENOSPC" when the disk filled up.
+ */
+export function decompressToFile(c: Compression, file: string, fd: number): Promise<void> {
+  if (c === "none") return Promise.reject(new Error("an uncompressed backup needs no decompressing"));
+  const cmd = c === "zstd" ? "zstd" : "gzip";
+  const args = c === "zstd" ? ["-q", "-d", "--long=27", "-c", file] : ["-dc", file];
+  const child = spawn(cmd, args, { stdio: ["ignore", fd, "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  return new Promise<void>((resolve, reject) => {
+    child.on("error", (e) => reject(new Error(`${cmd} could not run (${e.message}); install ${cmd}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolve();
+      const e = new Error(`${cmd} failed: ${err.trim() || signal || code}`);
+      reject(Object.assign(e, /no space left/i.test(err) ? { code: "ENOSPC" } : {}));
+    });
+  });
+}
+
 /** A pass-through that hashes and counts what flows through it. */
 export function hasher(): { stream: Transform; hash: Hash; bytes: () => number } {
   const hash = createHash("sha256");
@@ -103,6 +125,8 @@ export interface ArchiveSums {
   encoding?: string;
   /** Why the archive could not be read (the bytes still passed through unchanged); then `sums` is partial. */
   unreadable?: string;
+  /** Size of the whole archive in bytes (what a parallel restore decompresses to a temp file). */
+  bytes: number;
 }
 
 /** The stream is not the archive the reader expects (the dump itself may still be fine). */
@@ -128,7 +152,7 @@ const BLK_BLOBS = 3;
  * ReadHead, ReadToc and pg_backup_custom.c in PostgreSQL's src/bin/pg_dump.
  */
 export function archiveTableSums(): { stream: Transform; result: () => ArchiveSums } {
-  const out: ArchiveSums = { sums: {} };
+  const out: ArchiveSums = { sums: {}, bytes: 0 };
   const tables = new Map<number, string>();
   let intSize = 4;
   // Header and table of contents: gathered whole, parsed once more each time the gathered bytes
@@ -333,6 +357,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
   // caller checksums another way; the backup's bytes are never at stake.
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      out.bytes += chunk.length;
       if (out.unreadable) return cb(null, chunk);
       try {
         if (head) {
