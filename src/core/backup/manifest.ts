@@ -33,6 +33,8 @@ export interface Manifest {
    * against the free disk space before decompressing to a temp file for `pg_restore -j2`.
    */
   archiveBytes?: number;
+  /** Bytes of each table's data in the archive, by `schema.table` (with `archiveBytes`): whether `-j2` can pay off. */
+  tableBytes?: Record<string, number>;
   /** Version 2: the archive's encoding, which a check re-dumps in (`pg_dump -E`) to compare the checksums. */
   encoding?: string;
   /** Version 2: set when the dump wrote bytea in `escape` form (the database's or role's setting), so a re-dump does too. */

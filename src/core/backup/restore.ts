@@ -532,6 +532,21 @@ async function restoreInto(
 /** Parallel jobs of a restore from a file (`pg_restore -j`): issue 18's yardstick is `pg_restore -j2`. */
 const RESTORE_JOBS = 2;
 
+/**
+ * Below this share of the data outside the largest table, the archive is streamed: measured on pgbench
+ * scale 50 (one table holds all but 0.01%), decompressing first then `pg_restore -j2` took 14.7-20.9 s
+ * against 15.9-16.3 s streamed into one pg_restore (load 7-8): two jobs can only overlap the other tables'
+ * data and indexes, while the temp file costs a decompression pass before the first row goes in.
+ */
+const PARALLEL_SHARE = 0.2;
+
+/** The share of the data (by archive bytes) outside the largest table: what a second job can load alongside it. */
+export function parallelShare(tableBytes: Record<string, number>): number {
+  const sizes = Object.values(tableBytes);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  return total ? 1 - Math.max(...sizes) / total : 0;
+}
+
 /** Bytes to leave free beside the temp archive: `keepFree`, SAFE_DEPLOY_RESTORE_KEEP_FREE, or the default. */
 export function keepFreeBytes(
   keepFree: number | undefined,
@@ -553,7 +568,8 @@ export function keepFreeBytes(
 /**
  * How the archive goes into `into` (issue 18: one streamed pg_restore took 1.3x `pg_restore -j2`):
  * decompressed to a temp file beside the backup, then `pg_restore -j2` from it, when pg_restore runs on
- * this machine and the disk has room for the archive plus `keepFree`; otherwise streamed into one
+ * this machine, a fifth of the data or more lies outside the largest table, and the disk has room for
+ * the archive plus `keepFree`; otherwise streamed into one
  * pg_restore, as before. The temp file is removed on every path (success, failure, Ctrl-C, and a second
  * signal that ends the process at once).
  */
@@ -576,8 +592,15 @@ async function loadArchive(
     o.onStep?.(`restore: pg_restore -j${RESTORE_JOBS} from the uncompressed backup itself`);
     return restoreArchiveFile(file, file, target, into, parallel, "restore");
   }
-  if (!m.archiveBytes)
+  if (!m.archiveBytes || !m.tableBytes) {
     return streamed("the manifest does not give the archive's size (a backup from before 2026-12-06)");
+  }
+  const rest = parallelShare(m.tableBytes);
+  if (rest < PARALLEL_SHARE) {
+    return streamed(
+      `${Math.round((1 - rest) * 100)}% of the data is one table, which one pg_restore loads as fast as ${RESTORE_JOBS}`,
+    );
+  }
   const dir = dirname(file);
   const keep = keepFreeBytes(o.keepFree, process.env.SAFE_DEPLOY_RESTORE_KEEP_FREE, m.archiveBytes);
   let free: number;

@@ -127,6 +127,8 @@ export interface ArchiveSums {
   unreadable?: string;
   /** Size of the whole archive in bytes (what a parallel restore decompresses to a temp file). */
   bytes: number;
+  /** Bytes of each table's data block in the archive, by `schema.table` (how much a restore loads into it). */
+  tableBytes: Record<string, number>;
 }
 
 /** The stream is not the archive the reader expects (the dump itself may still be fine). */
@@ -152,7 +154,7 @@ const BLK_BLOBS = 3;
  * ReadHead, ReadToc and pg_backup_custom.c in PostgreSQL's src/bin/pg_dump.
  */
 export function archiveTableSums(): { stream: Transform; result: () => ArchiveSums } {
-  const out: ArchiveSums = { sums: {}, bytes: 0 };
+  const out: ArchiveSums = { sums: {}, bytes: 0, tableBytes: {} };
   const tables = new Map<number, string>();
   let intSize = 4;
   // Header and table of contents: gathered whole, parsed once more each time the gathered bytes
@@ -168,6 +170,9 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
   let table: Hash | undefined;
   let tableKey = "";
   let left = 0;
+  // Offset in the archive of the buffer being read, and of the current data block's header.
+  let base = 0;
+  let blockAt = 0;
 
   const readInt = (b: Buffer, at: number): number => {
     let v: number;
@@ -323,6 +328,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         field = Buffer.alloc(0);
       }
       if (state === "block") {
+        blockAt = base + i - want;
         blockType = f[at];
         const id = readInt(f, at + 1);
         if (blockType === BLK_DATA) {
@@ -346,6 +352,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         else {
           flushStage();
           if (table) out.sums[tableKey] = table.digest("hex");
+          if (tableKey) out.tableBytes[tableKey] = base + i - blockAt;
           table = undefined;
           state = "block";
         }
@@ -371,10 +378,12 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
               nextTry = headBytes * 2;
             } else {
               head = undefined;
+              base = 0;
               data(all, start);
             }
           }
         } else {
+          base = out.bytes - chunk.length;
           data(chunk, 0);
         }
       } catch (e) {
@@ -390,6 +399,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
           const start = parseHead(all);
           if (start < 0) throw new ArchiveFormatError("the archive ends inside its table of contents");
           head = undefined;
+          base = 0;
           data(all, start);
         }
         if (state !== "block" || field.length)

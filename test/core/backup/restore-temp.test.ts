@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { interruptCli, pgRestoreRunning } from "../../helpers/interrupt";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup } from "../../../src/core/backup";
-import { keepFreeBytes } from "../../../src/core/backup/restore";
+import { keepFreeBytes, parallelShare } from "../../../src/core/backup/restore";
 import { CannotRunError, ConfigError } from "../../../src/core/errors";
 
 // Issue 18: a restore decompresses the archive to a temp file beside the backup and runs
@@ -30,16 +30,22 @@ const temps = (file: string) => readdirSync(dirname(file)).filter((f) => f.inclu
 const count = async (db: string, where = "true") =>
   (await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM t WHERE ${where}`, [], db))[0].n;
 
-async function backupOf(db: string, rows: number, width = 8): Promise<string> {
+/** A backup of a new database `db` with tables t and u of `rows` rows each (`uRows` for u). */
+async function backupOf(db: string, rows: number, uRows = rows): Promise<string> {
   await pg.createDatabase(db);
   await pg.query(
-    `CREATE TABLE t AS SELECT g AS id, repeat(md5(g::text), ${width}) AS s FROM generate_series(1, ${rows}) g;
-     CREATE TABLE u (id int PRIMARY KEY); INSERT INTO u SELECT generate_series(1, 1000);`,
+    `CREATE TABLE t AS SELECT g AS id, repeat(md5(g::text), 8) AS s FROM generate_series(1, ${rows}) g;
+     CREATE TABLE u (id int PRIMARY KEY, s text); INSERT INTO u SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, ${uRows}) g;`,
     [],
     db,
   );
   const r = await createBackup({ databaseUrl: pg.url(db), dir: join(dir, db), label: "manual" });
-  assert.ok((r.manifest.archiveBytes ?? 0) > rows * 32 * width, "the manifest gives the archive's size");
+  const { archiveBytes = 0, tableBytes = {} } = r.manifest;
+  assert.ok(archiveBytes > (rows + uRows) * 256, "the manifest gives the archive's size");
+  assert.deepEqual(Object.keys(tableBytes).sort(), ["public.t", "public.u"]);
+  assert.ok(
+    tableBytes["public.t"] > rows * 256 && tableBytes["public.t"] < archiveBytes / (uRows / rows + 1) + 4096,
+  );
   return r.file;
 }
 
@@ -79,7 +85,15 @@ test("with room on the disk: pg_restore -j2 from a temp file, which is gone afte
   assert.deepEqual(await databases(), before);
 });
 
-test("too little room (keepFree, SAFE_DEPLOY_RESTORE_KEEP_FREE) or a manifest without the size: streamed, said why", async () => {
+test("one table holds most of the data, too little room (keepFree, SAFE_DEPLOY_RESTORE_KEEP_FREE), or a manifest without the sizes: streamed, said why", async () => {
+  const lopsided = await backupOf("lopsided", 20000, 100);
+  const one: string[] = [];
+  const l = await restoreBackup(lopsided, { databaseUrl: pg.url("lopsided"), onStep: (s) => one.push(s) });
+  await pg.query(`DROP DATABASE "${l.previousDatabase}"`);
+  assert.deepEqual(one, [
+    "restore: streaming the archive into one pg_restore (100% of the data is one table, which one pg_restore loads as fast as 2)",
+  ]);
+
   const file = await backupOf("tight", 5000);
   const steps: string[] = [];
   const r = await restoreBackup(file, {
@@ -109,6 +123,7 @@ test("too little room (keepFree, SAFE_DEPLOY_RESTORE_KEEP_FREE) or a manifest wi
   // A backup made before the manifest recorded the archive's size.
   const m = JSON.parse(readFileSync(`${file}.json`, "utf8"));
   delete m.archiveBytes;
+  delete m.tableBytes;
   writeFileSync(`${file}.json`, JSON.stringify(m, null, 2));
   const old: string[] = [];
   const o = await restoreBackup(file, { databaseUrl: pg.url("tight"), onStep: (s) => old.push(s) });
@@ -118,6 +133,13 @@ test("too little room (keepFree, SAFE_DEPLOY_RESTORE_KEEP_FREE) or a manifest wi
     /streaming the archive into one pg_restore \(the manifest does not give the archive's size/,
   );
   assert.equal(await count("tight"), 5000);
+});
+
+test("parallelShare: the share of the data outside the largest table", () => {
+  assert.equal(parallelShare({}), 0);
+  assert.equal(parallelShare({ a: 10 }), 0);
+  assert.equal(parallelShare({ a: 30, b: 10 }), 0.25);
+  assert.equal(parallelShare({ a: 10, b: 10, c: 20 }), 0.5);
 });
 
 test("keepFreeBytes: the option, else the env (bytes), else 1 GiB or the archive's size", () => {
@@ -134,7 +156,7 @@ test("keepFreeBytes: the option, else the env (bytes), else 1 GiB or the archive
 });
 
 test("Ctrl-C while pg_restore -j2 reads the temp file: the temp file is gone, the database as it was, exit 3", async () => {
-  const file = await backupOf("big", 400000);
+  const file = await backupOf("big", 250000);
   await pg.query("INSERT INTO t VALUES (-1, 'marker')", [], "big");
   const before = await databases();
   let sawTemp = false;
