@@ -244,13 +244,17 @@ async function restoreWithReport(
 ): Promise<void> {
   const { byteProgress } = await import("../progress");
   const bar = byteProgress("safety backup: dumped");
+  // The bar ends before the restore says how it loads the archive (the bar's line stays whole).
+  let barOpen = false;
+  const endBar = () => (barOpen ? ((barOpen = false), bar.done()) : undefined);
   const opts = {
     databaseUrl: url,
     target: where,
     safetyDir: o.dir,
     // Said when it starts: a long safety dump is not a hang, and where it goes is known at once.
     onSafetyStart: (dir: string) => out(`safety backup of "${db}" into ${dir}: started`),
-    onProgress: bar.update,
+    onProgress: (b: number) => ((barOpen = true), bar.update(b)),
+    onStep: (step: string) => (endBar(), out(step)),
   };
   const { restoreKeepingWrites, describeKept, streamOf } = await import("../../core/release/changes");
   let kept: string | undefined;
@@ -273,7 +277,7 @@ async function restoreWithReport(
         `note: the writes made after this backup were not replayed${r.previousDatabase ? ` (they are only in "${r.previousDatabase}")` : ""}; ` +
         `while its change stream ${stream.slot} exists, \`backup restore --keep-writes\` replays them before the swap`;
   }
-  if (r.safety) bar.done();
+  endBar();
   if (r.endedSessions)
     out(
       `ended ${r.endedSessions.length} session(s) before the safety backup` +

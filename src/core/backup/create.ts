@@ -257,6 +257,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       file: name,
       sha256: h.hash.digest("hex"),
       sizeBytes: h.bytes(),
+      ...(read.bytes ? { archiveBytes: read.bytes } : {}),
+      ...(read.unreadable ? {} : { tableBytes: read.tableBytes }),
       createdAt: now.toISOString(),
       database: conn.database,
       serverVersion: snap.serverVersion,

@@ -28,6 +28,13 @@ export interface Manifest {
    * with a data block; version 1: `SUM1:SUM2` of every ordinary and partitioned table.
    */
   tableChecksums?: Record<string, string>;
+  /**
+   * Size in bytes of the uncompressed pg_dump archive (backups from 2026-12-06 on): a restore checks it
+   * against the free disk space before decompressing to a temp file for `pg_restore -j2`.
+   */
+  archiveBytes?: number;
+  /** Bytes of each table's data in the archive, by `schema.table` (with `archiveBytes`): whether `-j2` can pay off. */
+  tableBytes?: Record<string, number>;
   /** Version 2: the archive's encoding, which a check re-dumps in (`pg_dump -E`) to compare the checksums. */
   encoding?: string;
   /** Version 2: set when the dump wrote bytea in `escape` form (the database's or role's setting), so a re-dump does too. */

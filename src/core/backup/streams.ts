@@ -63,6 +63,28 @@ export function decompressor(c: Compression): Stage {
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
 
+/**
+ * Decompresses the backup `file` into the open file `fd` (a parallel restore's temp copy of the archive):
+ * the decompressor writes there itself, so the bytes never pass through node. Rejects with the
+ * decompressor's error; `code` is "ENOSPC" when the disk filled up.
+ */
+export function decompressToFile(c: Compression, file: string, fd: number): Promise<void> {
+  if (c === "none") return Promise.reject(new Error("an uncompressed backup needs no decompressing"));
+  const cmd = c === "zstd" ? "zstd" : "gzip";
+  const args = c === "zstd" ? ["-q", "-d", "--long=27", "-c", file] : ["-dc", file];
+  const child = spawn(cmd, args, { stdio: ["ignore", fd, "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  return new Promise<void>((resolve, reject) => {
+    child.on("error", (e) => reject(new Error(`${cmd} could not run (${e.message}); install ${cmd}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolve();
+      const e = new Error(`${cmd} failed: ${err.trim() || signal || code}`);
+      reject(Object.assign(e, /no space left/i.test(err) ? { code: "ENOSPC" } : {}));
+    });
+  });
+}
+
 /** A pass-through that hashes and counts what flows through it. */
 export function hasher(): { stream: Transform; hash: Hash; bytes: () => number } {
   const hash = createHash("sha256");
@@ -103,6 +125,10 @@ export interface ArchiveSums {
   encoding?: string;
   /** Why the archive could not be read (the bytes still passed through unchanged); then `sums` is partial. */
   unreadable?: string;
+  /** Size of the whole archive in bytes (what a parallel restore decompresses to a temp file). */
+  bytes: number;
+  /** Bytes of each table's data block in the archive, by `schema.table` (how much a restore loads into it). */
+  tableBytes: Record<string, number>;
 }
 
 /** The stream is not the archive the reader expects (the dump itself may still be fine). */
@@ -128,7 +154,7 @@ const BLK_BLOBS = 3;
  * ReadHead, ReadToc and pg_backup_custom.c in PostgreSQL's src/bin/pg_dump.
  */
 export function archiveTableSums(): { stream: Transform; result: () => ArchiveSums } {
-  const out: ArchiveSums = { sums: {} };
+  const out: ArchiveSums = { sums: {}, bytes: 0, tableBytes: {} };
   const tables = new Map<number, string>();
   let intSize = 4;
   // Header and table of contents: gathered whole, parsed once more each time the gathered bytes
@@ -144,6 +170,9 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
   let table: Hash | undefined;
   let tableKey = "";
   let left = 0;
+  // Offset in the archive of the buffer being read, and of the current data block's header.
+  let base = 0;
+  let blockAt = 0;
 
   const readInt = (b: Buffer, at: number): number => {
     let v: number;
@@ -299,6 +328,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         field = Buffer.alloc(0);
       }
       if (state === "block") {
+        blockAt = base + i - want;
         blockType = f[at];
         const id = readInt(f, at + 1);
         if (blockType === BLK_DATA) {
@@ -322,6 +352,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         else {
           flushStage();
           if (table) out.sums[tableKey] = table.digest("hex");
+          if (tableKey) out.tableBytes[tableKey] = base + i - blockAt;
           table = undefined;
           state = "block";
         }
@@ -333,6 +364,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
   // caller checksums another way; the backup's bytes are never at stake.
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      out.bytes += chunk.length;
       if (out.unreadable) return cb(null, chunk);
       try {
         if (head) {
@@ -346,10 +378,12 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
               nextTry = headBytes * 2;
             } else {
               head = undefined;
+              base = 0;
               data(all, start);
             }
           }
         } else {
+          base = out.bytes - chunk.length;
           data(chunk, 0);
         }
       } catch (e) {
@@ -365,6 +399,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
           const start = parseHead(all);
           if (start < 0) throw new ArchiveFormatError("the archive ends inside its table of contents");
           head = undefined;
+          base = 0;
           data(all, start);
         }
         if (state !== "block" || field.length)

@@ -99,36 +99,7 @@ export async function restoreStream(
     (e: Error) => e,
   );
   const code = await w.done;
-  if (code !== 0) {
-    const err = w.stderr();
-    // pg_restore that could not start, log in or reach its container: not the file's fault, whatever
-    // the broken pipe did to the decompressor.
-    const cannotRun =
-      code === 127 ||
-      /could not connect|connection to server|authentication failed|no password supplied|No such container|Cannot connect to the Docker daemon|error during connect|command not found|executable file not found/i.test(
-        err,
-      );
-    if (cannotRun) throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
-    const role = /could not execute query: ERROR:\s+role "((?:[^"]|"")+)" does not exist/.exec(err);
-    if (role) {
-      throw new CannotRunError(
-        `${what}: role "${role[1]}" owns objects in ${basename(file)} but does not exist on this server ` +
-          `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE "${role[1]}" LOGIN PASSWORD '...'\`, and run the restore again`,
-      );
-    }
-    if (decErr && !brokenPipe(decErr))
-      throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
-    if (
-      /input file does not appear to be a valid archive|could not read (from )?input file|input file is too short|unexpected end of file|did not find magic string|corrupt/i.test(
-        err,
-      )
-    ) {
-      throw new CheckFailedError(
-        `${basename(file)} is not a readable pg_dump archive: ${err.trim().split("\n")[0]}`,
-      );
-    }
-    throw pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
-  }
+  if (code !== 0) throw restoreFailure(code, w.stderr(), decErr, file, what, conn, target);
   // pg_restore succeeded: if it stopped reading before the archive's last bytes (the end of the last
   // block; it may exit before the feed has written them), the broken pipe that leaves the decompressor
   // or the feed, or the "premature close" of its stdin (node closes it when the process exits, which
@@ -137,6 +108,65 @@ export async function restoreStream(
     throw new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
   if (streamErr && !brokenPipe(streamErr) && !readerClosed(streamErr))
     throw new CheckFailedError(`${basename(file)}: reading failed: ${(streamErr as Error).message}`);
+}
+
+/**
+ * Runs `pg_restore` with `args` on the archive `archive`, a file it reads itself (so `-j` may restore
+ * several tables at once); `file` is the backup it came from, named in errors.
+ */
+export async function restoreArchiveFile(
+  archive: string,
+  file: string,
+  target: RunTarget,
+  conn: Conn,
+  args: string[],
+  what: string,
+): Promise<void> {
+  const pr = spawnPg(target, "pg_restore", [...args, archive], conn);
+  const w = watch(pr);
+  pr.stdin!.end();
+  pr.stdout!.resume();
+  const code = await w.done;
+  if (code !== 0) throw restoreFailure(code, w.stderr(), undefined, file, what, conn, target);
+}
+
+/** The error for a pg_restore that exited with `code`: its cause named, with the fix. */
+function restoreFailure(
+  code: number,
+  err: string,
+  decErr: Error | undefined,
+  file: string,
+  what: string,
+  conn: Conn,
+  target: RunTarget,
+): Error {
+  // pg_restore that could not start, log in or reach its container: not the file's fault, whatever
+  // the broken pipe did to the decompressor.
+  const cannotRun =
+    code === 127 ||
+    /could not connect|connection to server|authentication failed|no password supplied|No such container|Cannot connect to the Docker daemon|error during connect|command not found|executable file not found/i.test(
+      err,
+    );
+  if (cannotRun) return pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
+  const role = /could not execute query: ERROR:\s+role "((?:[^"]|"")+)" does not exist/.exec(err);
+  if (role) {
+    return new CannotRunError(
+      `${what}: role "${role[1]}" owns objects in ${basename(file)} but does not exist on this server ` +
+        `(roles live outside a database's backup): create it, e.g. \`CREATE ROLE "${role[1]}" LOGIN PASSWORD '...'\`, and run the restore again`,
+    );
+  }
+  if (decErr && !brokenPipe(decErr))
+    return new CheckFailedError(`${basename(file)} cannot be decompressed: ${decErr.message}`);
+  if (
+    /input file does not appear to be a valid archive|could not read (from )?input file|input file is too short|unexpected end of file|did not find magic string|corrupt/i.test(
+      err,
+    )
+  ) {
+    return new CheckFailedError(
+      `${basename(file)} is not a readable pg_dump archive: ${err.trim().split("\n")[0]}`,
+    );
+  }
+  return pgFailure(what, err || `pg_restore exited with ${code}`, conn, target);
 }
 
 const brokenPipe = (e: unknown) => (e as NodeJS.ErrnoException).code === "EPIPE";
