@@ -91,8 +91,8 @@ test(
       reportDir: dir,
     });
     assert.ok(r.excluded >= 1, `the migration's transaction skipped: ${JSON.stringify(r)}`);
-  // safe-deploy's own bookkeeping (the marker's arming, checksums) is neither replayed nor reported.
-  assert.equal(r.reported, 0, JSON.stringify(r));
+    // safe-deploy's own bookkeeping (the marker's arming, checksums) is neither replayed nor reported.
+    assert.equal(r.reported, 0, JSON.stringify(r));
     // Old schema, users' rows: nobody's email upper-cased by the rolled-back migration.
     assert.deepEqual(await pg.query("SELECT id, email FROM users ORDER BY id", [], "shop_rollback"), [
       { id: 1, email: "u1-changed@shop.test" },
