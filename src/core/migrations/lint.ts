@@ -896,8 +896,8 @@ export function plpgsqlStatements(body: string): Array<{ sql: string; at: number
       continue;
     }
     const lit =
-      /^'((?:[^']|'')*)'\s*(?:USING\b[\s\S]*)?$/.exec(exec[1].trim()) ??
-      /^(\$[A-Za-z_]*\$)([\s\S]*?)\1\s*(?:USING\b[\s\S]*)?$/.exec(exec[1].trim());
+      /^'((?:[^']|'')*)'\s*(?:USING\b[\s\S]*)?$/i.exec(exec[1].trim()) ??
+      /^(\$[A-Za-z_]*\$)([\s\S]*?)\1\s*(?:USING\b[\s\S]*)?$/i.exec(exec[1].trim());
     if (!lit) out.push({ sql: t, at, dynamic: true });
     else out.push({ sql: (lit[2] ?? lit[1]).replace(/''/g, "'"), at });
   }

@@ -76,12 +76,13 @@ async function attempt(
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${ms} ms`, "TimeoutError")), ms);
   const onAbort = () => ac.abort(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
-  if (signal.aborted) onAbort();
+  // `stopped` listens before anything can abort `ac`: an abort fired earlier would never reach it.
   const stopped = new Promise<never>((_, reject) =>
     ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true }),
   );
   stopped.catch(() => {});
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
   try {
     await Promise.race([n.send(event, ac.signal), stopped]);
   } catch (e) {

@@ -7,6 +7,8 @@ import {
   qualify,
   rowLosses,
   unknownTables,
+  unknownTablesMessage,
+  type RowCounts,
 } from "../../../src/core/migrations/integrity";
 
 describe("rowLosses", () => {
@@ -70,5 +72,56 @@ describe("rowLosses", () => {
       "public.m: new table, 1 rows",
       "public.z: dropped (had 1 rows)",
     ]);
+  });
+});
+
+describe("unknownTablesMessage", () => {
+  const FIX =
+    "fix the name in --critical-tables / integrity.criticalTables (schema.table, spelt as in the database)";
+
+  it("one misspelt table: singular, the tables there are, and the key to fix", () => {
+    assert.equal(
+      unknownTablesMessage(["public.order"], { "public.orders": 3, "public.users": 1 }),
+      `critical table public.order does not exist, before or after the migrations, so its rows were not checked (tables there are: public.orders, public.users); ${FIX}`,
+    );
+  });
+
+  it("two misspelt tables: plural, both named", () => {
+    assert.equal(
+      unknownTablesMessage(["public.Users", "app.order"], { "public.users": 1 }),
+      `critical tables public.Users, app.order do not exist, before or after the migrations, so its rows were not checked (tables there are: public.users); ${FIX}`,
+    );
+  });
+
+  it("the migration tools' own tables are not offered as candidates, only in public and only by exact name", () => {
+    const after = {
+      "public.pgmigrations": 4,
+      "public.alembic_version": 1,
+      "public._prisma_migrations": 2,
+      "app.pgmigrations": 1,
+      "public.pgmigrations_old": 1,
+      "xpublic.alembic_version": 1,
+    };
+    assert.equal(
+      unknownTablesMessage(["public.t"], after),
+      `critical table public.t does not exist, before or after the migrations, so its rows were not checked (tables there are: app.pgmigrations, public.pgmigrations_old, xpublic.alembic_version); ${FIX}`,
+    );
+  });
+
+  it("an empty database, or one with only the migrations table, says it has no tables", () => {
+    for (const after of [{}, { "public.pgmigrations": 1 }] as RowCounts[]) {
+      assert.equal(
+        unknownTablesMessage(["public.t"], after),
+        `critical table public.t does not exist, before or after the migrations, so its rows were not checked (the database has no tables); ${FIX}`,
+      );
+    }
+  });
+
+  it("lists the first 10 tables, then an ellipsis; exactly 10 has none", () => {
+    const counts = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`public.t${i}`, i]));
+    const ten = Array.from({ length: 10 }, (_, i) => `public.t${i}`).join(", ");
+    assert.ok(unknownTablesMessage(["public.x"], counts(11)).includes(`(tables there are: ${ten}, ...);`));
+    assert.ok(unknownTablesMessage(["public.x"], counts(10)).includes(`(tables there are: ${ten});`));
   });
 });

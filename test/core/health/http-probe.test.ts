@@ -1,0 +1,103 @@
+// Issue 22: what the HTTP and TCP probes report, exactly, against loopback servers: the status list,
+// redirects (3xx only), headers sent, an oversized JSON body, a bad URL, a refused port.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { httpProbe } from "../../../src/core/health/http";
+import { tcpProbe } from "../../../src/core/health/tcp";
+import { freePort } from "../../helpers/postgres";
+
+const servers: http.Server[] = [];
+after(async () => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+/** A loopback server answering every request with `handler`; returns its URL. */
+async function serve(handler: http.RequestListener): Promise<string> {
+  const s = http.createServer(handler);
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}/health`;
+}
+
+test("status: an empty expectStatus means 200; the expected list is named; a Location is shown for 3xx only", async () => {
+  const ok = await serve((_q, r) => r.writeHead(200).end());
+  assert.deepEqual(await httpProbe({ url: ok, expectStatus: [] }, 2000), { ok: true, status: 200 });
+  const s503 = await serve((_q, r) => r.writeHead(503, { location: "https://elsewhere/x" }).end());
+  assert.deepEqual(await httpProbe({ url: s503, expectStatus: [200, 204] }, 2000), {
+    ok: false,
+    status: 503,
+    detail: "status 503, expected 200|204",
+  });
+  const s308 = await serve((_q, r) => r.writeHead(308).end());
+  assert.deepEqual(await httpProbe({ url: s308 }, 2000), {
+    ok: false,
+    status: 308,
+    detail: "status 308, expected 200",
+  });
+  const long = `https://elsewhere/${"a".repeat(300)}`;
+  const s302 = await serve((_q, r) => r.writeHead(302, { location: long }).end());
+  assert.deepEqual(await httpProbe({ url: s302 }, 2000), {
+    ok: false,
+    status: 302,
+    detail: `status 302, expected 200; redirects to ${long.slice(0, 200)}`,
+  });
+  const s399 = await serve((_q, r) => r.writeHead(399, { location: "/x" }).end());
+  assert.match((await httpProbe({ url: s399 }, 2000)).detail ?? "", /; redirects to \/x$/);
+  const s300 = await serve((_q, r) => r.writeHead(300, { location: "/y" }).end());
+  assert.match((await httpProbe({ url: s300 }, 2000)).detail ?? "", /; redirects to \/y$/);
+  const s400 = await serve((_q, r) => r.writeHead(400, { location: "/z" }).end());
+  assert.equal((await httpProbe({ url: s400 }, 2000)).detail, "status 400, expected 200");
+});
+
+test("the request: a GET with the given headers and Connection: close", async () => {
+  let seen: http.IncomingHttpHeaders = {};
+  let method = "";
+  const url = await serve((q, r) => {
+    seen = q.headers;
+    method = q.method ?? "";
+    r.writeHead(200).end();
+  });
+  assert.equal(
+    (await httpProbe({ url, headers: { "x-probe": "gate", connection: "keep-alive" } }, 2000)).ok,
+    true,
+  );
+  assert.equal(method, "GET");
+  assert.equal(seen["x-probe"], "gate");
+  assert.equal(seen.connection, "close");
+});
+
+test("a JSON body over 256 KiB is cut, so it fails the assertion rather than filling memory; just under passes", async () => {
+  const doc = (n: number) => JSON.stringify({ status: "ok", pad: "x".repeat(n) });
+  const big = await serve((_q, r) => r.writeHead(200).end(doc(300 * 1024)));
+  const r = await httpProbe({ url: big, json: { path: "status", equals: "ok" } }, 5000);
+  assert.equal(r.ok, false);
+  assert.match(r.detail ?? "", /^body is not JSON/);
+  const fits = await serve((_q, r) => r.writeHead(200).end(doc(200 * 1024)));
+  assert.deepEqual(await httpProbe({ url: fits, json: { path: "status", equals: "ok" } }, 5000), {
+    ok: true,
+    status: 200,
+  });
+});
+
+test("an invalid URL and a refused port are reported, not thrown", async () => {
+  assert.deepEqual(await httpProbe({ url: "not a url" }, 1000), { ok: false, detail: "invalid URL" });
+  const port = await freePort();
+  assert.deepEqual(await httpProbe({ url: `http://127.0.0.1:${port}/health` }, 1000), {
+    ok: false,
+    detail: "ECONNREFUSED",
+  });
+  assert.deepEqual(await tcpProbe({ host: "127.0.0.1", port }, 1000), {
+    ok: false,
+    detail: `tcp 127.0.0.1:${port} ECONNREFUSED`,
+  });
+});
+
+test("a server that accepts the connection but never answers: the timeout names its length", async () => {
+  const url = await serve(() => {});
+  assert.deepEqual(await httpProbe({ url }, 200), { ok: false, detail: "timed out after 200 ms" });
+});
