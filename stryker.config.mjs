@@ -30,6 +30,7 @@ const TESTS = {
     "test/core/release/pin-image.test.ts",
   ],
   "release/stack-port": [],
+  "release/checkpoints": ["test/core/release/checkpoints.test.ts"],
   "release/plan": [
     "test/core/release/ledger.test.ts",
     "test/core/release/config-only-release.test.ts",
@@ -37,7 +38,7 @@ const TESTS = {
   ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/manifest": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
-  "backup/retention": ["test/core/backup/retention.test.ts"],
+  "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],
   "backup/manifest-auth": ["test/core/backup/offsite.test.ts", "test/core/backup/manifest-auth.test.ts"],
   "backup/interrupt": ["test/core/backup/interrupt.test.ts"],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
