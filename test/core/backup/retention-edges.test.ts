@@ -234,3 +234,45 @@ test("pruneBackups: a manifest-less backup's age is its mtime; a removed backup 
   );
   assert.deepEqual(readdirSync(dir).sort(), [copying, keep, `${keep}.json`].sort());
 });
+
+test("listBackups and listTempFiles: a stable order whatever the directory's (newest first; temps by name)", async () => {
+  const dir = fresh("order");
+  const days = [3, 9, 1, 5, 7, 2, 8, 4, 6];
+  const made = days.map((d) => backupFileName(new Date(now.getTime() - d * DAY), "zstd"));
+  // Two backups of the same second: the later name first.
+  const tie = [
+    backupFileName(new Date(now.getTime() - 5 * DAY), "zstd", "a"),
+    backupFileName(new Date(now.getTime() - 5 * DAY), "zstd", "b"),
+  ];
+  for (const f of [...made, ...tie]) writeFileSync(join(dir, f), "x");
+  const expected = [...days]
+    .sort((a, b) => a - b)
+    .flatMap((d) => {
+      const f = backupFileName(new Date(now.getTime() - d * DAY), "zstd");
+      return d === 5 ? [tie[1], tie[0], f] : [f];
+    });
+  assert.deepEqual(
+    (await listBackups(dir)).map((e) => e.name),
+    expected,
+  );
+  const temps = made.map((f, i) => `.${f}.tmp-${i.toString(16)}`);
+  for (const t of temps) writeFileSync(join(dir, t), "x");
+  // Not ours: no leading dot, or a suffix that is not hex.
+  writeFileSync(join(dir, `x.${made[0]}.tmp-0a`), "x");
+  writeFileSync(join(dir, `.${made[0]}.tmp-0ag`), "x");
+  assert.deepEqual(
+    (await listTempFiles(dir)).map((t) => t.name),
+    [...temps].sort(),
+  );
+});
+
+test("choosePrune: never the newest, even when keep-min is 0", () => {
+  const entries = [
+    { n: "d30", createdAt: at(30 * DAY) },
+    { n: "d31", createdAt: at(31 * DAY) },
+  ];
+  assert.deepEqual(
+    choosePrune(entries, { keepDays: 7, keepMin: 0 }, now).remove.map((e) => e.n),
+    ["d31"],
+  );
+});
