@@ -41,6 +41,9 @@ test("backupAfter: the first later release with a backup, by time then id, whate
   assert.equal(backupAfter([C, B, A2, A, A0], A), "/b/a2.dump");
   assert.equal(backupAfter([C, B, A2, A, A0], A0), "/b/a.dump");
   assert.equal(backupAfter([A], A), undefined);
+  // An earlier release is never "after", whatever its id.
+  const earlier = rel("r-z", "2026-11-30T10:00:00Z", { backupFile: "/b/z.dump" });
+  assert.equal(backupAfter([C, B, A, earlier], A), "/b/b.dump");
 });
 
 test("manual --to: schema matches the target's, so no restore; checkout when the commit differs", () => {
