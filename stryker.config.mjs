@@ -23,6 +23,24 @@ const TESTS = {
   migrations: ["test/core/migrations/{integrity,runner,guard,command,checksums,edits,alembic}.test.ts"],
   health: ["test/core/health/*.test.ts"],
   release: ["test/core/release/*.test.ts"],
+  // Per file (issue 22 part B): the few test files that really reach it, so a mutant costs seconds.
+  "release/labels": ["test/core/release/labels.test.ts"],
+  "release/pin-image": [
+    "test/core/release/config-only-release.test.ts",
+    "test/core/release/pin-image.test.ts",
+  ],
+  "release/stack-port": [],
+  "release/checkpoints": ["test/core/release/checkpoints.test.ts"],
+  "release/plan": [
+    "test/core/release/ledger.test.ts",
+    "test/core/release/config-only-release.test.ts",
+    "test/core/release/plan.test.ts",
+  ],
+  "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
+  "backup/manifest": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
+  "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],
+  "backup/manifest-auth": ["test/core/backup/offsite.test.ts", "test/core/backup/manifest-auth.test.ts"],
+  "backup/interrupt": ["test/core/backup/interrupt.test.ts"],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
 };
