@@ -56,9 +56,12 @@ export function compressor(c: Compression): Stage {
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
 
+/** zstd's decompression flags, streamed or into a file: `--long=27` reads backups written with it. */
+const ZSTD_DECOMPRESS = ["-d", "--long=27", "-c"];
+
 /** The matching decompressor (zstd's own integrity check fails a damaged frame). */
 export function decompressor(c: Compression): Stage {
-  if (c === "zstd") return zstdStage(["-d", "--long=27", "-c"]);
+  if (c === "zstd") return zstdStage(ZSTD_DECOMPRESS);
   if (c === "gzip") return { stream: createGunzip(), done: Promise.resolve() };
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
@@ -71,7 +74,7 @@ export function decompressor(c: Compression): Stage {
 export function decompressToFile(c: Compression, file: string, fd: number): Promise<void> {
   if (c === "none") return Promise.reject(new Error("an uncompressed backup needs no decompressing"));
   const cmd = c === "zstd" ? "zstd" : "gzip";
-  const args = c === "zstd" ? ["-q", "-d", "--long=27", "-c", file] : ["-dc", file];
+  const args = c === "zstd" ? ["-q", ...ZSTD_DECOMPRESS, file] : ["-dc", file];
   const child = spawn(cmd, args, { stdio: ["ignore", fd, "pipe"] });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
