@@ -55,10 +55,10 @@ export async function runRehearse(opts: RehearseCliOptions): Promise<void> {
   const max = opts.maxRowLossPercent === undefined ? 0 : Number(opts.maxRowLossPercent);
   if (!Number.isFinite(max) || max < 0)
     throw new ConfigError("`--max-row-loss-percent` must be a non-negative number");
-  const { lintGate } = await import("../../core/migrations/lint");
+  const { checkAllowLint, lintGate } = await import("../../core/migrations/lint");
   const { resolve } = await import("node:path");
-  if (opts.allowLint !== undefined && !opts.allowLint.trim())
-    throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
+  // Before the restore: the gate itself runs only after it.
+  await checkAllowLint(opts.allowLint);
   // Judged once the backup is restored: only the migrations its database has not applied.
   const gate = (scratchUrl: string) =>
     lintGate({

@@ -1293,15 +1293,21 @@ export interface LintGateOptions {
   out?: (text: string) => void;
 }
 
+/** Refuses (ConfigError, exit 2) an `--allow-lint` without its reason; a command may check it before slow work. */
+export async function checkAllowLint(allowLint: string | undefined): Promise<void> {
+  const { ConfigError } = await import("../errors");
+  if (allowLint !== undefined && !allowLint.trim())
+    throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
+}
+
 /**
  * Lints the migrations a command is about to run and refuses (CheckFailedError, exit 1) on any error
  * unless `allowLint` names a reason. The runner sets the timeouts, so `require-timeouts` is not reported.
  * node-pg-migrate JS/TS migrations are judged by the SQL their `up` produces; baseline findings pass.
  */
 export async function lintGate(o: LintGateOptions): Promise<LintFinding[]> {
-  const { CheckFailedError, ConfigError } = await import("../errors");
-  if (o.allowLint !== undefined && !o.allowLint.trim())
-    throw new ConfigError('`--allow-lint` needs the reason, e.g. --allow-lint "table has 20 rows"');
+  const { CheckFailedError } = await import("../errors");
+  await checkAllowLint(o.allowLint);
   if (!(await stat(o.dir).catch(() => undefined))?.isDirectory()) return [];
   const { DEFAULT_BASELINE, baselineFilter } = await import("./baseline");
   let applied = o.applied;
