@@ -47,7 +47,7 @@ before(async () => {
     changeStream: true,
     stack: "prod",
   });
-  await new Promise((r) => setTimeout(r, 1500));
+  await rec.registered("pre");
   providerText = rec.byName("pre").inputs.__provider;
 });
 

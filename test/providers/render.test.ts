@@ -21,7 +21,7 @@ before(async () => {
     timeoutSeconds: 5,
     pollSeconds: 0.01,
   });
-  await new Promise((r) => setTimeout(r, 1500));
+  await rec.registered("web-render");
   res = rec.byName("web-render");
 });
 after(() => api.close());
