@@ -15,7 +15,7 @@ import {
   watch,
   type RunTarget,
 } from "./runner";
-import { openSnapshot, runSql } from "./session";
+import { mergeRowCounts, openSnapshot, runSql } from "./session";
 import { createReleaseSlot, type ReleaseSlot } from "../changes/slot";
 import { archiveTableSums, compressor, DUMP_TEXT_ENV, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
@@ -181,11 +181,12 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     });
     const dw = watch(dump);
     dump.stdin!.end();
-    const counted = snap.rowCounts();
-    counted.catch(() => {});
-    // Each table's checksum is taken from the dump as it streams (issue 18): summed by the server
-    // beside pg_dump, every row was rendered as text a second time, competing for the same cores.
+    // Each table's checksum and row count are taken from the dump as it streams (issue 18): summed and
+    // counted by the server beside pg_dump, every row was read a second time, competing for the same
+    // cores. The server counts only what the archive does not carry (see countsBesideStream).
     const sums = archiveTableSums();
+    const besides = sums.toc.then((tables) => (tables ? snap.countsBesideStream(tables) : undefined));
+    besides.catch(() => {});
     // The one output setting pg_dump leaves to the session that a scratch copy would not share: a
     // database or role with `bytea_output = escape` dumps bytea otherwise than its restored copy.
     const bytea = runSql(target, conn, "SHOW bytea_output;", "reading bytea_output").then((t) => t.trim());
@@ -195,7 +196,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     const dumpFailure = async (code: number) => {
       const stderr = dw.stderr();
       if (/invalid snapshot identifier/.test(stderr)) {
-        const cause = await counted.then(
+        const cause = await besides.then(
           () => undefined,
           (e: unknown) => e,
         );
@@ -228,8 +229,14 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     } finally {
       await fh.close().catch(() => {});
     }
-    const rowCounts = await counted;
     const read = sums.result();
+    const side = await besides;
+    let rowCounts: Record<string, number>;
+    if (read.unreadable || !side) rowCounts = await snap.rowCounts();
+    else {
+      const { counts, missing } = mergeRowCounts(side.rows, side.parts, read.rowCounts);
+      rowCounts = missing.length ? { ...counts, ...(await snap.countTables(missing)) } : counts;
+    }
     // An archive the reader cannot follow (a pg_dump newer than it knows): summed by the server as
     // before, in the snapshot still held, as a version 1 manifest.
     const tableChecksums = read.unreadable ? await snap.tableChecksums() : read.sums;

@@ -8,7 +8,7 @@ import { createBackup, type BackupResult } from "./create";
 import { catchingSignals } from "./interrupt";
 import { manifestPath, type Manifest } from "./manifest";
 import { parseDatabaseUrl, spawnPg, watch, withDatabase, type Conn, type RunTarget } from "./runner";
-import { countRows, holdAdvisoryLock, runSql } from "./session";
+import { countLoadedRows, holdAdvisoryLock, runSql } from "./session";
 import { decompressor, decompressToFile } from "./streams";
 import { restoreArchiveFile, restoreStream, rowCountDifferences, verifyBackup } from "./verify";
 
@@ -437,7 +437,8 @@ async function restoreInto(
   let swapped = false;
   try {
     await loadArchive(file, manifest, target, withDatabase(conn, fresh), o);
-    const diff = rowCountDifferences(manifest.rowCounts, await countRows(target, withDatabase(conn, fresh)));
+    const loaded = await countLoadedRows(target, withDatabase(conn, fresh), manifest.rowCounts);
+    const diff = rowCountDifferences(manifest.rowCounts, loaded.counts);
     if (diff.length) {
       throw new CheckFailedError(
         `restored copy of ${basename(file)} differs from its manifest:\n  ${diff.join("\n  ")}`,

@@ -132,6 +132,12 @@ export interface ArchiveSums {
   bytes: number;
   /** Bytes of each table's data block in the archive, by `schema.table` (how much a restore loads into it). */
   tableBytes: Record<string, number>;
+  /**
+   * Rows of each table's data block, by `schema.table`: pg_dump writes each COPY row as one chunk (it
+   * writes what each PQgetCopyData returns, one row, in every archive version this reader knows). A
+   * table with a chunk that does not end a row (a framing this reader does not expect) has no count here.
+   */
+  rowCounts: Record<string, number>;
 }
 
 /** The stream is not the archive the reader expects (the dump itself may still be fine). */
@@ -156,8 +162,15 @@ const BLK_BLOBS = 3;
  * PostgreSQL 15), so a later pg_dump that frames them otherwise gives the same sums. Layout: see
  * ReadHead, ReadToc and pg_backup_custom.c in PostgreSQL's src/bin/pg_dump.
  */
-export function archiveTableSums(): { stream: Transform; result: () => ArchiveSums } {
-  const out: ArchiveSums = { sums: {}, bytes: 0, tableBytes: {} };
+export function archiveTableSums(): {
+  stream: Transform;
+  result: () => ArchiveSums;
+  /** The tables with a data block, once the table of contents is read (undefined: it could not be read). */
+  toc: Promise<string[] | undefined>;
+} {
+  const out: ArchiveSums = { sums: {}, bytes: 0, tableBytes: {}, rowCounts: {} };
+  let tocRead: (tables: string[] | undefined) => void = () => {};
+  const toc = new Promise<string[] | undefined>((resolve) => (tocRead = resolve));
   const tables = new Map<number, string>();
   let intSize = 4;
   // Header and table of contents: gathered whole, parsed once more each time the gathered bytes
@@ -173,6 +186,15 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
   let table: Hash | undefined;
   let tableKey = "";
   let left = 0;
+  // Chunks of the current data block, whether every one so far ended a row ("\n"), and the bytes of
+  // the last one when it is as long as the end-of-data line pg_dump writes after the rows ("\\.\n\n\n",
+  // a chunk of its own, not a row: COPY escapes a backslash, so no row's text starts with one).
+  let rows = 0;
+  let rowsExact = true;
+  let lastChunk = Buffer.alloc(0);
+  const isEndOfData = (b: Buffer, at: number, n: number) =>
+    n === 5 && b[at] === 92 && b[at + 1] === 46 && b[at + 2] === 10 && b[at + 3] === 10 && b[at + 4] === 10;
+  let endOfData = false;
   // Offset in the archive of the buffer being read, and of the current data block's header.
   let base = 0;
   let blockAt = 0;
@@ -288,7 +310,14 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         hashBytes(c, i, i + n);
         i += n;
         left -= n;
-        if (left === 0) state = "chunk";
+        if (lastChunk.length < 5 && blockType === BLK_DATA) {
+          lastChunk = Buffer.concat([lastChunk, c.subarray(i - n, i)]).subarray(0, 6);
+        }
+        if (left === 0) {
+          if (c[i - 1] !== 10) rowsExact = false;
+          endOfData = isEndOfData(lastChunk, 0, lastChunk.length);
+          state = "chunk";
+        }
         continue;
       }
       // The common case, a whole row chunk in this buffer: its length, then its bytes.
@@ -306,6 +335,9 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         while (i + 5 <= end && c[i] === 0) {
           const n = c[i + 1] + c[i + 2] * 0x100 + c[i + 3] * 0x10000 + c[i + 4] * 0x1000000;
           if (n === 0 || i + 5 + n > end) break;
+          rows++;
+          if (c[i + 4 + n] !== 10) rowsExact = false;
+          endOfData = isEndOfData(c, i + 5, n);
           if (base >= 0) {
             stage.copyWithin(staged, base + i + 5 - from, base + i + 5 - from + n);
             staged += n;
@@ -338,6 +370,9 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
           tableKey = tables.get(id) ?? "";
           table = tableKey ? createHash("sha256") : undefined;
           staged = 0;
+          rows = 0;
+          rowsExact = true;
+          endOfData = false;
           state = "chunk";
         } else if (blockType === BLK_BLOBS) {
           table = undefined;
@@ -350,12 +385,17 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
       } else {
         left = readInt(f, at);
         if (left < 0) throw new ArchiveFormatError(`negative chunk length ${left}`);
-        if (left > 0) state = "payload";
-        else if (blockType === BLK_BLOBS) state = "oid";
+        if (left > 0) {
+          state = "payload";
+          if (blockType === BLK_DATA) rows++;
+          // Gathered only when it may be the end-of-data line (5 bytes): rows pass through uncopied.
+          lastChunk = left === 5 ? Buffer.alloc(0) : Buffer.alloc(6);
+        } else if (blockType === BLK_BLOBS) state = "oid";
         else {
           flushStage();
           if (table) out.sums[tableKey] = table.digest("hex");
           if (tableKey) out.tableBytes[tableKey] = base + i - blockAt;
+          if (tableKey && rowsExact) out.rowCounts[tableKey] = rows - (endOfData ? 1 : 0);
           table = undefined;
           state = "block";
         }
@@ -382,6 +422,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
             } else {
               head = undefined;
               base = 0;
+              tocRead([...tables.values()]);
               data(all, start);
             }
           }
@@ -391,6 +432,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
         }
       } catch (e) {
         out.unreadable = (e as Error).message;
+        tocRead(undefined);
       }
       cb(null, chunk);
     },
@@ -403,6 +445,7 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
           if (start < 0) throw new ArchiveFormatError("the archive ends inside its table of contents");
           head = undefined;
           base = 0;
+          tocRead([...tables.values()]);
           data(all, start);
         }
         if (state !== "block" || field.length)
@@ -410,8 +453,11 @@ export function archiveTableSums(): { stream: Transform; result: () => ArchiveSu
       } catch (e) {
         out.unreadable = (e as Error).message;
       }
+      // Settled on every path (a stream destroyed early never flushes: then the caller's own end decides).
+      tocRead(undefined);
       cb();
     },
   });
-  return { stream, result: () => out };
+  stream.on("close", () => tocRead(undefined));
+  return { stream, result: () => out, toc };
 }

@@ -264,3 +264,67 @@ test("a dump the reader cannot follow still gets checksums: the server's, in a v
     else process.env.PG_BIN = saved;
   }
 });
+
+test("a backup counts each table's rows in its own dump: the server reads a dumped table once (pg_dump's COPY), not a second time to count it", async () => {
+  // Issue 18: the manifest's counts came from count(*) of every table beside pg_dump, a second scan of
+  // the whole database on the same cores. Partitioned tables are the sum of their leaves.
+  await pg.createDatabase("scans");
+  await pg.query(
+    `CREATE TABLE t (id int PRIMARY KEY, s text);
+     INSERT INTO t SELECT g, 'row ' || g || E'\\nwith a newline and a \\\\ backslash' FROM generate_series(1, 5000) g;
+     CREATE TABLE p (id int, k text) PARTITION BY LIST (k);
+     CREATE TABLE p_a PARTITION OF p FOR VALUES IN ('a') PARTITION BY RANGE (id);
+     CREATE TABLE p_a1 PARTITION OF p_a FOR VALUES FROM (0) TO (1000);
+     CREATE TABLE p_b PARTITION OF p FOR VALUES IN ('b');
+     CREATE TABLE p_empty PARTITION OF p FOR VALUES IN ('c');
+     INSERT INTO p SELECT g, 'a' FROM generate_series(1, 700) g;
+     INSERT INTO p SELECT g, 'b' FROM generate_series(1, 300) g;
+     CREATE TABLE dot (s text); INSERT INTO dot VALUES ('\\.'), (E'\\\\.\\n\\n');`,
+    [],
+    "scans",
+  );
+  // Each query is a new session, which sees the statistics the ended sessions left.
+  const settled = async () => {
+    for (let i = 0; i < 1000; i++) {
+      const [{ n }] = await pg.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'scans' AND pid <> pg_backend_pid()",
+        [],
+        "scans",
+      );
+      if (n === "0") return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error("sessions on database scans did not end");
+  };
+  const scans = async () => {
+    await settled();
+    const rows = await pg.query<{ relname: string; seq_scan: string }>(
+      "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN ('t', 'p_a1', 'p_b', 'dot')",
+      [],
+      "scans",
+    );
+    return Object.fromEntries(rows.map((r) => [r.relname, Number(r.seq_scan)]));
+  };
+  const before = await scans();
+  const b = await createBackup({ databaseUrl: pg.url("scans"), dir: join(dir, "scans") });
+  const afterBackup = await scans();
+  assert.deepEqual(b.manifest.rowCounts, {
+    "public.dot": 2,
+    "public.p": 1000,
+    "public.p_a": 700,
+    "public.p_a1": 700,
+    "public.p_b": 300,
+    "public.p_empty": 0,
+    "public.t": 5000,
+  });
+  for (const t of ["t", "p_a1", "p_b", "dot"]) {
+    assert.equal(
+      afterBackup[t] - before[t],
+      1,
+      `${t} read once, by pg_dump (before ${before[t]}, after ${afterBackup[t]})`,
+    );
+  }
+  // And the counts are the restored copy's: the restore test compares them with count(*) there.
+  const v = await verifyBackup(b.file, { restoreTest: true, databaseUrl: pg.url("postgres") });
+  assert.equal(Object.keys(v.restoredRowCounts ?? {}).length, 7);
+});
