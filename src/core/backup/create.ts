@@ -15,7 +15,7 @@ import {
   watch,
   type RunTarget,
 } from "./runner";
-import { mergeRowCounts, openSnapshot, runSql } from "./session";
+import { mergeRowCounts, openSnapshot } from "./session";
 import { createReleaseSlot, type ReleaseSlot } from "../changes/slot";
 import { archiveTableSums, compressor, DUMP_TEXT_ENV, fileSink, hasher } from "./streams";
 import { execFileSync } from "node:child_process";
@@ -187,10 +187,6 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     const sums = archiveTableSums();
     const besides = sums.toc.then((tables) => (tables ? snap.countsBesideStream(tables) : undefined));
     besides.catch(() => {});
-    // The one output setting pg_dump leaves to the session that a scratch copy would not share: a
-    // database or role with `bytea_output = escape` dumps bytea otherwise than its restored copy.
-    const bytea = runSql(target, conn, "SHOW bytea_output;", "reading bytea_output").then((t) => t.trim());
-    bytea.catch(() => {});
     // pg_dump cannot join a snapshot whose session already failed (say, on a table the role may not
     // read): that session's own error is the cause, not pg_dump's "invalid snapshot identifier".
     const dumpFailure = async (code: number) => {
@@ -241,7 +237,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
     // before, in the snapshot still held, as a version 1 manifest.
     const tableChecksums = read.unreadable ? await snap.tableChecksums() : read.sums;
     // Known before the file is named: a failure here leaves no backup without its manifest.
-    const byteaOutput = read.unreadable ? undefined : await bytea;
+    const byteaOutput = read.unreadable ? undefined : snap.byteaOutput;
     // link, not rename: never replaces an existing backup. Two backups in one second with one label
     // (a safety backup right after a manual one) get `-2`, `-3`... rather than failing the second.
     for (let n = 2; ; n++) {

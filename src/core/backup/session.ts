@@ -7,6 +7,11 @@ export interface SnapshotInfo {
   serverVersion: string;
   serverVersionNum: number;
   /**
+   * The session's `bytea_output`: the one output setting pg_dump leaves to the session that a scratch
+   * copy would not share (a database or role with `escape` dumps bytea otherwise than its restored copy).
+   */
+  byteaOutput: string;
+  /**
    * Exact row counts in the snapshot. Counted while pg_dump runs (both read the same snapshot), so
    * the manifest costs no time of its own before the dump starts.
    */
@@ -223,6 +228,7 @@ export async function openSnapshot(
         : ["SELECT 'SNAP:' || pg_export_snapshot();"]),
       "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
       "SELECT 'PID:' || pg_backend_pid();",
+      "SELECT 'BYTEA:' || current_setting('bytea_output');",
     ],
     "__READY__",
   );
@@ -271,6 +277,7 @@ export async function openSnapshot(
     snapshot: line(text, "SNAP:"),
     serverVersionNum: Number(num),
     serverVersion: ver.join(":"),
+    byteaOutput: line(text, "BYTEA:"),
     rowCounts,
     countsBesideStream,
     countTables,
