@@ -403,133 +403,157 @@ async function restoreInto(
   const db = conn.database;
   const admin = adminConn(conn);
   // No such database (a new server after a disaster, or a copy under a new name): nothing to keep safe.
-  const safety = !props
-    ? undefined
+  // The safety backup runs while the archive loads into the new database (issue 18: one after the
+  // other, a restore took both summed, each leaving a core mostly idle); they touch different
+  // databases. Both must have succeeded before the swap, and a failure of either waits for the other
+  // to end, so neither a running pg_dump nor a half-written safety file outlives the restore.
+  let dumping = () => {};
+  const safetyDumping = new Promise<void>((resolve) => (dumping = resolve));
+  const takingSafety: Promise<BackupResult | undefined> = !props
+    ? Promise.resolve(undefined)
     : o.safetyFile
-      ? {
-          file: o.safetyFile,
-          manifestFile: manifestPath(o.safetyFile),
+      ? verifyBackup(o.safetyFile, { readArchive: false }).then((v) => ({
+          file: o.safetyFile!,
+          manifestFile: manifestPath(o.safetyFile!),
           // Taken by this run moments ago: its checksum is enough (reading it again costs a full pass).
-          manifest: (await verifyBackup(o.safetyFile, { readArchive: false })).manifest,
-        }
+          manifest: v.manifest,
+        }))
       : (o.onSafetyStart?.(o.safetyDir ?? dirname(file)),
-        await createBackup({
+        createBackup({
           databaseUrl: o.databaseUrl,
           dir: o.safetyDir ?? dirname(file),
           label: "safety",
           compression: "zstd",
           target,
-          onProgress: o.onProgress,
+          onProgress: (bytes) => (dumping(), o.onProgress?.(bytes)),
         }));
-  stopIfInterrupted();
+  takingSafety.catch(() => {});
+  const safetyEnded = () =>
+    takingSafety.then(
+      () => {},
+      () => {},
+    );
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   const previous = previousName(db, now);
-  // A new database is made as `pg_restore -C` would (issue 15: it took the server's default locale and
-  // lost its grants, settings, connection limit and comment), under the temporary name.
-  const archived = props ? undefined : await readArchiveDatabase(file, manifest, target, admin, fresh);
-  const create = props
-    ? createLike(fresh, props)
-    : (archived?.create ??
-      `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${archived?.owner ? ` OWNER ${ident(archived.owner)}` : ""};`);
-  await runSql(target, admin, create, "creating the database to restore into").catch((e) => {
-    throw localeError(e, db, file, create);
-  });
-  let swapped = false;
   try {
-    await loadArchive(file, manifest, target, withDatabase(conn, fresh), o);
-    const loaded = await countLoadedRows(target, withDatabase(conn, fresh), manifest.rowCounts);
-    const diff = rowCountDifferences(manifest.rowCounts, loaded.counts);
-    if (diff.length) {
-      throw new CheckFailedError(
-        `restored copy of ${basename(file)} differs from its manifest:\n  ${diff.join("\n  ")}`,
-      );
-    }
-    stopIfInterrupted();
-    if (o.beforeSwap) {
-      // Writes after this point would be in neither the copy nor what `beforeSwap` carries over.
-      if (props && o.safetyFile) await stopWriters(target, admin, db);
-      await o.beforeSwap(withDatabase(conn, fresh), interrupted);
+    // The load starts once the safety dump streams (or is done): most failures of a backup (its
+    // directory, pg_dump's version, a lock) come before its first byte, and then nothing is created.
+    await Promise.race([safetyDumping, takingSafety]);
+    return await loadAndSwap();
+  } catch (e) {
+    await safetyEnded();
+    throw e;
+  }
+
+  async function loadAndSwap(): Promise<RestoreResult> {
+    // A new database is made as `pg_restore -C` would (issue 15: it took the server's default locale and
+    // lost its grants, settings, connection limit and comment), under the temporary name.
+    const archived = props ? undefined : await readArchiveDatabase(file, manifest, target, admin, fresh);
+    const create = props
+      ? createLike(fresh, props)
+      : (archived?.create ??
+        `CREATE DATABASE ${ident(fresh)} TEMPLATE template0${archived?.owner ? ` OWNER ${ident(archived.owner)}` : ""};`);
+    await runSql(target, admin, create, "creating the database to restore into").catch((e) => {
+      throw localeError(e, db, file, create);
+    });
+    let swapped = false;
+    try {
+      await loadArchive(file, manifest, target, withDatabase(conn, fresh), o);
+      const loaded = await countLoadedRows(target, withDatabase(conn, fresh), manifest.rowCounts);
+      const diff = rowCountDifferences(manifest.rowCounts, loaded.counts);
+      if (diff.length) {
+        throw new CheckFailedError(
+          `restored copy of ${basename(file)} differs from its manifest:\n  ${diff.join("\n  ")}`,
+        );
+      }
+      const safety = await takingSafety;
       stopIfInterrupted();
-    }
-    if (!props) {
-      // After the data: a `default_transaction_read_only` or a connection limit of 0 must not stop pg_restore.
-      if (archived?.after.length) {
+      if (o.beforeSwap) {
+        // Writes after this point would be in neither the copy nor what `beforeSwap` carries over.
+        if (props && o.safetyFile) await stopWriters(target, admin, db);
+        await o.beforeSwap(withDatabase(conn, fresh), interrupted);
+        stopIfInterrupted();
+      }
+      if (!props) {
+        // After the data: a `default_transaction_read_only` or a connection limit of 0 must not stop pg_restore.
+        if (archived?.after.length) {
+          await runSql(
+            target,
+            admin,
+            archived.after.join("\n"),
+            "giving the restored database the owner, comment, grants and settings it had",
+          );
+        }
         await runSql(
           target,
           admin,
-          archived.after.join("\n"),
-          "giving the restored database the owner, comment, grants and settings it had",
+          `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
+          `naming the restored database "${db}"`,
         );
+        swapped = true;
+        return { database: db, safety };
       }
-      await runSql(
+      // What is not in a pg_dump archive restored without -C but belongs to the database: its grants,
+      // settings and comment (the comment was lost by every swap before, issue 15).
+      const carried = await runSql(
         target,
         admin,
-        `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
-        `naming the restored database "${db}"`,
+        carryOverSql(db, fresh),
+        "reading the database's grants and settings",
       );
-      swapped = true;
-      return { database: db, safety };
-    }
-    // What is not in a pg_dump archive restored without -C but belongs to the database: its grants,
-    // settings and comment (the comment was lost by every swap before, issue 15).
-    const carried = await runSql(
-      target,
-      admin,
-      carryOverSql(db, fresh),
-      "reading the database's grants and settings",
-    );
-    if (carried.trim()) {
-      await runSql(target, admin, carried, "giving the restored copy the database's grants and settings");
-    }
-    stopIfInterrupted();
-    // Connections are refused first so no client slips in between terminate and rename. The renames
-    // are one transaction: stopped between them, the server would be left without the database.
-    const swapOut = await runSql(
-      target,
-      admin,
-      [
-        `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
-        // Clients here connected after the safety backup began (a superuser is not held back by the
-        // connection limit; a rollback brings a safety backup taken earlier): said, never silent.
-        sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
-        `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
-        // Ended sessions take a moment to leave, and RENAME fails while one is there: wait until they
-        // are gone (up to 5 s), not a fixed 0.2 s that every restore paid even with nobody connected.
-        `DO $wait$ BEGIN FOR i IN 1..500 LOOP
+      if (carried.trim()) {
+        await runSql(target, admin, carried, "giving the restored copy the database's grants and settings");
+      }
+      stopIfInterrupted();
+      // Connections are refused first so no client slips in between terminate and rename. The renames
+      // are one transaction: stopped between them, the server would be left without the database.
+      const swapOut = await runSql(
+        target,
+        admin,
+        [
+          `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
+          // Clients here connected after the safety backup began (a superuser is not held back by the
+          // connection limit; a rollback brings a safety backup taken earlier): said, never silent.
+          sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
+          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
+          // Ended sessions take a moment to leave, and RENAME fails while one is there: wait until they
+          // are gone (up to 5 s), not a fixed 0.2 s that every restore paid even with nobody connected.
+          `DO $wait$ BEGIN FOR i IN 1..500 LOOP
            EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid());
            PERFORM pg_sleep(0.01); END LOOP; END $wait$;`,
-        "BEGIN;",
-        `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
-        `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
-        `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
-        "COMMIT;",
-      ].join("\n"),
-      "swapping the restored database in",
-    ).catch(async (e) => {
-      await runSql(
-        target,
-        admin,
-        `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS true;`,
-        "re-opening",
-      ).catch(() => {});
-      throw e;
-    });
-    swapped = true;
-    const lateSessions = parseSessions(swapOut);
-    return {
-      database: db,
-      previousDatabase: previous,
-      safety,
-      ...(lateSessions.length ? { lateSessions } : {}),
-    };
-  } finally {
-    if (!swapped) {
-      await runSql(
-        target,
-        admin,
-        `DROP DATABASE IF EXISTS ${ident(fresh)} WITH (FORCE);`,
-        "cleaning up",
-      ).catch(() => {});
+          "BEGIN;",
+          `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
+          `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
+          `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
+          "COMMIT;",
+        ].join("\n"),
+        "swapping the restored database in",
+      ).catch(async (e) => {
+        await runSql(
+          target,
+          admin,
+          `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS true;`,
+          "re-opening",
+        ).catch(() => {});
+        throw e;
+      });
+      swapped = true;
+      const lateSessions = parseSessions(swapOut);
+      return {
+        database: db,
+        previousDatabase: previous,
+        safety,
+        ...(lateSessions.length ? { lateSessions } : {}),
+      };
+    } finally {
+      if (!swapped) {
+        await runSql(
+          target,
+          admin,
+          `DROP DATABASE IF EXISTS ${ident(fresh)} WITH (FORCE);`,
+          "cleaning up",
+        ).catch(() => {});
+      }
     }
   }
 }
