@@ -17,19 +17,27 @@ function zstdStage(args: string[]): Stage {
   let err = "";
   let abandoned = false;
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const stream = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
   const done = new Promise<void>((resolve, reject) => {
-    child.on("error", (e) => reject(new Error(`zstd could not run (${e.message}); install zstd`)));
+    const fail = (e: Error) => {
+      reject(e);
+      // The process is gone, and node destroys its stdin at exit with neither "finish" nor an error: a
+      // pipeline that ends its input afterwards (pg_dump killed by the same Ctrl-C as zstd, its output
+      // ending a moment later) waited forever for this stage's writable side, and a restore's safety
+      // backup never settled (issue 18, seen 1 run in 6). The stage fails instead.
+      if (!stream.destroyed && !stream.writableFinished) stream.destroy(e);
+    };
+    child.on("error", (e) => fail(new Error(`zstd could not run (${e.message}); install zstd`)));
     child.on("close", (code, signal) => {
       if (code === 0) return resolve();
       // Killed by a broken pipe: the reader (pg_restore) stopped first, and its error is the real one.
       if (abandoned || signal === "SIGPIPE" || /broken pipe/i.test(err)) {
-        return reject(Object.assign(new Error("zstd stopped: its reader exited"), { code: "EPIPE" }));
+        return fail(Object.assign(new Error("zstd stopped: its reader exited"), { code: "EPIPE" }));
       }
-      reject(new Error(`zstd failed: ${err.trim() || signal || code}`));
+      fail(new Error(`zstd failed: ${err.trim() || signal || code}`));
     });
   });
   done.catch(() => {});
-  const stream = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
   // A pipeline that fails downstream (pg_restore exited early) destroys this stream but neither the
   // process, which would then block forever on a full pipe nobody reads, nor its stdout. zstd may
   // already have exited with its output sitting unread in that paused pipe: the child's "close" waits

@@ -149,5 +149,5 @@ test("Ctrl-C during a restore after writers were stopped: the connection limit i
     async (pgid) => (await limit()) === 0 && pgRestoreRunning(pgid),
   );
   assert.equal(res.code, 3, res.err);
-  assert.equal(await limit(), 4);
+  assert.equal(await limit(), 4, res.err);
 });
