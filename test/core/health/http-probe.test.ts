@@ -2,7 +2,10 @@
 // redirects (3xx only), headers sent, an oversized JSON body, a bad URL, a refused port.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import * as http from "node:http";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { httpProbe } from "../../../src/core/health/http";
 import { tcpProbe } from "../../../src/core/health/tcp";
@@ -101,3 +104,44 @@ test("a server that accepts the connection but never answers: the timeout names 
   const url = await serve(() => {});
   assert.deepEqual(await httpProbe({ url }, 200), { ok: false, detail: "timed out after 200 ms" });
 });
+
+/** A loopback port whose accept queue is full (backlog 0, one connection never accepted): a connect hangs. */
+async function fullPort(): Promise<{ port: number; close: () => void }> {
+  const perl = spawn(
+    "perl",
+    [
+      "-MSocket",
+      "-e",
+      'socket(S, PF_INET, SOCK_STREAM, 0) or die; bind(S, pack_sockaddr_in(0, inet_aton("127.0.0.1"))) or die; ' +
+        'listen(S, 0) or die; my ($p) = unpack_sockaddr_in(getsockname(S)); $| = 1; print "$p\\n"; <STDIN>',
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const [line] = (await once(perl.stdout, "data")) as [Buffer];
+  const port = Number(String(line).trim());
+  const filler = net.connect({ host: "127.0.0.1", port });
+  await once(filler, "connect");
+  return {
+    port,
+    close: () => {
+      filler.destroy();
+      perl.stdin.end();
+    },
+  };
+}
+
+test(
+  "tcp: a port that never completes the handshake fails after the timeout, naming the target and the length",
+  { timeout: 20_000 },
+  async () => {
+    const full = await fullPort();
+    try {
+      assert.deepEqual(await tcpProbe({ host: "127.0.0.1", port: full.port }, 300), {
+        ok: false,
+        detail: `tcp 127.0.0.1:${full.port} timed out after 300 ms`,
+      });
+    } finally {
+      full.close();
+    }
+  },
+);
