@@ -43,7 +43,7 @@ const TESTS = {
   ],
   // Issue 22 part C: per file, the health tests that reach it (container.test.ts runs Docker: ~17 s).
   "health/tcp": ["test/core/health/http-probe.test.ts", "test/core/health/checks.test.ts"],
-  "health/postgres": ["test/core/health/checks.test.ts"],
+  "health/postgres": ["test/core/health/postgres-probe.test.ts", "test/core/health/checks.test.ts"],
   "health/run": [
     "test/core/health/verdicts.test.ts",
     "test/core/health/schedule.test.ts",
