@@ -45,12 +45,14 @@ const TESTS = {
   "health/tcp": ["test/core/health/http-probe.test.ts", "test/core/health/checks.test.ts"],
   "health/postgres": ["test/core/health/postgres-probe.test.ts", "test/core/health/checks.test.ts"],
   "health/run": [
+    "test/core/health/gate-spec.test.ts",
     "test/core/health/verdicts.test.ts",
     "test/core/health/schedule.test.ts",
     "test/core/health/checks.test.ts",
     "test/core/health/container.test.ts",
   ],
   "health/gate": [
+    "test/core/health/gate-spec.test.ts",
     "test/core/health/verdicts.test.ts",
     "test/core/health/schedule.test.ts",
     "test/core/health/checks.test.ts",
