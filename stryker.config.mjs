@@ -49,7 +49,6 @@ const TESTS = {
     "test/core/health/verdicts.test.ts",
     "test/core/health/schedule.test.ts",
     "test/core/health/checks.test.ts",
-    "test/core/health/container.test.ts",
   ],
   "health/gate": [
     "test/core/health/gate-spec.test.ts",

@@ -145,3 +145,54 @@ test(
     }
   },
 );
+
+test("a JSON body of exactly 256 KiB is read whole", { timeout: 20_000 }, async () => {
+  const head = '{"status":"ok","pad":"';
+  const body = `${head}${"x".repeat(256 * 1024 - head.length - 2)}"}`;
+  assert.equal(body.length, 256 * 1024);
+  const url = await serve((_q, r) => r.writeHead(200).end(body));
+  assert.deepEqual(await httpProbe({ url, json: { path: "status", equals: "ok" } }, 5000), {
+    ok: true,
+    status: 200,
+  });
+});
+
+test(
+  "a body cut off by the server fails the attempt with the error, not a hang until the timeout",
+  { timeout: 20_000 },
+  async () => {
+    const url = await serve((_q, r) => {
+      r.writeHead(200, { "content-length": "100" });
+      r.write('{"status":', () => r.socket?.destroy());
+    });
+    assert.deepEqual(await httpProbe({ url, json: { path: "status", equals: "ok" } }, 10 * 60_000), {
+      ok: false,
+      status: 200,
+      detail: "ECONNRESET",
+    });
+  },
+);
+
+test(
+  "a timed-out attempt closes its connection; a finished one leaves no timer behind",
+  { timeout: 20_000 },
+  async () => {
+    let closed: Promise<unknown> = Promise.resolve();
+    const hang = await serve((q) => {
+      closed = once(q.socket, "close");
+    });
+    assert.equal((await httpProbe({ url: hang }, 200)).detail, "timed out after 200 ms");
+    // The server side sees the probe's socket close (an attempt left open per retry would pile up).
+    await closed;
+    // A finished probe clears its timer: a dynamic provider's host would otherwise wait out the timeout.
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const ok = await serve((_q, r) => r.writeHead(200).end());
+    const before = timers();
+    assert.equal((await httpProbe({ url: ok }, 10 * 60_000)).ok, true);
+    assert.equal(timers(), before);
+    const tcpBefore = timers();
+    const port = Number(new URL(ok).port);
+    assert.deepEqual(await tcpProbe({ host: "127.0.0.1", port }, 10 * 60_000), { ok: true });
+    assert.equal(timers(), tcpBefore);
+  },
+);
