@@ -53,6 +53,9 @@ test("status: an empty expectStatus means 200; the expected list is named; a Loc
   assert.match((await httpProbe({ url: s399 }, 2000)).detail ?? "", /; redirects to \/x$/);
   const s300 = await serve((_q, r) => r.writeHead(300, { location: "/y" }).end());
   assert.match((await httpProbe({ url: s300 }, 2000)).detail ?? "", /; redirects to \/y$/);
+  // A 201 Created carries a Location too: no redirect, so no redirect advice.
+  const s201 = await serve((_q, r) => r.writeHead(201, { location: "/created/1" }).end());
+  assert.equal((await httpProbe({ url: s201 }, 2000)).detail, "status 201, expected 200");
   const s400 = await serve((_q, r) => r.writeHead(400, { location: "/z" }).end());
   assert.equal((await httpProbe({ url: s400 }, 2000)).detail, "status 400, expected 200");
 });
