@@ -169,22 +169,35 @@ test("stream on, but nothing to replay: a backup without a stream, or a slot alr
   const { url, backup } = await deployed("gone", "ALTER TABLE orders ADD COLUMN note text");
   const slot = backup.manifest.changes!.slot;
   await pg.query("SELECT pg_drop_replication_slot($1)", [slot]);
-  const kept = await restoreKeepingWrites(backup.file, {
-    databaseUrl: url,
-    reportDir: dir,
-    changeStream: true,
-  });
-  assert.equal(kept.replay, undefined);
-  assert.match(
-    kept.lost!,
-    new RegExp(
-      `^its slot ${slot} no longer exists \\(dropped after its keep window or at rollback\\.maxRetainedWalMB\\); ` +
-        "they are only in the kept database gone_before_restore_\\d{14}$",
-    ),
+  // Another release's slot on the same database is not this backup's stream.
+  await pg.query(
+    "SELECT pg_create_logical_replication_slot('safe_deploy_test_other', 'test_decoding')",
+    [],
+    "gone",
   );
-  const plain = await createBackup({ databaseUrl: url, dir, label: "no-stream" });
+  try {
+    const kept = await restoreKeepingWrites(backup.file, {
+      databaseUrl: url,
+      reportDir: dir,
+      changeStream: true,
+    });
+    assert.equal(kept.replay, undefined);
+    assert.match(
+      kept.lost!,
+      new RegExp(
+        `^its slot ${slot} no longer exists \\(dropped after its keep window or at rollback\\.maxRetainedWalMB\\); ` +
+          "they are only in the kept database gone_before_restore_\\d{14}$",
+      ),
+    );
+  } finally {
+    await pg.query("SELECT pg_drop_replication_slot('safe_deploy_test_other')");
+  }
+  // Another database: two restores of one database within a second would name their kept copies alike.
+  const other = await pg.createDatabase("nostream");
+  await pg.query(SCHEMA, [], "nostream");
+  const plain = await createBackup({ databaseUrl: other, dir, label: "no-stream" });
   const again = await restoreKeepingWrites(plain.file, {
-    databaseUrl: url,
+    databaseUrl: other,
     reportDir: dir,
     changeStream: true,
   });
@@ -192,7 +205,7 @@ test("stream on, but nothing to replay: a backup without a stream, or a slot alr
     again.lost!,
     new RegExp(
       `^${basename(plain.file).replace(/[.]/g, "\\.")} has no change stream \\(taken without one, or the server ` +
-        "did not allow it\\); they are only in the kept database gone_before_restore_\\d{14}$",
+        "did not allow it\\); they are only in the kept database nostream_before_restore_\\d{14}$",
     ),
   );
 });
