@@ -31,10 +31,40 @@ const TESTS = {
   ],
   "release/stack-port": [],
   "release/checkpoints": ["test/core/release/checkpoints.test.ts"],
+  "release/changes": [
+    "test/core/release/changes-watch.test.ts",
+    "test/core/release/no-loss-restore.test.ts",
+    "test/core/release/orchestrator-changes.test.ts",
+  ],
   "release/plan": [
     "test/core/release/ledger.test.ts",
     "test/core/release/config-only-release.test.ts",
     "test/core/release/plan.test.ts",
+  ],
+  // Issue 22 part C: per file, the health tests that reach it (container.test.ts runs Docker: ~17 s).
+  "health/tcp": ["test/core/health/http-probe.test.ts", "test/core/health/checks.test.ts"],
+  "health/postgres": ["test/core/health/postgres-probe.test.ts", "test/core/health/checks.test.ts"],
+  "health/run": [
+    "test/core/health/gate-spec.test.ts",
+    "test/core/health/verdicts.test.ts",
+    "test/core/health/schedule.test.ts",
+    "test/core/health/checks.test.ts",
+  ],
+  "health/gate": [
+    "test/core/health/gate-spec.test.ts",
+    "test/core/health/verdicts.test.ts",
+    "test/core/health/schedule.test.ts",
+    "test/core/health/checks.test.ts",
+  ],
+  "health/http": [
+    "test/core/health/http-probe.test.ts",
+    "test/core/health/verdicts.test.ts",
+    "test/core/health/checks.test.ts",
+  ],
+  "health/container": [
+    "test/core/health/container-verdict.test.ts",
+    "test/core/health/verdicts.test.ts",
+    "test/core/health/container.test.ts",
   ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/manifest": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],

@@ -270,6 +270,13 @@ test("pollUntilHealthy: gives up after the retries with the schedule's reason; t
     true,
   );
   assert.ok(!ca.ok && /not signed by the CA given for this check/.test(ca.message));
+  // Without the flag, no CA was given: the advice is to pass one.
+  const noCa = await pollUntilHealthy(
+    "https://app",
+    scripted([{ ok: false, detail: "SELF_SIGNED_CERT_IN_CHAIN" }]).probe,
+    { retries: 1, delayMs: 1, timeoutMs: 50 },
+  );
+  assert.ok(!noCa.ok && /not trusted here .*`--ca FILE`/.test(noCa.message));
   // A deadline far in the future leaves the timeout alone; the next attempt gets decide's timeout.
   const d = scripted([{ ok: false }, { ok: true }]);
   await pollUntilHealthy("x", d.probe, { retries: 2, delayMs: 1, timeoutMs: 60_000, deadlineMs: 1_000_000 });

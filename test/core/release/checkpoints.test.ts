@@ -235,3 +235,41 @@ test("store: prune removes old releases' checkpoints and any kept one holding a 
   assert.deepEqual(readdirSync(store.dir).sort(), ["r-1.json", "r-4.json", "r-5.json"]);
   assert.deepEqual(await new CheckpointStore(root, "prune-none").prune(releases), []);
 });
+
+test("summarizeCheckpoint: a state without a deployment, or with an empty one, counts zeros; typeless resources add up", () => {
+  const zeros = {
+    resources: 0,
+    types: {},
+    pendingOperations: 0,
+    secretsProvider: undefined,
+    encryptedSecrets: 0,
+    plaintextSecrets: 0,
+  };
+  assert.deepEqual(summarizeCheckpoint({ version: 3 }), { version: 3, ...zeros });
+  assert.deepEqual(summarizeCheckpoint({ version: 3, deployment: {} }), { version: 3, ...zeros });
+  assert.deepEqual(summarizeCheckpoint(state([{}, {}, { type: "a" }])).types, { "?": 2, a: 1 });
+});
+
+test("store: list takes only `r-<id>.json` files, ids of any length, sorted", async () => {
+  const store = new CheckpointStore(root, "listing");
+  const s = state([]);
+  for (const id of ["r-12", "r-3", "r-20261123-030000-abc1234-1a2b"]) await store.write(id, s);
+  writeFileSync(join(store.dir, "old-r-1.json"), "{}");
+  writeFileSync(join(store.dir, "r-4.json.bak"), "{}");
+  assert.deepEqual(
+    (await store.list()).map((f) => f.release),
+    ["r-12", "r-20261123-030000-abc1234-1a2b", "r-3"],
+  );
+});
+
+test("store: prune skips a kept checkpoint it cannot read (a directory in its place) rather than failing", async () => {
+  const store = new CheckpointStore(root, "prune-unreadable");
+  await store.write("r-1", state([]));
+  mkdirSync(store.file("r-2"));
+  const releases = [
+    { id: "r-1", result: "good" },
+    { id: "r-2", result: "bad" },
+  ];
+  assert.deepEqual(await store.prune(releases, 5), []);
+  assert.deepEqual(readdirSync(store.dir).sort(), ["r-1.json", "r-2.json"]);
+});

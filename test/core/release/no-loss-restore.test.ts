@@ -2,7 +2,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createBackup } from "../../../src/core/backup";
 import { slotName } from "../../../src/core/changes/slot";
 import { describeKept, restoreKeepingWrites } from "../../../src/core/release/changes";
@@ -163,4 +163,49 @@ test("no stream (switched off): the restore is today's, and says the later write
   assert.equal((await one("SELECT count(*)::int AS n FROM customers WHERE email = 'late@x'", "off")).n, 0);
   // The switch off does not drop a slot it did not use; the next prune does.
   await pg.query("SELECT pg_drop_replication_slot($1)", [backup.manifest.changes!.slot]);
+});
+
+test("stream on, but nothing to replay: a backup without a stream, or a slot already dropped, says why and where the writes are", async () => {
+  const { url, backup } = await deployed("gone", "ALTER TABLE orders ADD COLUMN note text");
+  const slot = backup.manifest.changes!.slot;
+  await pg.query("SELECT pg_drop_replication_slot($1)", [slot]);
+  // Another release's slot on the same database is not this backup's stream.
+  await pg.query(
+    "SELECT pg_create_logical_replication_slot('safe_deploy_test_other', 'test_decoding')",
+    [],
+    "gone",
+  );
+  try {
+    const kept = await restoreKeepingWrites(backup.file, {
+      databaseUrl: url,
+      reportDir: dir,
+      changeStream: true,
+    });
+    assert.equal(kept.replay, undefined);
+    assert.match(
+      kept.lost!,
+      new RegExp(
+        `^its slot ${slot} no longer exists \\(dropped after its keep window or at rollback\\.maxRetainedWalMB\\); ` +
+          "they are only in the kept database gone_before_restore_\\d{14}$",
+      ),
+    );
+  } finally {
+    await pg.query("SELECT pg_drop_replication_slot('safe_deploy_test_other')");
+  }
+  // Another database: two restores of one database within a second would name their kept copies alike.
+  const other = await pg.createDatabase("nostream");
+  await pg.query(SCHEMA, [], "nostream");
+  const plain = await createBackup({ databaseUrl: other, dir, label: "no-stream" });
+  const again = await restoreKeepingWrites(plain.file, {
+    databaseUrl: other,
+    reportDir: dir,
+    changeStream: true,
+  });
+  assert.match(
+    again.lost!,
+    new RegExp(
+      `^${basename(plain.file).replace(/[.]/g, "\\.")} has no change stream \\(taken without one, or the server ` +
+        "did not allow it\\); they are only in the kept database nostream_before_restore_\\d{14}$",
+    ),
+  );
 });
