@@ -55,14 +55,16 @@ function writeLock(stateDir: string, stack: string, i: LockInfo | string) {
 
 const lockDir = (stateDir: string) => readdirSync(join(stateDir, "locks")).sort();
 
-/** Runs `code` (CommonJS, `l` is lock.ts) in a node child as a user with no passwd entry. */
+/** Runs `code` (CommonJS, `l` is lock.ts) in a node child as uid 54321, a user with no passwd entry. */
 function asUnknownUser(code: string, env: Record<string, string | undefined>) {
   const e: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete e[k];
-  const src = `const l = require(${JSON.stringify(join(root, "src/core/release/lock.ts"))});\n${code}`;
+  // The module is loaded as root, then the process drops to the other uid: the checkout (or Stryker's
+  // sandbox of it) need not be readable by that user.
+  const src =
+    `const l = require(${JSON.stringify(join(root, "src/core/release/lock.ts"))});\n` +
+    `process.setgid(54321); process.setuid(54321);\n${code}`;
   const r = spawnSync(process.execPath, ["--import", "tsx", "-e", src], {
-    uid: 54321,
-    gid: 54321,
     env: e,
     cwd: root,
     encoding: "utf8",
