@@ -39,7 +39,11 @@ const TESTS = {
   // Issue 22 part D: the release engine's lock, ledger and orchestrator, and the migration runner.
   "release/lock": ["test/core/release/lock.test.ts", "test/core/release/lock-edges.test.ts"],
   "release/db-lock": ["test/core/release/db-lock.test.ts"],
-  "release/ledger": ["test/core/release/ledger.test.ts", "test/core/release/plan.test.ts"],
+  "release/ledger": [
+    "test/core/release/ledger.test.ts",
+    "test/core/release/plan.test.ts",
+    "test/core/release/ledger-edges.test.ts",
+  ],
   "release/orchestrator": [
     "test/core/release/orchestrator.test.ts",
     "test/core/release/orchestrator-changes.test.ts",
