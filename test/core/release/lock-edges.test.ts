@@ -3,7 +3,7 @@
 // temp files, the retry limit, and a stale lock replaced or removed between our read and our move.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import {
   chmodSync,
   mkdirSync,
@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { CheckFailedError } from "../../../src/core/errors";
 import {
   acquireLock,
@@ -27,7 +27,6 @@ import {
   type LockInfo,
 } from "../../../src/core/release/lock";
 
-const root = resolve(__dirname, "..", "..", "..");
 const base = mkdtempSync(join(tmpdir(), "sd-lock-edges-"));
 after(() => rmSync(base, { recursive: true, force: true }));
 let n = 0;
@@ -55,25 +54,6 @@ function writeLock(stateDir: string, stack: string, i: LockInfo | string) {
 
 const lockDir = (stateDir: string) => readdirSync(join(stateDir, "locks")).sort();
 
-/** Runs `code` (CommonJS, `l` is lock.ts) in a node child as uid 54321, a user with no passwd entry. */
-function asUnknownUser(code: string, env: Record<string, string | undefined>) {
-  const e: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete e[k];
-  // The module is loaded as root, then the process drops to the other uid: the checkout (or Stryker's
-  // sandbox of it) need not be readable by that user.
-  const src =
-    `const l = require(${JSON.stringify(join(root, "src/core/release/lock.ts"))});\n` +
-    `process.setgid(54321); process.setuid(54321);\n${code}`;
-  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", src], {
-    env: e,
-    cwd: root,
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout.trim()) as Record<string, unknown>;
-}
-
 test("pidAlive: no pid, a negative or non-integer one is not a live process; this process is", () => {
   // process.kill(0) and kill(-1) would probe the process group / every process and say "alive".
   for (const pid of [0, -1, 1.5, Number.NaN, "1" as unknown as number])
@@ -91,23 +71,36 @@ test("a lock whose pid field is no pid, on this host, is stale rather than held 
 
 test(
   "another user's process (EPERM) counts as alive; a user with no passwd entry is named by $USER, else unknown",
-  { skip: process.getuid?.() !== 0 ? "needs root to run a child as another uid" : false },
-  () => {
+  { skip: process.getuid?.() !== 0 ? "needs root to change its effective uid" : false },
+  async () => {
+    // In this process, so Stryker sees the code run: only the effective uid changes (the real one stays
+    // root, so it can come back); an effective uid other than 0 drops root's right to signal anyone.
     const stateDir = freshDir();
     mkdirSync(stateDir, { recursive: true });
     chmodSync(base, 0o711); // mkdtemp's 0700 would stop the other user on the way in
     chmodSync(stateDir, 0o777);
-    const code = (stack: string) => `(async () => {
-    const h = await l.acquireLock({ stateDir: ${JSON.stringify(stateDir)}, stack: ${JSON.stringify(stack)} });
-    await h.release();
-    console.log(JSON.stringify({ owner: h.info.owner, init: l.pidAlive(1), self: l.pidAlive(process.pid) }));
-  })()`;
-    assert.deepEqual(asUnknownUser(code("a"), { USER: undefined }), {
-      owner: "unknown",
-      init: true,
-      self: true,
-    });
-    assert.deepEqual(asUnknownUser(code("b"), { USER: "carol" }), { owner: "carol", init: true, self: true });
+    const other = spawn("sleep", ["600"], { uid: 54322, gid: 54322, stdio: "ignore" });
+    const user = process.env.USER;
+    const as54321 = async (env: string | undefined, stack: string) => {
+      if (env === undefined) delete process.env.USER;
+      else process.env.USER = env;
+      process.seteuid!(54321);
+      try {
+        const h = await acquireLock({ stateDir, stack });
+        await h.release();
+        return { owner: h.info.owner, other: pidAlive(other.pid!), self: pidAlive(process.pid) };
+      } finally {
+        process.seteuid!(0);
+        if (user === undefined) delete process.env.USER;
+        else process.env.USER = user;
+      }
+    };
+    try {
+      assert.deepEqual(await as54321(undefined, "a"), { owner: "unknown", other: true, self: true });
+      assert.deepEqual(await as54321("carol", "b"), { owner: "carol", other: true, self: true });
+    } finally {
+      other.kill();
+    }
   },
 );
 
