@@ -38,13 +38,14 @@ const TESTS = {
   ],
   // Issue 22 part D: the release engine's lock, ledger and orchestrator, and the migration runner.
   "release/lock": ["test/core/release/lock.test.ts", "test/core/release/lock-edges.test.ts"],
-  "release/db-lock": ["test/core/release/db-lock.test.ts"],
+  "release/db-lock": ["test/core/release/db-lock.test.ts", "test/core/release/db-lock-edges.test.ts"],
   "release/ledger": [
     "test/core/release/ledger.test.ts",
     "test/core/release/plan.test.ts",
     "test/core/release/ledger-edges.test.ts",
   ],
   "release/orchestrator": [
+    "test/core/release/orchestrator-pure.test.ts",
     "test/core/release/orchestrator.test.ts",
     "test/core/release/orchestrator-changes.test.ts",
     "test/core/release/config-only-release.test.ts",
