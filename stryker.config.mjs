@@ -50,7 +50,11 @@ const TESTS = {
     "test/core/release/orchestrator-changes.test.ts",
     "test/core/release/config-only-release.test.ts",
   ],
-  "migrations/runner": ["test/core/migrations/runner.test.ts", "test/core/migrations/checksums.test.ts"],
+  "migrations/runner": [
+    "test/core/migrations/runner-hints.test.ts",
+    "test/core/migrations/runner.test.ts",
+    "test/core/migrations/checksums.test.ts",
+  ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/manifest": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],

@@ -53,7 +53,7 @@ async function rows(db: string): Promise<number> {
 }
 
 /** Every test that waits on the server gets its own bound (issue 22): a lock never freed fails, not hangs. */
-const BOUND = { timeout: 120_000 };
+const BOUND = { timeout: 60_000 };
 
 const gone = async (db: string) => {
   while ((await holders(db)).length) await new Promise((r) => setTimeout(r, 50));
