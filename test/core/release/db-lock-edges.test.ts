@@ -105,7 +105,8 @@ test(
       );
       assert.match(lock.holder.since, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
       assert.deepEqual(await holders(db), [{ pid: lock.holder.backendPid, datname: "postgres" }]);
-      assert.equal(process.env[DB_LOCK_ENV], String(lock.holder.backendPid));
+      // The name is the contract with the deploy's children (`safe-deploy migrate up` reads it).
+      assert.equal(process.env.SAFE_DEPLOY_DB_LOCK, String(lock.holder.backendPid));
       assert.deepEqual(await dbLockStatus(url), {
         state: "held",
         holder: lock.holder,
@@ -133,7 +134,11 @@ test(
     assert.equal(st.state, "held");
     assert.deepEqual(st.state === "held" && st.holder, quoted.holder);
     assert.equal(quoted.holder.owner, "o'brien");
+    // Another holder's pid in the environment (a nested deploy's) is left for it.
+    process.env[DB_LOCK_ENV] = "424242";
     await quoted.release();
+    assert.equal(process.env[DB_LOCK_ENV], "424242");
+    delete process.env[DB_LOCK_ENV];
   },
 );
 
@@ -241,7 +246,9 @@ test(
     const { db } = await fresh();
     await pg.query("CREATE ROLE weak LOGIN PASSWORD 'weak-pw'");
     const url = `postgres://weak:weak-pw@${pg.host}:${pg.port}/${db}`;
-    await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), /permission denied/);
+    await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), (e: Error) =>
+      /^writing the deploy lock holder\b.*permission denied/s.test(e.message),
+    );
     await gone(db);
     assert.equal(process.env[DB_LOCK_ENV], undefined);
   },
@@ -274,7 +281,8 @@ test(
     assert.equal(unreachable.db, undefined);
     assert.equal(await fileState(), "held");
     assert.equal(said.length, 1);
-    assert.match(said[0], /^warn: could not take the database lock of stack "p" \(/);
+    assert.match(said[0], /^warn: could not take the database lock of stack "p" \(taking the deploy lock\b/);
+    await assert.rejects(dbLockStatus(closed), (e: Error) => /^reading the deploy lock\b/.test(e.message));
     assert.ok(
       said[0].endsWith(
         "): only this checkout's file lock is held, so a deploy from another clone is not excluded",
