@@ -66,6 +66,25 @@ const TESTS = {
     "test/core/health/verdicts.test.ts",
     "test/core/health/container.test.ts",
   ],
+  // Issue 22 part D: the release engine's lock, ledger and orchestrator, and the migration runner.
+  "release/lock": ["test/core/release/lock.test.ts", "test/core/release/lock-edges.test.ts"],
+  "release/db-lock": ["test/core/release/db-lock.test.ts", "test/core/release/db-lock-edges.test.ts"],
+  "release/ledger": [
+    "test/core/release/ledger.test.ts",
+    "test/core/release/plan.test.ts",
+    "test/core/release/ledger-edges.test.ts",
+  ],
+  "release/orchestrator": [
+    "test/core/release/orchestrator-pure.test.ts",
+    "test/core/release/orchestrator.test.ts",
+    "test/core/release/orchestrator-changes.test.ts",
+    "test/core/release/config-only-release.test.ts",
+  ],
+  "migrations/runner": [
+    "test/core/migrations/runner-hints.test.ts",
+    "test/core/migrations/runner.test.ts",
+    "test/core/migrations/checksums.test.ts",
+  ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/manifest": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],

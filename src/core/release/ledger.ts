@@ -133,8 +133,8 @@ export function describeUnreadable(stack: string, bad: readonly UnreadableRecord
   );
 }
 
-/** A failed read or write of the state directory as a sentence naming the file and the fix. */
-function ioError(e: unknown, doing: string, file: string): CannotRunError {
+/** A failed read or write of the state directory as a sentence naming the file and the fix. Pure. */
+export function ioError(e: unknown, doing: string, file: string): CannotRunError {
   const code = (e as NodeJS.ErrnoException).code;
   const fix =
     code === "ENOSPC" || code === "EDQUOT"

@@ -1,0 +1,318 @@
+// The database deploy lock's edges that db-lock.test.ts does not reach (issue 22 part D, mutation
+// survivors of src/core/release/db-lock.ts): the holder's defaults and quoting, a lock held by a session
+// that wrote no row, a child of the holder, stale rows, the maintenance database, a holder row that
+// cannot be written, and acquireDeployLocks' three outcomes. Real PostgreSQL on 127.0.0.1.
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { hostname, tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { Client } from "pg";
+import { CheckFailedError } from "../../../src/core/errors";
+import {
+  DB_LOCK_ENV,
+  acquireDbLock,
+  acquireDeployLocks,
+  dbLockStatus,
+  describeDbHolder,
+  lockKey,
+  releaseDbLock,
+  type DbHolder,
+} from "../../../src/core/release/db-lock";
+import { lockStatus } from "../../../src/core/release/lock";
+import { freePort, startPostgres, type TestPostgres } from "../../helpers/postgres";
+
+const work = mkdtempSync(join(tmpdir(), "sd-dblock-edges-"));
+let pg: TestPostgres;
+before(async () => {
+  pg = await startPostgres();
+});
+after(async () => {
+  await pg?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+let n = 0;
+const fresh = async () => {
+  const db = `db${++n}`;
+  return { db, url: await pg.createDatabase(db) };
+};
+
+/** Server processes holding the deploy lock of `db`, with the database their session is on. */
+async function holders(db: string): Promise<Array<{ pid: number; datname: string }>> {
+  return pg.query(
+    `SELECT l.pid, a.datname FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext($1)::bigint`,
+    [lockKey(db)],
+  );
+}
+
+async function rows(db: string): Promise<number> {
+  const r = await pg.query<{ n: number }>("SELECT count(*)::int AS n FROM safe_deploy.deploy_lock", [], db);
+  return r[0].n;
+}
+
+/** Every test that waits on the server gets its own bound (issue 22): a lock never freed fails, not hangs. */
+const BOUND = { timeout: 60_000 };
+
+const gone = async (db: string) => {
+  while ((await holders(db)).length) await new Promise((r) => setTimeout(r, 50));
+};
+
+test("describeDbHolder: the stack only when known, the commit cut to 12, or 'unknown commit'", () => {
+  const h: DbHolder = {
+    stack: "",
+    owner: "al",
+    host: "h",
+    pid: 1,
+    command: "safe-deploy up",
+    checkout: "/co",
+    commit: "",
+    since: "2026-11-23 03:00:00 UTC",
+    backendPid: 9,
+  };
+  assert.equal(
+    describeDbHolder(h),
+    "al on h (pid 1, `safe-deploy up`, checkout /co at unknown commit) since 2026-11-23 03:00:00 UTC",
+  );
+  assert.equal(
+    describeDbHolder({ ...h, stack: "prod", commit: "0123456789abcdef" }),
+    "al on h (pid 1, `safe-deploy up`, stack prod, checkout /co at 0123456789ab) since 2026-11-23 03:00:00 UTC",
+  );
+  assert.equal(lockKey("shop"), "safe-deploy:deploy:shop");
+});
+
+test(
+  "the holder row: defaults, quotes kept, the session on the maintenance database; release removes row, lock and env",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    const lock = await acquireDbLock({ databaseUrl: url, stack: "p" });
+    try {
+      assert.deepEqual(
+        { ...lock.holder, since: "", backendPid: 0 },
+        {
+          stack: "p",
+          owner: userInfo().username,
+          host: hostname(),
+          pid: process.pid,
+          command: "safe-deploy",
+          checkout: process.cwd(),
+          commit: "",
+          since: "",
+          backendPid: 0,
+        },
+      );
+      assert.match(lock.holder.since, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+      assert.deepEqual(await holders(db), [{ pid: lock.holder.backendPid, datname: "postgres" }]);
+      // The name is the contract with the deploy's children (`safe-deploy migrate up` reads it).
+      assert.equal(process.env.SAFE_DEPLOY_DB_LOCK, String(lock.holder.backendPid));
+      assert.deepEqual(await dbLockStatus(url), {
+        state: "held",
+        holder: lock.holder,
+        backendPid: lock.holder.backendPid,
+      });
+    } finally {
+      await lock.release();
+    }
+    assert.equal(process.env[DB_LOCK_ENV], undefined);
+    await gone(db);
+    assert.equal(await rows(db), 0);
+    assert.deepEqual(await dbLockStatus(url), { state: "free" });
+
+    const quoted = await acquireDbLock({
+      databaseUrl: url,
+      stack: "p'1",
+      owner: "o'brien",
+      host: "h'x",
+      pid: 7,
+      command: "it's",
+      checkout: "/c'o",
+      commit: "c'1",
+    });
+    const st = await dbLockStatus(url);
+    assert.equal(st.state, "held");
+    assert.deepEqual(st.state === "held" && st.holder, quoted.holder);
+    assert.equal(quoted.holder.owner, "o'brien");
+    // Another holder's pid in the environment (a nested deploy's) is left for it.
+    process.env[DB_LOCK_ENV] = "424242";
+    await quoted.release();
+    assert.equal(process.env[DB_LOCK_ENV], "424242");
+    delete process.env[DB_LOCK_ENV];
+  },
+);
+
+test("a database named postgres keeps its lock session on template1", BOUND, async () => {
+  const lock = await acquireDbLock({ databaseUrl: pg.url("postgres"), stack: "p" });
+  try {
+    assert.deepEqual(await holders("postgres"), [{ pid: lock.holder.backendPid, datname: "template1" }]);
+  } finally {
+    await lock.release();
+  }
+  await gone("postgres");
+});
+
+test(
+  "a session holding the lock without a row: named by its server process; release needs terminate",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    // Advisory locks belong to one database: the deploy's lock sessions are on the maintenance database.
+    const c = new Client({ connectionString: pg.url("postgres") });
+    await c.connect();
+    try {
+      const [{ pid }] = (
+        await c.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      assert.deepEqual(await dbLockStatus(url), { state: "held", backendPid: pid });
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), (e: unknown) => {
+        assert.ok(e instanceof CheckFailedError);
+        assert.equal(
+          e.message,
+          `database "${db}" is locked by another deploy: a session of server process ${pid} that wrote no ` +
+            "holder row yet. Wait for it to finish (`safe-deploy lock status --stack STACK`); a holder whose " +
+            "session is gone is replaced by itself.",
+        );
+        return true;
+      });
+      await assert.rejects(releaseDbLock(url), (e: unknown) => {
+        assert.ok(e instanceof CheckFailedError);
+        assert.equal(
+          e.message,
+          `the database lock of "${db}" is held by a live session: server process ${pid}. Ending that ` +
+            "deploy's session needs `--force` and typing the database name at the prompt.",
+        );
+        return true;
+      });
+      c.on("error", () => {}); // its session is about to be ended
+      assert.deepEqual(await releaseDbLock(url, { terminate: true }), { state: "held", backendPid: pid });
+      await gone(db);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  },
+);
+
+test(
+  "a child of the holder (its backend pid in the environment) gets the holder and a release that frees nothing",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    const lock = await acquireDbLock({ databaseUrl: url, stack: "p", command: "safe-deploy up" });
+    try {
+      const child = await acquireDbLock({ databaseUrl: url, stack: "p", command: "safe-deploy migrate up" });
+      assert.deepEqual(child.holder, lock.holder);
+      await child.release();
+      assert.deepEqual(
+        (await holders(db)).map((h) => h.pid),
+        [lock.holder.backendPid],
+      );
+      assert.equal(await rows(db), 1);
+      // Someone else's pid in the environment is no pass.
+      process.env[DB_LOCK_ENV] = String(lock.holder.backendPid + 1);
+      await assert.rejects(
+        acquireDbLock({ databaseUrl: url, stack: "p" }),
+        /is locked by another deploy: .*\(pid \d+, `safe-deploy up`, stack p,/,
+      );
+    } finally {
+      process.env[DB_LOCK_ENV] = String(lock.holder.backendPid);
+      await lock.release();
+    }
+  },
+);
+
+test(
+  "releaseDbLock: a free lock is left alone; a stale row (its session ended) is deleted",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    assert.deepEqual(await releaseDbLock(url), { state: "free" });
+    const lock = await acquireDbLock({ databaseUrl: url, stack: "p" });
+    await pg.query("SELECT pg_terminate_backend($1)", [lock.holder.backendPid]);
+    await gone(db);
+    const st = await releaseDbLock(url);
+    assert.equal(st.state, "stale");
+    assert.deepEqual(st.state === "stale" && st.holder, lock.holder);
+    assert.equal(await rows(db), 0);
+    await lock.release();
+    delete process.env[DB_LOCK_ENV];
+  },
+);
+
+test(
+  "a holder row that cannot be written (a user who may not create the table): the error, and no lock left held",
+  BOUND,
+  async () => {
+    const { db } = await fresh();
+    await pg.query("CREATE ROLE weak LOGIN PASSWORD 'weak-pw'");
+    const url = `postgres://weak:weak-pw@${pg.host}:${pg.port}/${db}`;
+    await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), (e: Error) =>
+      /^writing the deploy lock holder\b.*permission denied/s.test(e.message),
+    );
+    await gone(db);
+    assert.equal(process.env[DB_LOCK_ENV], undefined);
+  },
+);
+
+test(
+  "acquireDeployLocks: no database yet, or unreachable: the file lock alone, said; refused: the file lock freed",
+  BOUND,
+  async () => {
+    const stateDir = join(work, "state");
+    const said: string[] = [];
+    const file = { stateDir, stack: "p", warn: (m: string) => said.push(`warn: ${m}`) };
+    const fileState = async () => (await lockStatus({ stateDir, stack: "p" })).state;
+
+    const none = await acquireDeployLocks(file, undefined, { info: (m) => said.push(`info: ${m}`) });
+    assert.equal(none.db, undefined);
+    assert.equal(await fileState(), "held");
+    await none.release();
+    assert.equal(await fileState(), "free");
+    const noInfo = await acquireDeployLocks(file, undefined);
+    await noInfo.release();
+    const noDb =
+      'the database of stack "p" does not exist yet (this deploy creates it): only this checkout\'s file ' +
+      "lock is held, so a deploy from another clone is not excluded until it exists";
+    assert.deepEqual(said, [`info: ${noDb}`, `warn: ${noDb}`]);
+
+    said.length = 0;
+    const closed = `postgres://${pg.user}:${pg.password}@127.0.0.1:${await freePort()}/x`;
+    const unreachable = await acquireDeployLocks(file, { url: closed });
+    assert.equal(unreachable.db, undefined);
+    assert.equal(await fileState(), "held");
+    assert.equal(said.length, 1);
+    assert.match(said[0], /^warn: could not take the database lock of stack "p" \(taking the deploy lock\b/);
+    await assert.rejects(dbLockStatus(closed), (e: Error) => /^reading the deploy lock\b/.test(e.message));
+    assert.ok(
+      said[0].endsWith(
+        "): only this checkout's file lock is held, so a deploy from another clone is not excluded",
+      ),
+      said[0],
+    );
+    assert.ok(!said[0].includes(pg.password), "no password in the warning");
+    await unreachable.release();
+    assert.equal(await fileState(), "free");
+
+    const { db, url } = await fresh();
+    const both = await acquireDeployLocks(file, { url });
+    assert.equal(await fileState(), "held");
+    assert.deepEqual(
+      (await holders(db)).map((h) => h.pid),
+      [both.db!.holder.backendPid],
+    );
+    delete process.env[DB_LOCK_ENV]; // as another clone would be
+    await assert.rejects(
+      acquireDeployLocks({ stateDir: join(work, "other"), stack: "p" }, { url }),
+      CheckFailedError,
+    );
+    assert.equal(
+      (await lockStatus({ stateDir: join(work, "other"), stack: "p" })).state,
+      "free",
+      "the refused clone's file lock is released",
+    );
+    process.env[DB_LOCK_ENV] = String(both.db!.holder.backendPid);
+    await both.release();
+    await gone(db);
+    assert.equal(await fileState(), "free");
+  },
+);
