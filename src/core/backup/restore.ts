@@ -434,7 +434,27 @@ async function restoreInto(
       () => {},
     );
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
-  const previous = previousName(db, now);
+  // Two restores of one database in the same second would name their kept copies alike, and the
+  // second swap failed on the name after all its work: the next free second is taken instead.
+  const taken = new Set(
+    (
+      await runSql(
+        target,
+        admin,
+        `SELECT datname FROM pg_database WHERE datname LIKE ${lit(
+          `${previousName(db, now)
+            .slice(0, -14)
+            .replace(/[\\_%]/g, "\\$&")}%`,
+        )};`,
+        "reading the kept databases' names",
+      )
+    )
+      .split("\n")
+      .filter(Boolean),
+  );
+  let previous = previousName(db, now);
+  for (let s = 1; taken.has(previous) && s < 3600; s++)
+    previous = previousName(db, new Date(now.getTime() + s * 1000));
   try {
     // The load starts once the safety dump streams (or is done): most failures of a backup (its
     // directory, pg_dump's version, a lock) come before its first byte, and then nothing is created.

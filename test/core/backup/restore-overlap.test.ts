@@ -107,3 +107,15 @@ test("a safety backup that cannot start fails the restore before anything is cre
   );
   assert.equal(limit, -1, "clients may connect again");
 });
+
+test("two restores of one database in the same second keep both old copies, under the next free second", async () => {
+  const file = await backupOf("twice", 100);
+  const now = new Date("2026-12-06T15:00:00Z");
+  const first = await restoreBackup(file, { databaseUrl: pg.url("twice"), now });
+  const second = await restoreBackup(file, { databaseUrl: pg.url("twice"), now });
+  assert.equal(first.previousDatabase, "twice_before_restore_20261206150000");
+  assert.equal(second.previousDatabase, "twice_before_restore_20261206150001");
+  const kept = (await databases()).filter((d) => d.startsWith("twice_"));
+  assert.deepEqual(kept, ["twice_before_restore_20261206150000", "twice_before_restore_20261206150001"]);
+  for (const d of kept) await pg.query(`DROP DATABASE "${d}"`);
+});
