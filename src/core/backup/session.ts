@@ -51,6 +51,15 @@ export const ROW_COUNTS_SQL = `SELECT 'ROWS:' || coalesce(json_object_agg(k, n),
 const textArray = (xs: string[]) =>
   `ARRAY[${xs.map((x) => `'${x.replace(/'/g, "''")}'`).join(", ")}]::text[]`;
 
+/** `PARTS:{"schema.parent": ["schema.leaf", ...]}`: each partitioned table's leaf partitions. */
+const PARTITION_LEAVES_SQL = `SELECT 'PARTS:' || coalesce(json_object_agg(k, leaves), '{}')::text FROM (
+  SELECT n.nspname || '.' || c.relname AS k,
+    (SELECT coalesce(json_agg(ln.nspname || '.' || lc.relname), '[]') FROM pg_partition_tree(c.oid) p
+      JOIN pg_class lc ON lc.oid = p.relid JOIN pg_namespace ln ON ln.oid = lc.relnamespace WHERE p.isleaf) AS leaves
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  ORDER BY 1) t;`;
+
 /**
  * ROW_COUNTS_SQL (as `SIDE:{...}`) without the tables whose rows the dump stream counts (`streamed`, null here) and
  * without scanning partitioned tables (null; the next line lists each one's leaf partitions, whose
@@ -66,13 +75,7 @@ export function countsBesideStreamSql(streamed: string[]): string {
   WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
   ORDER BY 1) t;
-SELECT 'PARTS:' || coalesce(json_object_agg(k, leaves), '{}')::text FROM (
-  SELECT n.nspname || '.' || c.relname AS k,
-    (SELECT coalesce(json_agg(ln.nspname || '.' || lc.relname), '[]') FROM pg_partition_tree(c.oid) p
-      JOIN pg_class lc ON lc.oid = p.relid JOIN pg_namespace ln ON ln.oid = lc.relnamespace WHERE p.isleaf) AS leaves
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  ORDER BY 1) t;`;
+${PARTITION_LEAVES_SQL}`;
 }
 
 /** Exact row counts of the tables `keys` ("schema.table"), as one JSON line `MORE:{...}`. */
@@ -346,13 +349,7 @@ SELECT 'STATS:' || coalesce(json_object_agg(k, n), '{}')::text FROM (
   WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
   ORDER BY 1) t;
-SELECT 'PARTS:' || coalesce(json_object_agg(k, leaves), '{}')::text FROM (
-  SELECT n.nspname || '.' || c.relname AS k,
-    (SELECT coalesce(json_agg(ln.nspname || '.' || lc.relname), '[]') FROM pg_partition_tree(c.oid) p
-      JOIN pg_class lc ON lc.oid = p.relid JOIN pg_namespace ln ON ln.oid = lc.relnamespace WHERE p.isleaf) AS leaves
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  ORDER BY 1) t;`;
+${PARTITION_LEAVES_SQL}`;
 
 /**
  * The row counts of a database pg_restore has just loaded, to compare with `expected` (its manifest's):
