@@ -1,3 +1,4 @@
+import { literal } from "../changes/sql";
 import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "./runner";
 
@@ -12,8 +13,8 @@ export interface SnapshotInfo {
    */
   byteaOutput: string;
   /**
-   * Exact row counts in the snapshot. Counted while pg_dump runs (both read the same snapshot), so
-   * the manifest costs no time of its own before the dump starts.
+   * Exact row counts of every table in the snapshot, by `count(*)`: a backup whose archive the reader
+   * cannot follow, and a rebuild's source (a backup otherwise counts rows in its own dump stream).
    */
   rowCounts(): Promise<Record<string, number>>;
   /**
@@ -38,18 +39,23 @@ export interface SnapshotInfo {
   abort(): Promise<void>;
 }
 
+/**
+ * The schemas whose tables a backup's manifest counts and sums (n = pg_namespace): the same set on the
+ * dump's side and on a restored copy's, or their counts would not compare.
+ */
+const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+
 /** Exact row count of every ordinary and partitioned table, as one JSON line. */
 export const ROW_COUNTS_SQL = `SELECT 'ROWS:' || coalesce(json_object_agg(k, n), '{}')::text FROM (
   SELECT n.nspname || '.' || c.relname AS k,
     (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', n.nspname, c.relname),
       false, true, '')))[1]::text::bigint AS n
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}
   ORDER BY 1) t;`;
 
-const textArray = (xs: string[]) =>
-  `ARRAY[${xs.map((x) => `'${x.replace(/'/g, "''")}'`).join(", ")}]::text[]`;
+const textArray = (xs: string[]) => `ARRAY[${xs.map(literal).join(", ")}]::text[]`;
 
 /** `PARTS:{"schema.parent": ["schema.leaf", ...]}`: each partitioned table's leaf partitions. */
 const PARTITION_LEAVES_SQL = `SELECT 'PARTS:' || coalesce(json_object_agg(k, leaves), '{}')::text FROM (
@@ -57,7 +63,7 @@ const PARTITION_LEAVES_SQL = `SELECT 'PARTS:' || coalesce(json_object_agg(k, lea
     (SELECT coalesce(json_agg(ln.nspname || '.' || lc.relname), '[]') FROM pg_partition_tree(c.oid) p
       JOIN pg_class lc ON lc.oid = p.relid JOIN pg_namespace ln ON ln.oid = lc.relnamespace WHERE p.isleaf) AS leaves
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  WHERE c.relkind = 'p' AND ${USER_SCHEMA}
   ORDER BY 1) t;`;
 
 /**
@@ -72,8 +78,7 @@ export function countsBesideStreamSql(streamed: string[]): string {
       ELSE (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', n.nspname, c.relname),
         false, true, '')))[1]::text::bigint END AS n
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}
   ORDER BY 1) t;
 ${PARTITION_LEAVES_SQL}`;
 }
@@ -145,8 +150,7 @@ const everyTable = (
       '${perTable.replace(/'/g, "''")}',
       n.nspname, c.relname), false, true, '')))[1]::text AS h
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}
   ORDER BY 1) t;`;
 
 /**
@@ -346,8 +350,7 @@ SELECT 'STATS:' || coalesce(json_object_agg(k, n), '{}')::text FROM (
   SELECT n.nspname || '.' || c.relname AS k,
     CASE WHEN c.relkind = 'p' OR s.n_tup_upd <> 0 OR s.n_tup_del <> 0 THEN NULL ELSE s.n_tup_ins END AS n
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}
   ORDER BY 1) t;
 ${PARTITION_LEAVES_SQL}`;
 
