@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { CannotRunError, ConfigError } from "../../core/errors";
 import type { CheckpointSummary } from "../../core/release/checkpoints";
 import type { ReleaseRecord } from "../../core/release/ledger";
-import { stdout, type CommandDeps } from "../shared";
+import { contextOptions, stdout, type CommandDeps } from "../shared";
 import { stateDirOf } from "../state-dir";
 
 /** Options of `safe-deploy checkpoint list|show|restore`. */
@@ -98,14 +98,7 @@ export async function runCheckpointRestore(
   const out = deps.out ?? stdout;
   const store = new CheckpointStore(stateDirOf(o), o.stack);
   const state = await store.read(release);
-  const ctx = await openContext({
-    stack: o.stack,
-    projectDir: o.projectDir,
-    stateDir: o.stateDir,
-    openStack: deps.openStack,
-    console: deps.console,
-    logName: "rollback.log",
-  });
+  const ctx = await openContext({ ...contextOptions(o, deps), logName: "rollback.log" });
   const record = await ctx.ledger.get(release).catch(() => undefined);
   out(restoreNotice(ctx.stackName, release, record));
   for (const l of describe(release, summarizeCheckpoint(state))) out(l);

@@ -4,7 +4,7 @@
 // which hold the fixed port ("port is already allocated") or keep answering behind the blue-green proxy.
 import type { Command } from "commander";
 import { CannotRunError, ConfigError } from "../../core/errors";
-import { stdout, type CommandDeps } from "../shared";
+import { contextOptions, stdout, type CommandDeps } from "../shared";
 
 /** Options of `safe-deploy recover`. */
 export interface RecoverOpts {
@@ -30,14 +30,7 @@ export async function runRecover(o: RecoverOpts, deps: CommandDeps = {}): Promis
   const { removeContainers, stackContainers } = await import("../containers");
   const { orphanContainers } = await import("../../core/release/labels");
   const out = deps.out ?? stdout;
-  const ctx = await openContext({
-    stack: o.stack,
-    projectDir: o.projectDir,
-    stateDir: o.stateDir,
-    openStack: deps.openStack,
-    console: deps.console,
-    logName: "rollback.log",
-  });
+  const ctx = await openContext({ ...contextOptions(o, deps), logName: "rollback.log" });
   const stack = ctx.stackName;
   // Refuses, naming the holder, while a deploy or rollback runs: its Pulumi lock and new containers are live.
   const unlock = await ctx.ports().lock(stack, "recover");
