@@ -102,7 +102,9 @@ export function choosePrune<
   const cutoff = now.getTime() - policy.keepDays * 86_400_000;
   const usable = entries
     .filter((e) => e.hasManifest !== false)
-    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
+    // Newest first; two stamped in the same second keep the order they came in (listBackups': by name), so
+    // which of them counts as the newest is decided, not left to an inconsistent comparator.
+    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
   const unusable = entries.filter((e) => e.hasManifest === false);
   const keep: T[] = [];
   const remove: T[] = [];

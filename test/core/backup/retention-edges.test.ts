@@ -1,7 +1,7 @@
 // Retention's edges (issue 22): each mutant here is a prune that deletes a backup it must keep, keeps
 // one it should delete, or lists a backup with the wrong facts.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -275,4 +275,45 @@ test("choosePrune: never the newest, even when keep-min is 0", () => {
     choosePrune(entries, { keepDays: 7, keepMin: 0 }, now).remove.map((e) => e.n),
     ["d31"],
   );
+});
+
+test("choosePrune: of two backups stamped in the same second, the first listed counts as the newer", () => {
+  // listBackups gives same-second backups by name (descending); the prune must keep that order, whatever
+  // the input's length (V8 sorts short arrays by insertion, long ones by merges).
+  for (const older of [0, 1, 20]) {
+    const entries = [
+      { n: "b", createdAt: at(10 * DAY) },
+      { n: "a", createdAt: at(10 * DAY) },
+      ...Array.from({ length: older }, (_, i) => ({ n: `o${i}`, createdAt: at((11 + i) * DAY) })),
+    ];
+    const r = choosePrune(entries, { keepDays: 7, keepMin: 0 }, now);
+    assert.deepEqual(
+      r.keep.map((e) => e.n),
+      ["b"],
+      `with ${older} older`,
+    );
+    assert.deepEqual(
+      r.remove.map((e) => e.n),
+      ["a", ...entries.slice(2).map((e) => e.n)],
+      `with ${older} older`,
+    );
+  }
+});
+
+test("pruneBackups and listTempFiles: a name whose file is gone by the time it is read is left alone, not an error", async () => {
+  // A dangling symlink stands for a file removed between the directory read and its stat (another prune,
+  // an upload moving it): stat fails as it would then.
+  const dir = fresh("vanished");
+  const name = (d: number) => backupFileName(new Date(now.getTime() - d * DAY), "zstd");
+  const backup = name(30);
+  const temp = `.${name(3)}.tmp-ab`;
+  symlinkSync(join(dir, "gone-1"), join(dir, backup));
+  symlinkSync(join(dir, "gone-2"), join(dir, temp));
+  assert.deepEqual(await listTempFiles(dir), []);
+  const r = await pruneBackups(dir, { keepDays: 7, keepMin: 1 }, { now });
+  assert.deepEqual(
+    r.remove.map((e) => e.name),
+    [],
+  );
+  assert.deepEqual(readdirSync(dir).sort(), [temp, backup].sort());
 });
