@@ -21,6 +21,7 @@ const TESTS = {
   // lint-postgres.test.ts is left out: it restates rule verdicts lint.test.ts holds, at 9 s a survivor.
   "migrations/lint": [
     "test/core/migrations/lint-messages.test.ts",
+    "test/core/migrations/lint-sql.test.ts",
     "test/core/migrations/lint-split.test.ts",
     "test/core/migrations/lint.test.ts",
     "test/core/migrations/lint-corpus.test.ts",
