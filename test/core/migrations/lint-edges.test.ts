@@ -128,5 +128,24 @@ describe("checkStatement with only the context it requires", () => {
     assert.deepEqual(check("ALTER TABLE t ADD COLUMN b int"), []);
     assert.deepEqual(check("UPDATE t SET b = 1 WHERE b IS NULL"), []);
     assert.deepEqual(checkStatement({}, ctx), []);
+    // A CHECK validated at once, and a NOT VALID one inside a transaction the caller names.
+    assert.deepEqual(check("ALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL)"), [
+      "constraint-missing-not-valid",
+    ]);
+    const inTx = { inTransaction: true, createdTables: new Set<string>(), txKey: "tx1" };
+    const [notValid] = (
+      parseSync("ALTER TABLE t ADD CONSTRAINT d CHECK (a > 0) NOT VALID") as {
+        stmts: Array<{ stmt: Record<string, unknown> }>;
+      }
+    ).stmts;
+    assert.deepEqual(checkStatement(notValid.stmt, inTx), []);
+    // With the NOT NULL checks but no proven set: a VALIDATE proves nothing it could not record.
+    const checks = { ...ctx, notNullChecks: new Map([["t.c", "t.a"]]) };
+    const [validate] = (
+      parseSync("ALTER TABLE t VALIDATE CONSTRAINT c") as {
+        stmts: Array<{ stmt: Record<string, unknown> }>;
+      }
+    ).stmts;
+    assert.deepEqual(checkStatement(validate.stmt, checks), []);
   });
 });
