@@ -28,7 +28,7 @@ describe("migrate() as the tool sees it", () => {
         "SELECT current_setting('lock_timeout') || '|' || current_setting('statement_timeout') || '|' || " +
         "current_setting('application_name') || '|' || (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' " +
         `AND classid = ${MIGRATE_LOCK[0]} AND objid = ${MIGRATE_LOCK[1]} AND objsubid = 2 AND granted)`;
-      const run = (o: { lockTimeout?: string; statementTimeout?: string }) =>
+      const run = (o: { lockTimeout?: string; statementTimeout?: string; action?: "down" }) =>
         migrate({
           tool: "command",
           action: "up",
@@ -36,7 +36,10 @@ describe("migrate() as the tool sees it", () => {
           workDir: ROOT,
           databaseUrl: url,
           databaseUrlEnv: "APP_DB_URL",
-          custom: { up: `${PSQL} "$APP_DB_URL" -XAtc "${sql}"` },
+          custom: {
+            up: `${PSQL} "$APP_DB_URL" -XAtc "${sql}"`,
+            down: `${PSQL} "$APP_DB_URL" -XAtc "${sql}"`,
+          },
           ...o,
         });
       assert.equal(
@@ -44,6 +47,8 @@ describe("migrate() as the tool sees it", () => {
         "3s|1min|safe-deploy migrate tool|1",
       );
       assert.equal((await run({})).output.trim(), "5s|15min|safe-deploy migrate tool|1");
+      // down changes the schema too: it runs under the lock.
+      assert.equal((await run({ action: "down" })).output.trim(), "5s|15min|safe-deploy migrate tool|1");
       // The lock is released once the run ends: another session takes it at once.
       const other = await connect(url, "after");
       try {
