@@ -688,7 +688,10 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
               ),
             });
           if ((t === "CONSTR_UNIQUE" || t === "CONSTR_PRIMARY") && !con.indexname)
-            out.push({ rule: "add-unique-constraint", message: `ADD ${t.slice(7)} constraint on ${name}` });
+            out.push({
+              rule: "add-unique-constraint",
+              message: `ADD ${t === "CONSTR_UNIQUE" ? "UNIQUE" : "PRIMARY KEY"} constraint on ${name}`,
+            });
         }
       }
       break;
@@ -707,7 +710,7 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
       if (!s.concurrent && !isNew(s.relation))
         out.push({
           rule: "create-index-without-concurrently",
-          message: `CREATE INDEX ${String(s.idxname ?? "")} on ${relName(s.relation)} without CONCURRENTLY`,
+          message: `CREATE INDEX ${s.idxname ? `${String(s.idxname)} ` : ""}on ${relName(s.relation)} without CONCURRENTLY`,
         });
       break;
     }
