@@ -90,6 +90,16 @@ const TESTS = {
   "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],
   "backup/manifest-auth": ["test/core/backup/offsite.test.ts", "test/core/backup/manifest-auth.test.ts"],
   "backup/interrupt": ["test/core/backup/interrupt.test.ts"],
+  // Issue 22 (session 10): off-site copies against s3rver in the test process; streams' archive reader
+  // and verify's pure parts in-process, the PostgreSQL-backed files only where they reach the code.
+  "backup/offsite": [
+    "test/core/backup/offsite.test.ts",
+    "test/core/backup/fetch.test.ts",
+    "test/core/backup/fetch-auth.test.ts",
+  ],
+  "backup/fetch": ["test/core/backup/fetch.test.ts", "test/core/backup/fetch-auth.test.ts"],
+  "backup/streams": ["test/core/backup/stage-exit.test.ts", "test/core/backup/stream-sums.test.ts"],
+  "backup/verify": ["test/core/backup/verify-content.test.ts", "test/core/backup/stream-sums.test.ts"],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
 };
