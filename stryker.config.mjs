@@ -90,16 +90,20 @@ const TESTS = {
   "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],
   "backup/manifest-auth": ["test/core/backup/offsite.test.ts", "test/core/backup/manifest-auth.test.ts"],
   "backup/interrupt": ["test/core/backup/interrupt.test.ts"],
-  // Issue 22 (session 10): off-site copies against s3rver in the test process; streams' archive reader
-  // and verify's pure parts in-process, the PostgreSQL-backed files only where they reach the code.
-  "backup/offsite": [
-    "test/core/backup/offsite.test.ts",
-    "test/core/backup/fetch.test.ts",
-    "test/core/backup/fetch-auth.test.ts",
+  // Issue 22 (session 10): the in-process files first (milliseconds a case, no server), then the
+  // older ones that reach the same code with PostgreSQL; a mutant runs the next file only if it survived.
+  "backup/streams": [
+    "test/core/backup/archive-reader.test.ts",
+    "test/core/backup/streams-stages.test.ts",
+    "test/core/backup/stage-exit.test.ts",
   ],
-  "backup/fetch": ["test/core/backup/fetch.test.ts", "test/core/backup/fetch-auth.test.ts"],
-  "backup/streams": ["test/core/backup/stage-exit.test.ts", "test/core/backup/stream-sums.test.ts"],
-  "backup/verify": ["test/core/backup/verify-content.test.ts", "test/core/backup/stream-sums.test.ts"],
+  "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
+  "backup/offsite": ["test/core/backup/offsite-edges.test.ts", "test/core/backup/offsite.test.ts"],
+  "backup/fetch": [
+    "test/core/backup/offsite-edges.test.ts",
+    "test/core/backup/fetch-auth.test.ts",
+    "test/core/backup/fetch.test.ts",
+  ],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
 };

@@ -513,3 +513,46 @@ test("a store that refuses the credentials: the fetch says which variables to ch
     ),
   );
 });
+
+test("an upload whose stored object reads back different: the copy is not taken as good (exit 1), the object named", async () => {
+  const http = await import("node:http");
+  const s3port = Number(new URL(server.endpoint).port);
+  // A loopback proxy in front of the store that flips the first byte of every object read back.
+  const proxy = http.createServer((req, res) => {
+    const up = http.request(
+      { host: "127.0.0.1", port: s3port, path: req.url, method: req.method, headers: req.headers },
+      (r) => {
+        const alter = req.method === "GET" && /\.pgdump$/.test(req.url!.split("?")[0]);
+        res.writeHead(r.statusCode!, r.headers);
+        let first = alter;
+        r.on("data", (c: Buffer) => {
+          if (first) {
+            c = Buffer.from(c);
+            c[0] ^= 1;
+            first = false;
+          }
+          res.write(c);
+        });
+        r.on("end", () => res.end());
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  try {
+    const t = { ...target(), endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` };
+    await assert.rejects(
+      put(t, "backup_20260101_000000.pgdump"),
+      fails(
+        1,
+        new RegExp(
+          `^off-site copy s3://b/${t.prefix}backup_20260101_000000\\.pgdump does not match what was uploaded \\(sha256 [0-9a-f]{64}\\)$`,
+        ),
+      ),
+    );
+  } finally {
+    proxy.closeAllConnections();
+    proxy.close();
+  }
+});
