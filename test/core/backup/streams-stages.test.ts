@@ -231,3 +231,37 @@ test("fileSink writes every byte and fsyncs after the last one; a failed write o
   assert.match(await settled(pipeline(Readable.from([DATA]), fileSink(full))), /^rejected \(ENOSPC\)/);
   await full.close();
 });
+
+test("zstd killed by a signal: the stage names the signal, and a broken pipe (SIGPIPE) counts as its reader's doing", async () => {
+  for (const [signal, expected] of [
+    ["SIGKILL", "rejected: zstd failed: SIGKILL"],
+    ["SIGPIPE", "rejected (EPIPE): zstd stopped: its reader exited"],
+  ] as const) {
+    const before = new Set(zstds());
+    const stage = compressor("zstd");
+    const input = new PassThrough();
+    const flowing = collect(input, stage.stream);
+    flowing.catch(() => {});
+    input.write(Buffer.alloc(1024, 1));
+    // Polled (bounded): right after the spawn the child may not have become zstd yet.
+    let line: string | undefined;
+    for (let i = 0; i < 100 && !line; i++) {
+      line = zstds().find((l) => !before.has(l));
+      if (!line) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(line, "zstd runs");
+    process.kill(Number(line.trim().split(/\s+/)[0]), signal);
+    assert.equal(await settled(stage.done), expected, signal);
+    input.destroy();
+  }
+});
+
+test("a failed stage nobody awaits does not crash the process (its rejection is handled)", async () => {
+  const z = Buffer.from("not a zstd frame at all");
+  const dec = decompressor("zstd");
+  const flowing = collect([z], dec.stream);
+  flowing.catch(() => {});
+  assert.notEqual(await settled(flowing), "still pending");
+  // `dec.done` is deliberately never awaited: an unhandled rejection would fail this file.
+  await new Promise((r) => setTimeout(r, 200));
+});
