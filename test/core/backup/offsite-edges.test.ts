@@ -14,6 +14,7 @@ import {
   parseKey,
   s3ErrorText,
   uploadBackup,
+  downloadBackup,
   type S3Target,
 } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite, refusal } from "../../../src/core/backup/fetch";
@@ -555,4 +556,42 @@ test("an upload whose stored object reads back different: the copy is not taken 
     proxy.closeAllConnections();
     proxy.close();
   }
+});
+
+test("a key with one character too many is refused, not read as its first 64 hex chars; a prefix's slashes all go", () => {
+  const hex = randomBytes(32).toString("hex");
+  for (const bad of [`0${hex}`, `${hex}0`]) assert.throws(() => parseKey(bad), /must be 32 bytes/);
+  assert.equal(objectKey({ prefix: "//a//" } as S3Target, "f", false), "a/f");
+});
+
+test("upload: content types and the plaintext's 'none' recorded; a missing bucket fails exit 3 naming it; download writes 0600 and never over a file", async () => {
+  const t = target();
+  const { r } = await put(t, "backup_20260101_000000.pgdump");
+  const s3 = await import("@aws-sdk/client-s3");
+  const c = new s3.S3Client({ ...t, endpoint: t.endpoint, credentials: t.credentials });
+  try {
+    const obj = await c.send(new s3.HeadObjectCommand({ Bucket: "b", Key: r.key }));
+    assert.equal(obj.ContentType, "application/octet-stream");
+    const man = await c.send(new s3.GetObjectCommand({ Bucket: "b", Key: `${r.key}.json` }));
+    assert.equal(man.ContentType, "application/json");
+    assert.equal(JSON.parse(await man.Body!.transformToString()).offsite.encryption, "none");
+  } finally {
+    c.destroy();
+  }
+  await assert.rejects(
+    put({ ...t, bucket: "missing" }, "backup_20260101_000001.pgdump"),
+    fails(
+      3,
+      new RegExp(
+        `^uploading backup_20260101_000001\\.pgdump to s3://missing/${t.prefix}backup_20260101_000001\\.pgdump failed: `,
+      ),
+    ),
+  );
+  const dest = join(newDir(), "copy");
+  await downloadBackup(t, r.key, dest);
+  assert.equal(sha(readFileSync(dest)), r.sha256);
+  assert.equal(statSync(dest).mode & 0o777, 0o600);
+  writeFileSync(dest, "mine");
+  await assert.rejects(downloadBackup(t, r.key, dest), /EEXIST/);
+  assert.equal(readFileSync(dest, "utf8"), "mine");
 });
