@@ -101,6 +101,17 @@ const TESTS = {
   "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],
   "backup/manifest-auth": ["test/core/backup/offsite.test.ts", "test/core/backup/manifest-auth.test.ts"],
   "backup/interrupt": ["test/core/backup/interrupt.test.ts"],
+  // Issue 22 (session 10): the in-process files first (milliseconds a case, no server), then the
+  // older ones that reach the same code with PostgreSQL; a mutant runs the next file only if it survived.
+  "backup/streams": [
+    "test/core/backup/archive-reader.test.ts",
+    "test/core/backup/streams-stages.test.ts",
+    "test/core/backup/stage-exit.test.ts",
+  ],
+  "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
+  // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
+  "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
+  "backup/fetch": ["test/core/backup/offsite-edges.test.ts"],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
 };

@@ -104,8 +104,9 @@ export function refusal(
   key: Buffer,
   trustUnsigned?: string,
 ): string | undefined {
-  const objectName = remote.offsite?.key ? plainName(remote.offsite.key) : undefined;
   const object = remote.offsite?.key;
+  // Typed, since the store is not trusted: a planted non-string key is refused, not a TypeError.
+  const objectName = typeof object === "string" ? plainName(object) : undefined;
   if (remote.offsite?.encryption !== "aes-256-gcm" || typeof object !== "string" || !object.endsWith(".enc"))
     return `${where} is not encrypted, and SAFE_DEPLOY_BACKUP_KEY is set: a plaintext copy is refused (anyone who can write to the bucket could have put it there); if it really is yours, fetch it without SAFE_DEPLOY_BACKUP_KEY`;
   if (objectName !== remote.file) return `the manifest of ${where} points at another object`;
