@@ -21,6 +21,7 @@ import {
 } from "../../../src/core/release/db-lock";
 import { lockStatus } from "../../../src/core/release/lock";
 import { freePort, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { killLeftPsqlSessions, until } from "./bounded";
 
 const work = mkdtempSync(join(tmpdir(), "sd-dblock-edges-"));
 let pg: TestPostgres;
@@ -29,6 +30,7 @@ before(async () => {
 });
 after(async () => {
   await pg?.close();
+  killLeftPsqlSessions();
   rmSync(work, { recursive: true, force: true });
 });
 let n = 0;
@@ -52,12 +54,11 @@ async function rows(db: string): Promise<number> {
   return r[0].n;
 }
 
-/** Every test that waits on the server gets its own bound (issue 22): a lock never freed fails, not hangs. */
+/** Every test that waits on the server gets its own bound (issue 22), and each wait its own (bounded.ts). */
 const BOUND = { timeout: 60_000 };
 
-const gone = async (db: string) => {
-  while ((await holders(db)).length) await new Promise((r) => setTimeout(r, 50));
-};
+const gone = (db: string) =>
+  until(`the deploy lock of ${db} to be freed`, async () => !(await holders(db)).length);
 
 test("describeDbHolder: the stack only when known, the commit cut to 12, or 'unknown commit'", () => {
   const h: DbHolder = {
@@ -314,5 +315,44 @@ test(
     await both.release();
     await gone(db);
     assert.equal(await fileState(), "free");
+  },
+);
+
+test(
+  "an advisory lock with the same key in another database (the target's own sessions) is not the deploy lock",
+  BOUND,
+  async () => {
+    // Advisory locks belong to one database: an application session on the target database that holds
+    // the same 64-bit key (its own lock numbers, or a hash that collides) does not exclude a deploy, and
+    // `lock release --force` must not end that application's session.
+    const { db, url } = await fresh();
+    const app = new Client({ connectionString: url });
+    await app.connect();
+    app.on("error", () => {});
+    try {
+      const [{ pid }] = (
+        await app.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      assert.deepEqual(await dbLockStatus(url), { state: "free" });
+      assert.deepEqual(await releaseDbLock(url, { terminate: true }), { state: "free" });
+      const lock = await acquireDbLock({ databaseUrl: url, stack: "p" });
+      try {
+        assert.deepEqual(await dbLockStatus(url), {
+          state: "held",
+          holder: lock.holder,
+          backendPid: lock.holder.backendPid,
+        });
+      } finally {
+        await lock.release();
+      }
+      assert.deepEqual(await dbLockStatus(url), { state: "free" });
+      const still = await pg.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1",
+        [pid],
+      );
+      assert.equal(still[0].n, 1, "the application's session was not ended");
+    } finally {
+      await app.end().catch(() => {});
+    }
   },
 );
