@@ -11,11 +11,14 @@ import {
   removeContainers,
   runContainer,
 } from "../../helpers/health-image";
+import { reapContainersOnExit } from "./container-reaper";
 
 let image: string;
 const ids: string[] = [];
+/** Removes this run's containers when the process dies, a SIGKILL included (container-reaper.test.ts). */
+const runLabel = reapContainersOnExit("container-test");
 const start = async (args: string[]) => {
-  const id = await runContainer(args);
+  const id = await runContainer(["--label", runLabel, ...args]);
   ids.push(id);
   return id;
 };
@@ -121,6 +124,8 @@ test("a container Docker could not start, its error quoting a command with a `|`
     "create",
     "--label",
     "safe-deploy-test=health",
+    "--label",
+    runLabel,
     image,
     "sh -c 'echo a | cat'",
   ]);
