@@ -130,6 +130,7 @@ function makeStack(s: Scenario, calls: string[]): StackAccess {
     },
     up: async (o: UpOptions = {}) => {
       ups += 1;
+      o.onOutput?.("Updating (staging):  \n");
       calls.push(`up${o.workDir ? ` workDir=${o.workDir}` : ""} commit=${o.env?.SAFE_DEPLOY_COMMIT}`);
       if (ups === 1) {
         for (const st of s.steps) {
@@ -173,6 +174,7 @@ const IMAGE = "docker:index/remoteImage:RemoteImage";
 async function ports(s: Scenario) {
   const calls: string[] = [];
   const notes: Array<{ type: NotifyType; message: string; fields: Record<string, string> }> = [];
+  const logs: string[] = [];
   let locked = false;
   let preDeployBackup = "";
   // A real ledger on disk, with the previous good release in it.
@@ -240,7 +242,12 @@ async function ports(s: Scenario) {
       },
     },
     archiveCheckpoint: async (id) => join(dir, `${id}.checkpoint.json`),
-    log: { step: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+    log: {
+      step: (m) => void logs.push(`step: ${m}`),
+      info: (m) => void logs.push(`info: ${m}`),
+      warn: (m) => void logs.push(`warn: ${m}`),
+      error: (m) => void logs.push(`error: ${m}`),
+    },
   };
   // The Backup step of each scenario takes a real pre-deploy dump before the "migration" runs.
   for (const st of s.steps) {
@@ -255,7 +262,7 @@ async function ports(s: Scenario) {
       };
     }
   }
-  return { p, calls, notes, ledger, prev, isLocked: () => locked };
+  return { p, calls, notes, logs, ledger, prev, isLocked: () => locked };
 }
 
 const okSteps = (): Scenario["steps"] => [
@@ -732,4 +739,131 @@ test("the automatic rollback re-applies the previous release's image by the id i
   assert.match(written[0], new RegExp(`image: ${ranId}`));
   // The ledger keeps the release's own file: only what is re-applied is pinned.
   assert.match((await ledger.get(prev.id)).configFile!, /image: web:old/);
+});
+
+test("the log tells a person each stage as it happens (what changed or failed, never the unchanged rest; the rollback plan and each step; the engine's own lines), and each notification says it in full", async () => {
+  const steps: Scenario["steps"] = [
+    { type: IMAGE, name: "staging-db-image", op: "same" },
+    ...rollbackCases[2][1],
+  ];
+  const { p, logs, prev, notes } = await ports({ steps, pending: 2 });
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  const id = out.release.id;
+  const backup = out.release.backupFile!;
+  assert.deepEqual(logs, [
+    `step: release ${id} of stack staging (commit bbbbbbb00000)`,
+    "step: pulumi up: image, backup, migration, containers, health gate",
+    "info: Updating (staging):",
+    "step: image: create staging-app-image",
+    "step: backup: create staging-backup",
+    "step: migration: create staging-migration-migrate",
+    "step: containers: FAILED staging-app-app",
+    "error: deploy failed at containers: update failed at staging-app-app: simulated",
+    "step: rollback plan:\n" +
+      "  1. check out commit aaaaaaa0000000000000000000000000000000000 in a temporary git worktree\n" +
+      "  2. clear the pending operations of the interrupted update (stack export, drop them, stack import, refresh)\n" +
+      "  3. take a safety backup of the database as it is now\n" +
+      `  4. restore the pre-deploy backup ${backup}\n` +
+      `  5. re-apply release ${prev.id} (its config and program) with up against the current state\n` +
+      "  6. verify health\n" +
+      "  7. notify",
+    "step: rollback: checking out aaaaaaa00000 in a temporary worktree",
+    "warn: rollback: clearing 2 pending operation(s) left by the failed update",
+    "step: rollback: safety backup of the current database",
+    `step: rollback: restoring the backup ${backup}`,
+    `step: rollback: re-applying ${prev.id} against the current state`,
+    "info: Updating (staging):",
+    `step: rollback: verifying ${appUrl}`,
+    `info: rollback to release ${prev.id} succeeded`,
+  ]);
+
+  const good = await ports({ steps: okSteps() });
+  const ok = await deploy({ stack: "staging", autoRollback: true, soak: true }, good.p);
+  assert.deepEqual(good.logs, [
+    `step: release ${ok.release.id} of stack staging (commit bbbbbbb00000)`,
+    "step: pulumi up: image, backup, migration, containers, health gate",
+    "info: Updating (staging):",
+    "step: image: create staging-app-image",
+    "step: backup: create staging-backup",
+    "step: migration: create staging-migration-migrate",
+    "step: containers: replace staging-app-app",
+    "step: health: create staging-health",
+    `step: soak: verifying ${appUrl}`,
+    `info: release ${ok.release.id} is good`,
+  ]);
+
+  const manual = await ports({ steps: [] });
+  const target = (await manual.p.releases.lastGood())!;
+  await rollbackTo(
+    {
+      stack: "staging",
+      target,
+      steps: [
+        { kind: "checkout-commit", commit: target.commit },
+        { kind: "reapply-release", release: target.id },
+        { kind: "verify-health" },
+        { kind: "notify" },
+      ],
+    },
+    manual.p,
+  );
+  assert.deepEqual(manual.logs, [
+    `step: rollback of staging to release ${target.id}:\n` +
+      "  1. check out commit aaaaaaa0000000000000000000000000000000000 in a temporary git worktree\n" +
+      `  2. re-apply release ${target.id} (its config and program) with up against the current state\n` +
+      "  3. verify health\n" +
+      "  4. notify",
+    "step: rollback: checking out aaaaaaa00000 in a temporary worktree",
+    `step: rollback: re-applying ${target.id} against the current state`,
+    "info: Updating (staging):",
+    `step: rollback: verifying ${appUrl}`,
+    `info: rollback of staging to release ${target.id} succeeded`,
+  ]);
+
+  // And each notification in full: the team reads these, not the log.
+  const commit = "bbbbbbb0000000000000000000000000000000000";
+  const failedFields = {
+    release: id,
+    commit,
+    reason: "containers: update failed at staging-app-app: simulated",
+    image: "unknown",
+    schemaBefore: "002",
+    schemaAfter: "003",
+    backup,
+  };
+  const safety = notes.at(-1)?.fields.safetyBackup ?? "";
+  assert.match(safety, /safety-\d+\.dump$/);
+  assert.deepEqual(notes, [
+    { type: "INFO", message: "Deploy of staging started", fields: { release: id, commit } },
+    {
+      type: "ERROR",
+      message: "Deploy of staging failed at containers: update failed at staging-app-app: simulated",
+      fields: {
+        ...failedFields,
+        next: "an automatic rollback follows; its outcome is the next notification",
+      },
+    },
+    {
+      type: "ROLLBACK_SUCCESS",
+      message: `Rolled staging back to release ${prev.id} after ${id} failed at containers`,
+      fields: {
+        ...failedFields,
+        safetyBackup: safety,
+        next: `release ${prev.id} runs again; fix the cause above and deploy again ('safe-deploy history --stack staging')`,
+      },
+    },
+  ]);
+  assert.deepEqual(good.notes, [
+    { type: "INFO", message: "Deploy of staging started", fields: { release: ok.release.id, commit } },
+    { type: "SUCCESS", message: "Deploy of staging succeeded", fields: { release: ok.release.id, commit } },
+  ]);
+  const to = { to: `release ${target.id}`, backup: "none" };
+  assert.deepEqual(manual.notes, [
+    { type: "INFO", message: `Rollback of staging to release ${target.id} started`, fields: to },
+    {
+      type: "ROLLBACK_SUCCESS",
+      message: `Rolled staging back to release ${target.id}`,
+      fields: { ...to, safetyBackup: "none" },
+    },
+  ]);
 });
