@@ -478,12 +478,27 @@ test("the rollback itself failing: ROLLBACK_FAILED with what a person needs, exi
   assert.equal(out.release.result, "bad");
   assert.match(out.release.error!, /automatic rollback failed/);
   const last = notes.at(-1)!;
-  assert.equal(last.type, "ROLLBACK_FAILED");
-  assert.match(last.message, /port is already allocated/);
-  assert.match(
-    last.fields.next,
-    /pre-deploy backup is .*pre-deploy-.*\.dump; the safety backup is .*safety-/,
-  );
+  const safety = last.fields.safetyBackup;
+  assert.match(safety, /safety-\d+\.dump$/);
+  const backup = out.release.backupFile!;
+  assert.deepEqual(last, {
+    type: "ROLLBACK_FAILED",
+    message: "Rollback of staging failed: docker: port is already allocated",
+    fields: {
+      release: out.release.id,
+      commit: "bbbbbbb0000000000000000000000000000000000",
+      reason: "health: update failed at staging-health: simulated",
+      image: "unknown",
+      schemaBefore: "002",
+      schemaAfter: "003",
+      backup,
+      safetyBackup: safety,
+      next:
+        `the pre-deploy backup is ${backup}; the safety backup is ${safety}; ` +
+        "run 'safe-deploy rollback --stack staging --status' and finish by hand",
+    },
+  });
+  assert.equal(out.release.error, "update failed at staging-health: simulated; automatic rollback failed");
   // the database restore happened before the failing re-apply: data as before, and the safety copy kept
   assert.equal(await snapshot(), before);
   assert.equal((await ledger.get(out.release.id)).result, "bad");
@@ -866,4 +881,159 @@ test("the log tells a person each stage as it happens (what changed or failed, n
       fields: { ...to, safetyBackup: "none" },
     },
   ]);
+});
+
+/** A clock that reads `t0` once (the start), then `t0 + 5 s`: every recorded duration is exactly 5000 ms. */
+const fiveSeconds = () => {
+  let first = true;
+  return () => {
+    const t = new Date(first ? "2026-12-01T10:00:00Z" : "2026-12-01T10:00:05Z");
+    first = false;
+    return t;
+  };
+};
+
+test("a person's rollback: restore then re-apply recorded good with its safety backup; one whose re-apply fails recorded bad with it; a database-only one records nothing; each notified in full", async () => {
+  const before = await snapshot();
+  const good = await ports({ steps: [] });
+  good.p.now = fiveSeconds();
+  const target = (await good.p.releases.lastGood())!;
+  const file = join(dir, "target.dump");
+  await run(join(PG_BIN, "pg_dump"), ["-Fc", "-f", file, "-d", pg.url("app")]);
+  await DESTRUCTIVE();
+  const withRestore = (t: typeof target) => [
+    { kind: "checkout-commit" as const, commit: t.commit },
+    { kind: "safety-backup" as const },
+    { kind: "restore-backup" as const, file },
+    { kind: "reapply-release" as const, release: t.id },
+    { kind: "verify-health" as const },
+  ];
+  const ok = await rollbackTo(
+    { stack: "staging", target, backupFile: file, steps: withRestore(target) },
+    good.p,
+  );
+  assert.equal(ok.exitCode, 0);
+  assert.equal(await snapshot(), before, "the backup restored");
+  const safety = good.calls.includes("safetyBackup") ? ok.release?.backupFile : undefined;
+  assert.match(safety ?? "", /safety-\d+\.dump$/, "the release records the safety backup it took");
+  assert.deepEqual(
+    {
+      result: ok.release?.result,
+      rolledBackTo: ok.release?.rolledBackTo,
+      commit: ok.release?.commit,
+      schemaVersionBefore: ok.release?.schemaVersionBefore,
+      schemaVersion: ok.release?.schemaVersion,
+      durationMs: ok.release?.durationMs,
+    },
+    {
+      result: "good",
+      rolledBackTo: target.id,
+      commit: target.commit,
+      schemaVersionBefore: "003",
+      schemaVersion: "002",
+      durationMs: 5000,
+    },
+  );
+  const to = { to: `release ${target.id}`, backup: file };
+  assert.deepEqual(good.notes.at(-1), {
+    type: "ROLLBACK_SUCCESS",
+    message: `Rolled staging back to release ${target.id}`,
+    fields: { ...to, safetyBackup: safety },
+  });
+  assert.equal(good.isLocked(), false);
+
+  const failing = await ports({ steps: [] });
+  failing.p.now = fiveSeconds();
+  failing.p.stack.up = async () => {
+    throw new Error("docker: port is already allocated\n  at the engine's second line");
+  };
+  const t2 = (await failing.p.releases.lastGood())!;
+  const bad = await rollbackTo(
+    { stack: "staging", target: t2, backupFile: file, steps: withRestore(t2) },
+    failing.p,
+  );
+  assert.equal(bad.exitCode, 1);
+  const safety2 = bad.release?.backupFile ?? "";
+  assert.match(safety2, /safety-\d+\.dump$/, "the safety backup holds the database as it was before");
+  assert.deepEqual(
+    {
+      result: bad.release?.result,
+      failedStage: bad.release?.failedStage,
+      error: bad.release?.error,
+      durationMs: bad.release?.durationMs,
+    },
+    {
+      result: "bad",
+      failedStage: "containers",
+      error: "docker: port is already allocated",
+      durationMs: 5000,
+    },
+  );
+  assert.deepEqual(failing.notes.at(-1), {
+    type: "ROLLBACK_FAILED",
+    message: `Rollback of staging to release ${t2.id} failed: docker: port is already allocated`,
+    fields: {
+      to: `release ${t2.id}`,
+      backup: file,
+      safetyBackup: safety2,
+      next: `the safety backup is ${safety2}; run 'safe-deploy rollback --stack staging --status' and finish by hand`,
+    },
+  });
+  assert.ok(failing.calls.includes("worktree removed"), "the temporary worktree is removed after a failure");
+  assert.equal(failing.isLocked(), false);
+
+  const dbOnly = await ports({ steps: [] });
+  dbOnly.p.database.restore = async () => {
+    throw new Error("pg_restore: error: could not read the archive\nsecond line");
+  };
+  const none = await rollbackTo(
+    { stack: "staging", backupFile: file, steps: [{ kind: "restore-backup", file }] },
+    dbOnly.p,
+  );
+  assert.deepEqual(none, { exitCode: 1, release: undefined });
+  assert.deepEqual((await dbOnly.ledger.list()).length, 1, "only the previous release: nothing recorded");
+  assert.deepEqual(dbOnly.notes, [
+    {
+      type: "INFO",
+      message: "Rollback of staging to the database started",
+      fields: { to: "the database", backup: file },
+    },
+    {
+      type: "ROLLBACK_FAILED",
+      message: "Rollback of staging to the database failed: pg_restore: error: could not read the archive",
+      fields: {
+        to: "the database",
+        backup: file,
+        safetyBackup: "none",
+        next: "the safety backup is not taken; run 'safe-deploy rollback --stack staging --status' and finish by hand",
+      },
+    },
+  ]);
+  assert.ok(!dbOnly.calls.includes("exportState"), "no stack is touched by a database-only rollback");
+  assert.equal(dbOnly.isLocked(), false);
+});
+
+test("a person's rollback to a commit no release recorded re-applies it with the current config file", async () => {
+  const { p, calls, notes, ledger } = await ports({ steps: [] });
+  const written: string[] = [];
+  p.config.write = async (text) => void written.push(text);
+  const commit = "ccccccc0000000000000000000000000000000000";
+  const out = await rollbackTo(
+    {
+      stack: "staging",
+      commit,
+      steps: [
+        { kind: "checkout-commit", commit },
+        { kind: "reapply-release", release: commit.slice(0, 12) },
+      ],
+    },
+    p,
+  );
+  assert.equal(out.exitCode, 0);
+  assert.deepEqual(written, ["config:\n  safe-deploy:app:\n    image: web:new\n"]);
+  const r = await ledger.get(out.release!.id);
+  assert.deepEqual([r.commit, r.result, r.rolledBackTo], [commit, "good", undefined]);
+  assert.ok(calls.includes(`up workDir=/tmp/worktree-ccccccc commit=${commit}`), calls.join("\n"));
+  assert.equal(notes[0].message, "Rollback of staging to commit ccccccc00000 started");
+  assert.deepEqual(notes[0].fields, { to: "commit ccccccc00000", backup: "none" });
 });
