@@ -1037,3 +1037,155 @@ test("a person's rollback to a commit no release recorded re-applies it with the
   assert.equal(notes[0].message, "Rollback of staging to commit ccccccc00000 started");
   assert.deepEqual(notes[0].fields, { to: "commit ccccccc00000", backup: "none" });
 });
+
+test("the stack's post-deploy warnings: recorded with the release and sent after the success, one WARNING each; durations come from the clock", async () => {
+  const { p, notes, logs } = await ports({ steps: okSteps() });
+  p.now = fiveSeconds();
+  const up = p.stack.up.bind(p.stack);
+  const said = ["the app's container has no healthcheck", "café: a warning with a non-ASCII character"];
+  p.stack.up = async (o) => {
+    const r = await up(o);
+    return {
+      outputs: { ...r.outputs, postDeployWarnings: { value: JSON.stringify(said), secret: false } },
+    };
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 0);
+  assert.deepEqual(out.release.warnings, said);
+  assert.equal(out.release.durationMs, 5000);
+  const fields = { release: out.release.id, commit: "bbbbbbb0000000000000000000000000000000000" };
+  assert.deepEqual(notes.slice(1), [
+    { type: "SUCCESS", message: "Deploy of staging succeeded", fields },
+    { type: "WARNING", message: said[0], fields },
+    { type: "WARNING", message: said[1], fields },
+  ]);
+  assert.ok(!logs.some((l) => l.startsWith("warn:")), logs.join("\n"));
+
+  // A failed deploy's durations: the bad result, then the rolled-back one.
+  const failed = await ports({ steps: rollbackCases[2][1] });
+  failed.p.now = fiveSeconds();
+  const back = await deploy({ stack: "staging", autoRollback: true, soak: true }, failed.p);
+  assert.deepEqual([back.release.result, back.release.durationMs], ["rolled-back", 5000]);
+});
+
+test("a deploy refused at preflight, in full: the log lists each problem, the record and the notification carry them all", async () => {
+  const { p, notes, logs, ledger } = await ports({ steps: okSteps() });
+  p.now = fiveSeconds();
+  p.preflight = async () => [
+    "the working tree has uncommitted changes (src/app.ts)",
+    "lint found 1 error(s)",
+  ];
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.exitCode, 1);
+  assert.deepEqual(logs, [
+    "error: preflight failed:\n  - the working tree has uncommitted changes (src/app.ts)\n  - lint found 1 error(s)",
+  ]);
+  const r = await ledger.get(out.release.id);
+  assert.deepEqual(
+    [r.result, r.failedStage, r.error, r.durationMs, r.commit],
+    [
+      "bad",
+      "preflight",
+      "the working tree has uncommitted changes (src/app.ts); lint found 1 error(s)",
+      5000,
+      "bbbbbbb0000000000000000000000000000000000",
+    ],
+  );
+  assert.deepEqual(notes, [
+    {
+      type: "ERROR",
+      message:
+        "Deploy of staging refused at preflight: the working tree has uncommitted changes (src/app.ts); lint found 1 error(s)",
+      fields: {
+        release: out.release.id,
+        commit: "bbbbbbb0000000000000000000000000000000000",
+        next: "nothing changed; fix the above and run 'safe-deploy up --stack staging' again",
+      },
+    },
+  ]);
+});
+
+test("a signal during the preflight stops the deploy before the lock: nothing recorded, nothing changed", async () => {
+  const { p, calls, notes, logs, ledger } = await ports({ steps: okSteps() });
+  p.preflight = async () => {
+    await sendSignal("SIGINT");
+    return [];
+  };
+  await assert.rejects(deploy({ stack: "staging", autoRollback: true, soak: true }, p), (e: unknown) => {
+    assert.ok(e instanceof CannotRunError, String(e));
+    assert.equal(e.message, "deploy of staging stopped by SIGINT before it started: nothing changed");
+    return true;
+  });
+  assert.deepEqual(calls, []);
+  assert.deepEqual(notes, []);
+  assert.equal((await ledger.list()).length, 1, "only the previous release");
+  assert.deepEqual(logs, [
+    "warn: SIGINT received: stopping the deploy of staging at the next safe point (the release is recorded and the lock released)",
+  ]);
+});
+
+test("a signal before pulumi up and during it, in full: the record's error, the notification and the error's text", async () => {
+  const before = await ports({ steps: okSteps() });
+  before.p.now = fiveSeconds();
+  before.p.archiveCheckpoint = async (id) => {
+    await sendSignal("SIGTERM");
+    return join(dir, `${id}.checkpoint.json`);
+  };
+  let id = "";
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, before.p),
+    (e: unknown) => {
+      id = (/release (\S+) is recorded/.exec(String(e)) ?? [])[1] ?? "";
+      assert.equal(
+        (e as Error).message,
+        `deploy of staging stopped by SIGTERM before pulumi up: nothing changed; release ${id} is recorded as bad ` +
+          "(preflight). Deploy again with 'safe-deploy up --stack staging'",
+      );
+      return true;
+    },
+  );
+  const r1 = await before.ledger.get(id);
+  assert.deepEqual(
+    [r1.result, r1.failedStage, r1.error, r1.durationMs],
+    ["bad", "preflight", "stopped by SIGTERM before pulumi up; nothing changed", 5000],
+  );
+  assert.deepEqual(before.notes, [], "nothing started, nothing to tell");
+
+  const steps = okSteps();
+  steps[2].hang = "SIGINT";
+  const during = await ports({ steps });
+  during.p.now = fiveSeconds();
+  let rid = "";
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, during.p),
+    (e: unknown) => {
+      rid = (/Release (\S+) is recorded/.exec(String(e)) ?? [])[1] ?? "";
+      assert.equal(
+        (e as Error).message,
+        "deploy of staging stopped by SIGINT during pulumi up (at migration): the stack may be half-updated, " +
+          `with pending operations in its state; not rolled back. Release ${rid} is recorded as bad and the lock ` +
+          "is released. Return to the last good release with 'safe-deploy rollback --stack staging --quick', or " +
+          "deploy again with 'safe-deploy up --stack staging'; see 'safe-deploy status --stack staging'",
+      );
+      return true;
+    },
+  );
+  const r2 = await during.ledger.get(rid);
+  const error =
+    "stopped by SIGINT during pulumi up (at migration): the stack may be half-updated, with pending operations in its state; not rolled back";
+  assert.deepEqual([r2.result, r2.failedStage, r2.error, r2.durationMs], ["bad", "migration", error, 5000]);
+  assert.deepEqual(during.notes.at(-1), {
+    type: "ERROR",
+    message: "Deploy of staging stopped by SIGINT at migration",
+    fields: {
+      release: rid,
+      commit: "bbbbbbb0000000000000000000000000000000000",
+      reason: `migration: ${error}`,
+      image: "sha256:new",
+      schemaBefore: "002",
+      schemaAfter: "003",
+      backup: r2.backupFile!,
+      next: "'safe-deploy rollback --stack staging --quick' returns to the last good release",
+    },
+  });
+});
