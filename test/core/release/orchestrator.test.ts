@@ -1189,3 +1189,89 @@ test("a signal before pulumi up and during it, in full: the record's error, the 
     },
   });
 });
+
+test("no soak asked, or no url to soak: no verification; a good deploy still good", async () => {
+  const off = await ports({ steps: okSteps() });
+  appHealthy = false; // a soak would fail: it must not run
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: false }, off.p);
+  assert.deepEqual([out.exitCode, out.release.result], [0, "good"]);
+  assert.ok(!off.calls.some((c) => c.startsWith("verify")), off.calls.join("\n"));
+
+  const noUrl = await ports({ steps: okSteps().filter((st) => st.type !== CMD) }); // migrated above
+  const up = noUrl.p.stack.up.bind(noUrl.p.stack);
+  noUrl.p.stack.up = async (o) => ({ outputs: { ...(await up(o)).outputs, url: undefined as never } });
+  const out2 = await deploy({ stack: "staging", autoRollback: true, soak: true }, noUrl.p);
+  assert.deepEqual([out2.exitCode, out2.release.result], [0, "good"]);
+  assert.ok(!noUrl.calls.some((c) => c.startsWith("verify")), noUrl.calls.join("\n"));
+});
+
+test("an update that fails before any resource step (the engine's own error): failed at containers, the first line recorded, the whole error logged; auto-rollback off says how to return", async () => {
+  const { p, notes, logs } = await ports({ steps: [] });
+  p.stack.up = async () => {
+    throw new Error("error: the stack is locked by another update\n  details: the lock file is held");
+  };
+  const out = await deploy({ stack: "staging", autoRollback: false, soak: true }, p);
+  assert.deepEqual(
+    [out.exitCode, out.release.result, out.release.failedStage, out.release.error],
+    [1, "bad", "containers", "error: the stack is locked by another update"],
+  );
+  assert.ok(
+    logs.includes(
+      "error: deploy failed at containers: error: the stack is locked by another update\n  details: the lock file is held",
+    ),
+    logs.join("\n"),
+  );
+  assert.deepEqual(notes.at(-1), {
+    type: "ERROR",
+    message: "Deploy of staging failed at containers: error: the stack is locked by another update",
+    fields: {
+      release: out.release.id,
+      commit: "bbbbbbb0000000000000000000000000000000000",
+      reason: "containers: error: the stack is locked by another update",
+      image: "unknown",
+      schemaBefore: "002",
+      schemaAfter: "002",
+      backup: "none",
+      next:
+        "not rolled back (auto-rollback is off): return to the last good release with " +
+        "'safe-deploy rollback --stack staging --quick', or fix and deploy again",
+    },
+  });
+});
+
+test("the change-stream ports failing never fail a deploy: a stream not kept and a sweep that fails are said, with the command to retry", async () => {
+  const stream = { slot: "safe_deploy_staging_x", startLsn: "0/16B3748" };
+  const { p, logs } = await ports({ steps: okSteps() });
+  p.changes = {
+    of: async () => stream,
+    keep: async () => {
+      throw new Error("could not keep: permission denied");
+    },
+    sweep: async () => assert.fail("a good deploy sweeps nothing"),
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.deepEqual([out.exitCode, out.release.result, out.release.changes], [0, "good", undefined]);
+  assert.ok(
+    logs.includes(
+      "warn: the change stream safe_deploy_staging_x could not be kept: could not keep: permission denied",
+    ),
+    logs.join("\n"),
+  );
+
+  const failed = await ports({ steps: rollbackCases[0][1] });
+  let swept = 0;
+  failed.p.changes = {
+    of: async () => undefined,
+    keep: async () => assert.fail("a failed deploy keeps nothing"),
+    sweep: async () => {
+      swept++;
+      throw new Error("slot in use");
+    },
+  };
+  const bad = await deploy({ stack: "staging", autoRollback: false, soak: true }, failed.p);
+  assert.deepEqual([bad.exitCode, bad.release.result, swept], [1, "bad", 1]);
+  assert.equal(
+    failed.logs.at(-1),
+    "warn: could not drop the change stream slots of failed deploys: slot in use; run 'safe-deploy changes prune'",
+  );
+});
