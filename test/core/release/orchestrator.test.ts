@@ -1275,3 +1275,94 @@ test("the change-stream ports failing never fail a deploy: a stream not kept and
     "warn: could not drop the change stream slots of failed deploys: slot in use; run 'safe-deploy changes prune'",
   );
 });
+
+test("a re-apply in place (no checkout: the same commit) writes the release's config into the user's file and puts the user's back afterwards, also when the re-apply fails", async () => {
+  for (const fails of [false, true]) {
+    const { p, calls } = await ports({ steps: [] });
+    p.config.snapshot = async () => {
+      calls.push("snapshot");
+      return async () => void calls.push("config put back");
+    };
+    if (fails)
+      p.stack.up = async () => {
+        calls.push("up");
+        throw new Error("docker: port is already allocated");
+      };
+    const target = (await p.releases.lastGood())!;
+    const out = await rollbackTo(
+      { stack: "staging", target, steps: [{ kind: "reapply-release", release: target.id }] },
+      p,
+    );
+    assert.equal(out.exitCode, fails ? 1 : 0);
+    assert.deepEqual(calls.slice(1, -1), [
+      "exportState",
+      "snapshot",
+      "writeConfig undefined old",
+      fails ? "up" : "up commit=aaaaaaa0000000000000000000000000000000000",
+      "config put back",
+    ]);
+  }
+  // With a temporary checkout the release's config goes there: the user's file is not touched.
+  const { p, calls } = await ports({ steps: [] });
+  p.config.snapshot = async () => assert.fail("the user's file is not written with a checkout");
+  const target = (await p.releases.lastGood())!;
+  const out = await rollbackTo(
+    {
+      stack: "staging",
+      target,
+      steps: [
+        { kind: "checkout-commit", commit: target.commit },
+        { kind: "reapply-release", release: target.id },
+      ],
+    },
+    p,
+  );
+  assert.equal(out.exitCode, 0);
+  assert.ok(calls.includes("writeConfig /tmp/worktree-aaaaaaa old"), calls.join("\n"));
+});
+
+test("a stale Pulumi lock that `cancel` cannot clear is said and the rollback goes on; a signal between rollback steps stops before the next one, naming it", async () => {
+  const { p, calls, logs } = await ports({ steps: rollbackCases[0][1], pending: 1 });
+  p.stack.cancel = async () => {
+    calls.push("cancel failed");
+    throw new Error("error: no stack is locked\nsecond line");
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.equal(out.release.result, "rolled-back");
+  assert.ok(calls.includes("importState pending=0"), calls.join("\n"));
+  assert.ok(
+    logs.includes("warn: rollback: pulumi cancel of the stale lock failed (error: no stack is locked)"),
+    logs.join("\n"),
+  );
+
+  const stopped = await ports({ steps: [] });
+  const file = join(dir, "never-restored.dump");
+  stopped.p.database.safetyBackup = async () => {
+    await sendSignal("SIGTERM");
+    return join(dir, "safety-stopped.dump");
+  };
+  const r = await rollbackTo(
+    {
+      stack: "staging",
+      backupFile: file,
+      steps: [{ kind: "safety-backup" }, { kind: "restore-backup", file }],
+    },
+    stopped.p,
+  );
+  assert.equal(r.exitCode, 1);
+  assert.ok(!stopped.calls.some((c) => c.startsWith("restore")), stopped.calls.join("\n"));
+  assert.deepEqual(stopped.notes.at(-1), {
+    type: "ROLLBACK_FAILED",
+    message: `Rollback of staging to the database failed: stopped by SIGTERM before: restore the pre-deploy backup ${file}`,
+    fields: {
+      to: "the database",
+      backup: file,
+      safetyBackup: join(dir, "safety-stopped.dump"),
+      next: `the safety backup is ${join(dir, "safety-stopped.dump")}; run 'safe-deploy rollback --stack staging --status' and finish by hand`,
+    },
+  });
+  assert.ok(
+    stopped.logs.includes("warn: SIGTERM received: stopping the rollback of staging before its next step"),
+    stopped.logs.join("\n"),
+  );
+});
