@@ -1366,3 +1366,96 @@ test("a stale Pulumi lock that `cancel` cannot clear is said and the rollback go
     stopped.logs.join("\n"),
   );
 });
+
+test("the first deploy of a stack failing: no release to return to, ROLLBACK_FAILED says so with no backup and no safety backup", async () => {
+  const { p, calls, notes, ledger, prev } = await ports({ steps: rollbackCases[0][1] });
+  await ledger.markResult(prev.id, "bad");
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, p);
+  assert.deepEqual([out.exitCode, out.release.result], [1, "bad"]);
+  assert.equal(out.release.error, "update failed at staging-backup: simulated; automatic rollback failed");
+  assert.ok(!calls.some((c) => c.startsWith("checkout") || c === "safetyBackup"), calls.join("\n"));
+  const last = notes.at(-1)!;
+  assert.equal(
+    last.message,
+    "Rollback of staging failed: there is no earlier good release to re-apply (first deploy of this stack): " +
+      "fix the failure and deploy again, or destroy the stack's containers by hand",
+  );
+  assert.deepEqual(
+    [last.fields.safetyBackup, last.fields.backup, last.fields.writesAfterBackup],
+    ["none", "none", undefined],
+  );
+  assert.equal(
+    last.fields.next,
+    "the pre-deploy backup is missing; the safety backup is not taken; " +
+      "run 'safe-deploy rollback --stack staging --status' and finish by hand",
+  );
+});
+
+test("a rollback whose restore replayed the later writes and whose re-apply then failed: the replay is recorded and notified, automatic and manual", async () => {
+  const writes = {
+    applied: 2,
+    transactions: 1,
+    reported: 1,
+    reportJson: "/r/late.json",
+    reportSql: "/r/late.sql",
+  };
+  const said = "2 replayed (1 transaction(s)), 1 reported in /r/late.json (re-insert with /r/late.sql)";
+  const auto = await ports({ steps: rollbackCases[3][1], reapplyFails: true });
+  auto.p.database.restore = async () => writes;
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, auto.p);
+  assert.equal(out.release.result, "bad");
+  assert.deepEqual((await auto.ledger.get(out.release.id)).replay, writes);
+  assert.equal(auto.notes.at(-1)!.type, "ROLLBACK_FAILED");
+  assert.equal(auto.notes.at(-1)!.fields.writesAfterBackup, said);
+
+  const manual = await ports({ steps: [] });
+  manual.p.database.restore = async () => writes;
+  manual.p.stack.up = async () => {
+    throw new Error("docker: port is already allocated");
+  };
+  const target = (await manual.p.releases.lastGood())!;
+  const r = await rollbackTo(
+    {
+      stack: "staging",
+      target,
+      backupFile: "/b/target.dump",
+      steps: [
+        { kind: "restore-backup", file: "/b/target.dump" },
+        { kind: "reapply-release", release: target.id },
+      ],
+    },
+    manual.p,
+  );
+  assert.equal(r.exitCode, 1);
+  assert.deepEqual(r.release?.replay, writes);
+  assert.equal(r.release?.backupFile, undefined, "no safety backup was taken");
+  assert.equal(manual.notes.at(-1)!.fields.writesAfterBackup, said);
+
+  // And a manual rollback that succeeds says the writes in its message and records them.
+  const okManual = await ports({ steps: [] });
+  okManual.p.database.restore = async () => writes;
+  const t2 = (await okManual.p.releases.lastGood())!;
+  const good = await rollbackTo(
+    {
+      stack: "staging",
+      target: t2,
+      backupFile: "/b/target.dump",
+      steps: [
+        { kind: "restore-backup", file: "/b/target.dump" },
+        { kind: "reapply-release", release: t2.id },
+      ],
+    },
+    okManual.p,
+  );
+  assert.deepEqual(good.release?.replay, writes);
+  assert.deepEqual(okManual.notes.at(-1), {
+    type: "ROLLBACK_SUCCESS",
+    message: `Rolled staging back to release ${t2.id}; writes made after the backup: ${said}`,
+    fields: {
+      to: `release ${t2.id}`,
+      backup: "/b/target.dump",
+      writesAfterBackup: said,
+      safetyBackup: "none",
+    },
+  });
+});
