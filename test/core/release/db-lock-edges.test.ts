@@ -356,3 +356,29 @@ test(
     }
   },
 );
+
+test(
+  "no PostgreSQL client tools on this machine: each entry point says to install them or set PG_BIN (the default target is local)",
+  BOUND,
+  async () => {
+    const { url } = await fresh();
+    const saved = process.env.PG_BIN;
+    process.env.PG_BIN = join(work, "no-such-bin");
+    try {
+      const hint = (what: string) => (e: Error) => {
+        assert.match(
+          e.message,
+          new RegExp(`^${what}: PostgreSQL client tools not found \\(.*\\); install them or set PG_BIN$`),
+        );
+        assert.ok(!e.message.includes(pg.password), "no password in the error");
+        return true;
+      };
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), hint("taking the deploy lock"));
+      await assert.rejects(dbLockStatus(url), hint("reading the deploy lock"));
+      await assert.rejects(releaseDbLock(url), hint("reading the deploy lock"));
+    } finally {
+      if (saved === undefined) delete process.env.PG_BIN;
+      else process.env.PG_BIN = saved;
+    }
+  },
+);
