@@ -382,3 +382,161 @@ test(
     }
   },
 );
+
+test(
+  "a stale holder row while another session holds the lock without a row: refused naming that session (not the stale row's holder, nor its stack), and a child pass needs the holder's own row",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    const old = await acquireDbLock({ databaseUrl: url, stack: "old-stack", command: "safe-deploy up" });
+    await pg.query("SELECT pg_terminate_backend($1)", [old.holder.backendPid]);
+    await gone(db);
+    delete process.env[DB_LOCK_ENV];
+    const c = new Client({ connectionString: pg.url("postgres") });
+    await c.connect();
+    c.on("error", () => {});
+    try {
+      const [{ pid }] = (
+        await c.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      const st = await dbLockStatus(url);
+      assert.deepEqual(st, { state: "stale", holder: old.holder, backendPid: pid });
+      const refused =
+        `database "${db}" is locked by another deploy: a session of server process ${pid} that wrote no ` +
+        "holder row yet. Wait for it to finish (`safe-deploy lock status --stack STACK`); a holder whose " +
+        "session is gone is replaced by itself.";
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), { message: refused });
+      process.env[DB_LOCK_ENV] = String(pid);
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), { message: refused });
+    } finally {
+      delete process.env[DB_LOCK_ENV];
+      await c.end().catch(() => {});
+      await old.release();
+    }
+  },
+);
+
+test("a refusal by a holder with a row names its stack in the status command to run", BOUND, async () => {
+  const { db, url } = await fresh();
+  const lock = await acquireDbLock({ databaseUrl: url, stack: "shop-prod", command: "safe-deploy up" });
+  try {
+    delete process.env[DB_LOCK_ENV];
+    await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), {
+      message:
+        `database "${db}" is locked by another deploy: ${describeDbHolder(lock.holder)}. Wait for it to ` +
+        "finish (`safe-deploy lock status --stack shop-prod`); a holder whose session is gone is replaced by itself.",
+    });
+  } finally {
+    process.env[DB_LOCK_ENV] = String(lock.holder.backendPid);
+    await lock.release();
+  }
+});
+
+test(
+  "a session waiting for the lock is not its holder: status and release --force name the session that holds it",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    // The waiter connects first, so its server process id is the lower one (min(pid) would pick it).
+    const waiter = new Client({ connectionString: pg.url("postgres") });
+    const holder = new Client({ connectionString: pg.url("postgres") });
+    await waiter.connect();
+    await holder.connect();
+    waiter.on("error", () => {});
+    holder.on("error", () => {});
+    try {
+      const [{ pid }] = (
+        await holder.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      const [{ wpid }] = (await waiter.query("SELECT pg_backend_pid() AS wpid")).rows as Array<{
+        wpid: number;
+      }>;
+      const waiting = waiter.query("SELECT pg_advisory_lock(hashtext($1))", [lockKey(db)]).catch(() => {});
+      await until("the waiter to wait for the lock", async () => {
+        const r = await pg.query(
+          "SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted",
+          [wpid],
+        );
+        return r.length === 1;
+      });
+      assert.ok(wpid < pid, `the waiter's pid ${wpid} is below the holder's ${pid}`);
+      assert.deepEqual(await dbLockStatus(url), { state: "held", backendPid: pid });
+      assert.deepEqual(await releaseDbLock(url, { terminate: true }), { state: "held", backendPid: pid });
+      await waiting;
+      const alive = await pg.query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid", [
+        [wpid, pid],
+      ]);
+      assert.deepEqual(alive, [{ pid: wpid }], "the holder's session was ended, the waiter's kept");
+    } finally {
+      await waiter.end().catch(() => {});
+      await holder.end().catch(() => {});
+    }
+  },
+);
+
+test(
+  "a user who may not read the holder table or end the holder's session: each error names its step",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    await pg.query("CREATE ROLE reader LOGIN PASSWORD 'reader-pw'").catch(() => {});
+    const weak = `postgres://reader:reader-pw@${pg.host}:${pg.port}/${db}`;
+    // A holder session without a table yet: the weak user reads the state, then may not end it.
+    const c = new Client({ connectionString: pg.url("postgres") });
+    await c.connect();
+    c.on("error", () => {});
+    try {
+      await c.query("SELECT pg_advisory_lock(hashtext($1))", [lockKey(db)]);
+      await assert.rejects(releaseDbLock(weak, { terminate: true }), (e: Error) =>
+        /^ending the lock holder's session failed: ERROR: +must be a superuser to terminate superuser process/.test(
+          e.message,
+        ),
+      );
+    } finally {
+      await c.end().catch(() => {});
+    }
+    await gone(db);
+    // Once the table exists (created by its owner), a user without SELECT on it cannot read the lock.
+    const lock = await acquireDbLock({ databaseUrl: url, stack: "p" });
+    try {
+      await assert.rejects(dbLockStatus(weak), (e: Error) =>
+        e.message.startsWith(`reading the deploy lock: role "reader" may not read schema "safe_deploy"`),
+      );
+    } finally {
+      await lock.release();
+    }
+  },
+);
+
+test(
+  "acquireDeployLocks told nothing (no warn, no info): the file lock alone, silently, instead of a TypeError",
+  BOUND,
+  async () => {
+    const stateDir = join(work, "silent");
+    const none = await acquireDeployLocks({ stateDir, stack: "p" }, undefined);
+    await none.release();
+    const closed = `postgres://${pg.user}:${pg.password}@127.0.0.1:${await freePort()}/x`;
+    const unreachable = await acquireDeployLocks({ stateDir, stack: "p" }, { url: closed });
+    assert.equal(unreachable.db, undefined);
+    await unreachable.release();
+    assert.equal((await lockStatus({ stateDir, stack: "p" })).state, "free");
+  },
+);
+
+test("a stale holder row is replaced with a warning naming the gone holder", BOUND, async () => {
+  const { db, url } = await fresh();
+  const old = await acquireDbLock({ databaseUrl: url, stack: "p", command: "safe-deploy up", pid: 4242 });
+  await pg.query("SELECT pg_terminate_backend($1)", [old.holder.backendPid]);
+  await gone(db);
+  delete process.env[DB_LOCK_ENV];
+  const said: string[] = [];
+  const next = await acquireDbLock({ databaseUrl: url, stack: "p", warn: (m) => said.push(m) });
+  try {
+    assert.deepEqual(said, [
+      `replacing the stale deploy lock holder of database "${db}" (its session is gone): ${describeDbHolder(old.holder)}`,
+    ]);
+  } finally {
+    await next.release();
+    await old.release();
+  }
+});
