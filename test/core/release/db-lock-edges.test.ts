@@ -502,6 +502,12 @@ test(
       await assert.rejects(dbLockStatus(weak), (e: Error) =>
         e.message.startsWith(`reading the deploy lock: role "reader" may not read schema "safe_deploy"`),
       );
+      // Allowed into the schema but not the table: the second read (the holder row) fails, named too.
+      await pg.query('GRANT USAGE ON SCHEMA safe_deploy TO "reader"', [], db);
+      await assert.rejects(dbLockStatus(weak), (e: Error) => {
+        assert.match(e.message, /^reading the deploy lock\b.*deploy_lock/s);
+        return true;
+      });
     } finally {
       await lock.release();
     }
@@ -539,4 +545,13 @@ test("a stale holder row is replaced with a warning naming the gone holder", BOU
     await next.release();
     await old.release();
   }
+  // Nobody to tell (no `warn`): the stale row is replaced all the same.
+  const third = await acquireDbLock({ databaseUrl: url, stack: "p" });
+  await pg.query("SELECT pg_terminate_backend($1)", [third.holder.backendPid]);
+  await gone(db);
+  delete process.env[DB_LOCK_ENV];
+  assert.equal((await dbLockStatus(url)).state, "stale");
+  const quiet = await acquireDbLock({ databaseUrl: url, stack: "p" });
+  await quiet.release();
+  await third.release();
 });
