@@ -555,3 +555,28 @@ test("a stale holder row is replaced with a warning naming the gone holder", BOU
   await quiet.release();
   await third.release();
 });
+
+test(
+  "a deployer whose uid has no passwd entry (a container's bare uid): the owner is $USER, else 'unknown'",
+  { ...BOUND, skip: process.getuid?.() !== 0 && "needs root to take another uid" },
+  async () => {
+    const { url } = await fresh();
+    const user = process.env.USER;
+    const as54321 = async (env: string | undefined) => {
+      if (env === undefined) delete process.env.USER;
+      else process.env.USER = env;
+      process.seteuid!(54321);
+      try {
+        const h = await acquireDbLock({ databaseUrl: url, stack: "p" });
+        await h.release();
+        return h.holder.owner;
+      } finally {
+        process.seteuid!(0);
+        if (user === undefined) delete process.env.USER;
+        else process.env.USER = user;
+      }
+    };
+    assert.equal(await as54321(undefined), "unknown");
+    assert.equal(await as54321("carol"), "carol");
+  },
+);
