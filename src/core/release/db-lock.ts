@@ -82,23 +82,31 @@ CREATE TABLE IF NOT EXISTS safe_deploy.deploy_lock (
   command text NOT NULL, checkout text NOT NULL, commit text NOT NULL, since timestamptz NOT NULL DEFAULT now(),
   backend_pid integer NOT NULL);`;
 
-/** Is the advisory lock of `key` held by `pidExpr`'s session? (pg_locks spans every database of the server.) */
-const holdsSql = (key: string, pidExpr: string) =>
-  `EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND ` +
-  `l.pid = ${pidExpr} AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(${lit(key)})::bigint)`;
+/**
+ * The deploy lock's entry in pg_locks: granted, of `key`, in the lock session's database. pg_locks spans
+ * every database of the server while an advisory lock belongs to one: the same key held by a session of
+ * another database (the application's own locks) is not the deploy lock.
+ */
+const lockRowSql = (key: string, lockDb: string) =>
+  `l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND ` +
+  `l.database = (SELECT oid FROM pg_database WHERE datname = ${lit(lockDb)}) AND ` +
+  `((l.classid::bigint << 32) | l.objid::bigint) = hashtext(${lit(key)})::bigint`;
+
+/** Is the advisory lock of `key` held by `pidExpr`'s session? */
+const holdsSql = (key: string, lockDb: string, pidExpr: string) =>
+  `EXISTS (SELECT 1 FROM pg_locks l WHERE ${lockRowSql(key, lockDb)} AND l.pid = ${pidExpr})`;
 
 /** The holder row of `key` and whether its session still holds the lock, as one JSON line. */
-const rowSql = (key: string) =>
+const rowSql = (key: string, lockDb: string) =>
   `SELECT 'ROW:' || coalesce((SELECT row_to_json(x)::text FROM (SELECT stack, owner, host, pid, command, checkout,
   commit, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' AS since, backend_pid AS "backendPid",
-  ${holdsSql(key, "d.backend_pid")} AS live
+  ${holdsSql(key, lockDb, "d.backend_pid")} AS live
   FROM safe_deploy.deploy_lock d WHERE lock_key = ${lit(key)}) x), 'null');`;
 
 /** Whether the table exists, and the server process holding the advisory lock of `key` (empty when free). */
-const holderSql = (key: string) =>
+const holderSql = (key: string, lockDb: string) =>
   `SELECT 'TABLE:' || (to_regclass('safe_deploy.deploy_lock') IS NOT NULL);
-SELECT 'HOLDER:' || coalesce((SELECT min(l.pid) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-  AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(${lit(key)})::bigint)::text, '');`;
+SELECT 'HOLDER:' || coalesce((SELECT min(l.pid) FROM pg_locks l WHERE ${lockRowSql(key, lockDb)})::text, '');`;
 
 const field = (text: string, prefix: string) =>
   text
@@ -116,11 +124,12 @@ export function describeDbHolder(h: DbHolder): string {
 
 async function readState(target: RunTarget, conn: Conn): Promise<DbLockState> {
   const key = lockKey(conn.database);
-  const first = await runSql(target, conn, holderSql(key), "reading the deploy lock");
+  const lockDb = lockConn(conn).database;
+  const first = await runSql(target, conn, holderSql(key, lockDb), "reading the deploy lock");
   const backendPid = Number(field(first, "HOLDER:")) || 0;
   const out =
     field(first, "TABLE:") === "true"
-      ? await runSql(target, conn, rowSql(key), "reading the deploy lock")
+      ? await runSql(target, conn, rowSql(key, lockDb), "reading the deploy lock")
       : "";
   const row = JSON.parse(field(out, "ROW:") || "null") as (DbHolder & { live: boolean }) | null;
   if (row) {

@@ -11,11 +11,14 @@ import {
   removeContainers,
   runContainer,
 } from "../../helpers/health-image";
+import { reapContainersOnExit } from "./container-reaper";
 
 let image: string;
 const ids: string[] = [];
+/** Removes this run's containers when the process dies, a SIGKILL included (container-reaper.test.ts). */
+const runLabel = reapContainersOnExit("container-test");
 const start = async (args: string[]) => {
-  const id = await runContainer(args);
+  const id = await runContainer(["--label", runLabel, ...args]);
   ids.push(id);
   return id;
 };
@@ -100,6 +103,20 @@ test("a critical log line in the check window fails a running container", async 
     retries: 1,
   });
   assert.equal(custom.ok, true, "the same logs pass when no pattern matches");
+  // `docker logs` gives the container's stderr on its own stderr: a panic written there counts too.
+  const err = await start([
+    image,
+    "sh",
+    "-c",
+    "echo starting; sleep 2; echo 'panic: runtime error' >&2; exec sleep 600",
+  ]);
+  const onStderr = await pollUntilHealthy(err, containerProbe({ name: err }), {
+    ...policy,
+    retries: 10,
+    successThreshold: 10,
+  });
+  assert.equal(onStderr.ok, false);
+  if (!onStderr.ok) assert.match(onStderr.message, /critical log line: panic: runtime error/);
 });
 
 test("a missing container and an unreachable Docker host are reported, not thrown", async () => {
@@ -121,6 +138,8 @@ test("a container Docker could not start, its error quoting a command with a `|`
     "create",
     "--label",
     "safe-deploy-test=health",
+    "--label",
+    runLabel,
     image,
     "sh -c 'echo a | cat'",
   ]);

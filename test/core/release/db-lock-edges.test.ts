@@ -21,6 +21,7 @@ import {
 } from "../../../src/core/release/db-lock";
 import { lockStatus } from "../../../src/core/release/lock";
 import { freePort, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { killLeftPsqlSessions, until } from "./bounded";
 
 const work = mkdtempSync(join(tmpdir(), "sd-dblock-edges-"));
 let pg: TestPostgres;
@@ -29,6 +30,7 @@ before(async () => {
 });
 after(async () => {
   await pg?.close();
+  killLeftPsqlSessions();
   rmSync(work, { recursive: true, force: true });
 });
 let n = 0;
@@ -52,12 +54,11 @@ async function rows(db: string): Promise<number> {
   return r[0].n;
 }
 
-/** Every test that waits on the server gets its own bound (issue 22): a lock never freed fails, not hangs. */
+/** Every test that waits on the server gets its own bound (issue 22), and each wait its own (bounded.ts). */
 const BOUND = { timeout: 60_000 };
 
-const gone = async (db: string) => {
-  while ((await holders(db)).length) await new Promise((r) => setTimeout(r, 50));
-};
+const gone = (db: string) =>
+  until(`the deploy lock of ${db} to be freed`, async () => !(await holders(db)).length);
 
 test("describeDbHolder: the stack only when known, the commit cut to 12, or 'unknown commit'", () => {
   const h: DbHolder = {
@@ -314,5 +315,268 @@ test(
     await both.release();
     await gone(db);
     assert.equal(await fileState(), "free");
+  },
+);
+
+test(
+  "an advisory lock with the same key in another database (the target's own sessions) is not the deploy lock",
+  BOUND,
+  async () => {
+    // Advisory locks belong to one database: an application session on the target database that holds
+    // the same 64-bit key (its own lock numbers, or a hash that collides) does not exclude a deploy, and
+    // `lock release --force` must not end that application's session.
+    const { db, url } = await fresh();
+    const app = new Client({ connectionString: url });
+    await app.connect();
+    app.on("error", () => {});
+    try {
+      const [{ pid }] = (
+        await app.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      assert.deepEqual(await dbLockStatus(url), { state: "free" });
+      assert.deepEqual(await releaseDbLock(url, { terminate: true }), { state: "free" });
+      const lock = await acquireDbLock({ databaseUrl: url, stack: "p" });
+      try {
+        assert.deepEqual(await dbLockStatus(url), {
+          state: "held",
+          holder: lock.holder,
+          backendPid: lock.holder.backendPid,
+        });
+      } finally {
+        await lock.release();
+      }
+      assert.deepEqual(await dbLockStatus(url), { state: "free" });
+      const still = await pg.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1",
+        [pid],
+      );
+      assert.equal(still[0].n, 1, "the application's session was not ended");
+    } finally {
+      await app.end().catch(() => {});
+    }
+  },
+);
+
+test(
+  "no PostgreSQL client tools on this machine: each entry point says to install them or set PG_BIN (the default target is local)",
+  BOUND,
+  async () => {
+    const { url } = await fresh();
+    const saved = process.env.PG_BIN;
+    process.env.PG_BIN = join(work, "no-such-bin");
+    try {
+      const hint = (what: string) => (e: Error) => {
+        assert.match(
+          e.message,
+          new RegExp(`^${what}: PostgreSQL client tools not found \\(.*\\); install them or set PG_BIN$`),
+        );
+        assert.ok(!e.message.includes(pg.password), "no password in the error");
+        return true;
+      };
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), hint("taking the deploy lock"));
+      await assert.rejects(dbLockStatus(url), hint("reading the deploy lock"));
+      await assert.rejects(releaseDbLock(url), hint("reading the deploy lock"));
+    } finally {
+      if (saved === undefined) delete process.env.PG_BIN;
+      else process.env.PG_BIN = saved;
+    }
+  },
+);
+
+test(
+  "a stale holder row while another session holds the lock without a row: refused naming that session (not the stale row's holder, nor its stack), and a child pass needs the holder's own row",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    const old = await acquireDbLock({ databaseUrl: url, stack: "old-stack", command: "safe-deploy up" });
+    await pg.query("SELECT pg_terminate_backend($1)", [old.holder.backendPid]);
+    await gone(db);
+    delete process.env[DB_LOCK_ENV];
+    const c = new Client({ connectionString: pg.url("postgres") });
+    await c.connect();
+    c.on("error", () => {});
+    try {
+      const [{ pid }] = (
+        await c.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      const st = await dbLockStatus(url);
+      assert.deepEqual(st, { state: "stale", holder: old.holder, backendPid: pid });
+      const refused =
+        `database "${db}" is locked by another deploy: a session of server process ${pid} that wrote no ` +
+        "holder row yet. Wait for it to finish (`safe-deploy lock status --stack STACK`); a holder whose " +
+        "session is gone is replaced by itself.";
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), { message: refused });
+      process.env[DB_LOCK_ENV] = String(pid);
+      await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), { message: refused });
+    } finally {
+      delete process.env[DB_LOCK_ENV];
+      await c.end().catch(() => {});
+      await old.release();
+    }
+  },
+);
+
+test("a refusal by a holder with a row names its stack in the status command to run", BOUND, async () => {
+  const { db, url } = await fresh();
+  const lock = await acquireDbLock({ databaseUrl: url, stack: "shop-prod", command: "safe-deploy up" });
+  try {
+    delete process.env[DB_LOCK_ENV];
+    await assert.rejects(acquireDbLock({ databaseUrl: url, stack: "p" }), {
+      message:
+        `database "${db}" is locked by another deploy: ${describeDbHolder(lock.holder)}. Wait for it to ` +
+        "finish (`safe-deploy lock status --stack shop-prod`); a holder whose session is gone is replaced by itself.",
+    });
+  } finally {
+    process.env[DB_LOCK_ENV] = String(lock.holder.backendPid);
+    await lock.release();
+  }
+});
+
+test(
+  "a session waiting for the lock is not its holder: status and release --force name the session that holds it",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    // The waiter connects first, so its server process id is the lower one (min(pid) would pick it).
+    const waiter = new Client({ connectionString: pg.url("postgres") });
+    const holder = new Client({ connectionString: pg.url("postgres") });
+    await waiter.connect();
+    await holder.connect();
+    waiter.on("error", () => {});
+    holder.on("error", () => {});
+    try {
+      const [{ pid }] = (
+        await holder.query("SELECT pg_advisory_lock(hashtext($1)), pg_backend_pid() AS pid", [lockKey(db)])
+      ).rows as Array<{ pid: number }>;
+      const [{ wpid }] = (await waiter.query("SELECT pg_backend_pid() AS wpid")).rows as Array<{
+        wpid: number;
+      }>;
+      const waiting = waiter.query("SELECT pg_advisory_lock(hashtext($1))", [lockKey(db)]).catch(() => {});
+      await until("the waiter to wait for the lock", async () => {
+        const r = await pg.query(
+          "SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted",
+          [wpid],
+        );
+        return r.length === 1;
+      });
+      assert.ok(wpid < pid, `the waiter's pid ${wpid} is below the holder's ${pid}`);
+      assert.deepEqual(await dbLockStatus(url), { state: "held", backendPid: pid });
+      assert.deepEqual(await releaseDbLock(url, { terminate: true }), { state: "held", backendPid: pid });
+      await waiting;
+      const alive = await pg.query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid", [
+        [wpid, pid],
+      ]);
+      assert.deepEqual(alive, [{ pid: wpid }], "the holder's session was ended, the waiter's kept");
+    } finally {
+      await waiter.end().catch(() => {});
+      await holder.end().catch(() => {});
+    }
+  },
+);
+
+test(
+  "a user who may not read the holder table or end the holder's session: each error names its step",
+  BOUND,
+  async () => {
+    const { db, url } = await fresh();
+    await pg.query("CREATE ROLE reader LOGIN PASSWORD 'reader-pw'").catch(() => {});
+    const weak = `postgres://reader:reader-pw@${pg.host}:${pg.port}/${db}`;
+    // A holder session without a table yet: the weak user reads the state, then may not end it.
+    const c = new Client({ connectionString: pg.url("postgres") });
+    await c.connect();
+    c.on("error", () => {});
+    try {
+      await c.query("SELECT pg_advisory_lock(hashtext($1))", [lockKey(db)]);
+      await assert.rejects(releaseDbLock(weak, { terminate: true }), (e: Error) =>
+        /^ending the lock holder's session failed: ERROR: +must be a superuser to terminate superuser process/.test(
+          e.message,
+        ),
+      );
+    } finally {
+      await c.end().catch(() => {});
+    }
+    await gone(db);
+    // Once the table exists (created by its owner), a user without SELECT on it cannot read the lock.
+    const lock = await acquireDbLock({ databaseUrl: url, stack: "p" });
+    try {
+      await assert.rejects(dbLockStatus(weak), (e: Error) =>
+        e.message.startsWith(`reading the deploy lock: role "reader" may not read schema "safe_deploy"`),
+      );
+      // Allowed into the schema but not the table: the second read (the holder row) fails, named too.
+      await pg.query('GRANT USAGE ON SCHEMA safe_deploy TO "reader"', [], db);
+      await assert.rejects(dbLockStatus(weak), (e: Error) => {
+        assert.match(e.message, /^reading the deploy lock\b.*deploy_lock/s);
+        return true;
+      });
+    } finally {
+      await lock.release();
+    }
+  },
+);
+
+test(
+  "acquireDeployLocks told nothing (no warn, no info): the file lock alone, silently, instead of a TypeError",
+  BOUND,
+  async () => {
+    const stateDir = join(work, "silent");
+    const none = await acquireDeployLocks({ stateDir, stack: "p" }, undefined);
+    await none.release();
+    const closed = `postgres://${pg.user}:${pg.password}@127.0.0.1:${await freePort()}/x`;
+    const unreachable = await acquireDeployLocks({ stateDir, stack: "p" }, { url: closed });
+    assert.equal(unreachable.db, undefined);
+    await unreachable.release();
+    assert.equal((await lockStatus({ stateDir, stack: "p" })).state, "free");
+  },
+);
+
+test("a stale holder row is replaced with a warning naming the gone holder", BOUND, async () => {
+  const { db, url } = await fresh();
+  const old = await acquireDbLock({ databaseUrl: url, stack: "p", command: "safe-deploy up", pid: 4242 });
+  await pg.query("SELECT pg_terminate_backend($1)", [old.holder.backendPid]);
+  await gone(db);
+  delete process.env[DB_LOCK_ENV];
+  const said: string[] = [];
+  const next = await acquireDbLock({ databaseUrl: url, stack: "p", warn: (m) => said.push(m) });
+  try {
+    assert.deepEqual(said, [
+      `replacing the stale deploy lock holder of database "${db}" (its session is gone): ${describeDbHolder(old.holder)}`,
+    ]);
+  } finally {
+    await next.release();
+    await old.release();
+  }
+  // Nobody to tell (no `warn`): the stale row is replaced all the same.
+  const third = await acquireDbLock({ databaseUrl: url, stack: "p" });
+  await pg.query("SELECT pg_terminate_backend($1)", [third.holder.backendPid]);
+  await gone(db);
+  delete process.env[DB_LOCK_ENV];
+  assert.equal((await dbLockStatus(url)).state, "stale");
+  const quiet = await acquireDbLock({ databaseUrl: url, stack: "p" });
+  await quiet.release();
+  await third.release();
+});
+
+test(
+  "a deployer whose uid has no passwd entry (a container's bare uid): the owner is $USER, else 'unknown'",
+  { ...BOUND, skip: process.getuid?.() !== 0 && "needs root to take another uid" },
+  async () => {
+    const { url } = await fresh();
+    const user = process.env.USER;
+    const as54321 = async (env: string | undefined) => {
+      if (env === undefined) delete process.env.USER;
+      else process.env.USER = env;
+      process.seteuid!(54321);
+      try {
+        const h = await acquireDbLock({ databaseUrl: url, stack: "p" });
+        await h.release();
+        return h.holder.owner;
+      } finally {
+        process.seteuid!(0);
+        if (user === undefined) delete process.env.USER;
+        else process.env.USER = user;
+      }
+    };
+    assert.equal(await as54321(undefined), "unknown");
+    assert.equal(await as54321("carol"), "carol");
   },
 );
