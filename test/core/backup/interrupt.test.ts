@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { catchingSignals, stoppedBySignal } from "../../../src/core/backup/interrupt";
 import { CannotRunError } from "../../../src/core/errors";
-import { setAsideRunnerSignalHandlers } from "../../helpers/runner-signals";
+import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
 
-setAsideRunnerSignalHandlers();
+deferRunnerSignalHandlers();
 
 const CHILD = join(__dirname, "fixtures", "interrupt-child.ts");
 const child = (sig: string, mode = "once") =>

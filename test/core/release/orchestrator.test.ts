@@ -20,18 +20,12 @@ import {
   type NotifyType,
 } from "../../../src/core/release/orchestrator";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
 
 const run = promisify(execFile);
 
-// The signals these tests send must reach only the orchestrator's handlers: a runner's own (Stryker's tap
-// hook exits the process on SIGINT/SIGTERM/SIGHUP, issue 22) is set aside while this file runs.
-const runnerSignalHandlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
-  (s) => [s, process.listeners(s)] as const,
-);
-for (const [s, ls] of runnerSignalHandlers) for (const l of ls) process.off(s, l);
-after(() => {
-  for (const [s, ls] of runnerSignalHandlers) for (const l of ls) process.on(s, l);
-});
+// The signals these tests send must reach the orchestrator's handlers, not a runner's (issue 22).
+deferRunnerSignalHandlers();
 
 // Real parts: a PostgreSQL server the "migrations" really change, real pg_dump/pg_restore backups, a
 // real HTTP app for the soak checks. Fake: only the Pulumi engine (a recording StackAccess).
