@@ -90,6 +90,9 @@ const TESTS = {
   "backup/retention": ["test/core/backup/retention.test.ts", "test/core/backup/retention-edges.test.ts"],
   "backup/manifest-auth": ["test/core/backup/offsite.test.ts", "test/core/backup/manifest-auth.test.ts"],
   "backup/interrupt": ["test/core/backup/interrupt.test.ts"],
+  // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
+  // one small server a file; the older files take 15-30 s each and reach every line at once).
+  "backup/runner": ["test/core/backup/runner.test.ts"],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
 };
