@@ -116,6 +116,10 @@ test("parseDatabaseUrl: each wrong URL is a ConfigError naming the flag and the 
       /^`--database-url` \/ DATABASE_URL must start with postgres:\/\/ \(got mysql:\/\/\)$/,
     ],
     [
+      "xpostgres://u:secretpw@h/db",
+      /^`--database-url` \/ DATABASE_URL must start with postgres:\/\/ \(got xpostgres:\/\/\)$/,
+    ],
+    [
       "postgres://u:secret%zzpw@h/db",
       /^`--database-url` \/ DATABASE_URL has a `%` that is not followed by two hex digits in its user, password or database name \(postgres:\/\/u:\*\*\*@h\/db\): percent-encode those characters, `%` as %25, `@` as %40, `\/` as %2F$/,
     ],
@@ -181,8 +185,15 @@ test("dockerArgs and dockerEnv: exec in the container, or a throwaway run of the
   delete process.env.DOCKER_HOST;
   try {
     assert.equal(dockerEnv({ runIn: "container", container: "db" }).DOCKER_HOST, undefined);
+    // No host in the target: the one the user's shell points docker at is kept.
+    process.env.DOCKER_HOST = "unix:///run/user/docker.sock";
+    assert.equal(
+      dockerEnv({ runIn: "container", container: "db" }).DOCKER_HOST,
+      "unix:///run/user/docker.sock",
+    );
   } finally {
     if (saved !== undefined) process.env.DOCKER_HOST = saved;
+    else delete process.env.DOCKER_HOST;
   }
 });
 
@@ -236,6 +247,13 @@ test("watch: the exit code, 128 for a signal, 127 and the error for a tool that 
   const m = watch(missing);
   assert.equal(await m.done, 127);
   assert.match(m.stderr(), /ENOENT/);
+  // A child without a stderr pipe is watched as well.
+  assert.equal(await watch(spawn("sh", ["-c", "exit 0"], { stdio: "ignore" })).done, 0);
+  // Kept up to 64,000 characters; what comes after is dropped.
+  const capped = spawn("sh", ["-c", "head -c 64000 /dev/zero | tr '\\0' y >&2; sleep 0.3; echo more >&2"]);
+  const c = watch(capped);
+  assert.equal(await c.done, 0);
+  assert.equal(c.stderr(), "y".repeat(64_000));
   const loud = spawn("sh", ["-c", "head -c 200000 /dev/zero | tr '\\0' x >&2"]);
   const l = watch(loud);
   assert.equal(await l.done, 0);
@@ -306,6 +324,10 @@ test("pgFailure: each kind of failure says what to do, with exit 3, never the pa
     assert.equal(e.message, msg);
     assert.ok(!e.message.includes("s3cretpw"));
   }
+  assert.equal(
+    pgFailure("psql", "connection refused. Is the server running?.", conn, local).message,
+    'psql: cannot reach database "shop" on db.local:5433 as "app": connection refused. Is the server running. Is the server running and the host/port in `--database-url` right?',
+  );
   for (const s of ["could not translate host name", "timeout expired", "Connection timed out"]) {
     assert.match(pgFailure("psql", s, conn, local).message, /^psql: cannot reach /, s);
   }
