@@ -180,7 +180,7 @@ test("a backup's manifest describes exactly its file and the database at the sna
   assert.equal(m.database, "shop");
   assert.equal(m.serverVersion, ver[0].v);
   assert.equal(m.serverVersionNum, Number(ver[0].n));
-  assert.match(m.pgDumpVersion, /^pg_dump \(PostgreSQL\) 15\.\d+/);
+  assert.match(m.pgDumpVersion, /^pg_dump \(PostgreSQL\) 15\.\d+[^\n]*\S$/);
   assert.equal(m.format, "custom");
   assert.equal(m.compression, "gzip");
   assert.equal(m.label, "manual");
@@ -199,6 +199,42 @@ test("a backup's manifest describes exactly its file and the database at the sna
     "SELECT 1 FROM pg_stat_activity WHERE datname = 'shop' AND backend_type = 'client backend'",
   );
   assert.deepEqual(sessions, [], "the snapshot session ended");
+});
+
+test("a backup directory that does not exist yet is made, parents too, closed to others", async () => {
+  const d = join(dir, "new", "nested");
+  const r = await createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW });
+  assert.equal(statSync(d).mode & 0o777, 0o700);
+  assert.equal(r.file, join(d, "backup_20261123_034500.pgdump.zst"));
+});
+
+test("a backup that cannot start (another one holds the database) leaves no change stream slot", async () => {
+  const { openSnapshot } = await import("../../../src/core/backup/session");
+  const { parseDatabaseUrl } = await import("../../../src/core/backup/runner");
+  const held = await openSnapshot({ runIn: "local" }, parseDatabaseUrl(pg.url("shop")));
+  try {
+    await assert.rejects(
+      createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "held"), changeSlot: "safe_deploy_held" }),
+      /another backup of database "shop" is running right now/,
+    );
+  } finally {
+    await held.close();
+  }
+  assert.deepEqual(await pg.query("SELECT slot_name FROM pg_replication_slots"), []);
+});
+
+test("a role that may not read a table: the error names the table and the grant; no file", async () => {
+  await pg.query("CREATE ROLE reader LOGIN PASSWORD 'reader-pw'");
+  await pg.query("GRANT SELECT ON items TO reader", [], "shop");
+  const url = pg.url("shop").replace(/\/\/[^@]+@/, "//reader:reader-pw@");
+  const d = join(dir, "denied");
+  await assert.rejects(createBackup({ databaseUrl: url, dir: d }), (e: Error) => {
+    assert.ok(e instanceof CannotRunError);
+    assert.match(e.message, /role "reader" may not read table "ev(_a)?" of database "shop"/);
+    assert.ok(!e.message.includes("reader-pw"));
+    return true;
+  });
+  assert.deepEqual(readdirSync(d), []);
 });
 
 test("the data is synced before the file gets its name, the manifest before its rename, the directory after each", async () => {
