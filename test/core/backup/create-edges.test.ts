@@ -12,6 +12,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -420,8 +421,8 @@ test("pg_dump run in a container: its version asked there; a container that cann
   mkdirSync(bin);
   writeFileSync(
     join(bin, "docker"),
-    `#!/bin/sh\nshift; shift\nwhile [ "$1" = "-e" ]; do shift; shift; done\n` +
-      `if [ "$1" = gone ]; then echo "Error response from daemon: No such container: gone" >&2; exit 1; fi\n` +
+    `#!/bin/sh\ncase " $* " in *" gone "*) echo "Error response from daemon: No such container: gone" >&2; exit 1;; esac\n` +
+      `shift; shift\nwhile [ "$1" = "-e" ]; do shift; shift; done\n` +
       `shift\ntool="$1"; shift\nexec "${PG_BIN}/$tool" "$@"\n`,
   );
   chmodSync(join(bin, "docker"), 0o755);
@@ -433,7 +434,7 @@ test("pg_dump run in a container: its version asked there; a container that cann
       dir: join(dir, "container"),
       target: { runIn: "container", container: "db1" },
     });
-    assert.match(r.manifest.pgDumpVersion, /^pg_dump \(PostgreSQL\) 15\./);
+    assert.match(r.manifest.pgDumpVersion, /^pg_dump \(PostgreSQL\) 15\.[^\n]*\S$/);
     assert.equal(r.manifest.rowCounts["public.items"], 50);
     for (const [target, where] of [
       [
@@ -441,6 +442,7 @@ test("pg_dump run in a container: its version asked there; a container that cann
         'container "gone" on ssh://u@h',
       ],
       [{ runIn: "container" as const, container: "gone" }, 'container "gone"'],
+      [{ runIn: "container" as const, image: "gone" }, 'image "gone"'],
     ] as const) {
       await assert.rejects(
         createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "container"), target }),
@@ -487,7 +489,10 @@ test("a release's change stream: the slot is in the manifest; refused, the reaso
       dir: join(dir, "slot"),
       changeSlot: "safe_deploy_create_edges2",
     });
-    assert.match(s.changesSkipped ?? "", /public\.nokey has no primary key or replica identity/);
+    assert.match(
+      s.changesSkipped ?? "",
+      /^creating the change stream slot "safe_deploy_create_edges2" on database "shop": public\.nokey has no primary key or replica identity/,
+    );
     assert.ok(!(s.changesSkipped ?? "").includes("\n"));
     assert.equal(s.manifest.changes, undefined);
     const files = readdirSync(join(dir, "slot")).length;
@@ -564,4 +569,100 @@ test("an archive the stream reader cannot follow: a version 1 manifest, counts a
     "public.items",
   ]);
   assert.equal(r.manifest.sha256, sha256(r.file));
+});
+
+test("a write error while pg_dump still runs is reported as the write error, not as the pg_dump this backup stopped", async () => {
+  // pg_dump's output is complete, then it lingers (exec: the same process, killed by the backup).
+  const bin = fakeBin(
+    "lingering",
+    `case "$1" in --version) exec "${PG_BIN}/pg_dump" --version;; esac\n"${PG_BIN}/pg_dump" "$@"\nexec sleep 20 >&- 2>&-`,
+  );
+  const d = join(dir, "eio-running");
+  const { error } = await withPgBin(bin, () =>
+    recordingFs(
+      () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
+      (op, path) =>
+        op === "write" && path.includes(".tmp-")
+          ? Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" })
+          : undefined,
+    ),
+  );
+  assert.ok(error instanceof CannotRunError, String(error));
+  assert.equal(error.message, `writing the backup to ${d} failed: EIO: i/o error, write`);
+  assert.deepEqual(readdirSync(d), []);
+});
+
+test("a link that fails otherwise than on an existing name: that error, no -2 name tried, nothing left", async () => {
+  const d = join(dir, "link-eio");
+  const { error, calls } = await recordingFs(
+    () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
+    (op) => (op === "link" ? Object.assign(new Error("EIO: i/o error, link"), { code: "EIO" }) : undefined),
+  );
+  assert.equal(error?.message, "EIO: i/o error, link");
+  assert.equal(calls.filter((c) => c.op === "link").length, 1);
+  assert.deepEqual(readdirSync(d), []);
+});
+
+test("no file handle is left open on the backup directory, its file or its manifest", async () => {
+  const d = join(dir, "fds");
+  const open = () =>
+    readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(d);
+      } catch {
+        return false;
+      }
+    });
+  await createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW });
+  assert.deepEqual(open(), []);
+  await recordingFs(
+    () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
+    (op, path) =>
+      op === "write" && path.includes(".tmp-")
+        ? Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" })
+        : undefined,
+  );
+  assert.deepEqual(open(), []);
+});
+
+test("the dump is taken from the snapshot: a write made after it is neither counted nor dumped", async () => {
+  // pg_dump starts only after the row that a client inserts here, once the snapshot was exported.
+  const bin = fakeBin(
+    "late-write",
+    `case "$1" in --version) exec "${PG_BIN}/pg_dump" --version;; esac\n` +
+      `"${PG_BIN}/psql" -X -q -c "INSERT INTO items VALUES (777, 'late')" >/dev/null\nexec "${PG_BIN}/pg_dump" "$@"`,
+  );
+  try {
+    const r = await withPgBin(bin, () =>
+      createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "late") }),
+    );
+    assert.equal(r.manifest.rowCounts["public.items"], 50);
+    const now = await pg.query<{ n: string }>("SELECT count(*) AS n FROM items", [], "shop");
+    assert.equal(now[0].n, "51", "the write happened during the backup");
+  } finally {
+    await pg.query("DELETE FROM items WHERE id = 777", [], "shop");
+  }
+});
+
+test("the server reads each dumped table once (pg_dump's COPY): the counts come from the stream", async () => {
+  const scans = async () => {
+    await pg.query("SELECT pg_stat_clear_snapshot()", [], "shop");
+    const rows = await pg.query<{ relname: string; seq_scan: string }>(
+      "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN ('items', 'ev_a', 'ev_b') ORDER BY 1",
+      [],
+      "shop",
+    );
+    return rows.map((r) => `${r.relname}:${r.seq_scan}`);
+  };
+  const before = await scans();
+  await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "scans") });
+  let after = await scans();
+  // The sessions' statistics are published as they end; the backup's have ended, give the server a moment.
+  for (let i = 0; i < 200 && after.join() === before.join(); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    after = await scans();
+  }
+  const inc = (xs: string[], ys: string[]) =>
+    xs.map((x, i) => Number(ys[i].split(":")[1]) - Number(x.split(":")[1]));
+  assert.deepEqual(inc(before, after), [1, 1, 1], `${before} -> ${after}`);
 });
