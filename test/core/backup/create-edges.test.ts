@@ -666,3 +666,75 @@ test("the server reads each dumped table once (pg_dump's COPY): the counts come 
     xs.map((x, i) => Number(ys[i].split(":")[1]) - Number(x.split(":")[1]));
   assert.deepEqual(inc(before, after), [1, 1, 1], `${before} -> ${after}`);
 });
+
+test("a backup refused by another one's lock, with no change stream asked: the lock's message", async () => {
+  const { openSnapshot } = await import("../../../src/core/backup/session");
+  const { parseDatabaseUrl } = await import("../../../src/core/backup/runner");
+  const held = await openSnapshot({ runIn: "local" }, parseDatabaseUrl(pg.url("shop")));
+  try {
+    await assert.rejects(
+      createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "held2") }),
+      /^CannotRunError: another backup of database "shop" is running right now/,
+    );
+  } finally {
+    await held.close();
+  }
+});
+
+test("a partition the dump holds no rows of (a foreign table): its parent is counted on the server", async () => {
+  const csvDir = mkdtempSync(join(tmpdir(), "sd-create-csv-"));
+  chmodSync(csvDir, 0o755);
+  writeFileSync(join(csvDir, "far.csv"), "100\n101\n");
+  chmodSync(join(csvDir, "far.csv"), 0o644);
+  await pg.createDatabase("fdw");
+  await pg.query(
+    `CREATE EXTENSION file_fdw; CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+     CREATE TABLE fp (id int) PARTITION BY RANGE (id);
+     CREATE TABLE fp_near PARTITION OF fp FOR VALUES FROM (0) TO (100);
+     CREATE FOREIGN TABLE fp_far PARTITION OF fp FOR VALUES FROM (100) TO (200)
+       SERVER files OPTIONS (filename '${join(csvDir, "far.csv")}', format 'csv');
+     INSERT INTO fp_near VALUES (1), (2), (3);`,
+    [],
+    "fdw",
+  );
+  try {
+    const r = await createBackup({ databaseUrl: pg.url("fdw"), dir: join(dir, "fdw") });
+    assert.deepEqual(r.manifest.rowCounts, { "public.fp": 5, "public.fp_near": 3 });
+  } finally {
+    rmSync(csvDir, { recursive: true, force: true });
+  }
+});
+
+test("pg_dump failing because the snapshot's session died: the session's error is the cause; any other pg_dump error is pg_dump's", async () => {
+  // The whole archive is written, then the backup's snapshot session is ended from outside, then
+  // pg_dump says what it was told to (SD_TEST_DUMP_ERROR) and fails.
+  const bin = fakeBin(
+    "lost-snapshot",
+    `case "$1" in --version) exec "${PG_BIN}/pg_dump" --version;; esac\n` +
+      `out=$(mktemp)\n"${PG_BIN}/pg_dump" "$@" > "$out" || exit 9\n` +
+      `"${PG_BIN}/psql" -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'safe-deploy-backup' AND pid <> pg_backend_pid()" >/dev/null\n` +
+      `cat "$out"; rm -f "$out"\necho "pg_dump: error: $SD_TEST_DUMP_ERROR" >&2\nexit 1`,
+  );
+  const cases: Array<[string, RegExp]> = [
+    ['query failed: ERROR:  invalid snapshot identifier: "0000-1"', /^backup failed: .*terminat/s],
+    ["something else broke", /^pg_dump failed: pg_dump: error: something else broke$/],
+  ];
+  for (const [said, expected] of cases) {
+    process.env.SD_TEST_DUMP_ERROR = said;
+    try {
+      await withPgBin(bin, async () => {
+        await assert.rejects(
+          createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "lost") }),
+          (e: Error) => {
+            assert.ok(e instanceof CannotRunError, String(e));
+            assert.match(e.message, expected);
+            return true;
+          },
+        );
+      });
+    } finally {
+      delete process.env.SD_TEST_DUMP_ERROR;
+    }
+  }
+  assert.deepEqual(readdirSync(join(dir, "lost")), []);
+});
