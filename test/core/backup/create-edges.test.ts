@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "pg";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, toolMajor } from "../../../src/core/backup/create";
 import { CannotRunError, ConfigError } from "../../../src/core/errors";
@@ -737,4 +738,25 @@ test("pg_dump failing because the snapshot's session died: the session's error i
     }
   }
   assert.deepEqual(readdirSync(join(dir, "lost")), []);
+});
+
+test("the change stream's slot waits for running transactions no longer than asked, then the backup goes on without it", async () => {
+  const holder = new Client({ connectionString: pg.url("shop") });
+  await holder.connect();
+  try {
+    await holder.query("BEGIN; INSERT INTO items VALUES (888, 'open')");
+    const r = await createBackup({
+      databaseUrl: pg.url("shop"),
+      dir: join(dir, "slot-wait"),
+      changeSlot: "safe_deploy_create_wait",
+      changeSlotWaitMs: 400,
+    });
+    assert.match(r.changesSkipped ?? "", /: waited 0 s for transactions that were already running to end/);
+    assert.equal(r.manifest.changes, undefined);
+    assert.equal(r.manifest.rowCounts["public.items"], 50);
+  } finally {
+    await holder.query("ROLLBACK");
+    await holder.end();
+  }
+  assert.deepEqual(await pg.query("SELECT slot_name FROM pg_replication_slots"), []);
 });
