@@ -123,6 +123,7 @@ test("a copy whose row counts differ from its manifest is never swapped in; limi
   await pg.query("INSERT INTO items VALUES (999, 'after the backup')", [], "shop");
   const file = tampered("counts", (m) => {
     (m.rowCounts as Record<string, number>)["public.items"] = 21;
+    (m.rowCounts as Record<string, number>)["public.ghost"] = 3;
   });
   const app = await appClient("app-before");
   const safetyDir = join(dir, "safety-counts");
@@ -130,7 +131,7 @@ test("a copy whose row counts differ from its manifest is never swapped in; limi
     assert.ok(e instanceof CheckFailedError, e.message);
     assert.equal(
       e.message,
-      `restored copy of ${backup.manifest.file} differs from its manifest:\n  public.items: backup had 21, restore has 20`,
+      `restored copy of ${backup.manifest.file} differs from its manifest:\n  public.ghost: backup had 3, restore has no table\n  public.items: backup had 21, restore has 20`,
     );
     return true;
   });
@@ -147,6 +148,7 @@ test("a copy whose row counts differ from its manifest is never swapped in; limi
 });
 
 test("a good copy is swapped in: the old database kept under its dated name, the safety backup, the ended sessions, the limit on both", async () => {
+  await pg.query("COMMENT ON DATABASE shop IS 'the shop'; ALTER DATABASE shop SET work_mem = '8MB'");
   const app = await appClient("app-live");
   const safetyDir = join(dir, "safety-good");
   const told: string[] = [];
@@ -188,6 +190,15 @@ test("a good copy is swapped in: the old database kept under its dated name, the
     steps.some((s) => s.startsWith("restore: ")),
     steps.join("; "),
   );
+  const carried = await pg.query<{ c: string; s: string[] }>(
+    `SELECT shobj_description(d.oid, 'pg_database') AS c, (SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = d.oid AND setrole = 0) AS s
+       FROM pg_database d WHERE datname = 'shop'`,
+  );
+  assert.deepEqual(
+    carried,
+    [{ c: "the shop", s: ["work_mem=8MB"] }],
+    "comment and settings carried to the copy",
+  );
   // Put the live database back as the next tests expect it: the marker row in, the kept copy gone.
   await pg.query(`DROP DATABASE "${r.previousDatabase}"`);
   await pg.query("INSERT INTO items VALUES (999, 'after the backup')", [], "shop");
@@ -226,11 +237,18 @@ test("a safety backup given (a rollback's) is verified and used, none taken; a d
   );
   await untouched();
   assert.ok(!existsSync(join(dir, "none")), "no safety backup taken");
+  const during = await appClient("app-during");
   const r = await restoreBackup(backup.file, {
     databaseUrl: pg.url("shop"),
     safetyFile: given.file,
     safetyDir: join(dir, "none"),
   });
+  await during.close();
+  assert.deepEqual(
+    r.lateSessions?.map((x) => x.application),
+    ["app-during"],
+    "a client connected during the restore is ended at the swap and named",
+  );
   assert.equal(r.safety?.file, given.file);
   assert.equal(r.safety?.manifestFile, given.manifestFile);
   assert.deepEqual(r.safety?.manifest, given.manifest);
@@ -283,4 +301,20 @@ test("a database the server does not have: created from the archive, no safety b
     !sql.includes("FROM pg_database WHERE datname LIKE"),
     "no kept copies looked up: there is none to keep",
   );
+});
+
+test("a role that may not create databases: the step and the grant are named, nothing changed, connections back", async () => {
+  const url = pg.url("shop").replace(/\/\/[^@]+@/, "//app:app-pw@");
+  await assert.rejects(
+    restoreBackup(backup.file, { databaseUrl: url, safetyDir: join(dir, "safety-app") }),
+    (e: Error) => {
+      assert.ok(e instanceof CannotRunError, e.message);
+      assert.equal(
+        e.message,
+        'creating the database to restore into: role "app" may not create databases, and a restore or restore test first restores into a new one: grant it with `ALTER ROLE "app" CREATEDB` or use an admin\'s `--database-url`',
+      );
+      return true;
+    },
+  );
+  await untouched();
 });
