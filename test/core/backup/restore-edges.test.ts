@@ -318,3 +318,33 @@ test("a role that may not create databases: the step and the grant are named, no
   );
   await untouched();
 });
+
+test("Ctrl-C during beforeSwap: no swap, the live database as it was, the copy dropped, said so", async () => {
+  const given = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "given3"), label: "given" });
+  // Only the restore's own handler hears this SIGINT: the test runner's and the server helper's are set
+  // aside meanwhile (emitted in process, no real signal is sent).
+  const others = process.listeners("SIGINT");
+  process.removeAllListeners("SIGINT");
+  try {
+    await assert.rejects(
+      restoreBackup(backup.file, {
+        databaseUrl: pg.url("shop"),
+        safetyFile: given.file,
+        beforeSwap: async () => {
+          process.emit("SIGINT", "SIGINT");
+        },
+      }),
+      (e: Error) => {
+        assert.ok(e instanceof CannotRunError, e.message);
+        assert.equal(
+          e.message,
+          'restore interrupted by SIGINT: database "shop" is as it was and no partly restored copy is left; run the restore again',
+        );
+        return true;
+      },
+    );
+  } finally {
+    for (const l of others) process.on("SIGINT", l as NodeJS.SignalsListener);
+  }
+  await untouched();
+});
