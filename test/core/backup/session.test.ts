@@ -216,6 +216,12 @@ test("psqlSession: a failing statement rejects at once, naming the step and psql
     return true;
   });
   assert.equal(s.running(), false);
+  // Sent to a psql that has exited: rejects with the same error, and the broken pipe does not crash this process.
+  await assert.rejects(
+    bounded(s.send(["SELECT 1;"], "__AFTER__"), "send after exit"),
+    /^CannotRunError: checking things failed/,
+  );
+  await new Promise((r) => setImmediate(r));
   const ok = psqlSession(local, parseDatabaseUrl(pg.url("shop")), "x");
   const out = await ok.send(["SELECT 'A:' || 1;", "SELECT 'B:' || 2;"], "__M2__");
   assert.equal(out, "A:1\nB:2\n__M2__1\n");
