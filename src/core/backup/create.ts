@@ -211,6 +211,8 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       const code = await dw.done;
       if (code !== 0) throw await dumpFailure(code);
     } catch (e) {
+      // Killed here, pg_dump exits non-zero whatever happened: only one that had ended by itself failed.
+      const dumpEnded = dump.exitCode !== null || dump.signalCode !== null;
       dump.kill("SIGKILL");
       const err = e as NodeJS.ErrnoException;
       if (err.code === "ENOSPC") {
@@ -220,7 +222,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       }
       if (err instanceof CannotRunError) throw err;
       const code = await dw.done;
-      if (code !== 0) throw await dumpFailure(code);
+      if (dumpEnded && code !== 0) throw await dumpFailure(code);
       throw new CannotRunError(`writing the backup to ${dir} failed: ${err.message}`);
     } finally {
       await fh.close().catch(() => {});

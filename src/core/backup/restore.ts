@@ -435,22 +435,25 @@ async function restoreInto(
     );
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
   // Two restores of one database in the same second would name their kept copies alike, and the
-  // second swap failed on the name after all its work: the next free second is taken instead.
+  // second swap failed on the name after all its work: the next free second is taken instead. A
+  // database the server does not have keeps no copy: nothing to look up.
   const taken = new Set(
-    (
-      await runSql(
-        target,
-        admin,
-        `SELECT datname FROM pg_database WHERE datname LIKE ${lit(
-          `${previousName(db, now)
-            .slice(0, -14)
-            .replace(/[\\_%]/g, "\\$&")}%`,
-        )};`,
-        "reading the kept databases' names",
-      )
-    )
-      .split("\n")
-      .filter(Boolean),
+    !props
+      ? []
+      : (
+          await runSql(
+            target,
+            admin,
+            `SELECT datname FROM pg_database WHERE datname LIKE ${lit(
+              `${previousName(db, now)
+                .slice(0, -14)
+                .replace(/[\\_%]/g, "\\$&")}%`,
+            )};`,
+            "reading the kept databases' names",
+          )
+        )
+          .split("\n")
+          .filter(Boolean),
   );
   let previous = previousName(db, now);
   for (let s = 1; taken.has(previous) && s < 3600; s++)

@@ -175,15 +175,15 @@ const line = (t: string, prefix: string) =>
     ?.slice(prefix.length) ?? "";
 
 /**
- * A psql session kept open on `conn`: `send` writes SQL and resolves with all output so far once the
- * marker it echoes after the SQL comes back (or rejects as soon as psql fails, the error naming `what`);
+ * A psql session kept open on `conn`: `send` writes SQL and resolves with the output since then once
+ * the marker it echoes after the SQL comes back (or rejects as soon as psql fails, the error naming `what`);
  * `end` closes its input (after `last`, if given) and waits for it to exit.
  */
 export function psqlSession(target: RunTarget, conn: Conn, what: string) {
   const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
   const w = watch(psql);
   let out = "";
-  const waiters: Array<{ marker: string; resolve: (text: string) => void }> = [];
+  const waiters: Array<{ marker: string; from: number; resolve: (text: string) => void }> = [];
   const failed = w.done.then((code) => {
     throw pgFailure(what, w.stderr() || `psql exited with ${code}`, conn, target);
   });
@@ -191,15 +191,21 @@ export function psqlSession(target: RunTarget, conn: Conn, what: string) {
   psql.stdout!.on("data", (d: Buffer) => {
     out += d.toString();
     for (const x of waiters.splice(0)) {
-      if (out.includes(x.marker)) x.resolve(out);
+      if (out.includes(x.marker, x.from)) x.resolve(out.slice(x.from));
       else waiters.push(x);
     }
   });
   psql.stdin!.on("error", () => {});
+  let sent = 0;
   return {
     send(sql: string[], marker: string): Promise<string> {
-      const got = new Promise<string>((resolve) => waiters.push({ marker: `${marker}\n`, resolve }));
-      psql.stdin!.write([...sql, `\\echo ${marker}`, ""].join("\n"));
+      // Numbered, and the answer is what came after this send: `out` keeps every earlier answer, so a
+      // marker or a prefix sent twice (the counts after the counts beside the stream) was found in the
+      // earlier one, before this one's answer came.
+      const m = `${marker}${++sent}`;
+      const from = out.length;
+      const got = new Promise<string>((resolve) => waiters.push({ marker: `${m}\n`, from, resolve }));
+      psql.stdin!.write([...sql, `\\echo ${m}`, ""].join("\n"));
       return Promise.race([got, failed]);
     },
     async end(last?: string): Promise<void> {
