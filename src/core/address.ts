@@ -20,7 +20,8 @@ export function portProblem(text: string): string | undefined {
   // The host is after the last `@` (a decoded password may hold `@` and `/`), up to the path.
   const rest = text.trim().slice(scheme[0].trim().length);
   const hostPort = rest.slice(rest.lastIndexOf("@") + 1).split(/[/?#]/)[0];
-  const port = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(hostPort)?.[1];
+  // A bracketed IPv6 host is taken whole (its colons are not a port's); any other host ends at the first `:`.
+  const port = /^(?:\[[^\]]*\]|[^:[]*):(.*)$/.exec(hostPort)?.[1];
   if (port === undefined || port === "") return undefined;
   if (!/^\d+$/.test(port)) return "has a port that is not a number";
   const n = Number(port);

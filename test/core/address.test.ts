@@ -25,6 +25,9 @@ const problems: Array<[string, string | undefined, string | undefined]> = [
   ["postgres://u:p@db:5432/app", undefined, undefined],
   ["postgres://u:p@db/app", undefined, undefined],
   ["postgres://u:p@[::1]:5432/app", undefined, undefined],
+  ["postgres://u:p@[::1]/app", undefined, undefined],
+  ["postgres://[::1]", undefined, undefined],
+  ["postgres://u:p@[::1]:5x/app", "has a port that is not a number", "it has a port that is not a number"],
   [
     "postgres://u:p@db:65536/app",
     "has port 65536, out of range (1-65535)",
