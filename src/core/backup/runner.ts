@@ -187,8 +187,8 @@ export function pgFailure(what: string, stderr: string, conn: Conn, target: RunT
   const denied = /permission denied for (table|sequence|schema|large object|function) ([^\s]+)/.exec(stderr);
   if (denied) {
     return new CannotRunError(
-      `${what}: role "${conn.user}" may not read ${denied[1]} "${denied[2]}" of database "${conn.database}", and a ` +
-        "backup reads everything: use the URL of the role that owns the tables (or a superuser), or grant it, " +
+      `${what}: role "${conn.user}" may not read ${denied[1]} "${denied[2]}" of database "${conn.database}": ` +
+        "use the URL of the role that owns the tables (or a superuser), or grant it, " +
         `e.g. \`GRANT SELECT ON ALL TABLES IN SCHEMA public TO "${conn.user}"\``,
     );
   }

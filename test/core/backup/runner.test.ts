@@ -284,7 +284,7 @@ test("pgFailure: each kind of failure says what to do, with exit 3, never the pa
     [
       "pg_dump: error: query failed: ERROR:  permission denied for table orders",
       local,
-      'pg_dump: role "app" may not read table "orders" of database "shop", and a backup reads everything: use the URL of the role that owns the tables (or a superuser), or grant it, e.g. `GRANT SELECT ON ALL TABLES IN SCHEMA public TO "app"`',
+      'pg_dump: role "app" may not read table "orders" of database "shop": use the URL of the role that owns the tables (or a superuser), or grant it, e.g. `GRANT SELECT ON ALL TABLES IN SCHEMA public TO "app"`',
     ],
     [
       'FATAL:  database "shop" does not exist',
