@@ -300,7 +300,8 @@ async function guardedDeploy(
     const stopped = interrupted();
     if (stopped) {
       // No automatic rollback: the person asked to stop, and a rollback stopped half-way is worse.
-      const inSoak = !failure && opts.soak && !!url;
+      // Stopped during the soak, whether its check then passed or failed: pulumi up had finished.
+      const inSoak = facts.failedStage === "soak" || (!failure && opts.soak && !!url);
       const last = events.at(-1);
       const stage: Stage = inSoak
         ? "soak"

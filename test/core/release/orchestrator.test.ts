@@ -640,6 +640,28 @@ test("a signal before pulumi up or during the soak: recorded (nothing changed / 
   assert.equal(soak.isLocked(), false);
 });
 
+test("a Ctrl-C during the soak that makes its check fail too: still a stop during the soak, pulumi up having finished", async () => {
+  // It said "during pulumi up (at soak): the stack may be half-updated, with pending operations".
+  const failing = await ports({ steps: okSteps() });
+  failing.p.verify = async () => {
+    await sendSignal("SIGINT");
+    throw new Error("GET /health: aborted");
+  };
+  await assert.rejects(
+    deploy({ stack: "staging", autoRollback: true, soak: true }, failing.p),
+    (e: unknown) => {
+      assert.ok(e instanceof CannotRunError);
+      assert.match(
+        e.message,
+        /stopped by SIGINT during the soak: the new release runs, unverified; not rolled back/,
+      );
+      return true;
+    },
+  );
+  const [r3] = await failing.ledger.list();
+  assert.deepEqual([r3.result, r3.failedStage], ["bad", "soak"]);
+});
+
 // Pure decisions, table-tested.
 test("stageOf maps resources to stages", () => {
   const u = (name: string) => `urn:pulumi:s::p::t::${name}`;
