@@ -104,8 +104,9 @@ export const RULES: Record<string, { severity: Severity; why: string; instead: s
     },
     "alter-domain-add-constraint": {
       severity: "error",
-      why: "ALTER DOMAIN ... ADD CONSTRAINT checks every column of every table using the domain, under lock",
-      instead: "ADD CONSTRAINT ... NOT VALID on the domain, then VALIDATE CONSTRAINT later",
+      why: "ALTER DOMAIN ... ADD CONSTRAINT (or SET NOT NULL) checks every column of every table using the domain, under lock",
+      instead:
+        "ADD CONSTRAINT ... NOT VALID on the domain (for NOT NULL: CHECK (VALUE IS NOT NULL) NOT VALID), then VALIDATE CONSTRAINT later",
     },
     "drop-not-null": {
       severity: "error",
@@ -698,10 +699,17 @@ export function checkStatement(stmt: Node, ctx: StatementContext): Array<{ rule:
     }
     case "AlterDomainStmt": {
       const con = ((s.def as Node)?.Constraint as Node) ?? {};
+      const domain = ((s.typeName as Node[]) ?? []).map((n) => String((n.String as Node)?.sval)).join(".");
       if (s.subtype === "C" && !con.skip_validation)
         out.push({
           rule: "alter-domain-add-constraint",
-          message: `ALTER DOMAIN ${((s.typeName as Node[]) ?? []).map((n) => String((n.String as Node)?.sval)).join(".")} ADD CONSTRAINT without NOT VALID`,
+          message: `ALTER DOMAIN ${domain} ADD CONSTRAINT without NOT VALID`,
+        });
+      // SET NOT NULL has no NOT VALID form: it checks every column of the domain at once.
+      if (s.subtype === "O")
+        out.push({
+          rule: "alter-domain-add-constraint",
+          message: `ALTER DOMAIN ${domain} SET NOT NULL`,
         });
       break;
     }

@@ -110,9 +110,12 @@ const CASES: Array<[string, string, string[], LintConfig?]> = [
     ],
   ],
   [
-    "ALTER DOMAIN ADD CONSTRAINT, and NOT VALID",
-    "ALTER DOMAIN s.d ADD CONSTRAINT c CHECK (VALUE > 0); ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID;",
-    ["alter-domain-add-constraint: ALTER DOMAIN s.d ADD CONSTRAINT without NOT VALID"],
+    "ALTER DOMAIN ADD CONSTRAINT, and NOT VALID; SET NOT NULL (no NOT VALID form), DROP NOT NULL",
+    "ALTER DOMAIN s.d ADD CONSTRAINT c CHECK (VALUE > 0); ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID; ALTER DOMAIN s.d SET NOT NULL; ALTER DOMAIN d DROP NOT NULL;",
+    [
+      "alter-domain-add-constraint: ALTER DOMAIN s.d ADD CONSTRAINT without NOT VALID",
+      "alter-domain-add-constraint: ALTER DOMAIN s.d SET NOT NULL",
+    ],
   ],
   [
     "CREATE INDEX named or not, and CONCURRENTLY inside BEGIN",
