@@ -5,8 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { feedArchive as feed } from "../../helpers/archive-feed";
 import { PG_BIN } from "../../helpers/postgres";
 import { archiveTableSums } from "../../../src/core/backup/streams";
 
@@ -120,29 +119,6 @@ const sha = (chunks: (string | Buffer)[]) => {
   return h.digest("hex");
 };
 const END = "\\.\n\n\n";
-
-/** Feeds `bytes` cut in pieces of the given sizes (cycled); what came out and what the reader read. */
-async function feed(bytes: Buffer, sizes: number[] = [bytes.length]) {
-  const pieces: Buffer[] = [];
-  for (let at = 0, i = 0; at < bytes.length; i++) {
-    const n = sizes[i % sizes.length];
-    pieces.push(bytes.subarray(at, at + n));
-    at += n;
-  }
-  const sums = archiveTableSums();
-  const out: Buffer[] = [];
-  await pipeline(
-    Readable.from(pieces),
-    sums.stream,
-    new Writable({
-      write: (c: Buffer, _e, cb) => {
-        out.push(c);
-        cb();
-      },
-    }),
-  );
-  return { out: Buffer.concat(out), read: sums.result(), toc: await sums.toc };
-}
 
 const ENTRIES: Entry[] = [
   { id: 1, desc: "ENCODING", tag: "ENCODING", defn: "SET client_encoding = 'UTF8';\n" },

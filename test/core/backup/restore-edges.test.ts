@@ -19,6 +19,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
+import { withEnv } from "../../helpers/env";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, type BackupResult } from "../../../src/core/backup";
 import { previousName } from "../../../src/core/backup/restore";
@@ -60,22 +61,6 @@ after(async () => {
   await pg?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function withEnv<T>(vars: Record<string, string | undefined>, f: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(vars)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  try {
-    return await f();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
 
 const databases = async () =>
   (await pg.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY 1")).map((r) => r.datname);

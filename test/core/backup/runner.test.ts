@@ -20,6 +20,7 @@ import {
   type RunTarget,
 } from "../../../src/core/backup/runner";
 import { CannotRunError, ConfigError } from "../../../src/core/errors";
+import { withEnv } from "../../helpers/env";
 
 const dir = mkdtempSync(join(tmpdir(), "sd-runner-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,22 +41,6 @@ async function output(child: ReturnType<typeof spawn>): Promise<{ out: string; c
   child.stdin?.end();
   const code = await watch(child).done;
   return { out, code };
-}
-
-async function withEnv<T>(vars: Record<string, string | undefined>, f: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(vars)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  try {
-    return await f();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
 }
 
 test("parseDatabaseUrl: libpq settings from every part of the URL, decoded", () => {

@@ -14,13 +14,11 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { feedArchive as feed } from "../../helpers/archive-feed";
 import { postgres17Image } from "../../helpers/docker";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, verifyBackup } from "../../../src/core/backup";
 import { parseDatabaseUrl } from "../../../src/core/backup/runner";
-import { archiveTableSums } from "../../../src/core/backup/streams";
 import { tableChecksumsLike } from "../../../src/core/backup/verify";
 import { CheckFailedError } from "../../../src/core/errors";
 import { RICH_SQL } from "./fixture";
@@ -66,29 +64,6 @@ const dump = (db: string, extra: string[] = []) =>
     env: { ...env, PGTZ: "UTC" },
     maxBuffer: 1 << 26,
   });
-
-/** Feeds `bytes` in pieces of the given sizes (cycled) and returns what came out and what was read. */
-async function feed(bytes: Buffer, sizes: number[]) {
-  const pieces: Buffer[] = [];
-  for (let at = 0, i = 0; at < bytes.length; i++) {
-    const n = sizes[i % sizes.length];
-    pieces.push(bytes.subarray(at, at + n));
-    at += n;
-  }
-  const sums = archiveTableSums();
-  const out: Buffer[] = [];
-  await pipeline(
-    Readable.from(pieces),
-    sums.stream,
-    new Writable({
-      write: (c: Buffer, _e, cb) => {
-        out.push(c);
-        cb();
-      },
-    }),
-  );
-  return { out: Buffer.concat(out), read: sums.result() };
-}
 
 /** What pg_dump writes for one table's data: its COPY text and the end marker, in UTC. */
 function copySum(db: string, table: string): string {
