@@ -2,7 +2,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, verifyBackup } from "../../../src/core/backup";
 import { neededRoles } from "../../../src/core/backup/verify";
@@ -57,6 +57,47 @@ test("same row counts, different content: the restore test fails naming the tabl
     assert.match(e.message, /content of 1 table\(s\) differs .*: shop\.customers$/);
     return true;
   });
+});
+
+test("a restored copy with other row counts than the manifest: the restore test fails naming the table, nothing left behind", async () => {
+  const a = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "d"), label: "manual" });
+  await pg.query("DELETE FROM shop.customers WHERE id = (SELECT max(id) FROM shop.customers)", [], "rich");
+  const b = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "e"), label: "manual" });
+  const had = a.manifest.rowCounts["shop.customers"];
+  assert.equal(b.manifest.rowCounts["shop.customers"], had - 1);
+  // A's manifest over B's archive (checksum and size made to match): the counts tell them apart.
+  copyFileSync(b.file, a.file);
+  const m = JSON.parse(readFileSync(a.manifestFile, "utf8"));
+  writeFileSync(
+    a.manifestFile,
+    JSON.stringify({ ...m, sha256: b.manifest.sha256, sizeBytes: b.manifest.sizeBytes }),
+  );
+  await assert.rejects(verifyBackup(a.file, { restoreTest: true, databaseUrl: pg.url() }), (e: Error) => {
+    assert.ok(e instanceof CheckFailedError, e.message);
+    assert.equal(
+      e.message,
+      `restore test of ${basename(a.file)} lost rows:\n  shop.customers: backup had ${had}, restore has ${had - 1}`,
+    );
+    return true;
+  });
+  const scratch = await pg.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'safe_deploy_verify_%'",
+  );
+  assert.equal(scratch[0].n, 0, "the scratch database is dropped after a failed check");
+});
+
+test("a database that writes bytea as escape: the restore test re-dumps its copy the same way and passes", async () => {
+  await pg.createDatabase("esc");
+  await pg.query(
+    "CREATE TABLE b (id int PRIMARY KEY, v bytea); INSERT INTO b SELECT g, decode(md5(g::text) || '00ff5c', 'hex') FROM generate_series(1, 50) g",
+    [],
+    "esc",
+  );
+  await pg.query(`ALTER DATABASE esc SET bytea_output = 'escape'`);
+  const r = await createBackup({ databaseUrl: pg.url("esc"), dir: join(dir, "f"), label: "manual" });
+  assert.equal(r.manifest.byteaOutput, "escape");
+  const v = await verifyBackup(r.file, { restoreTest: true, databaseUrl: pg.url() });
+  assert.equal(v.checksummedTables, 1);
 });
 
 test("roles that own objects in the backup or are granted rights in it and are missing on the server are reported", async () => {
