@@ -1,10 +1,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { interruptCli, pgRestoreRunning } from "../../helpers/interrupt";
-import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup } from "../../../src/core/backup";
 import { keepFreeBytes, parallelShare } from "../../../src/core/backup/restore";
 import { CannotRunError, ConfigError } from "../../../src/core/errors";
@@ -159,6 +159,17 @@ test("Ctrl-C while pg_restore -j2 reads the temp file: the temp file is gone, th
   const file = await backupOf("big", 250000);
   await pg.query("INSERT INTO t VALUES (-1, 'marker')", [], "big");
   const before = await databases();
+  // The parallel pg_restore starts 5 s late (a stand-in that sleeps, then runs the real one), so the poll
+  // below meets the temp file and pg_restore together however fast the load would be: without it, a quick
+  // load on a loaded machine ended between two polls and the test failed without its signal sent.
+  const bin = mkdtempSync(join(dir, "bin-"));
+  for (const tool of readdirSync(PG_BIN)) symlinkSync(join(PG_BIN, tool), join(bin, tool));
+  rmSync(join(bin, "pg_restore"));
+  writeFileSync(
+    join(bin, "pg_restore"),
+    `#!/bin/sh\ncase " $* " in *" -j"*) sleep 5;; esac\nexec "${join(PG_BIN, "pg_restore")}" "$@"\n`,
+    { mode: 0o755 },
+  );
   let sawTemp = false;
   const res = await interruptCli(
     ["backup", "restore", file, "--yes", "--database-url", pg.url("big")],
@@ -166,6 +177,9 @@ test("Ctrl-C while pg_restore -j2 reads the temp file: the temp file is gone, th
       sawTemp = temps(file).length === 1;
       return sawTemp && pgRestoreRunning(pgid);
     },
+    undefined,
+    // Whatever the free space of this machine's disk: below 1 GiB + the archive the restore streams instead.
+    { ...process.env, PG_BIN: bin, SAFE_DEPLOY_RESTORE_KEEP_FREE: String(2 ** 20) },
   );
   assert.ok(sawTemp);
   assert.equal(res.code, 3, res.err);
