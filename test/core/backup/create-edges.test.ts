@@ -21,6 +21,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "pg";
+import { withEnv } from "../../helpers/env";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, toolMajor } from "../../../src/core/backup/create";
 import { CannotRunError, ConfigError } from "../../../src/core/errors";
@@ -55,16 +56,18 @@ const sha256 = (f: string) => createHash("sha256").update(readFileSync(f)).diges
 /** Names in `d` that are not finished backups or their manifests (temp files). */
 const leftovers = (d: string) => readdirSync(d).filter((n) => n.startsWith("."));
 
-async function withPgBin<T>(bin: string, f: () => Promise<T>): Promise<T> {
-  const saved = process.env.PG_BIN;
-  process.env.PG_BIN = bin;
-  try {
-    return await f();
-  } finally {
-    if (saved === undefined) delete process.env.PG_BIN;
-    else process.env.PG_BIN = saved;
-  }
-}
+/** Runs `f` with PG_BIN set to `bin`. */
+const withPgBin = <T>(bin: string, f: () => Promise<T>) => withEnv({ PG_BIN: bin }, f);
+
+/** An errno error as node's fs raises it (`EIO: i/o error, write`). */
+const fsError = (code: "EIO" | "ENOSPC", op: string) =>
+  Object.assign(new Error(`${code}: ${code === "EIO" ? "i/o error" : "no space left on device"}, ${op}`), {
+    code,
+  });
+
+/** Fails every write to a temp file (the dump or its manifest before their rename) with `code`. */
+const failTempWrites = (code: "EIO" | "ENOSPC") => (op: string, path: string) =>
+  op === "write" && path.includes(".tmp-") ? fsError(code, "write") : undefined;
 
 /** A PG_BIN whose pg_dump is `script` (psql and pg_restore the real ones). */
 function fakeBin(name: string, script: string): string {
@@ -270,8 +273,7 @@ test("the manifest is written under a temp name and renamed: a failed rename lea
   const d = join(dir, "norename");
   const { error } = await recordingFs(
     () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
-    (op) =>
-      op === "rename" ? Object.assign(new Error("EIO: i/o error, rename"), { code: "EIO" }) : undefined,
+    (op) => (op === "rename" ? fsError("EIO", "rename") : undefined),
   );
   assert.ok(error, "the create fails");
   const names = readdirSync(d);
@@ -282,10 +284,7 @@ test("a disk that fills while the backup is written: says so and which flag, no 
   const d = join(dir, "full");
   const { error } = await recordingFs(
     () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
-    (op, path) =>
-      op === "write" && path.includes(".tmp-")
-        ? Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" })
-        : undefined,
+    failTempWrites("ENOSPC"),
   );
   assert.ok(error instanceof CannotRunError, String(error));
   assert.equal(
@@ -299,10 +298,7 @@ test("another write failure names the directory and the cause, and leaves nothin
   const d = join(dir, "eio");
   const { error } = await recordingFs(
     () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
-    (op, path) =>
-      op === "write" && path.includes(".tmp-")
-        ? Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" })
-        : undefined,
+    failTempWrites("EIO"),
   );
   assert.ok(error instanceof CannotRunError, String(error));
   assert.equal(error.message, `writing the backup to ${d} failed: EIO: i/o error, write`);
@@ -580,13 +576,7 @@ test("a write error while pg_dump still runs is reported as the write error, not
   );
   const d = join(dir, "eio-running");
   const { error } = await withPgBin(bin, () =>
-    recordingFs(
-      () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
-      (op, path) =>
-        op === "write" && path.includes(".tmp-")
-          ? Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" })
-          : undefined,
-    ),
+    recordingFs(() => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }), failTempWrites("EIO")),
   );
   assert.ok(error instanceof CannotRunError, String(error));
   assert.equal(error.message, `writing the backup to ${d} failed: EIO: i/o error, write`);
@@ -597,7 +587,7 @@ test("a link that fails otherwise than on an existing name: that error, no -2 na
   const d = join(dir, "link-eio");
   const { error, calls } = await recordingFs(
     () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
-    (op) => (op === "link" ? Object.assign(new Error("EIO: i/o error, link"), { code: "EIO" }) : undefined),
+    (op) => (op === "link" ? fsError("EIO", "link") : undefined),
   );
   assert.equal(error?.message, "EIO: i/o error, link");
   assert.equal(calls.filter((c) => c.op === "link").length, 1);
@@ -618,10 +608,7 @@ test("no file handle is left open on the backup directory, its file or its manif
   assert.deepEqual(open(), []);
   await recordingFs(
     () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
-    (op, path) =>
-      op === "write" && path.includes(".tmp-")
-        ? Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" })
-        : undefined,
+    failTempWrites("EIO"),
   );
   assert.deepEqual(open(), []);
 });
