@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
-import { createBackup, verifyBackup } from "../../../src/core/backup";
+import { createBackup, verifyBackup, type BackupResult } from "../../../src/core/backup";
 import { neededRoles } from "../../../src/core/backup/verify";
 import { CheckFailedError } from "../../../src/core/errors";
 import { RICH_SQL } from "./fixture";
@@ -29,6 +29,16 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** B's archive under A's manifest, its checksum and size made to match. */
+function archiveUnderManifest(b: BackupResult, a: BackupResult): void {
+  copyFileSync(b.file, a.file);
+  const m = JSON.parse(readFileSync(a.manifestFile, "utf8"));
+  writeFileSync(
+    a.manifestFile,
+    JSON.stringify({ ...m, sha256: b.manifest.sha256, sizeBytes: b.manifest.sizeBytes }),
+  );
+}
+
 test("the manifest has a content checksum per table and the restore test compares them", async () => {
   const r = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "a"), label: "manual" });
   assert.deepEqual(
@@ -45,13 +55,8 @@ test("same row counts, different content: the restore test fails naming the tabl
   await pg.query("UPDATE shop.customers SET name = name || ' changed' WHERE id = 7", [], "rich");
   const b = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "c"), label: "manual" });
   assert.deepEqual(a.manifest.rowCounts, b.manifest.rowCounts);
-  // A's manifest over B's archive (checksum and size made to match): only the content tells them apart.
-  copyFileSync(b.file, a.file);
-  const m = JSON.parse(readFileSync(a.manifestFile, "utf8"));
-  writeFileSync(
-    a.manifestFile,
-    JSON.stringify({ ...m, sha256: b.manifest.sha256, sizeBytes: b.manifest.sizeBytes }),
-  );
+  // Only the content tells them apart.
+  archiveUnderManifest(b, a);
   await assert.rejects(verifyBackup(a.file, { restoreTest: true, databaseUrl: pg.url() }), (e: Error) => {
     assert.ok(e instanceof CheckFailedError, e.message);
     assert.match(e.message, /content of 1 table\(s\) differs .*: shop\.customers$/);
@@ -65,13 +70,8 @@ test("a restored copy with other row counts than the manifest: the restore test 
   const b = await createBackup({ databaseUrl: pg.url("rich"), dir: join(dir, "e"), label: "manual" });
   const had = a.manifest.rowCounts["shop.customers"];
   assert.equal(b.manifest.rowCounts["shop.customers"], had - 1);
-  // A's manifest over B's archive (checksum and size made to match): the counts tell them apart.
-  copyFileSync(b.file, a.file);
-  const m = JSON.parse(readFileSync(a.manifestFile, "utf8"));
-  writeFileSync(
-    a.manifestFile,
-    JSON.stringify({ ...m, sha256: b.manifest.sha256, sizeBytes: b.manifest.sizeBytes }),
-  );
+  // The counts tell them apart.
+  archiveUnderManifest(b, a);
   await assert.rejects(verifyBackup(a.file, { restoreTest: true, databaseUrl: pg.url() }), (e: Error) => {
     assert.ok(e instanceof CheckFailedError, e.message);
     assert.equal(
