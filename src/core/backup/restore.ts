@@ -437,6 +437,9 @@ async function restoreInto(
   // Two restores of one database in the same second would name their kept copies alike, and the
   // second swap failed on the name after all its work: the next free second is taken instead. A
   // database the server does not have keeps no copy: nothing to look up.
+  let previous = previousName(db, now);
+  // Every kept copy of `db` shares the name up to its 14-digit stamp.
+  const keptPrefix = previous.slice(0, -14).replace(/[\\_%]/g, "\\$&");
   const taken = new Set(
     !props
       ? []
@@ -444,18 +447,13 @@ async function restoreInto(
           await runSql(
             target,
             admin,
-            `SELECT datname FROM pg_database WHERE datname LIKE ${lit(
-              `${previousName(db, now)
-                .slice(0, -14)
-                .replace(/[\\_%]/g, "\\$&")}%`,
-            )};`,
+            `SELECT datname FROM pg_database WHERE datname LIKE ${lit(`${keptPrefix}%`)};`,
             "reading the kept databases' names",
           )
         )
           .split("\n")
           .filter(Boolean),
   );
-  let previous = previousName(db, now);
   for (let s = 1; taken.has(previous) && s < 3600; s++)
     previous = previousName(db, new Date(now.getTime() + s * 1000));
   try {
