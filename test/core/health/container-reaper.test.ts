@@ -6,6 +6,7 @@ import { execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
+import { until } from "../../helpers/bounded";
 import { removeContainers } from "../../helpers/health-image";
 
 const run = promisify(execFile);
@@ -13,14 +14,6 @@ const WAIT_MS = 60_000;
 
 const labelled = async (label: string) =>
   (await run("docker", ["ps", "-aq", "--filter", `label=${label}`])).stdout.split("\n").filter(Boolean);
-
-async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`gave up after ${WAIT_MS / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Starts the stand-in test file, returns it and the label of its container once that runs. */
 async function standIn(mode: "reaper" | "no-reaper") {
@@ -53,6 +46,8 @@ test(
     await until(
       `the reaper to remove the containers labelled ${label}`,
       async () => (await labelled(label)).length === 0,
+      WAIT_MS,
+      200,
     );
 
     // The same kill without the reaper: what a killed run left before (the check above is not vacuous).

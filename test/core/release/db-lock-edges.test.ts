@@ -21,7 +21,7 @@ import {
 } from "../../../src/core/release/db-lock";
 import { lockStatus } from "../../../src/core/release/lock";
 import { freePort, startPostgres, type TestPostgres } from "../../helpers/postgres";
-import { killLeftPsqlSessions, until } from "./bounded";
+import { killLeftPsqlSessions, until } from "../../helpers/bounded";
 
 const work = mkdtempSync(join(tmpdir(), "sd-dblock-edges-"));
 let pg: TestPostgres;

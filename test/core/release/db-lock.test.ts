@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { createBackup, restoreBackup } from "../../../src/core/backup";
 import { acquireDbLock, dbLockStatus, lockKey, releaseDbLock } from "../../../src/core/release/db-lock";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
-import { killLeftPsqlSessions, until, within } from "./bounded";
+import { killLeftPsqlSessions, until, within } from "../../helpers/bounded";
 
 const root = resolve(__dirname, "..", "..", "..");
 

@@ -1,16 +1,21 @@
-// Bounded waits for the database lock's tests (issue 22): a mutant (or a bug) that keeps the lock held
-// fails the test in seconds, naming what never happened, instead of hanging until the runner's timeout.
+// Bounded waits (issue 22): a mutant (or a bug) that keeps a lock held or a container running fails the
+// test in seconds, naming what never happened, instead of hanging until the runner's timeout.
 import { execFileSync } from "node:child_process";
 
 /** How long one wait on the server or a child may take. */
 export const WAIT_MS = 20_000;
 
-/** Resolves once `cond` holds; throws naming `what` after WAIT_MS. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
+/** Resolves once `cond` holds (asked every `everyMs`); throws naming `what` after `ms`. */
+export async function until(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  ms = WAIT_MS,
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`gave up after ${WAIT_MS / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    if (Date.now() > deadline) throw new Error(`gave up after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
