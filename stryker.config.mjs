@@ -117,7 +117,13 @@ const TESTS = {
   "backup/runner": ["test/core/backup/runner.test.ts"],
   "backup/session": ["test/core/backup/session.test.ts"],
   "backup/create": ["test/core/backup/create-edges.test.ts"],
-  "backup/restore": ["test/core/backup/restore-edges.test.ts"],
+  // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) first, restore-steps (each
+  // step's failure, through stand-in psql/pg_restore; ~10 s) after restore-edges.
+  "backup/restore": [
+    "test/core/backup/restore-sql.test.ts",
+    "test/core/backup/restore-edges.test.ts",
+    "test/core/backup/restore-steps.test.ts",
+  ],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
 };

@@ -289,6 +289,7 @@ export function createLike(name: string, p: DatabaseProperties): string {
  * SQL that, run on the server, prints the statements giving `to` the grants, the comment and the
  * per-database and per-role-in-database settings of `from` (pg_dump keeps them outside a single database's archive).
  * List-valued settings (search_path...) keep their own quoting, as pg_dump does; the others are literals.
+ * An empty element (`search_path = ''`, stored as `""`) is given as `''`: SET refuses `""` as an identifier.
  */
 export function carryOverSql(from: string, to: string): string {
   const listGucs =
@@ -308,7 +309,8 @@ SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${
     ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s;', pg_get_userbyid(s.setrole), ${lit(to)}, x.k, x.v) END
   FROM d JOIN pg_db_role_setting s ON s.setdatabase = d.oid, unnest(s.setconfig) c(kv),
     LATERAL (SELECT split_part(c.kv, '=', 1) AS k,
-      CASE WHEN split_part(c.kv, '=', 1) IN (${listGucs}) THEN substr(c.kv, strpos(c.kv, '=') + 1)
+      CASE WHEN split_part(c.kv, '=', 1) IN (${listGucs})
+        THEN regexp_replace(substr(c.kv, strpos(c.kv, '=') + 1), '(^|, )""(?=,|$)', '\\1''''', 'g')
         ELSE quote_literal(substr(c.kv, strpos(c.kv, '=') + 1)) END AS v) x;`;
 }
 
