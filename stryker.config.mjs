@@ -117,10 +117,11 @@ const TESTS = {
   "backup/runner": ["test/core/backup/runner.test.ts"],
   "backup/session": ["test/core/backup/session.test.ts"],
   "backup/create": ["test/core/backup/create-edges.test.ts"],
-  // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) first, restore-steps (each
-  // step's failure, through stand-in psql/pg_restore; ~10 s) after restore-edges.
+  // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
+  // ~12 s) first, restore-steps (each step's failure, through stand-in psql/pg_restore; ~10 s) last.
   "backup/restore": [
     "test/core/backup/restore-sql.test.ts",
+    "test/core/backup/restore-load.test.ts",
     "test/core/backup/restore-edges.test.ts",
     "test/core/backup/restore-steps.test.ts",
   ],
