@@ -7,7 +7,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withEnv } from "../../helpers/env";
@@ -39,7 +39,14 @@ before(async () => {
   backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "good" });
   bin = join(dir, "bin");
   mkdirSync(bin);
-  symlinkSync(join(PG_BIN, "pg_dump"), join(bin, "pg_dump"));
+  // pg_dump, with SD_TEST_DUMP_GATE set: the dump's first 100 bytes, then the rest once that file exists.
+  writeFileSync(
+    join(bin, "pg_dump"),
+    `#!/bin/sh\nif [ -z "$SD_TEST_DUMP_GATE" ] || [ "$1" = "--version" ]; then exec "${PG_BIN}/pg_dump" "$@"; fi\n` +
+      `"${PG_BIN}/pg_dump" "$@" > "$SD_TEST_DUMP_GATE.dump" || exit 1\nhead -c 100 "$SD_TEST_DUMP_GATE.dump"\n` +
+      `while [ ! -e "$SD_TEST_DUMP_GATE" ]; do sleep 0.05; done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`,
+  );
+  chmodSync(join(bin, "pg_dump"), 0o755);
   // Streamed line by line: a psql session (the restore's lock) keeps its input open.
   writeFileSync(join(bin, "psql"), `#!/bin/sh\nsed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`);
   writeFileSync(
@@ -210,4 +217,42 @@ test("a new database keeps the archive's encoding and locale, not the server's d
   assert.deepEqual(p, { e: "LATIN1", c: "C", l: 3 });
   const [s] = await pg.query<{ s: string }>("SELECT s FROM t", [], "legacy_copy");
   assert.equal(s.s, "caf\u00e9");
+});
+
+test("a failure while the safety backup still runs waits for it: the restore ends with the safety backup whole on disk", async () => {
+  const gate = join(dir, "dump-gate");
+  const safetyDir = join(dir, "safety-wait");
+  let opened: NodeJS.Timeout | undefined;
+  let atFailure: string[] = [];
+  try {
+    await assert.rejects(
+      withEnv(
+        { PG_BIN: bin, SD_TEST_DUMP_GATE: gate, SD_TEST_SED: "s/^CREATE DATABASE .*/SELECT 1\\/0;/" },
+        () =>
+          restoreBackup(backup.file, {
+            databaseUrl: pg.url("shop"),
+            safetyDir,
+            now: NOW,
+            // The dump's first bytes start the load, which fails at once; the rest of the dump comes 3 s
+            // later. The restore may only end after that (on a machine too slow to fail within 3 s, a
+            // restore that did not wait passes too: never the other way round).
+            onSafetyStart: () => {
+              opened = setTimeout(() => writeFileSync(gate, ""), 3000);
+            },
+          }),
+      ).finally(() => (atFailure = existsSync(safetyDir) ? readdirSync(safetyDir).sort() : [])),
+      failing("creating the database to restore into"),
+    );
+    assert.equal(atFailure.length, 2, atFailure.join(", "));
+    assert.match(atFailure[0], /^backup_\d{8}_\d{6}_safety\.pgdump\.zst$/);
+    assert.equal(
+      atFailure[1],
+      `${atFailure[0]}.json`,
+      "the safety backup and its manifest, nothing half-written",
+    );
+  } finally {
+    clearTimeout(opened);
+    writeFileSync(gate, "");
+  }
+  await untouched();
 });
