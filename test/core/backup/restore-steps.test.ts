@@ -3,11 +3,21 @@
 // swap; a new database keeps the archive's encoding and locale (issue 22, the survivors of the mutation
 // run of src/core/backup/restore.ts). One small server, in process. psql and pg_restore run through
 // stand-ins under PG_BIN: psql passes its SQL through `sed "$SD_TEST_SED"` (a test turns one statement
-// into `SELECT 1/0;`), pg_restore with SD_TEST_C_FAIL set prints its `-C` output and then fails.
+// into `SELECT 1/0;`), pg_restore with SD_TEST_C_FAIL set prints its `-C` output and then fails, with SD_TEST_PGR_LOG set logs
+// its arguments.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withEnv } from "../../helpers/env";
@@ -51,7 +61,7 @@ before(async () => {
   writeFileSync(join(bin, "psql"), `#!/bin/sh\nsed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`);
   writeFileSync(
     join(bin, "pg_restore"),
-    `#!/bin/sh\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
+    `#!/bin/sh\nif [ -n "$SD_TEST_PGR_LOG" ]; then echo "$*" >> "$SD_TEST_PGR_LOG"; fi\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
       `exec "${PG_BIN}/pg_restore" "$@"\n`,
   );
   for (const t of ["psql", "pg_restore"]) chmodSync(join(bin, t), 0o755);
@@ -254,5 +264,24 @@ test("a failure while the safety backup still runs waits for it: the restore end
     clearTimeout(opened);
     writeFileSync(gate, "");
   }
+  await untouched();
+});
+
+test("a restore reads the backup and a given safety backup once, into the new database: no extra pass of pg_restore over either", async () => {
+  const given = await createBackup({
+    databaseUrl: pg.url("shop"),
+    dir: join(dir, "given-once"),
+    label: "given",
+  });
+  const log = join(dir, "pg_restore.log");
+  writeFileSync(log, "");
+  const r = await withEnv({ PG_BIN: bin, SD_TEST_PGR_LOG: log }, () =>
+    restoreBackup(backup.file, { databaseUrl: pg.url("shop"), safetyFile: given.file, now: NOW }),
+  );
+  const runs = readFileSync(log, "utf8").trim().split("\n");
+  // The verify's full read (issue 18: minutes on a large backup) would be a `-f /dev/null` run.
+  assert.ok(!runs.some((a) => a.includes("/dev/null")), runs.join("\n"));
+  assert.equal(runs.filter((a) => a.includes("--exit-on-error")).length, 1, runs.join("\n"));
+  await pg.query(`DROP DATABASE "${r.previousDatabase}"`);
   await untouched();
 });
