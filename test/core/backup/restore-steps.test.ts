@@ -4,7 +4,7 @@
 // run of src/core/backup/restore.ts). One small server, in process. psql and pg_restore run through
 // stand-ins under PG_BIN: psql passes its SQL through `sed "$SD_TEST_SED"` (a test turns one statement
 // into `SELECT 1/0;`), pg_restore with SD_TEST_C_FAIL set prints its `-C` output and then fails, with SD_TEST_PGR_LOG set logs
-// its arguments.
+// its arguments, with SD_TEST_C_OUT set prints that instead of its `-C` output.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -61,7 +61,7 @@ before(async () => {
   writeFileSync(join(bin, "psql"), `#!/bin/sh\nsed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`);
   writeFileSync(
     join(bin, "pg_restore"),
-    `#!/bin/sh\nif [ -n "$SD_TEST_PGR_LOG" ]; then echo "$*" >> "$SD_TEST_PGR_LOG"; fi\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
+    `#!/bin/sh\nif [ -n "$SD_TEST_PGR_LOG" ]; then echo "$*" >> "$SD_TEST_PGR_LOG"; fi\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_OUT" ]; then cat >/dev/null; printf '%s\\n' "$SD_TEST_C_OUT"; exit 0; fi; if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
       `exec "${PG_BIN}/pg_restore" "$@"\n`,
   );
   for (const t of ["psql", "pg_restore"]) chmodSync(join(bin, t), 0o755);
@@ -284,4 +284,17 @@ test("a restore reads the backup and a given safety backup once, into the new da
   assert.equal(runs.filter((a) => a.includes("--exit-on-error")).length, 1, runs.join("\n"));
   await pg.query(`DROP DATABASE "${r.previousDatabase}"`);
   await untouched();
+});
+
+test("an archive whose -C output names the owner but holds no CREATE DATABASE: the plain database is still given that owner", async () => {
+  const r = await withEnv(
+    { PG_BIN: bin, SD_TEST_C_OUT: "-- Name: shop; Type: DATABASE; Schema: -; Owner: app" },
+    () => restoreBackup(backup.file, { databaseUrl: pg.url("shop_owned") }),
+  );
+  assert.deepEqual(r, { database: "shop_owned", safety: undefined });
+  const [p] = await pg.query<{ o: string }>(
+    "SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = 'shop_owned'",
+  );
+  assert.equal(p.o, "app");
+  await pg.query("DROP DATABASE shop_owned");
 });
