@@ -49,12 +49,13 @@ before(async () => {
   backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "good" });
   bin = join(dir, "bin");
   mkdirSync(bin);
-  // pg_dump, with SD_TEST_DUMP_GATE set: the dump's first 100 bytes, then the rest once that file exists.
+  // pg_dump, with SD_TEST_DUMP_GATE set: the dump's first 100 bytes, then the rest once that file exists
+  // (or after 20 s: a test process that died never leaves it waiting).
   writeFileSync(
     join(bin, "pg_dump"),
     `#!/bin/sh\nif [ -z "$SD_TEST_DUMP_GATE" ] || [ "$1" = "--version" ]; then exec "${PG_BIN}/pg_dump" "$@"; fi\n` +
       `"${PG_BIN}/pg_dump" "$@" > "$SD_TEST_DUMP_GATE.dump" || exit 1\nhead -c 100 "$SD_TEST_DUMP_GATE.dump"\n` +
-      `while [ ! -e "$SD_TEST_DUMP_GATE" ]; do sleep 0.05; done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`,
+      `i=0; while [ ! -e "$SD_TEST_DUMP_GATE" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`,
   );
   chmodSync(join(bin, "pg_dump"), 0o755);
   // Streamed line by line: a psql session (the restore's lock) keeps its input open.
