@@ -10,9 +10,9 @@ import { archiveDatabase, carryOverSql, createLike } from "../../../src/core/bac
 import { CannotRunError } from "../../../src/core/errors";
 
 /** What `pg_restore -C -s -f -` prints around the database's entries (the lines archiveDatabase must skip). */
-const header = (name: string, type: string, owner = "app") => [
+const header = (name: string, type: string, owner = "app", schema = "-") => [
   "--",
-  `-- Name: ${name}; Type: ${type}; Schema: -; Owner: ${owner}`,
+  `-- Name: ${name}; Type: ${type}; Schema: ${schema}; Owner: ${owner}`,
   "--",
   "",
 ];
@@ -36,17 +36,18 @@ test("archiveDatabase: only the database's own entries, each statement whole, re
     "",
     "-- not a comment: inside the literal",
     "SET inside = the literal;';",
-    ...header("t", "TABLE"),
+    ...header("t", "TABLE", "app", "public"),
     "CREATE TABLE public.t (id integer);",
-    ...header("TABLE t", "COMMENT"),
+    ...header("TABLE t", "COMMENT", "app", "public"),
     "COMMENT ON TABLE public.t IS 'DATABASE shop';",
     ...header("t", "ACL"),
     "GRANT SELECT ON TABLE public.t TO r;",
     ...header("DATABASE shop", "ACL"),
     "REVOKE ALL ON DATABASE shop FROM PUBLIC;",
     'GRANT CONNECT ON DATABASE shop TO "DATABASE shopper";',
+    "-- TOC entry 3390 (class 1262 OID 16384)",
     ...header("DATABASE shop", "SECURITY LABEL"),
-    "SECURITY LABEL FOR dummy ON DATABASE shop IS 'classified';",
+    "SECURITY LABEL FOR dummy ON DATABASE shop IS 'classified: CREATE DATABASE shop';",
     ...header("shop", "DATABASE PROPERTIES"),
     "ALTER DATABASE shop SET search_path TO 'app', 'public';",
     "ALTER ROLE \"DATABASE shopper\" IN DATABASE shop SET work_mem TO '8MB';",
@@ -62,7 +63,7 @@ test("archiveDatabase: only the database's own entries, each statement whole, re
       'COMMENT ON DATABASE "shop ""new""" IS \'ends a line;\n\n-- not a comment: inside the literal\nSET inside = the literal;\';',
       'REVOKE ALL ON DATABASE "shop ""new""" FROM PUBLIC;',
       'GRANT CONNECT ON DATABASE "shop ""new""" TO "DATABASE shopper";',
-      'SECURITY LABEL FOR dummy ON DATABASE "shop ""new""" IS \'classified\';',
+      'SECURITY LABEL FOR dummy ON DATABASE "shop ""new""" IS \'classified: CREATE DATABASE shop\';',
       'ALTER DATABASE "shop ""new""" SET search_path TO \'app\', \'public\';',
       'ALTER ROLE "DATABASE shopper" IN DATABASE "shop ""new""" SET work_mem TO \'8MB\';',
       // The role's name holds the text too, followed by a quote: not the database.
@@ -82,6 +83,8 @@ test("archiveDatabase: a quoted name, a name that prefixes another, no owner, no
     create: 'CREATE DATABASE "to" WITH TEMPLATE = template0;',
     after: ["ALTER DATABASE \"to\" SET work_mem TO '1MB';"],
   });
+  const inName = [...header('"a""b"', "DATABASE"), 'ALTER DATABASE "a""b" SET x TO 1;'].join("\n");
+  assert.deepEqual(archiveDatabase(inName, 'a"b', "c").after, ['ALTER DATABASE "c" SET x TO 1;']);
   // `DATABASE ab` holds `DATABASE a`: only a match followed by a space, `;` or the line's end renames.
   const prefix = [
     ...header("a", "DATABASE PROPERTIES"),
