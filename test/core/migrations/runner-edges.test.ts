@@ -13,6 +13,8 @@ import {
   connect,
   MIGRATE_LOCK,
   migrate,
+  migrationsToRevert,
+  missingMigrationsDirectory,
   type MigrateOptions,
 } from "../../../src/core/migrations/runner";
 import { checksumEditsMessage } from "../../../src/core/migrations/checksums";
@@ -306,7 +308,7 @@ case "$1" in
     q "CREATE TABLE IF NOT EXISTS alembic_version (version_num varchar(32) PRIMARY KEY); DELETE FROM alembic_version; INSERT INTO alembic_version VALUES ('b2')"
     echo "INFO  [alembic.runtime.migration] Running upgrade  -> a1, create accounts" >&2
     echo "INFO  [alembic.runtime.migration] Running upgrade a1 -> b2, add index" >&2 ;;
-  *) echo "stand-in alembic: $*" ;;
+  *) echo "stand-in alembic: $* (\${DATABASE_URL%%://*})" ;;
 esac
 `;
 
@@ -374,8 +376,218 @@ describe("alembic (a stand-in on PATH): the target check and check's pending rev
       );
       const checked = await run({ targetChecked: true });
       assert.deepEqual([checked.before, checked.after], ["b2", "b2"]);
+      // SQLAlchemy 1.4 refuses postgres://: Alembic gets postgresql://.
+      const down = await run({ action: "down", targetChecked: true });
+      assert.equal(down.output, "stand-in alembic: downgrade -1 (postgresql)\n");
     } finally {
       mode();
     }
+  });
+});
+
+describe("node-pg-migrate's read-only verbs and REV targets, answered from its table (no tool runs)", () => {
+  let url: string;
+  let dir: string;
+  const run = (o: Partial<MigrateOptions> = {}) =>
+    migrate({
+      tool: "node-pg-migrate",
+      action: "check",
+      dir: "npm-ro",
+      workDir: tmp,
+      databaseUrl: url,
+      ...o,
+    });
+  before(async () => {
+    url = await pg.createDatabase("npm_ro");
+    dir = join(tmp, "npm-ro");
+    await mkdir(dir);
+    for (const f of ["1_a.sql", "2_b.js", "3_c.ts", ".4_hidden.sql", "README.md"])
+      await writeFile(join(dir, f), "-- Up Migration\n");
+  });
+
+  it("current, history and check before and after migrations were applied, with one gone from the directory and an INVALID index", async () => {
+    assert.equal((await run({ action: "current" })).output, "(no migration applied)");
+    assert.equal((await run({ action: "history" })).output, "1_a  pending\n2_b  pending\n3_c  pending");
+    assert.deepEqual(await failure(run()), [
+      "CheckFailedError",
+      "3 pending: 1_a, 2_b, 3_c\nfix: apply them with `safe-deploy migrate up`",
+    ]);
+    await pg.query(
+      `CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL);
+       INSERT INTO pgmigrations (name, run_on) VALUES ('0_gone', '2026-01-01 10:00'), ('2_b', '2026-01-03 10:00'), ('1_a', '2026-01-02 10:00')`,
+      [],
+      "npm_ro",
+    );
+    assert.deepEqual(await run({ action: "current" }), { before: "2_b", after: "2_b", output: "2_b" });
+    assert.equal(
+      (await run({ action: "history" })).output,
+      "0_gone  applied 2026-01-01 10:00:00\n1_a  applied 2026-01-02 10:00:00\n2_b  applied 2026-01-03 10:00:00\n3_c  pending",
+    );
+    assert.deepEqual(await failure(run()), [
+      "CheckFailedError",
+      "1 pending: 3_c\napplied but missing from npm-ro: 0_gone\nfix: apply them with `safe-deploy migrate up`; restore the missing migration files to npm-ro",
+    ]);
+    await pg.query(
+      "INSERT INTO pgmigrations (name, run_on) VALUES ('3_c', '2026-01-04 10:00')",
+      [],
+      "npm_ro",
+    );
+    await pg.query("CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1)", [], "npm_ro");
+    await pg.query("CREATE UNIQUE INDEX CONCURRENTLY dup_uq ON dup (v)", [], "npm_ro").catch(() => {});
+    assert.deepEqual(await failure(run()), [
+      "CheckFailedError",
+      "0 pending\napplied but missing from npm-ro: 0_gone\ninvalid indexes: public.dup_uq\nfix: restore the missing migration files to npm-ro; DROP INDEX CONCURRENTLY public.dup_uq; then re-run the migration that builds each dropped index",
+    ]);
+    await pg.query("DROP INDEX dup_uq; DELETE FROM pgmigrations WHERE name = '0_gone'", [], "npm_ro");
+    assert.deepEqual(await run(), { before: "3_c", after: "3_c", output: "0 pending" });
+  });
+
+  it("up REV already applied and down to the latest do nothing; an unknown REV is named; down's list newest first", async () => {
+    const lines: string[] = [];
+    const nothing = { before: "3_c", after: "3_c", output: "nothing to do" };
+    assert.deepEqual(await run({ action: "up", target: "1_a", log: (l) => lines.push(l) }), nothing);
+    assert.deepEqual(await run({ action: "down", target: "3_c" }), nothing);
+    assert.deepEqual(await run({ action: "up", target: "0" }), nothing);
+    // The tool never ran: the only lines are the checksums recorded on the way.
+    assert.deepEqual(lines, [
+      "recorded the checksums of 3 already-applied migration(s) in safe_deploy.migration_history (first run with checksums; edits from now on are found): 1_a, 2_b, 3_c",
+    ]);
+    assert.deepEqual(await failure(run({ action: "up", target: "nope" })), [
+      "ConfigError",
+      `\`up nope\`: no migration named nope in ${dir} (see \`safe-deploy migrate history\`)`,
+    ]);
+    const noDown = [
+      "ConfigError",
+      "`down nope`: no applied migration is named nope (see `safe-deploy migrate history`)",
+    ];
+    assert.deepEqual(await failure(run({ action: "down", target: "nope" })), noDown);
+    assert.deepEqual(await migrationsToRevert(url), ["3_c"]);
+    assert.deepEqual(await migrationsToRevert(url, "2"), ["3_c", "2_b"]);
+    assert.deepEqual(await migrationsToRevert(url, "1_a"), ["3_c", "2_b"]);
+    assert.deepEqual(await failure(migrationsToRevert(url, "nope")), noDown);
+  });
+
+  it("missingMigrationsDirectory: only the tools that read a directory, and only when it is not one", async () => {
+    assert.equal(await missingMigrationsDirectory("node-pg-migrate", tmp, "npm-ro"), undefined);
+    assert.equal(await missingMigrationsDirectory("prisma", tmp, "nope"), join(tmp, "nope"));
+    assert.equal(
+      await missingMigrationsDirectory("node-pg-migrate", tmp, "npm-ro/1_a.sql"),
+      join(dir, "1_a.sql"),
+    );
+    assert.equal(await missingMigrationsDirectory("alembic", tmp, "nope"), undefined);
+    assert.equal(await missingMigrationsDirectory("command", tmp, "nope"), undefined);
+  });
+});
+
+describe("what a run refuses before it starts, and what a tool's exit means", () => {
+  let url: string;
+  let work: string;
+  const run = (o: Partial<MigrateOptions> = {}) =>
+    migrate({
+      tool: "command",
+      action: "up",
+      dir: ".",
+      workDir: work,
+      databaseUrl: url,
+      custom: { up: "true" },
+      ...o,
+    });
+  before(async () => {
+    url = await pg.createDatabase("exits");
+    work = join(tmp, "exits");
+    await mkdir(work);
+    await writeFile(join(work, "not-executable.sh"), "#!/bin/sh\necho never\n");
+    await writeFile(join(work, "garbage.dump"), "not a backup\n");
+  });
+
+  it("flags and files checked first, each error naming the key to fix", async () => {
+    const backup = join(work, "garbage.dump");
+    assert.deepEqual(await failure(run({ backupFile: join(work, "none.dump") })), [
+      "CheckFailedError",
+      `this release's backup ${join(work, "none.dump")} does not exist; take it first (\`safe-deploy backup create\`)`,
+    ]);
+    assert.deepEqual(await failure(run({ lockTimeout: "soon" })), [
+      "ConfigError",
+      '`lockTimeout` must look like 5s, 500ms or 10min, got "soon"',
+    ]);
+    assert.deepEqual(await failure(run({ databaseUrlEnv: "APP-URL" })), [
+      "ConfigError",
+      '`migrations.databaseUrlEnv` (`--database-url-env`) must be an environment variable name such as NEXT_PRIVATE_DATABASE_URL, got "APP-URL"',
+    ]);
+    assert.deepEqual(await failure(run({ tool: "alembic" })), [
+      "ConfigError",
+      `no alembic.ini in ${work}: pass the directory Alembic runs from as \`--work-dir\` (or set ALEMBIC_CONFIG)`,
+    ]);
+    const needsBackup = [
+      "ConfigError",
+      "`--critical-tables` with `--tool command` needs `--backup FILE`: command does not run the migrations in one transaction, so lost rows can only be brought back by restoring a backup taken first (`safe-deploy backup create`); it is restored automatically when rows are lost",
+    ];
+    const integrity = { criticalTables: ["orders"] };
+    assert.deepEqual(await failure(run({ integrity })), needsBackup);
+    assert.deepEqual(
+      await failure(run({ integrity, action: "down", custom: { up: "true", down: "true" } })),
+      needsBackup,
+    );
+    assert.deepEqual(await failure(run({ action: "down" })), [
+      "ConfigError",
+      "no `down` command configured for `--tool command`: pass the shell command that runs it with `--command` (`{target}` is replaced by N or REV)",
+    ]);
+    // A critical table that is nowhere: the migrations ran, the name is what is wrong.
+    assert.deepEqual(await failure(run({ integrity: { criticalTables: ["order"] }, backupFile: backup })), [
+      "ConfigError",
+      "critical table public.order does not exist, before or after the migrations, so its rows were not checked (the database has no tables); fix the name in --critical-tables / integrity.criticalTables (schema.table, spelt as in the database). The migrations did run: schema version (none) -> (none)",
+    ]);
+  });
+
+  it("exit 127 and 126: the tool never started; another exit is a failed run with its output; the guard's verdict is the row loss", async () => {
+    assert.deepEqual(await failure(run({ custom: { up: "no-such-tool-xyz up" } })), [
+      "CannotRunError",
+      `command up could not start in ${work} (exit 127): /bin/sh: 1: no-such-tool-xyz: not found; check the command given with \`--command\` and the PATH it runs with`,
+    ]);
+    assert.deepEqual(await failure(run({ custom: { up: "./not-executable.sh" } })), [
+      "CannotRunError",
+      `command up could not start in ${work} (exit 126): /bin/sh: 1: ./not-executable.sh: Permission denied; check the command given with \`--command\` and the PATH it runs with`,
+    ]);
+    assert.deepEqual(await failure(run({ custom: { up: `echo "applying $DATABASE_URL"; exit 3` } })), [
+      "CheckFailedError",
+      `command up failed (exit 3); schema version before (none), now (none):\napplying postgres://${pg.user}:***@127.0.0.1:${pg.port}/exits`,
+    ]);
+    const verdict = `echo "ERROR:  safe-deploy integrity check: public.orders would lose 20.0% of its rows (50 -> 40)"; exit 1`;
+    assert.deepEqual(await failure(run({ custom: { up: verdict } })), [
+      "CheckFailedError",
+      "integrity check failed: public.orders would lose 20.0% of its rows (50 -> 40); limit is 0% (--max-row-loss-percent / integrity.maxRowLossPercent). The migrations' transaction was rolled back, so no row was lost: schema version still (none). Fix the migration, or raise the limit if the loss is intended",
+    ]);
+    const [, limited] = await failure(
+      run({
+        custom: { up: verdict },
+        integrity: { criticalTables: ["orders"], maxRowLossPercent: 5 },
+        backupFile: join(work, "garbage.dump"),
+      }),
+    );
+    assert.match(limited, /; limit is 5% \(--max-row-loss-percent/);
+    // The same words with exit 0 are only output.
+    assert.equal(
+      (await run({ custom: { up: verdict.replace("exit 1", "true") } })).output.includes("would lose"),
+      true,
+    );
+  });
+
+  it("INVALID indexes: one left by a run that exited 0 fails it; a failed run names only the ones it left", async () => {
+    await pg.query(
+      "CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1); CREATE TABLE dup2 (v int); INSERT INTO dup2 VALUES (2), (2)",
+      [],
+      "exits",
+    );
+    await pg.query("CREATE UNIQUE INDEX CONCURRENTLY old_uq ON dup (v)", [], "exits").catch(() => {});
+    const cic = `${PSQL} "$DATABASE_URL" -Xqc "CREATE UNIQUE INDEX CONCURRENTLY new_uq ON dup2 (v)" 2>/dev/null`;
+    assert.deepEqual(await failure(run({ custom: { up: `${cic}; true` } })), [
+      "CheckFailedError",
+      "command up left invalid indexes: public.new_uq, public.old_uq (a CONCURRENTLY build was cut short); DROP INDEX CONCURRENTLY them and re-run",
+    ]);
+    await pg.query("DROP INDEX new_uq", [], "exits");
+    assert.deepEqual(await failure(run({ custom: { up: `${cic}; echo failed; exit 1` } })), [
+      "CheckFailedError",
+      'command up failed (exit 1); schema version before (none), now (none):\nfailed\nthe run left INVALID index public.new_uq (a CREATE INDEX CONCURRENTLY cut short); re-running fails with "already exists" until you DROP INDEX CONCURRENTLY public.new_uq',
+    ]);
   });
 });
