@@ -19,6 +19,7 @@ import {
 } from "../../../src/core/migrations/runner";
 import { checksumEditsMessage } from "../../../src/core/migrations/checksums";
 import { until } from "../../helpers/bounded";
+import { prismaProject } from "../../helpers/prisma-standin";
 import { freePort, PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const PSQL = `${PG_BIN}/psql`;
@@ -412,9 +413,15 @@ describe("node-pg-migrate's read-only verbs and REV targets, answered from its t
       "CheckFailedError",
       "3 pending: 1_a, 2_b, 3_c\nfix: apply them with `safe-deploy migrate up`",
     ]);
+    // The table made (by the row-loss guard, before the tool's first run) but still empty.
     await pg.query(
-      `CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL);
-       INSERT INTO pgmigrations (name, run_on) VALUES ('0_gone', '2026-01-01 10:00'), ('2_b', '2026-01-03 10:00'), ('1_a', '2026-01-02 10:00')`,
+      "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL)",
+      [],
+      "npm_ro",
+    );
+    assert.equal((await run({ action: "current" })).output, "(no migration applied)");
+    await pg.query(
+      `INSERT INTO pgmigrations (name, run_on) VALUES ('0_gone', '2026-01-01 10:00'), ('2_b', '2026-01-03 10:00'), ('1_a', '2026-01-02 10:00')`,
       [],
       "npm_ro",
     );
@@ -589,5 +596,115 @@ describe("what a run refuses before it starts, and what a tool's exit means", ()
       "CheckFailedError",
       'command up failed (exit 1); schema version before (none), now (none):\nfailed\nthe run left INVALID index public.new_uq (a CREATE INDEX CONCURRENTLY cut short); re-running fails with "already exists" until you DROP INDEX CONCURRENTLY public.new_uq',
     ]);
+  });
+});
+
+describe("the tool exited 0 but the database named did not move (issue 21)", () => {
+  const bins: string[] = [];
+  const path = process.env.PATH;
+  after(async () => {
+    process.env.PATH = path;
+    delete process.env.PRISMA_STANDIN_URL_ENV;
+    delete process.env.STANDIN_ALEMBIC;
+    for (const b of bins) await rm(b, { recursive: true, force: true });
+  });
+  const fix =
+    "Check that database, then make the tool read DATABASE_URL, or set `migrations.databaseUrlEnv` (`--database-url-env`) to the variable the tool reads: safe-deploy then sets it to the database named";
+
+  it("node-pg-migrate (a stand-in that migrates nothing here): the migrations still pending are named", async () => {
+    const url = await pg.createDatabase("npm_elsewhere");
+    const bin = await mkdtemp(join(tmpdir(), "npm-standin-"));
+    bins.push(bin);
+    await writeFile(join(bin, "node-pg-migrate"), "#!/bin/sh\necho 'No migrations to run!'\n");
+    await chmod(join(bin, "node-pg-migrate"), 0o755);
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const o = { tool: "node-pg-migrate" as const, dir: "npm-ro", workDir: tmp, databaseUrl: url };
+      const message = (n: number, pending: string) => [
+        "CheckFailedError",
+        `node-pg-migrate exited 0 with ${n} migration(s) pending (${pending}), but pgmigrations in the database named (localhost:${pg.port}/npm_elsewhere) did not move: still at (none). The migrations ran against another database: the tool reads its URL from another variable or a config file. ${fix}`,
+      ];
+      assert.deepEqual(await failure(migrate({ ...o, action: "up" })), message(3, "1_a, 2_b, 3_c"));
+      assert.deepEqual(
+        await failure(migrate({ ...o, action: "up", target: "2_b" })),
+        message(3, "1_a, 2_b, 3_c"),
+      );
+      // down moves nothing either, and says nothing about it.
+      assert.equal((await migrate({ ...o, action: "down" })).output, "No migrations to run!\n");
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it("alembic reporting an upgrade it ran elsewhere: the database it names is in the message", async () => {
+    const url = await pg.createDatabase("alembic_elsewhere");
+    const work = join(tmp, "alembic-elsewhere");
+    await mkdir(join(work, "bin"), { recursive: true });
+    await writeFile(join(work, "alembic.ini"), "[alembic]\n");
+    await writeFile(
+      join(work, "bin/alembic"),
+      `#!/bin/sh
+case "$1" in
+  current) echo "Current revision(s) for postgresql://app:***@db.other:5432/app:"; echo "Rev: b2 (head)" ;;
+  heads) echo "b2 (head)" ;;
+  upgrade) echo "INFO  [alembic.runtime.migration] Running upgrade a1 -> b2, add index" >&2 ;;
+esac
+`,
+    );
+    await chmod(join(work, "bin/alembic"), 0o755);
+    process.env.PATH = `${join(work, "bin")}:${path}`;
+    try {
+      assert.deepEqual(
+        await failure(
+          migrate({
+            tool: "alembic",
+            action: "up",
+            dir: ".",
+            workDir: work,
+            databaseUrl: url,
+            targetChecked: true,
+          }),
+        ),
+        [
+          "CheckFailedError",
+          `alembic reported applying b2, but alembic_version in the database named (localhost:${pg.port}/alembic_elsewhere) did not move: still at (none). The migrations ran against another database (alembic current says it is b2 in postgresql://app:***@db.other:5432/app): env.py takes its URL from elsewhere than DATABASE_URL (Alembic's default env.py reads \`sqlalchemy.url\` in alembic.ini). ${fix}`,
+        ],
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it("prisma (the stand-in) reading another variable: first what it applied there, then what is still pending here", async () => {
+    const url = await pg.createDatabase("prisma_named");
+    const other = await pg.createDatabase("prisma_other");
+    const p = await prismaProject('  url = env("DATABASE_URL")\n', {
+      "20260101000000_init": "CREATE TABLE t (id int);",
+    });
+    bins.push(p.work);
+    process.env.PRISMA_STANDIN_URL_ENV = "OTHER_URL";
+    process.env.OTHER_URL = other;
+    try {
+      const o = {
+        tool: "prisma" as const,
+        action: "up" as const,
+        dir: "prisma/migrations",
+        workDir: p.work,
+        databaseUrl: url,
+      };
+      const tail = `did not move: still at (none). The migrations ran against another database: schema.prisma's datasource reads another variable than DATABASE_URL (\`url = env("...")\`, or \`directUrl\`). ${fix}`;
+      const named = `_prisma_migrations in the database named (localhost:${pg.port}/prisma_named)`;
+      assert.deepEqual(await failure(migrate(o)), [
+        "CheckFailedError",
+        `prisma reported applying 20260101000000_init, but ${named} ${tail}`,
+      ]);
+      assert.deepEqual(await failure(migrate(o)), [
+        "CheckFailedError",
+        `prisma exited 0 with 1 migration(s) pending (20260101000000_init), but ${named} ${tail}`,
+      ]);
+    } finally {
+      delete process.env.PRISMA_STANDIN_URL_ENV;
+      delete process.env.OTHER_URL;
+    }
   });
 });
