@@ -18,6 +18,8 @@ import {
   type MigrateOptions,
 } from "../../../src/core/migrations/runner";
 import { checksumEditsMessage } from "../../../src/core/migrations/checksums";
+import { armRowGuard, disarmRowGuard } from "../../../src/core/migrations/guard";
+import { armMigrationMarker, disarmMigrationMarker } from "../../../src/core/migrations/marker";
 import { until } from "../../helpers/bounded";
 import { prismaProject } from "../../helpers/prisma-standin";
 import { freePort, PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
@@ -472,6 +474,30 @@ describe("node-pg-migrate's read-only verbs and REV targets, answered from its t
     assert.deepEqual(await migrationsToRevert(url, "2"), ["3_c", "2_b"]);
     assert.deepEqual(await migrationsToRevert(url, "1_a"), ["3_c", "2_b"]);
     assert.deepEqual(await failure(migrationsToRevert(url, "nope")), noDown);
+  });
+
+  it("a read-only run beside a guarded up (another session) leaves that run's guard and marker armed", async () => {
+    const up = await connect(url, "guarded up");
+    try {
+      await armRowGuard(up, { "public.pgmigrations": 3 }, ["pgmigrations"]);
+      assert.equal((await armMigrationMarker(up)).armed, true);
+      await run({ action: "current" });
+      await run({ action: "history" });
+      assert.deepEqual(
+        await pg.query(
+          `SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'safe_deploy_row_guard')::int AS guard,
+             (SELECT count(*) FROM safe_deploy.row_guard)::int AS baseline,
+             (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'safe_deploy_mark%')::int AS marker`,
+          [],
+          "npm_ro",
+        ),
+        [{ guard: 1, baseline: 1, marker: 2 }],
+      );
+    } finally {
+      await disarmRowGuard(up);
+      await disarmMigrationMarker(up);
+      await up.end();
+    }
   });
 
   it("missingMigrationsDirectory: only the tools that read a directory, and only when it is not one", async () => {
