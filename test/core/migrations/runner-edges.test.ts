@@ -20,7 +20,7 @@ import {
 import { checksumEditsMessage } from "../../../src/core/migrations/checksums";
 import { armRowGuard, disarmRowGuard } from "../../../src/core/migrations/guard";
 import { armMigrationMarker, disarmMigrationMarker } from "../../../src/core/migrations/marker";
-import { until } from "../../helpers/bounded";
+import { until, within } from "../../helpers/bounded";
 import { prismaProject } from "../../helpers/prisma-standin";
 import { freePort, PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 
@@ -126,7 +126,7 @@ describe("the migration lock", () => {
         return r.rows.length > 0;
       });
       await holder.query("SELECT pg_advisory_unlock($1, $2)", MIGRATE_LOCK);
-      assert.equal((await waiting).output.trim(), "1");
+      assert.equal((await within("the waiting run to take the lock", waiting)).output.trim(), "1");
     } finally {
       await holder.end();
     }
@@ -379,6 +379,14 @@ describe("alembic (a stand-in on PATH): the target check and check's pending rev
       );
       const checked = await run({ targetChecked: true });
       assert.deepEqual([checked.before, checked.after], ["b2", "b2"]);
+      // ALEMBIC_CONFIG names the ini: no alembic.ini needed where it runs.
+      process.env.ALEMBIC_CONFIG = join(work, "alembic.ini");
+      try {
+        const elsewhere = await run({ action: "history", workDir: join(work, "bin") });
+        assert.equal(elsewhere.output, "a1 -> b2 (head), add index\n<base> -> a1, create accounts\n");
+      } finally {
+        delete process.env.ALEMBIC_CONFIG;
+      }
       // SQLAlchemy 1.4 refuses postgres://: Alembic gets postgresql://.
       const down = await run({ action: "down", targetChecked: true });
       assert.equal(down.output, "stand-in alembic: downgrade -1 (postgresql)\n");
@@ -598,6 +606,16 @@ describe("what a run refuses before it starts, and what a tool's exit means", ()
       }),
     );
     assert.match(limited, /; limit is 5% \(--max-row-loss-percent/);
+    // Another failure is not retried, whatever --lock-retries says.
+    const lines: string[] = [];
+    await failure(
+      run({
+        custom: { up: "echo 'ERROR:  syntax error'; exit 1" },
+        lockRetries: 2,
+        log: (l) => lines.push(l),
+      }),
+    );
+    assert.deepEqual(lines, ["migrate up with command: from (none)"]);
     // The same words with exit 0 are only output.
     assert.equal(
       (await run({ custom: { up: verdict.replace("exit 1", "true") } })).output.includes("would lose"),
@@ -617,6 +635,20 @@ describe("what a run refuses before it starts, and what a tool's exit means", ()
       "CheckFailedError",
       "command up left invalid indexes: public.new_uq, public.old_uq (a CONCURRENTLY build was cut short); DROP INDEX CONCURRENTLY them and re-run",
     ]);
+    await pg.query("DROP INDEX new_uq", [], "exits");
+    // A lock_timeout after a CONCURRENTLY build was cut short is not retried: the retry could only fail
+    // with "already exists" and hide the real cause.
+    const lines: string[] = [];
+    const [, cut] = await failure(
+      run({
+        custom: { up: `${cic}; echo "ERROR:  canceling statement due to lock timeout"; exit 1` },
+        lockRetries: 1,
+        log: (l) => lines.push(l),
+      }),
+    );
+    assert.match(cut, /^command up failed \(exit 1\); .*\nlock_timeout \(5s\) cancelled the migration: /s);
+    assert.match(cut, /\nthe run left INVALID index public\.new_uq /);
+    assert.deepEqual(lines, ["migrate up with command: from (none)"]);
     await pg.query("DROP INDEX new_uq", [], "exits");
     assert.deepEqual(await failure(run({ custom: { up: `${cic}; echo failed; exit 1` } })), [
       "CheckFailedError",

@@ -68,6 +68,17 @@ describe("rows lost under a command (no transaction): restored from the release'
     );
     assert.equal(await count("restore"), 50);
     assert.equal(await count(kept), 40);
+    // The marker was disarmed before the restore: the copy kept does not mark its users' DDL for a day.
+    for (const db of ["restore", kept])
+      assert.deepEqual(
+        await pg.query(
+          "SELECT count(*)::int AS n FROM pg_event_trigger WHERE evtname LIKE 'safe_deploy_mark%'",
+          [],
+          db,
+        ),
+        [{ n: 0 }],
+        db,
+      );
     assert.deepEqual(lines.splice(0), [
       "migrate up with command: from (none)",
       "migrate up: now at (none)",
