@@ -132,6 +132,23 @@ describe("the migration lock", () => {
     }
   });
 
+  it("the same lock key held in another database is not the holder named (advisory locks are per database)", async () => {
+    const otherUrl = await pg.createDatabase("lock_other_app");
+    const other = await connect(otherUrl, "other app's migration");
+    const holder = await connect(url, "deploy-43");
+    try {
+      await other.query("SELECT pg_advisory_lock($1, $2)", MIGRATE_LOCK);
+      await holder.query("SELECT pg_advisory_lock($1, $2)", MIGRATE_LOCK);
+      const pid = (await holder.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      const [, message] = await failure(run({ lockWaitSeconds: 0 }));
+      assert.match(message, new RegExp(`: pid ${pid} \\(application_name "deploy-43", `));
+      assert.match(message, new RegExp(`pg_terminate_backend\\(${pid}\\) if it is stuck$`));
+    } finally {
+      await holder.end();
+      await other.end();
+    }
+  });
+
   it("held by a prepared transaction (no session): says so and leaves the pid to find", async () => {
     const holder = await connect(url);
     try {
