@@ -134,10 +134,14 @@ describe("migrate() as the tool sees it", () => {
           { name: "1700000003000_users-name", by: "up" },
         ],
       );
-      await migrate({ ...o, action: "down" });
+      lines.length = 0;
+      await migrate({ ...o, action: "down", target: "2" });
+      assert.deepEqual(lines.slice(-1), [
+        "migrate down: checksums forgotten for reverted 1700000002000_create-orders, 1700000003000_users-name",
+      ]);
       const client = await connect(url);
       try {
-        assert.equal(await schemaVersion(client, "node-pg-migrate"), "1700000002000_create-orders");
+        assert.equal(await schemaVersion(client, "node-pg-migrate"), "1700000001000_create-users");
         assert.equal(await schemaVersion(client, "prisma"), undefined);
         assert.equal(await schemaVersion(client, "command"), undefined);
       } finally {
