@@ -92,9 +92,15 @@ const TESTS = {
   ],
   // s10: runner.test.ts and checksums.test.ts reach migrate() too, at a minute a run each (a survivor
   // would cost two); runner-core.test.ts covers what a user feels in ~20 s. The score is a lower bound.
+  // s11: runner-edges.test.ts and runner-exits.test.ts (~10 s each, one server) reach what only those
+  // two did, in process;
+  // runner-loss.test.ts (~9 s: a real backup restored, lock_timeout retries) last.
   "migrations/runner": [
     "test/core/migrations/runner-hints.test.ts",
+    "test/core/migrations/runner-edges.test.ts",
+    "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-core.test.ts",
+    "test/core/migrations/runner-loss.test.ts",
   ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
   "backup/manifest": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],

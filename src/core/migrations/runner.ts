@@ -105,7 +105,8 @@ export async function acquireMigrateLock(client: Client, waitSeconds = 60): Prom
   }
   const { rows } = await client.query<{ pid: number; application_name: string; since: string }>(
     `SELECT a.pid, a.application_name, a.backend_start::text AS since FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2 AND l.granted`,
+     WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2 AND l.granted
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     MIGRATE_LOCK,
   );
   const h = rows[0];

@@ -112,9 +112,36 @@ describe("migrate() as the tool sees it", () => {
         "migrate down: now at 1700000002000_create-orders",
         "migrate down: checksums forgotten for reverted 1700000003000_users-name",
       ]);
+      // Applied before safe-deploy kept checksums: the next run records them first, and says so.
+      await pg.query("DELETE FROM safe_deploy.migration_history", [], "versions");
+      lines.length = 0;
+      await migrate({ ...o, action: "up" });
+      assert.deepEqual(lines, [
+        "recorded the checksums of 2 already-applied migration(s) in safe_deploy.migration_history (first run with checksums; edits from now on are found): 1700000001000_create-users, 1700000002000_create-orders",
+        "migrate up with node-pg-migrate: from 1700000002000_create-orders",
+        "migrate up: now at 1700000003000_users-name",
+        "migrate up: checksums recorded for 1700000003000_users-name",
+      ]);
+      assert.deepEqual(
+        await pg.query(
+          "SELECT name, recorded_by AS by FROM safe_deploy.migration_history ORDER BY name",
+          [],
+          "versions",
+        ),
+        [
+          { name: "1700000001000_create-users", by: "backfill" },
+          { name: "1700000002000_create-orders", by: "backfill" },
+          { name: "1700000003000_users-name", by: "up" },
+        ],
+      );
+      lines.length = 0;
+      await migrate({ ...o, action: "down", target: "2" });
+      assert.deepEqual(lines.slice(-1), [
+        "migrate down: checksums forgotten for reverted 1700000002000_create-orders, 1700000003000_users-name",
+      ]);
       const client = await connect(url);
       try {
-        assert.equal(await schemaVersion(client, "node-pg-migrate"), "1700000002000_create-orders");
+        assert.equal(await schemaVersion(client, "node-pg-migrate"), "1700000001000_create-users");
         assert.equal(await schemaVersion(client, "prisma"), undefined);
         assert.equal(await schemaVersion(client, "command"), undefined);
       } finally {
@@ -129,6 +156,20 @@ describe("migrate() as the tool sees it", () => {
     async () => {
       const url = await pg.createDatabase("loss");
       const o = { tool: "node-pg-migrate" as const, workDir: ROOT, dir: `${FIX}/npm-loss`, databaseUrl: url };
+      // Once the run ends, however it ends, nothing of it stays armed: the guard's trigger would make the
+      // next release's migrations fail on a stale baseline, the marker would mark the users' own DDL.
+      const leftArmed = async () =>
+        assert.deepEqual(
+          await pg.query(
+            `SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'safe_deploy_row_guard')::int AS guard,
+               (SELECT count(*) FROM safe_deploy.row_guard)::int AS baseline,
+               (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'safe_deploy_mark%')::int AS marker,
+               (SELECT count(*) FROM safe_deploy.migration_marker)::int AS marking`,
+            [],
+            "loss",
+          ),
+          [{ guard: 0, baseline: 0, marker: 0, marking: 0 }],
+        );
       await migrate({ ...o, action: "up", target: "3" });
       const err = await migrate({
         ...o,
@@ -144,6 +185,7 @@ describe("migrate() as the tool sees it", () => {
         /^integrity check failed: .*orders.*; limit is 19% \(--max-row-loss-percent \/ integrity\.maxRowLossPercent\)\. The migrations' transaction was rolled back, so no row was lost: schema version still 1700000003000_users-name\./,
       );
       assert.deepEqual(await pg.query("SELECT count(*)::int AS n FROM orders", [], "loss"), [{ n: 50 }]);
+      await leftArmed();
       const ok = await migrate({
         ...o,
         action: "up",
@@ -151,6 +193,7 @@ describe("migrate() as the tool sees it", () => {
       });
       assert.equal(ok.after, "1700000004000_delete-orders");
       assert.deepEqual(ok.rowChanges, ["public.orders: 50 -> 40 (-10)", "public.pgmigrations: 3 -> 4 (+1)"]);
+      await leftArmed();
     },
   );
 });

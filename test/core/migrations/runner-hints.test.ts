@@ -3,7 +3,7 @@
 // Prisma's half-applied migrations, INVALID indexes left by CONCURRENTLY.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { failedMigration, failureHints, isLockTimeout } from "../../../src/core/migrations/runner";
+import { failedMigration, failureHints, isLockTimeout, toolEnv } from "../../../src/core/migrations/runner";
 
 test("isLockTimeout: PostgreSQL's and the drivers' wordings, any case; other errors are not", () => {
   const yes = [
@@ -108,4 +108,23 @@ test("failedMigration: the last one named, down migrations too, and Alembic's tr
   ];
   for (const [tool, output, want] of cases)
     assert.equal(failedMigration(tool, output), want, `${tool}: ${output}`);
+});
+
+test("toolEnv: DATABASE_URL for every tool, postgresql:// for Alembic, the same URL under databaseUrlEnv; a bad name refused", () => {
+  const url = "postgres://app:pw@db:5432/app";
+  assert.deepEqual(toolEnv("node-pg-migrate", url), { DATABASE_URL: url });
+  assert.deepEqual(toolEnv("prisma", url, "NEXT_PRIVATE_DATABASE_URL"), {
+    DATABASE_URL: url,
+    NEXT_PRIVATE_DATABASE_URL: url,
+  });
+  const sa = "postgresql://app:pw@db:5432/app";
+  assert.deepEqual(toolEnv("alembic", url, "_DB1"), { DATABASE_URL: sa, _DB1: sa });
+  for (const bad of ["", "1DB", "APP-URL", "A B", "DB;x"])
+    assert.throws(
+      () => toolEnv("command", url, bad),
+      (e: Error) =>
+        e.name === "ConfigError" &&
+        e.message ===
+          `\`migrations.databaseUrlEnv\` (\`--database-url-env\`) must be an environment variable name such as NEXT_PRIVATE_DATABASE_URL, got "${bad}"`,
+    );
 });
