@@ -84,8 +84,11 @@ const TESTS = {
     "test/core/release/plan.test.ts",
     "test/core/release/ledger-edges.test.ts",
   ],
+  // s11: orchestrator-fast.test.ts is orchestrator.test.ts's scripted stack without PostgreSQL (2 s a run);
+  // the PostgreSQL files (35-40 s together) run for a mutant only when the fast ones let it survive.
   "release/orchestrator": [
     "test/core/release/orchestrator-pure.test.ts",
+    "test/core/release/orchestrator-fast.test.ts",
     "test/core/release/orchestrator.test.ts",
     "test/core/release/orchestrator-changes.test.ts",
     "test/core/release/config-only-release.test.ts",
