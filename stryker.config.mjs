@@ -89,6 +89,7 @@ const TESTS = {
   "release/orchestrator": [
     "test/core/release/orchestrator-pure.test.ts",
     "test/core/release/orchestrator-fast.test.ts",
+    "test/core/release/orchestrator-edges.test.ts",
     "test/core/release/orchestrator.test.ts",
     "test/core/release/orchestrator-changes.test.ts",
     "test/core/release/config-only-release.test.ts",

@@ -1,0 +1,88 @@
+// Cases the mutation runs of issue 22 found untested in the orchestrator's decisions (no PostgreSQL:
+// recording ports, test/helpers/release-ports.ts; orchestrator.test.ts holds the data side).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CannotRunError } from "../../../src/core/errors";
+import { deploy } from "../../../src/core/release/orchestrator";
+import { recordingPorts, stepEvent } from "../../helpers/release-ports";
+import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
+
+// The signals these tests send must reach the orchestrator's handlers, not a runner's.
+deferRunnerSignalHandlers();
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "sd-orch-edges-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const BACKUP = "pulumi-nodejs:dynamic/safe-deploy:Backup";
+const CMD = "command:local:Command";
+const GATE = "pulumi-nodejs:dynamic/safe-deploy:HealthGate";
+const IMAGE = "docker:index/remoteImage:RemoteImage";
+const URL = "http://127.0.0.1:9/health";
+
+/**
+ * Sends `signal` to this process and resolves once its handlers ran; rejects after 20 s. The timer also
+ * keeps the event loop alive until the signal arrives (a signal listener does not).
+ */
+const sendSignal = (signal: NodeJS.Signals) =>
+  new Promise<void>((resolve, reject) => {
+    const bound = setTimeout(() => reject(new Error(`${signal} never arrived`)), 20_000);
+    process.once(signal, () => {
+      clearTimeout(bound);
+      resolve();
+    });
+    process.kill(process.pid, signal);
+  });
+
+/** The CannotRunError `p` rejects with. */
+const stopError = async (p: Promise<unknown>): Promise<CannotRunError> => {
+  let err: unknown;
+  await p.then(
+    () => assert.fail("the deploy was not stopped"),
+    (e: unknown) => void (err = e),
+  );
+  assert.ok(err instanceof CannotRunError, String(err));
+  return err;
+};
+
+test("a signal at the end of a pulumi up that finishes, no soak asked: a stop during pulumi up at its last stage, not during a soak that never ran", async () => {
+  const r = await recordingPorts(dir, {
+    url: URL,
+    events: [stepEvent(IMAGE, "staging-app-image"), stepEvent(GATE, "staging-health")],
+  });
+  const up = r.p.stack.up.bind(r.p.stack);
+  r.p.stack.up = async (o) => {
+    const out = await up(o);
+    await sendSignal("SIGINT");
+    return out;
+  };
+  const e = await stopError(deploy({ stack: "staging", autoRollback: true, soak: false }, r.p));
+  const error =
+    "stopped by SIGINT during pulumi up (at health): the stack may be half-updated, with pending operations in its state; not rolled back";
+  assert.match(e.message, new RegExp(`^deploy of staging ${error.replace(/[()]/g, "\\$&")}\\. Release `));
+  const [rec] = (await r.ledger.list()).filter((x) => x.id !== r.prev.id);
+  assert.deepEqual([rec.result, rec.failedStage, rec.error], ["bad", "health", error]);
+  assert.equal(r.notes.at(-1)?.message, "Deploy of staging stopped by SIGINT at health");
+  assert.ok(!r.calls.some((c) => c.startsWith("verify")), r.calls.join("\n"));
+});
+
+test("a signal before the engine reported any step: stopped at the image stage (the first), the record and the notification say so", async () => {
+  const r = await recordingPorts(dir, { url: URL });
+  r.p.stack.up = async (o) => {
+    await sendSignal("SIGTERM");
+    assert.ok(o.signal?.aborted, "the engine is cancelled");
+    throw new Error("update canceled");
+  };
+  const e = await stopError(deploy({ stack: "staging", autoRollback: true, soak: true }, r.p));
+  assert.match(e.message, /^deploy of staging stopped by SIGTERM during pulumi up \(at image\): /);
+  const [rec] = (await r.ledger.list()).filter((x) => x.id !== r.prev.id);
+  assert.deepEqual([rec.result, rec.failedStage], ["bad", "image"]);
+  assert.equal(r.notes.at(-1)?.message, "Deploy of staging stopped by SIGTERM at image");
+});
