@@ -21,8 +21,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const BACKUP = "pulumi-nodejs:dynamic/safe-deploy:Backup";
-const CMD = "command:local:Command";
 const GATE = "pulumi-nodejs:dynamic/safe-deploy:HealthGate";
 const IMAGE = "docker:index/remoteImage:RemoteImage";
 const URL = "http://127.0.0.1:9/health";
