@@ -6,7 +6,7 @@ import { mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { Ledger, type ReleaseRecord } from "../../src/core/release/ledger";
 import type { DeployPorts, NotifyType } from "../../src/core/release/orchestrator";
-import type { StackAccess, StepEvent, UpOptions } from "../../src/core/release/stack-port";
+import type { ConfigMap, StackAccess, StepEvent, UpOptions } from "../../src/core/release/stack-port";
 
 /** One notification as sent. */
 export interface Note {
@@ -62,7 +62,7 @@ export async function recordingPorts(
     time: new Date("2026-11-22T12:00:00Z"),
   });
   await ledger.markResult(prev.id, "good");
-  const url = o.url === undefined ? {} : { url: { value: o.url, secret: false } };
+  const url: ConfigMap = o.url === undefined ? {} : { url: { value: o.url, secret: false } };
   const stack: StackAccess = {
     name: "staging",
     getAllConfig: async () => assert.fail("getAllConfig would decrypt secrets"),

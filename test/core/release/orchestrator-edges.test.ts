@@ -75,7 +75,7 @@ test("a signal before the engine reported any step: stopped at the image stage (
   const r = await recordingPorts(dir, { url: URL });
   r.p.stack.up = async (o) => {
     await sendSignal("SIGTERM");
-    assert.ok(o.signal?.aborted, "the engine is cancelled");
+    assert.ok(o?.signal?.aborted, "the engine is cancelled");
     throw new Error("update canceled");
   };
   const e = await stopError(deploy({ stack: "staging", autoRollback: true, soak: true }, r.p));
