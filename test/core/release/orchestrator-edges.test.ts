@@ -84,3 +84,26 @@ test("a signal before the engine reported any step: stopped at the image stage (
   assert.deepEqual([rec.result, rec.failedStage], ["bad", "image"]);
   assert.equal(r.notes.at(-1)?.message, "Deploy of staging stopped by SIGTERM at image");
 });
+
+test("the deploy takes the stack's lock as `up` (the holder's message names the command); a step that failed while its op was `same` is still logged as FAILED", async () => {
+  const CONTAINER = "docker:index/container:Container";
+  const r = await recordingPorts(dir, {
+    url: URL,
+    events: [
+      stepEvent(IMAGE, "staging-app-image", { op: "same" }),
+      stepEvent(CONTAINER, "staging-app-app", { op: "same", kind: "failed" }),
+    ],
+  });
+  const up = r.p.stack.up.bind(r.p.stack);
+  r.p.stack.up = async (o) => {
+    await up(o);
+    throw new Error("container staging-app-app: exited (137)");
+  };
+  const out = await deploy({ stack: "staging", autoRollback: false, soak: true }, r.p);
+  assert.deepEqual([out.exitCode, out.release.failedStage], [1, "containers"]);
+  assert.equal(r.calls[0], "lock staging up");
+  assert.deepEqual(
+    r.logs.filter((l) => /^step: (image|containers):/.test(l)),
+    ["step: containers: FAILED staging-app-app"],
+  );
+});
