@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CannotRunError } from "../../../src/core/errors";
-import { deploy } from "../../../src/core/release/orchestrator";
+import { deploy, rollbackTo, versionFields } from "../../../src/core/release/orchestrator";
 import { recordingPorts, stepEvent } from "../../helpers/release-ports";
 import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
 
@@ -106,4 +106,49 @@ test("the deploy takes the stack's lock as `up` (the holder's message names the 
     r.logs.filter((l) => /^step: (image|containers):/.test(l)),
     ["step: containers: FAILED staging-app-app"],
   );
+});
+
+test("versionFields: a record missing its stage, error, image, schema versions or backup says so in each field", () => {
+  const bare = { id: "r1", stack: "staging", time: "t", commit: "c1", config: {}, result: "bad" as const };
+  assert.deepEqual(versionFields(bare), {
+    release: "r1",
+    commit: "c1",
+    reason: "?: unknown",
+    image: "unknown",
+    schemaBefore: "none",
+    schemaAfter: "none",
+    backup: "none",
+  });
+  assert.deepEqual(
+    versionFields({
+      ...bare,
+      failedStage: "migration",
+      error: "relation t does not exist",
+      imageDigest: "sha256:1",
+      schemaVersionBefore: "002",
+      schemaVersion: "003",
+      backupFile: "/b/pre.dump",
+    }),
+    {
+      release: "r1",
+      commit: "c1",
+      reason: "migration: relation t does not exist",
+      image: "sha256:1",
+      schemaBefore: "002",
+      schemaAfter: "003",
+      backup: "/b/pre.dump",
+    },
+  );
+});
+
+test("a person's rollback takes the stack's lock as `rollback`", async () => {
+  const r = await recordingPorts(dir, { url: URL });
+  const target = (await r.p.releases.lastGood())!;
+  const out = await rollbackTo(
+    { stack: "staging", target, steps: [{ kind: "reapply-release", release: target.id }] },
+    r.p,
+  );
+  assert.equal(out.exitCode, 0);
+  assert.equal(r.calls[0], "lock staging rollback");
+  assert.equal(r.calls.at(-1), "unlock");
 });
