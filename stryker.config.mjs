@@ -71,8 +71,11 @@ const TESTS = {
     "test/core/health/verdicts.test.ts",
     "test/core/health/checks.test.ts",
   ],
+  // s11: container-probe.test.ts reaches containerProbe in process with a stand-in docker CLI (~4 s);
+  // container.test.ts (real Docker, 20-40 s) runs only for a mutant the others let survive.
   "health/container": [
     "test/core/health/container-verdict.test.ts",
+    "test/core/health/container-probe.test.ts",
     "test/core/health/verdicts.test.ts",
     "test/core/health/container.test.ts",
   ],
