@@ -52,7 +52,6 @@ export async function recordingPorts(
   const notes: Note[] = [];
   const logs: string[] = [];
   let locked = false;
-  let schema = "002";
   const ledger = new Ledger(await mkdtemp(join(dir, "state-")), "staging");
   const prev = await ledger.create({
     stack: "staging",
@@ -82,7 +81,6 @@ export async function recordingPorts(
     up: async (u: UpOptions = {}) => {
       calls.push(`up${u.workDir ? ` workDir=${u.workDir}` : ""} commit=${u.env?.SAFE_DEPLOY_COMMIT}`);
       for (const e of o.events ?? []) u.onEvent?.(e);
-      schema = "003";
       return { outputs: url };
     },
     history: async () => [],
@@ -108,7 +106,7 @@ export async function recordingPorts(
     },
     preflight: async () => [],
     database: {
-      schemaVersion: async () => schema,
+      schemaVersion: async () => "002",
       safetyBackup: async () => {
         calls.push("safetyBackup");
         return join(dir, "safety.dump");

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CannotRunError } from "../../../src/core/errors";
 import { deploy, rollbackTo, versionFields } from "../../../src/core/release/orchestrator";
-import { recordingPorts, stepEvent } from "../../helpers/release-ports";
+import { NEW_COMMIT, OLD_COMMIT, recordingPorts, stepEvent } from "../../helpers/release-ports";
 import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
 
 // The signals these tests send must reach the orchestrator's handlers, not a runner's.
@@ -151,4 +151,31 @@ test("a person's rollback takes the stack's lock as `rollback`", async () => {
   assert.equal(out.exitCode, 0);
   assert.equal(r.calls[0], "lock staging rollback");
   assert.equal(r.calls.at(-1), "unlock");
+});
+
+test("a rollback's health step with no url output verifies nothing; a previous release recorded without its config file is re-applied with the checkout's own", async () => {
+  const BACKUP = "pulumi-nodejs:dynamic/safe-deploy:Backup";
+  const r = await recordingPorts(dir, {
+    events: [stepEvent(BACKUP, "staging-backup", { kind: "failed" })],
+  });
+  await r.ledger.update(r.prev.id, { configFile: undefined });
+  const up = r.p.stack.up.bind(r.p.stack);
+  let ups = 0;
+  r.p.stack.up = async (o) => {
+    const out = await up(o);
+    if (++ups === 1) throw new Error("update failed at staging-backup: simulated");
+    return out;
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, r.p);
+  assert.deepEqual([out.exitCode, out.release.result], [1, "rolled-back"]);
+  assert.deepEqual(r.calls, [
+    "lock staging up",
+    "exportState",
+    `up commit=${NEW_COMMIT}`,
+    "exportState",
+    "checkout aaaaaaa",
+    `up workDir=/tmp/worktree-aaaaaaa commit=${OLD_COMMIT}`,
+    "worktree removed",
+    "unlock",
+  ]);
 });
