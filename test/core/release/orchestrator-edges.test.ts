@@ -179,3 +179,33 @@ test("a rollback's health step with no url output verifies nothing; a previous r
     "unlock",
   ]);
 });
+
+test("a rollback that fails logs the whole error, automatic and manual (the notification has its first line)", async () => {
+  const BACKUP = "pulumi-nodejs:dynamic/safe-deploy:Backup";
+  const auto = await recordingPorts(dir, {
+    events: [stepEvent(BACKUP, "staging-backup", { kind: "failed" })],
+  });
+  auto.p.stack.up = async () => {
+    throw new Error("docker: port is already allocated\n  at the engine's second line");
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, auto.p);
+  assert.equal(out.release.result, "bad");
+  assert.equal(
+    auto.logs.at(-1),
+    "error: rollback failed: docker: port is already allocated\n  at the engine's second line",
+  );
+  assert.equal(auto.notes.at(-1)?.message, "Rollback of staging failed: docker: port is already allocated");
+
+  const manual = await recordingPorts(dir);
+  manual.p.stack.up = auto.p.stack.up;
+  const target = (await manual.p.releases.lastGood())!;
+  const r = await rollbackTo(
+    { stack: "staging", target, steps: [{ kind: "reapply-release", release: target.id }] },
+    manual.p,
+  );
+  assert.equal(r.exitCode, 1);
+  assert.equal(
+    manual.logs.at(-1),
+    "error: rollback failed: docker: port is already allocated\n  at the engine's second line",
+  );
+});
