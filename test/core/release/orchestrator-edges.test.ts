@@ -209,3 +209,81 @@ test("a rollback that fails logs the whole error, automatic and manual (the noti
     "error: rollback failed: docker: port is already allocated\n  at the engine's second line",
   );
 });
+
+test("a person's rollback after an interrupted update: checkout, then the pending operations cleared, then the re-apply in the checkout, exactly once each", async () => {
+  const r = await recordingPorts(dir, { url: URL, pending: 3 });
+  const target = (await r.p.releases.lastGood())!;
+  const out = await rollbackTo(
+    {
+      stack: "staging",
+      target,
+      steps: [
+        { kind: "checkout-commit", commit: target.commit },
+        { kind: "reapply-release", release: target.id },
+        { kind: "verify-health" },
+        { kind: "notify" },
+      ],
+    },
+    r.p,
+  );
+  assert.equal(out.exitCode, 0);
+  assert.deepEqual(r.calls, [
+    "lock staging rollback",
+    "exportState",
+    "checkout aaaaaaa",
+    "cancel",
+    "importState pending=0",
+    "refresh",
+    "writeConfig /tmp/worktree-aaaaaaa old",
+    `up workDir=/tmp/worktree-aaaaaaa commit=${OLD_COMMIT}`,
+    `verify ${URL}`,
+    "worktree removed",
+    "unlock",
+  ]);
+});
+
+test("a failed deploy whose schema moved though no migration step ran is rolled back with the database restored; one whose rollback needed no safety backup says 'none'", async () => {
+  const BACKUP = "pulumi-nodejs:dynamic/safe-deploy:Backup";
+  const CONTAINER = "docker:index/container:Container";
+  const moved = await recordingPorts(dir, {
+    events: [
+      stepEvent(BACKUP, "staging-backup", { outputs: { file: "/b/pre.dump" } }),
+      stepEvent("command:local:Command", "staging-migration-migrate", { op: "same" }),
+      stepEvent(CONTAINER, "staging-app-app", { kind: "failed" }),
+    ],
+  });
+  // A hook or another writer moved the schema during the update: the database is not as it was.
+  let version = "002";
+  moved.p.database.schemaVersion = async () => version;
+  const up = moved.p.stack.up.bind(moved.p.stack);
+  let ups = 0;
+  moved.p.stack.up = async (o) => {
+    const out = await up(o);
+    if (++ups > 1) return out;
+    version = "003";
+    throw new Error("update failed at staging-app-app: simulated");
+  };
+  const out = await deploy({ stack: "staging", autoRollback: true, soak: true }, moved.p);
+  assert.equal(out.release.result, "rolled-back");
+  assert.ok(moved.calls.includes("safetyBackup"), moved.calls.join("\n"));
+  assert.ok(
+    moved.calls.includes(`restore /b/pre.dump safety=${join(dir, "safety.dump")}`),
+    moved.calls.join("\n"),
+  );
+
+  const still = await recordingPorts(dir, {
+    events: [stepEvent(BACKUP, "staging-backup", { kind: "failed" })],
+  });
+  const up2 = still.p.stack.up.bind(still.p.stack);
+  let ups2 = 0;
+  still.p.stack.up = async (o) => {
+    const r = await up2(o);
+    if (++ups2 === 1) throw new Error("update failed at staging-backup: simulated");
+    return r;
+  };
+  const back = await deploy({ stack: "staging", autoRollback: true, soak: true }, still.p);
+  assert.equal(back.release.result, "rolled-back");
+  assert.ok(!still.calls.includes("safetyBackup"), still.calls.join("\n"));
+  assert.equal(still.notes.at(-1)?.type, "ROLLBACK_SUCCESS");
+  assert.equal(still.notes.at(-1)?.fields.safetyBackup, "none");
+});
