@@ -246,6 +246,8 @@ test("docker failing: no such container (either wording, any case), another erro
     out: "",
     err: "Command failed: docker inspect web\n",
   });
+  await script("inspect", { out: "[]\n" });
+  assert.deepEqual(await docker(["inspect", "web"], undefined, 3000), { code: 0, out: "[]\n", err: "" });
   await script("inspect", { out: "partial", err: "boom\n", code: 0 });
   assert.deepEqual(await docker(["inspect", "web"], undefined, 3000), {
     code: 0,
