@@ -71,8 +71,11 @@ const TESTS = {
     "test/core/health/verdicts.test.ts",
     "test/core/health/checks.test.ts",
   ],
+  // s11: container-probe.test.ts reaches containerProbe in process with a stand-in docker CLI (~4 s);
+  // container.test.ts (real Docker, 20-40 s) runs only for a mutant the others let survive.
   "health/container": [
     "test/core/health/container-verdict.test.ts",
+    "test/core/health/container-probe.test.ts",
     "test/core/health/verdicts.test.ts",
     "test/core/health/container.test.ts",
   ],
@@ -84,8 +87,12 @@ const TESTS = {
     "test/core/release/plan.test.ts",
     "test/core/release/ledger-edges.test.ts",
   ],
+  // s11: orchestrator-fast.test.ts is orchestrator.test.ts's scripted stack without PostgreSQL (2 s a run);
+  // the PostgreSQL files (35-40 s together) run for a mutant only when the fast ones let it survive.
   "release/orchestrator": [
     "test/core/release/orchestrator-pure.test.ts",
+    "test/core/release/orchestrator-fast.test.ts",
+    "test/core/release/orchestrator-edges.test.ts",
     "test/core/release/orchestrator.test.ts",
     "test/core/release/orchestrator-changes.test.ts",
     "test/core/release/config-only-release.test.ts",

@@ -719,7 +719,10 @@ test("a person's rollback after an interrupted update clears its pending operati
   assert.ok(i > 0, calls.join("\n"));
   assert.equal(calls[i - 1], "cancel", calls.join("\n"));
   assert.equal(calls[i + 1], "refresh");
-  assert.ok(calls.findIndex((c) => c.startsWith("checkout")) < i, "the checkout still comes first");
+  // Not findIndex(...) < i alone: -1 (no checkout at all) passed it (issue 22, a survivor of the reorder).
+  const checkout = calls.findIndex((c) => c.startsWith("checkout"));
+  assert.ok(checkout >= 0 && checkout < i, "the checkout still comes first");
+  assert.equal(calls.filter((c) => c.startsWith("checkout")).length, 1, calls.join("\n"));
   assert.ok(calls.findIndex((c) => c.startsWith("up ")) > i, "pulumi up runs on the cleared state");
 });
 
