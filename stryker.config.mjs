@@ -87,7 +87,7 @@ const TESTS = {
     "test/core/release/plan.test.ts",
     "test/core/release/ledger-edges.test.ts",
   ],
-  // s11: orchestrator-fast.test.ts is orchestrator.test.ts's scripted stack without PostgreSQL (2 s a run);
+  // s11: orchestrator-fast.test.ts runs orchestrator-cases.ts without PostgreSQL (2 s a run);
   // the PostgreSQL files (35-40 s together) run for a mutant only when the fast ones let it survive.
   "release/orchestrator": [
     "test/core/release/orchestrator-pure.test.ts",
