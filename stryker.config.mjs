@@ -26,6 +26,9 @@ const TESTS = {
     "test/core/migrations/lint-split.test.ts",
     "test/core/migrations/lint.test.ts",
     "test/core/migrations/lint-corpus.test.ts",
+    // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
+    "test/core/migrations/lint-gate-edges.test.ts",
+    "test/core/migrations/lint-migrations.test.ts",
     "test/core/migrations/lint-gate.test.ts",
   ],
   // The pure verdict has its own table test; the runner's tests reach it too, at a minute a mutant.
