@@ -22,6 +22,7 @@ const TESTS = {
   "migrations/lint": [
     "test/core/migrations/lint-messages.test.ts",
     "test/core/migrations/lint-sql.test.ts",
+    "test/core/migrations/lint-sql-edges.test.ts",
     "test/core/migrations/lint-edges.test.ts",
     "test/core/migrations/lint-split.test.ts",
     "test/core/migrations/lint.test.ts",
