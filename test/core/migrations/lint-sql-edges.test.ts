@@ -77,6 +77,11 @@ const CASES: Array<[string, string, string[], LintConfig?]> = [
     "DO $$ BEGIN\n  EXECUTE '\n\n\n\n\n\n\n\n\n\nDROP TABLE b';\nEND $$;",
     ["2 drop-table: in DO block: DROP TABLE b"],
   ],
+  [
+    "a file that starts with a NUL byte: the parser's error has no position, the finding is at line 1 (not a TypeError)",
+    "\u0000DROP TABLE a;",
+    ["1 parse-error: Failed to allocate memory for parse result"],
+  ],
 ];
 
 describe("lintSql edges (s11)", () => {
