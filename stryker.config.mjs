@@ -23,6 +23,7 @@ const TESTS = {
     "test/core/migrations/lint-messages.test.ts",
     "test/core/migrations/lint-sql.test.ts",
     "test/core/migrations/lint-sql-edges.test.ts",
+    "test/core/migrations/lint-timeouts.test.ts",
     "test/core/migrations/lint-edges.test.ts",
     "test/core/migrations/lint-split.test.ts",
     "test/core/migrations/lint.test.ts",
