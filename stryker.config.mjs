@@ -26,6 +26,7 @@ const TESTS = {
     "test/core/migrations/lint-timeouts.test.ts",
     "test/core/migrations/lint-edges.test.ts",
     "test/core/migrations/lint-split.test.ts",
+    "test/core/migrations/lint-split-edges.test.ts",
     "test/core/migrations/lint.test.ts",
     "test/core/migrations/lint-corpus.test.ts",
     // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
