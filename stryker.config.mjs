@@ -22,10 +22,16 @@ const TESTS = {
   "migrations/lint": [
     "test/core/migrations/lint-messages.test.ts",
     "test/core/migrations/lint-sql.test.ts",
+    "test/core/migrations/lint-sql-edges.test.ts",
+    "test/core/migrations/lint-timeouts.test.ts",
     "test/core/migrations/lint-edges.test.ts",
     "test/core/migrations/lint-split.test.ts",
+    "test/core/migrations/lint-split-edges.test.ts",
     "test/core/migrations/lint.test.ts",
     "test/core/migrations/lint-corpus.test.ts",
+    // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
+    "test/core/migrations/lint-gate-edges.test.ts",
+    "test/core/migrations/lint-migrations.test.ts",
     "test/core/migrations/lint-gate.test.ts",
   ],
   // The pure verdict has its own table test; the runner's tests reach it too, at a minute a mutant.

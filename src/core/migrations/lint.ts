@@ -1094,11 +1094,13 @@ export async function lintSql(
     }
     // A DO block is one string to PostgreSQL's SQL parser: without this, a DROP inside it passed unseen.
     const { body, language } = doBody(u[1]);
+    if (language !== "plpgsql" || !body) continue;
+    // A body in '...' with '' escapes is not in the file as the parser returns it: its statements are
+    // named at the DO's line (before, the whole block was skipped and a DROP in it passed unseen).
     const bodyAt = buf.indexOf(Buffer.from(body, "utf8"), start);
-    if (language !== "plpgsql" || !body || bodyAt < 0) continue;
     for (const p of plpgsqlStatements(body)) {
-      const lead = /^\s*/.exec(p.sql)?.[0].length ?? 0;
-      const at = lineAt(bodyAt + Buffer.byteLength(body.slice(0, p.at + lead)));
+      // p.at is the statement's first character, or the EXECUTE of a literal: its line.
+      const at = bodyAt < 0 ? line : lineAt(bodyAt + Buffer.byteLength(body.slice(0, p.at)));
       if (p.dynamic) {
         report(at, "unchecked-dynamic-sql", `in DO block: ${p.sql.trim().slice(0, 60)}`);
         continue;
