@@ -228,6 +228,19 @@ interface RawStmt {
   stmt_len?: number;
 }
 
+/**
+ * Whether a `SET lock_timeout/statement_timeout` leaves a limit in force: `RESET`, `TO DEFAULT` (the
+ * default is 0) and a value of 0 (in any unit) turn the timeout off, so a locking statement after them
+ * waits forever again.
+ */
+function setsALimit(s: Node): boolean {
+  if (s.kind !== "VAR_SET_VALUE") return false;
+  const c = (s.args as Node[] | undefined)?.[0]?.A_Const as Node | undefined;
+  const text = (c?.sval as Node | undefined)?.sval ?? (c?.fval as Node | undefined)?.fval;
+  const value = c?.ival ? Number((c.ival as Node).ival ?? 0) : parseFloat(String(text));
+  return value !== 0;
+}
+
 let parser: Promise<typeof import("libpg-query")> | undefined;
 /** libpg_query compiled to WASM: PostgreSQL's own grammar without native binaries. */
 async function loadParser(): Promise<typeof import("libpg-query")> {
@@ -1056,7 +1069,7 @@ export async function lintSql(
       ctx.inTransaction = runnerTx || explicitTx !== undefined;
       ctx.txKey = ctx.inTransaction ? `tx${txCounter}` : `stmt${stmtCounter}`;
       if (kind === "VariableSetStmt" && String(s.name) in timeouts)
-        timeouts[String(s.name) as keyof typeof timeouts] = true;
+        timeouts[String(s.name) as keyof typeof timeouts] = setsALimit(s);
       for (const f of checkStatement(stmt, ctx)) report(line, f.rule, where + f.message);
       const rel = s.relation ?? ((s.relations as Node[] | undefined)?.[0]?.RangeVar as Node | undefined);
       const touchesExisting =

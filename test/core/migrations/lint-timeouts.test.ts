@@ -44,4 +44,27 @@ describe("require-timeouts by statement kind", () => {
     ])
       assert.deepEqual(await lint(sql, { timeoutsSetByRunner: false }), [], sql);
   });
+
+  it("require-timeouts: RESET, TO DEFAULT and a 0 turn a timeout off again, so the statement after them is reported", async () => {
+    const warned = async (sql: string) =>
+      (await lint(sql, { timeoutsSetByRunner: false })).filter((f) => f.includes("require-timeouts"));
+    const set = "SET lock_timeout = '5s'; SET statement_timeout = '5min';";
+    assert.deepEqual(await warned(`${set}\nALTER TABLE a ADD COLUMN b int;`), []);
+    assert.deepEqual(
+      await warned(`SET lock_timeout = 1000; SET statement_timeout = '1.5min';\nDROP TABLE a;`),
+      [],
+    );
+    for (const [off, missing] of [
+      ["RESET lock_timeout;", "lock_timeout"],
+      ["SET lock_timeout TO DEFAULT;", "lock_timeout"],
+      ["SET lock_timeout = 0;", "lock_timeout"],
+      ["SET LOCAL statement_timeout = '0ms';", "statement_timeout"],
+      ["SET statement_timeout = '0';", "statement_timeout"],
+    ])
+      assert.deepEqual(
+        await warned(`${set}\n${off}\nALTER TABLE a ADD COLUMN b int;`),
+        [`3 require-timeouts: AlterTable before any SET ${missing}`],
+        off,
+      );
+  });
 });
