@@ -107,6 +107,8 @@ const TESTS = {
     "test/core/backup/archive-reader.test.ts",
     "test/core/backup/streams-stages.test.ts",
     "test/core/backup/stage-exit.test.ts",
+    // s11: one small server; only DUMP_TEXT_ENV (module scope) runs it.
+    "test/core/backup/dump-text-env.test.ts",
   ],
   "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
