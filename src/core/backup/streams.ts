@@ -13,7 +13,7 @@ export interface Stage {
 
 function zstdStage(args: string[]): Stage {
   // The dump passes through node on its way to zstd since its tables are checksummed there (issue 18).
-  const child = spawn("zstd", ["-q", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("zstd", ["-q", ...args]);
   let err = "";
   let abandoned = false;
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
@@ -60,7 +60,7 @@ function zstdStage(args: string[]): Stage {
  */
 export function compressor(c: Compression): Stage {
   if (c === "zstd") return zstdStage(["-3", "-T0", "-c"]);
-  if (c === "gzip") return { stream: createGzip({ level: 6 }), done: Promise.resolve() };
+  if (c === "gzip") return { stream: createGzip(), done: Promise.resolve() };
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
 
@@ -318,7 +318,7 @@ export function archiveTableSums(): {
         hashBytes(c, i, i + n);
         i += n;
         left -= n;
-        if (lastChunk.length < 5 && blockType === BLK_DATA) {
+        if (lastChunk.length < 5) {
           lastChunk = Buffer.concat([lastChunk, c.subarray(i - n, i)]).subarray(0, 6);
         }
         if (left === 0) {
@@ -395,7 +395,7 @@ export function archiveTableSums(): {
         if (left < 0) throw new ArchiveFormatError(`negative chunk length ${left}`);
         if (left > 0) {
           state = "payload";
-          if (blockType === BLK_DATA) rows++;
+          rows++;
           // Gathered only when it may be the end-of-data line (5 bytes): rows pass through uncopied.
           lastChunk = left === 5 ? Buffer.alloc(0) : Buffer.alloc(6);
         } else if (blockType === BLK_BLOBS) state = "oid";
