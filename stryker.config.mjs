@@ -117,7 +117,7 @@ const TESTS = {
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
   "backup/runner": ["test/core/backup/runner.test.ts"],
-  "backup/session": ["test/core/backup/session.test.ts"],
+  "backup/session": ["test/core/backup/session-edges.test.ts", "test/core/backup/session.test.ts"],
   "backup/create": ["test/core/backup/create-edges.test.ts"],
   "backup/restore": ["test/core/backup/restore-edges.test.ts"],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
