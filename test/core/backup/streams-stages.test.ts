@@ -93,6 +93,26 @@ test("a damaged zstd frame: the stage fails with zstd's own message, not a succe
   assert.notEqual(await settled(flowing), "still pending");
 });
 
+test("zstd compresses at its own level (-3, all cores), whatever ZSTD_CLEVEL the user's environment sets", async () => {
+  const env = { ...process.env };
+  delete env.ZSTD_CLEVEL;
+  const level3 = execFileSync("zstd", ["-q", "-3", "-T0", "-c"], { input: DATA, env });
+  const level19 = execFileSync("zstd", ["-q", "-c"], { input: DATA, env: { ...env, ZSTD_CLEVEL: "19" } });
+  assert.ok(!level3.equals(level19), "the two levels differ on this input (the test can tell)");
+  const saved = process.env.ZSTD_CLEVEL;
+  process.env.ZSTD_CLEVEL = "19";
+  let comp;
+  try {
+    comp = compressor("zstd");
+  } finally {
+    if (saved === undefined) delete process.env.ZSTD_CLEVEL;
+    else process.env.ZSTD_CLEVEL = saved;
+  }
+  const packed = await collect([DATA], comp.stream);
+  assert.equal(await settled(comp.done), "resolved");
+  assert.ok(packed.equals(level3), "the bytes of zstd -3");
+});
+
 test("no zstd on the PATH: the stage says zstd could not run and to install it", async () => {
   const path = process.env.PATH;
   process.env.PATH = join(dir, "nothing-here");
