@@ -192,17 +192,18 @@ export function archiveTableSums(): {
   let field = Buffer.alloc(0);
   let blockType = 0;
   let table: Hash | undefined;
-  let tableKey = "";
+  // Set at every data block's header, read only at its end: no initial value is ever read.
+  let tableKey: string;
   let left = 0;
   // Chunks of the current data block, whether every one so far ended a row ("\n"), and the bytes of
   // the last one when it is as long as the end-of-data line pg_dump writes after the rows ("\\.\n\n\n",
   // a chunk of its own, not a row: COPY escapes a backslash, so no row's text starts with one).
   let rows = 0;
-  let rowsExact = true;
+  let rowsExact: boolean;
   let lastChunk = Buffer.alloc(0);
   const isEndOfData = (b: Buffer, at: number, n: number) =>
     n === 5 && b[at] === 92 && b[at + 1] === 46 && b[at + 2] === 10 && b[at + 3] === 10 && b[at + 4] === 10;
-  let endOfData = false;
+  let endOfData: boolean;
   // Offset in the archive of the buffer being read, and of the current data block's header.
   let base = 0;
   let blockAt = 0;
@@ -221,7 +222,7 @@ export function archiveTableSums(): {
   const parseHead = (b: Buffer): number => {
     let p = 0;
     const need = (n: number) => {
-      if (p + n > b.length) throw RangeError("short");
+      if (p + n > b.length) throw new RangeError();
     };
     const byte = () => (need(1), b[p++]);
     const int = () => {
@@ -265,7 +266,7 @@ export function archiveTableSums(): {
         str(); // tableoid
         str(); // oid
         const tag = str() ?? "";
-        const desc = str() ?? "";
+        const desc = str();
         int(); // section
         const defn = str() ?? "";
         str(); // dropStmt
