@@ -295,7 +295,7 @@ export function archiveTableSums(): {
   const stage = Buffer.allocUnsafe(1 << 18);
   let staged = 0;
   const flushStage = () => {
-    if (staged && table) table.update(staged === stage.length ? stage : stage.subarray(0, staged));
+    if (table) table.update(staged === stage.length ? stage : stage.subarray(0, staged));
     staged = 0;
   };
   const hashBytes = (c: Buffer, from: number, to: number) => {
