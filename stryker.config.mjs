@@ -126,6 +126,8 @@ const TESTS = {
     "test/core/backup/archive-reader.test.ts",
     "test/core/backup/streams-stages.test.ts",
     "test/core/backup/stage-exit.test.ts",
+    // s11: one small server; only DUMP_TEXT_ENV (module scope) runs it.
+    "test/core/backup/dump-text-env.test.ts",
   ],
   "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
@@ -134,7 +136,7 @@ const TESTS = {
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
   "backup/runner": ["test/core/backup/runner.test.ts"],
-  "backup/session": ["test/core/backup/session.test.ts"],
+  "backup/session": ["test/core/backup/session-edges.test.ts", "test/core/backup/session.test.ts"],
   "backup/create": ["test/core/backup/create-edges.test.ts"],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
   // ~12 s) first, restore-steps (each step's failure, through stand-in psql/pg_restore; ~10 s) last.

@@ -383,7 +383,7 @@ export async function countLoadedRows(
     out &&
     !missing.length &&
     keys.length === Object.keys(counts).length &&
-    keys.every((k) => counts[k] !== undefined && Number(counts[k]) === expected[k])
+    keys.every((k) => Number(counts[k]) === expected[k])
   ) {
     return { counts: Object.fromEntries(keys.map((k) => [k, Number(counts[k])])), from: "statistics" };
   }

@@ -13,7 +13,7 @@ export interface Stage {
 
 function zstdStage(args: string[]): Stage {
   // The dump passes through node on its way to zstd since its tables are checksummed there (issue 18).
-  const child = spawn("zstd", ["-q", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("zstd", ["-q", ...args]);
   let err = "";
   let abandoned = false;
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
@@ -60,7 +60,7 @@ function zstdStage(args: string[]): Stage {
  */
 export function compressor(c: Compression): Stage {
   if (c === "zstd") return zstdStage(["-3", "-T0", "-c"]);
-  if (c === "gzip") return { stream: createGzip({ level: 6 }), done: Promise.resolve() };
+  if (c === "gzip") return { stream: createGzip(), done: Promise.resolve() };
   return { stream: new PassThrough(), done: Promise.resolve() };
 }
 
@@ -192,17 +192,18 @@ export function archiveTableSums(): {
   let field = Buffer.alloc(0);
   let blockType = 0;
   let table: Hash | undefined;
-  let tableKey = "";
+  // Set at every data block's header, read only at its end: no initial value is ever read.
+  let tableKey: string;
   let left = 0;
   // Chunks of the current data block, whether every one so far ended a row ("\n"), and the bytes of
   // the last one when it is as long as the end-of-data line pg_dump writes after the rows ("\\.\n\n\n",
   // a chunk of its own, not a row: COPY escapes a backslash, so no row's text starts with one).
   let rows = 0;
-  let rowsExact = true;
+  let rowsExact: boolean;
   let lastChunk = Buffer.alloc(0);
   const isEndOfData = (b: Buffer, at: number, n: number) =>
     n === 5 && b[at] === 92 && b[at + 1] === 46 && b[at + 2] === 10 && b[at + 3] === 10 && b[at + 4] === 10;
-  let endOfData = false;
+  let endOfData: boolean;
   // Offset in the archive of the buffer being read, and of the current data block's header.
   let base = 0;
   let blockAt = 0;
@@ -221,7 +222,7 @@ export function archiveTableSums(): {
   const parseHead = (b: Buffer): number => {
     let p = 0;
     const need = (n: number) => {
-      if (p + n > b.length) throw RangeError("short");
+      if (p + n > b.length) throw new RangeError();
     };
     const byte = () => (need(1), b[p++]);
     const int = () => {
@@ -265,7 +266,7 @@ export function archiveTableSums(): {
         str(); // tableoid
         str(); // oid
         const tag = str() ?? "";
-        const desc = str() ?? "";
+        const desc = str();
         int(); // section
         const defn = str() ?? "";
         str(); // dropStmt
@@ -294,7 +295,7 @@ export function archiveTableSums(): {
   const stage = Buffer.allocUnsafe(1 << 18);
   let staged = 0;
   const flushStage = () => {
-    if (staged && table) table.update(staged === stage.length ? stage : stage.subarray(0, staged));
+    if (table) table.update(staged === stage.length ? stage : stage.subarray(0, staged));
     staged = 0;
   };
   const hashBytes = (c: Buffer, from: number, to: number) => {
@@ -318,7 +319,7 @@ export function archiveTableSums(): {
         hashBytes(c, i, i + n);
         i += n;
         left -= n;
-        if (lastChunk.length < 5 && blockType === BLK_DATA) {
+        if (lastChunk.length < 5) {
           lastChunk = Buffer.concat([lastChunk, c.subarray(i - n, i)]).subarray(0, 6);
         }
         if (left === 0) {
@@ -395,7 +396,7 @@ export function archiveTableSums(): {
         if (left < 0) throw new ArchiveFormatError(`negative chunk length ${left}`);
         if (left > 0) {
           state = "payload";
-          if (blockType === BLK_DATA) rows++;
+          rows++;
           // Gathered only when it may be the end-of-data line (5 bytes): rows pass through uncopied.
           lastChunk = left === 5 ? Buffer.alloc(0) : Buffer.alloc(6);
         } else if (blockType === BLK_BLOBS) state = "oid";

@@ -595,3 +595,30 @@ test("upload: content types and the plaintext's 'none' recorded; a missing bucke
   await assert.rejects(downloadBackup(t, r.key, dest), /EEXIST/);
   assert.equal(readFileSync(dest, "utf8"), "mine");
 });
+
+test("the disk fills up while a copy is fetched: said with the fix, no temp file, nothing under the name", async () => {
+  const t = target();
+  const name = "backup_20260103_000000.pgdump";
+  await put(t, name);
+  const d = newDir();
+  const fsp = require("node:fs/promises") as typeof import("node:fs/promises");
+  const probe = await fsp.open(__filename, "r");
+  const proto = Object.getPrototypeOf(probe) as { write: unknown };
+  await probe.close();
+  const write = proto.write;
+  proto.write = () =>
+    Promise.reject(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+  try {
+    await assert.rejects(fetchBackup({ target: t, dir: d }), (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 3);
+      assert.equal(
+        e.message,
+        `no space left in ${d} while fetching ${name}; free space or use another \`--dir\``,
+      );
+      return true;
+    });
+  } finally {
+    proto.write = write;
+  }
+  assert.deepEqual(readdirSync(d), []);
+});

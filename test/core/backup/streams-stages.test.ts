@@ -93,6 +93,26 @@ test("a damaged zstd frame: the stage fails with zstd's own message, not a succe
   assert.notEqual(await settled(flowing), "still pending");
 });
 
+test("zstd compresses at its own level (-3, all cores), whatever ZSTD_CLEVEL the user's environment sets", async () => {
+  const env = { ...process.env };
+  delete env.ZSTD_CLEVEL;
+  const level3 = execFileSync("zstd", ["-q", "-3", "-T0", "-c"], { input: DATA, env });
+  const level19 = execFileSync("zstd", ["-q", "-c"], { input: DATA, env: { ...env, ZSTD_CLEVEL: "19" } });
+  assert.ok(!level3.equals(level19), "the two levels differ on this input (the test can tell)");
+  const saved = process.env.ZSTD_CLEVEL;
+  process.env.ZSTD_CLEVEL = "19";
+  let comp;
+  try {
+    comp = compressor("zstd");
+  } finally {
+    if (saved === undefined) delete process.env.ZSTD_CLEVEL;
+    else process.env.ZSTD_CLEVEL = saved;
+  }
+  const packed = await collect([DATA], comp.stream);
+  assert.equal(await settled(comp.done), "resolved");
+  assert.ok(packed.equals(level3), "the bytes of zstd -3");
+});
+
 test("no zstd on the PATH: the stage says zstd could not run and to install it", async () => {
   const path = process.env.PATH;
   process.env.PATH = join(dir, "nothing-here");
@@ -105,7 +125,24 @@ test("no zstd on the PATH: the stage says zstd could not run and to install it",
   const flowing = collect([Buffer.from("x")], stage.stream);
   flowing.catch(() => {});
   assert.match(await settled(stage.done), /^rejected: zstd could not run \(.*ENOENT.*\); install zstd$/);
-  assert.notEqual(await settled(flowing), "still pending");
+  // The pipeline's own error is the one createBackup and restore report ("writing the backup to DIR
+  // failed: ..."): it says the same, not node's bare "Premature close" of a stream nobody destroyed.
+  assert.match(await settled(flowing), /^rejected: zstd could not run \(.*ENOENT.*\); install zstd$/);
+});
+
+test("no zstd on the PATH for a restore: the pipeline through the decompressor fails saying so", async () => {
+  const path = process.env.PATH;
+  process.env.PATH = join(dir, "nothing-here");
+  let stage;
+  try {
+    stage = decompressor("zstd");
+  } finally {
+    process.env.PATH = path;
+  }
+  const flowing = collect([Buffer.alloc(100_000, 1)], stage.stream);
+  flowing.catch(() => {});
+  assert.match(await settled(flowing), /^rejected: zstd could not run \(.*ENOENT.*\); install zstd$/);
+  assert.match(await settled(stage.done), /install zstd$/);
 });
 
 test("the reader of a zstd stage stops first: zstd is stopped, and the stage says its reader exited (EPIPE)", async () => {
