@@ -27,6 +27,26 @@ export interface Recording {
   isLocked(): boolean;
 }
 
+/** A git port at `head` whose checkouts are recorded in `calls` (a worktree path, never created). */
+export const recordingGit = (calls: string[], head: string): DeployPorts["git"] => ({
+  head: async () => head,
+  checkout: async (commit) => {
+    calls.push(`checkout ${commit.slice(0, 7)}`);
+    return {
+      dir: `/tmp/worktree-${commit.slice(0, 7)}`,
+      remove: async () => void calls.push("worktree removed"),
+    };
+  },
+});
+
+/** A log port writing each line to `logs` under its level. */
+export const recordingLog = (logs: string[]): DeployPorts["log"] => ({
+  step: (m) => void logs.push(`step: ${m}`),
+  info: (m) => void logs.push(`info: ${m}`),
+  warn: (m) => void logs.push(`warn: ${m}`),
+  error: (m) => void logs.push(`error: ${m}`),
+});
+
 /** A step event of `up`, its URN built from type and name. */
 export const stepEvent = (
   type: string,
@@ -115,23 +135,9 @@ export async function recordingPorts(
     },
     verify: async (u) => void calls.push(`verify ${u}`),
     notify: async (type, message, fields) => void notes.push({ type, message, fields }),
-    git: {
-      head: async () => NEW_COMMIT,
-      checkout: async (commit) => {
-        calls.push(`checkout ${commit.slice(0, 7)}`);
-        return {
-          dir: `/tmp/worktree-${commit.slice(0, 7)}`,
-          remove: async () => void calls.push("worktree removed"),
-        };
-      },
-    },
+    git: recordingGit(calls, NEW_COMMIT),
     archiveCheckpoint: async (id) => join(dir, `${id}.checkpoint.json`),
-    log: {
-      step: (m) => void logs.push(`step: ${m}`),
-      info: (m) => void logs.push(`info: ${m}`),
-      warn: (m) => void logs.push(`warn: ${m}`),
-      error: (m) => void logs.push(`error: ${m}`),
-    },
+    log: recordingLog(logs),
   };
   return { p, calls, notes, logs, ledger, prev, isLocked: () => locked };
 }

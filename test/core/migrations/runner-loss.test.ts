@@ -9,15 +9,10 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "pg";
 import { createBackup } from "../../../src/core/backup";
 import { migrate, type MigrateOptions } from "../../../src/core/migrations/runner";
+import { failure } from "../../helpers/failure";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const PSQL = `${PG_BIN}/psql`;
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => assert.fail("must fail"),
-    (e: Error) => [e.name, e.message],
-  );
-
 let pg: TestPostgres;
 let tmp: string;
 before(async () => {

@@ -16,6 +16,7 @@ import {
   type DeployPorts,
   type NotifyType,
 } from "../../../src/core/release/orchestrator";
+import { recordingGit, recordingLog } from "../../helpers/release-ports";
 import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
 
 /**
@@ -215,23 +216,9 @@ export function orchestratorCases(db: OrchestratorDb): void {
         if (res.status !== 200) throw new Error(`unhealthy: ${url} answered ${res.status}`);
       },
       notify: async (type, message, fields) => void notes.push({ type, message, fields }),
-      git: {
-        head: async () => "bbbbbbb0000000000000000000000000000000000",
-        checkout: async (commit) => {
-          calls.push(`checkout ${commit.slice(0, 7)}`);
-          return {
-            dir: `/tmp/worktree-${commit.slice(0, 7)}`,
-            remove: async () => void calls.push("worktree removed"),
-          };
-        },
-      },
+      git: recordingGit(calls, "bbbbbbb0000000000000000000000000000000000"),
       archiveCheckpoint: async (id) => join(dir, `${id}.checkpoint.json`),
-      log: {
-        step: (m) => void logs.push(`step: ${m}`),
-        info: (m) => void logs.push(`info: ${m}`),
-        warn: (m) => void logs.push(`warn: ${m}`),
-        error: (m) => void logs.push(`error: ${m}`),
-      },
+      log: recordingLog(logs),
     };
     // The Backup step of each scenario takes a real pre-deploy dump before the "migration" runs.
     for (const st of s.steps) {
