@@ -21,6 +21,7 @@ import { checksumEditsMessage } from "../../../src/core/migrations/checksums";
 import { armRowGuard, disarmRowGuard } from "../../../src/core/migrations/guard";
 import { armMigrationMarker, disarmMigrationMarker } from "../../../src/core/migrations/marker";
 import { until, within } from "../../helpers/bounded";
+import { failure } from "../../helpers/failure";
 import { freePort, PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const PSQL = `${PG_BIN}/psql`;
@@ -28,13 +29,6 @@ const PSQL = `${PG_BIN}/psql`;
 const LOCKS =
   "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' " +
   `AND classid = ${MIGRATE_LOCK[0]} AND objid = ${MIGRATE_LOCK[1]} AND objsubid = 2 AND granted`;
-
-/** An error's class name and message, for one deepEqual. */
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => assert.fail("must fail"),
-    (e: Error) => [e.name, e.message],
-  );
 
 let pg: TestPostgres;
 let tmp: string;

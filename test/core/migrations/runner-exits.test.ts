@@ -9,16 +9,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { migrate, type MigrateOptions } from "../../../src/core/migrations/runner";
 import { prismaProject } from "../../helpers/prisma-standin";
+import { failure } from "../../helpers/failure";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const PSQL = `${PG_BIN}/psql`;
-
-/** An error's class name and message, for one deepEqual. */
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => assert.fail("must fail"),
-    (e: Error) => [e.name, e.message],
-  );
 
 let pg: TestPostgres;
 let tmp: string;
