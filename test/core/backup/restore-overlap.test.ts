@@ -40,6 +40,15 @@ async function backupOf(db: string, rows: number): Promise<string> {
 test("the safety backup's dump and the archive's load run at the same time, and the restore is whole", async () => {
   const file = await backupOf("ov", 400_000);
   await pg.query("INSERT INTO t VALUES (-1, 'after the backup')", [], "ov");
+  // The live database outgrows its backup (a table the backup does not hold), so the safety dump still
+  // streams well after the load has created its tables and begun its COPY: without it, on a loaded
+  // machine, the dump of "ov" could end before the load's COPY began (a CI run saw that, the two COPYs
+  // each seen but never at one poll), and the overlap this test proves would go unobserved.
+  await pg.query(
+    "CREATE TABLE u AS SELECT g AS id, repeat(md5(g::text), 4) AS s FROM generate_series(1, 600000) g",
+    [],
+    "ov",
+  );
   // Watches the server: the safety backup's COPY out of "ov" and the load's COPY into the copy.
   const watcher = new Client({ connectionString: pg.url("postgres") });
   await watcher.connect();
