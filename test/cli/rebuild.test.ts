@@ -207,7 +207,7 @@ describe("safe-deploy rebuild", () => {
   test("a session still connected to the live database is warned about and ended by the swap", async () => {
     const { live, dev } = await databases();
     const { Client } = await import("pg");
-    const app = new Client({ connectionString: pg.url(live) });
+    const app = new Client({ connectionString: pg.url(live), application_name: "still-here" });
     app.on("error", () => {});
     await app.connect();
     try {
@@ -223,6 +223,10 @@ describe("safe-deploy rebuild", () => {
       ]);
       assert.equal(r.code, 0, r.err);
       assert.match(r.err, /1 other sessions are connected to "live\d+".*Is the app stopped\?/);
+      assert.match(
+        r.err,
+        /swap: ended 1 session\(s\) still connected to "live\d+" \("still-here" as "\w+" from 127\.0\.0\.1\); what they wrote after the copy is only in the kept database "live\d+_before_rebuild_\d{14}"/,
+      );
       await assert.rejects(app.query("SELECT 1"));
     } finally {
       await app.end().catch(() => {});

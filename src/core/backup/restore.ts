@@ -518,50 +518,15 @@ async function restoreInto(
       }
       // What is not in a pg_dump archive restored without -C but belongs to the database: its grants,
       // settings and comment (the comment was lost by every swap before, issue 15).
-      const carried = await runSql(
-        target,
-        admin,
-        carryOverSql(db, fresh),
-        "reading the database's grants and settings",
-      );
-      if (carried.trim()) {
-        await runSql(target, admin, carried, "giving the restored copy the database's grants and settings");
-      }
+      await carryOver(target, admin, { db, fresh, what: "the restored copy" });
       stopIfInterrupted();
-      // Connections are refused first so no client slips in between terminate and rename. The renames
-      // are one transaction: stopped between them, the server would be left without the database.
-      const swapOut = await runSql(
-        target,
-        admin,
-        [
-          `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
-          // Clients here connected after the safety backup began (a superuser is not held back by the
-          // connection limit; a rollback brings a safety backup taken earlier): said, never silent.
-          sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
-          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid();`,
-          // Ended sessions take a moment to leave, and RENAME fails while one is there: wait until they
-          // are gone (up to 5 s), not a fixed 0.2 s that every restore paid even with nobody connected.
-          `DO $wait$ BEGIN FOR i IN 1..500 LOOP
-           EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid());
-           PERFORM pg_sleep(0.01); END LOOP; END $wait$;`,
-          "BEGIN;",
-          `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
-          `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
-          `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
-          "COMMIT;",
-        ].join("\n"),
-        "swapping the restored database in",
-      ).catch(async (e) => {
-        await runSql(
-          target,
-          admin,
-          `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS true;`,
-          "re-opening",
-        ).catch(() => {});
-        throw e;
+      const lateSessions = await swapDatabase(target, admin, {
+        db,
+        fresh,
+        previous,
+        what: "the restored database",
       });
       swapped = true;
-      const lateSessions = parseSessions(swapOut);
       return {
         database: db,
         previousDatabase: previous,
@@ -579,6 +544,67 @@ async function restoreInto(
       }
     }
   }
+}
+
+/** Gives `fresh` what a pg_dump archive restored without -C lacks but belongs to `db`: its grants, settings and comment. */
+export async function carryOver(
+  target: RunTarget,
+  admin: Conn,
+  n: { db: string; fresh: string; what: string },
+): Promise<void> {
+  const carried = await runSql(
+    target,
+    admin,
+    carryOverSql(n.db, n.fresh),
+    "reading the database's grants and settings",
+  );
+  if (carried.trim())
+    await runSql(target, admin, carried, `giving ${n.what} the database's grants and settings`);
+}
+
+/**
+ * Puts `fresh` in `db`'s place and keeps the old database as `previous` (restore and rebuild). Connections
+ * to `db` are refused first so no client slips in between terminate and rename (a superuser is not held
+ * back by a connection limit); the sessions still connected to `db` are ended and returned: they connected
+ * after the safety backup began, so the caller names them, never silent (any left on `fresh` are ended too). The renames are
+ * one transaction: stopped between them, the server would be left without the database. On failure `db`
+ * takes connections again.
+ */
+export async function swapDatabase(
+  target: RunTarget,
+  admin: Conn,
+  n: { db: string; fresh: string; previous: string; what: string },
+): Promise<DbSession[]> {
+  const { db, fresh, previous } = n;
+  const out = await runSql(
+    target,
+    admin,
+    [
+      `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
+      sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${lit(db)}, ${lit(fresh)}) AND pid <> pg_backend_pid();`,
+      // RENAME waits up to 5 s for ended sessions to leave, polling every 100 ms: polling every 10 ms
+      // here saves most of that on every swap that ended one.
+      `DO $wait$ BEGIN FOR i IN 1..500 LOOP
+       EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid());
+       PERFORM pg_sleep(0.01); END LOOP; END $wait$;`,
+      "BEGIN;",
+      `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
+      `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
+      `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
+      "COMMIT;",
+    ].join("\n"),
+    `swapping ${n.what} in`,
+  ).catch(async (e) => {
+    await runSql(
+      target,
+      admin,
+      `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS true;`,
+      "re-opening",
+    ).catch(() => {});
+    throw e;
+  });
+  return parseSessions(out);
 }
 
 /** Parallel jobs of a restore from a file (`pg_restore -j`): issue 18's yardstick is `pg_restore -j2`. */

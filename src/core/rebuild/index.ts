@@ -2,7 +2,7 @@ import { pipeline } from "node:stream/promises";
 import type { Client } from "pg";
 import { createBackup } from "../backup/create";
 import { catchingSignals } from "../backup/interrupt";
-import { carryOverSql, createLike } from "../backup/restore";
+import { carryOver, createLike, describeSession, swapDatabase } from "../backup/restore";
 import {
   parseDatabaseUrl,
   pgFailure,
@@ -82,7 +82,6 @@ export interface RebuildResult {
 }
 
 const LOCAL: RunTarget = { runIn: "local" };
-const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const stamp = (d: Date) => d.toISOString().replace(/\D/g, "").slice(0, 14);
 
 /** `<db>_<what>_<YYYYMMDDHHMMSS>`, `db` cut so the name fits PostgreSQL's 63 bytes. */
@@ -348,38 +347,15 @@ async function steps(
 
     state.step = "swap";
     log.step(`swap: "${scratch}" becomes "${db}", the old one is kept as "${previous}"`);
-    const carried = await runSql(
-      LOCAL,
-      admin,
-      carryOverSql(db, scratch),
-      "reading the database's grants and settings",
-    );
-    if (carried.trim())
-      await runSql(LOCAL, admin, carried, "giving the new database the grants and settings");
+    await carryOver(LOCAL, admin, { db, fresh: scratch, what: "the new database" });
     await at("swap");
-    await runSql(
-      LOCAL,
-      admin,
-      [
-        `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
-        `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${lit(db)}, ${lit(scratch)}) AND pid <> pg_backend_pid();`,
-        "BEGIN;",
-        `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,
-        `ALTER DATABASE ${ident(previous)} WITH ALLOW_CONNECTIONS true;`,
-        `ALTER DATABASE ${ident(scratch)} RENAME TO ${ident(db)};`,
-        "COMMIT;",
-      ].join("\n"),
-      "swapping the new database in",
-    ).catch(async (e) => {
-      await runSql(
-        LOCAL,
-        admin,
-        `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS true;`,
-        "re-opening",
-      ).catch(() => {});
-      throw e;
-    });
+    const late = await swapDatabase(LOCAL, admin, { db, fresh: scratch, previous, what: "the new database" });
     state.swapped = true;
+    if (late.length)
+      log.warn(
+        `swap: ended ${late.length} session(s) still connected to "${db}" (${late.map(describeSession).join(", ")}); ` +
+          `what they wrote after the copy is only in the kept database "${previous}"`,
+      );
     log.success(
       `swap: done. Undo: \`safe-deploy backup restore ${backup.file} --database-url <live URL>\`, or rename back: ` +
         `ALTER DATABASE "${db}" RENAME TO "${db}_rebuilt"; ALTER DATABASE "${previous}" RENAME TO "${db}";`,
