@@ -479,7 +479,6 @@ async function restoreInto(
     await runSql(target, admin, create, "creating the database to restore into").catch((e) => {
       throw localeError(e, db, file, create);
     });
-    let swapped = false;
     try {
       await loadArchive(file, manifest, target, withDatabase(conn, fresh), o);
       const loaded = await countLoadedRows(target, withDatabase(conn, fresh), manifest.rowCounts);
@@ -513,7 +512,6 @@ async function restoreInto(
           `ALTER DATABASE ${ident(fresh)} RENAME TO ${ident(db)};`,
           `naming the restored database "${db}"`,
         );
-        swapped = true;
         return { database: db, safety };
       }
       // What is not in a pg_dump archive restored without -C but belongs to the database: its grants,
@@ -526,22 +524,21 @@ async function restoreInto(
         previous,
         what: "the restored database",
       });
-      swapped = true;
       return {
         database: db,
         previousDatabase: previous,
         safety,
         ...(lateSessions.length ? { lateSessions } : {}),
       };
-    } finally {
-      if (!swapped) {
-        await runSql(
-          target,
-          admin,
-          `DROP DATABASE IF EXISTS ${ident(fresh)} WITH (FORCE);`,
-          "cleaning up",
-        ).catch(() => {});
-      }
+    } catch (e) {
+      // Not swapped in (a failed swap too: its renames are one transaction): the copy is dropped.
+      await runSql(
+        target,
+        admin,
+        `DROP DATABASE IF EXISTS ${ident(fresh)} WITH (FORCE);`,
+        "cleaning up",
+      ).catch(() => {});
+      throw e;
     }
   }
 }
