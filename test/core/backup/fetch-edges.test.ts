@@ -4,7 +4,16 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -428,4 +437,61 @@ test("a file that appears under the name during the download is kept; the fetch 
   );
   assert.deepEqual(readdirSync(d), [name]);
   assert.equal(readFileSync(join(d, name), "utf8"), "mine");
+});
+
+test("without a key, a manifest that says its copy is encrypted is believed whatever the object's name: the key is asked for", async () => {
+  const t = target();
+  const name = "backup_20260101_000000.pgdump";
+  const { m } = await upload(t, name);
+  await plant(
+    t,
+    `${name}.json`,
+    JSON.stringify({ ...m, offsite: { key: `${t.prefix}${name}`, encryption: "aes-256-gcm" } }),
+  );
+  const d = newDir();
+  await assert.rejects(
+    fetchBackup({ target: t, dir: d, name }),
+    fails(2, new RegExp(`^s3://b/${t.prefix}${name} is encrypted: set SAFE_DEPLOY_BACKUP_KEY`)),
+  );
+  assert.deepEqual(readdirSync(d), []);
+});
+
+test("listed with a key, a manifest without its offsite part is refused as not encrypted, the listing goes on", async () => {
+  const t = target();
+  const name = "backup_20260101_000000.pgdump";
+  const { m } = await upload(t, name);
+  await plant(t, `${name}.json`, JSON.stringify(m));
+  await upload(t, "backup_20260102_000000.pgdump", key);
+  const listed = await inspectOffsite(t, key);
+  assert.deepEqual(
+    listed.map((e) => [e.name, e.refused ?? "ok"]),
+    [
+      ["backup_20260102_000000.pgdump", "ok"],
+      [
+        name,
+        `s3://b/${t.prefix}${name} is not encrypted, and SAFE_DEPLOY_BACKUP_KEY is set: a plaintext copy is refused (anyone who can write to the bucket could have put it there); if it really is yours, fetch it without SAFE_DEPLOY_BACKUP_KEY`,
+      ],
+    ],
+  );
+});
+
+test("no file descriptor is left open on the fetched file or its temp file, fetched or refused", async () => {
+  const t = target();
+  const name = "backup_20260101_000000.pgdump";
+  const { m } = await upload(t, name);
+  const open = (d: string) =>
+    readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(d);
+      } catch {
+        return false; // closed between the read and the readlink (the directory's own descriptor)
+      }
+    });
+  const d = newDir();
+  await fetchBackup({ target: t, dir: d });
+  assert.deepEqual(open(d), []);
+  await plant(t, `${name}.json`, JSON.stringify({ ...m, sha256: "0".repeat(64) }));
+  const refused = newDir();
+  await assert.rejects(fetchBackup({ target: t, dir: refused }), /does not match its manifest's sha256/);
+  assert.deepEqual(open(refused), []);
 });
