@@ -495,3 +495,54 @@ test("no file descriptor is left open on the fetched file or its temp file, fetc
   await assert.rejects(fetchBackup({ target: t, dir: refused }), /does not match its manifest's sha256/);
   assert.deepEqual(open(refused), []);
 });
+
+test("with a key: the refused copies are named in one warning, comma separated; none refused, no warning", async () => {
+  const t = target();
+  await upload(t, "backup_20260101_000000.pgdump");
+  await upload(t, "backup_20260102_000000.pgdump");
+  await upload(t, "backup_20260103_000000.pgdump", key);
+  const warned: string[] = [];
+  const r = await fetchBackup({ target: t, dir: newDir(), encryptionKey: key, warn: (l) => warned.push(l) });
+  assert.equal(r.manifest.file, "backup_20260103_000000.pgdump");
+  assert.deepEqual(warned, [
+    "ignored 2 off-site backup(s) not encrypted and signed with SAFE_DEPLOY_BACKUP_KEY (`backup fetch --list` says why): backup_20260102_000000.pgdump, backup_20260101_000000.pgdump",
+  ]);
+  const clean = target();
+  await upload(clean, "backup_20260101_000000.pgdump", key);
+  const quiet: string[] = [];
+  await fetchBackup({ target: clean, dir: newDir(), encryptionKey: key, warn: (l) => quiet.push(l) });
+  assert.deepEqual(quiet, []);
+});
+
+test("a backup already in the directory is refused before anything is downloaded", async () => {
+  const t = target();
+  const name = "backup_20260101_000000.pgdump";
+  await upload(t, name);
+  const d = newDir();
+  writeFileSync(join(d, name), "mine");
+  const progress: number[] = [];
+  await assert.rejects(
+    fetchBackup({ target: t, dir: d, onProgress: (b) => progress.push(b) }),
+    fails(2, /already exists; fetch into another `--dir`$/),
+  );
+  assert.deepEqual(progress, [], "nothing downloaded");
+  assert.deepEqual(readdirSync(d), [name]);
+  assert.equal(readFileSync(join(d, name), "utf8"), "mine");
+});
+
+test("a directory whose filesystem refuses the hard link: that error, not 'already exists'; no temp file left", async () => {
+  const t = target();
+  await upload(t, "backup_20260101_000000.pgdump");
+  const d = newDir();
+  // fetch.ts calls `link` through the module object, so the wrapper is what it calls.
+  const fsp = require("node:fs/promises") as { link: unknown };
+  const link = fsp.link;
+  fsp.link = () =>
+    Promise.reject(Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" }));
+  try {
+    await assert.rejects(fetchBackup({ target: t, dir: d }), /^Error: EPERM: operation not permitted, link$/);
+  } finally {
+    fsp.link = link;
+  }
+  assert.deepEqual(readdirSync(d), []);
+});
