@@ -48,6 +48,12 @@ const target = (endpoint = server.endpoint): S3Target => ({
   credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
 });
 const newDir = () => mkdtempSync(join(dir, "into-"));
+/** What the listing with a key says of backup `name` when its manifest shows no encrypted copy. */
+const notEncrypted = (t: S3Target, name: string) =>
+  `s3://b/${t.prefix}${name} is not encrypted, and SAFE_DEPLOY_BACKUP_KEY is set: a plaintext copy is refused (anyone who can write to the bucket could have put it there); if it really is yours, fetch it without SAFE_DEPLOY_BACKUP_KEY`;
+/** The backups the listing with the key shows, each with "ok" or why it is refused. */
+const inspected = async (t: S3Target) =>
+  (await inspectOffsite(t, key)).map((e) => [e.name, e.refused ?? "ok"]);
 const fails = (code: number, pattern: RegExp) => (e: Error & { exitCode?: number }) => {
   assert.equal(e.exitCode, code, e.message);
   assert.match(e.message, pattern);
@@ -217,14 +223,10 @@ test("a listing in pages with a key: the signed copies of every page are inspect
     const direct = { ...t, endpoint: server.endpoint };
     await upload(direct, "backup_20260101_000000.pgdump", key, "2026-01-01T00:00:00.000Z");
     const newest = await upload(direct, "backup_20260102_000000.pgdump", key, "2026-01-02T00:00:00.000Z");
-    const listed = await inspectOffsite(t, key);
-    assert.deepEqual(
-      listed.map((e) => [e.name, e.refused ?? "ok"]),
-      [
-        ["backup_20260102_000000.pgdump", "ok"],
-        ["backup_20260101_000000.pgdump", "ok"],
-      ],
-    );
+    assert.deepEqual(await inspected(t), [
+      ["backup_20260102_000000.pgdump", "ok"],
+      ["backup_20260101_000000.pgdump", "ok"],
+    ]);
     const r = await fetchBackup({ target: t, dir: newDir(), encryptionKey: key });
     assert.ok(readFileSync(r.file).equals(newest.bytes));
   } finally {
@@ -333,17 +335,10 @@ test("a manifest that is JSON but not an object, or whose offsite key is not a s
     `${name}.json`,
     JSON.stringify({ ...m, offsite: { key: 5, encryption: "aes-256-gcm" } }),
   );
-  const listed = await inspectOffsite(listedAt, key);
-  assert.deepEqual(
-    listed.map((e) => [e.name, e.refused ?? "ok"]),
-    [
-      ["backup_20260102_000000.pgdump", "ok"],
-      [
-        name,
-        `s3://b/${listedAt.prefix}${name} is not encrypted, and SAFE_DEPLOY_BACKUP_KEY is set: a plaintext copy is refused (anyone who can write to the bucket could have put it there); if it really is yours, fetch it without SAFE_DEPLOY_BACKUP_KEY`,
-      ],
-    ],
-  );
+  assert.deepEqual(await inspected(listedAt), [
+    ["backup_20260102_000000.pgdump", "ok"],
+    [name, notEncrypted(listedAt, name)],
+  ]);
 });
 
 test("a store that refuses to read a manifest: the listing with a key fails naming it (exit 3), not a refused entry", async () => {
@@ -462,17 +457,10 @@ test("listed with a key, a manifest without its offsite part is refused as not e
   const { m } = await upload(t, name);
   await plant(t, `${name}.json`, JSON.stringify(m));
   await upload(t, "backup_20260102_000000.pgdump", key);
-  const listed = await inspectOffsite(t, key);
-  assert.deepEqual(
-    listed.map((e) => [e.name, e.refused ?? "ok"]),
-    [
-      ["backup_20260102_000000.pgdump", "ok"],
-      [
-        name,
-        `s3://b/${t.prefix}${name} is not encrypted, and SAFE_DEPLOY_BACKUP_KEY is set: a plaintext copy is refused (anyone who can write to the bucket could have put it there); if it really is yours, fetch it without SAFE_DEPLOY_BACKUP_KEY`,
-      ],
-    ],
-  );
+  assert.deepEqual(await inspected(t), [
+    ["backup_20260102_000000.pgdump", "ok"],
+    [name, notEncrypted(t, name)],
+  ]);
 });
 
 test("no file descriptor is left open on the fetched file or its temp file, fetched or refused", async () => {
