@@ -132,7 +132,8 @@ const TESTS = {
   "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
   "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
-  "backup/fetch": ["test/core/backup/offsite-edges.test.ts"],
+  // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
+  "backup/fetch": ["test/core/backup/fetch-edges.test.ts", "test/core/backup/offsite-edges.test.ts"],
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
   "backup/runner": ["test/core/backup/runner.test.ts"],

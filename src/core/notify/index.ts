@@ -54,7 +54,7 @@ export interface NotifyOptions {
 
 function reason(e: unknown): string {
   if (!(e instanceof Error)) return String(e);
-  if (e.name === "TimeoutError") return "timed out";
+  // A TimeoutError's text is `sendWithRetry`'s, which names the attempt's limit.
   if (e.name === "AbortError") return "aborted at the notification deadline";
   // fetch hides the useful part (ECONNREFUSED, ...) in `cause`.
   const cause = (e as { cause?: unknown }).cause;
@@ -170,14 +170,11 @@ export async function notifyAll(
         error: `gave up at the notification deadline (${deadlineMs} ms)`,
       },
   );
+  // The logger masks every notifier's secrets, registered above (redaction at the logger, not here).
   for (const r of out) {
     if (r.ok) continue;
-    const secrets = notifiers.find((n) => n.name === r.name)?.secrets ?? [];
     opts.logger?.warn(
-      redact(
-        `notification ${event.type} via ${r.name} failed after ${r.attempts} attempt(s): ${r.error}`,
-        secrets,
-      ),
+      `notification ${event.type} via ${r.name} failed after ${r.attempts} attempt(s): ${r.error}`,
     );
   }
   return out;
