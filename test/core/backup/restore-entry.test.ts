@@ -2,9 +2,10 @@
 // `restoreBackup`'s lock, `readArchiveDatabase`, the name the old database is kept under): the sessions
 // the confirmation prompt lists, a second restore of one database refused while the first holds its
 // lock (and the lock given back after), a backup whose owner role the server lacks refused before
-// anything is created, an archive whose `-C` output names no owner, a kept name already taken. One small
-// server, in process; pg_restore runs through a stand-in under PG_BIN only where its `-C` output must be
-// empty (SD_TEST_C_EMPTY set).
+// anything is created, an archive whose `-C` output names no owner, a kept name already taken, each early
+// step's failure named. One small server, in process; stand-ins under PG_BIN: pg_restore prints nothing
+// for `-C` with SD_TEST_C_EMPTY set, psql passes its SQL through `sed "$SD_TEST_SED"` (a test turns one
+// statement into `SELECT 1/0;`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -32,13 +33,14 @@ before(async () => {
   backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "entry" });
   bin = join(dir, "bin");
   mkdirSync(bin);
-  for (const t of ["pg_dump", "psql"]) symlinkSync(join(PG_BIN, t), join(bin, t));
+  symlinkSync(join(PG_BIN, "pg_dump"), join(bin, "pg_dump"));
+  writeFileSync(join(bin, "psql"), `#!/bin/sh\nsed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`);
   writeFileSync(
     join(bin, "pg_restore"),
     `#!/bin/sh\nif [ -n "$SD_TEST_C_EMPTY" ]; then case " $* " in *" -C "*) cat >/dev/null; exit 0;; esac; fi\n` +
       `exec "${PG_BIN}/pg_restore" "$@"\n`,
   );
-  chmodSync(join(bin, "pg_restore"), 0o755);
+  for (const t of ["psql", "pg_restore"]) chmodSync(join(bin, t), 0o755);
 });
 after(async () => {
   await pg?.close();
@@ -105,11 +107,17 @@ test("a second restore of the database while another holds its lock: refused by 
     assert.deepEqual(await databases(), before);
     await holder.query("SELECT pg_advisory_unlock(hashtext($1))", [key]);
 
+    const web = await client("shop", { application: "web" });
     const r = await restoreBackup(backup.file, {
       databaseUrl: pg.url("shop"),
       safetyDir: join(dir, "given-back"),
       now: NOW,
-    });
+    }).finally(web.end);
+    assert.deepEqual(
+      r.endedSessions,
+      [{ pid: web.pid, application: "web", user: "tester", client: "127.0.0.1" }],
+      "the client connected before the safety backup, ended and named",
+    );
     // Its psql session ends as the restore returns; the server drops the lock with the backend.
     await until("the restore's lock to be released", async () => {
       const [{ free }] = (
@@ -172,4 +180,40 @@ test("an archive whose -C output names no owner: the new database is created pla
   const [{ n }] = await pg.query<{ n: string }>("SELECT count(*) AS n FROM t", [], "shop_plain");
   assert.equal(n, "10");
   await pg.query("DROP DATABASE shop_plain");
+});
+
+test("each early step that fails is named, and nothing is changed", async () => {
+  const steps: [string, string, string][] = [
+    [
+      "s/^DO .. BEGIN IF .SELECT rolsuper.*/SELECT 1\\/0;/",
+      "shop",
+      "ending the database's sessions before the safety backup",
+    ],
+    ["s/^SELECT 'PROPS:'.*/SELECT 1\\/0;/", "shop", "reading the database's properties"],
+    ["s/^SELECT 'ROLE:'.*/SELECT 1\\/0;/", "shop_new", "looking up the database's owner"],
+  ];
+  for (const [sed, db, what] of steps) {
+    const before = await databases();
+    await assert.rejects(
+      withEnv({ PG_BIN: bin, SD_TEST_SED: sed }, () =>
+        restoreBackup(backup.file, { databaseUrl: pg.url(db), safetyDir: join(dir, "early"), now: NOW }),
+      ),
+      (e: Error) => {
+        assert.ok(e instanceof CannotRunError, `${e.constructor.name}: ${e.message}`);
+        assert.match(e.message, new RegExp(`^${what} failed: .*division by zero`, "s"));
+        return true;
+      },
+    );
+    assert.deepEqual(await databases(), before, what);
+  }
+  await assert.rejects(
+    withEnv({ PG_BIN: bin, SD_TEST_SED: "s/^SELECT 'SESSIONS:'.*/SELECT 1\\/0;/" }, () =>
+      listSessions(pg.url("shop")),
+    ),
+    (e: Error) => /^listing the database's sessions failed: .*division by zero/s.test(e.message),
+  );
+  const [{ l }] = await pg.query<{ l: number }>(
+    "SELECT datconnlimit AS l FROM pg_database WHERE datname = 'shop'",
+  );
+  assert.equal(l, -1, "the connection limit as it was");
 });
