@@ -4,10 +4,12 @@
 // test and in the restore. A disk with exactly the room asked for takes the temp copy, which then fills
 // it up (the manifest understates the archive): the restore streams instead, said so, and leaves no temp
 // file; a read-only disk refuses the temp file: streamed, said why. Needs root to mount (skipped
-// otherwise, as `faults.test.ts`'s full disk). One small server, in process.
+// otherwise, as `faults.test.ts`'s full disk). An archive that cannot be decompressed is no full disk:
+// refused, never streamed instead. One small server, in process.
 import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   copyFileSync,
   mkdirSync,
@@ -22,6 +24,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, type BackupResult } from "../../../src/core/backup";
+import { CheckFailedError } from "../../../src/core/errors";
 
 let pg: TestPostgres;
 let dir: string;
@@ -112,4 +115,31 @@ test("a read-only disk: no temp file can be made there, the archive is streamed,
     ),
   );
   assert.equal(await rows("ro_copy"), 4000);
+});
+
+test("an archive that cannot be decompressed, with room on the disk: refused by name, never streamed instead", async () => {
+  const bad = join(dir, "bad");
+  mkdirSync(bad);
+  const file = join(bad, basename(backup.file));
+  const data = readFileSync(backup.file);
+  // Inside the zstd frame's last blocks, past the header pg_restore -C reads.
+  for (let i = data.length - 64; i < data.length - 8; i++) data[i] ^= 0x5a;
+  writeFileSync(file, data);
+  const m = JSON.parse(readFileSync(backup.manifestFile, "utf8")) as Record<string, unknown>;
+  const sha256 = createHash("sha256").update(data).digest("hex");
+  writeFileSync(`${file}.json`, JSON.stringify({ ...m, sha256 }));
+  const steps: string[] = [];
+  await assert.rejects(
+    restoreBackup(file, { databaseUrl: pg.url("bad_copy"), keepFree: 0, onStep: (x) => steps.push(x) }),
+    (e: Error) => {
+      assert.ok(e instanceof CheckFailedError, `${e.constructor.name}: ${e.message}`);
+      assert.match(
+        e.message,
+        new RegExp(`^${basename(file).replace(/\./g, "\\.")} cannot be decompressed: zstd failed: .+`),
+      );
+      return true;
+    },
+  );
+  assert.deepEqual(steps, [], "no way in told: the restore stopped at the temp copy");
+  assert.deepEqual(readdirSync(bad).sort(), [basename(file), `${basename(file)}.json`], "no temp copy left");
 });
