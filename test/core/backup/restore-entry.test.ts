@@ -3,9 +3,10 @@
 // the confirmation prompt lists, a second restore of one database refused while the first holds its
 // lock (and the lock given back after), a backup whose owner role the server lacks refused before
 // anything is created, an archive whose `-C` output names no owner, a kept name already taken, each early
-// step's failure named. One small server, in process; stand-ins under PG_BIN: pg_restore prints nothing
-// for `-C` with SD_TEST_C_EMPTY set, psql passes its SQL through `sed "$SD_TEST_SED"` (a test turns one
-// statement into `SELECT 1/0;`).
+// step's failure named, the database named postgres restored over (its admin session is template1's).
+// One small server, in process; stand-ins under PG_BIN: pg_restore prints nothing for `-C` with
+// SD_TEST_C_EMPTY set, psql passes its SQL through `sed "$SD_TEST_SED"` (a test turns one statement
+// into `SELECT 1/0;`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -216,4 +217,17 @@ test("each early step that fails is named, and nothing is changed", async () => 
     "SELECT datconnlimit AS l FROM pg_database WHERE datname = 'shop'",
   );
   assert.equal(l, -1, "the connection limit as it was");
+});
+
+test("the database named postgres is restored over: the restore works from template1, the old one kept", async () => {
+  await pg.query("CREATE TABLE pg_kept (id int); INSERT INTO pg_kept VALUES (1)");
+  const b = await createBackup({ databaseUrl: pg.url("postgres"), dir: join(dir, "postgres"), label: "pg" });
+  await pg.query("INSERT INTO pg_kept VALUES (2)");
+  const r = await restoreBackup(b.file, { databaseUrl: pg.url("postgres"), now: NOW });
+  assert.equal(r.previousDatabase, "postgres_before_restore_20261123034500");
+  const [{ n }] = await pg.query<{ n: string }>("SELECT count(*) AS n FROM pg_kept");
+  assert.equal(n, "1", "the backup's rows are live");
+  const [{ k }] = await pg.query<{ k: string }>("SELECT count(*) AS k FROM pg_kept", [], r.previousDatabase);
+  assert.equal(k, "2", "the old database kept");
+  await pg.query(`DROP DATABASE "${r.previousDatabase}"`);
 });
