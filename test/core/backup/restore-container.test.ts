@@ -24,20 +24,8 @@ let dir: string;
 const url = (name: string) => `postgres://app:In5ideSecret@127.0.0.1:5432/${name}`;
 const psql = (sql: string, name = "app") =>
   docker([
-    "exec",
-    "-e",
-    "PGPASSWORD=In5ideSecret",
-    db.name,
-    "psql",
-    "-At",
-    "-h",
-    "127.0.0.1",
-    "-U",
-    "app",
-    "-d",
-    name,
-    "-c",
-    sql,
+    ...["exec", "-e", "PGPASSWORD=In5ideSecret", db.name],
+    ...["psql", "-At", "-h", "127.0.0.1", "-U", "app", "-d", name, "-c", sql],
   ]);
 
 before(async () => {
