@@ -141,11 +141,19 @@ const TESTS = {
   "backup/create": ["test/core/backup/create-edges.test.ts"],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
   // ~12 s) first, restore-steps (each step's failure, through stand-in psql/pg_restore; ~10 s) last.
+  // s12: restore-pure (describeSession, previousName, localeError, parallelShare, keepFreeBytes; no
+  // server, under a second) first; restore-entry (listSessions, the lock, the owner check, kept names;
+  // one server), restore-disk (a tmpfs: the temp copy filling it, a read-only disk; root) and
+  // restore-container (Docker, ~25 s) last: each reaches code the others do not.
   "backup/restore": [
+    "test/core/backup/restore-pure.test.ts",
     "test/core/backup/restore-sql.test.ts",
     "test/core/backup/restore-load.test.ts",
     "test/core/backup/restore-edges.test.ts",
     "test/core/backup/restore-steps.test.ts",
+    "test/core/backup/restore-entry.test.ts",
+    "test/core/backup/restore-disk.test.ts",
+    "test/core/backup/restore-container.test.ts",
   ],
   log: ["test/core/log/*.test.ts", "test/core/hooks/redact-stream.test.ts"],
   notify: ["test/core/notify/*.test.ts"],
