@@ -372,10 +372,11 @@ async function restoreSteps(
   const inner = (): Promise<RestoreResult> =>
     restoreInto(file, o, conn, target, stopIfInterrupted, manifest, props, interrupted);
   if (!props || (o.safetyFile && !o.beforeSwap)) return inner();
-  // With a safety backup already taken (a rollback), writers are stopped only before `beforeSwap`.
-  const endedSessions = o.safetyFile ? [] : await stopWriters(target, admin, db);
   let result: RestoreResult | undefined;
   try {
+    // With a safety backup already taken (a rollback), writers are stopped only before `beforeSwap`.
+    // Inside the try: its limit of 0 is set before its sessions query, which may still fail.
+    const endedSessions = o.safetyFile ? [] : await stopWriters(target, admin, db);
     result = await inner();
     return o.safetyFile ? result : { ...result, endedSessions };
   } finally {
@@ -436,29 +437,29 @@ async function restoreInto(
       () => {},
     );
   const fresh = `${db.slice(0, 40)}_restoring_${randomBytes(4).toString("hex")}`;
-  // Two restores of one database in the same second would name their kept copies alike, and the
-  // second swap failed on the name after all its work: the next free second is taken instead. A
-  // database the server does not have keeps no copy: nothing to look up.
   let previous = previousName(db, now);
-  // Every kept copy of `db` shares the name up to its 14-digit stamp.
-  const keptPrefix = previous.slice(0, -14).replace(/[\\_%]/g, "\\$&");
-  const taken = new Set(
-    !props
-      ? []
-      : (
-          await runSql(
-            target,
-            admin,
-            `SELECT datname FROM pg_database WHERE datname LIKE ${lit(`${keptPrefix}%`)};`,
-            "reading the kept databases' names",
-          )
-        )
-          .split("\n")
-          .filter(Boolean),
-  );
-  for (let s = 1; taken.has(previous) && s < 3600; s++)
-    previous = previousName(db, new Date(now.getTime() + s * 1000));
   try {
+    // Two restores of one database in the same second would name their kept copies alike, and the
+    // second swap failed on the name after all its work: the next free second is taken instead. A
+    // database the server does not have keeps no copy: nothing to look up.
+    // Every kept copy of `db` shares the name up to its 14-digit stamp.
+    const keptPrefix = previous.slice(0, -14).replace(/[\\_%]/g, "\\$&");
+    const taken = new Set(
+      !props
+        ? []
+        : (
+            await runSql(
+              target,
+              admin,
+              `SELECT datname FROM pg_database WHERE datname LIKE ${lit(`${keptPrefix}%`)};`,
+              "reading the kept databases' names",
+            )
+          )
+            .split("\n")
+            .filter(Boolean),
+    );
+    for (let s = 1; taken.has(previous) && s < 3600; s++)
+      previous = previousName(db, new Date(now.getTime() + s * 1000));
     // The load starts once the safety dump streams (or is done): most failures of a backup (its
     // directory, pg_dump's version, a lock) come before its first byte, and then nothing is created.
     await Promise.race([safetyDumping, takingSafety]);

@@ -9,7 +9,7 @@
 // into `SELECT 1/0;`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { Client } from "pg";
@@ -190,6 +190,12 @@ test("each early step that fails is named, and nothing is changed", async () => 
       "shop",
       "ending the database's sessions before the safety backup",
     ],
+    // After its DO set the limit to 0: the limit must be put back all the same.
+    [
+      "s/^SELECT 'SESSIONS:'.*/SELECT 1\\/0;/",
+      "shop",
+      "ending the database's sessions before the safety backup",
+    ],
     ["s/^SELECT 'PROPS:'.*/SELECT 1\\/0;/", "shop", "reading the database's properties"],
     ["s/^SELECT 'ROLE:'.*/SELECT 1\\/0;/", "shop_new", "looking up the database's owner"],
   ];
@@ -206,6 +212,10 @@ test("each early step that fails is named, and nothing is changed", async () => 
       },
     );
     assert.deepEqual(await databases(), before, what);
+    const [{ l }] = await pg.query<{ l: number }>(
+      "SELECT datconnlimit AS l FROM pg_database WHERE datname = 'shop'",
+    );
+    assert.equal(l, -1, `the connection limit as it was after "${what}" failed`);
   }
   await assert.rejects(
     withEnv({ PG_BIN: bin, SD_TEST_SED: "s/^SELECT 'SESSIONS:'.*/SELECT 1\\/0;/" }, () =>
@@ -217,6 +227,26 @@ test("each early step that fails is named, and nothing is changed", async () => 
     "SELECT datconnlimit AS l FROM pg_database WHERE datname = 'shop'",
   );
   assert.equal(l, -1, "the connection limit as it was");
+});
+
+test("the kept databases' names cannot be read: said so, and the safety backup begun alongside has ended by then", async () => {
+  const safetyDir = join(dir, "names-unread");
+  await assert.rejects(
+    withEnv(
+      { PG_BIN: bin, SD_TEST_SED: "s/^SELECT datname FROM pg_database WHERE datname LIKE .*/SELECT 1\\/0;/" },
+      () => restoreBackup(backup.file, { databaseUrl: pg.url("shop"), safetyDir, now: NOW }),
+    ),
+    (e: Error) => /^reading the kept databases' names failed: .*division by zero/s.test(e.message),
+  );
+  // Returned before the safety dump ended, the restore would leave a pg_dump running and a half-written file.
+  const files = readdirSync(safetyDir);
+  const dump = files.find((f) => f.endsWith(".pgdump.zst"));
+  assert.ok(dump && files.includes(`${dump}.json`), `a whole safety backup: ${files.join(", ")}`);
+  assert.deepEqual(
+    await pg.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'"),
+    [],
+    "no pg_dump left running",
+  );
 });
 
 test("the database named postgres is restored over: the restore works from template1, the old one kept", async () => {
