@@ -271,6 +271,19 @@ describe("node-pg-migrate (a stand-in on PATH printing $STANDIN_SAY, and its ver
         target,
       );
   });
+
+  it("with migrations applied in the database named, only the others are still pending", async () => {
+    await pg.query(
+      "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL); INSERT INTO pgmigrations (name, run_on) VALUES ('1_a', now())",
+      [],
+      "npm_said",
+    );
+    for (const v of ["STANDIN_SAY", "STANDIN_ARGS", "STANDIN_EXIT"]) delete process.env[v];
+    assert.deepEqual(await failure(run()), [
+      "CheckFailedError",
+      `node-pg-migrate exited 0 with 2 migration(s) pending (2_b, 3_v2), but pgmigrations in the database named (localhost:${pg.port}/npm_said) did not move: still at 1_a. The migrations ran against another database: the tool reads its URL from another variable or a config file. ${FIX}`,
+    ]);
+  });
 });
 
 describe("checksums recorded, then a directory without the migrations", () => {
@@ -308,6 +321,23 @@ describe("the migration marker (event triggers marking the migration's DDL for a
     assert.equal((await migrate({ ...o, action: "up", custom })).output, "2\n");
     for (const action of ["current", "history", "check"] as const)
       assert.equal((await migrate({ ...o, action, custom })).output, "0\n", action);
+  });
+});
+
+describe("a custom command", () => {
+  it("has no table to read: a directory in Prisma's layout is not taken for pending migrations", async () => {
+    const url = await pg.createDatabase("command_layout");
+    await mkdir(join(tmp, "layout", "20260101000000_init"), { recursive: true });
+    await writeFile(join(tmp, "layout", "20260101000000_init", "migration.sql"), "SELECT 1;\n");
+    const r = await migrate({
+      tool: "command",
+      action: "up",
+      dir: "layout",
+      workDir: tmp,
+      databaseUrl: url,
+      custom: { up: "echo applied elsewhere" },
+    });
+    assert.deepEqual(r, { before: undefined, after: undefined, output: "applied elsewhere\n" });
   });
 });
 
