@@ -29,6 +29,9 @@ const standIn = async (name: string, script: string) => {
   await chmod(join(bin, name), 0o755);
   process.env.PATH = `${bin}:${path}`;
 };
+/** A custom command's run against `databaseUrl`: `up` from the temp directory unless `o` says otherwise. */
+const command = (databaseUrl: string, o: Partial<MigrateOptions>) =>
+  migrate({ tool: "command", action: "up", dir: ".", workDir: tmp, databaseUrl, ...o });
 before(async () => {
   pg = await startPostgres();
   tmp = await mkdtemp(join(tmpdir(), "runner-run-"));
@@ -160,12 +163,7 @@ describe("a failed run's hints", () => {
     const said =
       "ERROR:  canceling statement due to lock timeout\nERROR:  canceling statement due to statement timeout";
     const [name, message] = await failure(
-      migrate({
-        tool: "command",
-        action: "up",
-        dir: ".",
-        workDir: tmp,
-        databaseUrl: url,
+      command(url, {
         custom: { up: `printf '${said}\\n'; exit 1` },
         lockTimeout: "1s",
         statementTimeout: "2min",
@@ -291,24 +289,19 @@ describe("checksums recorded, then a directory without the migrations", () => {
     const url = await pg.createDatabase("sums_moved");
     await mkdir(join(tmp, "sums", "empty"), { recursive: true });
     await writeFile(join(tmp, "sums", "a.sql"), "SELECT 1;\n");
-    const o = {
-      tool: "command" as const,
-      workDir: tmp,
-      databaseUrl: url,
-      custom: { up: "true", check: "true" },
-    };
-    await migrate({ ...o, action: "up", dir: "sums" });
+    const custom = { up: "true", check: "true" };
+    await command(url, { dir: "sums", custom });
     const wrongDir = [
       "ConfigError",
       `no command migration files in ${join(tmp, "sums", "empty")} to check the 1 recorded checksum(s) against: pass the migrations directory (\`--dir\` / \`--migrations\`)`,
     ];
     const lines: string[] = [];
     assert.deepEqual(
-      await failure(migrate({ ...o, action: "up", dir: "sums/empty", log: (l) => lines.push(l) })),
+      await failure(command(url, { dir: "sums/empty", custom, log: (l) => lines.push(l) })),
       wrongDir,
     );
     assert.deepEqual(lines, []);
-    assert.deepEqual(await failure(migrate({ ...o, action: "check", dir: "sums/empty" })), wrongDir);
+    assert.deepEqual(await failure(command(url, { action: "check", dir: "sums/empty", custom })), wrongDir);
   });
 });
 
@@ -316,11 +309,10 @@ describe("the migration marker (event triggers marking the migration's DDL for a
   it("is armed while up runs, not while a read-only verb does", async () => {
     const url = await pg.createDatabase("marker");
     const count = `${PSQL} "$DATABASE_URL" -XAtc "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'safe_deploy_mark%'"`;
-    const o = { tool: "command" as const, dir: ".", workDir: tmp, databaseUrl: url };
     const custom = { up: count, current: count, history: count, check: count };
-    assert.equal((await migrate({ ...o, action: "up", custom })).output, "2\n");
+    assert.equal((await command(url, { custom })).output, "2\n");
     for (const action of ["current", "history", "check"] as const)
-      assert.equal((await migrate({ ...o, action, custom })).output, "0\n", action);
+      assert.equal((await command(url, { action, custom })).output, "0\n", action);
   });
 });
 
@@ -329,14 +321,7 @@ describe("a custom command", () => {
     const url = await pg.createDatabase("command_layout");
     await mkdir(join(tmp, "layout", "20260101000000_init"), { recursive: true });
     await writeFile(join(tmp, "layout", "20260101000000_init", "migration.sql"), "SELECT 1;\n");
-    const r = await migrate({
-      tool: "command",
-      action: "up",
-      dir: "layout",
-      workDir: tmp,
-      databaseUrl: url,
-      custom: { up: "echo applied elsewhere" },
-    });
+    const r = await command(url, { dir: "layout", custom: { up: "echo applied elsewhere" } });
     assert.deepEqual(r, { before: undefined, after: undefined, output: "applied elsewhere\n" });
   });
 });
@@ -344,13 +329,7 @@ describe("a custom command", () => {
 describe("a run given no working directory", () => {
   it("runs the tool where safe-deploy runs", async () => {
     const url = await pg.createDatabase("no_workdir");
-    const r = await migrate({
-      tool: "command",
-      action: "up",
-      dir: ".",
-      databaseUrl: url,
-      custom: { up: "pwd" },
-    });
+    const r = await command(url, { workDir: undefined, custom: { up: "pwd" } });
     assert.equal(r.output, `${process.cwd()}\n`);
   });
 });
