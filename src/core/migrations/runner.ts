@@ -307,13 +307,35 @@ export async function missingMigrationsDirectory(
   return (await stat(path).catch(() => undefined))?.isDirectory() ? undefined : path;
 }
 
+/**
+ * node-pg-migrate's own order of its files: the number before the first `_` (a 13-digit ms timestamp,
+ * a 17-digit UTC `yyyymmddhhmmssSSS`, else the plain number or 0), then the names compared with numbers
+ * read as numbers. A plain string sort put `10_c` before `2_b`, so `up 2_b` also applied `10_c`.
+ */
+function toolOrder(a: string, b: string): number {
+  const at = (n: string) => {
+    const p = n.split("_")[0];
+    const u = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d{3})$/.exec(p);
+    return u ? Date.parse(`${u[1]}-${u[2]}-${u[3]}T${u[4]}:${u[5]}:${u[6]}.${u[7]}Z`) : Number(p) || 0;
+  };
+  return (
+    at(a) - at(b) ||
+    a.localeCompare(b, undefined, {
+      usage: "sort",
+      numeric: true,
+      sensitivity: "variant",
+      ignorePunctuation: true,
+    })
+  );
+}
+
 /** Migration names found in a node-pg-migrate directory, in the order the tool runs them. */
 export async function migrationFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
   return names
     .filter((n) => /\.(sql|js|cjs|mjs|ts)$/.test(n) && !n.startsWith("."))
-    .map((n) => n.replace(/\.[^.]+$/, ""))
-    .sort();
+    .sort(toolOrder)
+    .map((n) => n.replace(/\.[^.]+$/, ""));
 }
 
 async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: string; run_on: string }>> {
