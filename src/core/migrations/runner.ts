@@ -364,10 +364,15 @@ async function alembicPending(
   const heads = await run("alembic heads");
   if (heads.code !== 0)
     throw new CheckFailedError(`alembic heads failed (exit ${heads.code}): ${heads.output.trim()}`);
-  const headRevs = [...heads.output.matchAll(/^(\w+) \(head\)/gm)].map((m) => m[1]);
+  // A head on a labelled branch reads `e5 (feat) (head)`.
+  const headRevs = [...heads.output.matchAll(/^(\w+)(?: \([^)]*\))* \(head\)/gm)].map((m) => m[1]);
   if (headRevs.every((h) => current.includes(h))) return [];
   const hist = await run(`alembic history -r ${current[0] ?? "base"}:heads`);
-  return [...hist.output.matchAll(/^\S+ -> (\w+)\b.*$/gm)]
+  // A revision the scripts do not know (the database is ahead of this code) fails here.
+  if (hist.code !== 0)
+    throw new CheckFailedError(`alembic history failed (exit ${hist.code}): ${hist.output.trim()}`);
+  // A merge reads `c3, d4 -> e5 (head) (mergepoint), doc`, a dependency `a1 (x9) -> b2, doc`.
+  return [...hist.output.matchAll(/^.*? -> (\w+)\b.*$/gm)]
     .filter((m) => !current.includes(m[1]))
     .map((m) => m[0].trim())
     .reverse();
