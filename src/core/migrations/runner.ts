@@ -183,7 +183,7 @@ export function failedMigration(tool: Tool, output: string): string | undefined 
   const last = (re: RegExp) => [...output.matchAll(re)].pop();
   if (tool === "node-pg-migrate") return last(/^### MIGRATION (\S+) \((?:UP|DOWN)\) ###$/gm)?.[1];
   if (tool === "alembic") {
-    const step = last(/Running (?:upgrade|downgrade) (.+?) -> (\S+)/g);
+    const step = last(/Running (?:upgrade|downgrade) (.*?) -> (\S+)/g); // `Running upgrade  -> a1` from base
     if (step) return step[2].replace(/,$/, "");
     return last(/File "[^"]*?([^"/]+\/[^"/]+\.py)", line \d+, in (?:upgrade|downgrade)\b/g)?.[1];
   }
