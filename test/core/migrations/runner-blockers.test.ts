@@ -51,6 +51,24 @@ describe("lockBlockers", () => {
   const endAll = async () => {
     for (const c of open.splice(0)) await c.end().catch(() => {});
   };
+  /**
+   * A session named `app` runs `hold`, the tool runs `wait` and is observed waiting on it; then `release`
+   * lets the tool finish. Returns the holder's pid and what lockBlockers said meanwhile.
+   */
+  const blocked = async (o: { app: string; hold: string[]; wait: string; release: string; as?: string }) => {
+    try {
+      const app = await session(o.app);
+      for (const q of o.hold) await app.query(q);
+      const pid = await pidOf(app);
+      const tool = await waitingTool(o.wait, o.as);
+      const seen = await observe(o.as);
+      await app.query(o.release);
+      assert.ok(!((await within(`the tool's ${o.wait}`, tool.done)) instanceof Error));
+      return { pid, seen };
+    } finally {
+      await endAll();
+    }
+  };
 
   before(async () => {
     pg = await startPostgres();
@@ -67,84 +85,67 @@ describe("lockBlockers", () => {
   });
 
   it("an open transaction: its state, age, the tables it holds (not catalogs or views) and what the tool waited for", async () => {
-    try {
-      const app = await session("report job");
-      await app.query("BEGIN");
-      await app.query("LOCK TABLE t IN ACCESS SHARE MODE");
-      await app.query("SELECT count(*) FROM u, pg_class, information_schema.tables");
-      const pid = await pidOf(app);
-      assert.deepEqual(await observe(), []);
-      const tool = await waitingTool("ALTER TABLE t ADD COLUMN c int");
-      assert.deepEqual(await observe(), [
-        {
-          pid,
-          text: `pid ${pid} (application_name "report job", idle in transaction, transaction open N s, holding locks on t, u) while the migration waited for AccessExclusiveLock on t`,
-        },
-      ]);
-      await app.query("COMMIT");
-      assert.ok(!((await within("the tool's ALTER", tool.done)) instanceof Error));
-    } finally {
-      await endAll();
-    }
+    const { pid, seen } = await blocked({
+      app: "report job",
+      hold: [
+        "BEGIN",
+        "LOCK TABLE t IN ACCESS SHARE MODE",
+        "SELECT count(*) FROM u, pg_class, information_schema.tables",
+      ],
+      wait: "ALTER TABLE t ADD COLUMN c int",
+      release: "COMMIT",
+    });
+    assert.deepEqual(seen, [
+      {
+        pid,
+        text: `pid ${pid} (application_name "report job", idle in transaction, transaction open N s, holding locks on t, u) while the migration waited for AccessExclusiveLock on t`,
+      },
+    ]);
   });
 
   it("a session-level advisory lock outside a transaction: no age, no tables, the lock's kind", async () => {
-    try {
-      const app = await session("worker");
-      await app.query("SELECT pg_advisory_lock(7)");
-      const pid = await pidOf(app);
-      const tool = await waitingTool("SELECT pg_advisory_lock(7)");
-      assert.deepEqual(await observe(), [
-        {
-          pid,
-          text: `pid ${pid} (application_name "worker", idle) while the migration waited for ExclusiveLock (advisory)`,
-        },
-      ]);
-      await app.query("SELECT pg_advisory_unlock(7)");
-      assert.ok(!((await within("the tool's advisory lock", tool.done)) instanceof Error));
-    } finally {
-      await endAll();
-    }
+    const { pid, seen } = await blocked({
+      app: "worker",
+      hold: ["SELECT pg_advisory_lock(7)"],
+      wait: "SELECT pg_advisory_lock(7)",
+      release: "SELECT pg_advisory_unlock(7)",
+    });
+    assert.deepEqual(seen, [
+      {
+        pid,
+        text: `pid ${pid} (application_name "worker", idle) while the migration waited for ExclusiveLock (advisory)`,
+      },
+    ]);
   });
 
   it("CREATE INDEX CONCURRENTLY waiting for an older transaction says so", async () => {
-    try {
-      const app = await session("long report");
-      await app.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-      await app.query("SELECT count(*) FROM v");
-      const pid = await pidOf(app);
-      const tool = await waitingTool("CREATE INDEX CONCURRENTLY u_id ON u (id)");
-      assert.deepEqual(await observe(), [
-        {
-          pid,
-          text: `pid ${pid} (application_name "long report", idle in transaction, transaction open N s, holding locks on v) while the migration waited for ShareLock on an older transaction (CONCURRENTLY waits for every transaction open when it started)`,
-        },
-      ]);
-      await app.query("COMMIT");
-      assert.ok(!((await within("the index build", tool.done)) instanceof Error));
-    } finally {
-      await endAll();
-    }
+    const { pid, seen } = await blocked({
+      app: "long report",
+      hold: ["BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT count(*) FROM v"],
+      wait: "CREATE INDEX CONCURRENTLY u_id ON u (id)",
+      release: "COMMIT",
+    });
+    assert.deepEqual(seen, [
+      {
+        pid,
+        text: `pid ${pid} (application_name "long report", idle in transaction, transaction open N s, holding locks on v) while the migration waited for ShareLock on an older transaction (CONCURRENTLY waits for every transaction open when it started)`,
+      },
+    ]);
   });
 
   it("a migration role that may not see another role's session: the pid and name, its state unknown", async () => {
-    try {
-      const app = await session("report job");
-      await app.query("BEGIN");
-      await app.query("LOCK TABLE t IN ACCESS SHARE MODE");
-      const pid = await pidOf(app);
-      const lim = `postgres://lim:lim-pw@127.0.0.1:${pg.port}/blockers`;
-      const tool = await waitingTool("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; COMMIT", lim);
-      assert.deepEqual(await observe(lim), [
-        {
-          pid,
-          text: `pid ${pid} (application_name "report job", unknown state, holding locks on t) while the migration waited for AccessExclusiveLock on t`,
-        },
-      ]);
-      await app.query("COMMIT");
-      assert.ok(!((await within("the tool's LOCK", tool.done)) instanceof Error));
-    } finally {
-      await endAll();
-    }
+    const { pid, seen } = await blocked({
+      app: "report job",
+      hold: ["BEGIN", "LOCK TABLE t IN ACCESS SHARE MODE"],
+      wait: "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; COMMIT",
+      release: "COMMIT",
+      as: `postgres://lim:lim-pw@127.0.0.1:${pg.port}/blockers`,
+    });
+    assert.deepEqual(seen, [
+      {
+        pid,
+        text: `pid ${pid} (application_name "report job", unknown state, holding locks on t) while the migration waited for AccessExclusiveLock on t`,
+      },
+    ]);
   });
 });
