@@ -350,8 +350,9 @@ async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: strin
 
 /**
  * Alembic revisions not applied yet, oldest first (`alembic check` only compares models with the
- * database and passes with pending revisions): `alembic heads` against alembic_version, listed from
- * `alembic history -r CURRENT:heads`.
+ * database and passes with pending revisions): `alembic heads` against alembic_version, then every
+ * revision of `alembic history` that is neither in alembic_version nor below one that is. A range
+ * (`-r CURRENT:heads`) missed a head on another branch than CURRENT's.
  */
 async function alembicPending(
   client: Client,
@@ -364,17 +365,35 @@ async function alembicPending(
   const heads = await run("alembic heads");
   if (heads.code !== 0)
     throw new CheckFailedError(`alembic heads failed (exit ${heads.code}): ${heads.output.trim()}`);
-  // A head on a labelled branch reads `e5 (feat) (head)`.
+  // A head on a labelled branch reads `r5 (feat) (head)`.
   const headRevs = [...heads.output.matchAll(/^(\w+)(?: \([^)]*\))* \(head\)/gm)].map((m) => m[1]);
   if (headRevs.every((h) => current.includes(h))) return [];
-  const hist = await run(`alembic history -r ${current[0] ?? "base"}:heads`);
-  // A revision the scripts do not know (the database is ahead of this code) fails here.
+  const hist = await run("alembic history");
   if (hist.code !== 0)
     throw new CheckFailedError(`alembic history failed (exit ${hist.code}): ${hist.output.trim()}`);
-  // A merge reads `c3, d4 -> e5 (head) (mergepoint), doc`, a dependency `a1 (x9) -> b2, doc`.
-  return [...hist.output.matchAll(/^.*? -> (\w+)\b.*$/gm)]
-    .filter((m) => !current.includes(m[1]))
-    .map((m) => m[0].trim())
+  // Newest first: `<base> -> r1, doc`, a merge `r3, r4 -> r5 (head) (mergepoint), doc`, a dependency
+  // `r1 (d9) -> r2, doc`.
+  const steps = [...hist.output.matchAll(/^(.*?) -> (\w+)\b.*$/gm)].map((m) => ({
+    line: m[0].trim(),
+    rev: m[2],
+    below: m[1].split(/[\s,()]+/).filter((r) => r && r !== "<base>"),
+  }));
+  const below = new Map(steps.map((s) => [s.rev, s.below]));
+  const unknown = current.filter((r) => !below.has(r));
+  if (unknown.length)
+    throw new CheckFailedError(
+      `alembic_version holds ${unknown.join(", ")}, which \`alembic history\` does not list: the database was migrated by other scripts than these (a newer release?)`,
+    );
+  const applied = new Set<string>();
+  const apply = (r: string) => {
+    if (applied.has(r)) return;
+    applied.add(r);
+    for (const b of below.get(r) ?? []) apply(b);
+  };
+  current.forEach(apply);
+  return steps
+    .filter((s) => !applied.has(s.rev))
+    .map((s) => s.line)
     .reverse();
 }
 

@@ -1,6 +1,7 @@
 // Issue 22 (session 12): `migrate check` with the real Alembic on branched revisions (fixture
-// alembic-branches: r1 -> r2 -> r3 (labelled `feat`) and r4 -> merged in r5): the pending list read from
-// `alembic heads` and `alembic history` whatever the database holds. Needs Debian's `alembic`.
+// alembic-branches: r2 branches into r3 (labelled `feat`) and r4, merged in r5; r6 a second head off r1):
+// the pending list read from `alembic heads` and `alembic history` whatever the database holds. Needs
+// Debian's `alembic`.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -10,6 +11,8 @@ import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const WORK = join(__dirname, "../../fixtures/migrations/alembic-branches");
 const FIX = "fix: apply them with `safe-deploy migrate up`";
+const MERGE = "r3, r4 -> r5 (feat) (head) (mergepoint), merge feature and audit";
+const SIDE = "r1 -> r6 (side) (head), side table";
 
 describe("migrate check with alembic on branches and a merge", () => {
   let pg: TestPostgres;
@@ -38,18 +41,19 @@ describe("migrate check with alembic on branches and a merge", () => {
   after(async () => pg?.close());
 
   it(
-    "every revision pending from base, oldest first, the labelled merge head included",
+    "every revision pending from base, oldest first, the labelled heads and the merge included",
     { timeout: 60_000 },
     async () => {
       assert.deepEqual(await failure(check()), [
         "CheckFailedError",
         [
-          "5 pending:",
-          "  <base> -> r1, create accounts",
+          "6 pending:",
+          "  <base> -> r1 (branchpoint), create accounts",
           "  r1 -> r2 (branchpoint), accounts email",
           "  r2 -> r4, audit log",
           "  r2 -> r3 (feat), feature flags",
-          "  r3, r4 -> r5 (feat) (head) (mergepoint), merge feature and audit",
+          `  ${MERGE}`,
+          `  ${SIDE}`,
           FIX,
         ].join("\n"),
       ]);
@@ -57,24 +61,26 @@ describe("migrate check with alembic on branches and a merge", () => {
   );
 
   it(
-    "at both branches the merge alone is pending; at the merge nothing is; a revision the scripts lack fails",
+    "what is pending on each branch: the merge and the other head, the other head alone, nothing; an unknown revision fails",
     { timeout: 60_000 },
     async () => {
       await at("r3", "r4");
       assert.deepEqual(await failure(check()), [
         "CheckFailedError",
-        `1 pending:\n  r3, r4 -> r5 (feat) (head) (mergepoint), merge feature and audit\n${FIX}`,
+        `2 pending:\n  ${MERGE}\n  ${SIDE}\n${FIX}`,
       ]);
       await at("r5");
+      assert.deepEqual(await failure(check()), ["CheckFailedError", `1 pending:\n  ${SIDE}\n${FIX}`]);
+      await at("r6", "r5");
       assert.deepEqual(await check(), {
-        before: "r5",
-        after: "r5",
-        output: "0 pending: the database is at the script head(s) r5",
+        before: "r6",
+        after: "r6",
+        output: "0 pending: the database is at the script head(s) r5, r6",
       });
-      await at("zz9");
+      await at("r6", "zz9");
       assert.deepEqual(await failure(check()), [
         "CheckFailedError",
-        "alembic history failed (exit 255): FAILED: Can't locate revision identified by 'zz9'",
+        "alembic_version holds zz9, which `alembic history` does not list: the database was migrated by other scripts than these (a newer release?)",
       ]);
     },
   );
