@@ -63,6 +63,7 @@ describe("migrationFiles and missingMigrationsDirectory", () => {
       "init_x.sql",
       "1800000000000_t.sql",
       "20240101000000000_u.sql",
+      "120240101000000000_w.sql",
       ".hidden.sql",
       "README.md",
       "3_old.sql.orig",
@@ -80,6 +81,7 @@ describe("migrationFiles and missingMigrationsDirectory", () => {
       "10_c",
       "20240101000000000_u", // 2024-01-01, before 1800000000000 (2027)
       "1800000000000_t",
+      "120240101000000000_w", // 18 digits: neither format, read as a number
     ]);
   });
 
