@@ -108,16 +108,17 @@ const TESTS = {
   // s11: runner-edges.test.ts and runner-exits.test.ts (~10 s each, one server) reach what only those
   // two did, in process;
   // runner-loss.test.ts (~9 s: a real backup restored, lock_timeout retries) last.
-  // s12 (lines 132-429): runner-output (pure) and runner-tools (bounded runShell, the real node-pg-migrate,
-  // ~15 s) early; runner-blockers (~15 s) and runner-alembic (the real Alembic, ~25 s) before the last.
+  // s12 (lines 132-470): runner-output (pure) first; runner-blockers (~15 s) next, as it reaches only
+  // connect and lockBlockers (a lockBlockers mutant ran four files, ~90 s, before it with it last);
+  // runner-tools (bounded runShell, the real node-pg-migrate, ~15 s); runner-alembic (~25 s) late.
   "migrations/runner": [
     "test/core/migrations/runner-hints.test.ts",
     "test/core/migrations/runner-output.test.ts",
+    "test/core/migrations/runner-blockers.test.ts",
     "test/core/migrations/runner-tools.test.ts",
     "test/core/migrations/runner-edges.test.ts",
     "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-core.test.ts",
-    "test/core/migrations/runner-blockers.test.ts",
     "test/core/migrations/runner-alembic.test.ts",
     "test/core/migrations/runner-loss.test.ts",
   ],
