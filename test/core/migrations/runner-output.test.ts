@@ -37,6 +37,8 @@ test("failedMigration: each tool's wording of the migration it was running", () 
       "20260101000000_init",
     ],
     ["prisma", "The `a` migration started at x\nMigration name: b", "b"],
+    ["prisma", "Migration name: 20260101000000_init\nError: P3018", "20260101000000_init"],
+    ["command", "Migration name: 20260101000000_init", undefined], // Prisma's words from another tool
   ];
   for (const [tool, output, want] of cases)
     assert.equal(failedMigration(tool, output), want, `${tool}: ${output}`);

@@ -15,6 +15,7 @@ import {
   type MigrateOptions,
 } from "../../../src/core/migrations/runner";
 import { within } from "../../helpers/bounded";
+import { failure } from "../../helpers/failure";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
@@ -137,6 +138,33 @@ describe("up REV and down REV with the real node-pg-migrate on numbered files", 
       const down = await run({ action: "down", target: "1_a" });
       assert.deepEqual([down.before, down.after], ["10_c", "1_a"]);
       assert.equal(await tables(), "t_1_a");
+    },
+  );
+
+  it(
+    "a tool that is not installed where it runs: exit 127, and how to install it",
+    { timeout: 60_000 },
+    async () => {
+      const path = process.env.PATH;
+      process.env.PATH = "/nonexistent";
+      try {
+        await mkdir(join(tmp, "bare", "mig"), { recursive: true });
+        const bare = join(tmp, "bare");
+        assert.deepEqual(await failure(run({ workDir: bare })), [
+          "CannotRunError",
+          `node-pg-migrate up could not start in ${bare} (exit 127): /bin/sh: 1: node-pg-migrate: not found; install it in \`--work-dir\` (\`npm ci\`; node_modules/.bin is searched before PATH), or pass the \`--work-dir\` where it is installed`,
+        ]);
+        const alembic = join(ROOT, "test/fixtures/migrations/alembic-branches");
+        assert.deepEqual(
+          await failure(run({ tool: "alembic", dir: ".", workDir: alembic, targetChecked: true })),
+          [
+            "CannotRunError",
+            `alembic up could not start in ${alembic} (exit 127): /bin/sh: 1: alembic: not found; install Alembic and the database driver where safe-deploy runs (\`pip install alembic psycopg2\`)`,
+          ],
+        );
+      } finally {
+        process.env.PATH = path;
+      }
     },
   );
 });
