@@ -135,6 +135,8 @@ describe("up REV and down REV with the real node-pg-migrate on numbered files", 
       assert.equal((await run({ target: "10_c" })).after, "10_c");
       assert.deepEqual(await migrationsToRevert(url, "2_b2"), ["10_c"]);
       assert.deepEqual(await migrationsToRevert(url, "0"), []);
+      assert.deepEqual(await migrationsToRevert(url, "10"), ["10_c", "2_b2", "1_a"]); // a count of two digits
+      assert.deepEqual(await migrationsToRevert(url, "10_c"), []); // the latest: nothing to revert
       const down = await run({ action: "down", target: "1_a" });
       assert.deepEqual([down.before, down.after], ["10_c", "1_a"]);
       assert.equal(await tables(), "t_1_a");
@@ -150,10 +152,13 @@ describe("up REV and down REV with the real node-pg-migrate on numbered files", 
       try {
         await mkdir(join(tmp, "bare", "mig"), { recursive: true });
         const bare = join(tmp, "bare");
-        assert.deepEqual(await failure(run({ workDir: bare })), [
-          "CannotRunError",
-          `node-pg-migrate up could not start in ${bare} (exit 127): /bin/sh: 1: node-pg-migrate: not found; install it in \`--work-dir\` (\`npm ci\`; node_modules/.bin is searched before PATH), or pass the \`--work-dir\` where it is installed`,
-        ]);
+        assert.deepEqual(
+          await failure(run({ workDir: bare, databaseUrl: await pg.createDatabase("bare") })),
+          [
+            "CannotRunError",
+            `node-pg-migrate up could not start in ${bare} (exit 127): /bin/sh: 1: node-pg-migrate: not found; install it in \`--work-dir\` (\`npm ci\`; node_modules/.bin is searched before PATH), or pass the \`--work-dir\` where it is installed`,
+          ],
+        );
         const alembic = join(ROOT, "test/fixtures/migrations/alembic-branches");
         assert.deepEqual(
           await failure(run({ tool: "alembic", dir: ".", workDir: alembic, targetChecked: true })),
