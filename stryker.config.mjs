@@ -108,14 +108,20 @@ const TESTS = {
   // s11: runner-edges.test.ts and runner-exits.test.ts (~10 s each, one server) reach what only those
   // two did, in process;
   // runner-loss.test.ts (~9 s: a real backup restored, lock_timeout retries) last.
-  // s12: runner-run.test.ts (one server: what the run and the not-moved check do after the tool ran)
-  // kills what the older files let survive; runner-retry.test.ts waits the product's 2 s + 4 s.
+  // s12: runner-output (pure) first; runner-run (one server: what the run and the not-moved check do
+  // after the tool ran); runner-blockers (~15 s) reaches only connect and lockBlockers; runner-tools
+  // (bounded runShell, the real node-pg-migrate, ~15 s); runner-alembic (~25 s) and runner-retry (waits
+  // the product's 2 s + 4 s) late.
   "migrations/runner": [
     "test/core/migrations/runner-hints.test.ts",
+    "test/core/migrations/runner-output.test.ts",
     "test/core/migrations/runner-run.test.ts",
+    "test/core/migrations/runner-blockers.test.ts",
+    "test/core/migrations/runner-tools.test.ts",
     "test/core/migrations/runner-edges.test.ts",
     "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-core.test.ts",
+    "test/core/migrations/runner-alembic.test.ts",
     "test/core/migrations/runner-retry.test.ts",
     "test/core/migrations/runner-loss.test.ts",
   ],

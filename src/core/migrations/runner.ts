@@ -183,7 +183,7 @@ export function failedMigration(tool: Tool, output: string): string | undefined 
   const last = (re: RegExp) => [...output.matchAll(re)].pop();
   if (tool === "node-pg-migrate") return last(/^### MIGRATION (\S+) \((?:UP|DOWN)\) ###$/gm)?.[1];
   if (tool === "alembic") {
-    const step = last(/Running (?:upgrade|downgrade) (.+?) -> (\S+)/g);
+    const step = last(/Running (?:upgrade|downgrade) (.*?) -> (\S+)/g); // `Running upgrade  -> a1` from base
     if (step) return step[2].replace(/,$/, "");
     return last(/File "[^"]*?([^"/]+\/[^"/]+\.py)", line \d+, in (?:upgrade|downgrade)\b/g)?.[1];
   }
@@ -307,13 +307,35 @@ export async function missingMigrationsDirectory(
   return (await stat(path).catch(() => undefined))?.isDirectory() ? undefined : path;
 }
 
+/**
+ * node-pg-migrate's own order of its files: the number before the first `_` (a 13-digit ms timestamp,
+ * a 17-digit UTC `yyyymmddhhmmssSSS`, else the plain number or 0), then the names compared with numbers
+ * read as numbers. A plain string sort put `10_c` before `2_b`, so `up 2_b` also applied `10_c`.
+ */
+function toolOrder(a: string, b: string): number {
+  const at = (n: string) => {
+    const p = n.split("_")[0];
+    const u = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d{3})$/.exec(p);
+    return u ? Date.parse(`${u[1]}-${u[2]}-${u[3]}T${u[4]}:${u[5]}:${u[6]}.${u[7]}Z`) : Number(p) || 0;
+  };
+  return (
+    at(a) - at(b) ||
+    a.localeCompare(b, undefined, {
+      usage: "sort",
+      numeric: true,
+      sensitivity: "variant",
+      ignorePunctuation: true,
+    })
+  );
+}
+
 /** Migration names found in a node-pg-migrate directory, in the order the tool runs them. */
 export async function migrationFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
   return names
     .filter((n) => /\.(sql|js|cjs|mjs|ts)$/.test(n) && !n.startsWith("."))
-    .map((n) => n.replace(/\.[^.]+$/, ""))
-    .sort();
+    .sort(toolOrder)
+    .map((n) => n.replace(/\.[^.]+$/, ""));
 }
 
 async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: string; run_on: string }>> {
@@ -328,8 +350,9 @@ async function appliedNodePgMigrate(client: Client): Promise<Array<{ name: strin
 
 /**
  * Alembic revisions not applied yet, oldest first (`alembic check` only compares models with the
- * database and passes with pending revisions): `alembic heads` against alembic_version, listed from
- * `alembic history -r CURRENT:heads`.
+ * database and passes with pending revisions): `alembic heads` against alembic_version, then every
+ * revision of `alembic history` that is neither in alembic_version nor below one that is. A range
+ * (`-r CURRENT:heads`) missed a head on another branch than CURRENT's.
  */
 async function alembicPending(
   client: Client,
@@ -342,12 +365,35 @@ async function alembicPending(
   const heads = await run("alembic heads");
   if (heads.code !== 0)
     throw new CheckFailedError(`alembic heads failed (exit ${heads.code}): ${heads.output.trim()}`);
-  const headRevs = [...heads.output.matchAll(/^(\w+) \(head\)/gm)].map((m) => m[1]);
+  // A head on a labelled branch reads `r5 (feat) (head)`.
+  const headRevs = [...heads.output.matchAll(/^(\w+)(?: \([^)]*\))* \(head\)/gm)].map((m) => m[1]);
   if (headRevs.every((h) => current.includes(h))) return [];
-  const hist = await run(`alembic history -r ${current[0] ?? "base"}:heads`);
-  return [...hist.output.matchAll(/^\S+ -> (\w+)\b.*$/gm)]
-    .filter((m) => !current.includes(m[1]))
-    .map((m) => m[0].trim())
+  const hist = await run("alembic history");
+  if (hist.code !== 0)
+    throw new CheckFailedError(`alembic history failed (exit ${hist.code}): ${hist.output.trim()}`);
+  // Newest first: `<base> -> r1, doc`, a merge `r3, r4 -> r5 (head) (mergepoint), doc`, a dependency
+  // `r1 (d9) -> r2, doc`.
+  const steps = [...hist.output.matchAll(/^(.*?) -> (\w+)\b.*$/gm)].map((m) => ({
+    line: m[0].trim(),
+    rev: m[2],
+    below: m[1].split(/[\s,()]+/).filter((r) => r && r !== "<base>"),
+  }));
+  const below = new Map(steps.map((s) => [s.rev, s.below]));
+  const unknown = current.filter((r) => !below.has(r));
+  if (unknown.length)
+    throw new CheckFailedError(
+      `alembic_version holds ${unknown.join(", ")}, which \`alembic history\` does not list: the database was migrated by other scripts than these (a newer release?)`,
+    );
+  const applied = new Set<string>();
+  const apply = (r: string) => {
+    if (applied.has(r)) return;
+    applied.add(r);
+    for (const b of below.get(r) ?? []) apply(b);
+  };
+  current.forEach(apply);
+  return steps
+    .filter((s) => !applied.has(s.rev))
+    .map((s) => s.line)
     .reverse();
 }
 
