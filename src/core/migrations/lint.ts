@@ -332,14 +332,13 @@ function nullTestedColumns(expr: unknown): string[] | undefined {
  * Functions a DEFAULT may call and still be evaluated once at ALTER time (immutable or stable), so
  * PostgreSQL 11+ stores the value in the catalog instead of rewriting the table. Anything else,
  * volatile (random(), gen_random_uuid(), nextval) or unknown (a user's myfunc()), is taken as a rewrite.
+ * CURRENT_TIMESTAMP, CURRENT_DATE, LOCALTIMESTAMP, COALESCE, NULLIF, GREATEST and LEAST are not listed:
+ * the parser gives them their own nodes, never a FuncCall (the functions inside them are still judged).
  */
 const SAFE_DEFAULT_FUNCTIONS = new Set([
   "now",
   "transaction_timestamp",
   "statement_timestamp",
-  "current_timestamp",
-  "current_date",
-  "localtimestamp",
   "current_setting",
   "timezone",
   "date_trunc",
@@ -360,10 +359,6 @@ const SAFE_DEFAULT_FUNCTIONS = new Set([
   "length",
   "abs",
   "round",
-  "coalesce",
-  "nullif",
-  "greatest",
-  "least",
   "array_fill",
   "json_build_object",
   "jsonb_build_object",
