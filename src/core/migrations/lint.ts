@@ -424,7 +424,8 @@ export const DEFAULT_PG_VERSION = 15;
 
 /** The PostgreSQL major version of a database image (`postgres:16-alpine` -> 16), else undefined. */
 export function pgVersionFromImage(image: string): number | undefined {
-  const tag = /:([^/@]+)(@.*)?$/.exec(image)?.[1];
+  // The tag follows the last `:` after the last `/`, before any `@digest` (whose hex is no version).
+  const tag = /:([^/:]+)$/.exec(image.split("@")[0])?.[1];
   const m = tag ? /^(\d+)/.exec(tag) : undefined;
   if (!m) return undefined;
   const v = Number(m[1]);
