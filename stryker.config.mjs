@@ -20,9 +20,11 @@ const TESTS = {
   // Issue 22 (s10): the pure lint files first; lint-gate.test.ts reaches lintGate (PostgreSQL, ~8 s).
   // lint-postgres.test.ts is left out: it restates rule verdicts lint.test.ts holds, at 9 s a survivor.
   "migrations/lint": [
-    // s12: the DEFAULT functions name by name (2 s; before it, each survived through every file below).
-    "test/core/migrations/lint-defaults.test.ts",
     "test/core/migrations/lint-messages.test.ts",
+    // s12: the DEFAULT functions name by name (2 s; before it, each survived through every file below),
+    // the helpers at the top of lint.ts.
+    "test/core/migrations/lint-defaults.test.ts",
+    "test/core/migrations/lint-helpers.test.ts",
     "test/core/migrations/lint-sql.test.ts",
     "test/core/migrations/lint-sql-edges.test.ts",
     "test/core/migrations/lint-timeouts.test.ts",

@@ -412,7 +412,8 @@ export function columnRewriteReason(def: Node, pgVersion = DEFAULT_PG_VERSION): 
     if (c.contype === "CONSTR_GENERATED") return "GENERATED ALWAYS AS (...) STORED";
     if (c.contype !== "CONSTR_DEFAULT" || isNullConst(c.raw_expr)) continue;
     if (pgVersion < 11) return `with a DEFAULT (PostgreSQL ${pgVersion} < 11 rewrites for any DEFAULT)`;
-    const fn = funcNames(c.raw_expr).find((f) => !SAFE_DEFAULT_FUNCTIONS.has(f.toLowerCase()));
+    // The parser already folds unquoted names; a quoted "NOW"() is another (user's) function.
+    const fn = funcNames(c.raw_expr).find((f) => !SAFE_DEFAULT_FUNCTIONS.has(f));
     if (fn) return `with DEFAULT ${fn}(), not known to be immutable or stable`;
     if (hasNode(c.raw_expr, "SubLink")) return "with a subquery in DEFAULT, which PostgreSQL rejects";
   }
@@ -471,9 +472,8 @@ export function newLintState(): LintState {
 
 /** See {@link LintFinding.fingerprint}: positions are the only part of the tree that formatting moves. */
 export function statementFingerprint(stmt: unknown): string {
-  const json = JSON.stringify(stmt, (k, v: unknown) =>
-    k === "location" || k === "stmt_location" || k === "stmt_len" ? undefined : v,
-  );
+  // A statement's node, not its RawStmt: `stmt_location`/`stmt_len` are not in it.
+  const json = JSON.stringify(stmt, (k, v: unknown) => (k === "location" ? undefined : v));
   return createHash("sha256").update(json).digest("hex").slice(0, 16);
 }
 

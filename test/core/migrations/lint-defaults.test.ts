@@ -75,6 +75,8 @@ it("a volatile or unknown function anywhere in the DEFAULT is named, keywords ar
     ["lower(app.make_code())", "make_code"],
     ["now() + make_delay()", "make_delay"],
     ["round(random())", "random"],
+    // Quoted, the name keeps its case: not pg_catalog's now() but a function of the user's.
+    ['"NOW"()', "NOW"],
   ];
   for (const [def, fn] of cases)
     assert.deepEqual(
