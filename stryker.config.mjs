@@ -36,6 +36,9 @@ const TESTS = {
     // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
     "test/core/migrations/lint-gate-edges.test.ts",
     "test/core/migrations/lint-migrations.test.ts",
+    // s12: an Alembic directory (real alembic), a code migration's cwd, the gate's version and default
+    // baseline (~25 s: alembic renders 5 revisions).
+    "test/core/migrations/lint-migrations-edges.test.ts",
     "test/core/migrations/lint-gate.test.ts",
   ],
   // The pure verdict has its own table test; the runner's tests reach it too, at a minute a mutant.

@@ -2,7 +2,18 @@
 // a database image, the part of a node-pg-migrate file that is linted, the allow comments. In process.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { pgVersionFromImage } from "../../../src/core/migrations/lint";
+import {
+  allowedRules,
+  lintSql,
+  pgVersionFromImage,
+  upPart,
+  type LintConfig,
+} from "../../../src/core/migrations/lint";
+
+const lint = async (sql: string, config: LintConfig = {}) =>
+  (await lintSql(sql, "x.sql", { timeoutsSetByRunner: true, ...config })).map(
+    (f) => `${f.line} ${f.rule}: ${f.message}`,
+  );
 
 const DIGEST = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -27,5 +38,78 @@ describe("pgVersionFromImage", () => {
       ["postgres:", undefined],
     ];
     for (const [image, want] of cases) assert.equal(pgVersionFromImage(image), want, image);
+  });
+});
+
+describe("upPart: what of a node-pg-migrate file is linted", () => {
+  it("blanks what precedes the Up part (lines kept), cuts the Down part, leaves a file without markers as is", () => {
+    const cases: Array<[string, string]> = [
+      ["-- head\n-- Up Migration\nA;\n-- Down Migration\nB;\n", "       \n-- Up Migration\nA;\n"],
+      // Down only: everything before it runs on deploy.
+      ["A;\n-- Down Migration\nB;\n", "A;\n"],
+      // A Down part written first is not the end of the Up part.
+      ["-- Down Migration\nB;\n-- Up Migration\nA;\n", "                 \n  \n-- Up Migration\nA;\n"],
+      ["x\n--up migration", " \n--up migration"],
+      ["x\n--  UP MIGRATION (generated)\nA;", " \n--  UP MIGRATION (generated)\nA;"],
+      // Not a marker: mid-line, or another word.
+      ["SELECT 1; -- Up Migration\nA;", "SELECT 1; -- Up Migration\nA;"],
+      ["x\n-- Up Migrations follow\nA;", "x\n-- Up Migrations follow\nA;"],
+      ["A;\n-- Down Migrationsx\nB;", "A;\n-- Down Migrationsx\nB;"],
+      ["C;", "C;"],
+    ];
+    for (const [sql, want] of cases) assert.equal(upPart(sql), want, JSON.stringify(sql));
+  });
+
+  it("a finding of the Up part keeps its line; the Down part's statements are not judged", async () => {
+    assert.deepEqual(
+      await lint("DROP TABLE before_up;\n-- Up Migration\nTRUNCATE a;\n-- Down Migration\nDROP TABLE a;\n"),
+      ["3 truncate: TRUNCATE a"],
+    );
+  });
+});
+
+describe("allow comments", () => {
+  it("allowedRules: any case, blanks between, one rule id per comment, lowercased", () => {
+    assert.deepEqual(
+      [...allowedRules("-- SAFE-DEPLOY:  ALLOW\tDROP-TABLE, truncate\n--safe-deploy:allow x2")],
+      ["drop-table", "x2"],
+    );
+    assert.deepEqual([...allowedRules("-- safe-deploy: allow")], []);
+    assert.deepEqual([...allowedRules("-- safe-deploy allow truncate")], []);
+  });
+
+  it("an allow comment in capitals silences its rule on that statement only", async () => {
+    assert.deepEqual(await lint("-- SAFE-DEPLOY: ALLOW TRUNCATE\nTRUNCATE a;\nTRUNCATE b;"), [
+      "3 truncate: TRUNCATE b",
+    ]);
+  });
+});
+
+describe("what a SET leaves in force", () => {
+  it("a timeout given as a decimal number: 0.0 turns it off, 1.5 (ms) is a limit", async () => {
+    const warned = async (sql: string) =>
+      (await lint(sql, { timeoutsSetByRunner: false })).filter((f) => f.includes("require-timeouts"));
+    const set = "SET lock_timeout = 1.5; SET statement_timeout = 2.5;";
+    assert.deepEqual(await warned(`${set}\nALTER TABLE a ADD COLUMN b int;`), []);
+    assert.deepEqual(await warned(`${set}\nSET statement_timeout = 0.0;\nALTER TABLE a ADD COLUMN b int;`), [
+      "3 require-timeouts: AlterTable before any SET statement_timeout",
+    ]);
+  });
+});
+
+describe("tables created in the file", () => {
+  it("public.t, pg_temp.t and t are one table; a schema or name only starting with public is another", async () => {
+    assert.deepEqual(
+      await lint(
+        "CREATE TABLE public.a (id int PRIMARY KEY); CREATE INDEX ia ON a (id);\n" +
+          "CREATE TEMP TABLE pg_temp.b (id int PRIMARY KEY); CREATE INDEX ib ON public.b (id);\n" +
+          "CREATE TABLE publicx.c (id int PRIMARY KEY); CREATE INDEX ic ON c (id);\n" +
+          'CREATE TABLE s."public.d" (id int PRIMARY KEY); CREATE INDEX id ON s.d (id);',
+      ),
+      [
+        "3 create-index-without-concurrently: CREATE INDEX ic on c without CONCURRENTLY",
+        "4 create-index-without-concurrently: CREATE INDEX id on s.d without CONCURRENTLY",
+      ],
+    );
   });
 });
