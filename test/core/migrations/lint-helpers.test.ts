@@ -113,3 +113,45 @@ describe("tables created in the file", () => {
     );
   });
 });
+
+describe("NULL tests on an expression or a qualified column", () => {
+  it("a CHECK (t.a IS NOT NULL) proves a; one on an expression proves nothing (PostgreSQL 12+)", async () => {
+    const setNotNull = (check: string) =>
+      lint(
+        `ALTER TABLE t ADD CONSTRAINT c CHECK (${check}) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;\n` +
+          "ALTER TABLE t ALTER COLUMN a SET NOT NULL;",
+        { pgVersion: 12 },
+      );
+    assert.deepEqual(await setNotNull("t.a IS NOT NULL"), []);
+    assert.deepEqual(await setNotNull("(a + b) IS NOT NULL"), ["3 set-not-null: SET NOT NULL on t.a"]);
+  });
+
+  it("a backfill WHERE t.c IS NULL is one; (c + 1) IS NULL, alone or OR-ed, is not lint's to judge", async () => {
+    assert.deepEqual(
+      await lint(
+        "ALTER TABLE t ADD COLUMN c int;\nUPDATE t SET c = 1 WHERE (c + 1) IS NULL;\n" +
+          "UPDATE t SET c = 1 WHERE t.c IS NULL;\nUPDATE t SET c = 1 WHERE c IS NULL OR (c + 1) IS NULL;",
+      ),
+      [
+        "3 backfill-in-one-statement: UPDATE t WHERE c IS NULL right after ADD COLUMN c: every row, in one statement",
+      ],
+    );
+  });
+});
+
+describe("why an added column rewrites the table", () => {
+  it("before PostgreSQL 11 only a DEFAULT other than NULL rewrites; from 11 a constant does not", async () => {
+    const sql =
+      "ALTER TABLE t ADD COLUMN a int CHECK (a > 0), ADD COLUMN b int DEFAULT NULL, ADD COLUMN c int DEFAULT 0;";
+    assert.deepEqual(await lint(sql, { pgVersion: 10 }), [
+      "1 add-column-rewrites-table: ADD COLUMN c with a DEFAULT (PostgreSQL 10 < 11 rewrites for any DEFAULT) on t",
+    ]);
+    assert.deepEqual(await lint(sql, { pgVersion: 11 }), []);
+  });
+
+  it("a subquery among a safe function's arguments is still found", async () => {
+    assert.deepEqual(await lint("ALTER TABLE t ADD COLUMN c text DEFAULT concat('a', (SELECT 'b'));"), [
+      "1 add-column-rewrites-table: ADD COLUMN c with a subquery in DEFAULT, which PostgreSQL rejects on t",
+    ]);
+  });
+});
