@@ -55,6 +55,8 @@ describe("upPart: what of a node-pg-migrate file is linted", () => {
       ["SELECT 1; -- Up Migration\nA;", "SELECT 1; -- Up Migration\nA;"],
       ["x\n-- Up Migrations follow\nA;", "x\n-- Up Migrations follow\nA;"],
       ["A;\n-- Down Migrationsx\nB;", "A;\n-- Down Migrationsx\nB;"],
+      ["A; -- Down Migration\nB;", "A; -- Down Migration\nB;"],
+      ["A;\n--Down Migration\nB;", "A;\n"],
       ["C;", "C;"],
     ];
     for (const [sql, want] of cases) assert.equal(upPart(sql), want, JSON.stringify(sql));
@@ -71,8 +73,12 @@ describe("upPart: what of a node-pg-migrate file is linted", () => {
 describe("allow comments", () => {
   it("allowedRules: any case, blanks between, one rule id per comment, lowercased", () => {
     assert.deepEqual(
-      [...allowedRules("-- SAFE-DEPLOY:  ALLOW\tDROP-TABLE, truncate\n--safe-deploy:allow x2")],
-      ["drop-table", "x2"],
+      [
+        ...allowedRules(
+          "-- SAFE-DEPLOY:  ALLOW\tDROP-TABLE, truncate\n--safe-deploy:allow x2 -- safe-deploy: allow \t vacuum-full",
+        ),
+      ],
+      ["drop-table", "x2", "vacuum-full"],
     );
     assert.deepEqual([...allowedRules("-- safe-deploy: allow")], []);
     assert.deepEqual([...allowedRules("-- safe-deploy allow truncate")], []);
@@ -115,7 +121,7 @@ describe("tables created in the file", () => {
 });
 
 describe("NULL tests on an expression or a qualified column", () => {
-  it("a CHECK (t.a IS NOT NULL) proves a; one on an expression proves nothing (PostgreSQL 12+)", async () => {
+  it("a CHECK (t.a IS NOT NULL) proves a; IS NULL or one on an expression proves nothing (PostgreSQL 12+)", async () => {
     const setNotNull = (check: string) =>
       lint(
         `ALTER TABLE t ADD CONSTRAINT c CHECK (${check}) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;\n` +
@@ -123,6 +129,7 @@ describe("NULL tests on an expression or a qualified column", () => {
         { pgVersion: 12 },
       );
     assert.deepEqual(await setNotNull("t.a IS NOT NULL"), []);
+    assert.deepEqual(await setNotNull("a IS NULL"), ["3 set-not-null: SET NOT NULL on t.a"]);
     assert.deepEqual(await setNotNull("(a + b) IS NOT NULL"), ["3 set-not-null: SET NOT NULL on t.a"]);
   });
 
