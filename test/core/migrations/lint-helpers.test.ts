@@ -162,3 +162,21 @@ describe("why an added column rewrites the table", () => {
     ]);
   });
 });
+
+describe("statements whose tree holds positions or other output names", () => {
+  it("a fingerprint ignores where the statement's table name stands (TRUNCATE's RangeVar has a location)", async () => {
+    const print = async (sql: string) =>
+      (await lintSql(sql, "x.sql", { timeoutsSetByRunner: true }))[0].fingerprint;
+    assert.equal(await print("-- moved\n\nTRUNCATE    a;"), await print("TRUNCATE a;"));
+  });
+
+  it("views from VALUES or a UNION, and a column list renaming a SELECT's outputs, are not duplicates", async () => {
+    assert.deepEqual(
+      await lint(
+        "CREATE VIEW v AS VALUES (1, 2);\nCREATE VIEW w AS SELECT 1 AS a UNION SELECT 2;\n" +
+          "CREATE VIEW x (a, b) AS SELECT c, a FROM t;",
+      ),
+      [],
+    );
+  });
+});
