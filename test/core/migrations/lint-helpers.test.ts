@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import {
   allowedRules,
   lintSql,
+  migrationName,
   pgVersionFromImage,
   upPart,
   type LintConfig,
@@ -177,6 +178,16 @@ describe("statements whose tree holds positions or other output names", () => {
           "CREATE VIEW x (a, b) AS SELECT c, a FROM t;",
       ),
       [],
+    );
+  });
+});
+
+describe("migrationName", () => {
+  it("only a directory's migration.sql is Prisma's: migration.sql.sql beside it keeps its path", () => {
+    assert.equal(migrationName("20260101000000_users/migration.sql"), "20260101000000_users");
+    assert.equal(
+      migrationName("20260101000000_users/migration.sql.sql"),
+      "20260101000000_users/migration.sql.sql",
     );
   });
 });
