@@ -21,6 +21,10 @@ const TESTS = {
   // lint-postgres.test.ts is left out: it restates rule verdicts lint.test.ts holds, at 9 s a survivor.
   "migrations/lint": [
     "test/core/migrations/lint-messages.test.ts",
+    // s12: the DEFAULT functions name by name (2 s; before it, each survived through every file below),
+    // the helpers at the top of lint.ts.
+    "test/core/migrations/lint-defaults.test.ts",
+    "test/core/migrations/lint-helpers.test.ts",
     "test/core/migrations/lint-sql.test.ts",
     "test/core/migrations/lint-sql-edges.test.ts",
     "test/core/migrations/lint-timeouts.test.ts",
@@ -32,6 +36,9 @@ const TESTS = {
     // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
     "test/core/migrations/lint-gate-edges.test.ts",
     "test/core/migrations/lint-migrations.test.ts",
+    // s12: an Alembic directory (real alembic), a code migration's cwd, the gate's version and default
+    // baseline (~25 s: alembic renders 5 revisions).
+    "test/core/migrations/lint-migrations-edges.test.ts",
     "test/core/migrations/lint-gate.test.ts",
   ],
   // The pure verdict has its own table test; the runner's tests reach it too, at a minute a mutant.

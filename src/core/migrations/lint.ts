@@ -332,14 +332,13 @@ function nullTestedColumns(expr: unknown): string[] | undefined {
  * Functions a DEFAULT may call and still be evaluated once at ALTER time (immutable or stable), so
  * PostgreSQL 11+ stores the value in the catalog instead of rewriting the table. Anything else,
  * volatile (random(), gen_random_uuid(), nextval) or unknown (a user's myfunc()), is taken as a rewrite.
+ * CURRENT_TIMESTAMP, CURRENT_DATE, LOCALTIMESTAMP, COALESCE, NULLIF, GREATEST and LEAST are not listed:
+ * the parser gives them their own nodes, never a FuncCall (the functions inside them are still judged).
  */
 const SAFE_DEFAULT_FUNCTIONS = new Set([
   "now",
   "transaction_timestamp",
   "statement_timestamp",
-  "current_timestamp",
-  "current_date",
-  "localtimestamp",
   "current_setting",
   "timezone",
   "date_trunc",
@@ -360,10 +359,6 @@ const SAFE_DEFAULT_FUNCTIONS = new Set([
   "length",
   "abs",
   "round",
-  "coalesce",
-  "nullif",
-  "greatest",
-  "least",
   "array_fill",
   "json_build_object",
   "jsonb_build_object",
@@ -417,7 +412,8 @@ export function columnRewriteReason(def: Node, pgVersion = DEFAULT_PG_VERSION): 
     if (c.contype === "CONSTR_GENERATED") return "GENERATED ALWAYS AS (...) STORED";
     if (c.contype !== "CONSTR_DEFAULT" || isNullConst(c.raw_expr)) continue;
     if (pgVersion < 11) return `with a DEFAULT (PostgreSQL ${pgVersion} < 11 rewrites for any DEFAULT)`;
-    const fn = funcNames(c.raw_expr).find((f) => !SAFE_DEFAULT_FUNCTIONS.has(f.toLowerCase()));
+    // The parser already folds unquoted names; a quoted "NOW"() is another (user's) function.
+    const fn = funcNames(c.raw_expr).find((f) => !SAFE_DEFAULT_FUNCTIONS.has(f));
     if (fn) return `with DEFAULT ${fn}(), not known to be immutable or stable`;
     if (hasNode(c.raw_expr, "SubLink")) return "with a subquery in DEFAULT, which PostgreSQL rejects";
   }
@@ -429,7 +425,8 @@ export const DEFAULT_PG_VERSION = 15;
 
 /** The PostgreSQL major version of a database image (`postgres:16-alpine` -> 16), else undefined. */
 export function pgVersionFromImage(image: string): number | undefined {
-  const tag = /:([^/@]+)(@.*)?$/.exec(image)?.[1];
+  // The tag follows the last `:` after the last `/`, before any `@digest` (whose hex is no version).
+  const tag = /:([^/:]+)$/.exec(image.split("@")[0])?.[1];
   const m = tag ? /^(\d+)/.exec(tag) : undefined;
   if (!m) return undefined;
   const v = Number(m[1]);
@@ -475,9 +472,8 @@ export function newLintState(): LintState {
 
 /** See {@link LintFinding.fingerprint}: positions are the only part of the tree that formatting moves. */
 export function statementFingerprint(stmt: unknown): string {
-  const json = JSON.stringify(stmt, (k, v: unknown) =>
-    k === "location" || k === "stmt_location" || k === "stmt_len" ? undefined : v,
-  );
+  // A statement's node, not its RawStmt: `stmt_location`/`stmt_len` are not in it.
+  const json = JSON.stringify(stmt, (k, v: unknown) => (k === "location" ? undefined : v));
   return createHash("sha256").update(json).digest("hex").slice(0, 16);
 }
 

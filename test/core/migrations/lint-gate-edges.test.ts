@@ -94,7 +94,7 @@ it("the target database's version table: its applied migrations pass; a custom c
      INSERT INTO pgmigrations (name, run_on) VALUES ('1700000000000_ok', now()), ('1700000000001_bad', now());
      CREATE SCHEMA safe_deploy;
      CREATE TABLE safe_deploy.migration_history (name text, tool text);
-     INSERT INTO safe_deploy.migration_history VALUES ('1700000000000_ok', 'command'), ('1700000000001_bad', 'command');`,
+     INSERT INTO safe_deploy.migration_history VALUES ('1700000000000_ok.sql', 'command'), ('1700000000001_bad.sql', 'command');`,
     [],
     "target",
   );
