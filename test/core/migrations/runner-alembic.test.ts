@@ -3,9 +3,12 @@
 // the pending list read from `alembic heads` and `alembic history` whatever the database holds. Needs
 // Debian's `alembic`.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { migrate } from "../../../src/core/migrations/runner";
+import { withEnv } from "../../helpers/env";
 import { failure } from "../../helpers/failure";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
@@ -82,6 +85,31 @@ describe("migrate check with alembic on branches and a merge", () => {
         "CheckFailedError",
         "alembic_version holds zz9, which `alembic history` does not list: the database was migrated by other scripts than these (a newer release?)",
       ]);
+      await at("zz8");
+      await pg.query("INSERT INTO alembic_version VALUES ('zz9')", [], "branches");
+      const [, message] = await failure(check());
+      assert.match(
+        message,
+        /^alembic_version holds (zz8, zz9|zz9, zz8), which `alembic history` does not list/,
+      );
     },
   );
+
+  it("a failed `alembic history` fails the check with its exit code and output, never read as nothing pending", async () => {
+    const bin = mkdtempSync(join(tmpdir(), "sd-alembic-history-"));
+    try {
+      writeFileSync(
+        join(bin, "alembic"),
+        `#!/bin/sh\nif [ "$1" = history ]; then echo "history: no script directory" >&2; exit 4; fi\nexec /usr/bin/alembic "$@"\n`,
+        { mode: 0o755 },
+      );
+      await at("r3");
+      assert.deepEqual(await failure(withEnv({ PATH: `${bin}:${process.env.PATH}` }, check)), [
+        "CheckFailedError",
+        "alembic history failed (exit 4): history: no script directory",
+      ]);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
 });
