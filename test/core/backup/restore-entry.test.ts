@@ -249,6 +249,21 @@ test("the kept databases' names cannot be read: said so, and the safety backup b
   );
 });
 
+test("a database whose name holds a single quote is restored over, the old one kept", async () => {
+  await pg.query(`CREATE DATABASE "o'shop"`);
+  await pg.query("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 3)", [], "o'shop");
+  const b = await createBackup({ databaseUrl: pg.url("o'shop"), dir: join(dir, "quote"), label: "quote" });
+  await pg.query("INSERT INTO t VALUES (4)", [], "o'shop");
+  const r = await restoreBackup(b.file, { databaseUrl: pg.url("o'shop"), now: NOW });
+  assert.equal(r.previousDatabase, previousName("o'shop", NOW));
+  const [now] = await pg.query<{ n: string }>("SELECT count(*) AS n FROM t", [], "o'shop");
+  assert.equal(now.n, "3", "the backup's rows are live");
+  const [kept] = await pg.query<{ n: string }>("SELECT count(*) AS n FROM t", [], r.previousDatabase);
+  assert.equal(kept.n, "4", "the old database kept");
+  await pg.query(`DROP DATABASE "${r.previousDatabase}"`);
+  await pg.query(`DROP DATABASE "o'shop"`);
+});
+
 test("the database named postgres is restored over: the restore works from template1, the old one kept", async () => {
   await pg.query("CREATE TABLE pg_kept (id int); INSERT INTO pg_kept VALUES (1)");
   const b = await createBackup({ databaseUrl: pg.url("postgres"), dir: join(dir, "postgres"), label: "pg" });
