@@ -123,6 +123,7 @@ const TESTS = {
     "test/core/migrations/runner-hints.test.ts",
     "test/core/migrations/runner-output.test.ts",
     "test/core/migrations/runner-run.test.ts",
+    "test/core/migrations/runner-session.test.ts",
     "test/core/migrations/runner-blockers.test.ts",
     "test/core/migrations/runner-tools.test.ts",
     "test/core/migrations/runner-edges.test.ts",

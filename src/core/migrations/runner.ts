@@ -76,6 +76,9 @@ export async function connect(databaseUrl: string, applicationName = "safe-deplo
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
   });
+  // A session ended by the server (a migration terminating the others) is an error on the next query,
+  // not an uncaught 'error' event that kills the process.
+  client.on("error", () => {});
   try {
     await client.connect();
     await client.query("SELECT 1");
@@ -586,6 +589,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   env.PGOPTIONS = options;
   env.PGAPPNAME = "safe-deploy migrate tool";
   const client = await connect(opts.databaseUrl, "safe-deploy migrate");
+  let lost: Error | undefined;
+  client.on("error", (e: Error) => (lost ??= e));
   let armed = false;
   let marking = false;
   const disarm = async () => {
@@ -827,6 +832,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         );
     }
     return result;
+  } catch (e) {
+    if (!lost) throw e;
+    throw new CheckFailedError(
+      `safe-deploy's own database session ("safe-deploy migrate") was ended during the run (${lost.message}): did a migration terminate the other sessions? The migration lock went with it and nothing after the run was checked (schema version, INVALID indexes, row counts): see \`safe-deploy migrate current\`, and leave sessions named "safe-deploy migrate" out of such a statement`,
+    );
   } finally {
     await disarm();
     await client.end().catch(() => {});
