@@ -95,6 +95,24 @@ describe("migrate check with alembic on branches and a merge", () => {
     },
   );
 
+  it("a revision with an empty message is listed without the blank Alembic leaves after its comma", async () => {
+    const bin = mkdtempSync(join(tmpdir(), "sd-alembic-empty-doc-"));
+    try {
+      writeFileSync(
+        join(bin, "alembic"),
+        `#!/bin/sh\ncase "$1" in\n  heads) echo "r2 (head)";;\n  history) printf 'r1 -> r2 (head), \\n<base> -> r1, first\\n';;\n  *) exec /usr/bin/alembic "$@";;\nesac\n`,
+        { mode: 0o755 },
+      );
+      await at("r1");
+      assert.deepEqual(await failure(withEnv({ PATH: `${bin}:${process.env.PATH}` }, check)), [
+        "CheckFailedError",
+        `1 pending:\n  r1 -> r2 (head),\n${FIX}`,
+      ]);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
   it("a failed `alembic history` fails the check with its exit code and output, never read as nothing pending", async () => {
     const bin = mkdtempSync(join(tmpdir(), "sd-alembic-history-"));
     try {
