@@ -176,7 +176,12 @@ export async function alembicHeads(o: AlembicRun): Promise<string[]> {
     throw new Error(
       `\`alembic heads\` failed in ${o.workDir} (exit ${r.code}): ${lastLine(r.stderr)}; check alembic.ini and env.py there`,
     );
-  return [...r.stdout.matchAll(/^(\w+) \(head\)/gm)].map((m) => m[1]);
+  return headsIn(r.stdout);
+}
+
+/** The revisions `alembic heads` prints; a head on a labelled branch reads `r5 (feat) (head)`. */
+export function headsIn(output: string): string[] {
+  return [...output.matchAll(/^(\w+)(?: \([^)]*\))* \(head\)/gm)].map((m) => m[1]);
 }
 
 /**

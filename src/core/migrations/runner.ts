@@ -17,7 +17,7 @@ import {
   unknownTablesMessage,
   type RowCounts,
 } from "./integrity";
-import { alembicHeads, alembicTarget, databaseAddress, sqlalchemyUrl } from "./alembic";
+import { alembicHeads, alembicTarget, databaseAddress, headsIn, sqlalchemyUrl } from "./alembic";
 import { toolCommand, versionQuery, type Action, type CustomCommands, type Tool } from "./presets";
 import { checkToolTarget, claimedApplied, notMovedMessage } from "./target";
 
@@ -368,8 +368,7 @@ async function alembicPending(
   const heads = await run("alembic heads");
   if (heads.code !== 0)
     throw new CheckFailedError(`alembic heads failed (exit ${heads.code}): ${heads.output.trim()}`);
-  // A head on a labelled branch reads `r5 (feat) (head)`.
-  const headRevs = [...heads.output.matchAll(/^(\w+)(?: \([^)]*\))* \(head\)/gm)].map((m) => m[1]);
+  const headRevs = headsIn(heads.output);
   if (headRevs.every((h) => current.includes(h))) return [];
   const hist = await run("alembic history");
   if (hist.code !== 0)

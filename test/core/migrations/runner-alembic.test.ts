@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { alembicHeads } from "../../../src/core/migrations/alembic";
 import { migrate } from "../../../src/core/migrations/runner";
 import { withEnv } from "../../helpers/env";
 import { failure } from "../../helpers/failure";
@@ -111,6 +112,10 @@ describe("migrate check with alembic on branches and a merge", () => {
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }
+  });
+
+  it("alembicHeads reads the heads on labelled branches too", async () => {
+    assert.deepEqual((await alembicHeads({ workDir: WORK })).sort(), ["r5", "r6"]);
   });
 
   it("a failed `alembic history` fails the check with its exit code and output, never read as nothing pending", async () => {
