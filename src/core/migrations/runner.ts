@@ -564,6 +564,16 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         `this release's backup ${opts.backupFile} does not exist; take it first (\`safe-deploy backup create\`)`,
       );
     });
+  // Checked first: the tool would fail with `spawn /bin/sh ENOENT`, which names neither the directory nor the flag.
+  if (
+    !(await stat(cwd).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  )
+    throw new ConfigError(
+      `the work directory ${cwd} is not a directory: pass the one the tool runs from as \`--work-dir\``,
+    );
   let options: string;
   try {
     options = pgOptions(opts.lockTimeout, opts.statementTimeout);

@@ -63,6 +63,11 @@ describe("what a run refuses before it starts, and what a tool's exit means", ()
       "ConfigError",
       '`migrations.databaseUrlEnv` (`--database-url-env`) must be an environment variable name such as NEXT_PRIVATE_DATABASE_URL, got "APP-URL"',
     ]);
+    for (const workDir of [join(work, "missing"), backup])
+      assert.deepEqual(await failure(run({ workDir })), [
+        "ConfigError",
+        `the work directory ${workDir} is not a directory: pass the one the tool runs from as \`--work-dir\``,
+      ]);
     assert.deepEqual(await failure(run({ tool: "alembic" })), [
       "ConfigError",
       `no alembic.ini in ${work}: pass the directory Alembic runs from as \`--work-dir\` (or set ALEMBIC_CONFIG)`,
