@@ -174,6 +174,9 @@ const line = (t: string, prefix: string) =>
     .find((l) => l.startsWith(prefix))
     ?.slice(prefix.length) ?? "";
 
+/** The per-database backup lock's key, as SQL. */
+const BACKUP_LOCK = "hashtext('safe-deploy:backup:' || current_database())";
+
 /**
  * A psql session kept open on `conn`: `send` writes SQL and resolves with the output since then once
  * the marker it echoes after the SQL comes back (or rejects as soon as psql fails, the error naming `what`);
@@ -230,7 +233,12 @@ export async function openSnapshot(
   const { send, end, running } = psqlSession(target, conn, "backup");
   const text = await send(
     [
-      "SELECT 'LOCK:' || pg_try_advisory_lock(hashtext('safe-deploy:backup:' || current_database()));",
+      // Tried for up to 2 s: the session of a backup that just ended may still be leaving the server.
+      `DO $lock$ BEGIN FOR i IN 1..20 LOOP
+         IF pg_try_advisory_lock(${BACKUP_LOCK}) THEN PERFORM set_config('safe_deploy.locked', 'true', false); RETURN; END IF;
+         PERFORM pg_sleep(0.1); END LOOP;
+         PERFORM set_config('safe_deploy.locked', 'false', false); END $lock$;`,
+      "SELECT 'LOCK:' || current_setting('safe_deploy.locked');",
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
       // The slot's snapshot: the manifest's counts and sums then describe exactly the slot's start point.
       ...(imported
@@ -245,9 +253,10 @@ export async function openSnapshot(
     ],
     "__READY__",
   );
-  const close = () => end("COMMIT;\n");
+  // The lock is given back before psql exits: the server ends a session a moment after its client.
+  const close = () => end(`COMMIT;\nSELECT pg_advisory_unlock(${BACKUP_LOCK});\n`);
   if (line(text, "LOCK:") !== "true") {
-    await close();
+    await end("COMMIT;\n");
     throw new CannotRunError(
       `another backup of database "${conn.database}" is running right now; wait for it to finish and retry`,
     );
