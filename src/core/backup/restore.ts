@@ -441,8 +441,8 @@ async function restoreInto(
   try {
     // Two restores of one database in the same second would name their kept copies alike, and the
     // second swap failed on the name after all its work: the next free second is taken instead. A
-    // database the server does not have keeps no copy: nothing to look up.
-    // Every kept copy of `db` shares the name up to its 14-digit stamp.
+    // database the server does not have keeps no copy: nothing to look up. Every kept copy of `db`
+    // shares the name up to its 14-digit stamp. Inside the try: a failure here waits for the safety dump.
     const keptPrefix = previous.slice(0, -14).replace(/[\\_%]/g, "\\$&");
     const taken = new Set(
       !props
@@ -561,12 +561,12 @@ export async function carryOver(
 }
 
 /**
- * Puts `fresh` in `db`'s place and keeps the old database as `previous` (restore and rebuild). Connections
- * to `db` are refused first so no client slips in between terminate and rename (a superuser is not held
- * back by a connection limit); the sessions still connected to `db` are ended and returned: they connected
- * after the safety backup began, so the caller names them, never silent (any left on `fresh` are ended too). The renames are
- * one transaction: stopped between them, the server would be left without the database. On failure `db`
- * takes connections again.
+ * Puts `fresh` in `db`'s place and keeps the old database as `previous` (restore and rebuild).
+ * Connections to `db` are refused first so no client slips in between terminate and rename (a superuser
+ * is not held back by a connection limit); the sessions still connected to `db` are ended and returned:
+ * they connected after the safety backup began, so the caller names them, never silent (any left on
+ * `fresh` are ended too). The renames are one transaction: stopped between them, the server would be
+ * left without the database. On failure `db` takes connections again.
  */
 export async function swapDatabase(
   target: RunTarget,

@@ -565,12 +565,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       );
     });
   // Checked first: the tool would fail with `spawn /bin/sh ENOENT`, which names neither the directory nor the flag.
-  if (
-    !(await stat(cwd).then(
-      (s) => s.isDirectory(),
-      () => false,
-    ))
-  )
+  if (!(await stat(cwd).catch(() => undefined))?.isDirectory())
     throw new ConfigError(
       `the work directory ${cwd} is not a directory: pass the one the tool runs from as \`--work-dir\``,
     );
