@@ -136,18 +136,26 @@ export async function inspectOffsite(
   key: Buffer,
   trustUnsigned?: string,
 ): Promise<OffsiteEntry[]> {
-  const names = [...new Set((await listOffsite(t)).map(plainName))];
+  // Each backup once, under the first key listed for it: what a refused entry shows when its manifest
+  // does not name its object (or cannot be read), so the user can find it in the bucket.
+  const listed = new Map<string, string>();
+  for (const k of await listOffsite(t)) if (!listed.has(plainName(k))) listed.set(plainName(k), k);
   const s3 = s3Client(t);
   const out: OffsiteEntry[] = [];
   try {
-    for (const name of names) {
+    for (const [name, listedKey] of listed) {
       let at = where(t, objectKey(t, name, false));
       try {
         const remote = await readRemoteManifest(s3, t, name);
         if (typeof remote.offsite?.key === "string") at = where(t, remote.offsite.key);
         const refused = refusal(remote, at, key, trustUnsigned);
         const createdAt = new Date(remote.createdAt);
-        if (refused) out.push({ name, key: remote.offsite?.key ?? name, refused });
+        if (refused)
+          out.push({
+            name,
+            key: typeof remote.offsite?.key === "string" ? remote.offsite.key : listedKey,
+            refused,
+          });
         else if (Number.isNaN(createdAt.getTime()))
           out.push({
             name,
@@ -157,7 +165,7 @@ export async function inspectOffsite(
         else out.push({ name, key: remote.offsite!.key, createdAt });
       } catch (e) {
         if (!(e instanceof CheckFailedError)) throw e;
-        out.push({ name, key: objectKey(t, name, true), refused: e.message });
+        out.push({ name, key: listedKey, refused: e.message });
       }
     }
   } finally {

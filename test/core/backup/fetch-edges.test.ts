@@ -463,6 +463,23 @@ test("listed with a key, a manifest without its offsite part is refused as not e
   ]);
 });
 
+test("listed with a key, a refused backup is shown under the key it was listed at, whatever its manifest lacks", async () => {
+  const t = target();
+  // A manifest without its offsite part, and a plaintext object whose manifest never arrived.
+  const lost = "backup_20260101_000000.pgdump";
+  const { m } = await upload(t, lost);
+  await plant(t, `${lost}.json`, JSON.stringify(m));
+  const orphan = "backup_20260102_000000.pgdump";
+  await plant(t, orphan, randomBytes(10));
+  assert.deepEqual(
+    (await inspectOffsite(t, key)).map((e) => [e.name, e.key]),
+    [
+      [orphan, `${t.prefix}${orphan}`],
+      [lost, `${t.prefix}${lost}`],
+    ],
+  );
+});
+
 test("no file descriptor is left open on the fetched file or its temp file, fetched or refused", async () => {
   const t = target();
   const name = "backup_20260101_000000.pgdump";
