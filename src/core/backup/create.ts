@@ -247,7 +247,7 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
         await link(tmp, file);
         break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw linkFailure(e, dir);
         if (n > 20)
           throw new CannotRunError(`${file} already exists; wait a second or use another \`--label\``);
         name = backupFileName(now, compression, label ? `${label.slice(0, 36)}-${n}` : String(n));
@@ -292,4 +292,17 @@ export async function createBackup(o: CreateOptions): Promise<BackupResult> {
       if (slot) await (done ? slot.close() : slot.abort());
     }
   }
+}
+
+/**
+ * What a failed hard link of a finished backup into `dir` means: a filesystem without hard links
+ * (FAT, exFAT, many network shares answer EPERM or ENOTSUP) is named with the fix; any other error
+ * is returned as it is.
+ */
+export function linkFailure(e: unknown, dir: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") return e;
+  return new ConfigError(
+    `${dir} is on a filesystem that refuses hard links (${code}): safe-deploy links each finished backup into place, so that it never replaces another file; choose a backup directory on a local Linux filesystem (ext4, xfs, btrfs, tmpfs)`,
+  );
 }

@@ -16,6 +16,7 @@ import { knownManifestVersion, manifestPath, type Manifest } from "./manifest";
 import { manifestAuthStatus, type ManifestAuth } from "./manifest-auth";
 import { parseBackupFileName } from "./names";
 import { decryptStream, objectKey, s3Client, s3ErrorText, type S3Target } from "./offsite";
+import { linkFailure } from "./create";
 import { fileSink, hasher } from "./streams";
 
 /** The manifest `uploadBackup` stores beside the object: the backup's, plus what was sent. */
@@ -301,7 +302,9 @@ export async function fetchBackup(o: {
 
     const { offsite: _off, auth: _auth, ...manifest } = remote;
     await link(tmp, file).catch((e: NodeJS.ErrnoException) => {
-      throw e.code === "EEXIST" ? new ConfigError(`${file} already exists; fetch into another \`--dir\``) : e;
+      throw e.code === "EEXIST"
+        ? new ConfigError(`${file} already exists; fetch into another \`--dir\``)
+        : linkFailure(e, o.dir);
     });
     await unlink(tmp);
     tmp = undefined;

@@ -60,10 +60,9 @@ const leftovers = (d: string) => readdirSync(d).filter((n) => n.startsWith("."))
 const withPgBin = <T>(bin: string, f: () => Promise<T>) => withEnv({ PG_BIN: bin }, f);
 
 /** An errno error as node's fs raises it (`EIO: i/o error, write`). */
-const fsError = (code: "EIO" | "ENOSPC", op: string) =>
-  Object.assign(new Error(`${code}: ${code === "EIO" ? "i/o error" : "no space left on device"}, ${op}`), {
-    code,
-  });
+const TEXTS = { EIO: "i/o error", ENOSPC: "no space left on device", EPERM: "operation not permitted" };
+const fsError = (code: keyof typeof TEXTS, op: string) =>
+  Object.assign(new Error(`${code}: ${TEXTS[code]}, ${op}`), { code });
 
 /** Fails every write to a temp file (the dump or its manifest before their rename) with `code`. */
 const failTempWrites = (code: "EIO" | "ENOSPC") => (op: string, path: string) =>
@@ -591,6 +590,20 @@ test("a link that fails otherwise than on an existing name: that error, no -2 na
   );
   assert.equal(error?.message, "EIO: i/o error, link");
   assert.equal(calls.filter((c) => c.op === "link").length, 1);
+  assert.deepEqual(readdirSync(d), []);
+});
+
+test("a directory whose filesystem refuses hard links (FAT, exFAT, some shares): named with the fix, exit 2, nothing left", async () => {
+  const d = join(dir, "link-eperm");
+  const { error } = await recordingFs(
+    () => createBackup({ databaseUrl: pg.url("shop"), dir: d, now: NOW }),
+    (op) => (op === "link" ? fsError("EPERM", "link") : undefined),
+  );
+  assert.ok(error instanceof ConfigError, String(error));
+  assert.equal(
+    error.message,
+    `${d} is on a filesystem that refuses hard links (EPERM): safe-deploy links each finished backup into place, so that it never replaces another file; choose a backup directory on a local Linux filesystem (ext4, xfs, btrfs, tmpfs)`,
+  );
   assert.deepEqual(readdirSync(d), []);
 });
 

@@ -519,6 +519,33 @@ test("with a key: the refused copies are named in one warning, comma separated; 
   assert.deepEqual(quiet, []);
 });
 
+test("a directory whose filesystem refuses hard links: named with the fix (exit 2), no temp file left", async () => {
+  const t = target();
+  const name = "backup_20260101_000000.pgdump";
+  await upload(t, name);
+  const d = newDir();
+  // The file layer fetch.ts calls through: link refused as on FAT or exFAT.
+  const fsp = require("node:fs/promises") as Record<string, unknown>;
+  const link = fsp.link;
+  fsp.link = async () => {
+    throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+  };
+  try {
+    await assert.rejects(
+      fetchBackup({ target: t, dir: d }),
+      fails(
+        2,
+        new RegExp(
+          `^${d} is on a filesystem that refuses hard links \\(EPERM\\): .*choose a backup directory`,
+        ),
+      ),
+    );
+  } finally {
+    fsp.link = link;
+  }
+  assert.deepEqual(readdirSync(d), []);
+});
+
 test("a backup already in the directory is refused before anything is downloaded", async () => {
   const t = target();
   const name = "backup_20260101_000000.pgdump";
@@ -533,21 +560,4 @@ test("a backup already in the directory is refused before anything is downloaded
   assert.deepEqual(progress, [], "nothing downloaded");
   assert.deepEqual(readdirSync(d), [name]);
   assert.equal(readFileSync(join(d, name), "utf8"), "mine");
-});
-
-test("a directory whose filesystem refuses the hard link: that error, not 'already exists'; no temp file left", async () => {
-  const t = target();
-  await upload(t, "backup_20260101_000000.pgdump");
-  const d = newDir();
-  // fetch.ts calls `link` through the module object, so the wrapper is what it calls.
-  const fsp = require("node:fs/promises") as { link: unknown };
-  const link = fsp.link;
-  fsp.link = () =>
-    Promise.reject(Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" }));
-  try {
-    await assert.rejects(fetchBackup({ target: t, dir: d }), /^Error: EPERM: operation not permitted, link$/);
-  } finally {
-    fsp.link = link;
-  }
-  assert.deepEqual(readdirSync(d), []);
 });
