@@ -178,6 +178,18 @@ const line = (t: string, prefix: string) =>
 const BACKUP_LOCK = "hashtext('safe-deploy:backup:' || current_database())";
 
 /**
+ * Statements that try advisory lock `key` (SQL) for up to 2 s, then print `LOCK:true` or `LOCK:false`:
+ * the session of a backup or restore that just ended may still be leaving the server.
+ */
+const tryLock = (key: string) => [
+  `DO $lock$ BEGIN FOR i IN 1..20 LOOP
+     IF pg_try_advisory_lock(${key}) THEN PERFORM set_config('safe_deploy.locked', 'true', false); RETURN; END IF;
+     PERFORM pg_sleep(0.1); END LOOP;
+     PERFORM set_config('safe_deploy.locked', 'false', false); END $lock$;`,
+  "SELECT 'LOCK:' || current_setting('safe_deploy.locked');",
+];
+
+/**
  * A psql session kept open on `conn`: `send` writes SQL and resolves with the output since then once
  * the marker it echoes after the SQL comes back (or rejects as soon as psql fails, the error naming `what`);
  * `end` closes its input (after `last`, if given) and waits for it to exit.
@@ -233,12 +245,7 @@ export async function openSnapshot(
   const { send, end, running } = psqlSession(target, conn, "backup");
   const text = await send(
     [
-      // Tried for up to 2 s: the session of a backup that just ended may still be leaving the server.
-      `DO $lock$ BEGIN FOR i IN 1..20 LOOP
-         IF pg_try_advisory_lock(${BACKUP_LOCK}) THEN PERFORM set_config('safe_deploy.locked', 'true', false); RETURN; END IF;
-         PERFORM pg_sleep(0.1); END LOOP;
-         PERFORM set_config('safe_deploy.locked', 'false', false); END $lock$;`,
-      "SELECT 'LOCK:' || current_setting('safe_deploy.locked');",
+      ...tryLock(BACKUP_LOCK),
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
       // The slot's snapshot: the manifest's counts and sums then describe exactly the slot's start point.
       ...(imported
@@ -422,12 +429,12 @@ export async function holdAdvisoryLock(
   key: string,
 ): Promise<(() => Promise<void>) | undefined> {
   const { send, end } = psqlSession(target, conn, "taking the lock");
-  const literal = `'${key.replace(/'/g, "''")}'`;
-  const text = await send([`SELECT 'LOCK:' || pg_try_advisory_lock(hashtext(${literal}));`], "__LOCK__");
-  const release = () => end();
+  const lock = `hashtext('${key.replace(/'/g, "''")}')`;
+  // Given back before psql exits, as the backup's: the server ends a session a moment after its client.
+  const text = await send(tryLock(lock), "__LOCK__");
   if (line(text, "LOCK:") !== "true") {
-    await release();
+    await end();
     return undefined;
   }
-  return release;
+  return () => end(`SELECT pg_advisory_unlock(${lock});\n`);
 }
