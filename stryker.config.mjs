@@ -195,7 +195,11 @@ const mutate = i >= 0 ? process.argv[i + 1].split(",") : MODULES;
 export default {
   mutate,
   testRunner: "tap",
-  tap: { testFiles: testFilesFor(mutate), nodeArgs: ["--import", "tsx"], forceBail: true },
+  tap: {
+    testFiles: testFilesFor(mutate),
+    nodeArgs: ["--import", "tsx", "--import", "./test/helpers/test-tmpdir.ts"],
+    forceBail: true,
+  },
   checkers: ["typescript"],
   tsconfigFile: "tsconfig.json",
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 [ -d examples/app/node_modules ] || npm ci --prefix examples/app
 mapfile -t files < <(find test examples/app/test -name '*.test.ts' 2>/dev/null | sort)
 if [ "$#" -gt 0 ]; then files=("$@"); fi
-exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-timeout="${TEST_TIMEOUT_MS:-600000}" "${files[@]}"
+exec node --import tsx --import ./test/helpers/test-tmpdir.ts --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-timeout="${TEST_TIMEOUT_MS:-600000}" "${files[@]}"
