@@ -33,6 +33,8 @@ const TESTS = {
     "test/core/migrations/lint-split-edges.test.ts",
     "test/core/migrations/lint.test.ts",
     "test/core/migrations/lint-corpus.test.ts",
+    // s13: one file that is neither SQL nor code (no server, ~1 s): reaches only lintMigrations.
+    "test/core/migrations/lint-one-file.test.ts",
     // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
     "test/core/migrations/lint-gate-edges.test.ts",
     "test/core/migrations/lint-migrations.test.ts",
@@ -122,6 +124,8 @@ const TESTS = {
   "migrations/runner": [
     "test/core/migrations/runner-hints.test.ts",
     "test/core/migrations/runner-output.test.ts",
+    // s13: node-pg-migrate's order of an 18-digit prefix, `down`'s listing session (one server, ~5 s).
+    "test/core/migrations/runner-lists.test.ts",
     "test/core/migrations/runner-run.test.ts",
     "test/core/migrations/runner-session.test.ts",
     "test/core/migrations/runner-blockers.test.ts",
