@@ -135,6 +135,8 @@ const TESTS = {
     "test/core/migrations/runner-core.test.ts",
     "test/core/migrations/runner-alembic.test.ts",
     "test/core/migrations/runner-retry.test.ts",
+    // s13: the row-loss check's two tables, no backup, no kept copy (one server, ~9 s).
+    "test/core/migrations/runner-loss-edges.test.ts",
     "test/core/migrations/runner-loss.test.ts",
   ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],
