@@ -2,28 +2,21 @@
 // left survivors: node-pg-migrate's order for an 18-digit prefix that starts like a UTC timestamp, and
 // the session `migrate down` opens to list what it would revert, as an operator sees it.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { Client } from "pg";
 import { migrationFiles, migrationsToRevert } from "../../../src/core/migrations/runner";
 import { until, within } from "../../helpers/bounded";
-import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { fileServer } from "../../helpers/file-server";
 
-let tmp: string;
-before(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "sd-runner-lists-"));
-});
-after(async () => {
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+const f = fileServer("sd-runner-lists-");
 
 describe("migrationFiles", () => {
   it("an 18-digit prefix is a plain number even when its first 17 digits read as a UTC timestamp", async () => {
-    for (const f of ["202401010000000001_v.sql", "1800000000000_t.sql", "20240101000000000_u.sql"])
-      await writeFile(join(tmp, f), "-- Up Migration\n");
-    assert.deepEqual(await migrationFiles(tmp), [
+    for (const name of ["202401010000000001_v.sql", "1800000000000_t.sql", "20240101000000000_u.sql"])
+      await writeFile(join(f.tmp, name), "-- Up Migration\n");
+    assert.deepEqual(await migrationFiles(f.tmp), [
       "20240101000000000_u", // 2024-01-01 as UTC yyyymmddhhmmssSSS
       "1800000000000_t", // 2027 in ms
       "202401010000000001_v", // 2.0e17: after both
@@ -32,19 +25,16 @@ describe("migrationFiles", () => {
 });
 
 describe("migrationsToRevert", () => {
-  let pg: TestPostgres;
   let url: string;
   before(async () => {
-    pg = await startPostgres();
-    url = await pg.createDatabase("revert");
-    await pg.query(
+    url = await f.pg.createDatabase("revert");
+    await f.pg.query(
       `CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL);
        INSERT INTO pgmigrations (name, run_on) VALUES ('1_a', '2026-01-01'), ('2_b', '2026-01-02')`,
       [],
       "revert",
     );
   });
-  after(async () => pg?.close());
 
   it("its session is named `safe-deploy migrate` in pg_stat_activity, like the run's own", async () => {
     const holder = new Client({ connectionString: url });
@@ -57,7 +47,7 @@ describe("migrationsToRevert", () => {
       await until("the listing to wait for the locked table", async () => {
         // Another session: pg_stat_activity holds still within the holder's transaction.
         names = (
-          await pg.query<{ a: string }>(
+          await f.pg.query<{ a: string }>(
             "SELECT application_name AS a FROM pg_stat_activity WHERE datname = 'revert' AND wait_event_type = 'Lock'",
           )
         ).map((r) => r.a);

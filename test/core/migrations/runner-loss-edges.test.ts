@@ -4,39 +4,30 @@
 // keep aside (dropped between the check and the restore).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, it } from "node:test";
+import { it } from "node:test";
 import { createBackup } from "../../../src/core/backup";
 import { migrate } from "../../../src/core/migrations/runner";
 import { failure } from "../../helpers/failure";
-import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { fileServer } from "../../helpers/file-server";
+import { PG_BIN } from "../../helpers/postgres";
 
 const ROOT = join(__dirname, "../../..");
 const PSQL = `${PG_BIN}/psql`;
-let pg: TestPostgres;
-let tmp: string;
-before(async () => {
-  pg = await startPostgres();
-  tmp = await mkdtemp(join(tmpdir(), "sd-runner-loss-edges-"));
-});
-after(async () => {
-  await pg?.close();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+const f = fileServer("sd-runner-loss-edges-");
 
 it(
   "node-pg-migrate with triggers turned off: each critical table's loss named, `; ` between them, and no backup to restore",
   { timeout: 120_000 },
   async () => {
-    const url = await pg.createDatabase("replica");
-    await pg.query(
+    const url = await f.pg.createDatabase("replica");
+    await f.pg.query(
       "CREATE TABLE a (id int); CREATE TABLE b (id int); INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES (1), (2)",
       [],
       "replica",
     );
-    const work = join(tmp, "replica");
+    const work = join(f.tmp, "replica");
     await mkdir(join(work, "mig"), { recursive: true });
     await symlink(join(ROOT, "node_modules"), join(work, "node_modules"));
     // A replica role fires no ordinary trigger: the guard's, on pgmigrations, never runs.
@@ -64,16 +55,16 @@ it(
 );
 
 it("a restore into a database dropped meanwhile: restored, and no kept copy is named", async () => {
-  const url = await pg.createDatabase("gone");
-  await pg.query("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2)", [], "gone");
-  const file = (await createBackup({ databaseUrl: url, dir: join(tmp, "backups"), compression: "none" }))
+  const url = await f.pg.createDatabase("gone");
+  await f.pg.query("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2)", [], "gone");
+  const file = (await createBackup({ databaseUrl: url, dir: join(f.tmp, "backups"), compression: "none" }))
     .file;
   const [name, message] = await failure(
     migrate({
       tool: "command",
       action: "up",
       dir: ".",
-      workDir: tmp,
+      workDir: f.tmp,
       databaseUrl: url,
       custom: { up: `${PSQL} "$DATABASE_URL" -Xqc "DELETE FROM orders"` },
       integrity: { criticalTables: ["orders"] },
@@ -81,7 +72,7 @@ it("a restore into a database dropped meanwhile: restored, and no kept copy is n
       // Between the check and the restore (safe-deploy's session already closed), someone drops it.
       log: (l) => {
         if (l.includes("rows lost, restoring"))
-          execFileSync(PSQL, ["-Xq", pg.url("postgres"), "-c", "DROP DATABASE gone WITH (FORCE)"]);
+          execFileSync(PSQL, ["-Xq", f.pg.url("postgres"), "-c", "DROP DATABASE gone WITH (FORCE)"]);
       },
     }),
   );
@@ -92,5 +83,5 @@ it("a restore into a database dropped meanwhile: restored, and no kept copy is n
       `integrity check failed: public.orders lost 100.0% of its rows (2 -> 0); limit is 0% (integrity.maxRowLossPercent). The database was restored automatically from ${file}, so no row is lost. Fix the migration, or raise the limit if the loss is intended`,
     ],
   );
-  assert.deepEqual(await pg.query("SELECT count(*)::int AS n FROM orders", [], "gone"), [{ n: 2 }]);
+  assert.deepEqual(await f.pg.query("SELECT count(*)::int AS n FROM orders", [], "gone"), [{ n: 2 }]);
 });

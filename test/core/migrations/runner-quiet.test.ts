@@ -2,29 +2,20 @@
 // read-only verb writes nothing, not even to clean the marker a killed run left behind (the next `up`
 // does that); and a failed look at the sessions blocking the tool does not fail the migration.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, it } from "node:test";
+import { it } from "node:test";
 import { Client } from "pg";
 import { armMigrationMarker } from "../../../src/core/migrations/marker";
 import { migrate } from "../../../src/core/migrations/runner";
 import { until } from "../../helpers/bounded";
-import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { fileServer } from "../../helpers/file-server";
+import { PG_BIN } from "../../helpers/postgres";
 
-let pg: TestPostgres;
-let tmp: string;
-before(async () => {
-  pg = await startPostgres();
-  tmp = await mkdtemp(join(tmpdir(), "sd-runner-quiet-"));
-});
-after(async () => {
-  await pg?.close();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+const f = fileServer("sd-runner-quiet-");
 
 it("`migrate current` leaves a killed run's marker as it is: a read-only verb writes nothing", async () => {
-  const url = await pg.createDatabase("stale");
+  const url = await f.pg.createDatabase("stale");
   const killed = new Client({ connectionString: url });
   await killed.connect();
   assert.deepEqual(await armMigrationMarker(killed), { armed: true });
@@ -33,22 +24,22 @@ it("`migrate current` leaves a killed run's marker as it is: a read-only verb wr
   await until(
     "the killed run's session to leave",
     async () =>
-      (await pg.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid], "stale")).length === 0,
+      (await f.pg.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid], "stale")).length === 0,
   );
   const marker = () =>
-    pg.query(
+    f.pg.query(
       `SELECT (SELECT count(*)::int FROM safe_deploy.migration_marker) AS rows,
               (SELECT count(*)::int FROM pg_event_trigger WHERE evtname LIKE 'safe_deploy_mark%') AS triggers`,
       [],
       "stale",
     );
   assert.deepEqual(await marker(), [{ rows: 1, triggers: 2 }]);
-  await mkdir(join(tmp, "mig"));
+  await mkdir(join(f.tmp, "mig"));
   const r = await migrate({
     tool: "node-pg-migrate",
     action: "current",
     dir: "mig",
-    workDir: tmp,
+    workDir: f.tmp,
     databaseUrl: url,
     targetChecked: true,
   });
@@ -57,7 +48,7 @@ it("`migrate current` leaves a killed run's marker as it is: a read-only verb wr
 });
 
 it("the blockers' query failing while the tool runs (cancelled by an operator): the run still succeeds", async () => {
-  const url = await pg.createDatabase("watch");
+  const url = await f.pg.createDatabase("watch");
   // The watch's own query, and only it, fails as a cancelled statement does.
   const proto = Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
   const real = proto.query;
@@ -74,7 +65,7 @@ it("the blockers' query failing while the tool runs (cancelled by an operator): 
       tool: "command",
       action: "up",
       dir: ".",
-      workDir: tmp,
+      workDir: f.tmp,
       databaseUrl: url,
       custom: { up: `"${PG_BIN}/psql" "$DATABASE_URL" -Xqc "CREATE TABLE t (id int)"` },
     });
@@ -83,5 +74,5 @@ it("the blockers' query failing while the tool runs (cancelled by an operator): 
     proto.query = real;
   }
   assert.ok(failed > 0, "the blockers' query never ran");
-  assert.deepEqual(await pg.query("SELECT count(*)::int AS n FROM t", [], "watch"), [{ n: 0 }]);
+  assert.deepEqual(await f.pg.query("SELECT count(*)::int AS n FROM t", [], "watch"), [{ n: 0 }]);
 });
