@@ -136,6 +136,8 @@ const TESTS = {
     "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-core.test.ts",
     "test/core/migrations/runner-alembic.test.ts",
+    // s13: a dependency named by its branch label (real Alembic, one server, ~10 s).
+    "test/core/migrations/runner-alembic-deps.test.ts",
     "test/core/migrations/runner-retry.test.ts",
     // s13: the row-loss check's two tables, no backup, no kept copy (one server, ~9 s).
     "test/core/migrations/runner-loss-edges.test.ts",
