@@ -56,6 +56,13 @@ describe("migrationsToRevert", () => {
       assert.deepEqual(names, ["safe-deploy migrate"]);
       await holder.query("COMMIT");
       assert.deepEqual(await within("the listing", listing), ["2_b"]);
+      // Its session is closed once it answered, not left holding a connection.
+      await until(
+        "the listing's session to close",
+        async () =>
+          (await f.pg.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'safe-deploy migrate'"))
+            .length === 0,
+      );
     } finally {
       await holder.end();
     }
