@@ -33,6 +33,8 @@ const TESTS = {
     "test/core/migrations/lint-split-edges.test.ts",
     "test/core/migrations/lint.test.ts",
     "test/core/migrations/lint-corpus.test.ts",
+    // s13: one file that is neither SQL nor code (no server, ~1 s): reaches only lintMigrations.
+    "test/core/migrations/lint-one-file.test.ts",
     // s11: lintGate and lintMigrations in process (one server; the code migrations' render child, 9 s).
     "test/core/migrations/lint-gate-edges.test.ts",
     "test/core/migrations/lint-migrations.test.ts",
@@ -122,15 +124,23 @@ const TESTS = {
   "migrations/runner": [
     "test/core/migrations/runner-hints.test.ts",
     "test/core/migrations/runner-output.test.ts",
+    // s13: node-pg-migrate's order of an 18-digit prefix, `down`'s listing session (one server, ~5 s).
+    "test/core/migrations/runner-lists.test.ts",
     "test/core/migrations/runner-run.test.ts",
     "test/core/migrations/runner-session.test.ts",
     "test/core/migrations/runner-blockers.test.ts",
+    // s13: a read-only verb beside a killed run's marker, the blockers' query failing (one server, ~7 s).
+    "test/core/migrations/runner-quiet.test.ts",
     "test/core/migrations/runner-tools.test.ts",
     "test/core/migrations/runner-edges.test.ts",
     "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-core.test.ts",
     "test/core/migrations/runner-alembic.test.ts",
+    // s13: a dependency named by its branch label (real Alembic, one server, ~10 s).
+    "test/core/migrations/runner-alembic-deps.test.ts",
     "test/core/migrations/runner-retry.test.ts",
+    // s13: the row-loss check's two tables, no backup, no kept copy (one server, ~9 s).
+    "test/core/migrations/runner-loss-edges.test.ts",
     "test/core/migrations/runner-loss.test.ts",
   ],
   "backup/names": ["test/core/backup/retention.test.ts", "test/core/backup/names.test.ts"],

@@ -375,12 +375,17 @@ async function alembicPending(
     throw new CheckFailedError(`alembic history failed (exit ${hist.code}): ${hist.output.trim()}`);
   // Newest first: `<base> -> r1, doc`, a merge `r3, r4 -> r5 (head) (mergepoint), doc`, a dependency
   // `r1 (d9) -> r2, doc`.
-  const steps = [...hist.output.matchAll(/^(.*?) -> (\w+)\b.*$/gm)].map((m) => ({
+  const steps = [...hist.output.matchAll(/^(.*?) -> (\w+)\b((?: \([^)]*\))*).*$/gm)].map((m) => ({
     line: m[0].trim(),
     rev: m[2],
     below: m[1].split(/[\s,()]+/).filter((r) => r && r !== "<base>"),
+    // `(feat) (head)`: the branch labels shown after the revision (inherited ones too), and the marks.
+    tags: [...m[3].matchAll(/\(([^)]*)\)/g)].flatMap((t) => t[1].split(", ")),
   }));
   const below = new Map(steps.map((s) => [s.rev, s.below]));
+  // A dependency may name a branch label (`r1 (feat) -> r3`), which Alembic applies with the revision
+  // that needs it: the label's oldest revision, listed last, is the one carrying it.
+  const labelled = new Map(steps.flatMap((s) => s.tags.map((l) => [l, s.rev] as const)));
   const unknown = current.filter((r) => !below.has(r));
   if (unknown.length)
     throw new CheckFailedError(
@@ -390,7 +395,7 @@ async function alembicPending(
   const apply = (r: string) => {
     if (applied.has(r)) return;
     applied.add(r);
-    for (const b of below.get(r) ?? []) apply(b);
+    for (const b of below.get(r) ?? []) apply(labelled.get(b) ?? b);
   };
   current.forEach(apply);
   return steps
