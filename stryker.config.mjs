@@ -62,6 +62,8 @@ const TESTS = {
     "test/core/release/changes-watch.test.ts",
     "test/core/release/no-loss-restore.test.ts",
     "test/core/release/orchestrator-changes.test.ts",
+    // s13: a restore keeping no old database, a slot on another database, a swap failing after the replay.
+    "test/core/release/changes-edges.test.ts",
   ],
   "release/plan": [
     "test/core/release/ledger.test.ts",
