@@ -23,9 +23,10 @@ import { within } from "../../helpers/bounded";
 import { startSmtpReceiver } from "../../helpers/receivers";
 
 const event: NotificationEvent = {
-  type: "INFO",
-  message: "deployed",
-  stack: "production",
+  type: "WARNING",
+  message: "soak check slow",
+  stack: "staging",
+  release: "r-9",
   time: new Date(0),
 };
 const email = { from: "deploy@example.com", to: ["ops@example.com"] };
@@ -84,7 +85,7 @@ test("an https:// webhook is sent over TLS: the receiver gets the JSON body", as
     https.globalAgent.options.ca = ca;
   }
   assert.equal(bodies.length, 1);
-  assert.equal(JSON.parse(bodies[0]).message, "deployed");
+  assert.equal(JSON.parse(bodies[0]).message, "soak check slow");
 });
 
 test("a webhook answer cut off mid-body fails the send at once with the connection's error", async () => {

@@ -4,10 +4,10 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acquireLock, lockPath, releaseLock } from "../../../src/core/release/lock";
+import { acquireLock, releaseLock } from "../../../src/core/release/lock";
 
 const base = mkdtempSync(join(tmpdir(), "sd-lock-faults-"));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -47,19 +47,17 @@ test("the lock file cannot be linked into place (EPERM): taking the lock fails w
 
 test("a stale lock that cannot be moved aside (EBUSY): release fails with that error and the lock stays", async () => {
   const stateDir = freshDir();
-  mkdirSync(join(stateDir, "locks"), { recursive: true });
-  const file = lockPath(stateDir, "p");
-  const text = JSON.stringify({
-    id: "abc",
+  // Another host's deploy lock that expired at 02:00 on 2026-11-23.
+  const held = await acquireLock({
+    stateDir,
     stack: "p",
     owner: "alice",
     host: "elsewhere",
-    pid: 4242,
-    command: "safe-deploy up --stack p",
-    startedAt: "2026-11-23T01:00:00.000Z",
-    expiresAt: "2026-11-23T02:00:00.000Z",
+    now: () => new Date("2026-11-23T01:00:00.000Z"),
+    ttlMs: 3600_000,
   });
-  writeFileSync(file, text);
+  const file = held.file;
+  const text = fs.readFileSync(file, "utf8");
   await assert.rejects(
     failing("rename", "EBUSY", () => releaseLock({ stateDir, stack: "p", force: true })),
     (e: Error & { code?: string }) => e.code === "EBUSY" && e.message === "EBUSY: injected, rename",
