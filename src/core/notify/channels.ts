@@ -267,16 +267,16 @@ export function emailNotifier(opts: EmailOptions): Notifier {
         greetingTimeout: t,
         socketTimeout: t,
       });
-      // nodemailer takes no AbortSignal: closing the transport ends the socket when the deadline hits.
-      const onAbort = () => transport.close();
-      signal.addEventListener("abort", onAbort, { once: true });
       try {
         signal.throwIfAborted();
+        // The deadline ends the SMTP connection through the signal (nodemailer 10 honours it): closing a
+        // non-pooled transport, as this did before, left a hung server's socket open for `t` more.
         await transport.sendMail({
           from: opts.from,
           to: opts.to,
           subject: summaryLine(e),
           text: emailText(e),
+          signal,
         });
       } catch (err) {
         // A refused login or address won't pass on a retry.
@@ -288,7 +288,6 @@ export function emailNotifier(opts: EmailOptions): Notifier {
           );
         throw err;
       } finally {
-        signal.removeEventListener("abort", onAbort);
         transport.close();
       }
       signal.throwIfAborted();
