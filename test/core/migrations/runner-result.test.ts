@@ -1,0 +1,76 @@
+// Issue 22 (session 13): migrate()'s lock_timeout retries as the user sees them, in process on one
+// server: the waits between retries (asked of setTimeout, which this file answers at once, so the case
+// costs no 2 s + 4 s + 6 s), and a run that exited 0 with a lock timeout in its output. Each case kills
+// a mutant of runner.ts lines 714-783 (the run and its retries) that the older files let live.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { migrate, type MigrateOptions } from "../../../src/core/migrations/runner";
+import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+
+const LOCK_TIMEOUT = 'echo "ERROR:  canceling statement due to lock timeout"';
+
+let pg: TestPostgres;
+let tmp: string;
+let url: string;
+before(async () => {
+  pg = await startPostgres();
+  tmp = await mkdtemp(join(tmpdir(), "sd-runner-result-"));
+  url = await pg.createDatabase("result");
+});
+after(async () => {
+  await pg?.close();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+/** A custom command's `up` against the test database. */
+const command = (up: string, o: Partial<MigrateOptions>) =>
+  migrate({ tool: "command", action: "up", dir: ".", workDir: tmp, databaseUrl: url, custom: { up }, ...o });
+
+/**
+ * setTimeout answering every wait of a second or more at once and recording it, from the run's start
+ * line on (the client's connect timeout comes before): the retries' waits are the product's (2 s, 4 s,
+ * ...), and what is asserted is how long they were asked to be, not how long they took.
+ */
+async function recordingWaits<T>(f: (log: (l: string) => void) => Promise<T>) {
+  const real = globalThis.setTimeout;
+  const waits: number[] = [];
+  const quick = ((fn: () => void, ms = 0) => {
+    if (ms < 1000) return real(fn, ms);
+    waits.push(ms);
+    return real(fn, 0);
+  }) as typeof setTimeout;
+  const log = (l: string) => {
+    if (l.startsWith("migrate up with")) globalThis.setTimeout = quick;
+  };
+  try {
+    return { result: await f(log), waits };
+  } finally {
+    globalThis.setTimeout = real;
+  }
+}
+
+describe("lock_timeout retries", () => {
+  it("wait 2 s, then 4 s, then 6 s before the 1st, 2nd and 3rd retry", async () => {
+    const count = join(tmp, "attempts");
+    const up =
+      `n=$(($(cat ${count} 2>/dev/null || echo 0) + 1)); echo $n > ${count}; ` +
+      `if [ $n -lt 4 ]; then ${LOCK_TIMEOUT}; exit 1; fi; echo "applied on attempt $n"`;
+    const { result, waits } = await recordingWaits((log) => command(up, { lockRetries: 3, log }));
+    assert.equal(result.output, "applied on attempt 4\n");
+    assert.deepEqual(waits, [2000, 4000, 6000]);
+  });
+
+  it("a run that exited 0 is not retried, whatever its output says of lock timeouts", async () => {
+    const lines: string[] = [];
+    const r = await command(`${LOCK_TIMEOUT}; true`, { lockRetries: 1, log: (l) => lines.push(l) });
+    assert.deepEqual(r, {
+      before: undefined,
+      after: undefined,
+      output: "ERROR:  canceling statement due to lock timeout\n",
+    });
+    assert.deepEqual(lines, ["migrate up with command: from (none)", "migrate up: now at (none)"]);
+  });
+});
