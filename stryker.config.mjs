@@ -122,18 +122,18 @@ const TESTS = {
   "migrations/runner": [
     "test/core/migrations/runner-hints.test.ts",
     "test/core/migrations/runner-output.test.ts",
-    // s13: the retries' waits and a run that exited 0 (one server, ~6 s): first of the files that run migrate.
+    // s13: the retries' waits and a run that exited 0 (one server, ~6 s): first of the files that run
+    // migrate; then runner-retry (the retry loop, ~15 s), before runner-run (~25 s at load 13), and
+    // runner-core and runner-exits (a failed run's message, INVALID indexes) before the others.
     "test/core/migrations/runner-result.test.ts",
-    "test/core/migrations/runner-run.test.ts",
-    // s13: runner-core (~6 s) and runner-retry (the retry loop's only in-process reach) right after
-    // runner-run, so a mutant of the run and its retries stops there.
-    "test/core/migrations/runner-core.test.ts",
     "test/core/migrations/runner-retry.test.ts",
+    "test/core/migrations/runner-run.test.ts",
+    "test/core/migrations/runner-core.test.ts",
+    "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-session.test.ts",
+    "test/core/migrations/runner-edges.test.ts",
     "test/core/migrations/runner-blockers.test.ts",
     "test/core/migrations/runner-tools.test.ts",
-    "test/core/migrations/runner-edges.test.ts",
-    "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-alembic.test.ts",
     "test/core/migrations/runner-loss.test.ts",
   ],

@@ -34,7 +34,7 @@ const command = (up: string, o: Partial<MigrateOptions>) =>
  * line on (the client's connect timeout comes before): the retries' waits are the product's (2 s, 4 s,
  * ...), and what is asserted is how long they were asked to be, not how long they took.
  */
-async function recordingWaits<T>(f: (log: (l: string) => void) => Promise<T>) {
+async function recordingWaits<T>(f: (onLine: (l: string) => void) => Promise<T>) {
   const real = globalThis.setTimeout;
   const waits: number[] = [];
   const quick = ((fn: () => void, ms = 0) => {
@@ -42,11 +42,11 @@ async function recordingWaits<T>(f: (log: (l: string) => void) => Promise<T>) {
     waits.push(ms);
     return real(fn, 0);
   }) as typeof setTimeout;
-  const log = (l: string) => {
+  const onLine = (l: string) => {
     if (l.startsWith("migrate up with")) globalThis.setTimeout = quick;
   };
   try {
-    return { result: await f(log), waits };
+    return { result: await f(onLine), waits };
   } finally {
     globalThis.setTimeout = real;
   }
@@ -58,9 +58,21 @@ describe("lock_timeout retries", () => {
     const up =
       `n=$(($(cat ${count} 2>/dev/null || echo 0) + 1)); echo $n > ${count}; ` +
       `if [ $n -lt 4 ]; then ${LOCK_TIMEOUT}; exit 1; fi; echo "applied on attempt $n"`;
-    const { result, waits } = await recordingWaits((log) => command(up, { lockRetries: 3, log }));
+    const lines: string[] = [];
+    const log = (onLine: (l: string) => void) => (l: string) => {
+      onLine(l);
+      lines.push(l);
+    };
+    const { result, waits } = await recordingWaits((onLine) =>
+      command(up, { lockRetries: 3, log: log(onLine) }),
+    );
     assert.equal(result.output, "applied on attempt 4\n");
     assert.deepEqual(waits, [2000, 4000, 6000]);
+    assert.deepEqual(lines.slice(1, -1), [
+      "migrate up: lock_timeout hit, retry 1/3 in 2 s",
+      "migrate up: lock_timeout hit, retry 2/3 in 4 s",
+      "migrate up: lock_timeout hit, retry 3/3 in 6 s",
+    ]);
   });
 
   it("a run that exited 0 is not retried, whatever its output says of lock timeouts", async () => {
