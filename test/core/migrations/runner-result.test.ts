@@ -1,13 +1,15 @@
 // Issue 22 (session 13): migrate()'s lock_timeout retries as the user sees them, in process on one
 // server: the waits between retries (asked of setTimeout, which this file answers at once, so the case
-// costs no 2 s + 4 s + 6 s), and a run that exited 0 with a lock timeout in its output. Each case kills
-// a mutant of runner.ts lines 714-783 (the run and its retries) that the older files let live.
+// costs no 2 s + 4 s + 6 s), and a run that exited 0 with a lock timeout in its output; and node-pg-migrate's
+// `check` naming two applied migrations gone from the directory. Each case kills a mutant of runner.ts's
+// `migrate` (lines 641-753) that the older files let live.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { migrate, type MigrateOptions } from "../../../src/core/migrations/runner";
+import { failure } from "../../helpers/failure";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
 
 const LOCK_TIMEOUT = 'echo "ERROR:  canceling statement due to lock timeout"';
@@ -84,5 +86,29 @@ describe("lock_timeout retries", () => {
       output: "ERROR:  canceling statement due to lock timeout\n",
     });
     assert.deepEqual(lines, ["migrate up with command: from (none)", "migrate up: now at (none)"]);
+  });
+});
+
+describe("node-pg-migrate check", () => {
+  it("names each applied migration missing from the directory", async () => {
+    const db = await pg.createDatabase("npm_gone");
+    await mkdir(join(tmp, "mig"));
+    await writeFile(join(tmp, "mig", "3_c.sql"), "-- Up Migration\n");
+    await pg.query(
+      "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL); INSERT INTO pgmigrations (name, run_on) VALUES ('1_a', now()), ('2_b', now()), ('3_c', now())",
+      [],
+      "npm_gone",
+    );
+    const check = migrate({
+      tool: "node-pg-migrate",
+      action: "check",
+      dir: "mig",
+      workDir: tmp,
+      databaseUrl: db,
+    });
+    assert.deepEqual(await failure(check), [
+      "CheckFailedError",
+      "0 pending\napplied but missing from mig: 1_a, 2_b\nfix: restore the missing migration files to mig",
+    ]);
   });
 });
