@@ -1,7 +1,7 @@
 // Issue 22 (session 13): migrate()'s lock_timeout retries as the user sees them, in process on one
 // server: the waits between retries (asked of setTimeout, which this file answers at once, so the case
 // costs no 2 s + 4 s + 6 s), and a run that exited 0 with a lock timeout in its output; and node-pg-migrate's
-// `check` naming two applied migrations gone from the directory. Each case kills a mutant of runner.ts's
+// `check` naming two applied migrations gone from the directory and two INVALID indexes. Each case kills a mutant of runner.ts's
 // `migrate` (lines 641-753) that the older files let live.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -90,7 +90,7 @@ describe("lock_timeout retries", () => {
 });
 
 describe("node-pg-migrate check", () => {
-  it("names each applied migration missing from the directory", async () => {
+  it("names each applied migration missing from the directory and each INVALID index", async () => {
     const db = await pg.createDatabase("npm_gone");
     await mkdir(join(tmp, "mig"));
     await writeFile(join(tmp, "mig", "3_c.sql"), "-- Up Migration\n");
@@ -99,6 +99,10 @@ describe("node-pg-migrate check", () => {
       [],
       "npm_gone",
     );
+    // Two unique indexes built CONCURRENTLY over duplicates: each fails and stays behind INVALID.
+    await pg.query("CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1)", [], "npm_gone");
+    for (const i of ["a_uq", "b_uq"])
+      await pg.query(`CREATE UNIQUE INDEX CONCURRENTLY ${i} ON dup (v)`, [], "npm_gone").catch(() => {});
     const check = migrate({
       tool: "node-pg-migrate",
       action: "check",
@@ -108,7 +112,8 @@ describe("node-pg-migrate check", () => {
     });
     assert.deepEqual(await failure(check), [
       "CheckFailedError",
-      "0 pending\napplied but missing from mig: 1_a, 2_b\nfix: restore the missing migration files to mig",
+      "0 pending\napplied but missing from mig: 1_a, 2_b\ninvalid indexes: public.a_uq, public.b_uq\n" +
+        "fix: restore the missing migration files to mig; DROP INDEX CONCURRENTLY public.a_uq; DROP INDEX CONCURRENTLY public.b_uq; then re-run the migration that builds each dropped index",
     ]);
   });
 });
