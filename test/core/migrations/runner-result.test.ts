@@ -1,8 +1,8 @@
 // Issue 22 (session 13): migrate()'s lock_timeout retries as the user sees them, in process on one
 // server: the waits between retries (asked of setTimeout, which this file answers at once, so the case
-// costs no 2 s + 4 s + 6 s), and a run that exited 0 with a lock timeout in its output; and node-pg-migrate's
-// `check` naming two applied migrations gone from the directory and two INVALID indexes. Each case kills a mutant of runner.ts's
-// `migrate` (lines 641-753) that the older files let live.
+// costs no 2 s + 4 s + 6 s), and a run that exited 0 with a lock timeout in its output; and
+// node-pg-migrate's `check` naming two applied migrations gone from the directory and two INVALID
+// indexes. Each case kills a mutant of runner.ts's `migrate` (lines 641-753) the older files let live.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
