@@ -142,19 +142,23 @@ const TESTS = {
     "test/core/migrations/runner-output.test.ts",
     // s13: node-pg-migrate's order of an 18-digit prefix, `down`'s listing session (one server, ~5 s).
     "test/core/migrations/runner-lists.test.ts",
+    // s13: the retries' waits and a run that exited 0 (one server, ~6 s): first of the files that run
+    // migrate; then runner-retry (the retry loop, ~15 s), before runner-run (~25 s at load 13), and
+    // runner-core and runner-exits (a failed run's message, INVALID indexes) before the others.
+    "test/core/migrations/runner-result.test.ts",
+    "test/core/migrations/runner-retry.test.ts",
     "test/core/migrations/runner-run.test.ts",
+    "test/core/migrations/runner-core.test.ts",
+    "test/core/migrations/runner-exits.test.ts",
     "test/core/migrations/runner-session.test.ts",
+    "test/core/migrations/runner-edges.test.ts",
     "test/core/migrations/runner-blockers.test.ts",
     // s13: a read-only verb beside a killed run's marker, the blockers' query failing (one server, ~7 s).
     "test/core/migrations/runner-quiet.test.ts",
     "test/core/migrations/runner-tools.test.ts",
-    "test/core/migrations/runner-edges.test.ts",
-    "test/core/migrations/runner-exits.test.ts",
-    "test/core/migrations/runner-core.test.ts",
     "test/core/migrations/runner-alembic.test.ts",
     // s13: a dependency named by its branch label (real Alembic, one server, ~10 s).
     "test/core/migrations/runner-alembic-deps.test.ts",
-    "test/core/migrations/runner-retry.test.ts",
     // s13: the row-loss check's two tables, no backup, no kept copy (one server, ~9 s).
     "test/core/migrations/runner-loss-edges.test.ts",
     "test/core/migrations/runner-loss.test.ts",
