@@ -1,9 +1,21 @@
 // Stand-in PostgreSQL tools for the restore tests (issue 22): a PG_BIN directory whose psql passes the
 // SQL it is given through `sed "$SD_TEST_SED"` line by line (a test rewrites one statement, or puts a
 // psql meta-command such as `\!` before one, which psql then runs in order), beside the real tools.
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PG_BIN } from "./postgres";
+import { createBackup } from "../../src/core/backup";
+import { PG_BIN, startPostgres } from "./postgres";
+
+/** A throwaway server whose database `shop` has table `t` (ids 1-10), a temp dir, and a backup of `shop` in it. */
+export async function shopWithBackup(prefix: string, label: string) {
+  const pg = await startPostgres();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  await pg.query("CREATE DATABASE shop");
+  await pg.query("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10)", [], "shop");
+  const backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label });
+  return { pg, dir, backup };
+}
 
 /**
  * Makes `dir` a PG_BIN: the sed-ing psql, `scripts` (tool name to shell script body, run with `sh`),

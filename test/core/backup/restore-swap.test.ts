@@ -7,15 +7,14 @@
 // a `\!` line put before the swap's `BEGIN;` runs once every statement before it has run.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import { withEnv } from "../../helpers/env";
 import { killLeftPsqlSessions, until } from "../../helpers/bounded";
-import { sedPsqlBin } from "../../helpers/pg-standins";
-import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
-import { createBackup, restoreBackup, type BackupResult } from "../../../src/core/backup";
+import { sedPsqlBin, shopWithBackup } from "../../helpers/pg-standins";
+import { PG_BIN, type TestPostgres } from "../../helpers/postgres";
+import { restoreBackup, type BackupResult } from "../../../src/core/backup";
 import { previousName } from "../../../src/core/backup/restore";
 
 let pg: TestPostgres;
@@ -25,11 +24,7 @@ let backup: BackupResult;
 const NOW = new Date("2026-11-23T03:45:00Z");
 
 before(async () => {
-  pg = await startPostgres();
-  dir = mkdtempSync(join(tmpdir(), "sd-restore-swap-"));
-  await pg.query("CREATE DATABASE shop");
-  await pg.query("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10)", [], "shop");
-  backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "swap" });
+  ({ pg, dir, backup } = await shopWithBackup("sd-restore-swap-", "swap"));
   bin = sedPsqlBin(join(dir, "bin"));
 });
 after(async () => {
