@@ -18,6 +18,15 @@ export async function shopWithBackup(prefix: string, label: string) {
 }
 
 /**
+ * pg_dump that, with SD_TEST_DUMP_GATE set, writes the dump's first 100 bytes, then the rest once that
+ * file exists (or after 20 s: a test process that died never leaves it waiting).
+ */
+export const GATED_PG_DUMP =
+  `if [ -z "$SD_TEST_DUMP_GATE" ] || [ "$1" = "--version" ]; then exec "${PG_BIN}/pg_dump" "$@"; fi\n` +
+  `"${PG_BIN}/pg_dump" "$@" > "$SD_TEST_DUMP_GATE.dump" || exit 1\nhead -c 100 "$SD_TEST_DUMP_GATE.dump"\n` +
+  `i=0; while [ ! -e "$SD_TEST_DUMP_GATE" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`;
+
+/**
  * Makes `dir` a PG_BIN: the sed-ing psql, `scripts` (tool name to shell script body, run with `sh`),
  * and the real server binaries for pg_dump and pg_restore when not given. Returns `dir`.
  */

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withEnv } from "../../helpers/env";
 import { killLeftPsqlSessions } from "../../helpers/bounded";
-import { sedPsqlBin } from "../../helpers/pg-standins";
+import { GATED_PG_DUMP, sedPsqlBin } from "../../helpers/pg-standins";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, type BackupResult } from "../../../src/core/backup";
 import { previousName } from "../../../src/core/backup/restore";
@@ -40,12 +40,7 @@ before(async () => {
   );
   backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "good" });
   bin = sedPsqlBin(join(dir, "bin"), {
-    // With SD_TEST_DUMP_GATE set: the dump's first 100 bytes, then the rest once that file exists (or
-    // after 20 s: a test process that died never leaves it waiting).
-    pg_dump:
-      `if [ -z "$SD_TEST_DUMP_GATE" ] || [ "$1" = "--version" ]; then exec "${PG_BIN}/pg_dump" "$@"; fi\n` +
-      `"${PG_BIN}/pg_dump" "$@" > "$SD_TEST_DUMP_GATE.dump" || exit 1\nhead -c 100 "$SD_TEST_DUMP_GATE.dump"\n` +
-      `i=0; while [ ! -e "$SD_TEST_DUMP_GATE" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`,
+    pg_dump: GATED_PG_DUMP,
     pg_restore:
       `if [ -n "$SD_TEST_PGR_LOG" ]; then echo "$*" >> "$SD_TEST_PGR_LOG"; fi\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_OUT" ]; then cat >/dev/null; printf '%s\\n' "$SD_TEST_C_OUT"; exit 0; fi; if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
       `exec "${PG_BIN}/pg_restore" "$@"\n`,

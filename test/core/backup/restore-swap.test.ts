@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Client } from "pg";
 import { withEnv } from "../../helpers/env";
 import { killLeftPsqlSessions, until } from "../../helpers/bounded";
-import { sedPsqlBin, shopWithBackup } from "../../helpers/pg-standins";
+import { GATED_PG_DUMP, sedPsqlBin, shopWithBackup } from "../../helpers/pg-standins";
 import { PG_BIN, type TestPostgres } from "../../helpers/postgres";
 import { restoreBackup, type BackupResult } from "../../../src/core/backup";
 import { previousName } from "../../../src/core/backup/restore";
@@ -25,7 +25,7 @@ const NOW = new Date("2026-11-23T03:45:00Z");
 
 before(async () => {
   ({ pg, dir, backup } = await shopWithBackup("sd-restore-swap-", "swap"));
-  bin = sedPsqlBin(join(dir, "bin"));
+  bin = sedPsqlBin(join(dir, "bin"), { pg_dump: GATED_PG_DUMP });
 });
 after(async () => {
   await pg?.close();
@@ -37,9 +37,13 @@ const rows = async (db: string) =>
   (await pg.query<{ n: string }>("SELECT count(*) AS n FROM t", [], db))[0].n;
 
 /** Restores over `shop` at NOW through the stand-ins, `sed` applied to every SQL text psql is given. */
-async function restoreWith(sed: string, beforeSwap?: (db: string) => Promise<void>) {
+async function restoreWith(
+  sed: string,
+  beforeSwap?: (db: string) => Promise<void>,
+  env: Record<string, string> = {},
+) {
   await pg.query("DELETE FROM t WHERE id > 10; INSERT INTO t VALUES (11)", [], "shop");
-  const r = await withEnv({ PG_BIN: bin, SD_TEST_SED: sed }, () =>
+  const r = await withEnv({ PG_BIN: bin, SD_TEST_SED: sed, ...env }, () =>
     restoreBackup(backup.file, {
       databaseUrl: pg.url("shop"),
       safetyDir: join(dir, "safety"),
@@ -107,4 +111,17 @@ test("an hour of kept names taken: the search stops at the hour's last second", 
   const r = await restoreWith(`s/^SELECT datname FROM pg_database WHERE datname LIKE .*/${hour}/`);
   assert.equal(r.previousDatabase, previousName("shop", new Date(NOW.getTime() + 3599 * 1000)));
   assert.equal(r.previousDatabase, "shop_before_restore_20261123044459");
+});
+
+test("the load starts while the safety backup still dumps: the copy exists before the dump's rest is let through", async () => {
+  // The safety dump gives its first 100 bytes and waits for the gate (issue 18: the two overlap); the
+  // gate opens once the copy exists, or after the bounded wait if the load waited for the whole dump.
+  const gate = join(dir, "overlap-gate");
+  const copy = until("the restored copy to be created while the safety dump waits", async () => {
+    const found = await pg.query("SELECT 1 FROM pg_database WHERE datname LIKE 'shop\\_restoring\\_%'");
+    return found.length > 0;
+  }).finally(() => writeFileSync(gate, ""));
+  copy.catch(() => {}); // awaited below, after the restore
+  await restoreWith("", undefined, { SD_TEST_DUMP_GATE: gate });
+  await copy;
 });
