@@ -164,7 +164,8 @@ const TESTS = {
   // one server), restore-disk (a tmpfs: the temp copy filling it, a read-only disk; root) and
   // restore-container (Docker, ~25 s) last: each reaches code the others do not.
   // s13: restore-tools (listSessions without psql; no server) first, restore-swap (the swap's races staged
-  // through psql's `\!`, the kept-name search's bound; one server, ~14 s) before restore-edges.
+  // through psql's `\!`, the kept-name search's bound, the load
+  // overlapping the safety dump; one server, ~17 s) before restore-edges.
   "backup/restore": [
     "test/core/backup/restore-tools.test.ts",
     "test/core/backup/restore-pure.test.ts",
