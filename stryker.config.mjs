@@ -195,10 +195,15 @@ const TESTS = {
   // server, under a second) first; restore-entry (listSessions, the lock, the owner check, kept names;
   // one server), restore-disk (a tmpfs: the temp copy filling it, a read-only disk; root) and
   // restore-container (Docker, ~25 s) last: each reaches code the others do not.
+  // s13: restore-tools (listSessions without psql; no server) first, restore-swap (the swap's races staged
+  // through psql's `\!`, the kept-name search's bound, the load
+  // overlapping the safety dump; one server, ~17 s) before restore-edges.
   "backup/restore": [
+    "test/core/backup/restore-tools.test.ts",
     "test/core/backup/restore-pure.test.ts",
     "test/core/backup/restore-sql.test.ts",
     "test/core/backup/restore-load.test.ts",
+    "test/core/backup/restore-swap.test.ts",
     "test/core/backup/restore-edges.test.ts",
     "test/core/backup/restore-steps.test.ts",
     "test/core/backup/restore-entry.test.ts",

@@ -168,7 +168,8 @@ export const STABLE_TEXT_SQL =
   "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex';";
 
 /** The rest of the first line of `t` that starts with `prefix` ("" when none does). */
-const line = (t: string, prefix: string) =>
+/** What follows `prefix` on the first line of `t` that starts with it ("" when none does). */
+export const line = (t: string, prefix: string) =>
   t
     .split("\n")
     .find((l) => l.startsWith(prefix))

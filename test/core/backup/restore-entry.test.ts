@@ -9,13 +9,13 @@
 // into `SELECT 1/0;`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { Client } from "pg";
 import { withEnv } from "../../helpers/env";
 import { killLeftPsqlSessions, until } from "../../helpers/bounded";
-import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { sedPsqlBin, shopWithBackup } from "../../helpers/pg-standins";
+import { PG_BIN, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, type BackupResult } from "../../../src/core/backup";
 import { listSessions, previousName } from "../../../src/core/backup/restore";
 import { CannotRunError } from "../../../src/core/errors";
@@ -27,21 +27,12 @@ let backup: BackupResult;
 const NOW = new Date("2026-11-23T03:45:00Z");
 
 before(async () => {
-  pg = await startPostgres();
-  dir = mkdtempSync(join(tmpdir(), "sd-restore-entry-"));
-  await pg.query("CREATE DATABASE shop");
-  await pg.query("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10)", [], "shop");
-  backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "entry" });
-  bin = join(dir, "bin");
-  mkdirSync(bin);
-  symlinkSync(join(PG_BIN, "pg_dump"), join(bin, "pg_dump"));
-  writeFileSync(join(bin, "psql"), `#!/bin/sh\nsed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`);
-  writeFileSync(
-    join(bin, "pg_restore"),
-    `#!/bin/sh\nif [ -n "$SD_TEST_C_EMPTY" ]; then case " $* " in *" -C "*) cat >/dev/null; exit 0;; esac; fi\n` +
+  ({ pg, dir, backup } = await shopWithBackup("sd-restore-entry-", "entry"));
+  bin = sedPsqlBin(join(dir, "bin"), {
+    pg_restore:
+      `if [ -n "$SD_TEST_C_EMPTY" ]; then case " $* " in *" -C "*) cat >/dev/null; exit 0;; esac; fi\n` +
       `exec "${PG_BIN}/pg_restore" "$@"\n`,
-  );
-  for (const t of ["psql", "pg_restore"]) chmodSync(join(bin, t), 0o755);
+  });
 });
 after(async () => {
   await pg?.close();

@@ -8,20 +8,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withEnv } from "../../helpers/env";
 import { killLeftPsqlSessions } from "../../helpers/bounded";
+import { GATED_PG_DUMP, sedPsqlBin } from "../../helpers/pg-standins";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, type BackupResult } from "../../../src/core/backup";
 import { previousName } from "../../../src/core/backup/restore";
@@ -47,25 +39,12 @@ before(async () => {
     "shop",
   );
   backup = await createBackup({ databaseUrl: pg.url("shop"), dir: join(dir, "b"), label: "good" });
-  bin = join(dir, "bin");
-  mkdirSync(bin);
-  // pg_dump, with SD_TEST_DUMP_GATE set: the dump's first 100 bytes, then the rest once that file exists
-  // (or after 20 s: a test process that died never leaves it waiting).
-  writeFileSync(
-    join(bin, "pg_dump"),
-    `#!/bin/sh\nif [ -z "$SD_TEST_DUMP_GATE" ] || [ "$1" = "--version" ]; then exec "${PG_BIN}/pg_dump" "$@"; fi\n` +
-      `"${PG_BIN}/pg_dump" "$@" > "$SD_TEST_DUMP_GATE.dump" || exit 1\nhead -c 100 "$SD_TEST_DUMP_GATE.dump"\n` +
-      `i=0; while [ ! -e "$SD_TEST_DUMP_GATE" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`,
-  );
-  chmodSync(join(bin, "pg_dump"), 0o755);
-  // Streamed line by line: a psql session (the restore's lock) keeps its input open.
-  writeFileSync(join(bin, "psql"), `#!/bin/sh\nsed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`);
-  writeFileSync(
-    join(bin, "pg_restore"),
-    `#!/bin/sh\nif [ -n "$SD_TEST_PGR_LOG" ]; then echo "$*" >> "$SD_TEST_PGR_LOG"; fi\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_OUT" ]; then cat >/dev/null; printf '%s\\n' "$SD_TEST_C_OUT"; exit 0; fi; if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
+  bin = sedPsqlBin(join(dir, "bin"), {
+    pg_dump: GATED_PG_DUMP,
+    pg_restore:
+      `if [ -n "$SD_TEST_PGR_LOG" ]; then echo "$*" >> "$SD_TEST_PGR_LOG"; fi\ncase " $* " in *" -C "*) if [ -n "$SD_TEST_C_OUT" ]; then cat >/dev/null; printf '%s\\n' "$SD_TEST_C_OUT"; exit 0; fi; if [ -n "$SD_TEST_C_FAIL" ]; then "${PG_BIN}/pg_restore" "$@"; exit 1; fi;; esac\n` +
       `exec "${PG_BIN}/pg_restore" "$@"\n`,
-  );
-  for (const t of ["psql", "pg_restore"]) chmodSync(join(bin, t), 0o755);
+  });
 });
 after(async () => {
   await pg?.close();
