@@ -154,7 +154,8 @@ const TESTS = {
   "backup/fetch": ["test/core/backup/fetch-edges.test.ts", "test/core/backup/offsite-edges.test.ts"],
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
-  "backup/runner": ["test/core/backup/runner.test.ts"],
+  // s13: runner-pgbin (staged version trees and stand-in stdbufs, no server; ~1 s) first.
+  "backup/runner": ["test/core/backup/runner-pgbin.test.ts", "test/core/backup/runner.test.ts"],
   "backup/session": ["test/core/backup/session-edges.test.ts", "test/core/backup/session.test.ts"],
   "backup/create": ["test/core/backup/create-edges.test.ts"],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
