@@ -157,7 +157,8 @@ const TESTS = {
   // s13: runner-pgbin (staged version trees and stand-in stdbufs, no server; ~1 s) first.
   "backup/runner": ["test/core/backup/runner-pgbin.test.ts", "test/core/backup/runner.test.ts"],
   "backup/session": ["test/core/backup/session-edges.test.ts", "test/core/backup/session.test.ts"],
-  "backup/create": ["test/core/backup/create-edges.test.ts"],
+  // s13: create-paths (~9 s, one server) last: it reaches only the late-write and half-read-archive paths.
+  "backup/create": ["test/core/backup/create-edges.test.ts", "test/core/backup/create-paths.test.ts"],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
   // ~12 s) first, restore-steps (each step's failure, through stand-in psql/pg_restore; ~10 s) last.
   // s12: restore-pure (describeSession, previousName, localeError, parallelShare, keepFreeBytes; no
