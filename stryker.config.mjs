@@ -147,7 +147,12 @@ const TESTS = {
     // s11: one small server; only DUMP_TEXT_ENV (module scope) runs it.
     "test/core/backup/dump-text-env.test.ts",
   ],
-  "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
+  // s13: verify-stages (stand-in pg_restore, a wrapped read stream; no server, ~3 s) before the server's.
+  "backup/verify": [
+    "test/core/backup/verify-checks.test.ts",
+    "test/core/backup/verify-stages.test.ts",
+    "test/core/backup/verify-content.test.ts",
+  ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
   "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
