@@ -152,6 +152,8 @@ const TESTS = {
     "test/core/backup/verify-checks.test.ts",
     "test/core/backup/verify-stages.test.ts",
     "test/core/backup/verify-content.test.ts",
+    // s13: the restore test's steps, labels, a signal, version 1 and unreadable re-dumps (one server, ~19 s).
+    "test/core/backup/verify-restore.test.ts",
   ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
   "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
