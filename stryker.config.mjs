@@ -163,7 +163,12 @@ const TESTS = {
   // one small server a file; the older files take 15-30 s each and reach every line at once).
   // s13: runner-pgbin (staged version trees and stand-in stdbufs, no server; ~1 s) first.
   "backup/runner": ["test/core/backup/runner-pgbin.test.ts", "test/core/backup/runner.test.ts"],
-  "backup/session": ["test/core/backup/session-edges.test.ts", "test/core/backup/session.test.ts"],
+  // s13: session-close (the lock given back before psql leaves, an imported id's quoting; ~7 s) last.
+  "backup/session": [
+    "test/core/backup/session-edges.test.ts",
+    "test/core/backup/session.test.ts",
+    "test/core/backup/session-close.test.ts",
+  ],
   // s13: create-paths (~9 s, one server) last: it reaches only the late-write and half-read-archive paths.
   "backup/create": ["test/core/backup/create-edges.test.ts", "test/core/backup/create-paths.test.ts"],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
