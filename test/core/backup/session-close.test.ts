@@ -8,12 +8,13 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "pg";
 import { until, within } from "../../helpers/bounded";
 import { withEnv } from "../../helpers/env";
 import { standinPgBin } from "../../helpers/pg-bin";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { parseDatabaseUrl, type RunTarget } from "../../../src/core/backup/runner";
-import { openSnapshot } from "../../../src/core/backup/session";
+import { openSnapshot, psqlSession } from "../../../src/core/backup/session";
 import { CannotRunError } from "../../../src/core/errors";
 
 const local: RunTarget = { runIn: "local" };
@@ -82,4 +83,29 @@ test("an imported snapshot id is passed as given, quote and all: the server name
       e instanceof CannotRunError &&
       e.message.includes(`invalid snapshot identifier: "00000003-0000'001B-1"`),
   );
+});
+
+test("an imported snapshot (a release slot's): counted in it, and its id is the snapshot the backup names", async () => {
+  const c = new Client({ connectionString: pg.url("shop") });
+  await c.connect();
+  try {
+    await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    const id = (await c.query<{ id: string }>("SELECT pg_export_snapshot() AS id")).rows[0].id;
+    await pg.query("INSERT INTO t VALUES (3)", [], "shop");
+    const snap = await within("openSnapshot", openSnapshot(local, parseDatabaseUrl(pg.url("shop")), id));
+    try {
+      assert.equal(snap.snapshot, id);
+      assert.deepEqual(await within("rowCounts", snap.rowCounts()), { "public.t": 2 });
+    } finally {
+      await within("close", snap.close());
+    }
+  } finally {
+    await c.end();
+  }
+});
+
+test("a session's answer may hold any text, the word undefined too", async () => {
+  const s = psqlSession(local, parseDatabaseUrl(pg.url("shop")), "asking");
+  assert.equal(await within("send", s.send(["SELECT 'undefined';"], "__M__")), "undefined\n__M__1\n");
+  await within("end", s.end());
 });
