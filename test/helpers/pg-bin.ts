@@ -20,3 +20,16 @@ export function standinPgBin(bin: string, scripts: Partial<Record<(typeof TOOLS)
   }
   return bin;
 }
+
+/**
+ * True once no process has `pid`: a stand-in tool this process spawned has exited and node has reaped
+ * it, so its ChildProcess already has its exit code (a zombie still answers signal 0).
+ */
+export function exited(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withEnv } from "../../helpers/env";
 import { until } from "../../helpers/bounded";
-import { standinPgBin } from "../../helpers/pg-bin";
+import { exited, standinPgBin } from "../../helpers/pg-bin";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup } from "../../../src/core/backup/create";
 import { CannotRunError } from "../../../src/core/errors";
@@ -41,16 +41,6 @@ after(async () => {
 const dumpScript = (rest: string) =>
   `case "$1" in --version) exec "${PG_BIN}/pg_dump" --version;; esac\n${rest}`;
 
-/** True once no process has `pid` (node has reaped it: its exit code is then set on the child). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 test("a write that fails after pg_dump failed on its own: pg_dump's error is told, not the write's", async () => {
   // The whole dump is written, then pg_dump fails; the backup's first write to its file waits until
   // that pg_dump is gone, then fails with EIO.
@@ -66,7 +56,7 @@ test("a write that fails after pg_dump failed on its own: pg_dump's error is tol
   const write = proto.write;
   proto.write = async () => {
     const pid = Number(readFileSync(pidFile, "utf8"));
-    await until("the stand-in pg_dump to exit", () => gone(pid));
+    await until("the stand-in pg_dump to exit", () => exited(pid));
     throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
   };
   const d = join(dir, "late-eio");

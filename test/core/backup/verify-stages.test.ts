@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { until, within } from "../../helpers/bounded";
 import { withEnv } from "../../helpers/env";
-import { standinPgBin } from "../../helpers/pg-bin";
+import { exited, standinPgBin } from "../../helpers/pg-bin";
 import { restoreArchiveFile, restoreStream, verifyBackup } from "../../../src/core/backup/verify";
 import { parseDatabaseUrl, type RunTarget } from "../../../src/core/backup/runner";
 import type { Manifest } from "../../../src/core/backup/manifest";
@@ -62,16 +62,6 @@ function backup(
 /** Runs `f` with PG_BIN holding `pg_restore` as the script given. */
 function withPgRestore<T>(name: string, script: string, f: () => Promise<T>): Promise<T> {
   return withEnv({ PG_BIN: standinPgBin(join(dir, name), { pg_restore: script }) }, f);
-}
-
-/** True once no process has `pid` (node has reaped it). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 /** Runs `f` with every `fs.createReadStream` answered by `make()` instead. */
@@ -196,7 +186,7 @@ test("pg_restore that closes its input before the end and succeeds: neither the 
           sent = true;
           await until(
             "pg_restore to exit",
-            () => existsSync(pidFile) && gone(Number(readFileSync(pidFile, "utf8"))),
+            () => existsSync(pidFile) && exited(Number(readFileSync(pidFile, "utf8"))),
           );
           this.push(readFileSync(file));
           this.push(null);
