@@ -179,16 +179,30 @@ const TESTS = {
     // s11: one small server; only DUMP_TEXT_ENV (module scope) runs it.
     "test/core/backup/dump-text-env.test.ts",
   ],
-  "backup/verify": ["test/core/backup/verify-checks.test.ts", "test/core/backup/verify-content.test.ts"],
+  // s13: verify-stages (stand-in pg_restore, a wrapped read stream; no server, ~3 s) before the server's.
+  "backup/verify": [
+    "test/core/backup/verify-checks.test.ts",
+    "test/core/backup/verify-stages.test.ts",
+    "test/core/backup/verify-content.test.ts",
+    // s13: the restore test's steps, labels, a signal, version 1 and unreadable re-dumps (one server, ~19 s).
+    "test/core/backup/verify-restore.test.ts",
+  ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
   "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
   "backup/fetch": ["test/core/backup/fetch-edges.test.ts", "test/core/backup/offsite-edges.test.ts"],
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
-  "backup/runner": ["test/core/backup/runner.test.ts"],
-  "backup/session": ["test/core/backup/session-edges.test.ts", "test/core/backup/session.test.ts"],
-  "backup/create": ["test/core/backup/create-edges.test.ts"],
+  // s13: runner-pgbin (staged version trees and stand-in stdbufs, no server; ~1 s) first.
+  "backup/runner": ["test/core/backup/runner-pgbin.test.ts", "test/core/backup/runner.test.ts"],
+  // s13: session-close (the lock given back before psql leaves, an imported id's quoting; ~7 s) last.
+  "backup/session": [
+    "test/core/backup/session-edges.test.ts",
+    "test/core/backup/session.test.ts",
+    "test/core/backup/session-close.test.ts",
+  ],
+  // s13: create-paths (~9 s, one server) last: it reaches only the late-write and half-read-archive paths.
+  "backup/create": ["test/core/backup/create-edges.test.ts", "test/core/backup/create-paths.test.ts"],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
   // ~12 s) first, restore-steps (each step's failure, through stand-in psql/pg_restore; ~10 s) last.
   // s12: restore-pure (describeSession, previousName, localeError, parallelShare, keepFreeBytes; no

@@ -105,10 +105,12 @@ export function withDatabase(conn: Conn, database: string): Conn {
   return { ...conn, database, env: { ...conn.env, PGDATABASE: database } };
 }
 
-/** Directory of the newest local PostgreSQL client binaries (`PG_BIN` overrides). */
-export function localPgBin(): string | undefined {
+/**
+ * Directory of the newest local PostgreSQL client binaries (`PG_BIN` overrides); `root` holds one
+ * directory per major version, as Debian and Ubuntu install them.
+ */
+export function localPgBin(root = "/usr/lib/postgresql"): string | undefined {
   if (process.env.PG_BIN) return process.env.PG_BIN;
-  const root = "/usr/lib/postgresql";
   if (!existsSync(root)) return undefined;
   const versions = readdirSync(root)
     .filter((v) => /^\d+$/.test(v) && existsSync(`${root}/${v}/bin/pg_dump`))
@@ -141,15 +143,14 @@ export function spawnPg(
   });
 }
 
-let stdbufPath: string | false | undefined;
-/** Path of coreutils' `stdbuf` on this machine, or false. */
+/** Path of coreutils' `stdbuf` on this machine's PATH (absolute directories only), or false. */
 function stdbuf(): string | false {
-  stdbufPath ??=
+  return (
     (process.env.PATH ?? "/usr/bin:/bin")
       .split(":")
       .map((d) => `${d}/stdbuf`)
-      .find((p) => p.startsWith("/") && existsSync(p)) ?? false;
-  return stdbufPath;
+      .find((p) => p.startsWith("/") && existsSync(p)) ?? false
+  );
 }
 
 /** Resolves with the exit code (or signal) once `child` has exited; collects stderr (capped). */

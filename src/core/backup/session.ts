@@ -249,12 +249,9 @@ export async function openSnapshot(
       ...tryLock(BACKUP_LOCK),
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
       // The slot's snapshot: the manifest's counts and sums then describe exactly the slot's start point.
-      ...(imported
-        ? [
-            `SET TRANSACTION SNAPSHOT '${imported.replace(/'/g, "''")}';`,
-            `SELECT 'SNAP:' || '${imported.replace(/'/g, "''")}';`,
-          ]
-        : ["SELECT 'SNAP:' || pg_export_snapshot();"]),
+      imported
+        ? `SET TRANSACTION SNAPSHOT '${imported.replace(/'/g, "''")}';`
+        : "SELECT 'SNAP:' || pg_export_snapshot();",
       "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
       "SELECT 'PID:' || pg_backend_pid();",
       "SELECT 'BYTEA:' || current_setting('bytea_output');",
@@ -264,7 +261,8 @@ export async function openSnapshot(
   // The lock is given back before psql exits: the server ends a session a moment after its client.
   const close = () => end(`COMMIT;\nSELECT pg_advisory_unlock(${BACKUP_LOCK});\n`);
   if (line(text, "LOCK:") !== "true") {
-    await end("COMMIT;\n");
+    // Its read-only transaction ends with the session.
+    await end();
     throw new CannotRunError(
       `another backup of database "${conn.database}" is running right now; wait for it to finish and retry`,
     );
@@ -304,7 +302,7 @@ export async function openSnapshot(
       (t) => JSON.parse(line(t, "SUMS:") || "{}") as Record<string, string>,
     ));
   return {
-    snapshot: line(text, "SNAP:"),
+    snapshot: imported || line(text, "SNAP:"),
     serverVersionNum: Number(num),
     serverVersion: ver.join(":"),
     byteaOutput: line(text, "BYTEA:"),
