@@ -200,6 +200,8 @@ const TESTS = {
     "test/core/backup/session-edges.test.ts",
     "test/core/backup/session.test.ts",
     "test/core/backup/session-close.test.ts",
+    // s13: holdAdvisoryLock tried for 2 s and given back before psql exits (one server, ~3 s).
+    "test/core/backup/advisory-lock.test.ts",
   ],
   // s13: create-paths (~9 s, one server) last: it reaches only the late-write and half-read-archive paths.
   "backup/create": ["test/core/backup/create-edges.test.ts", "test/core/backup/create-paths.test.ts"],
