@@ -1,11 +1,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, interruptCli, pgRestoreRunning } from "../../helpers/interrupt";
-import { startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { until } from "../../helpers/bounded";
+import { standinPgBin } from "../../helpers/pg-bin";
+import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup, restoreBackup, verifyBackup } from "../../../src/core/backup";
 import { CannotRunError } from "../../../src/core/errors";
 
@@ -156,20 +158,35 @@ test("two restores of one database at once: the second is refused (exit 3) and t
   );
   const r = await createBackup({ databaseUrl: pg.url("twice"), dir: join(dir, "twice"), label: "manual" });
   await pg.query("INSERT INTO big VALUES (-1, 'only in the original')", [], "twice");
+  // The first restore's pg_restore waits for the gate: it holds the restore's lock for as long as the
+  // second one tries it (2 s), whatever the speed of the machine.
+  const gate = join(dir, "twice-gate");
+  const bin = standinPgBin(join(dir, "twice-bin"), {
+    pg_restore: `while [ ! -e "${gate}" ]; do sleep 0.05; done\nexec "${PG_BIN}/pg_restore" "$@"`,
+  });
   const first = spawn(BIN, ["backup", "restore", r.file, "--yes", "--database-url", pg.url("twice")], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PG_BIN: bin },
   });
   let out = "";
   first.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => first.on("close", (code) => resolve(code)));
-  // The first restore is under way once its copy exists.
-  for (let i = 0; i < 3000 && !(await databases()).some((d) => d.startsWith("twice_restoring_")); i++)
-    await new Promise((res) => setTimeout(res, 10));
-  await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("twice") }), (e: Error) => {
-    assert.ok(e instanceof CannotRunError, String(e));
-    assert.match(e.message, /another restore of database "twice" is running right now/);
-    return true;
-  });
+  try {
+    await until("the first restore to hold its lock", async () => {
+      const [{ n }] = await pg.query<{ n: number }>(
+        // A bigint key's low 32 bits are the lock's objid (the deploy lock is taken first, for a moment).
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid::bigint = (hashtext('safe-deploy:restore:twice')::bigint & 4294967295)",
+      );
+      return n > 0;
+    });
+    await assert.rejects(restoreBackup(r.file, { databaseUrl: pg.url("twice") }), (e: Error) => {
+      assert.ok(e instanceof CannotRunError, String(e));
+      assert.match(e.message, /another restore of database "twice" is running right now/);
+      return true;
+    });
+  } finally {
+    writeFileSync(gate, "");
+  }
   assert.equal(await exited, 0, out);
   const previous = /the previous database is kept as "([^"]+)"/.exec(out)?.[1];
   assert.ok(previous, out);
