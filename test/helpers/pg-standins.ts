@@ -1,10 +1,11 @@
 // Stand-in PostgreSQL tools for the restore tests (issue 22): a PG_BIN directory whose psql passes the
 // SQL it is given through `sed "$SD_TEST_SED"` line by line (a test rewrites one statement, or puts a
 // psql meta-command such as `\!` before one, which psql then runs in order), beside the real tools.
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBackup } from "../../src/core/backup";
+import { standinPgBin } from "./pg-bin";
 import { PG_BIN, startPostgres } from "./postgres";
 
 /** A throwaway server whose database `shop` has table `t` (ids 1-10), a temp dir, and a backup of `shop` in it. */
@@ -27,18 +28,10 @@ export const GATED_PG_DUMP =
   `i=0; while [ ! -e "$SD_TEST_DUMP_GATE" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ntail -c +101 "$SD_TEST_DUMP_GATE.dump"\n`;
 
 /**
- * Makes `dir` a PG_BIN: the sed-ing psql, `scripts` (tool name to shell script body, run with `sh`),
- * and the real server binaries for pg_dump and pg_restore when not given. Returns `dir`.
+ * Makes `dir` a PG_BIN (`standinPgBin`): the sed-ing psql, `scripts` (tool name to shell script body,
+ * run with `sh`), and the real pg_dump and pg_restore when not given. Returns `dir`.
  */
-export function sedPsqlBin(dir: string, scripts: Record<string, string> = {}): string {
-  mkdirSync(dir, { recursive: true });
+export function sedPsqlBin(dir: string, scripts: Parameters<typeof standinPgBin>[1] = {}): string {
   // Streamed line by line: a psql session (the restore's lock) keeps its input open.
-  const all = { psql: `sed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"\n`, ...scripts };
-  for (const [tool, body] of Object.entries(all)) {
-    writeFileSync(join(dir, tool), `#!/bin/sh\n${body}`);
-    chmodSync(join(dir, tool), 0o755);
-  }
-  for (const tool of ["pg_dump", "pg_restore"])
-    if (!(tool in all)) symlinkSync(join(PG_BIN, tool), join(dir, tool));
-  return dir;
+  return standinPgBin(dir, { psql: `sed -u "\${SD_TEST_SED:-}" | "${PG_BIN}/psql" "$@"`, ...scripts });
 }
