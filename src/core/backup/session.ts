@@ -167,7 +167,6 @@ export const COUNTS_AND_SUMS_SQL = everyTable("SCAN:", TABLE_SCAN_QUERY);
 export const STABLE_TEXT_SQL =
   "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex';";
 
-/** The rest of the first line of `t` that starts with `prefix` ("" when none does). */
 /** What follows `prefix` on the first line of `t` that starts with it ("" when none does). */
 export const line = (t: string, prefix: string) =>
   t
