@@ -3,6 +3,7 @@ import { createReadStream, unlinkSync } from "node:fs";
 import { open, statfs, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { ident, literal } from "../database/quote";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { createBackup, type BackupResult } from "./create";
 import { catchingSignals } from "./interrupt";
@@ -72,7 +73,7 @@ export const describeSession = (x: DbSession) =>
 const sessionsSql = (db: string, action: string) =>
   `SELECT 'SESSIONS:' || coalesce(json_agg(json_build_object('pid', pid, 'application', application_name,
      'user', usename, 'client', coalesce(host(client_addr), 'a local socket')) ORDER BY pid)${action}, '[]')
-   FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid() AND backend_type = 'client backend';`;
+   FROM pg_stat_activity WHERE datname = ${literal(db)} AND pid <> pg_backend_pid() AND backend_type = 'client backend';`;
 
 // sessionsSql always answers its one line (an empty list is `[]`).
 const parseSessions = (out: string): DbSession[] => JSON.parse(line(out, "SESSIONS:"));
@@ -99,14 +100,11 @@ async function stopWriters(target: RunTarget, admin: Conn, db: string): Promise<
     target,
     admin,
     `DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-       EXECUTE format('ALTER DATABASE %I WITH CONNECTION LIMIT 0', ${lit(db)}); END IF; END $$;\n${sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))")}`,
+       EXECUTE format('ALTER DATABASE %I WITH CONNECTION LIMIT 0', ${literal(db)}); END IF; END $$;\n${sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))")}`,
     "ending the database's sessions before the safety backup",
   );
   return parseSessions(out);
 }
-
-const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
-const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 /** `<db>_before_restore_YYYYMMDDHHMMSS`, cut to PostgreSQL's 63-byte identifier limit. */
 export function previousName(db: string, now: Date): string {
@@ -139,7 +137,7 @@ async function databaseProperties(
     `SELECT 'PROPS:' || json_build_object('owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding),
        'collate', d.datcollate, 'ctype', d.datctype, 'connLimit', d.datconnlimit,
        'locProvider', to_jsonb(d) ->> 'datlocprovider', 'iculocale', to_jsonb(d) ->> 'daticulocale')
-     FROM pg_database d WHERE d.datname = ${lit(db)};`,
+     FROM pg_database d WHERE d.datname = ${literal(db)};`,
     "reading the database's properties",
   );
   // No line when the server has no such database.
@@ -167,7 +165,7 @@ const ON_DB_TYPES = new Set(["COMMENT", "ACL", "SECURITY LABEL"]);
  * and security labels. Throws when a statement does not name the database where expected.
  */
 export function archiveDatabase(script: string, from: string, to: string): ArchiveDatabase {
-  const forms = [`"${from.replace(/"/g, '""')}"`, from];
+  const forms = [ident(from), from];
   const rename = (stmt: string) => {
     for (const f of forms) {
       const at = `DATABASE ${f}`;
@@ -239,7 +237,7 @@ async function readArchiveDatabase(
   const found = await runSql(
     target,
     admin,
-    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${lit(a.owner)};`,
+    `SELECT 'ROLE:' || count(*) FROM pg_roles WHERE rolname = ${literal(a.owner)};`,
     "looking up the database's owner",
   );
   if (!found.includes("ROLE:1")) {
@@ -270,9 +268,9 @@ export function localeError(e: unknown, db: string, file: string, create: string
 export function createLike(name: string, p: DatabaseProperties): string {
   const parts = [
     `CREATE DATABASE ${ident(name)} OWNER ${ident(p.owner)} TEMPLATE template0`,
-    `ENCODING ${lit(p.encoding)} LC_COLLATE ${lit(p.collate)} LC_CTYPE ${lit(p.ctype)}`,
+    `ENCODING ${literal(p.encoding)} LC_COLLATE ${literal(p.collate)} LC_CTYPE ${literal(p.ctype)}`,
   ];
-  if (p.locProvider === "i") parts.push(`LOCALE_PROVIDER icu ICU_LOCALE ${lit(p.iculocale ?? "")}`);
+  if (p.locProvider === "i") parts.push(`LOCALE_PROVIDER icu ICU_LOCALE ${literal(p.iculocale ?? "")}`);
   else if (p.locProvider === "c") parts.push("LOCALE_PROVIDER libc");
   parts.push(`CONNECTION LIMIT ${Number(p.connLimit)};`);
   return parts.join(" ");
@@ -287,19 +285,19 @@ export function createLike(name: string, p: DatabaseProperties): string {
 export function carryOverSql(from: string, to: string): string {
   const listGucs =
     "'search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries', 'shared_preload_libraries'";
-  return `WITH d AS (SELECT oid, datacl FROM pg_database WHERE datname = ${lit(from)})
-SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC;', ${lit(to)}) FROM d WHERE d.datacl IS NOT NULL
+  return `WITH d AS (SELECT oid, datacl FROM pg_database WHERE datname = ${literal(from)})
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC;', ${literal(to)}) FROM d WHERE d.datacl IS NOT NULL
 UNION ALL
-SELECT format('GRANT %s ON DATABASE %I TO %s%s;', a.privilege_type, ${lit(to)},
+SELECT format('GRANT %s ON DATABASE %I TO %s%s;', a.privilege_type, ${literal(to)},
     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
     CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
   FROM d, aclexplode(d.datacl) a
 UNION ALL
-SELECT format('COMMENT ON DATABASE %I IS %L;', ${lit(to)}, shobj_description(d.oid, 'pg_database')) FROM d
+SELECT format('COMMENT ON DATABASE %I IS %L;', ${literal(to)}, shobj_description(d.oid, 'pg_database')) FROM d
   WHERE shobj_description(d.oid, 'pg_database') IS NOT NULL
 UNION ALL
-SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${lit(to)}, x.k, x.v)
-    ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s;', pg_get_userbyid(s.setrole), ${lit(to)}, x.k, x.v) END
+SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s;', ${literal(to)}, x.k, x.v)
+    ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s;', pg_get_userbyid(s.setrole), ${literal(to)}, x.k, x.v) END
   FROM d JOIN pg_db_role_setting s ON s.setdatabase = d.oid, unnest(s.setconfig) c(kv),
     LATERAL (SELECT split_part(c.kv, '=', 1) AS k,
       CASE WHEN split_part(c.kv, '=', 1) IN (${listGucs})
@@ -450,7 +448,7 @@ async function restoreInto(
             await runSql(
               target,
               admin,
-              `SELECT datname FROM pg_database WHERE datname LIKE ${lit(`${keptPrefix}%`)};`,
+              `SELECT datname FROM pg_database WHERE datname LIKE ${literal(`${keptPrefix}%`)};`,
               "reading the kept databases' names",
             )
           ).split("\n"),
@@ -580,12 +578,12 @@ export async function swapDatabase(
       `ALTER DATABASE ${ident(db)} WITH ALLOW_CONNECTIONS false;`,
       // Stryker disable next-line StringLiteral: the next statement ends every session of `db` and `fresh`
       sessionsSql(db, " FILTER (WHERE pg_terminate_backend(pid))"),
-      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${lit(db)}, ${lit(fresh)}) AND pid <> pg_backend_pid();`,
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${literal(db)}, ${literal(fresh)}) AND pid <> pg_backend_pid();`,
       // RENAME waits up to 5 s for ended sessions to leave, polling every 100 ms: polling every 10 ms
       // here saves most of that on every swap that ended one.
       // Stryker disable next-line StringLiteral: only the time differs (RENAME waits itself, 5 s)
       `DO $wait$ BEGIN FOR i IN 1..500 LOOP
-       EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = ${lit(db)} AND pid <> pg_backend_pid());
+       EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = ${literal(db)} AND pid <> pg_backend_pid());
        PERFORM pg_sleep(0.01); END LOOP; END $wait$;`,
       "BEGIN;",
       `ALTER DATABASE ${ident(db)} RENAME TO ${ident(previous)};`,

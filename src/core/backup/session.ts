@@ -1,4 +1,4 @@
-import { literal } from "../changes/sql";
+import { literal } from "../database/quote";
 import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "./runner";
 
@@ -147,7 +147,7 @@ const everyTable = (
 ) => `SELECT '${prefix}' || coalesce(json_object_agg(k, h), '{}')::text FROM (
   SELECT n.nspname || '.' || c.relname AS k,
     (xpath('/row/h/text()', query_to_xml(format(
-      '${perTable.replace(/'/g, "''")}',
+      ${literal(perTable)},
       n.nspname, c.relname), false, true, '')))[1]::text AS h
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}
@@ -248,9 +248,7 @@ export async function openSnapshot(
       ...tryLock(BACKUP_LOCK),
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
       // The slot's snapshot: the manifest's counts and sums then describe exactly the slot's start point.
-      imported
-        ? `SET TRANSACTION SNAPSHOT '${imported.replace(/'/g, "''")}';`
-        : "SELECT 'SNAP:' || pg_export_snapshot();",
+      imported ? `SET TRANSACTION SNAPSHOT ${literal(imported)};` : "SELECT 'SNAP:' || pg_export_snapshot();",
       "SELECT 'VER:' || current_setting('server_version_num') || ':' || current_setting('server_version');",
       "SELECT 'PID:' || pg_backend_pid();",
       "SELECT 'BYTEA:' || current_setting('bytea_output');",
@@ -427,7 +425,7 @@ export async function holdAdvisoryLock(
   key: string,
 ): Promise<(() => Promise<void>) | undefined> {
   const { send, end } = psqlSession(target, conn, "taking the lock");
-  const lock = `hashtext('${key.replace(/'/g, "''")}')`;
+  const lock = `hashtext(${literal(key)})`;
   // Given back before psql exits, as the backup's: the server ends a session a moment after its client.
   const text = await send(tryLock(lock), "__LOCK__");
   if (line(text, "LOCK:") !== "true") {

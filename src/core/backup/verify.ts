@@ -4,6 +4,7 @@ import { basename } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
+import { literal } from "../database/quote";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { knownManifestVersion, manifestPath, type Manifest } from "./manifest";
 import {
@@ -366,11 +367,10 @@ async function rolesMissing(file: string, m: Manifest, target: RunTarget, admin:
   if ((await w.done) !== 0) throw pgFailure("listing the backup's contents", w.stderr(), admin, target);
   const owners = neededRoles(out);
   if (!owners.length) return [];
-  const lit = (x: string) => `'${x.replace(/'/g, "''")}'`;
   const found = await runSql(
     target,
     admin,
-    `SELECT 'ROLE:' || rolname FROM pg_roles WHERE rolname IN (${owners.map(lit).join(", ")});`,
+    `SELECT 'ROLE:' || rolname FROM pg_roles WHERE rolname IN (${owners.map(literal).join(", ")});`,
     "looking up the backup's roles",
   );
   const have = new Set(

@@ -5,7 +5,8 @@ import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch } from "../backup/runner";
 import { runSql } from "../backup/session";
 import { PUBLICATION } from "./slot";
-import { literal, lsnText, lsnValue, outLine } from "./sql";
+import { literal } from "../database/quote";
+import { lsnText, lsnValue, outLine } from "./sql";
 
 /** A column of a relation as the stream describes it. */
 export interface StreamColumn {

@@ -12,7 +12,8 @@ import {
   type StreamRelation,
   type StreamTransaction,
 } from "./decode";
-import { errorText, ident, literal, lsnValue, outLine, qualified } from "./sql";
+import { ident, literal } from "../database/quote";
+import { errorText, lsnValue, outLine, qualified } from "./sql";
 
 /**
  * Bookkeeping tables of migration tools. A transaction that writes to one is a migration's (the tools

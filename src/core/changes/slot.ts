@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { CannotRunError } from "../errors";
 import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "../backup/runner";
 import { runSql } from "../backup/session";
-import { errorText, literal, NO_IDENTITY_SQL, outLine } from "./sql";
+import { literal } from "../database/quote";
+import { errorText, NO_IDENTITY_SQL, outLine } from "./sql";
 
 /** The publication every release slot decodes through (FOR ALL TABLES, created if missing). */
 export const PUBLICATION = "safe_deploy_changes";

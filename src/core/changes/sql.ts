@@ -1,10 +1,5 @@
 // SQL text helpers shared by the change stream modules.
-
-/** A string as an SQL literal (standard_conforming_strings, on since PostgreSQL 9.1). */
-export const literal = (v: string): string => `'${v.replace(/'/g, "''")}'`;
-
-/** An identifier, always quoted. */
-export const ident = (v: string): string => `"${v.replace(/"/g, '""')}"`;
+import { ident } from "../database/quote";
 
 /** `schema.table`, both quoted. */
 export const qualified = (schema: string, name: string): string => `${ident(schema)}.${ident(name)}`;

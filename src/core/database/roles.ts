@@ -3,6 +3,7 @@
 // host. The owner (`database.user`) keeps running migrations and backups; the app gets a role with DML
 // only. Pure: the SQL and the command string are built here and executed by components/app-role.ts.
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
+import { literal } from "./quote";
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -68,18 +69,17 @@ export function appRoleSql(spec: AppRoleSpec): string {
   if (!/^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/.test(spec.verifier)) {
     throw new Error("`verifier` must be a SCRAM-SHA-256 verifier (see scramVerifier)");
   }
-  const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
   return `SET client_min_messages = warning;
 DO $sd$
 DECLARE
   m record;
   s text;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${lit(spec.role)}) THEN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(spec.role)}) THEN
     CREATE ROLE ${role};
   END IF;
   FOR m IN SELECT r.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid
-           WHERE a.member = (SELECT oid FROM pg_roles WHERE rolname = ${lit(spec.role)}) LOOP
+           WHERE a.member = (SELECT oid FROM pg_roles WHERE rolname = ${literal(spec.role)}) LOOP
     EXECUTE format('REVOKE %I FROM ${role}', m.rolname);
   END LOOP;
   FOR s IN SELECT nspname FROM pg_namespace
@@ -95,7 +95,7 @@ BEGIN
   END IF;
 END
 $sd$;
-ALTER ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD ${lit(spec.verifier)};
+ALTER ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD ${literal(spec.verifier)};
 GRANT CONNECT ON DATABASE ${db} TO ${role};
 ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE ON SCHEMAS TO ${role};
 ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role};

@@ -12,6 +12,7 @@ import { rowCountDifferences, tableChecksumsLike } from "../backup/verify";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import type { Logger } from "../log/logger";
 import { redact } from "../log/redact";
+import { ident } from "./quote";
 
 const run = promisify(execFile);
 
@@ -253,7 +254,7 @@ export async function imageServerMajor(image: string, dockerHost?: string): Prom
 
 /** The roles of the old server (`pg_dumpall --roles-only`), without the bootstrap superuser's CREATE. */
 export function rolesScript(dump: string, superuser: string): string {
-  const quoted = `"${superuser.replace(/"/g, '""')}"`;
+  const quoted = ident(superuser);
   // The new server's initdb made the bootstrap user already; its ALTER ROLE (password, attributes) stays.
   return dump
     .split("\n")

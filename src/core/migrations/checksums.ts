@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import type { Client } from "pg";
+import { literal } from "../database/quote";
 import { ConfigError } from "../errors";
 import { isMigrationFile } from "./edits";
 import type { Tool } from "./presets";
@@ -255,7 +256,7 @@ export async function recordedChecksumProblems(
   const has = (await sql("SELECT to_regclass('safe_deploy.migration_history') IS NOT NULL;")).trim();
   if (has !== "t") return [];
   const text = await sql(
-    `SELECT name || E'\\t' || file || E'\\t' || checksum FROM safe_deploy.migration_history WHERE tool = '${tool.replace(/'/g, "''")}';`,
+    `SELECT name || E'\\t' || file || E'\\t' || checksum FROM safe_deploy.migration_history WHERE tool = ${literal(tool)};`,
   );
   const rows = text
     .split("\n")

@@ -1,4 +1,5 @@
 import type { Client } from "pg";
+import { ident } from "../database/quote";
 import type { Table } from "./plan";
 
 /** `"schema"."name"` from `schema.name` (names hold no dot of their own here: the catalog query quotes none). */
@@ -6,9 +7,6 @@ export function qualified(table: string): string {
   const dot = table.indexOf(".");
   return `${ident(table.slice(0, dot))}.${ident(table.slice(dot + 1))}`;
 }
-
-/** A quoted identifier. */
-export const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 const USER_TABLES = `c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')

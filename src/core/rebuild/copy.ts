@@ -1,7 +1,8 @@
 import { pipeline } from "node:stream/promises";
 import { pgFailure, spawnPg, watch, type Conn, type RunTarget } from "../backup/runner";
 import { CheckFailedError } from "../errors";
-import { ident, qualified } from "./catalog";
+import { ident, literal } from "../database/quote";
+import { qualified } from "./catalog";
 import type { TableCopy } from "./plan";
 
 const LOCAL: RunTarget = { runIn: "local" };
@@ -25,7 +26,7 @@ export async function copyTable(source: Conn, target: Conn, snapshot: string, t:
       "-c",
       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
       "-c",
-      `SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "''")}'`,
+      `SET TRANSACTION SNAPSHOT ${literal(snapshot)}`,
       "-c",
       `COPY (SELECT ${cols} FROM ${qualified(t.table)}) TO STDOUT`,
       "-c",

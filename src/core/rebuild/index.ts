@@ -13,6 +13,7 @@ import {
   type RunTarget,
 } from "../backup/runner";
 import { holdAdvisoryLock, openSnapshot, runSql } from "../backup/session";
+import { ident } from "../database/quote";
 import { CannotRunError, CheckFailedError, ConfigError } from "../errors";
 import { silentLogger, type Logger } from "../log/logger";
 import type { Tool } from "../migrations/presets";
@@ -23,7 +24,6 @@ import {
   disableTriggers,
   dropConstraints,
   enableTriggers,
-  ident,
   largeObjects,
   nonEmpty,
   qualified,

@@ -4,6 +4,7 @@
 import * as os from "node:os";
 import { parseDatabaseUrl, withDatabase, type Conn, type RunTarget } from "../backup/runner";
 import { psqlSession, runSql } from "../backup/session";
+import { literal } from "../database/quote";
 import { CheckFailedError } from "../errors";
 import { acquireLock, type LockHandle, type LockOptions } from "./lock";
 
@@ -74,8 +75,6 @@ export function lockKey(database: string): string {
  */
 const lockConn = (conn: Conn) => withDatabase(conn, conn.database === "postgres" ? "template1" : "postgres");
 
-const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
-
 const DDL = `CREATE SCHEMA IF NOT EXISTS safe_deploy;
 CREATE TABLE IF NOT EXISTS safe_deploy.deploy_lock (
   lock_key text PRIMARY KEY, stack text NOT NULL, owner text NOT NULL, host text NOT NULL, pid integer NOT NULL,
@@ -89,8 +88,8 @@ CREATE TABLE IF NOT EXISTS safe_deploy.deploy_lock (
  */
 const lockRowSql = (key: string, lockDb: string) =>
   `l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND ` +
-  `l.database = (SELECT oid FROM pg_database WHERE datname = ${lit(lockDb)}) AND ` +
-  `((l.classid::bigint << 32) | l.objid::bigint) = hashtext(${lit(key)})::bigint`;
+  `l.database = (SELECT oid FROM pg_database WHERE datname = ${literal(lockDb)}) AND ` +
+  `((l.classid::bigint << 32) | l.objid::bigint) = hashtext(${literal(key)})::bigint`;
 
 /** Is the advisory lock of `key` held by `pidExpr`'s session? */
 const holdsSql = (key: string, lockDb: string, pidExpr: string) =>
@@ -101,7 +100,7 @@ const rowSql = (key: string, lockDb: string) =>
   `SELECT 'ROW:' || coalesce((SELECT row_to_json(x)::text FROM (SELECT stack, owner, host, pid, command, checkout,
   commit, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' AS since, backend_pid AS "backendPid",
   ${holdsSql(key, lockDb, "d.backend_pid")} AS live
-  FROM safe_deploy.deploy_lock d WHERE lock_key = ${lit(key)}) x), 'null');`;
+  FROM safe_deploy.deploy_lock d WHERE lock_key = ${literal(key)}) x), 'null');`;
 
 /** Whether the table exists, and the server process holding the advisory lock of `key` (empty when free). */
 const holderSql = (key: string, lockDb: string) =>
@@ -171,7 +170,7 @@ export async function acquireDbLock(opts: DbLockOptions): Promise<DbLockHandle> 
   const key = lockKey(conn.database);
   const session = psqlSession(target, lockConn(conn), "taking the deploy lock");
   const text = await session.send(
-    [`SELECT 'LOCK:' || pg_try_advisory_lock(hashtext(${lit(key)})) || ':' || pg_backend_pid();`],
+    [`SELECT 'LOCK:' || pg_try_advisory_lock(hashtext(${literal(key)})) || ':' || pg_backend_pid();`],
     "__LOCK__",
   );
   const [won, pidText] = field(text, "LOCK:").split(":");
@@ -219,12 +218,12 @@ export async function acquireDbLock(opts: DbLockOptions): Promise<DbLockHandle> 
       conn,
       `${DDL}
 INSERT INTO safe_deploy.deploy_lock (lock_key, stack, owner, host, pid, command, checkout, commit, backend_pid)
-VALUES (${v.map(lit).join(", ")}, ${holder.backendPid})
+VALUES (${v.map(literal).join(", ")}, ${holder.backendPid})
 ON CONFLICT (lock_key) DO UPDATE SET stack = EXCLUDED.stack, owner = EXCLUDED.owner, host = EXCLUDED.host,
   pid = EXCLUDED.pid, command = EXCLUDED.command, checkout = EXCLUDED.checkout, commit = EXCLUDED.commit,
   since = now(), backend_pid = EXCLUDED.backend_pid;
 SELECT 'SINCE:' || to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' FROM safe_deploy.deploy_lock
-  WHERE lock_key = ${lit(key)};`,
+  WHERE lock_key = ${literal(key)};`,
       "writing the deploy lock holder",
     );
     holder.since = field(out, "SINCE:");
@@ -240,7 +239,7 @@ SELECT 'SINCE:' || to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||
       await runSql(
         target,
         conn,
-        `DELETE FROM safe_deploy.deploy_lock WHERE lock_key = ${lit(key)} AND backend_pid = ${holder.backendPid};`,
+        `DELETE FROM safe_deploy.deploy_lock WHERE lock_key = ${literal(key)} AND backend_pid = ${holder.backendPid};`,
         "removing the deploy lock holder",
       ).catch(() => {});
       await session.end().catch(() => {});
@@ -280,7 +279,7 @@ export async function releaseDbLock(
   await runSql(
     target,
     conn,
-    `DELETE FROM safe_deploy.deploy_lock WHERE lock_key = ${lit(key)};`,
+    `DELETE FROM safe_deploy.deploy_lock WHERE lock_key = ${literal(key)};`,
     "removing the deploy lock holder",
   ).catch(() => {});
   return st;
