@@ -1,7 +1,7 @@
 // What the release verbs (`up`, `rollback`, `status`, `seed`) share: the test seams, the context options
 // of their flags, the release summary and the unfinished-release rule. Light at module scope: the
 // commands import it when they load (src/cli/index.ts), the engine stays behind `await import()`.
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import type { ContextOptions } from "./context";
 import type { StackOptions } from "./stack";
 import { formatDuration } from "./commands/history";
@@ -52,6 +52,17 @@ export function toolCommandOptions(cmd: Command): Command {
     )
     .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL");
 }
+
+/** `--project-dir`: the stack's Pulumi project, for every command that reads its releases. */
+export const projectDirOption = () =>
+  new Option("--project-dir <dir>", "the Pulumi project directory").default(".");
+
+/** `--state-dir`: where safe-deploy keeps its own records of the stack. */
+export const stateDirOption = () =>
+  new Option(
+    "--state-dir <dir>",
+    "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
+  );
 
 /** One line about a release, printed after `up` and `rollback`. */
 export function summary(r: ReleaseRecord): string {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { contextOptions, stdout, type CommandDeps } from "../shared";
+import { contextOptions, projectDirOption, stateDirOption, stdout, type CommandDeps } from "../shared";
 
 /** Options of `safe-deploy changes list|prune|watch` (issue 20: the release change streams). */
 export interface ChangesOpts {
@@ -90,13 +90,7 @@ export function register(program: Command): void {
     .command("changes")
     .description("The release change streams that let a rollback keep later writes: list, prune, watch");
   const common = (c: Command) =>
-    c
-      .requiredOption("--stack <name>", "the stack")
-      .option("--project-dir <dir>", "the Pulumi project directory", ".")
-      .option(
-        "--state-dir <dir>",
-        "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-      );
+    c.requiredOption("--stack <name>", "the stack").addOption(projectDirOption()).addOption(stateDirOption());
   common(changes.command("list").description("The stack's replication slots and the WAL each holds")).action(
     async (o: Omit<ChangesOpts, "action">) => void (await runChanges({ ...o, action: "list" })),
   );

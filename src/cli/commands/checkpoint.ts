@@ -4,7 +4,14 @@ import { basename } from "node:path";
 import { CannotRunError, ConfigError } from "../../core/errors";
 import type { CheckpointSummary } from "../../core/release/checkpoints";
 import type { ReleaseRecord } from "../../core/release/ledger";
-import { contextOptions, stdout, type CommandDeps } from "../shared";
+import {
+  contextOptions,
+  projectDirOption,
+  stateDirOption,
+  stdout,
+  terminal,
+  type CommandDeps,
+} from "../shared";
 import { stateDirOf } from "../state-dir";
 
 /** Options of `safe-deploy checkpoint list|show|restore`. */
@@ -103,11 +110,7 @@ export async function runCheckpointRestore(
   out(restoreNotice(ctx.stackName, release, record));
   for (const l of describe(release, summarizeCheckpoint(state))) out(l);
   if (!o.yes) {
-    const term = deps.terminal ?? {
-      input: process.stdin,
-      output: process.stdout,
-      isTTY: !!process.stdin.isTTY && !!process.stdout.isTTY,
-    };
+    const term = terminal(deps);
     if (!term.isTTY)
       throw new ConfigError("checkpoint restore needs confirmation: run it on a terminal or pass --yes");
     const { confirm } = await import("@inquirer/prompts");
@@ -144,13 +147,7 @@ export function register(program: Command): void {
       "The stack state archived before each release (secrets encrypted): list, show, and restore it to recover broken Pulumi state",
     );
   const common = (c: Command) =>
-    c
-      .requiredOption("--stack <name>", "the stack")
-      .option("--project-dir <dir>", "the Pulumi project directory", ".")
-      .option(
-        "--state-dir <dir>",
-        "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-      );
+    c.requiredOption("--stack <name>", "the stack").addOption(projectDirOption()).addOption(stateDirOption());
   common(cmd.command("list").description("Checkpoints of the stack, newest first, with their release"))
     .option("--json", "one JSON array, for machines")
     .action(async (o: CheckpointOpts) => {

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { basename } from "node:path";
 import type { ReleaseRecord } from "../../core/release/ledger";
+import { projectDirOption, stateDirOption } from "../shared";
 
 /** Options of `history`. */
 export interface HistoryOpts {
@@ -74,8 +75,8 @@ export function register(program: Command): void {
       "List the stack's releases: id, time, commit, image, schema version, backup, result, duration",
     )
     .requiredOption("--stack <name>", "the stack")
-    .option("--project-dir <dir>", "the Pulumi project directory", ".")
-    .option("--state-dir <dir>", "where releases and locks are kept (default <project>/.safe-deploy)")
+    .addOption(projectDirOption())
+    .addOption(stateDirOption())
     .option("--json", "one JSON array, for machines")
     .action(async (o: HistoryOpts) => runHistory(o));
 }

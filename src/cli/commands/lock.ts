@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { projectDirOption, stateDirOption } from "../shared";
 
 /** Options of `safe-deploy lock status|release`. */
 export interface LockCommandOptions {
@@ -63,11 +64,8 @@ export function register(program: Command): void {
   const common = (c: Command) =>
     c
       .requiredOption("--stack <name>", "the stack")
-      .option("--project-dir <dir>", "the Pulumi project directory", ".")
-      .option(
-        "--state-dir <dir>",
-        "where safe-deploy keeps locks and releases (default <project>/.safe-deploy)",
-      )
+      .addOption(projectDirOption())
+      .addOption(stateDirOption())
       .option("--json", "print one JSON object")
       .option("--database-url <url>", "also the database lock of this database (default $DATABASE_URL)");
   common(lock.command("status").description("Who holds the deploy lock, since and until when")).action(

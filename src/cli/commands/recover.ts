@@ -4,7 +4,14 @@
 // which hold the fixed port ("port is already allocated") or keep answering behind the blue-green proxy.
 import type { Command } from "commander";
 import { CannotRunError, ConfigError } from "../../core/errors";
-import { contextOptions, stdout, type CommandDeps } from "../shared";
+import {
+  contextOptions,
+  projectDirOption,
+  stateDirOption,
+  stdout,
+  terminal,
+  type CommandDeps,
+} from "../shared";
 
 /** Options of `safe-deploy recover`. */
 export interface RecoverOpts {
@@ -56,11 +63,7 @@ export async function runRecover(o: RecoverOpts, deps: CommandDeps = {}): Promis
     for (const c of orphans)
       out(`  ${c.name}  role=${c.role || "?"}  ${c.state}  created ${c.created}  ${c.id.slice(0, 12)}`);
     if (!o.yes) {
-      const term = deps.terminal ?? {
-        input: process.stdin,
-        output: process.stdout,
-        isTTY: !!process.stdin.isTTY && !!process.stdout.isTTY,
-      };
+      const term = terminal(deps);
       if (!term.isTTY)
         throw new ConfigError(
           `${orphans.length} orphan container(s) of ${stack} not removed: confirm on a terminal or pass --yes`,
@@ -95,11 +98,8 @@ export function register(program: Command): void {
         "containers with the stack's labels that the state does not know",
     )
     .requiredOption("--stack <name>", "the stack")
-    .option("--project-dir <dir>", "the Pulumi project directory", ".")
-    .option(
-      "--state-dir <dir>",
-      "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-    )
+    .addOption(projectDirOption())
+    .addOption(stateDirOption())
     .option("--yes", "remove the orphan containers without asking (scripts)")
     .action(async (o: RecoverOpts) => {
       await runRecover(o);

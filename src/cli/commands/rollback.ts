@@ -8,7 +8,9 @@ import type { ReleaseContext } from "../context";
 import {
   cancelled,
   contextOptions,
+  projectDirOption,
   requireBackup,
+  stateDirOption,
   stdout,
   summary,
   terminal,
@@ -395,11 +397,8 @@ export function register(program: Command): void {
         "restoring a database backup when the schema differs; no flags on a terminal: interactive menu",
     )
     .requiredOption("--stack <name>", "the stack")
-    .option("--project-dir <dir>", "the Pulumi project directory", ".")
-    .option(
-      "--state-dir <dir>",
-      "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-    )
+    .addOption(projectDirOption())
+    .addOption(stateDirOption())
     .addOption(
       new Option(
         "--quick",

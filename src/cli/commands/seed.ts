@@ -1,6 +1,15 @@
 import type { Command } from "commander";
 import { ConfigError } from "../../core/errors";
-import { cancelled, contextOptions, requireBackup, stdout, terminal, type CommandDeps } from "../shared";
+import {
+  cancelled,
+  contextOptions,
+  projectDirOption,
+  requireBackup,
+  stateDirOption,
+  stdout,
+  terminal,
+  type CommandDeps,
+} from "../shared";
 
 /** Options of `safe-deploy seed`. */
 export interface SeedOpts {
@@ -90,11 +99,8 @@ export function register(program: Command): void {
     .requiredOption("--stack <name>", "the stack whose database is replaced (usually staging)")
     .option("--backup <file>", "the backup to load")
     .option("--from-dir <dir>", "load the newest pre-deploy/manual backup of this directory")
-    .option("--project-dir <dir>", "the Pulumi project directory", ".")
-    .option(
-      "--state-dir <dir>",
-      "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-    )
+    .addOption(projectDirOption())
+    .addOption(stateDirOption())
     .option("--yes", "do not ask for confirmation")
     .option("--allow-production", "allow seeding a stack whose name contains 'prod'")
     .action(async (o: SeedOpts) => {

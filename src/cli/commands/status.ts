@@ -1,7 +1,14 @@
 import type { Command } from "commander";
 import type { ReleaseRecord } from "../../core/release/ledger";
 import type { ReleaseContext } from "../context";
-import { contextOptions, stdout, unfinishedRelease, type CommandDeps } from "../shared";
+import {
+  contextOptions,
+  projectDirOption,
+  stateDirOption,
+  stdout,
+  unfinishedRelease,
+  type CommandDeps,
+} from "../shared";
 
 /** Options of `safe-deploy status`. */
 export interface StatusOpts {
@@ -187,11 +194,8 @@ export function register(program: Command): void {
     .command("status")
     .description("Stack outputs, container health, the last release and the deploy lock")
     .requiredOption("--stack <name>", "the stack")
-    .option("--project-dir <dir>", "the Pulumi project directory", ".")
-    .option(
-      "--state-dir <dir>",
-      "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-    )
+    .addOption(projectDirOption())
+    .addOption(stateDirOption())
     .option("--json", "one JSON object, for machines")
     .action(async (o: StatusOpts) => {
       const code = await runStatus(o);

@@ -1,6 +1,13 @@
 import type { Command } from "commander";
 import type { ReleaseRecord } from "../../core/release/ledger";
-import { contextOptions, stdout, summary, type CommandDeps } from "../shared";
+import {
+  contextOptions,
+  projectDirOption,
+  stateDirOption,
+  stdout,
+  summary,
+  type CommandDeps,
+} from "../shared";
 
 /** Options of `safe-deploy up` (flags as commander parses them). */
 export interface UpOpts {
@@ -57,11 +64,8 @@ export function register(program: Command): void {
         "health gate), soak, automatic rollback on failure, notifications",
     )
     .requiredOption("--stack <name>", "the stack to deploy (staging, production)")
-    .option("--project-dir <dir>", "the Pulumi project directory", ".")
-    .option(
-      "--state-dir <dir>",
-      "where releases, locks and checkpoints are kept (default <project>/.safe-deploy)",
-    )
+    .addOption(projectDirOption())
+    .addOption(stateDirOption())
     .option("--allow-dirty", "deploy even with uncommitted changes in the git tree")
     .option(
       "--allow-migration-edits",
