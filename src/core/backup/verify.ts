@@ -331,7 +331,8 @@ export async function tableChecksumsLike(
   return read.sums;
 }
 
-const unquote = (r: string) => (r.startsWith('"') ? r.slice(1, -1).replace(/""/g, '"') : r);
+/** One role of a GRANT/REVOKE's list: quoted (a quote in it doubled), or a plain name. */
+const GRANTEE = /"((?:[^"]|"")+)"|([^\s,]+)/g;
 
 /**
  * Roles a restore with owners and grants needs, from `pg_restore -s -f -` output: each entry's owner
@@ -339,14 +340,18 @@ const unquote = (r: string) => (r.startsWith('"') ? r.slice(1, -1).replace(/""/g
  */
 export function neededRoles(script: string): string[] {
   const roles = new Set<string>();
+  // `s`: pg_dump writes names raw, and a U+2028 or U+2029 in one is a line end to `.` without it.
   for (const l of script.split("\n")) {
-    const h = /^-- Name: .*; Type: .*; Schema: .*; Owner: (.+)$/.exec(l);
-    if (h && h[1].trim() && h[1].trim() !== "-") roles.add(h[1].trim());
+    const owner = /^-- Name: .*; Type: .*; Schema: .*; Owner: (.+)/s.exec(l)?.[1].trim();
+    if (owner && owner !== "-") roles.add(owner);
     const g =
-      /^(?:GRANT|REVOKE) .* (?:TO|FROM) ((?:"(?:[^"]|"")+"|[^\s;"]+)(?:, (?:"(?:[^"]|"")+"|[^\s;"]+))*)(?: WITH GRANT OPTION)?;$/.exec(
+      /^(?:GRANT|REVOKE) .* (?:TO|FROM) ((?:"(?:[^"]|"")+"|[^\s;"]+)(?:, (?:"(?:[^"]|"")+"|[^\s;"]+))*)(?: WITH GRANT OPTION)?;$/s.exec(
         l,
       );
-    if (g) for (const r of g[1].split(", ")) if (r !== "PUBLIC") roles.add(unquote(r));
+    if (g) {
+      for (const [, quoted, plain] of g[1].matchAll(GRANTEE))
+        if (plain !== "PUBLIC") roles.add(plain ?? quoted.replace(/""/g, '"'));
+    }
   }
   return [...roles].sort();
 }
