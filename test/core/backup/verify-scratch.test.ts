@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { withEnv } from "../../helpers/env";
 import { psqlRefusing, standinPgBin } from "../../helpers/pg-bin";
-import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { PG_BIN, scratchDatabases, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { createBackup } from "../../../src/core/backup/create";
 import type { Manifest } from "../../../src/core/backup/manifest";
 import { verifyBackup } from "../../../src/core/backup/verify";
@@ -43,14 +43,6 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The scratch databases a restore test left on the server. */
-const scratchLeft = async () =>
-  (
-    await pg.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_verify_%'",
-    )
-  ).map((r) => r.datname);
-
 /** verifyBackup's restore test of `f` on this server, with the tools under `bin`. */
 const restoreTest = (f: string, bin = PG_BIN) =>
   withEnv({ PG_BIN: bin }, () => verifyBackup(f, { restoreTest: true, databaseUrl: pg.url() }));
@@ -69,7 +61,7 @@ test("a backup whose bytea the server writes as hex: passes, every table's conte
   assert.equal(v.manifest.byteaOutput, undefined);
   assert.equal(v.checksummedTables, 2);
   assert.deepEqual(v.missingRoles, []);
-  assert.deepEqual(await scratchLeft(), []);
+  assert.deepEqual(await scratchDatabases(pg), []);
 });
 
 test("a LATIN1 database restored into a UTF8 scratch one: re-dumped in LATIN1, its checksums match", async () => {
@@ -112,7 +104,7 @@ test("two tables with other counts, then two with other content: each named on i
         `restore test of ${basename(file)}: the content of 2 table(s) differs from the backup's checksums ` +
           "although the row counts match: public.items, public.notes",
   );
-  assert.deepEqual(await scratchLeft(), []);
+  assert.deepEqual(await scratchDatabases(pg), []);
 });
 
 test("each late failure names its step: setting bytea_output, listing the backup's contents, dropping the scratch database", async () => {
@@ -134,7 +126,7 @@ test("each late failure names its step: setting bytea_output, listing the backup
       e instanceof CannotRunError &&
       e.message === "listing the backup's contents failed: pg_restore: error: stand-in refused",
   );
-  assert.deepEqual(await scratchLeft(), []);
+  assert.deepEqual(await scratchDatabases(pg), []);
   await assert.rejects(
     restoreTest(file, psqlRefusing(join(dir, "drop-refused"), "DROP DATABASE")),
     (e: Error) =>
@@ -142,7 +134,7 @@ test("each late failure names its step: setting bytea_output, listing the backup
       e.message === "dropping the scratch database failed: ERROR:  stand-in refused",
   );
   // The one left by the refused drop.
-  const left = await scratchLeft();
+  const left = await scratchDatabases(pg);
   assert.equal(left.length, 1);
   await pg.query(`DROP DATABASE "${left[0]}"`);
 });
