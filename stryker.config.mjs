@@ -181,8 +181,12 @@ const TESTS = {
   ],
   // s13: verify-stages (stand-in pg_restore, a wrapped read stream; no server, ~3 s) before the server's.
   "backup/verify": [
+    // s14: verify-labels (the role reader, failures' texts; no server, ~2 s) first.
+    "test/core/backup/verify-labels.test.ts",
     "test/core/backup/verify-checks.test.ts",
     "test/core/backup/verify-stages.test.ts",
+    // s14: the restore test's late steps and edited manifests (one server, ~17 s).
+    "test/core/backup/verify-scratch.test.ts",
     "test/core/backup/verify-content.test.ts",
     // s13: the restore test's steps, labels, a signal, version 1 and unreadable re-dumps (one server, ~19 s).
     "test/core/backup/verify-restore.test.ts",

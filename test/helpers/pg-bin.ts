@@ -33,3 +33,16 @@ export function exited(pid: number): boolean {
     return true;
   }
 }
+
+/**
+ * A PG_BIN at `bin` whose psql fails as a server refusing would ("ERROR:  stand-in refused", exit 1)
+ * on a script that contains `refuse`, and runs the real psql on every other (scripts come on stdin).
+ */
+export function psqlRefusing(bin: string, refuse: string): string {
+  return standinPgBin(bin, {
+    psql:
+      `case "$*" in *" -c "*) exec "${PG_BIN}/psql" "$@";; esac\nsql=$(cat)\n` +
+      `case "$sql" in *"${refuse}"*) echo "ERROR:  stand-in refused" >&2; exit 1;; esac\n` +
+      `printf "%s\\n" "$sql" | exec "${PG_BIN}/psql" "$@"`,
+  });
+}

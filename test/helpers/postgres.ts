@@ -221,3 +221,11 @@ export async function startPostgres(
     },
   };
 }
+
+/** The scratch databases a restore test (`verify --restore-test`) left on `pg`. */
+export async function scratchDatabases(pg: TestPostgres): Promise<string[]> {
+  const rows = await pg.query<{ datname: string }>(
+    "SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_verify_%'",
+  );
+  return rows.map((r) => r.datname);
+}

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withEnv } from "../../helpers/env";
 import { standinPgBin } from "../../helpers/pg-bin";
-import { PG_BIN, startPostgres, type TestPostgres } from "../../helpers/postgres";
+import { PG_BIN, scratchDatabases, startPostgres, type TestPostgres } from "../../helpers/postgres";
 import { deferRunnerSignalHandlers } from "../../helpers/runner-signals";
 import { createBackup } from "../../../src/core/backup/create";
 import { verifyBackup, type VerifyOptions } from "../../../src/core/backup/verify";
@@ -44,13 +44,8 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The scratch databases a restore test left on the server. */
-const scratchLeft = async () =>
-  (
-    await pg.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE 'safe_deploy_verify_%'",
-    )
-  ).length;
+/** How many scratch databases a restore test left on the server. */
+const scratchLeft = async () => (await scratchDatabases(pg)).length;
 
 /** verifyBackup's restore test on this server, with the tools under `bin` (default: the real ones). */
 const restoreTest = (f: string, o: VerifyOptions = {}, bin = PG_BIN) =>

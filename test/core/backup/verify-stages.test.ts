@@ -175,9 +175,11 @@ test("pg_restore that closes its input before the end and succeeds: neither the 
     await withReads(afterClose, () =>
       within("the restore stream", restoreStream(file, m, local, conn, ["-f", "/dev/null"], "reading")),
     );
-    // Once more, the feed writing only after pg_restore has exited (node closed its input then).
+    // Once more, the feed writing only after pg_restore has exited (node closed its input then). The
+    // first run's pid file goes too: that pg_restore has exited, and the feed would not wait for this one.
     rmSync(closed);
     rmSync(go);
+    rmSync(pidFile);
     const afterExit = () => {
       let sent = false;
       return new Readable({
