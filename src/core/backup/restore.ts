@@ -227,7 +227,7 @@ async function readArchiveDatabase(
   const pr = spawnPg(target, "pg_restore", ["-C", "-s", "-f", "-"], admin);
   const w = watch(pr);
   let out = "";
-  pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  pr.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   // pg_restore stops after the table of contents, so the rest of the file meets a closed pipe.
   await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
   await dec.done.catch(() => {});

@@ -156,8 +156,8 @@ function stdbuf(): string | false {
 /** Resolves with the exit code (or signal) once `child` has exited; collects stderr (capped). */
 export function watch(child: ChildProcess): { done: Promise<number>; stderr: () => string } {
   let err = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    if (err.length < 64_000) err += d.toString();
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    if (err.length < 64_000) err += d;
   });
   const done = new Promise<number>((resolve) => {
     child.on("error", (e) => {

@@ -203,8 +203,8 @@ export function psqlSession(target: RunTarget, conn: Conn, what: string) {
     throw pgFailure(what, w.stderr() || `psql exited with ${code}`, conn, target);
   });
   failed.catch(() => {});
-  psql.stdout!.on("data", (d: Buffer) => {
-    out += d.toString();
+  psql.stdout!.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
     for (const x of waiters.splice(0)) {
       if (out.includes(x.marker, x.from)) x.resolve(out.slice(x.from));
       else waiters.push(x);
@@ -343,7 +343,7 @@ export async function countRows(target: RunTarget, conn: Conn): Promise<Record<s
   const w = watch(psql);
   psql.stdin!.end();
   let out = "";
-  psql.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  psql.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   if ((await w.done) !== 0) throw pgFailure("counting rows", w.stderr(), conn, target);
   const line =
     out
@@ -407,7 +407,7 @@ export async function runSql(target: RunTarget, conn: Conn, sql: string, what: s
   const psql = spawnPg(target, "psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], conn);
   const w = watch(psql);
   let out = "";
-  psql.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  psql.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   psql.stdin!.on("error", () => {});
   psql.stdin!.end(sql + "\n");
   if ((await w.done) !== 0) throw pgFailure(what, w.stderr(), conn, target);

@@ -16,7 +16,7 @@ function zstdStage(args: string[]): Stage {
   const child = spawn("zstd", ["-q", ...args]);
   let err = "";
   let abandoned = false;
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
   const stream = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
   const done = new Promise<void>((resolve, reject) => {
     const fail = (e: Error) => {
@@ -85,7 +85,7 @@ export function decompressToFile(c: Compression, file: string, fd: number): Prom
   const args = c === "zstd" ? ["-q", ...ZSTD_DECOMPRESS, file] : ["-dc", file];
   const child = spawn(cmd, args, { stdio: ["ignore", fd, "pipe"] });
   let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
   return new Promise<void>((resolve, reject) => {
     child.on("error", (e) => reject(new Error(`${cmd} could not run (${e.message}); install ${cmd}`)));
     child.on("close", (code, signal) => {

@@ -374,7 +374,7 @@ async function rolesMissing(file: string, m: Manifest, target: RunTarget, admin:
   const w = watch(pr);
   // Stryker disable next-line StringLiteral: a text before pg_restore's first line ("--") makes no header or GRANT of it
   let out = "";
-  pr.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  pr.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   // Schema only: pg_restore stops after the table of contents, the rest of the file meets a closed pipe.
   await pipeline(createReadStream(file), dec.stream, pr.stdin!).catch(() => {});
   await dec.done.catch(() => {});

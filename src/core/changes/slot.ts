@@ -206,8 +206,8 @@ export async function createReleaseSlot(
   let out = "";
   const marker = "__SLOT_READY__";
   const ready = new Promise<string>((resolve) => {
-    psql.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
+    psql.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
       if (out.includes(`${marker}\n`)) resolve(out);
     });
   });

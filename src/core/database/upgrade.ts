@@ -278,8 +278,8 @@ async function dumpRoles(target: RunTarget, conn: Conn): Promise<string> {
     );
     let out = "";
     let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err = (err + d).slice(-4000)));
     child.on("error", reject);
     child.on("exit", (code) =>
       code === 0

@@ -143,8 +143,8 @@ export async function runShell(
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (output += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (output += d));
     child.on("error", reject);
     child.on("close", (code) => resolveRun({ code: code ?? 1, output: redact(output, opts.secrets) }));
   });

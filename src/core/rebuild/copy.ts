@@ -44,7 +44,7 @@ export async function copyTable(source: Conn, target: Conn, snapshot: string, t:
   const wo = watch(out);
   const wi = watch(into);
   let tag = "";
-  into.stdout!.on("data", (d: Buffer) => (tag += d.toString()));
+  into.stdout!.setEncoding("utf8").on("data", (d: string) => (tag += d));
   // A failing receiver closes its stdin: the sender's EPIPE is not the cause, the receiver's error is.
   await pipeline(out.stdout!, into.stdin!).catch(() => {});
   const [codeOut, codeIn] = await Promise.all([wo.done, wi.done]);
