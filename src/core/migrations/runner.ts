@@ -730,6 +730,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     const newInvalid = async () => (await invalidIndexes(client)).filter((i) => !invalidBefore.has(i));
     const blockers = new Map<number, Blocker>();
     const attempt = async () => {
+      // Stryker disable next-line ObjectLiteral: watchBlockers loops while !stop.done, and {} leaves done undefined, as falsy as false
       const stop = { done: false };
       const watching = watchBlockers(client, stop);
       try {

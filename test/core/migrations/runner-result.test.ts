@@ -55,7 +55,7 @@ async function recordingWaits<T>(f: (onLine: (l: string) => void) => Promise<T>)
 }
 
 describe("lock_timeout retries", () => {
-  it("wait 2 s, then 4 s, then 6 s before the 1st, 2nd and 3rd retry", async () => {
+  it("wait 2 s, then 4 s, then 6 s before the 1st, 2nd and 3rd retry", { timeout: 60_000 }, async () => {
     const count = join(tmp, "attempts");
     const up =
       `n=$(($(cat ${count} 2>/dev/null || echo 0) + 1)); echo $n > ${count}; ` +
@@ -77,43 +77,51 @@ describe("lock_timeout retries", () => {
     ]);
   });
 
-  it("a run that exited 0 is not retried, whatever its output says of lock timeouts", async () => {
-    const lines: string[] = [];
-    const r = await command(`${LOCK_TIMEOUT}; true`, { lockRetries: 1, log: (l) => lines.push(l) });
-    assert.deepEqual(r, {
-      before: undefined,
-      after: undefined,
-      output: "ERROR:  canceling statement due to lock timeout\n",
-    });
-    assert.deepEqual(lines, ["migrate up with command: from (none)", "migrate up: now at (none)"]);
-  });
+  it(
+    "a run that exited 0 is not retried, whatever its output says of lock timeouts",
+    { timeout: 60_000 },
+    async () => {
+      const lines: string[] = [];
+      const r = await command(`${LOCK_TIMEOUT}; true`, { lockRetries: 1, log: (l) => lines.push(l) });
+      assert.deepEqual(r, {
+        before: undefined,
+        after: undefined,
+        output: "ERROR:  canceling statement due to lock timeout\n",
+      });
+      assert.deepEqual(lines, ["migrate up with command: from (none)", "migrate up: now at (none)"]);
+    },
+  );
 });
 
 describe("node-pg-migrate check", () => {
-  it("names each applied migration missing from the directory and each INVALID index", async () => {
-    const db = await pg.createDatabase("npm_gone");
-    await mkdir(join(tmp, "mig"));
-    await writeFile(join(tmp, "mig", "3_c.sql"), "-- Up Migration\n");
-    await pg.query(
-      "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL); INSERT INTO pgmigrations (name, run_on) VALUES ('1_a', now()), ('2_b', now()), ('3_c', now())",
-      [],
-      "npm_gone",
-    );
-    // Two unique indexes built CONCURRENTLY over duplicates: each fails and stays behind INVALID.
-    await pg.query("CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1)", [], "npm_gone");
-    for (const i of ["a_uq", "b_uq"])
-      await pg.query(`CREATE UNIQUE INDEX CONCURRENTLY ${i} ON dup (v)`, [], "npm_gone").catch(() => {});
-    const check = migrate({
-      tool: "node-pg-migrate",
-      action: "check",
-      dir: "mig",
-      workDir: tmp,
-      databaseUrl: db,
-    });
-    assert.deepEqual(await failure(check), [
-      "CheckFailedError",
-      "0 pending\napplied but missing from mig: 1_a, 2_b\ninvalid indexes: public.a_uq, public.b_uq\n" +
-        "fix: restore the missing migration files to mig; DROP INDEX CONCURRENTLY public.a_uq; DROP INDEX CONCURRENTLY public.b_uq; then re-run the migration that builds each dropped index",
-    ]);
-  });
+  it(
+    "names each applied migration missing from the directory and each INVALID index",
+    { timeout: 60_000 },
+    async () => {
+      const db = await pg.createDatabase("npm_gone");
+      await mkdir(join(tmp, "mig"));
+      await writeFile(join(tmp, "mig", "3_c.sql"), "-- Up Migration\n");
+      await pg.query(
+        "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL); INSERT INTO pgmigrations (name, run_on) VALUES ('1_a', now()), ('2_b', now()), ('3_c', now())",
+        [],
+        "npm_gone",
+      );
+      // Two unique indexes built CONCURRENTLY over duplicates: each fails and stays behind INVALID.
+      await pg.query("CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1)", [], "npm_gone");
+      for (const i of ["a_uq", "b_uq"])
+        await pg.query(`CREATE UNIQUE INDEX CONCURRENTLY ${i} ON dup (v)`, [], "npm_gone").catch(() => {});
+      const check = migrate({
+        tool: "node-pg-migrate",
+        action: "check",
+        dir: "mig",
+        workDir: tmp,
+        databaseUrl: db,
+      });
+      assert.deepEqual(await failure(check), [
+        "CheckFailedError",
+        "0 pending\napplied but missing from mig: 1_a, 2_b\ninvalid indexes: public.a_uq, public.b_uq\n" +
+          "fix: restore the missing migration files to mig; DROP INDEX CONCURRENTLY public.a_uq; DROP INDEX CONCURRENTLY public.b_uq; then re-run the migration that builds each dropped index",
+      ]);
+    },
+  );
 });
