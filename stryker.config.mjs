@@ -208,7 +208,12 @@ const TESTS = {
     "test/core/backup/advisory-lock.test.ts",
   ],
   // s13: create-paths (~9 s, one server) last: it reaches only the late-write and half-read-archive paths.
-  "backup/create": ["test/core/backup/create-edges.test.ts", "test/core/backup/create-paths.test.ts"],
+  // s14: create-link (linkFailure's codes, pure, ~1 s) first: create-edges fails the link with EPERM and EIO only.
+  "backup/create": [
+    "test/core/backup/create-link.test.ts",
+    "test/core/backup/create-edges.test.ts",
+    "test/core/backup/create-paths.test.ts",
+  ],
   // s11: restore-sql (archiveDatabase, createLike, carryOverSql; ~4 s) and restore-load (loadArchive,
   // ~12 s) first, restore-steps (each step's failure, through stand-in psql/pg_restore; ~10 s) last.
   // s12: restore-pure (describeSession, previousName, localeError, parallelShare, keepFreeBytes; no
