@@ -1,3 +1,5 @@
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 
 /** A real S3-compatible server (s3rver, in node) on loopback, storing under `dir`; credentials S3RVER/S3RVER. */
@@ -18,4 +20,49 @@ export async function startS3(dir: string, buckets: string[]): Promise<TestS3> {
   });
   const { port } = await server.run();
   return { endpoint: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+/** What a proxy does with one request: answer it itself, or `forward` it to the store. */
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => "forward" | "answered";
+/** How to change the text of a forwarded request's answer, if at all. */
+export type Rewrite = (req: http.IncomingMessage) => ((body: string) => string) | undefined;
+
+/** A loopback proxy in front of the store at `storeEndpoint`, as a store or a proxy in front of one may behave. */
+export async function startS3Proxy(
+  storeEndpoint: string,
+  handle: Handler,
+  rewriteOf: Rewrite = () => undefined,
+) {
+  const port = Number(new URL(storeEndpoint).port);
+  const proxy = http.createServer((req, res) => {
+    if (handle(req, res) === "answered") return;
+    const rewrite = rewriteOf(req);
+    const up = http.request(
+      { host: "127.0.0.1", port, path: req.url, method: req.method, headers: req.headers },
+      (r) => {
+        if (!rewrite) {
+          res.writeHead(r.statusCode!, r.headers);
+          r.pipe(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => {
+          const body = Buffer.from(rewrite(Buffer.concat(chunks).toString("utf8")));
+          const { "content-length": _l, ...headers } = r.headers;
+          res.writeHead(r.statusCode!, { ...headers, "content-length": body.length }).end(body);
+        });
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  return {
+    endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    close() {
+      proxy.closeAllConnections();
+      proxy.close();
+    },
+  };
 }

@@ -14,12 +14,11 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import type * as http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { startS3, type TestS3 } from "../../helpers/s3";
+import { startS3, startS3Proxy, type Handler, type Rewrite, type TestS3 } from "../../helpers/s3";
 import { s3Client, uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite } from "../../../src/core/backup/fetch";
 import type { Manifest } from "../../../src/core/backup/manifest";
@@ -89,46 +88,8 @@ async function plant(t: S3Target, name: string, body: string | Buffer) {
   }
 }
 
-/** What a proxy does with one request: answer it itself, or `forward` it to the store. */
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => "forward" | "answered";
-/** How to change the text of a forwarded request's answer, if at all. */
-type Rewrite = (req: http.IncomingMessage) => ((body: string) => string) | undefined;
-
-/** A loopback proxy in front of the store. */
-async function startProxy(handle: Handler, rewriteOf: Rewrite = () => undefined) {
-  const port = Number(new URL(server.endpoint).port);
-  const proxy = http.createServer((req, res) => {
-    if (handle(req, res) === "answered") return;
-    const rewrite = rewriteOf(req);
-    const up = http.request(
-      { host: "127.0.0.1", port, path: req.url, method: req.method, headers: req.headers },
-      (r) => {
-        if (!rewrite) {
-          res.writeHead(r.statusCode!, r.headers);
-          r.pipe(res);
-          return;
-        }
-        const chunks: Buffer[] = [];
-        r.on("data", (c: Buffer) => chunks.push(c));
-        r.on("end", () => {
-          const body = Buffer.from(rewrite(Buffer.concat(chunks).toString("utf8")));
-          const { "content-length": _l, ...headers } = r.headers;
-          res.writeHead(r.statusCode!, { ...headers, "content-length": body.length }).end(body);
-        });
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  return {
-    endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-    close() {
-      proxy.closeAllConnections();
-      proxy.close();
-    },
-  };
-}
+/** A loopback proxy in front of the store (`test/helpers/s3.ts`). */
+const startProxy = (handle: Handler, rewriteOf?: Rewrite) => startS3Proxy(server.endpoint, handle, rewriteOf);
 
 /** Answers as a store does to credentials that may not read: 403 AccessDenied (not retried by the SDK). */
 function accessDenied(res: http.ServerResponse): "answered" {
