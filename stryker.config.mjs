@@ -190,7 +190,13 @@ const TESTS = {
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
   "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
-  "backup/fetch": ["test/core/backup/fetch-edges.test.ts", "test/core/backup/offsite-edges.test.ts"],
+  // s14: fetch-order (the listing's order whatever order the store lists in; s3rver and a reversing
+  // proxy, ~4 s) first.
+  "backup/fetch": [
+    "test/core/backup/fetch-order.test.ts",
+    "test/core/backup/fetch-edges.test.ts",
+    "test/core/backup/offsite-edges.test.ts",
+  ],
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
   // s13: runner-pgbin (staged version trees and stand-in stdbufs, no server; ~1 s) first.

@@ -58,7 +58,10 @@ export async function listOffsite(t: S3Target): Promise<string[]> {
     s3.destroy();
   }
   const at = (k: string) => parseBackupFileName(plainName(k))!.createdAt.getTime();
-  return keys.sort((a, b) => at(b) - at(a) || (plainName(a) < plainName(b) ? 1 : -1));
+  // A tie of names (one backup's plaintext and `.enc` copies) broken by the whole key, `.enc` first:
+  // the order is the same whatever order the store listed them in.
+  const desc = (x: string, y: string) => (x < y ? 1 : x > y ? -1 : 0);
+  return keys.sort((a, b) => at(b) - at(a) || desc(plainName(a), plainName(b)) || desc(a, b));
 }
 
 function s3Failure(e: unknown, t: S3Target, key: string, what: string): Error {
