@@ -188,7 +188,8 @@ const TESTS = {
     "test/core/backup/verify-restore.test.ts",
   ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
-  "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
+  // s14: offsite-silent (a store that never answers, the idle timeout of 1 s; ~8 s) last.
+  "backup/offsite": ["test/core/backup/offsite-edges.test.ts", "test/core/backup/offsite-silent.test.ts"],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
   // s14: fetch-order (the listing's order whatever order the store lists in; s3rver and a reversing
   // proxy, ~4 s) first.

@@ -66,3 +66,20 @@ export async function startS3Proxy(
     },
   };
 }
+
+/** A loopback server that accepts connections and never answers, as a hung store or proxy does. */
+export async function startSilentStore() {
+  const net = require("node:net") as typeof import("node:net");
+  const sockets: import("node:net").Socket[] = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  return {
+    endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    /** Connections accepted so far. */
+    connections: () => sockets.length,
+    close() {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    },
+  };
+}
