@@ -33,7 +33,7 @@ export interface FetchResult {
   key: string;
 }
 
-const where = (t: S3Target, key = "") => `s3://${t.bucket}/${key}`;
+const where = (t: S3Target, key: string) => `s3://${t.bucket}/${key}`;
 const plainName = (key: string) => basename(key).replace(/\.enc$/, "");
 
 /** Keys of backups under the target's prefix, newest first (by the time in their names). */
