@@ -188,8 +188,13 @@ const TESTS = {
     "test/core/backup/verify-restore.test.ts",
   ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
-  // s14: offsite-silent (a store that never answers, the idle timeout of 1 s; ~8 s) last.
-  "backup/offsite": ["test/core/backup/offsite-edges.test.ts", "test/core/backup/offsite-silent.test.ts"],
+  // s14: offsite-sockets (connections closed, ~6 s), offsite-silent (a store that never answers, the idle
+  // timeout of 1 s; ~8 s) last.
+  "backup/offsite": [
+    "test/core/backup/offsite-edges.test.ts",
+    "test/core/backup/offsite-sockets.test.ts",
+    "test/core/backup/offsite-silent.test.ts",
+  ],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
   // s14: fetch-order (the listing's order whatever order the store lists in; s3rver and a reversing
   // proxy, ~4 s) first.
@@ -197,6 +202,8 @@ const TESTS = {
     "test/core/backup/fetch-order.test.ts",
     "test/core/backup/fetch-edges.test.ts",
     "test/core/backup/offsite-edges.test.ts",
+    // s14: every operation closes its connections to the store (a proxy that keeps idle ones open; ~6 s).
+    "test/core/backup/offsite-sockets.test.ts",
   ],
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).

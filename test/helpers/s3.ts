@@ -57,9 +57,18 @@ export async function startS3Proxy(
     up.on("error", () => res.destroy());
     req.pipe(up);
   });
+  // Idle keep-alive connections stay open until the client closes them, so a test can tell if it did.
+  proxy.keepAliveTimeout = 0;
+  const open = new Set<import("node:net").Socket>();
+  proxy.on("connection", (s) => {
+    open.add(s);
+    s.on("close", () => open.delete(s));
+  });
   await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
   return {
     endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    /** Client connections open now. */
+    openConnections: () => open.size,
     close() {
       proxy.closeAllConnections();
       proxy.close();
