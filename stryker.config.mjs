@@ -188,11 +188,12 @@ const TESTS = {
     "test/core/backup/verify-restore.test.ts",
   ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
-  // s14: offsite-sockets (connections closed, ~6 s), offsite-silent (a store that never answers, the idle
-  // timeout of 1 s; ~8 s) last.
+  // s14: offsite-sockets (connections closed, ~6 s), offsite-types (the stored Content-Type, one PUT and
+  // multipart; ~3 s), offsite-silent (a store that never answers, the idle timeout of 1 s; ~8 s) last.
   "backup/offsite": [
     "test/core/backup/offsite-edges.test.ts",
     "test/core/backup/offsite-sockets.test.ts",
+    "test/core/backup/offsite-types.test.ts",
     "test/core/backup/offsite-silent.test.ts",
   ],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
