@@ -66,6 +66,7 @@ export function decryptStream(key: Buffer): Transform {
     transform(chunk: Buffer, _e, cb) {
       if (!d) {
         head = Buffer.concat([head, chunk]);
+        // Stryker disable next-line EqualityOperator: `<=` makes a head of exactly hl bytes wait for the next chunk, which reads the same; at the end both say "truncated".
         if (head.length < hl) return cb();
         if (!head.subarray(0, magic().length).equals(magic()))
           return cb(new CheckFailedError("not an encrypted safe-deploy backup"));
@@ -109,6 +110,7 @@ export function s3Client(t: S3Target) {
  * load credentials from any providers" does not say which variables it reads.
  */
 export function s3ErrorText(e: unknown): string {
+  // Stryker disable next-line StringLiteral: a missing name as any other text is no name in the lists below.
   const name = (e as { name?: string }).name ?? "";
   const message = (e as Error).message ?? String(e);
   if (name === "CredentialsProviderError")
@@ -182,7 +184,7 @@ export async function uploadBackup(
     const back = hasher();
     await pipeline(got.Body as Readable, back.stream, new Writable({ write: (_c, _e, cb) => cb() }));
     const remote = back.hash.digest("hex");
-    if (remote !== sent || back.bytes() !== h.bytes()) {
+    if (remote !== sent) {
       throw new CheckFailedError(
         `off-site copy s3://${t.bucket}/${key} does not match what was uploaded (sha256 ${remote})`,
       );
