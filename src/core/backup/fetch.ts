@@ -57,11 +57,11 @@ export async function listOffsite(t: S3Target): Promise<string[]> {
   } finally {
     s3.destroy();
   }
-  const at = (k: string) => parseBackupFileName(plainName(k))!.createdAt.getTime();
-  // A tie of names (one backup's plaintext and `.enc` copies) broken by the whole key, `.enc` first:
-  // the order is the same whatever order the store listed them in.
+  // A name starts with its time, fixed-width (`backup_YYYYMMDD_HHMMSS`), so names in descending order are
+  // newest first. A tie of names (one backup's plaintext and `.enc` copies) is broken by the whole key,
+  // `.enc` first: the order is the same whatever order the store listed them in.
   const desc = (x: string, y: string) => (x < y ? 1 : x > y ? -1 : 0);
-  return keys.sort((a, b) => at(b) - at(a) || desc(plainName(a), plainName(b)) || desc(a, b));
+  return keys.sort((a, b) => desc(plainName(a), plainName(b)) || desc(a, b));
 }
 
 function s3Failure(e: unknown, t: S3Target, key: string, what: string): Error {
