@@ -1,6 +1,10 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import type { Manifest } from "../../src/core/backup/manifest";
+import { uploadBackup, type S3Target } from "../../src/core/backup/offsite";
 
 /** A real S3-compatible server (s3rver, in node) on loopback, storing under `dir`; credentials S3RVER/S3RVER. */
 export interface TestS3 {
@@ -91,4 +95,30 @@ export async function startSilentStore() {
       silent.close();
     },
   };
+}
+
+/**
+ * Uploads `size` random bytes as backup `name` to `t` with a manifest that matches them (encrypted, and
+ * the manifest signed, with `key` when given), from a file under `dir`.
+ */
+export async function uploadRandom(
+  dir: string,
+  t: S3Target,
+  name: string,
+  o: { key?: Buffer; createdAt?: string; size?: number } = {},
+) {
+  const bytes = randomBytes(o.size ?? 2000);
+  const file = join(mkdtempSync(join(dir, "src-")), name);
+  writeFileSync(file, bytes);
+  const m = {
+    version: 2,
+    file: name,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    sizeBytes: bytes.length,
+    createdAt: o.createdAt ?? "2026-01-01T00:00:00.000Z",
+    compression: "none",
+    rowCounts: {},
+  } as unknown as Manifest;
+  const r = await uploadBackup(file, m, t, { encryptionKey: o.key });
+  return { bytes, m, r };
 }

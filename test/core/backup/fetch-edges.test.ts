@@ -3,9 +3,8 @@
 // or a proxy in front of one may: no PostgreSQL, so each case costs milliseconds.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
-  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -18,10 +17,16 @@ import type * as http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { startS3, startS3Proxy, type Handler, type Rewrite, type TestS3 } from "../../helpers/s3";
-import { s3Client, uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
+import {
+  startS3,
+  startS3Proxy,
+  uploadRandom,
+  type Handler,
+  type Rewrite,
+  type TestS3,
+} from "../../helpers/s3";
+import { s3Client, type S3Target } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite } from "../../../src/core/backup/fetch";
-import type { Manifest } from "../../../src/core/backup/manifest";
 
 let server: TestS3;
 let dir: string;
@@ -60,23 +65,8 @@ const fails = (code: number, pattern: RegExp) => (e: Error & { exitCode?: number
 };
 
 /** Uploads random bytes as backup `name` with a manifest that matches them (encrypted with `k` when given). */
-async function upload(t: S3Target, name: string, k?: Buffer, createdAt = "2026-01-01T00:00:00.000Z") {
-  const bytes = randomBytes(3000);
-  const file = join(dir, `src-${++n}`, name);
-  mkdirSync(join(file, ".."));
-  writeFileSync(file, bytes);
-  const m = {
-    version: 2,
-    file: name,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    sizeBytes: bytes.length,
-    createdAt,
-    compression: "none",
-    rowCounts: {},
-  } as unknown as Manifest;
-  await uploadBackup(file, m, t, { encryptionKey: k });
-  return { bytes, m };
-}
+const upload = (t: S3Target, name: string, k?: Buffer, createdAt?: string) =>
+  uploadRandom(dir, t, name, { key: k, createdAt, size: 3000 });
 
 /** Stores `body` under the target's prefix as is, as someone with write access to the bucket could. */
 async function plant(t: S3Target, name: string, body: string | Buffer) {

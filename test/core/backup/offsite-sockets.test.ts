@@ -4,15 +4,14 @@
 // client that never does). s3rver in this process, no PostgreSQL. Each wait is bounded.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { until } from "../../helpers/bounded";
-import { startS3, startS3Proxy, type TestS3 } from "../../helpers/s3";
-import { downloadBackup, uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
+import { startS3, startS3Proxy, uploadRandom, type TestS3 } from "../../helpers/s3";
+import { downloadBackup, type S3Target } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite } from "../../../src/core/backup/fetch";
-import type { Manifest } from "../../../src/core/backup/manifest";
 
 let server: TestS3;
 let proxy: Awaited<ReturnType<typeof startS3Proxy>>;
@@ -48,22 +47,8 @@ async function closesItsConnections(what: string, op: () => Promise<unknown>) {
   await until(`${what} to close its connections to the store`, () => proxy.openConnections() === 0);
 }
 
-/** Uploads backup `name` (random bytes, a manifest that matches them) to `t`, encrypted with `k` if given. */
-async function upload(t: S3Target, k?: Buffer) {
-  const bytes = randomBytes(2000);
-  const file = join(mkdtempSync(join(dir, "src-")), name);
-  writeFileSync(file, bytes);
-  const m = {
-    version: 2,
-    file: name,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    sizeBytes: bytes.length,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    compression: "none",
-    rowCounts: {},
-  } as unknown as Manifest;
-  return uploadBackup(file, m, t, { encryptionKey: k });
-}
+/** Uploads backup `name` to `t`, encrypted with `k` if given. */
+const upload = async (t: S3Target, k?: Buffer) => (await uploadRandom(dir, t, name, { key: k })).r;
 
 test("an upload closes its connections", async () => {
   const t = target();
