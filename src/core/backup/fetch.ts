@@ -175,8 +175,11 @@ export async function inspectOffsite(
   } finally {
     s3.destroy();
   }
-  const time = (e: OffsiteEntry) => e.createdAt?.getTime() ?? -Infinity;
-  return out.sort((a, b) => time(b) - time(a) || (a.name < b.name ? 1 : -1));
+  // Equal times, and the refused ones after the others, keep the listing's order (by name, newest
+  // first): the sort is stable.
+  const accepted = out.filter((e) => e.createdAt);
+  accepted.sort((a, b) => b.createdAt!.getTime() - a.createdAt!.getTime());
+  return [...accepted, ...out.filter((e) => !e.createdAt)];
 }
 
 /**

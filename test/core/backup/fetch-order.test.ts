@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
-import { startS3, startS3Proxy, type TestS3 } from "../../helpers/s3";
-import { s3Client } from "../../../src/core/backup/offsite";
+import { startS3, startS3Proxy, uploadRandom, type TestS3 } from "../../helpers/s3";
+import { s3Client, type S3Target } from "../../../src/core/backup/offsite";
 import { runBackupFetch } from "../../../src/cli/commands/backup";
 
 let server: TestS3;
@@ -44,17 +44,20 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The store itself, under `prefix`. */
+const direct = (prefix: string): S3Target => ({
+  bucket: "b",
+  region: "us-east-1",
+  endpoint: server.endpoint,
+  prefix,
+  forcePathStyle: true,
+  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+});
+
 /** A fresh prefix holding `names` as small objects, stored as anyone with write access could. */
 async function prefixWith(names: string[]): Promise<string> {
   const prefix = `o${++n}/`;
-  const s3 = s3Client({
-    bucket: "b",
-    region: "us-east-1",
-    endpoint: server.endpoint,
-    prefix,
-    forcePathStyle: true,
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-  });
+  const s3 = s3Client(direct(prefix));
   try {
     for (const name of names)
       await s3.send(new PutObjectCommand({ Bucket: "b", Key: `${prefix}${name}`, Body: name }));
@@ -75,11 +78,15 @@ async function storeOrder(endpoint: string, prefix: string): Promise<string[]> {
   }
 }
 
-/** What `backup fetch --list` prints for `prefix` through the store at `endpoint`. */
-async function listed(endpoint: string, prefix: string): Promise<string[]> {
+/** What `backup fetch` prints for `prefix` through the store at `endpoint` (`--list` unless told). */
+async function listed(
+  endpoint: string,
+  prefix: string,
+  o: { dir?: string; list?: boolean } = { list: true },
+) {
   const out: string[] = [];
   await runBackupFetch(
-    { bucket: "b", prefix, endpoint, pathStyle: true, region: "us-east-1", list: true },
+    { bucket: "b", prefix, endpoint, pathStyle: true, region: "us-east-1", ...o },
     (l) => void out.push(l),
     () => {},
   );
@@ -125,6 +132,37 @@ test("--list with a key: a backup whose manifest is missing is shown under its .
   try {
     assert.deepEqual(await listed(server.endpoint, prefix), expected);
     assert.deepEqual(await listed(reversing.endpoint, prefix), expected);
+  } finally {
+    delete process.env.SAFE_DEPLOY_BACKUP_KEY;
+  }
+});
+
+test("with a key, signed times decide, not names; equal signed times keep the names' order, in either listing order", async () => {
+  const prefix = `o${++n}/`;
+  const key = Buffer.from(keyHex, "hex");
+  // The newest name carries the oldest signed time; two others were signed at the same time.
+  for (const [name, createdAt] of [
+    ["backup_20260105_000000.pgdump", "2025-12-01T00:00:00.000Z"],
+    ["backup_20260101_000000.pgdump", "2026-01-01T00:00:00.000Z"],
+    ["backup_20260103_000000.pgdump", "2026-01-01T00:00:00.000Z"],
+  ])
+    await uploadRandom(dir, direct(prefix), name, { key, createdAt });
+  const expected = [
+    "backup_20260103_000000.pgdump.enc",
+    "backup_20260101_000000.pgdump.enc",
+    "backup_20260105_000000.pgdump.enc",
+  ].map((k) => `${prefix}${k}`);
+  process.env.SAFE_DEPLOY_BACKUP_KEY = keyHex;
+  try {
+    for (const endpoint of [server.endpoint, reversing.endpoint]) {
+      assert.deepEqual(await listed(endpoint, prefix), expected);
+      // Without a name, the first of the list is fetched.
+      const into = mkdtempSync(join(dir, "into-"));
+      assert.equal(
+        (await listed(endpoint, prefix, { dir: into })).at(-1),
+        join(into, "backup_20260103_000000.pgdump"),
+      );
+    }
   } finally {
     delete process.env.SAFE_DEPLOY_BACKUP_KEY;
   }
