@@ -197,11 +197,11 @@ const TESTS = {
     "test/core/backup/offsite-silent.test.ts",
   ],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
-  // s14: fetch-order (the listing's order whatever order the store lists in; s3rver and a reversing
-  // proxy, ~4 s) first.
+  // s14: fetch-order (the listing's order whatever order the store lists in, signed times; s3rver and a
+  // reversing proxy, ~5 s) second: fetch-edges reaches as much and kills more.
   "backup/fetch": [
-    "test/core/backup/fetch-order.test.ts",
     "test/core/backup/fetch-edges.test.ts",
+    "test/core/backup/fetch-order.test.ts",
     "test/core/backup/offsite-edges.test.ts",
     // s14: every operation closes its connections to the store (a proxy that keeps idle ones open; ~6 s).
     "test/core/backup/offsite-sockets.test.ts",
