@@ -66,7 +66,6 @@ export function decryptStream(key: Buffer): Transform {
     transform(chunk: Buffer, _e, cb) {
       if (!d) {
         head = Buffer.concat([head, chunk]);
-        // Stryker disable next-line EqualityOperator: `<=` makes a head of exactly hl bytes wait for the next chunk, which reads the same; at the end both say "truncated".
         if (head.length < hl) return cb();
         if (!head.subarray(0, magic().length).equals(magic()))
           return cb(new CheckFailedError("not an encrypted safe-deploy backup"));
