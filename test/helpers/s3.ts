@@ -12,6 +12,17 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
+/** A target in bucket `b` of the store at `endpoint`, under `prefix`, with s3rver's credentials. */
+export const s3Target = (endpoint: string, prefix: string, more: Partial<S3Target> = {}): S3Target => ({
+  bucket: "b",
+  region: "us-east-1",
+  endpoint,
+  prefix,
+  forcePathStyle: true,
+  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  ...more,
+});
+
 /** Starts s3rver on a random loopback port with `buckets` created. */
 export async function startS3(dir: string, buckets: string[]): Promise<TestS3> {
   const S3rver = require("s3rver");

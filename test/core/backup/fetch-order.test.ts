@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
-import { startS3, startS3Proxy, uploadRandom, type TestS3 } from "../../helpers/s3";
-import { s3Client, type S3Target } from "../../../src/core/backup/offsite";
+import { s3Target, startS3, startS3Proxy, uploadRandom, type TestS3 } from "../../helpers/s3";
+import { s3Client } from "../../../src/core/backup/offsite";
 import { runBackupFetch } from "../../../src/cli/commands/backup";
 
 let server: TestS3;
@@ -45,14 +45,7 @@ after(async () => {
 });
 
 /** The store itself, under `prefix`. */
-const direct = (prefix: string): S3Target => ({
-  bucket: "b",
-  region: "us-east-1",
-  endpoint: server.endpoint,
-  prefix,
-  forcePathStyle: true,
-  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-});
+const direct = (prefix: string) => s3Target(server.endpoint, prefix);
 
 /** A fresh prefix holding `names` as small objects, stored as anyone with write access could. */
 async function prefixWith(names: string[]): Promise<string> {

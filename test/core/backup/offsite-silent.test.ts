@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { within } from "../../helpers/bounded";
-import { startSilentStore } from "../../helpers/s3";
-import { uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
+import { s3Target, startSilentStore } from "../../helpers/s3";
+import { uploadBackup } from "../../../src/core/backup/offsite";
 import { listOffsite } from "../../../src/core/backup/fetch";
 
 let silent: Awaited<ReturnType<typeof startSilentStore>>;
@@ -24,15 +24,7 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const target = (): S3Target => ({
-  bucket: "b",
-  region: "us-east-1",
-  endpoint: silent.endpoint,
-  prefix: "p/",
-  forcePathStyle: true,
-  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-  idleTimeoutSeconds: 1,
-});
+const target = () => s3Target(silent.endpoint, "p/", { idleTimeoutSeconds: 1 });
 const fails = (code: number, pattern: RegExp) => (e: Error & { exitCode?: number }) => {
   assert.equal(e.exitCode, code, e.message);
   assert.match(e.message, pattern);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { until } from "../../helpers/bounded";
-import { startS3, startS3Proxy, uploadRandom, type TestS3 } from "../../helpers/s3";
+import { s3Target, startS3, startS3Proxy, uploadRandom, type TestS3 } from "../../helpers/s3";
 import { downloadBackup, type S3Target } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite } from "../../../src/core/backup/fetch";
 
@@ -32,14 +32,7 @@ after(async () => {
 });
 
 /** A target through the proxy with its own prefix. */
-const target = (): S3Target => ({
-  bucket: "b",
-  region: "us-east-1",
-  endpoint: proxy.endpoint,
-  prefix: `s${++n}/`,
-  forcePathStyle: true,
-  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-});
+const target = () => s3Target(proxy.endpoint, `s${++n}/`);
 
 /** Runs `op`, then waits until the proxy has no client connection left. */
 async function closesItsConnections(what: string, op: () => Promise<unknown>) {

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
-import { startS3, type TestS3 } from "../../helpers/s3";
-import { s3Client, uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
+import { s3Target, startS3, type TestS3 } from "../../helpers/s3";
+import { s3Client, uploadBackup } from "../../../src/core/backup/offsite";
 
 let server: TestS3;
 let dir: string;
@@ -24,14 +24,7 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const target = (): S3Target => ({
-  bucket: "b",
-  region: "us-east-1",
-  endpoint: server.endpoint,
-  prefix: "t/",
-  forcePathStyle: true,
-  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-});
+const target = () => s3Target(server.endpoint, "t/");
 
 /** The Content-Type the store keeps for each of `keys`. */
 async function typesOf(keys: string[]): Promise<(string | undefined)[]> {
