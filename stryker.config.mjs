@@ -202,6 +202,8 @@ const TESTS = {
   "backup/fetch": [
     "test/core/backup/fetch-edges.test.ts",
     "test/core/backup/fetch-order.test.ts",
+    // s14: a refused backup under the object its manifest names, nothing left but the fetched files (~2 s).
+    "test/core/backup/fetch-refused.test.ts",
     "test/core/backup/offsite-edges.test.ts",
     // s14: every operation closes its connections to the store (a proxy that keeps idle ones open; ~6 s).
     "test/core/backup/offsite-sockets.test.ts",

@@ -61,7 +61,7 @@ export async function listOffsite(t: S3Target): Promise<string[]> {
   // A name starts with its time, fixed-width (`backup_YYYYMMDD_HHMMSS`), so names in descending order are
   // newest first. A tie of names (one backup's plaintext and `.enc` copies) is broken by the whole key,
   // `.enc` first: the order is the same whatever order the store listed them in.
-  const desc = (x: string, y: string) => (x < y ? 1 : x > y ? -1 : 0);
+  const desc = (x: string, y: string) => (x < y ? 1 : x === y ? 0 : -1);
   return keys.sort((a, b) => desc(plainName(a), plainName(b)) || desc(a, b));
 }
 
@@ -246,7 +246,7 @@ export async function fetchBackup(o: {
   if (existsSync(file)) throw new ConfigError(`${file} already exists; fetch into another \`--dir\``);
 
   const s3 = s3Client(t);
-  let tmp: string | undefined;
+  const tmp = join(o.dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
   try {
     const remote = await readRemoteManifest(s3, t, name);
     // The manifest says which object holds the copy (an encrypted one ends in `.enc`).
@@ -265,7 +265,6 @@ export async function fetchBackup(o: {
       );
 
     await mkdir(o.dir, { recursive: true, mode: 0o700 });
-    tmp = join(o.dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
     const fh = await open(tmp, "wx", 0o600);
     const sent = hasher();
     const plain = hasher();
@@ -313,12 +312,12 @@ export async function fetchBackup(o: {
         ? new ConfigError(`${file} already exists; fetch into another \`--dir\``)
         : linkFailure(e, o.dir);
     });
-    await unlink(tmp);
-    tmp = undefined;
     await writeFileAtomic(manifestPath(file), JSON.stringify(manifest, null, 2) + "\n", { mode: 0o600 });
     return { file, manifest, key };
   } finally {
-    if (tmp) await unlink(tmp).catch(() => {});
+    // The temp name goes whatever happened: after the link it is the file's second name (and a name
+    // never made, after an early failure, fails to unlink quietly).
+    await unlink(tmp).catch(() => {});
     s3.destroy();
   }
 }
