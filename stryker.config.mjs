@@ -192,9 +192,26 @@ const TESTS = {
     "test/core/backup/verify-restore.test.ts",
   ],
   // s3rver only: the older offsite/fetch files start PostgreSQL too (10 s a run); they reach the same code.
-  "backup/offsite": ["test/core/backup/offsite-edges.test.ts"],
+  // s14: offsite-sockets (connections closed, ~6 s), offsite-types (the stored Content-Type, one PUT and
+  // multipart; ~3 s), offsite-silent (a store that never answers, the idle timeout of 1 s; ~8 s) last.
+  "backup/offsite": [
+    "test/core/backup/offsite-edges.test.ts",
+    "test/core/backup/offsite-sockets.test.ts",
+    "test/core/backup/offsite-types.test.ts",
+    "test/core/backup/offsite-silent.test.ts",
+  ],
   // s12: fetch-edges (s3rver behind a loopback proxy that pages listings and answers some requests itself).
-  "backup/fetch": ["test/core/backup/fetch-edges.test.ts", "test/core/backup/offsite-edges.test.ts"],
+  // s14: fetch-order (the listing's order whatever order the store lists in, signed times; s3rver and a
+  // reversing proxy, ~5 s) second: fetch-edges reaches as much and kills more.
+  "backup/fetch": [
+    "test/core/backup/fetch-edges.test.ts",
+    "test/core/backup/fetch-order.test.ts",
+    // s14: a refused backup under the object its manifest names, nothing left but the fetched files (~2 s).
+    "test/core/backup/fetch-refused.test.ts",
+    "test/core/backup/offsite-edges.test.ts",
+    // s14: every operation closes its connections to the store (a proxy that keeps idle ones open; ~6 s).
+    "test/core/backup/offsite-sockets.test.ts",
+  ],
   // Issue 22, session 10: the backup engine's runner, session, create and restore (real PostgreSQL but
   // one small server a file; the older files take 15-30 s each and reach every line at once).
   // s13: runner-pgbin (staged version trees and stand-in stdbufs, no server; ~1 s) first.

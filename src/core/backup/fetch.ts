@@ -33,7 +33,7 @@ export interface FetchResult {
   key: string;
 }
 
-const where = (t: S3Target, key = "") => `s3://${t.bucket}/${key}`;
+const where = (t: S3Target, key: string) => `s3://${t.bucket}/${key}`;
 const plainName = (key: string) => basename(key).replace(/\.enc$/, "");
 
 /** Keys of backups under the target's prefix, newest first (by the time in their names). */
@@ -48,6 +48,7 @@ export async function listOffsite(t: S3Target): Promise<string[]> {
       const page = await s3.send(
         new ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }),
       );
+      // Stryker disable next-line ArrayDeclaration: a listing without Contents as ["Stryker was here"] adds nothing: a string has no Key.
       for (const o of page.Contents ?? [])
         if (o.Key && parseBackupFileName(plainName(o.Key))) keys.push(o.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -57,8 +58,11 @@ export async function listOffsite(t: S3Target): Promise<string[]> {
   } finally {
     s3.destroy();
   }
-  const at = (k: string) => parseBackupFileName(plainName(k))!.createdAt.getTime();
-  return keys.sort((a, b) => at(b) - at(a) || (plainName(a) < plainName(b) ? 1 : -1));
+  // A name starts with its time, fixed-width (`backup_YYYYMMDD_HHMMSS`), so names in descending order are
+  // newest first. A tie of names (one backup's plaintext and `.enc` copies) is broken by the whole key,
+  // `.enc` first: the order is the same whatever order the store listed them in.
+  const desc = (x: string, y: string) => (x < y ? 1 : x === y ? 0 : -1);
+  return keys.sort((a, b) => desc(plainName(a), plainName(b)) || desc(a, b));
 }
 
 function s3Failure(e: unknown, t: S3Target, key: string, what: string): Error {
@@ -172,8 +176,11 @@ export async function inspectOffsite(
   } finally {
     s3.destroy();
   }
-  const time = (e: OffsiteEntry) => e.createdAt?.getTime() ?? -Infinity;
-  return out.sort((a, b) => time(b) - time(a) || (a.name < b.name ? 1 : -1));
+  // Equal times, and the refused ones after the others, keep the listing's order (by name, newest
+  // first): the sort is stable.
+  const accepted = out.filter((e) => e.createdAt);
+  accepted.sort((a, b) => b.createdAt!.getTime() - a.createdAt!.getTime());
+  return [...accepted, ...out.filter((e) => !e.createdAt)];
 }
 
 /**
@@ -239,7 +246,7 @@ export async function fetchBackup(o: {
   if (existsSync(file)) throw new ConfigError(`${file} already exists; fetch into another \`--dir\``);
 
   const s3 = s3Client(t);
-  let tmp: string | undefined;
+  const tmp = join(o.dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
   try {
     const remote = await readRemoteManifest(s3, t, name);
     // The manifest says which object holds the copy (an encrypted one ends in `.enc`).
@@ -258,7 +265,6 @@ export async function fetchBackup(o: {
       );
 
     await mkdir(o.dir, { recursive: true, mode: 0o700 });
-    tmp = join(o.dir, `.${name}.tmp-${randomBytes(4).toString("hex")}`);
     const fh = await open(tmp, "wx", 0o600);
     const sent = hasher();
     const plain = hasher();
@@ -306,12 +312,12 @@ export async function fetchBackup(o: {
         ? new ConfigError(`${file} already exists; fetch into another \`--dir\``)
         : linkFailure(e, o.dir);
     });
-    await unlink(tmp);
-    tmp = undefined;
     await writeFileAtomic(manifestPath(file), JSON.stringify(manifest, null, 2) + "\n", { mode: 0o600 });
     return { file, manifest, key };
   } finally {
-    if (tmp) await unlink(tmp).catch(() => {});
+    // The temp name goes whatever happened: after the link it is the file's second name (and a name
+    // never made, after an early failure, fails to unlink quietly).
+    await unlink(tmp).catch(() => {});
     s3.destroy();
   }
 }

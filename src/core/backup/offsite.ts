@@ -109,6 +109,7 @@ export function s3Client(t: S3Target) {
  * load credentials from any providers" does not say which variables it reads.
  */
 export function s3ErrorText(e: unknown): string {
+  // Stryker disable next-line StringLiteral: a missing name as any other text is no name in the lists below.
   const name = (e as { name?: string }).name ?? "";
   const message = (e as Error).message ?? String(e);
   if (name === "CredentialsProviderError")
@@ -182,7 +183,7 @@ export async function uploadBackup(
     const back = hasher();
     await pipeline(got.Body as Readable, back.stream, new Writable({ write: (_c, _e, cb) => cb() }));
     const remote = back.hash.digest("hex");
-    if (remote !== sent || back.bytes() !== h.bytes()) {
+    if (remote !== sent) {
       throw new CheckFailedError(
         `off-site copy s3://${t.bucket}/${key} does not match what was uploaded (sha256 ${remote})`,
       );

@@ -3,9 +3,8 @@
 // or a proxy in front of one may: no PostgreSQL, so each case costs milliseconds.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
-  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -14,15 +13,20 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import type * as http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { startS3, type TestS3 } from "../../helpers/s3";
-import { s3Client, uploadBackup, type S3Target } from "../../../src/core/backup/offsite";
+import {
+  startS3,
+  startS3Proxy,
+  uploadRandom,
+  type Handler,
+  type Rewrite,
+  type TestS3,
+} from "../../helpers/s3";
+import { s3Client, type S3Target } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite } from "../../../src/core/backup/fetch";
-import type { Manifest } from "../../../src/core/backup/manifest";
 
 let server: TestS3;
 let dir: string;
@@ -61,23 +65,8 @@ const fails = (code: number, pattern: RegExp) => (e: Error & { exitCode?: number
 };
 
 /** Uploads random bytes as backup `name` with a manifest that matches them (encrypted with `k` when given). */
-async function upload(t: S3Target, name: string, k?: Buffer, createdAt = "2026-01-01T00:00:00.000Z") {
-  const bytes = randomBytes(3000);
-  const file = join(dir, `src-${++n}`, name);
-  mkdirSync(join(file, ".."));
-  writeFileSync(file, bytes);
-  const m = {
-    version: 2,
-    file: name,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    sizeBytes: bytes.length,
-    createdAt,
-    compression: "none",
-    rowCounts: {},
-  } as unknown as Manifest;
-  await uploadBackup(file, m, t, { encryptionKey: k });
-  return { bytes, m };
-}
+const upload = (t: S3Target, name: string, k?: Buffer, createdAt?: string) =>
+  uploadRandom(dir, t, name, { key: k, createdAt, size: 3000 });
 
 /** Stores `body` under the target's prefix as is, as someone with write access to the bucket could. */
 async function plant(t: S3Target, name: string, body: string | Buffer) {
@@ -89,46 +78,8 @@ async function plant(t: S3Target, name: string, body: string | Buffer) {
   }
 }
 
-/** What a proxy does with one request: answer it itself, or `forward` it to the store. */
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => "forward" | "answered";
-/** How to change the text of a forwarded request's answer, if at all. */
-type Rewrite = (req: http.IncomingMessage) => ((body: string) => string) | undefined;
-
-/** A loopback proxy in front of the store. */
-async function startProxy(handle: Handler, rewriteOf: Rewrite = () => undefined) {
-  const port = Number(new URL(server.endpoint).port);
-  const proxy = http.createServer((req, res) => {
-    if (handle(req, res) === "answered") return;
-    const rewrite = rewriteOf(req);
-    const up = http.request(
-      { host: "127.0.0.1", port, path: req.url, method: req.method, headers: req.headers },
-      (r) => {
-        if (!rewrite) {
-          res.writeHead(r.statusCode!, r.headers);
-          r.pipe(res);
-          return;
-        }
-        const chunks: Buffer[] = [];
-        r.on("data", (c: Buffer) => chunks.push(c));
-        r.on("end", () => {
-          const body = Buffer.from(rewrite(Buffer.concat(chunks).toString("utf8")));
-          const { "content-length": _l, ...headers } = r.headers;
-          res.writeHead(r.statusCode!, { ...headers, "content-length": body.length }).end(body);
-        });
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  return {
-    endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-    close() {
-      proxy.closeAllConnections();
-      proxy.close();
-    },
-  };
-}
+/** A loopback proxy in front of the store (`test/helpers/s3.ts`). */
+const startProxy = (handle: Handler, rewriteOf?: Rewrite) => startS3Proxy(server.endpoint, handle, rewriteOf);
 
 /** Answers as a store does to credentials that may not read: 403 AccessDenied (not retried by the SDK). */
 function accessDenied(res: http.ServerResponse): "answered" {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres";
-import { startS3, type TestS3 } from "../../helpers/s3";
+import { startS3, startSilentStore, type TestS3 } from "../../helpers/s3";
 import { createBackup, verifyBackup } from "../../../src/core/backup";
 import {
   decryptStream,
@@ -124,18 +124,14 @@ test("an unreachable store fails with exit 3 and names the bucket", async () => 
 });
 
 test("a store that accepts the connection and never answers: the upload gives up (exit 3) instead of hanging", async () => {
-  const { createServer } = await import("node:net");
-  const sockets: import("node:net").Socket[] = [];
-  const silent = createServer((s) => sockets.push(s));
-  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-  const port = (silent.address() as import("node:net").AddressInfo).port;
+  const silent = await startSilentStore();
   const f = join(dir, "backup_20260101_000002.pgdump");
   writeFileSync(f, "x".repeat(1000));
   try {
     await assert.rejects(
       uploadBackup(f, {} as never, {
         ...target,
-        endpoint: `http://127.0.0.1:${port}`,
+        endpoint: silent.endpoint,
         idleTimeoutSeconds: 1,
       }),
       (e: Error & { exitCode?: number }) => {
@@ -144,9 +140,8 @@ test("a store that accepts the connection and never answers: the upload gives up
         return true;
       },
     );
-    assert.ok(sockets.length > 0, "the upload did reach the silent server");
+    assert.ok(silent.connections() > 0, "the upload did reach the silent server");
   } finally {
-    for (const s of sockets) s.destroy();
     silent.close();
   }
 });
