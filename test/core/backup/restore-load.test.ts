@@ -211,9 +211,14 @@ function copyWithManifest(
   return file;
 }
 
-test("no onStep given: no step told, the restore runs (from a temp copy and from an uncompressed backup)", async () => {
+test("no onStep given (as upgrade and migrate's restore call it): the restore runs, from a temp copy, streamed and from an uncompressed backup", async () => {
   await restoreBackup(even.file, { databaseUrl: pg.url("even_quiet"), keepFree: 0 });
   assert.equal(await rows("even_quiet"), 100);
+  await restoreBackup(even.file, {
+    databaseUrl: pg.url("even_quiet_streamed"),
+    keepFree: Number.MAX_SAFE_INTEGER,
+  });
+  assert.equal(await rows("even_quiet_streamed"), 100);
   const plain = await createBackup({
     databaseUrl: pg.url("src"),
     dir: join(dir, "plain-quiet"),
