@@ -109,16 +109,16 @@ export async function startSilentStore() {
 }
 
 /**
- * Uploads `size` random bytes as backup `name` to `t` with a manifest that matches them (encrypted, and
+ * Uploads `bytes` (or `size` random bytes) as backup `name` to `t` with a manifest that matches them (encrypted, and
  * the manifest signed, with `key` when given), from a file under `dir`.
  */
 export async function uploadRandom(
   dir: string,
   t: S3Target,
   name: string,
-  o: { key?: Buffer; createdAt?: string; size?: number } = {},
+  o: { key?: Buffer; createdAt?: string; size?: number; bytes?: Buffer } = {},
 ) {
-  const bytes = randomBytes(o.size ?? 2000);
+  const bytes = o.bytes ?? randomBytes(o.size ?? 2000);
   const file = join(mkdtempSync(join(dir, "src-")), name);
   writeFileSync(file, bytes);
   const m = {

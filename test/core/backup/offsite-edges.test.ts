@@ -6,20 +6,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { startS3, type TestS3 } from "../../helpers/s3";
+import { startS3, uploadRandom, type TestS3 } from "../../helpers/s3";
 import {
   decryptStream,
   encryptStream,
   objectKey,
   parseKey,
   s3ErrorText,
-  uploadBackup,
   downloadBackup,
   type S3Target,
 } from "../../../src/core/backup/offsite";
 import { fetchBackup, inspectOffsite, listOffsite, refusal } from "../../../src/core/backup/fetch";
 import { signManifest } from "../../../src/core/backup/manifest-auth";
-import type { Manifest } from "../../../src/core/backup/manifest";
 
 // Issue 22: offsite.ts and fetch.ts against a real S3 store (s3rver, in this process) with backups
 // that are plain bytes and their manifests: no PostgreSQL, so each case costs milliseconds.
@@ -49,23 +47,8 @@ const target = (prefix = `p${++n}/`): S3Target => ({
 });
 
 /** A "backup": random bytes and a manifest that matches them, uploaded (encrypted with `k` when given). */
-async function put(t: S3Target, name: string, o: { k?: Buffer; createdAt?: string; bytes?: Buffer } = {}) {
-  const bytes = o.bytes ?? randomBytes(5000);
-  const file = join(dir, `src-${++n}`, name);
-  (await import("node:fs")).mkdirSync(join(file, ".."), { recursive: true });
-  writeFileSync(file, bytes);
-  const m = {
-    version: 2,
-    file: name,
-    sha256: sha(bytes),
-    sizeBytes: bytes.length,
-    createdAt: o.createdAt ?? "2026-01-01T00:00:00.000Z",
-    compression: "none",
-    rowCounts: {},
-  } as unknown as Manifest;
-  const r = await uploadBackup(file, m, t, { encryptionKey: o.k });
-  return { bytes, m, r };
-}
+const put = (t: S3Target, name: string, o: { k?: Buffer; createdAt?: string; bytes?: Buffer } = {}) =>
+  uploadRandom(dir, t, name, { key: o.k, createdAt: o.createdAt, bytes: o.bytes, size: 5000 });
 
 const fails = (code: number, pattern: RegExp) => (e: Error & { exitCode?: number }) => {
   assert.equal(e.exitCode, code, e.message);
