@@ -4,7 +4,6 @@
 import { Option, type Command } from "commander";
 import type { ContextOptions } from "./context";
 import type { StackOptions } from "./stack";
-import { formatDuration } from "./commands/history";
 import { CannotRunError, ConfigError } from "../core/errors";
 import type { ReleaseRecord } from "../core/release/ledger";
 import type { StackAccess } from "../core/release/stack-port";
@@ -51,6 +50,13 @@ export function toolCommandOptions(cmd: Command): Command {
       "with --tool command: prints the latest applied migration (file name or version), or nothing",
     )
     .option("--database-url-env <name>", "the variable the tool reads its URL from, set like DATABASE_URL");
+}
+
+/** `1m 05s` style, for a human scanning a table. */
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return "-";
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
 }
 
 /** `--project-dir`: the stack's Pulumi project, for every command that reads its releases. */

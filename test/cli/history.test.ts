@@ -5,7 +5,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { formatDuration, runHistory } from "../../src/cli/commands/history";
+import { runHistory } from "../../src/cli/commands/history";
+import { formatDuration } from "../../src/cli/shared";
 import { Ledger } from "../../src/core/release/ledger";
 
 const run = promisify(execFile);

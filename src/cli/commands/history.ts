@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { basename } from "node:path";
 import type { ReleaseRecord } from "../../core/release/ledger";
-import { projectDirOption, stateDirOption } from "../shared";
+import { formatDuration, projectDirOption, stateDirOption } from "../shared";
 
 /** Options of `history`. */
 export interface HistoryOpts {
@@ -15,13 +15,6 @@ export interface HistoryOpts {
 
 type Out = (line: string) => void;
 const stdout: Out = (l) => process.stdout.write(l + "\n");
-
-/** `1m 05s` style, for a human scanning a table. */
-export function formatDuration(ms: number | undefined): string {
-  if (ms === undefined) return "-";
-  const s = Math.round(ms / 1000);
-  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
-}
 
 /** `history --stack S`: every release of the stack, newest first (id, time, commit, image, schema, backup, result, duration). */
 export async function runHistory(o: HistoryOpts, out: Out = stdout): Promise<void> {
