@@ -67,4 +67,18 @@ describe("require-timeouts by statement kind", () => {
         off,
       );
   });
+
+  it("only a SET of lock_timeout or statement_timeout counts: another setting set to 0 is not asked for, a PREPARE named lock_timeout unsets nothing", async () => {
+    assert.deepEqual(
+      await lint("SET work_mem = 0;\nALTER TABLE a ADD COLUMN b int;", { timeoutsSetByRunner: false }),
+      ["2 require-timeouts: AlterTable before any SET lock_timeout / statement_timeout"],
+    );
+    assert.deepEqual(
+      await lint(
+        "SET lock_timeout = '1s';\nSET statement_timeout = '5s';\nPREPARE lock_timeout AS SELECT 1;\nALTER TABLE a ADD COLUMN b int;",
+        { timeoutsSetByRunner: false },
+      ),
+      [],
+    );
+  });
 });
