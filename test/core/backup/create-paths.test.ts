@@ -41,14 +41,14 @@ after(async () => {
 const dumpScript = (rest: string) =>
   `case "$1" in --version) exec "${PG_BIN}/pg_dump" --version;; esac\n${rest}`;
 
-test("a write that fails after pg_dump failed on its own: pg_dump's error is told, not the write's", async () => {
-  // The whole dump is written, then pg_dump fails; the backup's first write to its file waits until
-  // that pg_dump is gone, then fails with EIO.
-  const pidFile = join(dir, "dump.pid");
-  const bin = standinPgBin(join(dir, "failing"), {
-    pg_dump: dumpScript(
-      `echo $$ > "${pidFile}"\n"${PG_BIN}/pg_dump" "$@"\necho "pg_dump: error: query failed: ERROR:  canceling statement due to conflict with recovery" >&2\nexit 1`,
-    ),
+/**
+ * The whole dump is written, then pg_dump ends as `tail` says; the backup's first write to its file
+ * waits until that pg_dump is gone, then fails with EIO: the error told must be pg_dump's, `told`.
+ */
+async function lateWriteFailure(name: string, tail: string, told: string) {
+  const pidFile = join(dir, `${name}.pid`);
+  const bin = standinPgBin(join(dir, name), {
+    pg_dump: dumpScript(`echo $$ > "${pidFile}"\n"${PG_BIN}/pg_dump" "$@"\n${tail}`),
   });
   const fh = await fsp.open(__filename, "r");
   const proto = Object.getPrototypeOf(fh) as { write: (...a: unknown[]) => Promise<unknown> };
@@ -59,20 +59,31 @@ test("a write that fails after pg_dump failed on its own: pg_dump's error is tol
     await until("the stand-in pg_dump to exit", () => exited(pid));
     throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
   };
-  const d = join(dir, "late-eio");
+  const d = join(dir, `${name}-out`);
   try {
     await assert.rejects(
       withEnv({ PG_BIN: bin }, () => createBackup({ databaseUrl: pg.url("shop"), dir: d })),
-      (e: Error) =>
-        e instanceof CannotRunError &&
-        e.message ===
-          "pg_dump failed: pg_dump: error: query failed: ERROR:  canceling statement due to conflict with recovery",
+      (e: Error) => e instanceof CannotRunError && e.message === told,
     );
   } finally {
     proto.write = write;
   }
   assert.deepEqual(readdirSync(d), []);
-});
+}
+
+test("a write that fails after pg_dump failed on its own: pg_dump's error is told, not the write's", () =>
+  lateWriteFailure(
+    "failing",
+    'echo "pg_dump: error: query failed: ERROR:  canceling statement due to conflict with recovery" >&2\nexit 1',
+    "pg_dump failed: pg_dump: error: query failed: ERROR:  canceling statement due to conflict with recovery",
+  ));
+
+test("a write that fails after pg_dump was killed by a signal (the OOM killer): pg_dump's end is told, not the write's", () =>
+  lateWriteFailure(
+    "killed",
+    'echo "pg_dump: stand-in killed" >&2\nkill -KILL $$',
+    "pg_dump failed: pg_dump: stand-in killed",
+  ));
 
 test("an archive the reader follows past its table of contents, then cannot: counts and sums from the server, version 1, no encoding", async () => {
   // The real archive, then one more data block for items (one row, which the reader counts and sums
