@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import {
+  s3Target,
   startS3,
   startS3Proxy,
   uploadRandom,
@@ -43,14 +44,7 @@ after(async () => {
 });
 
 /** A target with its own prefix, so each test sees only its own objects. */
-const target = (endpoint = server.endpoint): S3Target => ({
-  bucket: "b",
-  region: "us-east-1",
-  endpoint,
-  prefix: `f${++n}/`,
-  forcePathStyle: true,
-  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-});
+const target = (endpoint = server.endpoint): S3Target => s3Target(endpoint, `f${++n}/`);
 const newDir = () => mkdtempSync(join(dir, "into-"));
 /** What the listing with a key says of backup `name` when its manifest shows no encrypted copy. */
 const notEncrypted = (t: S3Target, name: string) =>

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { startS3, uploadRandom, type TestS3 } from "../../helpers/s3";
+import { s3Target, startS3, uploadRandom, type TestS3 } from "../../helpers/s3";
 import {
   decryptStream,
   encryptStream,
@@ -37,14 +37,7 @@ after(async () => {
 });
 
 /** A target with its own prefix, so each test sees only its own objects. */
-const target = (prefix = `p${++n}/`): S3Target => ({
-  bucket: "b",
-  region: "us-east-1",
-  endpoint: server.endpoint,
-  prefix,
-  forcePathStyle: true,
-  credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-});
+const target = (prefix = `p${++n}/`): S3Target => s3Target(server.endpoint, prefix);
 
 /** A "backup": random bytes and a manifest that matches them, uploaded (encrypted with `k` when given). */
 const put = (t: S3Target, name: string, o: { k?: Buffer; createdAt?: string; bytes?: Buffer } = {}) =>
